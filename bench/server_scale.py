@@ -1,0 +1,202 @@
+"""Deploy throughput of the management server: one simulator agent process serving N hosts, a real
+``hvcloud server run`` process (SQLite), M VMs deployed through the API by 16 concurrent clients.
+
+Prints (or with ``--json`` emits) ``deploy_vms_per_s`` (M / time from the first submission to the
+last job's end), ``api_p95_ms`` (deployVirtualMachine submission latency), ``list_vms_p95_ms``
+(listVirtualMachines, pagesize 500, after the deploys), ``ping_cpu_fraction`` (the server's CPU, in
+cores, over one whole ping interval while idle with N hosts: host monitoring plus the little else an
+idle server does) and, as the baseline measured in the same run, ``baseline_start_stop_per_s``: one
+client sending StartCommand + StopCommand straight to one simulated host back to back. The server pings
+at ``--ping-interval`` (60 s, the production default) throughout, deploys included.
+
+Usage: ``python bench/server_scale.py [--hosts 200] [--vms 1000] [--ping-interval 60] [--json]
+[--profile out.txt]``; ``--profile`` samples the server with py-spy during the deploy phase and
+writes collapsed stacks to the file (threads holding the GIL: where the CPU goes; with
+``HVCLOUD_PROFILE_WALL=1`` every thread, idle ones included: where they wait).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration" / "server"))
+
+from server_process_helpers import ServerProcess
+from tests.agent_process import AgentProcess
+
+from hvcloud.cli.api_client import ApiClient
+from hvcloud.storage import qemu_img
+from hvcloud.wire import commands as C
+from hvcloud.wire.to import VirtualMachineTO
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) >= 2 else (values[0] if values else 0.0)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def baseline(agent: AgentProcess, seconds: float) -> float:
+    async with agent.client(0) as client:
+        count, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            vm = VirtualMachineTO(name=f"bench-{count}", cpus=1, maxRam=256 << 20, minRam=256 << 20, type="User",
+                                  nics=[], disks=[])
+            assert (await client.send(C.StartCommand(vm=vm))).result
+            assert (await client.send(C.StopCommand(vmName=vm.name or "", forceStop=True))).result
+            count += 1
+    return count / seconds
+
+
+def build(api: ApiClient, agent: AgentProcess, base: Path, hosts: int, image_url: str) -> dict[str, str]:
+    zone = api.call("createZone", name="bench", networktype="Advanced", dns1="8.8.8.8",
+                    internaldns1="10.0.0.1")["zone"]["id"]
+    pod = api.call("createPod", name="p", zoneid=zone, gateway="10.1.0.1", netmask="255.255.255.0")["pod"]["id"]
+    cluster = api.call("addCluster", clustername="c", clustertype="CloudManaged", hypervisor="Simulator",
+                       podid=pod, zoneid=zone)["cluster"][0]["id"]
+    api.call("createStoragePool", name="primary", url=f"file://{base}/primary", zoneid=zone, podid=pod,
+             clusterid=cluster)
+    (base / "secondary").mkdir()
+    api.call("addImageStore", provider="NFS", name="images", url=f"file://{base}/secondary", zoneid=zone)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: api.call("addHost", hypervisor="Simulator", url=agent.url(i),
+                                         username=agent.username, password=agent.password, zoneid=zone,
+                                         podid=pod, clusterid=cluster), range(hosts)))
+    api.call("updateZone", id=zone, allocationstate="Enabled")
+    os_type = api.call("listOsTypes")["ostype"][0]["id"]
+    template = api.call("registerTemplate", name="t", displaytext="t", format="QCOW2", hypervisor="Simulator",
+                        url=image_url, zoneid=zone, ostypeid=os_type)["template"][0]["id"]
+    while not api.call("listTemplates", templatefilter="all", id=template)["template"][0]["isready"]:
+        time.sleep(0.2)
+    offering = api.call("createServiceOffering", name="bench", displaytext="bench", cpunumber=1, cpuspeed=100,
+                        memory=128)["serviceoffering"]["id"]
+    return {"zone": zone, "template": template, "offering": offering}
+
+
+def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy on the server: only the thread holding the GIL (where the CPU goes), or with
+    HVCLOUD_PROFILE_WALL=1 every thread including idle ones (where the threads wait)."""
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--profile needs py-spy (pip install py-spy)")
+    mode = ["--idle", "--threads"] if os.environ.get("HVCLOUD_PROFILE_WALL") else ["--gil"]
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", *mode, "--nonblocking",  # noqa: S603
+                             "--rate", "50", "--output", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+
+
+def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None) -> dict[str, Any]:
+    from tests.unit.server.image_server import serve_images
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        for sub in ("agent", "images", "server/data"):
+            (base / sub).mkdir(parents=True)
+        qemu_img.create(str(base / "images" / "t.qcow2"), "qcow2", 64 << 20)
+        agent = AgentProcess(base / "agent" / "data", hosts=hosts)
+        server = None
+        try:
+            single = asyncio.run(baseline(agent, 5.0))
+            with serve_images(base / "images") as images:
+                server = ServerProcess(base / "server" / "data", None, [
+                    "--allow-loopback-downloads", "--job-workers", "64", "--setting", f"ping.interval={ping_seconds}",
+                    "--setting", "host.stats.interval=600", "--setting", "ping.timeout=100"])
+                api = ApiClient(server.endpoint, server.keys["apikey"], server.keys["secretkey"], timeout=300)
+                ids = build(api, agent, base, hosts, images.url("t.qcow2"))
+            cpu0, t0 = cpu_seconds(server.proc.pid), time.monotonic()
+            time.sleep(ping_seconds)
+            ping_cpu_fraction = (cpu_seconds(server.proc.pid) - cpu0) / (time.monotonic() - t0)
+
+            latencies: list[float] = []
+
+            def submit(_: int) -> str:
+                started = time.monotonic()
+                out = api.call("deployVirtualMachine", serviceofferingid=ids["offering"],
+                               templateid=ids["template"], zoneid=ids["zone"])
+                latencies.append(1000 * (time.monotonic() - started))
+                return str(out["jobid"])
+
+            profiler = start_profiler(server.proc.pid, profile) if profile is not None else None
+            first, deploy_cpu0 = time.monotonic(), cpu_seconds(server.proc.pid)
+            with ThreadPoolExecutor(16) as pool:
+                jobs = list(pool.map(submit, range(vms)))
+            failed = 0
+            for jobid in jobs:
+                while True:
+                    job = api.call("queryAsyncJobResult", jobid=jobid)
+                    if job["jobstatus"] != 0:
+                        failed += job["jobstatus"] == 2
+                        break
+                    time.sleep(0.05)
+            deploy_seconds = time.monotonic() - first
+            deploy_cpu = (cpu_seconds(server.proc.pid) - deploy_cpu0) / deploy_seconds
+            if profiler is not None:
+                stop_profiler(profiler)
+            list_ms: list[float] = []
+            pages = max(1, (vms + 499) // 500)
+            for i in range(20):
+                started = time.monotonic()
+                api.call("listVirtualMachines", page=i % pages + 1, pagesize=500)
+                list_ms.append(1000 * (time.monotonic() - started))
+            api.close()
+        finally:
+            if server is not None:
+                server.stop()
+            agent.stop()
+    return {"hosts": hosts, "vms": vms, "ping_interval_s": ping_seconds, "failed": failed,
+            "deploy_seconds": round(deploy_seconds, 2),
+            "deploy_vms_per_s": round(vms / deploy_seconds, 2), "api_p95_ms": round(p95(latencies), 1),
+            "list_vms_p95_ms": round(p95(list_ms), 1), "ping_cpu_fraction": round(ping_cpu_fraction, 4),
+            "baseline_start_stop_per_s": round(single, 1), "server_cpu_cores_during_deploy": round(deploy_cpu, 2),
+            "server_cpu_ms_per_vm": round(1000 * deploy_cpu * deploy_seconds / vms, 1),
+            "deploy_vs_baseline": round(vms / deploy_seconds / single, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--hosts", type=int, default=200)
+    parser.add_argument("--vms", type=int, default=1000)
+    parser.add_argument("--ping-interval", type=float, default=60.0, help="the server's ping.interval (s)")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", type=Path, help="write py-spy collapsed stacks of the deploy phase here")
+    args = parser.parse_args()
+    result = run(args.hosts, args.vms, args.ping_interval, args.profile)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{result['hosts']} simulated hosts, {result['vms']} VMs ({result['failed']} failed)")
+    print(f"deploy: {result['deploy_vms_per_s']} VMs/s ({result['deploy_seconds']} s); submission p95 "
+          f"{result['api_p95_ms']} ms")
+    print(f"server CPU while deploying: {result['server_cpu_cores_during_deploy']} cores, "
+          f"{result['server_cpu_ms_per_vm']} ms per VM")
+    print(f"listVirtualMachines pagesize 500: p95 {result['list_vms_p95_ms']} ms")
+    print(f"idle server, {result['hosts']} hosts pinged every {result['ping_interval_s']:g} s: "
+          f"{100 * result['ping_cpu_fraction']:.2f}% of a core")
+    print(f"baseline: raw Start+Stop on one simulated host: {result['baseline_start_stop_per_s']}/s; "
+          f"deploy rate = {result['deploy_vs_baseline']}x baseline")
+
+
+if __name__ == "__main__":
+    main()

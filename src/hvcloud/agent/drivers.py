@@ -1,0 +1,46 @@
+"""Hosts backed by real hypervisors; imported only when such a driver is asked for."""
+
+from __future__ import annotations
+
+from hvcloud.agent.config import AgentConfig
+from hvcloud.agent.context import HostContext
+from hvcloud.hypervisor.driver import HypervisorUnavailable
+
+
+def libvirt_host(config: AgentConfig) -> HostContext:
+    """This Linux host through libvirtd; files through the local storage backend."""
+    try:
+        from hvcloud.hypervisor.libvirt.config import LibvirtConfig
+        from hvcloud.hypervisor.libvirt.driver import LibvirtDriver
+    except ImportError as exc:
+        raise HypervisorUnavailable(f"libvirt-python is not installed: {exc}") from None
+    from hvcloud.storage.local import LocalStorageBackend
+
+    data = config.data_dir
+    driver = LibvirtDriver(LibvirtConfig(
+        uri=config.libvirt_uri,
+        domain_type=None if config.libvirt_domain_type == "auto" else config.libvirt_domain_type,
+        vnc_listen=config.vnc_listen,
+        console_log_dir=str(data / "console"),
+        default_bridge=config.default_bridge,
+        local_pool_dir=str(config.local_pool_dir or data / "local-pool"),
+        nic_rate_limits=config.nic_rate_limits,
+    ))
+    return HostContext(config.host_address, driver, LocalStorageBackend(data / "storage"), data,
+                       stop_timeout=config.stop_timeout)
+
+
+def hyperv_host(config: AgentConfig) -> HostContext:
+    """This Windows host through WMI v2 (PyMI). Files go through the Hyper-V storage backend:
+    local and SMB pools addressed by Windows paths, VHD/VHDX disks, differencing clones, and VHDX
+    creation through Hyper-V's image management service."""
+    from hvcloud.hypervisor.hyperv.driver import HyperVDriver
+    from hvcloud.storage.hyperv import HyperVStorageBackend
+
+    try:
+        driver = HyperVDriver.connect()
+    except ImportError as exc:
+        raise HypervisorUnavailable(f"the Hyper-V driver needs Windows and PyMI: {exc}") from None
+    data = config.data_dir
+    storage = HyperVStorageBackend(data / "storage", disks=driver.image_management())
+    return HostContext(config.host_address, driver, storage, data, stop_timeout=config.stop_timeout)

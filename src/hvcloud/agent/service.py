@@ -1,0 +1,137 @@
+"""Building and running an agent process from an AgentConfig."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+from pathlib import Path
+
+import uvicorn
+
+from hvcloud import logs
+from hvcloud.agent.app import AgentApp
+from hvcloud.agent.auth import Authenticator
+from hvcloud.agent.config import AgentConfig, ConfigError
+from hvcloud.agent.context import HostContext, HostRegistry
+from hvcloud.agent.credentials import Credentials, load_or_create
+from hvcloud.agent.tls import ensure_self_signed, fingerprint
+from hvcloud.hypervisor.driver import DriverError, HypervisorUnavailable
+from hvcloud.hypervisor.simulator.driver import HostProfile, SimulatedCluster, SimulatorDriver
+from hvcloud.hypervisor.simulator.faults import FaultPlan
+from hvcloud.hypervisor.simulator.storage import SharedPools, SimulatedStorage
+
+log = logs.get("hvcloud.agent")
+GiB = 1024**3
+
+
+def sim_addresses(config: AgentConfig) -> list[str]:
+    first = config.sim_first_address or config.host_address
+    try:
+        start = ipaddress.ip_address(first)
+    except ValueError:
+        raise ConfigError(f"simulator address {first!r} is not an IP address") from None
+    return [str(start + i) for i in range(config.sim_hosts)]
+
+
+def build_hosts(config: AgentConfig) -> list[HostContext]:
+    """One HostContext per served host, with its driver and storage backend."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    if config.driver == "simulator":
+        cluster = SimulatedCluster()
+        shared = SharedPools()
+        hosts = []
+        addresses = sim_addresses(config)
+        for addr in addresses:
+            hdir = config.data_dir if len(addresses) == 1 else config.data_dir / "hosts" / addr
+            profile = HostProfile(address=addr, cpus=config.sim_cpus, memory_bytes=config.sim_memory_gib * GiB)
+            driver = SimulatorDriver(hdir, profile, cluster)
+            storage = SimulatedStorage(hdir, driver.local_pool(), shared=shared)
+            hosts.append(HostContext(addr, driver, storage, hdir, faults=FaultPlan(hdir / "faults.json"),
+                                     stop_timeout=config.stop_timeout))
+        return hosts
+    if config.driver == "libvirt":
+        from hvcloud.agent.drivers import libvirt_host
+
+        return [libvirt_host(config)]
+    if config.driver == "hyperv":
+        from hvcloud.agent.drivers import hyperv_host
+
+        return [hyperv_host(config)]
+    raise ConfigError(f"unknown driver {config.driver}")
+
+
+def build_app(config: AgentConfig, hosts: list[HostContext],
+              credentials: Credentials | None) -> AgentApp:
+    auth = Authenticator(config.auth, credentials, config.allow_from)
+    return AgentApp(HostRegistry(hosts), auth, max_body=config.max_body_bytes, body_timeout=config.body_timeout,
+                    heartbeat_interval=config.heartbeat_interval,
+                    simulator_control=config.driver == "simulator")
+
+
+def bind_sockets(config: AgentConfig, hosts: list[HostContext]) -> list[socket.socket]:
+    """One listening socket, or one per simulated host address (multi-host mode)."""
+    addresses = [h.address for h in hosts] if len(hosts) > 1 else [config.listen_host]
+    socks = []
+    try:
+        for addr in addresses:
+            family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+            s = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((addr, config.listen_port))
+            except OSError as exc:
+                s.close()
+                raise ConfigError(f"cannot listen on {addr}:{config.listen_port}: {exc.strerror}") from None
+            s.listen(1024)
+            s.setblocking(False)
+            socks.append(s)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def run_agent(config: AgentConfig) -> None:
+    """Run the agent until interrupted. Raises ConfigError or HypervisorUnavailable on start."""
+    config.validate()
+    logs.configure(config.log_level)
+    credentials = None
+    if config.auth == "password":
+        credentials, created = load_or_create(config.data_dir)
+        if created:
+            log.info("generated agent credentials", file=str(config.data_dir / "agent-credentials.json"),
+                     username=credentials.username)
+    try:
+        hosts = build_hosts(config)
+    except HypervisorUnavailable:
+        raise
+    except DriverError as exc:
+        raise HypervisorUnavailable(str(exc)) from None
+    for h in hosts[:3]:
+        vms = h.driver.list_vms()
+        log.info("host ready", host=h.address, driver=h.driver.name, vms=len(vms), pools=len(h.pools))
+    if len(hosts) > 3:
+        log.info("more hosts ready", count=len(hosts))
+    agent = build_app(config, hosts, credentials)
+    socks = bind_sockets(config, hosts)
+    ssl_kwargs: dict[str, object] = {}
+    if config.tls:
+        cert, key = (config.certfile, config.keyfile) if config.certfile and config.keyfile else \
+            ensure_self_signed(config.data_dir, [h.address for h in hosts[:16]])
+        ssl_kwargs = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+        if config.auth == "mtls":
+            ssl_kwargs.update(ssl_cert_reqs=ssl.CERT_REQUIRED, ssl_ca_certs=str(config.client_ca))
+        log.info("tls", certificate=str(cert), sha256=fingerprint(Path(cert)))
+    uv = uvicorn.Config(agent.app, log_level="warning", access_log=False, timeout_keep_alive=75,
+                        lifespan="on", server_header=False, **ssl_kwargs)  # type: ignore[arg-type]
+    server = uvicorn.Server(uv)
+    log.info("agent listening", addresses=len(socks), port=config.listen_port, auth=config.auth,
+             tls=config.tls)
+    try:
+        asyncio.run(server.serve(sockets=socks))
+    finally:
+        HostRegistry(hosts).close()

@@ -1,0 +1,1 @@
+"""The ``hvcloud`` command line."""

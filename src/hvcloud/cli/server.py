@@ -1,0 +1,79 @@
+"""``hvcloud server``: the management server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Run the management server (CloudStack-compatible API).", no_args_is_help=True)
+
+DEFAULT_DATA_DIR = Path("/var/lib/hvcloud/server")
+
+
+@app.command()
+def run(
+    listen: str = typer.Option("127.0.0.1:8080", help="HOST:PORT to serve /client/api on"),
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="secret key, SQLite database"),
+    db: str | None = typer.Option(None, "--db", help="database URL (default: SQLite in the data directory)"),
+    log_level: str = typer.Option("info", help="uvicorn log level"),
+    job_workers: int = typer.Option(8, help="jobs this server runs at once"),
+    lease_seconds: float = typer.Option(30.0, help="a server silent this long is dead; its jobs and hosts move"),
+    allow_private_downloads: bool = typer.Option(False, help="let templates be fetched from private addresses"),
+    allow_loopback_downloads: bool = typer.Option(False, help="let templates be fetched from loopback addresses"),
+    max_template_bytes: int = typer.Option(64 * 1024**3, help="largest template download or upload"),
+    nfs_mount_root: Path = typer.Option(Path("/var/lib/hvcloud/secondary"),
+                                        help="where NFS image stores are mounted (<root>/<host>/<export>)"),
+    public_url: str | None = typer.Option(None, help="base URL clients use to reach this server (upload URLs)"),
+    plugin: list[str] = typer.Option([], help="module to import that registers extra commands or job handlers"),
+    setting: list[str] = typer.Option([], "--setting", help="NAME=VALUE of a CloudStack-named setting: "
+                                      "ping.interval, ping.timeout, host.stats.interval, wait, … (repeatable)"),
+) -> None:
+    """Migrate the database, seed it on first start, run the AgentManager and serve the API."""
+    import uvicorn
+
+    from hvcloud.server.app import create_app
+    from hvcloud.server.config import ServerConfig, split_setting
+    from hvcloud.server.state import ServerState
+
+    try:
+        settings = dict(split_setting(s) for s in setting)
+        config = ServerConfig.build(
+            data_dir, db, listen, settings, job_workers=job_workers, lease_seconds=lease_seconds,
+            download_allow_private=allow_private_downloads, download_allow_loopback=allow_loopback_downloads,
+            template_max_bytes=max_template_bytes, nfs_mount_root=nfs_mount_root, public_url=public_url,
+            plugins=tuple(plugin))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    state = ServerState.open(config)
+    try:
+        uvicorn.run(create_app(state), host=config.listen_host, port=config.listen_port, log_level=log_level)
+    finally:
+        state.close()
+
+
+@app.command("admin-keys")
+def admin_keys(
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="the server's data directory"),
+    db: str | None = typer.Option(None, "--db", help="database URL (default: the one the server recorded)"),
+) -> None:
+    """Print the root admin's API keys as JSON."""
+    from sqlalchemy import select
+
+    from hvcloud.server.config import ServerConfig
+    from hvcloud.server.db.models import User
+    from hvcloud.server.db.seed import ADMIN_USERNAME
+    from hvcloud.server.state import ServerState
+
+    state = ServerState.open(ServerConfig.build(data_dir, db))
+    try:
+        with state.sessions() as session:
+            admin = session.scalar(select(User).where(User.username == ADMIN_USERNAME))
+            if admin is None or admin.api_key is None or admin.secret_key_enc is None:
+                typer.echo("the admin user has no API keys", err=True)
+                raise typer.Exit(1)
+            secret = state.box.decrypt(admin.secret_key_enc)
+            typer.echo(json.dumps({"apikey": admin.api_key, "secretkey": secret}))
+    finally:
+        state.close()

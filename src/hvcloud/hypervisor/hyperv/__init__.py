@@ -1,0 +1,5 @@
+"""The Hyper-V driver (WMI v2 through PyMI on Windows; a strict WMI model in tests)."""
+
+from hvcloud.hypervisor.hyperv.driver import HyperVDriver, IntegrationService, SwitchInfo
+
+__all__ = ["HyperVDriver", "IntegrationService", "SwitchInfo"]

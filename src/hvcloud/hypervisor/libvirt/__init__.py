@@ -1,0 +1,1 @@
+"""hvcloud.hypervisor.libvirt: the KVM/QEMU driver on libvirt-python (see ``driver``)."""

@@ -1,0 +1,732 @@
+"""The libvirt (KVM/QEMU) driver: the whole :class:`~hvcloud.hypervisor.driver.Driver` interface on
+libvirt-python.
+
+Everything the driver knows about a VM is in libvirt: the domain XML and the hvcloud metadata
+element holding the VmSpec (``spec_codec``). A fresh driver therefore sees every VM a previous one
+created, and restarting the agent never touches a running VM.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, Literal
+
+import libvirt
+import structlog
+
+from hvcloud.hypervisor.driver import (
+    ConsoleEndpoint,
+    DeviceNotFound,
+    DiskSpec,
+    Driver,
+    DriverError,
+    DriverTimeout,
+    HostInfo,
+    HostStats,
+    HypervisorUnavailable,
+    InsufficientCapacity,
+    InvalidVmState,
+    NicInfo,
+    NicSpec,
+    NotSupported,
+    PoolStats,
+    SnapshotInfo,
+    SnapshotNotFound,
+    VmAlreadyExists,
+    VmInfo,
+    VmNotFound,
+    VmSpec,
+    VmState,
+    VmStats,
+)
+from hvcloud.hypervisor.libvirt import host_proc
+from hvcloud.hypervisor.libvirt.config import LibvirtConfig
+from hvcloud.hypervisor.libvirt.disk_checks import check_disk_file
+from hvcloud.hypervisor.libvirt.domain_xml import (
+    METADATA_NS,
+    METADATA_PREFIX,
+    DomainFacts,
+    disk_element,
+    disk_target,
+    domain_xml,
+    metadata_xml,
+    nic_element,
+    parse_domain,
+    validate_name,
+)
+from hvcloud.hypervisor.libvirt.events import ensure_event_loop
+from hvcloud.hypervisor.libvirt.spec_codec import CorruptMetadata, spec_from_json
+from hvcloud.network.bridges import Bridges, NetworkError
+from hvcloud.network.host_nics import host_nics, net_bytes
+
+log = structlog.get_logger(__name__)
+
+#: called with (VM name, new state) from libvirt's event thread
+EventCallback = Callable[[str, VmState], None]
+
+_POLL = 0.2
+
+
+def _quiet_libvirt_errors(_ctx: Any, _err: Any) -> None:
+    """libvirt prints every error to stderr by default; the driver raises them instead."""
+
+
+libvirt.registerErrorHandler(_quiet_libvirt_errors, None)
+
+
+def _code(exc: libvirt.libvirtError) -> int:
+    return int(exc.get_error_code() or 0)
+
+
+def _state_of(dom: Any) -> VmState:
+    state, reason = dom.state()
+    if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED):
+        return VmState.RUNNING
+    if state == libvirt.VIR_DOMAIN_PAUSED:
+        if reason == libvirt.VIR_DOMAIN_PAUSED_SAVE:
+            return VmState.SAVING
+        if reason == libvirt.VIR_DOMAIN_PAUSED_SNAPSHOT:
+            return VmState.SNAPSHOTTING
+        if reason in (libvirt.VIR_DOMAIN_PAUSED_MIGRATION, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY):
+            return VmState.RUNNING
+        return VmState.PAUSED
+    if state == libvirt.VIR_DOMAIN_PMSUSPENDED:
+        return VmState.PAUSED
+    if state == libvirt.VIR_DOMAIN_SHUTDOWN:
+        return VmState.STOPPING
+    if state in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED):
+        return VmState.SAVED if dom.hasManagedSaveImage(0) else VmState.STOPPED
+    return VmState.UNKNOWN
+
+
+_EVENT_STATE = {
+    libvirt.VIR_DOMAIN_EVENT_STARTED: VmState.RUNNING,
+    libvirt.VIR_DOMAIN_EVENT_RESUMED: VmState.RUNNING,
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: VmState.PAUSED,
+    libvirt.VIR_DOMAIN_EVENT_STOPPED: VmState.STOPPED,
+    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: VmState.STOPPING,
+    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: VmState.PAUSED,
+    libvirt.VIR_DOMAIN_EVENT_CRASHED: VmState.STOPPED,
+}
+
+
+class LibvirtDriver(Driver):
+    name = "libvirt"
+
+    def __init__(self, config: LibvirtConfig | None = None, *,
+                 on_event: EventCallback | None = None, bridges: Bridges | None = None) -> None:
+        self.config = config or LibvirtConfig()
+        self.settings = self.config.xml_settings()
+        self._bridges = bridges or Bridges()
+        self._on_event = on_event
+        self._lock = threading.Lock()
+        self._cpu_samples: dict[str, tuple[float, int]] = {}
+        self._host_cpu: host_proc.CpuSample | None = None
+        self._event_id: int | None = None
+        if on_event is not None:
+            ensure_event_loop()
+        self._conn = self._open()
+        if on_event is not None:
+            self._event_id = self._conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None)
+
+    # ---------------------------------------------------------------- connection
+
+    def _open(self) -> Any:
+        try:
+            conn = libvirt.open(self.config.uri)
+        except libvirt.libvirtError as exc:
+            raise HypervisorUnavailable(
+                f"cannot connect to libvirt at {self.config.uri}: {exc.get_error_message()} "
+                "(is libvirtd running? scripts/libvirt-up starts it)") from None
+        if conn is None:
+            raise HypervisorUnavailable(f"cannot connect to libvirt at {self.config.uri}")
+        return conn
+
+    @property
+    def conn(self) -> Any:
+        with self._lock:
+            try:
+                alive = self._conn.isAlive()
+            except libvirt.libvirtError:
+                alive = False
+            if not alive:
+                self._conn = self._open()
+            return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                if self._event_id is not None:
+                    self._conn.domainEventDeregisterAny(self._event_id)
+                self._conn.close()
+            except libvirt.libvirtError:
+                pass
+
+    def _lifecycle(self, _conn: Any, dom: Any, event: int, _detail: int, _opaque: Any) -> None:
+        state = _EVENT_STATE.get(event)
+        if state is None or self._on_event is None:
+            return
+        try:
+            self._on_event(dom.name(), state)
+        except Exception:
+            log.exception("libvirt.event_callback_failed")
+
+    # ---------------------------------------------------------------- helpers
+
+    def _dom(self, name: str) -> Any:
+        validate_name(name)
+        try:
+            return self.conn.lookupByName(name)
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                raise VmNotFound(name) from None
+            raise DriverError(f"libvirt lookup of {name} failed: {exc.get_error_message()}") from None
+
+    @contextmanager
+    def _libvirt_call(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except libvirt.libvirtError as exc:
+            msg = exc.get_error_message() or str(exc)
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                raise VmNotFound(what.split()[-1]) from None
+            if "memory" in msg.lower() and "allocate" in msg.lower():
+                raise InsufficientCapacity(f"{what}: {msg}") from None
+            raise DriverError(f"{what} failed: {msg}") from None
+
+    def _facts(self, dom: Any, inactive: bool = False) -> DomainFacts:
+        flags = libvirt.VIR_DOMAIN_XML_SECURE | (libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0)
+        return parse_domain(dom.XMLDesc(flags))
+
+    def _spec(self, dom: Any, facts: DomainFacts | None = None) -> VmSpec:
+        facts = facts or self._facts(dom)
+        if facts.spec_json is not None:
+            try:
+                return spec_from_json(facts.spec_json, vnc_password=facts.vnc_password)
+            except CorruptMetadata as exc:
+                log.warning("libvirt.bad_metadata", vm=dom.name(), error=str(exc))
+        info = dom.info()
+        return VmSpec(name=dom.name(), vcpus=int(info[3]), memory_mib=int(info[1]) // 1024,
+                      uuid=dom.UUIDString())
+
+    def _info(self, dom: Any) -> VmInfo:
+        return VmInfo(name=dom.name(), state=_state_of(dom), spec=self._spec(dom), uuid=dom.UUIDString())
+
+    def _write_spec(self, dom: Any, spec: VmSpec) -> None:
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if dom.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        with self._libvirt_call(f"metadata update of {spec.name}"):
+            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, metadata_xml(spec),
+                            METADATA_PREFIX, METADATA_NS, flags)
+
+    @staticmethod
+    def _device_flags(dom: Any) -> int:
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if dom.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        return int(flags)
+
+    def _wait_inactive(self, dom: Any, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not dom.isActive():
+                return True
+            time.sleep(_POLL)
+        return not dom.isActive()
+
+    def _ensure_networks(self, spec: VmSpec) -> None:
+        for nic in spec.nics:
+            trunk = nic.network or self.settings.default_bridge
+            if not trunk:
+                continue
+            try:
+                if nic.vlan:
+                    self._bridges.ensure_vlan_bridge(trunk, nic.vlan)
+                elif not self._bridges.exists(trunk):
+                    raise NetworkError(f"bridge {trunk} does not exist on this host")
+            except NetworkError as exc:
+                raise DriverError(f"network for NIC {nic.mac} of {spec.name}: {exc}") from None
+
+    def _mem_available_kb(self) -> int:
+        return host_proc.read_meminfo().get("MemAvailable", 0)
+
+    # ---------------------------------------------------------------- host
+
+    def host_info(self) -> HostInfo:
+        conn = self.conn
+        with self._libvirt_call("host info"):
+            model, _mem_mb, cpus, mhz, nodes, sockets, _cores, _threads = conn.getInfo()
+            version = int(conn.getVersion())
+            hostname = conn.getHostname()
+        meminfo = host_proc.read_meminfo()
+        return HostInfo(
+            hostname=hostname,
+            hypervisor_type="KVM",
+            hypervisor_version=f"{version // 1_000_000}.{version // 1000 % 1000}.{version % 1000}",
+            cpu_sockets=max(1, int(nodes) * int(sockets)),
+            cpus=int(cpus),
+            cpu_mhz=int(mhz),
+            memory_bytes=meminfo.get("MemTotal", 0) * 1024,
+            arch=str(model),
+            nics=tuple(host_nics()),
+        )
+
+    def host_stats(self) -> HostStats:
+        with self._lock:
+            before = self._host_cpu
+        if before is None:
+            before = host_proc.read_cpu()
+            time.sleep(0.1)
+        after = host_proc.read_cpu()
+        with self._lock:
+            self._host_cpu = after
+        meminfo = host_proc.read_meminfo()
+        rx, tx = net_bytes()
+        return HostStats(
+            cpu_utilization=host_proc.cpu_percent(before, after),
+            total_memory_kb=meminfo.get("MemTotal", 0),
+            free_memory_kb=meminfo.get("MemAvailable", meminfo.get("MemFree", 0)),
+            network_read_kb=rx / 1024,
+            network_write_kb=tx / 1024,
+        )
+
+    def local_pool(self) -> PoolStats | None:
+        path = self.config.local_pool_dir
+        if not path:
+            return None
+        os.makedirs(path, exist_ok=True)
+        st = os.statvfs(path)
+        return PoolStats(path=path, capacity_bytes=st.f_blocks * st.f_frsize,
+                         available_bytes=st.f_bavail * st.f_frsize)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def list_vms(self) -> list[VmInfo]:
+        conn = self.conn
+        out: list[VmInfo] = []
+        with self._libvirt_call("listing VMs"):
+            doms = conn.listAllDomains(0)
+        for dom in doms:
+            try:
+                out.append(self._info(dom))
+            except libvirt.libvirtError:  # undefined between listing and reading
+                continue
+        return out
+
+    def get_vm(self, name: str) -> VmInfo:
+        dom = self._dom(name)
+        with self._libvirt_call(f"reading {name}"):
+            return self._info(dom)
+
+    def define_vm(self, spec: VmSpec) -> VmInfo:
+        validate_name(spec.name)
+        try:
+            self._dom(spec.name)
+        except VmNotFound:
+            pass
+        else:
+            raise VmAlreadyExists(spec.name)
+        total_kb = host_proc.read_meminfo().get("MemTotal", 0)
+        if spec.memory_mib * 1024 > total_kb:
+            raise InsufficientCapacity(
+                f"{spec.name} needs {spec.memory_mib} MiB but the host has {total_kb // 1024} MiB")
+        for disk in spec.disks:
+            check_disk_file(disk)
+        xml = domain_xml(spec, self.settings)
+        with self._libvirt_call(f"defining {spec.name}"):
+            dom = self.conn.defineXML(xml)
+        log.info("libvirt.vm_defined", vm=spec.name, domain_type=self.settings.domain_type)
+        return self._info(dom)
+
+    def start_vm(self, name: str) -> None:
+        dom = self._dom(name)
+        state = _state_of(dom)
+        if state in (VmState.RUNNING, VmState.STARTING):
+            return
+        if state == VmState.PAUSED:
+            with self._libvirt_call(f"resuming {name}"):
+                dom.resume()
+            return
+        spec = self._spec(dom)
+        self._ensure_networks(spec)
+        os.makedirs(self.settings.console_log_dir, exist_ok=True)
+        if spec.memory_mib * 1024 > self._mem_available_kb():
+            raise InsufficientCapacity(f"not enough free memory on the host to start {name}")
+        with self._libvirt_call(f"starting {name}"):
+            dom.create()
+        log.info("libvirt.vm_started", vm=name, restored=state == VmState.SAVED)
+
+    def stop_vm(self, name: str, timeout: float, force: bool = False) -> None:
+        dom = self._dom(name)
+        with self._libvirt_call(f"stopping {name}"):
+            if not dom.isActive():
+                if dom.hasManagedSaveImage(0):
+                    dom.managedSaveRemove(0)
+                return
+            graceful = not force and _state_of(dom) == VmState.RUNNING and timeout > 0
+            if graceful:
+                try:
+                    dom.shutdown()
+                except libvirt.libvirtError as exc:
+                    log.info("libvirt.shutdown_refused", vm=name, error=exc.get_error_message())
+                if self._wait_inactive(dom, timeout):
+                    log.info("libvirt.vm_stopped", vm=name, graceful=True)
+                    return
+            try:
+                dom.destroy()
+            except libvirt.libvirtError as exc:
+                if dom.isActive():
+                    raise
+                log.debug("libvirt.destroy_raced", vm=name, error=exc.get_error_message())
+        log.info("libvirt.vm_stopped", vm=name, graceful=False)
+
+    def reboot_vm(self, name: str, hard: bool = False) -> None:
+        dom = self._dom(name)
+        if _state_of(dom) != VmState.RUNNING:
+            raise InvalidVmState(f"{name} is not running")
+        with self._libvirt_call(f"rebooting {name}"):
+            if hard:
+                dom.reset(0)
+            else:
+                dom.reboot(0)
+
+    def undefine_vm(self, name: str) -> None:
+        try:
+            dom = self._dom(name)
+        except VmNotFound:
+            return
+        with self._libvirt_call(f"removing {name}"):
+            if dom.isActive():
+                dom.destroy()
+            flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+            try:
+                dom.undefineFlags(flags)
+            except libvirt.libvirtError as exc:
+                if _code(exc) != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
+        log.info("libvirt.vm_undefined", vm=name)
+
+    def pause_vm(self, name: str) -> None:
+        dom = self._dom(name)
+        state = _state_of(dom)
+        if state == VmState.PAUSED:
+            return
+        if state != VmState.RUNNING:
+            raise InvalidVmState(f"{name} is {state.value}, not running")
+        with self._libvirt_call(f"pausing {name}"):
+            dom.suspend()
+
+    def resume_vm(self, name: str) -> None:
+        dom = self._dom(name)
+        state = _state_of(dom)
+        if state == VmState.RUNNING:
+            return
+        if state != VmState.PAUSED:
+            raise InvalidVmState(f"{name} is {state.value}, not paused")
+        with self._libvirt_call(f"resuming {name}"):
+            dom.resume()
+
+    def save_vm(self, name: str) -> None:
+        dom = self._dom(name)
+        state = _state_of(dom)
+        if state not in (VmState.RUNNING, VmState.PAUSED):
+            raise InvalidVmState(f"{name} is {state.value}; only a running or paused VM can be saved")
+        with self._libvirt_call(f"saving {name}"):
+            dom.managedSave(0)
+
+    def restore_vm(self, name: str) -> None:
+        dom = self._dom(name)
+        state = _state_of(dom)
+        if state != VmState.SAVED:
+            raise InvalidVmState(f"{name} is {state.value}, not saved")
+        self._ensure_networks(self._spec(dom))
+        with self._libvirt_call(f"restoring {name}"):
+            dom.create()
+
+    # ---------------------------------------------------------------- devices
+
+    def attach_disk(self, name: str, disk: DiskSpec) -> None:
+        dom = self._dom(name)
+        check_disk_file(disk)
+        target, _bus = disk_target(disk)
+        facts = self._facts(dom)
+        spec = self._spec(dom, facts)
+        current = next((d for d in facts.disks if d.target == target), None)
+        flags = self._device_flags(dom)
+        xml = ET.tostring(disk_element(disk, current.boot_order if current is not None else None), encoding="unicode")
+        if current is not None:
+            if current.path == disk.path:
+                return
+            if disk.device != "cdrom" or current.device != "cdrom":
+                raise InvalidVmState(f"slot {disk.slot} of {name} already holds {current.path}")
+            with self._libvirt_call(f"inserting an ISO into {name}"):
+                dom.updateDeviceFlags(xml, flags | libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE)
+        else:
+            with self._libvirt_call(f"attaching a disk to {name}"):
+                dom.attachDeviceFlags(xml, flags)
+        others = tuple(d for d in spec.disks if disk_target(d)[0] != target)
+        self._write_spec(dom, replace(spec, disks=(*others, disk)))
+        log.info("libvirt.disk_attached", vm=name, target=target, device=disk.device)
+
+    def detach_disk(self, name: str, path: str) -> None:
+        dom = self._dom(name)
+        facts = self._facts(dom)
+        spec = self._spec(dom, facts)
+        wanted = os.path.realpath(path)
+        found = next((d for d in facts.disks
+                      if d.path and (d.path == path or os.path.realpath(d.path) == wanted)), None)
+        if found is None:
+            raise DeviceNotFound(f"{path} is not attached to {name}")
+        spec_disk = next((d for d in spec.disks if disk_target(d)[0] == found.target), None)
+        flags = self._device_flags(dom)
+        if found.device == "cdrom":
+            slot = ord(found.target[-1]) - ord("a")
+            empty = spec_disk if spec_disk is not None else DiskSpec(slot=slot, device="cdrom")
+            empty = replace(empty, path=None)
+            xml = ET.tostring(disk_element(empty, found.boot_order), encoding="unicode")
+            with self._libvirt_call(f"ejecting the ISO of {name}"):
+                dom.updateDeviceFlags(xml, flags | libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE)
+            new_disks = tuple(empty if disk_target(d)[0] == found.target else d for d in spec.disks)
+        else:
+            xml = ET.tostring(disk_element(spec_disk or DiskSpec(slot=ord(found.target[-1]) - 97,
+                                                                 path=found.path)), encoding="unicode")
+            with self._libvirt_call(f"detaching {path} from {name}"):
+                dom.detachDeviceFlags(xml, flags)
+            new_disks = tuple(d for d in spec.disks if disk_target(d)[0] != found.target)
+            if flags & libvirt.VIR_DOMAIN_AFFECT_LIVE:
+                self._wait_detached(dom, found.target, name)
+        self._write_spec(dom, replace(spec, disks=new_disks))
+        log.info("libvirt.disk_detached", vm=name, target=found.target)
+
+    def resize_disk(self, name: str, path: str, size: int) -> int | None:
+        try:
+            dom = self._dom(name)
+        except VmNotFound:
+            return None
+        if not dom.isActive():
+            return None
+        wanted = os.path.realpath(path)
+        found = next((d for d in self._facts(dom).disks if d.device == "disk" and d.path
+                      and (d.path == path or os.path.realpath(d.path) == wanted)), None)
+        if found is None:
+            return None
+        with self._libvirt_call(f"reading the size of disk {found.target} of {name}"):
+            capacity = int(dom.blockInfo(found.target)[0])
+        if size < capacity:
+            raise NotSupported(f"disk {found.target} of {name} is {capacity} bytes; a running VM's disk is never "
+                               f"shrunk (to {size} bytes): stop the VM first")
+        if size > capacity:
+            with self._libvirt_call(f"resizing disk {found.target} of {name}"):
+                dom.blockResize(found.target, size, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            with self._libvirt_call(f"reading the size of disk {found.target} of {name}"):
+                capacity = int(dom.blockInfo(found.target)[0])
+            log.info("libvirt.disk_resized", vm=name, target=found.target, size=capacity)
+        return capacity
+
+    def _wait_detached(self, dom: Any, target: str, name: str) -> None:
+        deadline = time.monotonic() + self.config.detach_timeout
+        while time.monotonic() < deadline:
+            if not dom.isActive() or all(d.target != target for d in self._facts(dom).disks):
+                return
+            time.sleep(_POLL)
+        raise DriverTimeout(f"the guest of {name} did not release disk {target} within "
+                            f"{self.config.detach_timeout:.0f} s; it is removed from the definition "
+                            "and will be gone after the next stop")
+
+    def list_nics(self, name: str) -> list[NicInfo]:
+        spec = self._spec(self._dom(name))
+        return [NicInfo(mac=n.mac, device_id=n.device_id, network=n.network, vlan=n.vlan,
+                        enabled=n.enabled) for n in sorted(spec.nics, key=lambda n: n.device_id)]
+
+    def update_nic(
+        self,
+        name: str,
+        mac: str,
+        *,
+        vlan: int | Literal["keep"] | None = "keep",
+        network: str | Literal["keep"] | None = "keep",
+        enabled: bool | None = None,
+    ) -> NicInfo:
+        dom = self._dom(name)
+        spec = self._spec(dom)
+        nic = next((n for n in spec.nics if n.mac.lower() == mac.lower()), None)
+        if nic is None:
+            raise DeviceNotFound(f"{name} has no NIC with MAC {mac}")
+        new = NicSpec(
+            device_id=nic.device_id, mac=nic.mac,
+            network=nic.network if network == "keep" else network,
+            vlan=nic.vlan if vlan == "keep" else vlan,
+            rate_mbps=nic.rate_mbps, model=nic.model,
+            enabled=nic.enabled if enabled is None else enabled,
+        )
+        new_spec = replace(spec, nics=tuple(new if n is nic else n for n in spec.nics))
+        if dom.isActive():
+            self._ensure_networks(replace(spec, nics=(new,)))
+        xml = ET.tostring(nic_element(new, self.settings), encoding="unicode")
+        with self._libvirt_call(f"updating NIC {mac} of {name}"):
+            dom.updateDeviceFlags(xml, self._device_flags(dom))
+        self._write_spec(dom, new_spec)
+        return NicInfo(mac=new.mac, device_id=new.device_id, network=new.network, vlan=new.vlan,
+                       enabled=new.enabled)
+
+    def console(self, name: str) -> ConsoleEndpoint:
+        dom = self._dom(name)
+        if not dom.isActive():
+            raise InvalidVmState(f"{name} is not running; its console has no port")
+        facts = self._facts(dom)
+        if facts.vnc_port is None:
+            raise DeviceNotFound(f"{name} has no VNC console")
+        return ConsoleEndpoint(protocol="vnc", host=facts.vnc_listen or self.settings.vnc_listen,
+                               port=facts.vnc_port, password=facts.vnc_password)
+
+    # ---------------------------------------------------------------- stats
+
+    def vm_stats(self, names: Sequence[str]) -> dict[str, VmStats]:
+        first: list[tuple[str, Any]] = []
+        doms: list[tuple[str, Any]] = []
+        for name in names:
+            try:
+                dom = self._dom(name)
+            except (VmNotFound, DriverError):
+                continue
+            if not dom.isActive():
+                continue
+            doms.append((name, dom))
+            with self._lock:
+                if name not in self._cpu_samples:
+                    first.append((name, dom))
+        for name, dom in first:
+            self._sample_cpu(name, dom)
+        if first:
+            time.sleep(0.1)
+        out: dict[str, VmStats] = {}
+        for name, dom in doms:
+            try:
+                out[name] = self._stats(name, dom)
+            except libvirt.libvirtError:  # stopped meanwhile
+                continue
+        return out
+
+    def _sample_cpu(self, name: str, dom: Any) -> tuple[float, float, int]:
+        """(previous wall time, cpu percent since then, vCPUs) and record a new sample."""
+        now = time.monotonic()
+        cpu_time = int(dom.getCPUStats(True)[0]["cpu_time"])
+        with self._lock:
+            prev = self._cpu_samples.get(name)
+            self._cpu_samples[name] = (now, cpu_time)
+        vcpus = int(dom.info()[3])
+        if prev is None or now <= prev[0]:
+            return now, 0.0, vcpus
+        pct = 100.0 * (cpu_time - prev[1]) / ((now - prev[0]) * 1e9 * max(vcpus, 1))
+        return prev[0], max(0.0, min(100.0, pct)), vcpus
+
+    def _stats(self, name: str, dom: Any) -> VmStats:
+        _, cpu, vcpus = self._sample_cpu(name, dom)
+        mem = dom.memoryStats()
+        facts = self._facts(dom)
+        rx = tx = 0
+        for dev in facts.nic_targets.values():
+            if dev:
+                s = dom.interfaceStats(dev)
+                rx += int(s[0])
+                tx += int(s[4])
+        rd_req = rd_bytes = wr_req = wr_bytes = 0
+        for disk in facts.disks:
+            if disk.path:
+                b = dom.blockStats(disk.target)
+                rd_req, rd_bytes = rd_req + int(b[0]), rd_bytes + int(b[1])
+                wr_req, wr_bytes = wr_req + int(b[2]), wr_bytes + int(b[3])
+        return VmStats(
+            cpu_utilization=round(cpu, 2), num_cpus=vcpus,
+            memory_kb=int(mem.get("rss") or mem.get("actual") or dom.info()[2]),
+            network_read_kb=rx / 1024, network_write_kb=tx / 1024,
+            disk_read_kb=rd_bytes / 1024, disk_write_kb=wr_bytes / 1024,
+            disk_read_iops=float(rd_req), disk_write_iops=float(wr_req),
+        )
+
+    # ---------------------------------------------------------------- snapshots (internal qcow2)
+
+    def create_snapshot(self, name: str, snapshot: str, description: str = "",
+                        with_memory: bool = False) -> SnapshotInfo:
+        dom = self._dom(name)
+        validate_name(snapshot)
+        spec = self._spec(dom)
+        bad = [d.path for d in spec.disks if d.device == "disk" and d.path and d.format != "qcow2"]
+        if bad:
+            raise NotSupported(f"snapshots need qcow2 disks; {', '.join(bad)} are not qcow2")
+        if dom.isActive() and not with_memory:
+            raise NotSupported("a disk-only snapshot of a running VM is not supported by the libvirt "
+                               "driver; stop the VM or include memory")
+        el = ET.Element("domainsnapshot")
+        ET.SubElement(el, "name").text = snapshot
+        ET.SubElement(el, "description").text = description
+        with self._libvirt_call(f"snapshot of {name}"):
+            snap = dom.snapshotCreateXML(ET.tostring(el, encoding="unicode"), 0)
+            return self._snapshot_info(snap)
+
+    @staticmethod
+    def _snapshot_info(snap: Any) -> SnapshotInfo:
+        root = ET.fromstring(snap.getXMLDesc(0))
+        parent = root.find("parent/name")
+        state = root.findtext("state", "")
+        return SnapshotInfo(
+            name=root.findtext("name", ""),
+            created_at=float(root.findtext("creationTime", "0")),
+            description=root.findtext("description", ""),
+            parent=parent.text if parent is not None else None,
+            current=bool(snap.isCurrent(0)),
+            with_memory=state in ("running", "paused"),
+        )
+
+    def list_snapshots(self, name: str) -> list[SnapshotInfo]:
+        dom = self._dom(name)
+        with self._libvirt_call(f"listing snapshots of {name}"):
+            snaps = [self._snapshot_info(s) for s in dom.listAllSnapshots(0)]
+        parents = {s.name: s.parent for s in snaps}
+
+        def depth(name: str | None) -> int:
+            n = 0
+            while name is not None and n <= len(parents):
+                name, n = parents.get(name), n + 1
+            return n
+
+        # creation times have one-second resolution; the parent chain breaks ties
+        return sorted(snaps, key=lambda s: (s.created_at, depth(s.name)))
+
+    def _snap(self, dom: Any, snapshot: str) -> Any:
+        try:
+            return dom.snapshotLookupByName(snapshot, 0)
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+                raise SnapshotNotFound(f"{dom.name()} has no snapshot {snapshot}") from None
+            raise DriverError(f"snapshot lookup failed: {exc.get_error_message()}") from None
+
+    def revert_snapshot(self, name: str, snapshot: str) -> None:
+        dom = self._dom(name)
+        snap = self._snap(dom, snapshot)
+        with self._libvirt_call(f"snapshot revert of {name}"):
+            dom.revertToSnapshot(snap, 0)
+
+    def delete_snapshot(self, name: str, snapshot: str) -> None:
+        dom = self._dom(name)
+        try:
+            snap = self._snap(dom, snapshot)
+        except SnapshotNotFound:
+            return
+        with self._libvirt_call(f"deleting snapshot {snapshot} of {name}"):
+            snap.delete(0)
+
+    # ---------------------------------------------------------------- migration
+
+    def migrate_vm(self, name: str, destination: str, *, with_storage: bool = False,
+                   live: bool = True) -> None:
+        raise NotSupported("live migration is not supported by the hvcloud libvirt driver yet")

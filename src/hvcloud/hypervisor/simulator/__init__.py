@@ -1,0 +1,1 @@
+"""hvcloud.hypervisor.simulator."""

@@ -1,0 +1,435 @@
+"""The simulator driver: the whole driver interface with no hypervisor behind it.
+
+Each simulated host keeps its VMs in ``<state_dir>/vms.json`` (rewritten atomically on every
+change), so a restarted agent finds every VM as it was, as a real hypervisor would. Capacity is
+enforced (a VM never starts beyond the host's memory), transitions follow the real drivers'
+rules, and every simulated host of one process shares a :class:`SimulatedCluster` so that
+migration between them works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from hvcloud.hypervisor.driver import (
+    ConsoleEndpoint,
+    DeviceNotFound,
+    DiskSpec,
+    Driver,
+    DriverError,
+    HostInfo,
+    HostNic,
+    HostStats,
+    InsufficientCapacity,
+    InvalidVmState,
+    NicInfo,
+    PoolStats,
+    SnapshotInfo,
+    SnapshotNotFound,
+    VmAlreadyExists,
+    VmInfo,
+    VmNotFound,
+    VmSpec,
+    VmState,
+    VmStats,
+    vm_spec_from_dict,
+    vm_spec_to_dict,
+)
+from hvcloud.hypervisor.simulator.state import load_json, save_json
+
+GiB = 1024**3
+
+
+@dataclass(frozen=True)
+class HostProfile:
+    """The simulated hardware of one host."""
+
+    address: str
+    cpus: int = 32
+    cpu_sockets: int = 2
+    cpu_mhz: int = 2600
+    memory_bytes: int = 128 * GiB
+    dom0_min_memory_bytes: int = 2 * GiB
+    local_pool_bytes: int = 2048 * GiB
+    hostname: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.hostname or f"sim-{self.address.replace('.', '-')}"
+
+    @property
+    def mac(self) -> str:
+        h = hashlib.sha256(self.address.encode()).digest()
+        return "02:" + ":".join(f"{b:02x}" for b in h[:5])
+
+
+class SimulatedCluster:
+    """All simulated hosts of one process, by address, so that migration can find its target."""
+
+    def __init__(self) -> None:
+        self._hosts: dict[str, SimulatorDriver] = {}
+        self._lock = threading.Lock()
+
+    def register(self, driver: SimulatorDriver) -> None:
+        with self._lock:
+            self._hosts[driver.profile.address] = driver
+
+    def get(self, address: str) -> SimulatorDriver | None:
+        with self._lock:
+            return self._hosts.get(address)
+
+
+@dataclass
+class _Vm:
+    spec: VmSpec
+    state: VmState
+    started_at: float | None = None
+    snapshots: list[dict[str, Any]] | None = None
+    console_port: int = 0
+
+
+class SimulatorDriver(Driver):
+    name = "simulator"
+
+    def __init__(self, state_dir: Path, profile: HostProfile,
+                 cluster: SimulatedCluster | None = None, *, fsync: bool = True) -> None:
+        self.state_dir = state_dir
+        self.profile = profile
+        self.cluster = cluster or SimulatedCluster()
+        self._fsync = fsync
+        self._lock = threading.RLock()
+        self._file = state_dir / "vms.json"
+        self._vms: dict[str, _Vm] = {}
+        self._load()
+        self.cluster.register(self)
+
+    # ---------------------------------------------------------------- persistence
+
+    def _load(self) -> None:
+        raw = load_json(self._file, {"vms": {}})
+        for name, rec in raw.get("vms", {}).items():
+            self._vms[name] = _Vm(
+                spec=vm_spec_from_dict(rec["spec"]),
+                state=VmState(rec["state"]),
+                started_at=rec.get("started_at"),
+                snapshots=rec.get("snapshots") or [],
+                console_port=int(rec.get("console_port", 0)),
+            )
+
+    def _save(self) -> None:
+        data = {"vms": {
+            name: {"spec": vm_spec_to_dict(vm.spec), "state": vm.state.value,
+                   "started_at": vm.started_at, "snapshots": vm.snapshots or [],
+                   "console_port": vm.console_port}
+            for name, vm in self._vms.items()}}
+        save_json(self._file, data, fsync=self._fsync)
+
+    def _vm(self, name: str) -> _Vm:
+        try:
+            return self._vms[name]
+        except KeyError:
+            raise VmNotFound(name) from None
+
+    def _info(self, vm: _Vm) -> VmInfo:
+        return VmInfo(name=vm.spec.name, state=vm.state, spec=vm.spec, uuid=vm.spec.uuid)
+
+    # ---------------------------------------------------------------- host
+
+    def host_info(self) -> HostInfo:
+        p = self.profile
+        return HostInfo(
+            hostname=p.name, hypervisor_type="Simulator", hypervisor_version="1.0",
+            cpu_sockets=p.cpu_sockets, cpus=p.cpus, cpu_mhz=p.cpu_mhz, memory_bytes=p.memory_bytes,
+            nics=(HostNic(name="eth0", ip=p.address, netmask="255.0.0.0", mac=p.mac),),
+            dom0_min_memory_bytes=p.dom0_min_memory_bytes,
+        )
+
+    def _used_memory_mib(self) -> int:
+        return sum(vm.spec.memory_mib for vm in self._vms.values()
+                   if vm.state in (VmState.RUNNING, VmState.PAUSED))
+
+    def host_stats(self) -> HostStats:
+        with self._lock:
+            used = self._used_memory_mib() * 1024
+            running = [vm for vm in self._vms.values() if vm.state == VmState.RUNNING]
+        total_kb = self.profile.memory_bytes // 1024
+        busy = sum(vm.spec.vcpus for vm in running)
+        cpu = min(100.0, 100.0 * busy * 0.1 / max(1, self.profile.cpus))
+        return HostStats(cpu_utilization=round(cpu, 2), total_memory_kb=total_kb,
+                         free_memory_kb=max(0, total_kb - used),
+                         network_read_kb=float(len(running) * 10), network_write_kb=float(len(running) * 5))
+
+    def local_pool(self) -> PoolStats | None:
+        return PoolStats(path=f"/var/lib/hvcloud-sim/{self.profile.address}/local",
+                         capacity_bytes=self.profile.local_pool_bytes,
+                         available_bytes=self.profile.local_pool_bytes)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def list_vms(self) -> list[VmInfo]:
+        with self._lock:
+            return [self._info(vm) for vm in self._vms.values()]
+
+    def get_vm(self, name: str) -> VmInfo:
+        with self._lock:
+            return self._info(self._vm(name))
+
+    def define_vm(self, spec: VmSpec) -> VmInfo:
+        if spec.vcpus < 1 or spec.memory_mib < 1:
+            raise DriverError("a VM needs at least one vCPU and 1 MiB of memory")
+        if spec.memory_mib * 1024 * 1024 > self.profile.memory_bytes - self.profile.dom0_min_memory_bytes:
+            raise InsufficientCapacity(
+                f"VM {spec.name} needs {spec.memory_mib} MiB; host {self.profile.name} can never "
+                f"provide more than {(self.profile.memory_bytes - self.profile.dom0_min_memory_bytes) >> 20} MiB")
+        with self._lock:
+            if spec.name in self._vms:
+                raise VmAlreadyExists(spec.name)
+            port = 5900 + next(i for i in range(len(self._vms) + 1)
+                               if 5900 + i not in {v.console_port for v in self._vms.values()})
+            vm = _Vm(spec=spec, state=VmState.STOPPED, snapshots=[], console_port=port)
+            self._vms[spec.name] = vm
+            self._save()
+            return self._info(vm)
+
+    def start_vm(self, name: str) -> None:
+        with self._lock:
+            vm = self._vm(name)
+            if vm.state == VmState.RUNNING:
+                return
+            if vm.state == VmState.PAUSED:
+                raise InvalidVmState(f"VM {name} is paused; resume it instead")
+            free_mib = (self.profile.memory_bytes - self.profile.dom0_min_memory_bytes) // 2**20 \
+                - self._used_memory_mib()
+            if vm.spec.memory_mib > free_mib:
+                raise InsufficientCapacity(
+                    f"host {self.profile.name} has {free_mib} MiB free, VM {name} needs {vm.spec.memory_mib} MiB")
+            vm.state = VmState.RUNNING
+            vm.started_at = time.time()
+            self._save()
+
+    def stop_vm(self, name: str, timeout: float, force: bool = False) -> None:
+        with self._lock:
+            vm = self._vm(name)
+            if vm.state in (VmState.STOPPED,):
+                return
+            vm.state = VmState.STOPPED
+            vm.started_at = None
+            self._save()
+
+    def reboot_vm(self, name: str, hard: bool = False) -> None:
+        with self._lock:
+            vm = self._vm(name)
+            if vm.state != VmState.RUNNING:
+                raise InvalidVmState(f"VM {name} is {vm.state.value}, not Running")
+            vm.started_at = time.time()
+            self._save()
+
+    def undefine_vm(self, name: str) -> None:
+        with self._lock:
+            if self._vms.pop(name, None) is not None:
+                self._save()
+
+    def _transition(self, name: str, allowed: set[VmState], target: VmState, verb: str) -> None:
+        with self._lock:
+            vm = self._vm(name)
+            if vm.state == target:
+                return
+            if vm.state not in allowed:
+                raise InvalidVmState(f"cannot {verb} VM {name}: it is {vm.state.value}")
+            vm.state = target
+            self._save()
+
+    def pause_vm(self, name: str) -> None:
+        self._transition(name, {VmState.RUNNING}, VmState.PAUSED, "pause")
+
+    def resume_vm(self, name: str) -> None:
+        self._transition(name, {VmState.PAUSED}, VmState.RUNNING, "resume")
+
+    def save_vm(self, name: str) -> None:
+        self._transition(name, {VmState.RUNNING, VmState.PAUSED}, VmState.SAVED, "save")
+
+    def restore_vm(self, name: str) -> None:
+        self._transition(name, {VmState.SAVED}, VmState.RUNNING, "restore")
+
+    # ---------------------------------------------------------------- devices
+
+    def attach_disk(self, name: str, disk: DiskSpec) -> None:
+        with self._lock:
+            vm = self._vm(name)
+            disks = list(vm.spec.disks)
+            for i, d in enumerate(disks):
+                if d.slot == disk.slot:
+                    if d.path == disk.path and d.device == disk.device:
+                        return
+                    if d.device == "cdrom" and disk.device == "cdrom":
+                        disks[i] = disk
+                        break
+                    raise DriverError(f"slot {disk.slot} of VM {name} already holds {d.path}")
+            else:
+                disks.append(disk)
+            vm.spec = replace(vm.spec, disks=tuple(sorted(disks, key=lambda d: d.slot)))
+            self._save()
+
+    def detach_disk(self, name: str, path: str) -> None:
+        with self._lock:
+            vm = self._vm(name)
+            disks = list(vm.spec.disks)
+            for i, d in enumerate(disks):
+                if d.path == path:
+                    if d.device == "cdrom":
+                        disks[i] = replace(d, path=None)
+                    else:
+                        del disks[i]
+                    break
+            else:
+                raise DeviceNotFound(f"VM {name} has no disk {path}")
+            vm.spec = replace(vm.spec, disks=tuple(disks))
+            self._save()
+
+    def resize_disk(self, name: str, path: str, size: int) -> int | None:
+        """Simulated disks are records in the simulated storage, which resizes them running or not."""
+        return None
+
+    def list_nics(self, name: str) -> list[NicInfo]:
+        with self._lock:
+            vm = self._vm(name)
+            return [NicInfo(mac=n.mac, device_id=n.device_id, network=n.network, vlan=n.vlan,
+                            enabled=n.enabled) for n in sorted(vm.spec.nics, key=lambda n: n.device_id)]
+
+    def update_nic(self, name: str, mac: str, *, vlan: int | Literal["keep"] | None = "keep",
+                   network: str | Literal["keep"] | None = "keep", enabled: bool | None = None) -> NicInfo:
+        with self._lock:
+            vm = self._vm(name)
+            nics = list(vm.spec.nics)
+            for i, n in enumerate(nics):
+                if n.mac.lower() == mac.lower():
+                    new = replace(
+                        n,
+                        vlan=n.vlan if vlan == "keep" else vlan,
+                        network=n.network if network == "keep" else network,
+                        enabled=n.enabled if enabled is None else enabled,
+                    )
+                    nics[i] = new
+                    vm.spec = replace(vm.spec, nics=tuple(nics))
+                    self._save()
+                    return NicInfo(mac=new.mac, device_id=new.device_id, network=new.network,
+                                   vlan=new.vlan, enabled=new.enabled)
+            raise DeviceNotFound(f"VM {name} has no NIC with MAC {mac}")
+
+    def console(self, name: str) -> ConsoleEndpoint:
+        with self._lock:
+            vm = self._vm(name)
+            return ConsoleEndpoint(protocol="vnc", host=self.profile.address, port=vm.console_port,
+                                   password=vm.spec.vnc_password)
+
+    # ---------------------------------------------------------------- stats
+
+    def vm_stats(self, names: Sequence[str]) -> dict[str, VmStats]:
+        now = time.time()
+        out: dict[str, VmStats] = {}
+        with self._lock:
+            for name in names:
+                vm = self._vms.get(name)
+                if vm is None or vm.state != VmState.RUNNING:
+                    continue
+                phase = int(hashlib.md5(name.encode(), usedforsecurity=False).hexdigest()[:6], 16)
+                cpu = 20.0 + 15.0 * math.sin(now / 30.0 + phase)
+                up = now - (vm.started_at or now)
+                out[name] = VmStats(cpu_utilization=round(cpu, 2), num_cpus=vm.spec.vcpus,
+                                    memory_kb=vm.spec.memory_mib * 1024,
+                                    network_read_kb=round(up * 1.5, 1), network_write_kb=round(up * 0.7, 1),
+                                    disk_read_kb=round(up * 4.0, 1), disk_write_kb=round(up * 2.0, 1))
+        return out
+
+    # ---------------------------------------------------------------- snapshots
+
+    def create_snapshot(self, name: str, snapshot: str, description: str = "",
+                        with_memory: bool = False) -> SnapshotInfo:
+        with self._lock:
+            vm = self._vm(name)
+            snaps = vm.snapshots if vm.snapshots is not None else []
+            if any(s["name"] == snapshot for s in snaps):
+                raise DriverError(f"VM {name} already has a snapshot {snapshot}")
+            parent = next((s["name"] for s in snaps if s.get("current")), None)
+            for s in snaps:
+                s["current"] = False
+            rec = {"name": snapshot, "created_at": time.time(), "description": description,
+                   "parent": parent, "current": True,
+                   "with_memory": bool(with_memory and vm.state == VmState.RUNNING),
+                   "state": vm.state.value, "spec": vm_spec_to_dict(vm.spec)}
+            snaps.append(rec)
+            vm.snapshots = snaps
+            self._save()
+            return self._snapshot_info(rec)
+
+    @staticmethod
+    def _snapshot_info(rec: dict[str, Any]) -> SnapshotInfo:
+        return SnapshotInfo(name=rec["name"], created_at=rec["created_at"],
+                            description=rec.get("description", ""), parent=rec.get("parent"),
+                            current=bool(rec.get("current")), with_memory=bool(rec.get("with_memory")))
+
+    def list_snapshots(self, name: str) -> list[SnapshotInfo]:
+        with self._lock:
+            return [self._snapshot_info(s) for s in (self._vm(name).snapshots or [])]
+
+    def revert_snapshot(self, name: str, snapshot: str) -> None:
+        with self._lock:
+            vm = self._vm(name)
+            rec = next((s for s in vm.snapshots or [] if s["name"] == snapshot), None)
+            if rec is None:
+                raise SnapshotNotFound(f"VM {name} has no snapshot {snapshot}")
+            vm.spec = vm_spec_from_dict(rec["spec"])
+            vm.state = VmState.RUNNING if rec.get("with_memory") else VmState.STOPPED
+            vm.started_at = time.time() if vm.state == VmState.RUNNING else None
+            for s in vm.snapshots or []:
+                s["current"] = s["name"] == snapshot
+            self._save()
+
+    def delete_snapshot(self, name: str, snapshot: str) -> None:
+        with self._lock:
+            vm = self._vm(name)
+            snaps = vm.snapshots or []
+            rec = next((s for s in snaps if s["name"] == snapshot), None)
+            if rec is None:
+                return
+            for s in snaps:
+                if s.get("parent") == snapshot:
+                    s["parent"] = rec.get("parent")
+            snaps.remove(rec)
+            self._save()
+
+    # ---------------------------------------------------------------- migration
+
+    def migrate_vm(self, name: str, destination: str, *, with_storage: bool = False,
+                   live: bool = True) -> None:
+        target = self.cluster.get(destination)
+        if target is None:
+            raise DriverError(f"migration target {destination} is not reachable")
+        if target is self:
+            raise DriverError("cannot migrate a VM to the host it runs on")
+        with self._lock:
+            vm = self._vm(name)
+            if live and vm.state not in (VmState.RUNNING, VmState.PAUSED):
+                raise InvalidVmState(f"live migration needs a running VM; {name} is {vm.state.value}")
+            target.receive_vm(vm.spec, vm.state)
+            del self._vms[name]
+            self._save()
+
+    def receive_vm(self, spec: VmSpec, state: VmState) -> None:
+        """The target half of a migration between simulated hosts."""
+        self.define_vm(spec)
+        if state in (VmState.RUNNING, VmState.PAUSED):
+            try:
+                self.start_vm(spec.name)
+            except InsufficientCapacity:
+                self.undefine_vm(spec.name)
+                raise
+            if state == VmState.PAUSED:
+                self.pause_vm(spec.name)

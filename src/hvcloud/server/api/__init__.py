@@ -1,0 +1,1 @@
+"""The CloudStack-compatible HTTP API (``/client/api``)."""

@@ -1,0 +1,13 @@
+"""API commands, one module per area; importing a module registers its commands."""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = ("meta", "accounts", "zones", "storage", "catalog", "events", "hosts", "capacity", "templates",
+           "offerings", "vms", "volumes", "management")
+
+
+def load() -> None:
+    for name in MODULES:
+        importlib.import_module(f"{__name__}.{name}")

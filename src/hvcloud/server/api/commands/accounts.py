@@ -1,0 +1,358 @@
+"""Domains, accounts, users and API keys."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+
+from hvcloud.server.api import errors
+from hvcloud.server.api.asyncjobs import api_job, submit_job
+from hvcloud.server.api.context import CallContext, keyword_pattern
+from hvcloud.server.api.registry import REGISTRY, Args, Param
+from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Result, SuccessResult
+from hvcloud.server.api.views import account_view, domain_view, user_view
+from hvcloud.server.db.crypto import hash_password, new_api_key, verify_password
+from hvcloud.server.db.models import Account, Domain, LoginSession, User
+from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_USER
+
+command = REGISTRY.command
+
+USER_FIELDS = ("id", "username", "account", "accounttype", "state", "apikey")
+ACCOUNT_FIELDS = ("id", "name", "accounttype", "domainid", "state", "user")
+_USER_PARAMS = [
+    Param("username", required=True, description="Unique username"),
+    Param("password", required=True, description="Clear text password"),
+    Param("firstname", required=True, description="Firstname"),
+    Param("lastname", required=True, description="Lastname"),
+    Param("email", description="Email"),
+    Param("timezone", description="Time zone of the user"),
+]
+
+
+def _domain(ctx: CallContext, args: Args) -> Domain:
+    domain = ctx.optional(args, Domain, "domainid")
+    if domain is not None:
+        return domain
+    root = ctx.db.scalar(select(Domain).where(Domain.path == "ROOT"))
+    if root is None:
+        raise errors.internal("ROOT domain missing")
+    return root
+
+
+def _new_user(ctx: CallContext, args: Args, account: Account) -> User:
+    username = args.str("username")
+    if ctx.db.scalar(select(User.id).where(User.username == username)) is not None:
+        raise errors.param_error(f"The user {username} already exists in domain")
+    if args.str("password") == "":
+        raise errors.missing_parameter(ctx.command, "password")
+    user = User(account_id=account.id, username=username, password_hash=hash_password(args.str("password")),
+                firstname=args.str("firstname"), lastname=args.str("lastname"), email=args.opt_str("email"),
+                timezone=args.opt_str("timezone"))
+    ctx.db.add(user)
+    ctx.db.flush()
+    return user
+
+
+def _visible_user(ctx: CallContext, user_id: str, name: str = "id") -> User:
+    user = ctx.get(User, name, user_id)
+    if not ctx.is_admin and user.account_id != ctx.account.id:
+        raise errors.entity_not_found(name, user_id)
+    return user
+
+
+@command("createAccount", "Creates an account", params=[
+    *_USER_PARAMS,
+    Param("accounttype", "short", description="Type of the account: 0 user, 1 root admin"),
+    Param("account", description="Name of the account; defaults to the username"),
+    Param("domainid", "uuid", description="Domain the account is created in"),
+    Param("networkdomain", description="Network domain for the account's networks"),
+], response=ACCOUNT_FIELDS)
+def create_account(ctx: CallContext, args: Args) -> Result:
+    account_type = args.opt_int("accounttype")
+    account_type = ACCOUNT_TYPE_USER if account_type is None else account_type
+    if account_type not in (ACCOUNT_TYPE_USER, ACCOUNT_TYPE_ADMIN):
+        raise errors.param_error("accounttype must be 0 (user) or 1 (root admin)")
+    domain = _domain(ctx, args)
+    name = args.opt_str("account") or args.str("username")
+    exists = ctx.db.scalar(select(Account.id).where(Account.domain_id == domain.id, Account.name == name))
+    if exists is not None:
+        raise errors.param_error(f"The specified account: {name} already exists")
+    account = Account(name=name, domain_id=domain.id, account_type=account_type,
+                      network_domain=args.opt_str("networkdomain"))
+    ctx.db.add(account)
+    ctx.db.flush()
+    _new_user(ctx, args, account)
+    ctx.db.refresh(account)
+    ctx.event("ACCOUNT.CREATE", f"Creating account {name}", resource_type="Account", resource_id=account.id)
+    return ObjectResult("account", account_view(account))
+
+
+@command("listAccounts", "Lists accounts and provides detailed account information", admin=False,
+         listall=True, params=[
+             Param("id", "uuid", description="List account by account ID"),
+             Param("name", description="List account by account name"),
+             Param("accounttype", "integer", description="List accounts by account type"),
+             Param("state", description="List accounts by state"),
+             Param("domainid", "uuid", description="List only resources belonging to the domain specified"),
+         ], response=ACCOUNT_FIELDS)
+def list_accounts(ctx: CallContext, args: Args) -> Result:
+    stmt = select(Account).order_by(Account.created)
+    if not ctx.is_admin:
+        stmt = stmt.where(Account.id == ctx.account.id)
+    for param, column in (("id", Account.id), ("name", Account.name), ("domainid", Account.domain_id),
+                          ("state", Account.state)):
+        value = args.opt_str(param)
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if args.opt_int("accounttype") is not None:
+        stmt = stmt.where(Account.account_type == args.opt_int("accounttype"))
+    pattern = keyword_pattern(args)
+    if pattern:
+        stmt = stmt.where(Account.name.ilike(pattern, escape="\\"))
+    rows, count = ctx.page(stmt, args)
+    return ListResult("account", [account_view(a) for a in rows], count)
+
+
+def _set_account_state(ctx: CallContext, args: Args, state: str) -> Account:
+    account = ctx.require(args, Account, "id")
+    if account.id == ctx.account.id and state != "enabled":
+        raise errors.param_error("An account cannot disable itself")
+    account.state = state
+    if state != "enabled":
+        user_ids = select(User.id).where(User.account_id == account.id)
+        for session in ctx.db.scalars(select(LoginSession).where(LoginSession.user_id.in_(user_ids))):
+            ctx.db.delete(session)
+    ctx.event("ACCOUNT.DISABLE" if state != "enabled" else "ACCOUNT.ENABLE",
+              f"Account {account.name} is now {state}", resource_type="Account", resource_id=account.id)
+    return account
+
+
+@command("disableAccount", "Disables an account", isasync=True, params=[
+    Param("id", "uuid", required=True, description="Account id"),
+    Param("lock", "boolean", required=True, description="If true, only lock the account; else disable it"),
+], response=ACCOUNT_FIELDS)
+def disable_account(ctx: CallContext, args: Args) -> Result:
+    account = ctx.require(args, Account, "id")
+    if account.id == ctx.account.id:
+        raise errors.param_error("An account cannot disable itself")
+    return submit_job(ctx, "api.disableAccount", {"id": account.id, "lock": args.bool("lock")},
+                      instance_type="Account", instance_id=account.id)
+
+
+@api_job("api.disableAccount")
+def _disable_account_job(ctx: CallContext, args: Args) -> Result:
+    account = _set_account_state(ctx, args, "locked" if args.bool("lock") else "disabled")
+    return ObjectResult("account", account_view(account))
+
+
+@command("enableAccount", "Enables an account", params=[
+    Param("id", "uuid", required=True, description="Account id")], response=ACCOUNT_FIELDS)
+def enable_account(ctx: CallContext, args: Args) -> Result:
+    return ObjectResult("account", account_view(_set_account_state(ctx, args, "enabled")))
+
+
+@command("deleteAccount", "Deletes an account and all its users", isasync=True, params=[
+    Param("id", "uuid", required=True, description="Account id")])
+def delete_account(ctx: CallContext, args: Args) -> Result:
+    account = ctx.require(args, Account, "id")
+    if account.id == ctx.account.id or account.name == "admin":
+        raise errors.param_error("The default admin account and the caller's own account cannot be deleted")
+    return submit_job(ctx, "api.deleteAccount", {"id": account.id}, instance_type="Account",
+                      instance_id=account.id)
+
+
+@api_job("api.deleteAccount")
+def _delete_account_job(ctx: CallContext, args: Args) -> Result:
+    account = ctx.db.get(Account, args.str("id"))
+    if account is None:
+        return SuccessResult()
+    ctx.event("ACCOUNT.DELETE", f"Deleting account {account.name}", resource_type="Account",
+              resource_id=account.id)
+    for user in list(account.users):
+        ctx.db.delete(user)
+    ctx.db.flush()
+    ctx.db.delete(account)
+    return SuccessResult()
+
+
+@command("createUser", "Creates a user for an account that already exists", params=[
+    *_USER_PARAMS,
+    Param("account", required=True, description="Account the user belongs to"),
+    Param("domainid", "uuid", description="Domain of the account"),
+], response=USER_FIELDS)
+def create_user(ctx: CallContext, args: Args) -> Result:
+    domain = _domain(ctx, args)
+    account = ctx.db.scalar(select(Account).where(Account.domain_id == domain.id,
+                                                  Account.name == args.str("account")))
+    if account is None:
+        raise errors.param_error(f"Unable to find account {args.str('account')[:64]} in domain {domain.path}")
+    user = _new_user(ctx, args, account)
+    ctx.event("USER.CREATE", f"Creating user {user.username}", resource_type="User", resource_id=user.id)
+    return ObjectResult("user", user_view(user))
+
+
+@command("listUsers", "Lists user accounts", admin=False, listall=True, params=[
+    Param("id", "uuid", description="List user by ID"),
+    Param("username", description="List user by the username"),
+    Param("account", description="List users of this account"),
+    Param("accounttype", "integer", description="List users by account type"),
+    Param("state", description="List users by state"),
+    Param("domainid", "uuid", description="List users of this domain"),
+], response=USER_FIELDS)
+def list_users(ctx: CallContext, args: Args) -> Result:
+    stmt = select(User).join(Account, User.account_id == Account.id).order_by(User.created)
+    if not ctx.is_admin:
+        stmt = stmt.where(User.account_id == ctx.account.id)
+    for param, column in (("id", User.id), ("username", User.username), ("account", Account.name),
+                          ("state", User.state), ("domainid", Account.domain_id)):
+        value = args.opt_str(param)
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if args.opt_int("accounttype") is not None:
+        stmt = stmt.where(Account.account_type == args.opt_int("accounttype"))
+    pattern = keyword_pattern(args)
+    if pattern:
+        stmt = stmt.where(or_(User.username.ilike(pattern, escape="\\"),
+                              User.firstname.ilike(pattern, escape="\\"),
+                              User.lastname.ilike(pattern, escape="\\")))
+    rows, count = ctx.page(stmt, args)
+    return ListResult("user", [user_view(u) for u in rows], count)
+
+
+@command("getUser", "Find user account by API key", params=[
+    Param("userapikey", required=True, description="API key of the user")], response=USER_FIELDS)
+def get_user(ctx: CallContext, args: Args) -> Result:
+    user = ctx.db.scalar(select(User).where(User.api_key == args.str("userapikey")))
+    if user is None:
+        return RawResult({})
+    return ObjectResult("user", user_view(user))
+
+
+@command("updateUser", "Updates a user account", admin=False, params=[
+    Param("id", "uuid", required=True, description="User id"),
+    Param("username", description="Unique username"),
+    Param("password", description="Clear text password"),
+    Param("currentpassword", description="Current password, required when users change their own"),
+    Param("firstname", description="First name"),
+    Param("lastname", description="Last name"),
+    Param("email", description="Email"),
+    Param("timezone", description="Time zone"),
+], response=USER_FIELDS)
+def update_user(ctx: CallContext, args: Args) -> Result:
+    user = _visible_user(ctx, args.str("id"))
+    password = args.opt_str("password")
+    if password is not None:
+        if password == "":
+            raise errors.param_error("Password cannot be empty")
+        if not ctx.is_admin:
+            current = args.opt_str("currentpassword")
+            if current is None or not verify_password(current, user.password_hash):
+                raise errors.param_error("Current password is incorrect")
+        user.password_hash = hash_password(password)
+    username = args.opt_str("username")
+    if username is not None and username != user.username:
+        if ctx.db.scalar(select(User.id).where(User.username == username)) is not None:
+            raise errors.param_error(f"The user {username} already exists in domain")
+        user.username = username
+    for field in ("firstname", "lastname", "email", "timezone"):
+        value = args.opt_str(field)
+        if value is not None:
+            setattr(user, field, value)
+    ctx.event("USER.UPDATE", f"Updating user {user.username}", resource_type="User", resource_id=user.id)
+    return ObjectResult("user", user_view(user))
+
+
+def _set_user_state(ctx: CallContext, args: Args, state: str) -> User:
+    user = ctx.require(args, User, "id")
+    if user.id == ctx.user.id and state != "enabled":
+        raise errors.param_error("A user cannot disable or lock itself")
+    user.state = state
+    if state != "enabled":
+        for session in ctx.db.scalars(select(LoginSession).where(LoginSession.user_id == user.id)):
+            ctx.db.delete(session)
+    ctx.event("USER.DISABLE" if state != "enabled" else "USER.ENABLE", f"User {user.username} is now {state}",
+              resource_type="User", resource_id=user.id)
+    return user
+
+
+@command("disableUser", "Disables a user account", isasync=True, params=[
+    Param("id", "uuid", required=True, description="User id")], response=USER_FIELDS)
+def disable_user(ctx: CallContext, args: Args) -> Result:
+    user = ctx.require(args, User, "id")
+    if user.id == ctx.user.id:
+        raise errors.param_error("A user cannot disable or lock itself")
+    return submit_job(ctx, "api.disableUser", {"id": user.id}, instance_type="User", instance_id=user.id)
+
+
+@api_job("api.disableUser")
+def _disable_user_job(ctx: CallContext, args: Args) -> Result:
+    return ObjectResult("user", user_view(_set_user_state(ctx, args, "disabled")))
+
+
+@command("enableUser", "Enables a user account", params=[
+    Param("id", "uuid", required=True, description="User id")], response=USER_FIELDS)
+def enable_user(ctx: CallContext, args: Args) -> Result:
+    return ObjectResult("user", user_view(_set_user_state(ctx, args, "enabled")))
+
+
+@command("lockUser", "Locks a user account", params=[
+    Param("id", "uuid", required=True, description="User id")], response=USER_FIELDS)
+def lock_user(ctx: CallContext, args: Args) -> Result:
+    return ObjectResult("user", user_view(_set_user_state(ctx, args, "locked")))
+
+
+@command("deleteUser", "Deletes a user for an account", params=[
+    Param("id", "uuid", required=True, description="User id")])
+def delete_user(ctx: CallContext, args: Args) -> Result:
+    user = ctx.require(args, User, "id")
+    if user.id == ctx.user.id or user.username == "admin":
+        raise errors.param_error("The default admin user and the caller itself cannot be deleted")
+    ctx.event("USER.DELETE", f"Deleting user {user.username}", resource_type="User", resource_id=user.id)
+    ctx.db.delete(user)
+    return SuccessResult()
+
+
+def _keys_view(ctx: CallContext, user: User) -> dict[str, str]:
+    out = {"apikey": user.api_key or ""}
+    if user.secret_key_enc is not None:
+        out["secretkey"] = ctx.state.box.decrypt(user.secret_key_enc)
+    return out
+
+
+@command("registerUserKeys", "Generates a new API key and secret key for a user", admin=False, params=[
+    Param("id", "uuid", required=True, description="User id")], response=("apikey", "secretkey"))
+def register_user_keys(ctx: CallContext, args: Args) -> Result:
+    user = _visible_user(ctx, args.str("id"))
+    user.api_key = new_api_key()
+    user.secret_key_enc = ctx.state.box.encrypt(new_api_key())
+    ctx.event("REGISTER.USER.KEY", f"Registering API keys for user {user.username}", resource_type="User",
+              resource_id=user.id)
+    return ObjectResult("userkeys", _keys_view(ctx, user))
+
+
+@command("getUserKeys", "Gets the API key and secret key of a user", admin=False, params=[
+    Param("id", "uuid", required=True, description="User id")], response=("apikey", "secretkey"))
+def get_user_keys(ctx: CallContext, args: Args) -> Result:
+    user = _visible_user(ctx, args.str("id"))
+    if user.api_key is None:
+        return RawResult({})
+    return ObjectResult("userkeys", _keys_view(ctx, user))
+
+
+@command("listDomains", "Lists domains and provides detailed information for listed domains", admin=False,
+         listall=True, params=[
+             Param("id", "uuid", description="List domain by domain ID"),
+             Param("name", description="List domain by domain name"),
+             Param("level", "integer", description="List domains by domain level"),
+         ], response=("id", "name", "path", "level"))
+def list_domains(ctx: CallContext, args: Args) -> Result:
+    stmt = select(Domain).order_by(Domain.path)
+    if not ctx.is_admin:
+        stmt = stmt.where(Domain.id == ctx.account.domain_id)
+    for param, column in (("id", Domain.id), ("name", Domain.name)):
+        value = args.opt_str(param)
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if args.opt_int("level") is not None:
+        stmt = stmt.where(Domain.level == args.opt_int("level"))
+    rows, count = ctx.page(stmt, args)
+    return ListResult("domain", [domain_view(d) for d in rows], count)

@@ -1,0 +1,459 @@
+"""Virtual machines: deploy, start, stop, reboot, destroy, recover, expunge, list, update, scale, ISOs.
+
+Requests validate and write rows in one transaction, then queue a job on the VM
+(``VirtualMachine:<id>``, so jobs on one VM run in order); :mod:`hvcloud.server.orchestration.vms`
+does the agent work.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, not_, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from hvcloud.server.api import errors
+from hvcloud.server.api.asyncjobs import run_inline, submit_job
+from hvcloud.server.api.context import CallContext, keyword_pattern
+from hvcloud.server.api.params import map_as_key_values
+from hvcloud.server.api.registry import REGISTRY, Args, Param
+from hvcloud.server.api.results import ListResult, ObjectResult, Result
+from hvcloud.server.api.vm_views import vm_view, vm_views
+from hvcloud.server.db.models import (
+    Account,
+    DiskOffering,
+    Host,
+    ServiceOffering,
+    TemplateStoreRef,
+    VMInstance,
+    VMTemplate,
+    Volume,
+    Zone,
+    utcnow,
+)
+from hvcloud.server.db.sequences import SequenceMissing
+from hvcloud.server.orchestration import planner, vm_wire, vms
+from hvcloud.server.orchestration import vm_states as S
+from hvcloud.server.orchestration.agents import HOST_UP
+
+command = REGISTRY.command
+
+VM_FIELDS = ("id", "name", "displayname", "state", "zoneid", "hostid", "templateid", "serviceofferingid",
+             "cpunumber", "memory", "instancename", "nic")
+GiB = 1024**3
+MAX_USERDATA = 32 * 1024
+DEFAULT_CPU_SPEED = 500
+DEFAULT_NETWORK_LABEL = "guest"
+NETWORK_LABEL_DETAIL = "guest.network.label"
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+MAX_CPUS = 1024
+MAX_MEMORY_MB = 16 * 1024 * 1024
+
+
+def _job(ctx: CallContext, handler: str, vm: VMInstance, params: dict[str, Any] | None = None, *,
+         create: bool = False) -> Result:
+    return submit_job(ctx, handler, {"vm_id": vm.id, **(params or {})}, instance_type="VirtualMachine",
+                      instance_id=vm.id, create=create)
+
+
+def owned_vm(ctx: CallContext, args: Args, name: str = "id") -> VMInstance:
+    vm = ctx.require(args, VMInstance, name)
+    if vm.removed is not None or (not ctx.is_admin and vm.account_id != ctx.account.id):
+        raise errors.entity_not_found(name, vm.id)
+    return vm
+
+
+def _check(operation: str, vm: VMInstance) -> None:
+    try:
+        S.check(operation, vm.state, vm.instance_name)
+    except S.InvalidState as exc:
+        raise errors.param_error(exc.text) from None
+
+
+def next_number(ctx: CallContext, name: str) -> int:
+    """The next value of a named sequence, taken outside the request's transaction (so that it does
+    not hold the database's write lock for its whole length; gaps are harmless): see ``db.sequences``."""
+    try:
+        return ctx.state.sequences.next(name)
+    except SequenceMissing as exc:
+        raise errors.internal(str(exc)) from None
+
+
+def _account_number(ctx: CallContext, account: Account) -> int:
+    if account.number is None:
+        account.number = next_number(ctx, "account")
+    return account.number
+
+
+def _custom(args: Args, offering: ServiceOffering) -> tuple[int, int, int]:
+    details = {k.lower(): v for k, v in map_as_key_values(args.map("details")).items()}
+
+    def pick(name: str, detail: str, fixed: int | None) -> int | None:
+        if fixed is not None:
+            return fixed
+        raw = args.opt_int(name)
+        if raw is None and detail.lower() in details:
+            try:
+                raw = int(details[detail.lower()])
+            except ValueError:
+                raise errors.param_error(f"details {detail} must be an integer") from None
+        return raw
+    cpus = pick("cpunumber", "cpuNumber", offering.cpu_number)
+    memory = pick("memory", "memory", offering.memory)
+    speed = pick("cpuspeed", "cpuSpeed", offering.cpu_speed) or DEFAULT_CPU_SPEED
+    if cpus is None or memory is None:
+        raise errors.param_error("The service offering is customized: give cpunumber and memory "
+                                 "(or details[0].cpuNumber and details[0].memory)")
+    if not 1 <= cpus <= MAX_CPUS or not 32 <= memory <= MAX_MEMORY_MB or not 1 <= speed <= 1_000_000:
+        raise errors.param_error("cpunumber, memory (MB) or cpuspeed out of range")
+    return cpus, speed, memory
+
+
+def _userdata(args: Args) -> str | None:
+    raw = args.opt_str("userdata")
+    if raw is None:
+        return None
+    if len(raw) > MAX_USERDATA * 4 // 3 + 4:
+        raise errors.param_error(f"User data is too long (limit {MAX_USERDATA} bytes decoded)")
+    try:
+        base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.param_error("User data must be base64 encoded") from None
+    return raw
+
+
+def _ready_in_zone(ctx: CallContext, template: VMTemplate, zone: Zone) -> TemplateStoreRef:
+    ref = ctx.db.scalars(select(TemplateStoreRef).where(TemplateStoreRef.template_id == template.id,
+                                                        TemplateStoreRef.zone_id == zone.id)).first()
+    if ref is None or ref.download_state != "DOWNLOADED":
+        kind = "ISO" if template.is_iso else "template"
+        raise errors.param_error(f"The {kind} {template.name} is not ready in zone {zone.name}")
+    return ref
+
+
+def _visible_template(ctx: CallContext, template: VMTemplate, name: str) -> None:
+    if template.removed is not None or (not ctx.is_admin and not template.is_public
+                                        and template.account_id != ctx.account.id):
+        raise errors.entity_not_found(name, template.id)
+
+
+def _name(args: Args, default: str) -> str:
+    name = args.opt_str("name")
+    if name is None:
+        return default
+    if not _HOSTNAME.match(name):
+        raise errors.param_error("Invalid value for name: it must be a host name of letters, digits and hyphens, "
+                                 "not starting or ending with a hyphen, at most 63 characters")
+    return name
+
+
+@command("deployVirtualMachine", "Creates and automatically starts a virtual machine based on a service "
+         "offering, disk offering, and template.", admin=False, isasync=True, params=[
+    Param("serviceofferingid", "uuid", required=True, description="the ID of the service offering"),
+    Param("zoneid", "uuid", required=True, description="availability zone for the virtual machine"),
+    Param("templateid", "uuid", description="the ID of the template (or ISO) for the virtual machine"),
+    Param("name", description="host name for the virtual machine"),
+    Param("displayname", description="an optional user generated name for the virtual machine"),
+    Param("diskofferingid", "uuid", description="the ID of the disk offering for a data disk"),
+    Param("size", "long", description="the data disk size in GB for a custom disk offering"),
+    Param("rootdisksize", "long", description="the ROOT disk size in GB"),
+    Param("hostid", "uuid", description="destination host (admins only)"),
+    Param("cpunumber", "integer", description="vCPUs of a custom service offering"),
+    Param("cpuspeed", "integer", description="CPU MHz of a custom service offering"),
+    Param("memory", "integer", description="memory (MB) of a custom service offering"),
+    Param("details", "map", description="cpuNumber, cpuSpeed, memory for custom offerings"),
+    Param("userdata", length=MAX_USERDATA * 2, description="base64 user data"),
+    Param("startvm", "boolean", description="true (default) to start the VM"),
+    Param("group", description="an optional group for the virtual machine"),
+    Param("hypervisor", description="the hypervisor on which to deploy the virtual machine"),
+], response=VM_FIELDS)
+def deploy_vm(ctx: CallContext, args: Args) -> Result:
+    zone = ctx.require(args, Zone, "zoneid")
+    offering = ctx.require(args, ServiceOffering, "serviceofferingid")
+    if offering.removed is not None or offering.is_system:
+        raise errors.entity_not_found("serviceofferingid", offering.id)
+    template_id = args.opt_str("templateid")
+    if template_id is None:
+        raise errors.missing_parameter(ctx.command, "templateid")
+    image = ctx.get(VMTemplate, "templateid", template_id)
+    _visible_template(ctx, image, "templateid")
+    image_ref = _ready_in_zone(ctx, image, zone)
+    cpus, speed, memory = _custom(args, offering)
+    host_id = args.opt_str("hostid")
+    if host_id is not None:
+        if not ctx.is_admin:
+            raise errors.param_error("Only administrators may choose the host")
+        host = ctx.get(Host, "hostid", host_id)
+        if host.zone_id != zone.id:
+            raise errors.param_error("The host is not in the given zone")
+    disk_offering = ctx.optional(args, DiskOffering, "diskofferingid")
+    root_gb = args.opt_int("rootdisksize")
+    if root_gb is not None and not 1 <= root_gb <= 64 * 1024:
+        raise errors.param_error("rootdisksize must be between 1 and 65536 GB")
+    if image.is_iso and root_gb is None and disk_offering is None:
+        raise errors.param_error("Deploying from an ISO needs a disk offering or rootdisksize for the ROOT disk")
+    data_size = None
+    if disk_offering is not None and not (image.is_iso and root_gb is None):
+        data_size = _disk_size(args, disk_offering)
+    userdata = _userdata(args)
+    account = ctx.account
+    number = next_number(ctx, "vm")
+    instance = f"i-{_account_number(ctx, account)}-{number}-{ctx.state.config.instance_name_suffix}"
+    name = _name(args, instance)
+    label = planner.zone_details(zone).get(NETWORK_LABEL_DETAIL, DEFAULT_NETWORK_LABEL)
+    vm = VMInstance(name=name, display_name=args.opt_str("displayname") or name, instance_name=instance,
+                    vm_number=number, account_id=account.id, user_id=ctx.user.id, zone_id=zone.id,
+                    requested_host_id=host_id, template_id=None if image.is_iso else image.id,
+                    iso_id=image.id if image.is_iso else None, service_offering_id=offering.id,
+                    os_type_id=image.os_type_id, cpu_number=cpus, cpu_speed=speed, memory=memory,
+                    state=S.STOPPED, user_data=userdata, group_name=args.opt_str("group"),
+                    ha_enabled=offering.offer_ha, mac_address=vm_wire.mac_for(number), network_label=label,
+                    vnc_password_enc=ctx.state.box.encrypt(secrets.token_urlsafe(6)))
+    ctx.db.add(vm)
+    try:
+        ctx.db.flush()
+    except IntegrityError:
+        raise errors.internal("Could not allocate a unique instance name and MAC address; try again") from None
+    if image.is_iso:
+        size = (root_gb * GiB) if root_gb is not None else _disk_size(args, disk_offering)  # type: ignore[arg-type]
+        root = Volume(name=f"ROOT-{number}", account_id=account.id, zone_id=zone.id, vm_id=vm.id,
+                      volume_type="ROOT", device_id=0, size=size, attached=utcnow(),
+                      disk_offering_id=disk_offering.id if disk_offering and root_gb is None else None)
+    else:
+        size = max(image_ref.size or 0, root_gb * GiB if root_gb else 0, (offering.root_disk_size or 0) * GiB)
+        root = Volume(name=f"ROOT-{number}", account_id=account.id, zone_id=zone.id, vm_id=vm.id,
+                      volume_type="ROOT", device_id=0, size=size or GiB, template_id=image.id,
+                      attached=utcnow())
+    ctx.db.add(root)
+    if data_size is not None and disk_offering is not None:
+        ctx.db.add(Volume(name=f"DATA-{number}", account_id=account.id, zone_id=zone.id, vm_id=vm.id,
+                          volume_type="DATADISK", device_id=1, size=data_size, disk_offering_id=disk_offering.id,
+                          attached=utcnow()))
+    ctx.db.flush()
+    ctx.event("VM.CREATE", f"Creating VM {instance}", resource_type="VirtualMachine", resource_id=vm.id)
+    if args.opt_bool("startvm") is False:
+        return run_inline(ctx, ObjectResult("virtualmachine", vm_view(ctx.db, vm)),
+                          instance_type="VirtualMachine", instance_id=vm.id, create=True)
+    return _job(ctx, vms.JOB_START, vm, {"deploy": True}, create=True)
+
+
+def _disk_size(args: Args, offering: DiskOffering) -> int:
+    if offering.customized or not offering.disk_size_gb:
+        size = args.opt_int("size")
+        if size is None:
+            raise errors.param_error(f"Disk offering {offering.name} is customized: give size (GB)")
+        if not 1 <= size <= 64 * 1024:
+            raise errors.param_error("size must be between 1 and 65536 GB")
+        return size * GiB
+    return offering.disk_size_gb * GiB
+
+
+@command("startVirtualMachine", "Starts a virtual machine.", admin=False, isasync=True, params=[
+    Param("id", "uuid", required=True, description="The ID of the virtual machine"),
+    Param("hostid", "uuid", description="destination host (admins only)"),
+], response=VM_FIELDS)
+def start_vm(ctx: CallContext, args: Args) -> Result:
+    vm = owned_vm(ctx, args)
+    _check("start", vm)
+    host_id = args.opt_str("hostid")
+    if host_id is not None:
+        if not ctx.is_admin:
+            raise errors.param_error("Only administrators may choose the host")
+        ctx.get(Host, "hostid", host_id)
+    vm.requested_host_id = host_id
+    return _job(ctx, vms.JOB_START, vm)
+
+
+@command("stopVirtualMachine", "Stops a virtual machine.", admin=False, isasync=True, params=[
+    Param("id", "uuid", required=True, description="The ID of the virtual machine"),
+    Param("forced", "boolean", description="Force stop the VM (the host may not confirm)"),
+], response=VM_FIELDS)
+def stop_vm(ctx: CallContext, args: Args) -> Result:
+    vm = owned_vm(ctx, args)
+    _check("stop", vm)
+    return _job(ctx, vms.JOB_STOP, vm, {"forced": args.bool("forced")})
+
+
+@command("rebootVirtualMachine", "Reboots a virtual machine.", admin=False, isasync=True, params=[
+    Param("id", "uuid", required=True, description="The ID of the virtual machine"),
+    Param("forced", "boolean", description="Force reboot the VM"),
+], response=VM_FIELDS)
+def reboot_vm(ctx: CallContext, args: Args) -> Result:
+    vm = owned_vm(ctx, args)
+    _check("reboot", vm)
+    return _job(ctx, vms.JOB_REBOOT, vm)
+
+
+@command("destroyVirtualMachine", "Destroys a virtual machine.", admin=False, isasync=True, params=[
+    Param("id", "uuid", required=True, description="The ID of the virtual machine"),
+    Param("expunge", "boolean", description="If true, the VM is expunged at once"),
+], response=VM_FIELDS)
+def destroy_vm(ctx: CallContext, args: Args) -> Result:
+    vm = owned_vm(ctx, args)
+    if vm.state in (S.DESTROYED, S.EXPUNGING) and not args.bool("expunge"):
+        raise errors.param_error(f"VM {vm.instance_name} is already {vm.state}")
+    return _job(ctx, vms.JOB_DESTROY, vm, {"expunge": args.bool("expunge")})
+
+
+@command("expungeVirtualMachine", "Expunge a virtual machine. Once expunged, it cannot be recoverd.",
+         isasync=True, params=[Param("id", "uuid", required=True, description="The ID of the virtual machine")])
+def expunge_vm(ctx: CallContext, args: Args) -> Result:
+    vm = owned_vm(ctx, args)
+    if vm.state not in (S.DESTROYED, S.ERROR, S.EXPUNGING):
+        raise errors.param_error(f"Unable to expunge VM {vm.instance_name}: it is {vm.state}; destroy it first")
+    return _job(ctx, vms.JOB_EXPUNGE, vm)
+
+
+@command("recoverVirtualMachine", "Recovers a virtual machine.", params=[
+    Param("id", "uuid", required=True, description="The ID of the virtual machine")], response=VM_FIELDS)
+def recover_vm(ctx: CallContext, args: Args) -> Result:
+    vm = owned_vm(ctx, args)
+    _check("recover", vm)
+    vms.set_state(vm, S.STOPPED)
+    for v in ctx.db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.state == S.VOL_DESTROY)):
+        v.state = S.VOL_READY
+    ctx.event("VM.RECOVER", f"Recovering VM {vm.instance_name}", resource_type="VirtualMachine",
+              resource_id=vm.id)
+    return ObjectResult("virtualmachine", vm_view(ctx.db, vm))
+
+
+@command("listVirtualMachines", "List the virtual machines owned by the account.", admin=False, listall=True,
+         params=[
+    Param("id", "uuid", description="the ID of the virtual machine"),
+    Param("ids", "list", description="the IDs of the virtual machines"),
+    Param("name", description="name of the virtual machine (exact)"),
+    Param("state", description="state of the virtual machine"),
+    Param("zoneid", "uuid", description="the availability zone ID"),
+    Param("hostid", "uuid", description="the host ID"),
+    Param("templateid", "uuid", description="list by template"),
+    Param("serviceofferingid", "uuid", description="list by service offering"),
+    Param("details", "list", description="comma separated list of details: all, min, nics, stats, ..."),
+], response=VM_FIELDS)
+def list_vms(ctx: CallContext, args: Args) -> Result:
+    stmt = select(VMInstance.id).where(VMInstance.removed.is_(None))
+    owner = ctx.owner_filter(VMInstance.account_id, args)
+    if owner is not None:
+        stmt = stmt.where(owner)
+    for param, column in (("id", VMInstance.id), ("name", VMInstance.name), ("zoneid", VMInstance.zone_id),
+                          ("hostid", VMInstance.host_id), ("templateid", VMInstance.template_id),
+                          ("serviceofferingid", VMInstance.service_offering_id)):
+        value = args.opt_str(param)
+        if value is not None:
+            stmt = stmt.where(column == value)
+    ids = args.list("ids")
+    if ids:
+        stmt = stmt.where(VMInstance.id.in_(ids[:500]))
+    state = args.opt_str("state")
+    if state is not None:
+        stmt = stmt.where(_shown_state_is(state.replace("%", "").replace("_", "")))
+    pattern = keyword_pattern(args)
+    if pattern is not None:
+        stmt = stmt.where(or_(VMInstance.name.ilike(pattern, escape="\\"),
+                              VMInstance.display_name.ilike(pattern, escape="\\"),
+                              VMInstance.instance_name.ilike(pattern, escape="\\")))
+    ids, count = ctx.page(stmt.order_by(VMInstance.created, VMInstance.vm_number), args)
+    details = {d.lower() for d in args.list("details")}
+    full = not details or bool(details & {"all", "volume", "servoff"})
+    return ListResult("virtualmachine", vm_views(ctx.db, ids, details=full), count)
+
+
+def _shown_state_is(state: str) -> ColumnElement[bool]:
+    """Filter on the state the API shows (``vm_states.shown``): ``Unknown`` takes in the VMs on a
+    host that is not Up, and their stored state no longer matches them."""
+    on_lost_host = and_(VMInstance.state.in_(S.ON_HOST), VMInstance.host_id.is_not(None),
+                        VMInstance.host_id.in_(select(Host.id).where(Host.status != HOST_UP)))
+    if state.lower() == S.UNKNOWN.lower():
+        return or_(VMInstance.state == S.UNKNOWN, on_lost_host)
+    return and_(VMInstance.state.ilike(state), not_(on_lost_host))
+
+
+@command("updateVirtualMachine", "Updates properties of a virtual machine.", admin=False, params=[
+    Param("id", "uuid", required=True, description="The ID of the virtual machine"),
+    Param("displayname", description="user generated name"),
+    Param("name", description="new host name of the VM (stopped VMs only)"),
+    Param("group", description="group of the virtual machine"),
+    Param("haenable", "boolean", description="true if high-availability is enabled"),
+    Param("displayvm", "boolean", description="whether the VM is shown to the end user"),
+    Param("userdata", length=MAX_USERDATA * 2, description="base64 user data"),
+], response=VM_FIELDS)
+def update_vm(ctx: CallContext, args: Args) -> Result:
+    vm = owned_vm(ctx, args)
+    _check("update", vm)
+    if args.has("name"):
+        if vm.state != S.STOPPED:
+            raise errors.param_error("The host name of a VM can be changed only when it is Stopped")
+        vm.name = _name(args, vm.name)
+    if args.has("displayname"):
+        vm.display_name = args.str("displayname")
+    if args.has("group"):
+        vm.group_name = args.opt_str("group") or None
+    if args.opt_bool("haenable") is not None:
+        vm.ha_enabled = args.bool("haenable")
+    if args.opt_bool("displayvm") is not None:
+        vm.display_vm = args.bool("displayvm")
+    if args.has("userdata"):
+        vm.user_data = _userdata(args)
+    return ObjectResult("virtualmachine", vm_view(ctx.db, vm))
+
+
+@command("scaleVirtualMachine", "Scales the virtual machine to a new service offering (when stopped).",
+         admin=False, isasync=True, params=[
+    Param("id", "uuid", required=True, description="The ID of the virtual machine"),
+    Param("serviceofferingid", "uuid", required=True, description="the ID of the service offering"),
+    Param("details", "map", description="cpuNumber, cpuSpeed, memory for custom offerings"),
+    Param("cpunumber", "integer", description="vCPUs of a custom service offering"),
+    Param("cpuspeed", "integer", description="CPU MHz of a custom service offering"),
+    Param("memory", "integer", description="memory (MB) of a custom service offering"),
+], response=VM_FIELDS)
+def scale_vm(ctx: CallContext, args: Args) -> Result:
+    vm = owned_vm(ctx, args)
+    if vm.state != S.STOPPED:
+        raise errors.param_error(f"Unable to scale VM {vm.instance_name}: it is {vm.state}; only Stopped VMs "
+                                 "can be scaled (live scaling is not supported)")
+    offering = ctx.require(args, ServiceOffering, "serviceofferingid")
+    if offering.removed is not None or offering.is_system:
+        raise errors.entity_not_found("serviceofferingid", offering.id)
+    vm.cpu_number, vm.cpu_speed, vm.memory = _custom(args, offering)
+    vm.service_offering_id = offering.id
+    vm.service_offering = offering
+    ctx.event("VM.UPGRADE", f"Scaling VM {vm.instance_name}", resource_type="VirtualMachine", resource_id=vm.id)
+    return run_inline(ctx, ObjectResult("virtualmachine", vm_view(ctx.db, vm)), instance_type="VirtualMachine",
+                      instance_id=vm.id)
+
+
+def _iso_job(ctx: CallContext, vm: VMInstance, attach: bool) -> Result:
+    return _job(ctx, vms.JOB_ISO, vm, {"attach": attach})
+
+
+@command("attachIso", "Attaches an ISO to a virtual machine.", admin=False, isasync=True, params=[
+    Param("id", "uuid", required=True, description="the ID of the ISO file"),
+    Param("virtualmachineid", "uuid", required=True, description="the ID of the virtual machine"),
+], response=VM_FIELDS)
+def attach_iso(ctx: CallContext, args: Args) -> Result:
+    vm = owned_vm(ctx, args, "virtualmachineid")
+    _check("attach", vm)
+    iso = ctx.require(args, VMTemplate, "id")
+    _visible_template(ctx, iso, "id")
+    if not iso.is_iso:
+        raise errors.param_error(f"{iso.name} is not an ISO")
+    _ready_in_zone(ctx, iso, vm.zone)
+    if vm.iso_id is not None:
+        raise errors.param_error(f"VM {vm.instance_name} already has an ISO attached; detach it first")
+    vm.iso_id = iso.id
+    return _iso_job(ctx, vm, True)
+
+
+@command("detachIso", "Detaches any ISO file (if any) currently attached to a virtual machine.", admin=False,
+         isasync=True, params=[
+    Param("virtualmachineid", "uuid", required=True, description="The ID of the virtual machine"),
+], response=VM_FIELDS)
+def detach_iso(ctx: CallContext, args: Args) -> Result:
+    vm = owned_vm(ctx, args, "virtualmachineid")
+    _check("attach", vm)
+    if vm.iso_id is None:
+        raise errors.param_error(f"VM {vm.instance_name} has no ISO attached")
+    return _iso_job(ctx, vm, False)

@@ -1,0 +1,191 @@
+"""The ``/client/api`` endpoint: parse, authenticate, authorise, bind, run, render."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hvcloud.server.api import auth, errors
+from hvcloud.server.api.context import CallContext
+from hvcloud.server.api.envelope import (
+    JSON_CONTENT_TYPE,
+    XML_CONTENT_TYPE,
+    error_body,
+    render_json,
+    render_xml,
+)
+from hvcloud.server.api.params import RequestParams
+from hvcloud.server.api.registry import REGISTRY, Registry, bind
+from hvcloud.server.api.results import RawResult, body_of
+from hvcloud.server.db.models import User
+from hvcloud.server.state import ServerState
+
+log = logging.getLogger(__name__)
+
+SESSION_COMMANDS = ("login", "logout")
+
+
+@dataclass
+class Outcome:
+    status: int
+    response_name: str
+    body: dict[str, Any]
+    cookies: dict[str, str] = field(default_factory=dict)
+    clear_cookies: tuple[str, ...] = ()
+
+
+def _error(exc: errors.ApiError, command: str | None) -> Outcome:
+    generic = exc.generic_envelope or command is None or exc.code == errors.UNSUPPORTED_ACTION
+    name = "errorresponse" if generic else f"{(command or '').lower()}response"
+    return Outcome(exc.code, name, error_body(exc.code, exc.text, exc.cserrorcode))
+
+
+def _login(state: ServerState, params: RequestParams, method: str) -> Outcome:
+    if method != "POST":
+        raise errors.ApiError(errors.METHOD_NOT_ALLOWED,
+                              "Please use HTTP POST to authenticate using this API")
+    username, password = params.get("username"), params.get("password")
+    if not username or password is None:
+        raise errors.missing_parameter("login", "username" if not username else "password")
+    with state.sessions.begin() as db:
+        new = auth.login(db, username, password, params.get("domain"), params.get("domainid"))
+        user = new.user
+        body = {
+            "username": user.username, "userid": user.id, "domainid": user.account.domain_id,
+            "timeout": state.config.session_timeout_seconds, "account": user.account.name,
+            "firstname": user.firstname, "lastname": user.lastname, "type": str(user.account.account_type),
+            "timezone": user.timezone or "UTC", "timezoneoffset": "0.0", "registered": "false",
+            "sessionkey": new.key, "is2faenabled": "false", "is2faverified": "true",
+        }
+    cookies = {auth.SESSION_COOKIE: new.key, auth.JSESSION_COOKIE: new.session_id}
+    return Outcome(200, "loginresponse", body, cookies=cookies)
+
+
+def _authenticate(state: ServerState, db: Any, params: RequestParams, cookies: dict[str, str]) -> User:
+    cookie_only = params.get("apikey") is None and auth.SESSION_COOKIE in cookies
+    if params.get("sessionkey") is not None or cookie_only:
+        return auth.verify_session(db, params, cookies, state.config.session_timeout_seconds)
+    return auth.verify_signed_request(db, state.box, params)
+
+
+def process(state: ServerState, registry: Registry, method: str, params: RequestParams,
+            cookies: dict[str, str]) -> Outcome:
+    """Run one API call synchronously (called in a worker thread)."""
+    command_name = params.get("command")
+    try:
+        if not command_name:
+            raise errors.ApiError(errors.UNSUPPORTED_ACTION, "no command specified", errors.CS_SERVER_API)
+        if command_name == "login":
+            return _login(state, params, method)
+        if command_name == "logout":
+            with state.sessions.begin() as db:
+                auth.logout(db, params, cookies)
+            return Outcome(200, "logoutresponse", {"description": "success"},
+                           clear_cookies=(auth.SESSION_COOKIE, auth.JSESSION_COOKIE))
+        command = registry.get(command_name)
+        with state.sessions() as db:
+            try:
+                user = _authenticate(state, db, params, cookies)
+            except errors.ApiError:
+                db.commit()
+                raise
+            if command is None:
+                raise errors.unauthorized(errors.NOT_AVAILABLE_TEXT, generic_envelope=True)
+            if command.admin_only and user.account.account_type != 1:
+                raise errors.unauthorized(errors.NOT_AVAILABLE_TEXT)
+            bad = params.has_control_characters()
+            if bad is not None:
+                raise errors.param_error(f"Received value for parameter {bad[:64]} contains control "
+                                         "characters, which are not allowed")
+            args = bind(command, params)
+            ctx = CallContext(state=state, db=db, user=user, command=command.name)
+            try:
+                result = command.handler(ctx, args)
+                db.commit()
+                state.notify_jobs()
+            except Exception:
+                db.rollback()
+                raise
+        outcome = Outcome(200, command.response_name, body_of(result))
+        if isinstance(result, RawResult):
+            outcome.cookies, outcome.clear_cookies = result.cookies, result.clear_cookies
+        return outcome
+    except errors.ApiError as exc:
+        return _error(exc, command_name if command_name and registry.get(command_name) else None)
+    except Exception:
+        log.exception("API command %s failed", command_name)
+        return _error(errors.internal("Internal error executing command, please contact your system "
+                                      "administrator"), command_name)
+
+
+async def _read_pairs(request: Request, max_body: int) -> list[tuple[str, str]]:
+    """The query and form parameters as received; ApiError only for a body that cannot be read.
+
+    The number of parameters is checked by ``RequestParams`` (the body size bounds the work here), so
+    that a refusal can still be rendered in the format the request asked for."""
+    pairs: list[tuple[str, str]] = list(request.query_params.multi_items())
+    if request.method == "POST":
+        ctype = request.headers.get("content-type", "")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                raise errors.param_error(f"request body exceeds {max_body} bytes")
+        if body and (not ctype or ctype.startswith("application/x-www-form-urlencoded")):
+            try:
+                text = body.decode("utf-8")
+                pairs += parse_qsl(text, keep_blank_values=True, errors="strict")
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise errors.param_error(f"malformed request body: {str(exc)[:80]}") from None
+    return pairs
+
+
+def _wants_json(pairs: list[tuple[str, str]]) -> bool:
+    """``response=json`` as the server reads it: the first parameter named ``response`` in any case."""
+    for name, value in pairs:
+        if name.lower() == "response":
+            return value.lower() == "json"
+    return False
+
+
+def header_text(text: str, limit: int = 512) -> str:
+    """Error text fit for a header: error texts echo parameter values, and a CR/LF or other control
+    character in a header is response splitting, and h11 also refuses leading or trailing blanks; uvicorn
+    drops the connection on either, so the client got no answer at all."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text[:limit]).strip()
+
+
+def make_handler(state: ServerState, registry: Registry = REGISTRY) -> Any:
+    async def api(request: Request) -> Response:
+        pairs: list[tuple[str, str]] = list(request.query_params.multi_items())
+        try:
+            pairs = await _read_pairs(request, state.config.max_body_bytes)
+            params = RequestParams.from_pairs(pairs)
+        except errors.ApiError as exc:
+            outcome = _error(exc, None)
+            as_json = _wants_json(pairs)
+        else:
+            as_json = (params.get("response") or "").lower() == "json"
+            outcome = await run_in_threadpool(process, state, registry, request.method, params,
+                                              dict(request.cookies))
+        if as_json:
+            content, media = render_json(outcome.response_name, outcome.body), JSON_CONTENT_TYPE
+        else:
+            content, media = render_xml(outcome.response_name, outcome.body), XML_CONTENT_TYPE
+        response = Response(content, status_code=outcome.status, media_type=media)
+        if outcome.status != 200 and "errortext" in outcome.body:
+            response.headers["X-Description"] = header_text(str(outcome.body["errortext"]))
+        for name, value in outcome.cookies.items():
+            path = "/client" if name == auth.JSESSION_COOKIE else "/"
+            response.set_cookie(name, value, path=path, httponly=True, samesite="lax")
+        for name in outcome.clear_cookies:
+            response.delete_cookie(name, path="/client" if name == auth.JSESSION_COOKIE else "/")
+        return response
+
+    return api

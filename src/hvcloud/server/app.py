@@ -1,0 +1,79 @@
+"""The ASGI application of the management server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from hvcloud.server import access_log
+from hvcloud.server.api import commands
+from hvcloud.server.api.endpoint import make_handler
+from hvcloud.server.api.registry import REGISTRY
+from hvcloud.server.api.uploads import make_upload_handler
+from hvcloud.server.jobs.engine import EngineSettings, JobEngine
+from hvcloud.server.orchestration import storage_cleanup, vms
+from hvcloud.server.orchestration.agent_manager import AgentManager
+from hvcloud.server.state import ServerState
+
+
+def load_plugins(names: tuple[str, ...]) -> None:
+    """Import extra modules that register API commands or job handlers (``--plugin``)."""
+    for name in names:
+        importlib.import_module(name)
+
+
+def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
+    commands.load()
+    load_plugins(state.config.plugins)
+    access_log.install()
+    handler = make_handler(state, REGISTRY)
+    config = state.config
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        manager: AgentManager | None = None
+        engine: JobEngine | None = None
+        background: list[asyncio.Task[None]] = []
+        if config.manage_agents:
+            # without the job engine nothing heartbeats this server, so it holds no host leases
+            manager = AgentManager(config, state.sessions, state.box,
+                                   server_id=state.server_id if run_jobs else None)
+            manager.on_power_change.append(vms.power_listener(state.sessions, config.power_report_grace_seconds))
+            background.append(asyncio.create_task(vms.power_sweep_loop(
+                state.sessions, config.ping_interval_seconds, config.power_report_grace_seconds)))
+            background.append(asyncio.create_task(storage_cleanup.cleanup_loop(
+                state.sessions, manager, state.box, config.ping_interval_seconds)))
+            await manager.start()
+            state.agents = manager
+        if run_jobs:
+            engine = JobEngine(state, state.server_id, EngineSettings(
+                workers=config.job_workers, poll_seconds=config.job_poll_seconds,
+                lease_seconds=config.lease_seconds, max_attempts=config.max_job_attempts,
+                expire_seconds=config.job_expire_minutes * 60), agents=manager)
+            state.jobs = engine
+            await engine.start()
+        try:
+            yield
+        finally:
+            if engine is not None:
+                await engine.stop()
+                state.jobs = None
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if manager is not None:
+                state.agents = None
+                await manager.stop()
+
+    upload = make_upload_handler(state)
+    return Starlette(routes=[Route("/client/api", handler, methods=["GET", "POST"]),
+                             Route("/client/api/", handler, methods=["GET", "POST"]),
+                             Route("/upload/template/{ref_id}", upload, methods=["POST"])],
+                     lifespan=lifespan)

@@ -1,0 +1,160 @@
+"""Server settings (data directory, database URL, listen address, agent timings)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hvcloud.server.db.engine import default_sqlite_url
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+DB_URL_FILE = "db-url"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    db_url: str
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    max_page_size: int = 500
+    session_timeout_seconds: int = 1800
+    max_body_bytes: int = 1024 * 1024
+    ping_interval_seconds: float = 60.0
+    job_workers: int = 8
+    job_poll_seconds: float = 0.5
+    lease_seconds: float = 30.0
+    max_job_attempts: int = 5
+    job_expire_minutes: float = 1440.0
+    #: image downloads: private (RFC 1918, ULA, link-local) and loopback source addresses are refused
+    #: unless allowed here; sizes and timeouts bound what one URL can cost the server
+    download_allow_private: bool = False
+    download_allow_loopback: bool = False
+    template_max_bytes: int = 64 * 1024**3
+    download_connect_timeout: float = 15.0
+    download_read_timeout: float = 120.0
+    upload_url_ttl_seconds: int = 3600
+    #: where NFS image stores are mounted on the server: <root>/<host><export path>
+    nfs_mount_root: Path = Path("/var/lib/hvcloud/secondary")
+    public_url: str | None = None
+    plugins: tuple[str, ...] = ()
+    ping_timeout_multiplier: float = 2.5
+    ping_retry_count: int = 0
+    host_stats_interval_seconds: float = 60.0
+    agent_concurrency: int = 64
+    command_wait_seconds: float = 1800.0
+    agent_connect_timeout_seconds: float = 10.0
+    #: run the AgentManager (ping loop) with the app; tests of the bare API turn it off
+    manage_agents: bool = True
+    #: CloudStack's ``instance.name``: the last part of VM instance names ``i-<account>-<number>-VM``
+    instance_name_suffix: str = "VM"
+    #: CloudStack's ``host.maintenance.local.storage.strategy``: what maintenance does with running VMs
+    maintenance_strategy: str = "Error"
+
+    @classmethod
+    def build(cls, data_dir: Path, db_url: str | None = None, listen: str = DEFAULT_LISTEN,
+              settings: dict[str, str] | None = None, **options: Any) -> ServerConfig:
+        host, port = parse_listen(listen)
+        return cls(data_dir=data_dir, db_url=db_url or recorded_db_url(data_dir), listen_host=host,
+                   listen_port=port, **parse_settings(settings or {}), **options)
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach this server (upload URLs point here)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.listen_host if self.listen_host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.listen_port}"
+
+    @property
+    def host_down_after_seconds(self) -> float:
+        """CloudStack declares a host down after ``ping.timeout`` x ``ping.interval`` without a ping."""
+        return self.ping_interval_seconds * self.ping_timeout_multiplier
+
+    @property
+    def ping_request_timeout_seconds(self) -> float:
+        return min(max(self.ping_interval_seconds, 5.0), 30.0)
+
+    @property
+    def connect_step_timeout_seconds(self) -> float:
+        """Deadline of each step of the connect sequence (an NFS mount may take a while; an API
+        caller of addHost should not wait for ``wait``)."""
+        return min(self.command_wait_seconds, 120.0)
+
+    @property
+    def host_claim_interval_seconds(self) -> float:
+        """How often each server balances host ownership: a dead server's hosts move within
+        ``lease_seconds`` plus this (35 s with the default 30 s lease)."""
+        return max(min(self.lease_seconds / 3, 5.0), 0.05)
+
+    @property
+    def power_report_grace_seconds(self) -> float:
+        """A VM absent from its host's reports is flagged after two ping intervals, as CloudStack does."""
+        return 2 * self.ping_interval_seconds
+
+
+#: CloudStack's global setting names accepted by ``--setting NAME=VALUE``, with their config fields
+SETTINGS: dict[str, tuple[str, type[float] | type[int], float]] = {
+    "ping.interval": ("ping_interval_seconds", float, 0.05),
+    "ping.timeout": ("ping_timeout_multiplier", float, 1.0),
+    "host.ping.retry.count": ("ping_retry_count", int, 0),
+    "host.stats.interval": ("host_stats_interval_seconds", float, 0.05),
+    "agent.concurrency": ("agent_concurrency", int, 1),
+    "wait": ("command_wait_seconds", float, 1.0),
+    "agent.connect.timeout": ("agent_connect_timeout_seconds", float, 0.1),
+    "job.expire.minutes": ("job_expire_minutes", float, 0.001),
+}
+
+
+#: text settings: name → (config field, the pattern a value must match)
+TEXT_SETTINGS: dict[str, tuple[str, str]] = {
+    "instance.name": ("instance_name_suffix", r"[A-Za-z0-9]{1,32}"),
+    "host.maintenance.local.storage.strategy": ("maintenance_strategy", r"Error|ForceStop"),
+}
+
+
+def parse_settings(settings: dict[str, str]) -> dict[str, Any]:
+    """Turn ``{"ping.interval": "0.5"}`` into config fields; unknown names and bad values raise."""
+    out: dict[str, Any] = {}
+    for name, raw in settings.items():
+        if name in TEXT_SETTINGS:
+            field_name, pattern = TEXT_SETTINGS[name]
+            if not re.fullmatch(pattern, raw):
+                raise ValueError(f"setting {name} must match {pattern}, got {raw!r}")
+            out[field_name] = raw
+            continue
+        if name not in SETTINGS:
+            raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(SETTINGS))}")
+        field_name, kind, minimum = SETTINGS[name]
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ValueError(f"setting {name} must be a number, got {raw!r}") from None
+        if not value >= minimum or value != value or value == float("inf"):
+            raise ValueError(f"setting {name} must be a finite number >= {minimum}, got {raw!r}")
+        out[field_name] = value
+    return out
+
+
+def split_setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"--setting must be NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"--listen must be HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+def recorded_db_url(data_dir: Path) -> str:
+    """The URL ``server run`` recorded in the data directory, or the default SQLite file there."""
+    path = data_dir / DB_URL_FILE
+    if path.exists():
+        return path.read_text().strip()
+    return default_sqlite_url(data_dir)

@@ -1,0 +1,605 @@
+"""SQLAlchemy models of the cloud's state.
+
+Primary keys are the lower-case UUIDs the API shows, so no id translation layer is needed. Times
+are stored as naive UTC and handed back timezone-aware. Secrets live in ``*_enc`` columns, encrypted
+with :class:`hvcloud.server.db.crypto.SecretBox`.
+
+The rows jobs touch all the time (VMs, volumes, hosts, pools, template copies) load their
+relationships on first access (``lazy="select"``: a lookup in the session's identity map, or one small
+SELECT): joined eager loading dragged some twenty rows of zones, pods, clusters, hosts and templates
+into every VM or volume a deploy read. Views of many rows load what they show for the whole page
+(``selectinload``, or plain joined columns in ``api.vm_views``), so a page costs a fixed number of
+queries. Small lookups (an account's domain, a user's account) stay joined.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC on every backend and returned as an aware UTC datetime."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _id_column() -> Mapped[str]:
+    return mapped_column(String(36), primary_key=True, default=new_id)
+
+
+def _created_column() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Domain(Base):
+    __tablename__ = "domain"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("domain.id"), nullable=True)
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = _created_column()
+
+
+class Account(Base):
+    __tablename__ = "account"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
+    account_type: Mapped[int] = mapped_column(Integer)
+    #: the small number in instance names ``i-<number>-<vm number>-VM``, given on first deploy
+    number: Mapped[int | None] = mapped_column(Integer, unique=True, nullable=True)
+    state: Mapped[str] = mapped_column(String(32), default="enabled")
+    network_domain: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    domain: Mapped[Domain] = relationship(lazy="joined")
+    users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.created")
+
+
+class User(Base):
+    __tablename__ = "user"
+    id: Mapped[str] = _id_column()
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"))
+    username: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    firstname: Mapped[str] = mapped_column(String(255))
+    lastname: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    state: Mapped[str] = mapped_column(String(32), default="enabled")
+    api_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    secret_key_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created: Mapped[datetime] = _created_column()
+    account: Mapped[Account] = relationship(back_populates="users", lazy="joined")
+
+
+class LoginSession(Base):
+    """A ``login`` session; only a SHA-256 of the session key is stored."""
+
+    __tablename__ = "login_session"
+    id: Mapped[str] = _id_column()
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    created: Mapped[datetime] = _created_column()
+    last_seen: Mapped[datetime] = _created_column()
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Zone(Base):
+    __tablename__ = "zone"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    network_type: Mapped[str] = mapped_column(String(32))
+    dns1: Mapped[str] = mapped_column(String(64))
+    dns2: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    internal_dns1: Mapped[str] = mapped_column(String(64))
+    internal_dns2: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    guest_cidr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    network_domain: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    allocation_state: Mapped[str] = mapped_column(String(32), default="Disabled")
+    local_storage_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    security_groups_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: ``updateZone details``: e.g. ``guest.network.label`` (the guest NICs' switch/bridge),
+    #: ``cpu.overprovisioning.factor``, ``mem.overprovisioning.factor``
+    details_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created: Mapped[datetime] = _created_column()
+
+
+class Pod(Base):
+    __tablename__ = "pod"
+    __table_args__ = (UniqueConstraint("zone_id", "name"),)
+    id: Mapped[str] = _id_column()
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zone.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    gateway: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    netmask: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    start_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    end_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    allocation_state: Mapped[str] = mapped_column(String(32), default="Enabled")
+    created: Mapped[datetime] = _created_column()
+    zone: Mapped[Zone] = relationship(lazy="joined")
+
+
+class Cluster(Base):
+    __tablename__ = "cluster"
+    __table_args__ = (UniqueConstraint("pod_id", "name"),)
+    id: Mapped[str] = _id_column()
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zone.id"))
+    pod_id: Mapped[str] = mapped_column(ForeignKey("pod.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    hypervisor: Mapped[str] = mapped_column(String(32))
+    cluster_type: Mapped[str] = mapped_column(String(32), default="CloudManaged")
+    allocation_state: Mapped[str] = mapped_column(String(32), default="Enabled")
+    managed_state: Mapped[str] = mapped_column(String(32), default="Managed")
+    cpu_overcommit: Mapped[str] = mapped_column(String(16), default="1.0")
+    memory_overcommit: Mapped[str] = mapped_column(String(16), default="1.0")
+    created: Mapped[datetime] = _created_column()
+    zone: Mapped[Zone] = relationship(lazy="joined")
+    pod: Mapped[Pod] = relationship(lazy="joined")
+
+
+class Host(Base):
+    """A hypervisor host driven over the agent wire.
+
+    ``guid`` is the identity the agent reports in its Startup exchange; ``cert_fingerprint`` is the
+    SHA-256 of the agent's TLS certificate pinned on first contact; ``agent_password_enc`` holds the
+    credentials given to ``addHost`` so the AgentManager can reconnect.
+    """
+
+    __tablename__ = "host"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    guid: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    host_type: Mapped[str] = mapped_column(String(32), default="Routing")
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zone.id"))
+    pod_id: Mapped[str | None] = mapped_column(ForeignKey("pod.id"), nullable=True)
+    cluster_id: Mapped[str | None] = mapped_column(ForeignKey("cluster.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(32), default="Connecting")
+    resource_state: Mapped[str] = mapped_column(String(32), default="Enabled")
+    hypervisor: Mapped[str] = mapped_column(String(32))
+    hypervisor_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    url: Mapped[str] = mapped_column(String(1024))
+    private_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    agent_username: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    agent_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cert_fingerprint: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    cpu_sockets: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cpu_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cpu_speed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    memory_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    capabilities: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    host_tags: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    agent_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_pinged: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    status_reason: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    cpu_used_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    memory_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    network_read_kbs: Mapped[float | None] = mapped_column(Float, nullable=True)
+    network_write_kbs: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stats_updated: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: CPU MHz and memory bytes held by the VMs placed here (see orchestration.planner)
+    cpu_allocated: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    memory_allocated: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: the management server whose AgentManager pings this host; its lease is that server's heartbeat
+    owner_server_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    owner_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    zone: Mapped[Zone] = relationship(lazy="select")
+    pod: Mapped[Pod | None] = relationship(lazy="select")
+    cluster: Mapped[Cluster | None] = relationship(lazy="select")
+
+
+class VmPowerReport(Base):
+    """The power state a host last reported for one VM (by instance name).
+
+    Kept per host and instance name so that reports are recorded before VMs exist in the database;
+    ``missing_since`` is set when the VM drops out of its host's reports, and the state becomes
+    ``PowerReportMissing`` once that lasts longer than the grace period.
+    """
+
+    __tablename__ = "vm_power_report"
+    __table_args__ = (UniqueConstraint("host_id", "instance_name"),)
+    id: Mapped[str] = _id_column()
+    host_id: Mapped[str] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"), index=True)
+    instance_name: Mapped[str] = mapped_column(String(255), index=True)
+    power_state: Mapped[str] = mapped_column(String(32))
+    state_changed: Mapped[datetime] = _created_column()
+    last_reported: Mapped[datetime] = _created_column()
+    missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class StoragePool(Base):
+    __tablename__ = "storage_pool"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zone.id"))
+    pod_id: Mapped[str | None] = mapped_column(ForeignKey("pod.id"), nullable=True)
+    cluster_id: Mapped[str | None] = mapped_column(ForeignKey("cluster.id"), nullable=True)
+    host_id: Mapped[str | None] = mapped_column(ForeignKey("host.id"), nullable=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    pool_type: Mapped[str] = mapped_column(String(32))
+    host_address: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(1024))
+    url: Mapped[str] = mapped_column(String(2048))
+    provider: Mapped[str] = mapped_column(String(64), default="DefaultPrimary")
+    hypervisor: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    state: Mapped[str] = mapped_column(String(32), default="Up")
+    capacity_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    allocated_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    tags: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    overprovision_factor: Mapped[str] = mapped_column(String(16), default="2.0")
+    details_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the pool's uuid on the agent wire when it is not the row id (a host's local pool is named by
+    #: the host guid, as CloudStack's Hyper-V agent reports it)
+    external_uuid: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    zone: Mapped[Zone] = relationship(lazy="select")
+    pod: Mapped[Pod | None] = relationship(lazy="select")
+    cluster: Mapped[Cluster | None] = relationship(lazy="select")
+
+
+class ImageStore(Base):
+    """Secondary storage. S3 credentials and other details are kept encrypted in ``details_enc``."""
+
+    __tablename__ = "image_store"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    zone_id: Mapped[str | None] = mapped_column(ForeignKey("zone.id"), nullable=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    protocol: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(2048))
+    scope: Mapped[str] = mapped_column(String(16))
+    readonly: Mapped[bool] = mapped_column(Boolean, default=False)
+    details_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    capacity_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    used_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created: Mapped[datetime] = _created_column()
+    zone: Mapped[Zone | None] = relationship(lazy="joined")
+
+
+class OsCategory(Base):
+    __tablename__ = "os_category"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class OsType(Base):
+    __tablename__ = "os_type"
+    id: Mapped[str] = _id_column()
+    category_id: Mapped[str] = mapped_column(ForeignKey("os_category.id"))
+    description: Mapped[str] = mapped_column(String(255), unique=True)
+    is_user_defined: Mapped[bool] = mapped_column(Boolean, default=False)
+    category: Mapped[OsCategory] = relationship(lazy="joined")
+
+
+class Event(Base):
+    __tablename__ = "event"
+    id: Mapped[str] = _id_column()
+    event_type: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16), default="INFO")
+    state: Mapped[str] = mapped_column(String(16), default="Completed")
+    description: Mapped[str] = mapped_column(Text)
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("account.id"), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("user.id"), nullable=True)
+    resource_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resource_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    account: Mapped[Account | None] = relationship(lazy="joined")
+    user: Mapped[User | None] = relationship(lazy="joined")
+
+
+class Alert(Base):
+    __tablename__ = "alert"
+    id: Mapped[str] = _id_column()
+    alert_type: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(Text)
+    zone_id: Mapped[str | None] = mapped_column(ForeignKey("zone.id"), nullable=True)
+    pod_id: Mapped[str | None] = mapped_column(ForeignKey("pod.id"), nullable=True)
+    cluster_id: Mapped[str | None] = mapped_column(ForeignKey("cluster.id"), nullable=True)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = _created_column()
+
+
+class ManagementServer(Base):
+    """One running management server process and its liveness lease (``heartbeat``).
+
+    A server whose heartbeat is older than the lease timeout is declared ``Down`` by any other
+    server, which then takes over the jobs it owned.
+    """
+
+    __tablename__ = "management_server"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="Up")
+    started: Mapped[datetime] = _created_column()
+    heartbeat: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    stopped: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class AsyncJob(Base):
+    """An asynchronous API job; ``result_json`` holds the ``jobresult`` object.
+
+    ``status`` is CloudStack's ``jobstatus`` (0 in progress, 1 succeeded, 2 failed); ``phase`` is the
+    engine's own state (queued, running, recover, done). ``object_key`` orders jobs acting on one
+    object: a job runs only when no earlier unfinished job has the same key. ``queued_us`` (microseconds
+    since the epoch) is that order.
+    """
+
+    __tablename__ = "async_job"
+    __table_args__ = (Index("ix_async_job_phase_queued", "phase", "queued_us", "id"),
+                      Index("ix_async_job_object", "object_key", "status"))
+    id: Mapped[str] = _id_column()
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("user.id"))
+    command: Mapped[str] = mapped_column(String(128))
+    status: Mapped[int] = mapped_column(Integer, default=0)
+    result_code: Mapped[int] = mapped_column(Integer, default=0)
+    result_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    instance_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    completed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    handler: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    params_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    phase: Mapped[str] = mapped_column(String(16), default="done")
+    object_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    queued_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    owner_server_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    proc_percent: Mapped[int] = mapped_column(Integer, default=0)
+    proc_text: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    account: Mapped[Account] = relationship(lazy="joined")
+
+
+class VMTemplate(Base):
+    """A template or ISO (``is_iso``); where its file lives is in :class:`TemplateStoreRef`."""
+
+    __tablename__ = "vm_template"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    display_text: Mapped[str] = mapped_column(String(4096))
+    is_iso: Mapped[bool] = mapped_column(Boolean, default=False)
+    format: Mapped[str] = mapped_column(String(16))
+    hypervisor: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    os_type_id: Mapped[str | None] = mapped_column(ForeignKey("os_type.id"), nullable=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"))
+    url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    checksum: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_featured: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_extractable: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    sshkey_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    bootable: Mapped[bool] = mapped_column(Boolean, default=True)
+    requires_hvm: Mapped[bool] = mapped_column(Boolean, default=True)
+    bits: Mapped[int] = mapped_column(Integer, default=64)
+    template_type: Mapped[str] = mapped_column(String(16), default="USER")
+    template_tag: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    cross_zones: Mapped[bool] = mapped_column(Boolean, default=False)
+    details_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    account: Mapped[Account] = relationship(lazy="joined")
+    os_type: Mapped[OsType | None] = relationship(lazy="joined")
+
+
+class TemplateStoreRef(Base):
+    """A template's copy in one zone: which image store holds it and its path relative to that store."""
+
+    __tablename__ = "template_store_ref"
+    __table_args__ = (UniqueConstraint("template_id", "zone_id"),)
+    id: Mapped[str] = _id_column()
+    template_id: Mapped[str] = mapped_column(ForeignKey("vm_template.id", ondelete="CASCADE"))
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zone.id"))
+    store_id: Mapped[str | None] = mapped_column(ForeignKey("image_store.id"), nullable=True)
+    install_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    download_state: Mapped[str] = mapped_column(String(32), default="NOT_DOWNLOADED")
+    download_percent: Mapped[int] = mapped_column(Integer, default=0)
+    error_text: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    physical_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    checksum: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    template: Mapped[VMTemplate] = relationship(lazy="select")
+    zone: Mapped[Zone] = relationship(lazy="select")
+    store: Mapped[ImageStore | None] = relationship(lazy="select")
+
+
+class ServiceOffering(Base):
+    __tablename__ = "service_offering"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    display_text: Mapped[str] = mapped_column(String(4096))
+    cpu_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cpu_speed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    memory: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    storage_type: Mapped[str] = mapped_column(String(16), default="shared")
+    provisioning_type: Mapped[str] = mapped_column(String(16), default="thin")
+    offer_ha: Mapped[bool] = mapped_column(Boolean, default=False)
+    limit_cpu_use: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_volatile: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_system: Mapped[bool] = mapped_column(Boolean, default=False)
+    host_tags: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    storage_tags: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    root_disk_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="Active")
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created: Mapped[datetime] = _created_column()
+
+    @property
+    def customized(self) -> bool:
+        return self.cpu_number is None or self.memory is None
+
+
+class DiskOffering(Base):
+    __tablename__ = "disk_offering"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    display_text: Mapped[str] = mapped_column(String(4096))
+    disk_size_gb: Mapped[int] = mapped_column(BigInteger, default=0)
+    customized: Mapped[bool] = mapped_column(Boolean, default=False)
+    storage_type: Mapped[str] = mapped_column(String(16), default="shared")
+    provisioning_type: Mapped[str] = mapped_column(String(16), default="thin")
+    tags: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    display_offering: Mapped[bool] = mapped_column(Boolean, default=True)
+    state: Mapped[str] = mapped_column(String(16), default="Active")
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created: Mapped[datetime] = _created_column()
+
+
+class IdSequence(Base):
+    """Named counters (VM numbers, account numbers), bumped with one atomic UPDATE."""
+
+    __tablename__ = "id_sequence"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class VMInstance(Base):
+    """A user VM. ``capacity_host_id`` is the host whose CPU/memory this VM holds right now: set in
+    the transaction that reserves them, cleared in the one that releases them, so a recount of these
+    rows always equals the hosts' ``*_allocated`` columns."""
+
+    __tablename__ = "vm_instance"
+    __table_args__ = (Index("ix_vm_instance_account_state", "account_id", "state"),
+                      Index("ix_vm_instance_account_created", "account_id", "created", "vm_number"),
+                      Index("ix_vm_instance_created", "created", "vm_number"))
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(255))
+    instance_name: Mapped[str] = mapped_column(String(255), unique=True)
+    vm_number: Mapped[int] = mapped_column(BigInteger, unique=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("user.id"))
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zone.id"))
+    host_id: Mapped[str | None] = mapped_column(ForeignKey("host.id", ondelete="SET NULL"), nullable=True,
+                                                index=True)
+    last_host_id: Mapped[str | None] = mapped_column(ForeignKey("host.id", ondelete="SET NULL"), nullable=True)
+    capacity_host_id: Mapped[str | None] = mapped_column(ForeignKey("host.id", ondelete="SET NULL"),
+                                                         nullable=True, index=True)
+    requested_host_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    template_id: Mapped[str | None] = mapped_column(ForeignKey("vm_template.id"), nullable=True)
+    iso_id: Mapped[str | None] = mapped_column(ForeignKey("vm_template.id"), nullable=True)
+    service_offering_id: Mapped[str] = mapped_column(ForeignKey("service_offering.id"))
+    os_type_id: Mapped[str | None] = mapped_column(ForeignKey("os_type.id"), nullable=True)
+    cpu_number: Mapped[int] = mapped_column(Integer)
+    cpu_speed: Mapped[int] = mapped_column(Integer)
+    memory: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(32), default="Stopped", index=True)
+    state_reason: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    state_changed: Mapped[datetime] = _created_column()
+    user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    group_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    ha_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    display_vm: Mapped[bool] = mapped_column(Boolean, default=True)
+    vnc_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    mac_address: Mapped[str] = mapped_column(String(17), unique=True)
+    nic_id: Mapped[str] = mapped_column(String(36), default=new_id)
+    network_label: Mapped[str] = mapped_column(String(255), default="guest")
+    created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    account: Mapped[Account] = relationship(lazy="select")
+    zone: Mapped[Zone] = relationship(lazy="select")
+    host: Mapped[Host | None] = relationship(lazy="select", foreign_keys=[host_id])
+    template: Mapped[VMTemplate | None] = relationship(lazy="select", foreign_keys=[template_id])
+    iso: Mapped[VMTemplate | None] = relationship(lazy="select", foreign_keys=[iso_id])
+    service_offering: Mapped[ServiceOffering] = relationship(lazy="select")
+
+
+class Volume(Base):
+    """A ROOT or DATADISK volume. ``state``: Allocated (DB only), Creating, Ready, Destroy, Expunged.
+    ``host_id`` is the host that created it on its pool (deletes go there first)."""
+
+    __tablename__ = "volume"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"))
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zone.id"))
+    vm_id: Mapped[str | None] = mapped_column(ForeignKey("vm_instance.id", ondelete="SET NULL"), nullable=True,
+                                              index=True)
+    volume_type: Mapped[str] = mapped_column(String(16))
+    device_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(32), default="Allocated")
+    pool_id: Mapped[str | None] = mapped_column(ForeignKey("storage_pool.id"), nullable=True)
+    host_id: Mapped[str | None] = mapped_column(ForeignKey("host.id", ondelete="SET NULL"), nullable=True)
+    path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    format: Mapped[str] = mapped_column(String(16), default="QCOW2")
+    disk_offering_id: Mapped[str | None] = mapped_column(ForeignKey("disk_offering.id"), nullable=True)
+    template_id: Mapped[str | None] = mapped_column(ForeignKey("vm_template.id"), nullable=True)
+    #: bytes this volume holds in its pool's ``allocated_bytes``
+    allocated_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    attached: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    account: Mapped[Account] = relationship(lazy="select")
+    zone: Mapped[Zone] = relationship(lazy="select")
+    pool: Mapped[StoragePool | None] = relationship(lazy="select")
+    disk_offering: Mapped[DiskOffering | None] = relationship(lazy="select")
+    vm: Mapped[VMInstance | None] = relationship(lazy="select")
+
+
+class TemplatePoolRef(Base):
+    """A template copied onto one primary pool (CopyCommand image store → primary happens once)."""
+
+    __tablename__ = "template_pool_ref"
+    __table_args__ = (UniqueConstraint("template_id", "pool_id"),)
+    id: Mapped[str] = _id_column()
+    template_id: Mapped[str] = mapped_column(ForeignKey("vm_template.id", ondelete="CASCADE"))
+    pool_id: Mapped[str] = mapped_column(ForeignKey("storage_pool.id", ondelete="CASCADE"))
+    install_path: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    created: Mapped[datetime] = _created_column()
+
+
+def as_dict(obj: Base) -> dict[str, Any]:
+    """Column values of a row, for debugging and tests."""
+    return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}

@@ -1,0 +1,1 @@
+"""Managers holding the server's logic: resources, catalog, and the AgentManager boundary."""

@@ -1,0 +1,117 @@
+"""Writing what the agents told us into the host, pool and alert rows (one transaction per batch)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hvcloud.server.db.models import Host, StoragePool
+from hvcloud.server.orchestration import power_sync
+from hvcloud.server.orchestration.agents import (
+    HOST_ALERT,
+    HOST_DISCONNECTED,
+    HOST_DOWN,
+    HOST_UP,
+    AgentError,
+)
+from hvcloud.server.orchestration.alerts import ALERT_TYPE_HOST, raise_alert
+from hvcloud.server.orchestration.discovery import ConnectResult
+from hvcloud.server.orchestration.host_status import Timings, status_after_failure
+from hvcloud.wire.answers import HostStatsEntry
+
+LOCAL_POOL_SCOPE = "HOST"
+LOCAL_POOL_TYPE = "Filesystem"
+BAD_STATE_SUBJECTS = {HOST_DISCONNECTED: "Host disconnected", HOST_DOWN: "Host is down",
+                      HOST_ALERT: "Host is in alert state"}
+
+
+def set_status(db: Session, host: Host, status: str, reason: str | None, now: datetime) -> None:
+    """Change the state, keep ``disconnected`` and raise CloudStack-style host alerts on transitions;
+    a host that leaves Up makes its VMs' power states unknown."""
+    old = host.status
+    host.status_reason = reason[:1024] if reason else None
+    if old == status:
+        return
+    host.status = status
+    if status == HOST_UP:
+        host.disconnected_at = None
+    elif host.disconnected_at is None:
+        host.disconnected_at = now
+    if old == HOST_UP:
+        power_sync.mark_host_unknown(db, host.id, now)
+    subject = BAD_STATE_SUBJECTS.get(status)
+    if subject is None and status == HOST_UP and old in BAD_STATE_SUBJECTS:
+        subject = "Host is up"
+    if subject is not None:
+        text = f"{subject}, name: {host.name} (id: {host.id}), ip: {host.private_ip}"
+        if reason:
+            text += f": {reason[:512]}"
+        raise_alert(db, ALERT_TYPE_HOST, text, zone_id=host.zone_id, pod_id=host.pod_id, cluster_id=host.cluster_id)
+
+
+def record_connect(db: Session, host: Host, result: ConnectResult, now: datetime) -> None:
+    facts = result.facts
+    host.cpu_number, host.cpu_sockets = facts.cpus, facts.cpu_sockets
+    host.cpu_speed, host.memory_total = facts.speed_mhz, facts.memory_bytes
+    host.hypervisor_version, host.capabilities = facts.hypervisor_version, facts.caps
+    if host.cert_fingerprint is None and result.fingerprint:
+        host.cert_fingerprint = result.fingerprint
+    host.last_pinged = now
+    for outcome in result.pools:
+        pool = db.get(StoragePool, outcome.pool_id)
+        if pool is not None and outcome.ok and outcome.capacity_bytes is not None:
+            pool.capacity_bytes = outcome.capacity_bytes
+            if outcome.available_bytes is not None:
+                pool.used_bytes = max(outcome.capacity_bytes - outcome.available_bytes, 0)
+    _record_local_pool(db, host, result)
+    failed = result.failed_pools
+    if failed:
+        names = ", ".join(f"{p.pool_id}: {p.details or 'failed'}" for p in failed)
+        set_status(db, host, HOST_ALERT, f"Unable to attach storage pools to the host: {names}", now)
+    else:
+        set_status(db, host, HOST_UP, None, now)
+
+
+def _record_local_pool(db: Session, host: Host, result: ConnectResult) -> None:
+    """A zone with local storage enabled gets the host's local pool from the startup exchange."""
+    info = result.facts.local_pool
+    if info is None or not host.zone.local_storage_enabled or not info.localPath:
+        return
+    pool = db.scalars(select(StoragePool).where(StoragePool.host_id == host.id,
+                                                StoragePool.scope == LOCAL_POOL_SCOPE)).first()
+    if pool is None:
+        pool = StoragePool(name=f"{host.name} Local Storage"[:255], zone_id=host.zone_id, pod_id=host.pod_id,
+                           cluster_id=host.cluster_id, host_id=host.id, scope=LOCAL_POOL_SCOPE,
+                           pool_type=LOCAL_POOL_TYPE, host_address=host.private_ip or "", path=info.localPath,
+                           url=f"file://{info.localPath}", hypervisor=host.hypervisor, state="Up")
+        db.add(pool)
+    pool.path = info.localPath[:1024]
+    pool.external_uuid = (info.uuid or host.guid or "")[:255] or None
+    capacity = info.capacityBytes or 0
+    pool.capacity_bytes = capacity
+    pool.used_bytes = max(capacity - (info.availableBytes or 0), 0) if info.availableBytes is not None else 0
+
+
+def record_ping(db: Session, host: Host, now: datetime, stats: HostStatsEntry | None,
+                requested: datetime | None = None) -> None:
+    """``requested``: when the ping (and its VM report) was asked for; ``last_pinged`` keeps that
+    time so the power sweep never judges a VM by a report requested before the VM started."""
+    host.last_pinged = min(requested, now) if requested is not None else now
+    if stats is not None:
+        host.cpu_used_percent = round(max(0.0, min(stats.cpuUtilization, 100.0)), 2)
+        total, free = stats.totalMemoryKBs, stats.freeMemoryKBs
+        host.memory_used = int(max(total - free, 0.0) * 1024) if total > 0 else None
+        host.network_read_kbs, host.network_write_kbs = stats.networkReadKBs, stats.networkWriteKBs
+        host.stats_updated = now
+    set_status(db, host, HOST_UP, None, now)
+
+
+def record_failure(db: Session, host: Host, error: AgentError, failures: int, now: datetime,
+                   timings: Timings) -> str:
+    heard = host.last_pinged or host.created
+    silent = (now - heard).total_seconds()
+    status = status_after_failure(host.status, error, failures, silent, timings)
+    set_status(db, host, status, str(error), now)
+    return status

@@ -1,0 +1,558 @@
+"""The VM manager's jobs: start (and deploy), stop, reboot, destroy, expunge; power sync.
+
+Deploy and start run the command sequence CloudStack sends: the template to the chosen primary pool
+once per pool (CopyCommand image store → primary, recorded in ``template_pool_ref``), the ROOT volume
+as a linked clone (CopyCommand template → volume), data disks (CreateObjectCommand), then
+StartCommand with the VirtualMachineTO. When a host fails the start, the VM is stopped there, its
+capacity released, and the planner tries another host (up to ``START_ATTEMPTS`` hosts).
+
+Crash safety: every handler is *resumable* — a job interrupted by a server crash runs again from the
+top; each step checks what the database says is done and the agent commands are idempotent, so the
+run converges on the same host. The deploy/start handlers also declare a *rollback*, run when the
+job fails on its own or is abandoned after too many interruptions: the VM is stopped on its host,
+a deploy's volumes are deleted, capacity is released, and the VM is left ``Error`` (deploy) or
+``Stopped`` (start) with the reason in ``state_reason``. What the rollback cannot finish because the
+host does not answer (the stop, the disks) stays recorded and is finished by ``storage_cleanup``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from hvcloud.server.db.models import AsyncJob, Host, StoragePool, VMInstance, VmPowerReport, Volume, utcnow
+from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
+from hvcloud.server.orchestration import planner, vm_wire
+from hvcloud.server.orchestration import power_sync as P
+from hvcloud.server.orchestration import vm_states as S
+from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.orchestration.vm_steps import StepFailed, Steps, retire_volume
+
+log = logging.getLogger(__name__)
+
+START_ATTEMPTS = 5
+ERR_INTERNAL = 530
+ERR_CAPACITY = 533
+ERR_PARAM = 431
+JOB_START = "vm.start"
+JOB_STOP = "vm.stop"
+JOB_REBOOT = "vm.reboot"
+JOB_DESTROY = "vm.destroy"
+JOB_EXPUNGE = "vm.expunge"
+JOB_ISO = "vm.iso"
+
+
+def set_state(vm: VMInstance, state: str, reason: str | None = None) -> None:
+    if vm.state != state:
+        vm.state, vm.state_changed = state, utcnow()
+    vm.state_reason = reason
+
+
+def _steps(jctx: JobContext) -> Steps:
+    return Steps(jctx.sessions, jctx.agents, jctx.state.box)
+
+
+def _vm(db: Session, vm_id: str) -> VMInstance:
+    vm = db.get(VMInstance, vm_id)
+    if vm is None or vm.removed is not None:
+        raise JobFailure(ERR_PARAM, f"VM {vm_id} does not exist")
+    return vm
+
+
+def _result(jctx: JobContext, vm_id: str) -> dict[str, Any]:
+    with jctx.sessions() as db:
+        vm = db.get(VMInstance, vm_id)
+        if vm is None:
+            raise JobFailure(ERR_PARAM, f"VM {vm_id} does not exist")
+        return _result_of(db, vm)
+
+
+def _result_of(db: Session, vm: VMInstance) -> dict[str, Any]:
+    from hvcloud.server.api.vm_views import vm_view
+
+    return {"virtualmachine": vm_view(db, vm)}
+
+
+# ---------------------------------------------------------------------- start / deploy
+
+
+def _place(db: Session, vm_id: str, avoid: list[str], deploy: bool) -> tuple[str, str, str | None, list[str],
+                                                                              str] | None:
+    """Book a host (or keep the one an interrupted run booked) and pools for the VM's new volumes.
+
+    Returns (host, instance name, template to clone, volumes to create, pool) or None if the VM is
+    already Running (an earlier run finished)."""
+    vm = _vm(db, vm_id)
+    if vm.state == S.RUNNING:
+        return None
+    if vm.state not in (S.STARTING, S.STOPPED) and not (deploy and vm.state == S.ERROR):
+        raise JobFailure(ERR_PARAM, f"Unable to start VM {vm.instance_name}: it is {vm.state}")
+    host: Host | None = None
+    if vm.capacity_host_id is not None and vm.capacity_host_id not in avoid:
+        host = db.get(Host, vm.capacity_host_id)
+        if host is None or host.status != HOST_UP:
+            planner.release_host(db, vm)
+            host = None
+    volumes = list(db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.removed.is_(None))
+                              .order_by(Volume.device_id)))
+    root = next((v for v in volumes if v.volume_type == "ROOT"), None)
+    pool: StoragePool | None = root.pool if root is not None else None
+    if host is None:
+        planner.release_host(db, vm)
+        root_size = root.size if root is not None and root.state != S.VOL_READY else 0
+        try:
+            host, chosen = planner.choose(db, vm, avoid=avoid, root_size=root_size)
+        except planner.PlacementError as exc:
+            raise JobFailure(ERR_CAPACITY, exc.text) from None
+        if pool is None or root is None or root.state != S.VOL_READY:
+            pool = chosen
+    assert host is not None
+    if pool is None or not planner.host_sees_pool(host, pool):
+        pools = planner.pools_for(db, host, local=vm.service_offering.storage_type == "local")
+        if not pools:
+            raise JobFailure(ERR_CAPACITY, f"host {host.name} has no usable primary storage pool")
+        pool = pools[0]
+    todo: list[str] = []
+    for v in volumes:
+        if v.state == S.VOL_READY:
+            continue
+        if v.pool_id is not None and v.pool_id != pool.id:
+            planner.release_pool(db, v)
+        if not planner.reserve_pool(db, v, pool):
+            raise JobFailure(ERR_CAPACITY, f"primary storage pool {pool.name} has no room for volume {v.name} "
+                                           f"({v.size} bytes)")
+        todo.append(v.id)
+    vm.host_id = host.id
+    set_state(vm, S.STARTING)
+    template = vm.template_id if root is not None and root.id in todo and root.template_id else None
+    if template is not None and root is not None:
+        todo.remove(root.id)
+        todo.insert(0, root.id)
+    return host.id, vm.instance_name, template, todo, pool.id
+
+
+def _note_reason(db: Session, vm_id: str, text: str) -> None:
+    vm = db.get(VMInstance, vm_id)
+    if vm is not None:
+        vm.state_reason = text[:1024]
+
+
+def _started(db: Session, vm_id: str, host_id: str) -> dict[str, Any]:
+    """Record the VM running and return the job's result, read in the same transaction."""
+    vm = _vm(db, vm_id)
+    vm.host_id, vm.last_host_id = host_id, host_id
+    set_state(vm, S.RUNNING)
+    return _result_of(db, vm)
+
+
+def _failed_on_host(db: Session, vm_id: str, host_id: str, reason: str, deploy: bool) -> list[str]:
+    """After a failed start on a host: give back its capacity. Volumes on that host's local pool must
+    be recreated elsewhere (returned), except a start's Ready volumes: they hold the VM's data, and
+    only that host can start it."""
+    vm = _vm(db, vm_id)
+    planner.release_host(db, vm)
+    vm.host_id = None
+    vm.state_reason = reason[:1024]
+    local: list[str] = []
+    for v in db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.removed.is_(None))):
+        if v.pool is not None and v.pool.scope == "HOST" and v.pool.host_id == host_id \
+                and (deploy or v.state != S.VOL_READY):
+            local.append(v.id)
+    return local
+
+
+def _recreate_elsewhere(db: Session, volume_id: str) -> bool:
+    """A volume on the failed host's local pool must be made anew on the next host. One never created
+    just gives its pool space back; otherwise a fresh row takes its place on the VM and the old one is
+    retired, its disk deleted now or by the storage cleanup. True when there is a disk to delete."""
+    old = db.get(Volume, volume_id)
+    if old is None:
+        return False
+    if old.state == S.VOL_ALLOCATED:
+        planner.release_pool(db, old)
+        old.pool_id, old.host_id = None, None
+        return False
+    db.add(Volume(name=old.name, account_id=old.account_id, zone_id=old.zone_id, vm_id=old.vm_id,
+                  volume_type=old.volume_type, device_id=old.device_id, size=old.size, format=old.format,
+                  disk_offering_id=old.disk_offering_id, template_id=old.template_id, attached=old.attached,
+                  state=S.VOL_ALLOCATED))
+    retire_volume(db, old.id)
+    return True
+
+
+async def run_start(jctx: JobContext) -> dict[str, Any]:
+    vm_id, deploy = str(jctx.params["vm_id"]), bool(jctx.params.get("deploy"))
+    steps = _steps(jctx)
+    avoid: list[str] = []
+    last_error = ""
+    for _attempt in range(START_ATTEMPTS):
+        try:
+            placed = await steps.tx(_place, vm_id, avoid, deploy)
+        except JobFailure as exc:
+            text = exc.text if not avoid else f"{exc.text}; the last start failed with: {last_error}"
+            await steps.tx(_note_reason, vm_id, text)
+            raise JobFailure(exc.code, text) from None
+        if placed is None:
+            return _result(jctx, vm_id)
+        host_id, name, template_id, todo, pool_id = placed
+        try:
+            template = None
+            if template_id is not None:
+                template = await steps.template_to_pool(host_id, template_id, pool_id)
+            for volume_id in todo:
+                try:
+                    from_template = template if volume_id == todo[0] else None
+                    await steps.create_volume(host_id, volume_id, name, from_template)
+                except StepFailed:
+                    if template is None or volume_id != todo[0]:
+                        raise
+                    # the pool lost its template copy (or this host never had it): copy it again
+                    await steps.forget_template_in_pool(template_id or "", pool_id)
+                    template = await steps.template_to_pool(host_id, template_id or "", pool_id)
+                    await steps.create_volume(host_id, volume_id, name, template)
+            await jctx.progress(60, "starting")
+            await steps.start(host_id, vm_id)
+        except StepFailed as exc:
+            last_error = exc.text
+            log.warning("start of %s on host %s failed: %s", name, host_id, exc.text)
+            try:
+                await steps.stop(host_id, name, True)
+            except StepFailed as stop_exc:
+                log.warning("cleanup stop of %s on host %s failed: %s", name, host_id, stop_exc.text)
+            local = await steps.tx(_failed_on_host, vm_id, host_id, exc.text, deploy)
+            for volume_id in local:
+                if await steps.tx(_recreate_elsewhere, volume_id):
+                    with contextlib.suppress(StepFailed):
+                        await steps.delete_volume(volume_id, host_id)
+            if not exc.host_fault:
+                raise JobFailure(ERR_INTERNAL, exc.text) from None
+            avoid.append(host_id)
+            continue
+        return await steps.tx(_started, vm_id, host_id)
+    raise JobFailure(ERR_INTERNAL, f"Unable to start VM {vm_id} on {len(avoid)} host(s); last error: {last_error}")
+
+
+def _rollback_plan(db: Session, vm_id: str) -> tuple[str | None, str, list[str]] | None:
+    vm = db.get(VMInstance, vm_id)
+    if vm is None:
+        return None
+    volumes = [v.id for v in db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.removed.is_(None)))]
+    return vm.host_id or vm.capacity_host_id, vm.instance_name, volumes
+
+
+def _rolled_back(db: Session, vm_id: str, deploy: bool, reason: str, unconfirmed_on: str | None) -> None:
+    """``unconfirmed_on``: the host that did not confirm the VM's stop. The VM's power state there
+    becomes unknown, so that the storage cleanup stops it there (a failed deploy's VM) before it
+    deletes the disks, or power sync finds it running (a start's)."""
+    vm = db.get(VMInstance, vm_id)
+    if vm is None:
+        return
+    planner.release_host(db, vm)
+    vm.host_id = None
+    if vm.state == S.RUNNING:
+        return
+    if unconfirmed_on is not None:
+        P.note_unknown(db, unconfirmed_on, vm.instance_name, utcnow())
+    text = reason if not vm.state_reason else f"{reason}: {vm.state_reason}"
+    set_state(vm, S.ERROR if deploy else S.STOPPED, text[:1024])
+
+
+async def rollback_start(jctx: JobContext) -> None:
+    vm_id, deploy = str(jctx.params["vm_id"]), bool(jctx.params.get("deploy"))
+    steps = _steps(jctx)
+    plan = await steps.tx(_rollback_plan, vm_id)
+    if plan is None:
+        return
+    host_id, name, volumes = plan
+    running = await steps.tx(lambda db: (v := db.get(VMInstance, vm_id)) is not None and v.state == S.RUNNING)
+    if running:
+        return
+    unconfirmed = None
+    if host_id is not None:
+        try:
+            await steps.stop(host_id, name, True)
+        except StepFailed as exc:
+            log.warning("rollback: stopping %s failed: %s", name, exc.text)
+            unconfirmed = host_id
+    if deploy:
+        for volume_id in volumes:
+            await steps.tx(retire_volume, volume_id)
+        for volume_id in volumes:
+            try:
+                await steps.delete_volume(volume_id, host_id)
+            except StepFailed as exc:
+                log.warning("rollback: volume %s is left to the storage cleanup: %s", volume_id, exc.text)
+    reason = "Deployment failed and was rolled back" if deploy else "Start failed and was rolled back"
+    await steps.tx(_rolled_back, vm_id, deploy, reason, unconfirmed)
+
+
+# ---------------------------------------------------------------------- stop, reboot
+
+
+def _begin_stop(db: Session, vm_id: str) -> tuple[str | None, str] | None:
+    vm = _vm(db, vm_id)
+    if vm.state == S.STOPPED:
+        return None
+    if vm.state not in S.ALLOWED["stop"]:
+        raise JobFailure(ERR_PARAM, f"Unable to stop VM {vm.instance_name}: it is {vm.state}")
+    set_state(vm, S.STOPPING)
+    return vm.host_id or vm.capacity_host_id, vm.instance_name
+
+
+def _stopped(db: Session, vm_id: str, reason: str | None = None) -> None:
+    vm = _vm(db, vm_id)
+    planner.release_host(db, vm)
+    if vm.host_id is not None:
+        vm.last_host_id = vm.host_id
+    vm.host_id = None
+    set_state(vm, S.STOPPED, reason)
+
+
+def _stop_failed(db: Session, vm_id: str, reason: str) -> None:
+    vm = _vm(db, vm_id)
+    set_state(vm, S.RUNNING, reason[:1024])
+
+
+async def stop_vm(steps: Steps, vm_id: str, forced: bool) -> None:
+    begun = await steps.tx(_begin_stop, vm_id)
+    if begun is None:
+        return
+    host_id, name = begun
+    if host_id is not None:
+        try:
+            await steps.stop(host_id, name, forced)
+        except StepFailed as exc:
+            if not forced:
+                await steps.tx(_stop_failed, vm_id, exc.text)
+                raise JobFailure(ERR_INTERNAL, f"Unable to stop VM {name}: {exc.text}") from None
+            await steps.tx(_stopped, vm_id, f"forced stop; the host did not confirm: {exc.text}")
+            return
+    await steps.tx(_stopped, vm_id)
+
+
+async def run_stop(jctx: JobContext) -> dict[str, Any]:
+    vm_id = str(jctx.params["vm_id"])
+    await stop_vm(_steps(jctx), vm_id, bool(jctx.params.get("forced")))
+    return _result(jctx, vm_id)
+
+
+def _reboot_target(db: Session, vm_id: str) -> tuple[str, str]:
+    vm = _vm(db, vm_id)
+    if vm.state != S.RUNNING or vm.host_id is None:
+        raise JobFailure(ERR_PARAM, f"Unable to reboot VM {vm.instance_name}: it is {vm.state}")
+    return vm.host_id, vm.instance_name
+
+
+async def run_reboot(jctx: JobContext) -> dict[str, Any]:
+    from hvcloud.wire import commands as C
+
+    vm_id = str(jctx.params["vm_id"])
+    steps = _steps(jctx)
+    host_id, name = await steps.tx(_reboot_target, vm_id)
+    try:
+        await steps.send(host_id, C.RebootCommand(vmName=name, wait=600), f"rebooting VM {name}")
+    except StepFailed as exc:
+        raise JobFailure(ERR_INTERNAL, exc.text) from None
+    return _result(jctx, vm_id)
+
+
+# ---------------------------------------------------------------------- destroy, expunge
+
+
+def _destroyed(db: Session, vm_id: str) -> None:
+    vm = _vm(db, vm_id)
+    planner.release_host(db, vm)
+    set_state(vm, S.DESTROYED)
+    for v in db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.volume_type == "ROOT",
+                                             Volume.removed.is_(None))):
+        if v.state == S.VOL_READY:
+            v.state = S.VOL_DESTROY
+
+
+def _begin_expunge(db: Session, vm_id: str) -> tuple[str | None, list[str]]:
+    vm = db.get(VMInstance, vm_id)
+    if vm is None or vm.removed is not None:
+        return None, []
+    set_state(vm, S.EXPUNGING)
+    root: list[str] = []
+    for v in db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.removed.is_(None))):
+        if v.volume_type == "ROOT":
+            root.append(v.id)
+        else:
+            v.vm_id, v.device_id, v.attached = None, None, None
+    return vm.last_host_id, root
+
+
+def _expunged(db: Session, vm_id: str) -> None:
+    vm = db.get(VMInstance, vm_id)
+    if vm is not None:
+        planner.release_host(db, vm)
+        vm.host_id = None
+        vm.removed = vm.removed or utcnow()
+
+
+async def expunge_vm(steps: Steps, vm_id: str) -> None:
+    host_hint, volumes = await steps.tx(_begin_expunge, vm_id)
+    for volume_id in volumes:
+        try:
+            await steps.delete_volume(volume_id, host_hint)
+        except StepFailed as exc:
+            raise JobFailure(ERR_INTERNAL, f"Unable to expunge VM {vm_id}: {exc.text}") from None
+    await steps.tx(_expunged, vm_id)
+
+
+async def run_destroy(jctx: JobContext) -> dict[str, Any]:
+    vm_id = str(jctx.params["vm_id"])
+    steps = _steps(jctx)
+    state = await steps.tx(lambda db: _vm(db, vm_id).state)
+    if state not in (S.DESTROYED, S.EXPUNGING):
+        if state != S.STOPPED:
+            await stop_vm(steps, vm_id, True)
+        await steps.tx(_destroyed, vm_id)
+    if jctx.params.get("expunge"):
+        result = _result(jctx, vm_id)
+        await expunge_vm(steps, vm_id)
+        result["virtualmachine"]["state"] = S.EXPUNGING
+        return result
+    return _result(jctx, vm_id)
+
+
+async def run_expunge(jctx: JobContext) -> dict[str, Any]:
+    vm_id = str(jctx.params["vm_id"])
+    steps = _steps(jctx)
+    state = await steps.tx(lambda db: _vm(db, vm_id).state)
+    if state in (S.RUNNING, S.STARTING, S.STOPPING):
+        await stop_vm(steps, vm_id, True)
+    await expunge_vm(steps, vm_id)
+    return {"success": True}
+
+
+def _iso_target(db: Session, box: Any, vm_id: str) -> tuple[str | None, str, Any]:
+    from hvcloud.server.orchestration.vm_steps import iso_to
+
+    vm = _vm(db, vm_id)
+    host = vm.host_id if vm.state == S.RUNNING else None
+    return host, vm.instance_name, iso_to(db, vm, box)
+
+
+def _set_iso(db: Session, vm_id: str, iso_id: str | None) -> None:
+    _vm(db, vm_id).iso_id = iso_id
+
+
+async def run_iso(jctx: JobContext) -> dict[str, Any]:
+    """attachIso / detachIso: the ISO drive (slot 3) of a running VM changes through the agent; a
+    stopped VM only records it (the next StartCommand carries it)."""
+    from hvcloud.wire import commands as C
+
+    vm_id, attach = str(jctx.params["vm_id"]), bool(jctx.params.get("attach"))
+    steps = _steps(jctx)
+    host_id, name, iso = await steps.tx(_iso_target, jctx.state.box, vm_id)
+    if host_id is not None and iso is not None:
+        disk = vm_wire.iso_disk_to(iso)
+        cmd: Any = C.AttachCommand(disk=disk, vmName=name) if attach else C.DettachCommand(disk=disk, vmName=name)
+        try:
+            await steps.send(host_id, cmd, f"{'attaching' if attach else 'detaching'} the ISO of {name}")
+        except StepFailed as exc:
+            if attach:
+                await steps.tx(_set_iso, vm_id, None)
+            raise JobFailure(ERR_INTERNAL, exc.text) from None
+    if not attach:
+        await steps.tx(_set_iso, vm_id, None)
+    return _result(jctx, vm_id)
+
+
+register(JOB_START, run_start, resumable=True, rollback=rollback_start)
+register(JOB_STOP, run_stop, resumable=True)
+register(JOB_REBOOT, run_reboot, resumable=True)
+register(JOB_DESTROY, run_destroy, resumable=True)
+register(JOB_EXPUNGE, run_expunge, resumable=True)
+register(JOB_ISO, run_iso, resumable=True)
+
+
+# ---------------------------------------------------------------------- power sync
+
+
+def job_in_flight(db: Session, vm_id: str) -> bool:
+    return db.scalar(select(AsyncJob.id).where(AsyncJob.object_key == f"VirtualMachine:{vm_id}",
+                                               AsyncJob.status == 0).limit(1)) is not None
+
+
+def apply_power_changes(db: Session, changes: list[P.PowerChange], grace_seconds: float) -> int:
+    """Move VMs to Stopped when their host reports them off or missing, to Running when reported on.
+
+    VMs with a job in flight, or whose state changed within the grace period or after the report was
+    requested (a report taken before a start finished, applied late under load), are left to their job."""
+    moved = 0
+    now = utcnow()
+    for change in changes:
+        vm = db.scalars(select(VMInstance).where(VMInstance.instance_name == change.instance_name,
+                                                 VMInstance.removed.is_(None))).first()
+        if vm is None or job_in_flight(db, vm.id) or now - vm.state_changed < timedelta(seconds=grace_seconds):
+            continue
+        if change.taken is not None and vm.state_changed >= change.taken:
+            continue
+        if change.new in (P.POWER_OFF, P.POWER_REPORT_MISSING) and vm.state == S.RUNNING \
+                and vm.host_id == change.host_id:
+            planner.release_host(db, vm)
+            vm.last_host_id, vm.host_id = vm.host_id, None
+            what = "reported powered off by its host" if change.new == P.POWER_OFF \
+                else "missing from its host's reports"
+            set_state(vm, S.STOPPED, f"The VM was {what}, outside the cloud's control")
+            moved += 1
+        elif change.new == P.POWER_ON and vm.state == S.STOPPED:
+            host = db.get(Host, change.host_id)
+            if host is None:
+                continue
+            planner.hold_host(db, vm, host)
+            vm.host_id = vm.last_host_id = host.id
+            set_state(vm, S.RUNNING, "The VM was found running on its host")
+            moved += 1
+    return moved
+
+
+def sweep_unreported(db: Session, grace_seconds: float) -> int:
+    """Stop Running VMs their host has never reported although it was pinged well after they
+    started (a VM that vanished before any report showed it has no power report row to change)."""
+    moved = 0
+    report = VmPowerReport
+    stmt = (select(VMInstance, Host).join(Host, VMInstance.host_id == Host.id)
+            .outerjoin(report, and_(report.host_id == Host.id, report.instance_name == VMInstance.instance_name))
+            .where(VMInstance.state == S.RUNNING, VMInstance.removed.is_(None), Host.status == HOST_UP,
+                   report.id.is_(None)))
+    for vm, host in db.execute(stmt).unique().all():
+        if host.last_pinged is None or host.last_pinged - vm.state_changed < timedelta(seconds=2 * grace_seconds):
+            continue
+        if not job_in_flight(db, vm.id):
+            planner.release_host(db, vm)
+            vm.last_host_id, vm.host_id = vm.host_id, None
+            set_state(vm, S.STOPPED, "The VM was missing from its host's reports")
+            moved += 1
+    return moved
+
+
+async def power_sweep_loop(sessions: sessionmaker[Session], interval: float, grace_seconds: float) -> None:
+    def once() -> None:
+        with sessions.begin() as db:
+            sweep_unreported(db, grace_seconds)
+
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(once)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("VM power sweep failed")
+
+
+def power_listener(sessions: sessionmaker[Session], grace_seconds: float) -> Any:
+    def listener(changes: list[P.PowerChange]) -> None:
+        with sessions.begin() as db:
+            apply_power_changes(db, changes, grace_seconds)
+    return listener

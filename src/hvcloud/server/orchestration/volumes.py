@@ -1,0 +1,210 @@
+"""Volume jobs: attach and detach (running VMs through the agent, stopped VMs in the database only),
+and resize.
+
+A new DATADISK stays ``Allocated`` (database only) until it is first attached: attached to a stopped
+VM it is created by the VM's next start; attached to a running VM it is created at once on the pool
+of the VM's ROOT volume (CreateObjectCommand) and then hot-plugged (AttachCommand).
+
+A resize of a volume on primary storage is CloudStack's ResizeVolumeCommand: to the host running
+the VM the volume is attached to (which grows the disk through the hypervisor, the guest sees the
+new size at once), or to any Up host that reaches the pool. The request marks the volume
+``Resizing`` and books the growth on the pool; the job records the size the agent answered, or puts
+the volume back ``Ready`` with its old size and booking when the agent refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hvcloud.server.db.models import VMInstance, Volume, utcnow
+from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
+from hvcloud.server.orchestration import planner, vm_wire
+from hvcloud.server.orchestration import vm_states as S
+from hvcloud.server.orchestration.vm_steps import StepFailed, Steps, pool_host
+from hvcloud.wire import answers as A
+from hvcloud.wire import commands as C
+from hvcloud.wire.to import DiskTO
+
+JOB_ATTACH = "volume.attach"
+JOB_DETACH = "volume.detach"
+JOB_RESIZE = "volume.resize"
+ERR_INTERNAL = 530
+ERR_PARAM = 431
+ERR_UNAVAILABLE = 534
+ISO_DEVICE = vm_wire.ISO_SLOT
+MAX_DEVICE = 15
+
+
+def next_device_id(db: Session, vm_id: str) -> int:
+    used = set(db.scalars(select(Volume.device_id).where(Volume.vm_id == vm_id, Volume.removed.is_(None))))
+    for device in range(1, MAX_DEVICE + 1):
+        if device != ISO_DEVICE and device not in used:
+            return device
+    raise JobFailure(ERR_PARAM, f"the VM already has {MAX_DEVICE - 1} data disks")
+
+
+def _result(jctx: JobContext, volume_id: str) -> dict[str, Any]:
+    from hvcloud.server.api.vm_views import volume_view
+
+    with jctx.sessions() as db:
+        volume = db.get(Volume, volume_id)
+        if volume is None:
+            raise JobFailure(ERR_PARAM, f"volume {volume_id} does not exist")
+        return {"volume": volume_view(volume)}
+
+
+def _attach_plan(db: Session, volume_id: str, vm_id: str) -> tuple[str, str, bool] | None:
+    """Record the attachment; for a running VM also book the pool. Returns (host, instance name,
+    needs creating) when the agent must act."""
+    volume, vm = db.get(Volume, volume_id), db.get(VMInstance, vm_id)
+    if volume is None or vm is None or vm.removed is not None:
+        raise JobFailure(ERR_PARAM, "the volume or the VM no longer exists")
+    if volume.vm_id not in (None, vm.id):
+        raise JobFailure(ERR_PARAM, f"volume {volume.name} is attached to another VM")
+    if vm.state not in (S.RUNNING, S.STOPPED):
+        raise JobFailure(ERR_PARAM, f"Unable to attach a volume to VM {vm.instance_name}: it is {vm.state}")
+    if volume.vm_id is None:
+        volume.vm_id, volume.device_id = vm.id, next_device_id(db, vm.id)
+    volume.attached = volume.attached or utcnow()
+    if vm.state != S.RUNNING or vm.host_id is None:
+        return None
+    create = volume.state != S.VOL_READY
+    if create and volume.pool_id is None:
+        root = db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.volume_type == "ROOT",
+                                               Volume.removed.is_(None))).first()
+        pool = root.pool if root is not None else None
+        if pool is None or not planner.reserve_pool(db, volume, pool):
+            raise JobFailure(533, f"no room for volume {volume.name} on the VM's primary storage pool")
+    return vm.host_id, vm.instance_name, create
+
+
+def _disk(db: Session, volume_id: str, vm_name: str) -> DiskTO:
+    volume = db.get(Volume, volume_id)
+    if volume is None or volume.pool is None:
+        raise JobFailure(ERR_PARAM, f"volume {volume_id} has no storage pool")
+    return vm_wire.disk_to(volume, volume.pool, vm_name)
+
+
+def _undo_attach(db: Session, volume_id: str) -> None:
+    volume = db.get(Volume, volume_id)
+    if volume is not None:
+        volume.vm_id, volume.device_id, volume.attached = None, None, None
+
+
+async def run_attach(jctx: JobContext) -> dict[str, Any]:
+    volume_id, vm_id = str(jctx.params["volume_id"]), str(jctx.params["vm_id"])
+    steps = Steps(jctx.sessions, jctx.agents, jctx.state.box)
+    plan = await steps.tx(_attach_plan, volume_id, vm_id)
+    if plan is not None:
+        host_id, name, create = plan
+        try:
+            if create:
+                await steps.create_volume(host_id, volume_id, name, None)
+            disk = await steps.tx(_disk, volume_id, name)
+            await steps.send(host_id, C.AttachCommand(disk=disk, vmName=name), f"attaching volume to {name}")
+        except StepFailed as exc:
+            await steps.tx(_undo_attach, volume_id)
+            raise JobFailure(ERR_INTERNAL, exc.text) from None
+    return _result(jctx, volume_id)
+
+
+def _detach_plan(db: Session, volume_id: str) -> tuple[str, str] | None:
+    volume = db.get(Volume, volume_id)
+    if volume is None or volume.vm_id is None:
+        return None
+    vm = db.get(VMInstance, volume.vm_id)
+    if vm is None or vm.state != S.RUNNING or vm.host_id is None or volume.state != S.VOL_READY:
+        return None
+    return vm.host_id, vm.instance_name
+
+
+async def run_detach(jctx: JobContext) -> dict[str, Any]:
+    volume_id = str(jctx.params["volume_id"])
+    steps = Steps(jctx.sessions, jctx.agents, jctx.state.box)
+    plan = await steps.tx(_detach_plan, volume_id)
+    if plan is not None:
+        host_id, name = plan
+        disk = await steps.tx(_disk, volume_id, name)
+        try:
+            await steps.send(host_id, C.DettachCommand(disk=disk, vmName=name), f"detaching volume from {name}")
+        except StepFailed as exc:
+            raise JobFailure(ERR_INTERNAL, exc.text) from None
+    await steps.tx(_undo_attach, volume_id)
+    return _result(jctx, volume_id)
+
+
+def _resize_plan(db: Session, volume_id: str, new_size: int,
+                 shrink_ok: bool) -> tuple[str, C.ResizeVolumeCommand] | None:
+    """The host and command for a resize still to do; None when an earlier run finished it."""
+    volume = db.get(Volume, volume_id)
+    if volume is None or volume.removed is not None:
+        raise JobFailure(ERR_PARAM, f"volume {volume_id} no longer exists")
+    if volume.state != S.VOL_RESIZING:
+        return None
+    if volume.pool is None or not volume.path:
+        raise JobFailure(ERR_PARAM, f"volume {volume.name} is not on primary storage")
+    vm = db.get(VMInstance, volume.vm_id) if volume.vm_id else None
+    vm_name: str | None = None
+    if vm is not None and vm.state not in (S.RUNNING, S.STOPPED):
+        raise JobFailure(ERR_PARAM, f"Unable to resize volume {volume.name}: its VM {vm.instance_name} is {vm.state}")
+    if vm is not None and vm.state == S.RUNNING and vm.host_id is not None:
+        if new_size < volume.size:
+            raise JobFailure(ERR_PARAM, f"Unable to shrink volume {volume.name}: its VM {vm.instance_name} is "
+                                        "running; stop it first")
+        vm_name, host_id = vm.instance_name, vm.host_id
+    else:
+        found = pool_host(db, volume.pool, (volume.host_id,))
+        if found is None:
+            raise JobFailure(ERR_UNAVAILABLE, f"no connected host can reach storage pool {volume.pool.name} of "
+                                              f"volume {volume.name}")
+        host_id = found
+    return host_id, C.ResizeVolumeCommand(path=volume.path, pool=vm_wire.filer_to(volume.pool),
+                                          currentSize=volume.size, newSize=new_size, shrinkOk=shrink_ok,
+                                          vmInstance=vm_name, wait=3600)
+
+
+def _resized(db: Session, volume_id: str, size: int, offering_id: str | None) -> None:
+    volume = db.get(Volume, volume_id)
+    if volume is None or volume.state != S.VOL_RESIZING:
+        return
+    planner.rebook_pool(db, volume, size)
+    volume.size, volume.state = size, S.VOL_READY
+    if offering_id:
+        volume.disk_offering_id = offering_id
+
+
+async def run_resize(jctx: JobContext) -> dict[str, Any]:
+    volume_id, new_size = str(jctx.params["volume_id"]), int(jctx.params["new_size"])
+    steps = Steps(jctx.sessions, jctx.agents, jctx.state.box)
+    plan = await steps.tx(_resize_plan, volume_id, new_size, bool(jctx.params.get("shrink_ok")))
+    if plan is not None:
+        host_id, cmd = plan
+        try:
+            answer = await steps.send(host_id, cmd, f"resizing volume {volume_id}")
+        except StepFailed as exc:
+            raise JobFailure(ERR_INTERNAL, exc.text) from None
+        size = answer.newSize if isinstance(answer, A.ResizeVolumeAnswer) and answer.newSize > 0 else new_size
+        await steps.tx(_resized, volume_id, size, jctx.params.get("offering_id"))
+    return _result(jctx, volume_id)
+
+
+def _resize_undone(db: Session, volume_id: str, old_size: int) -> None:
+    volume = db.get(Volume, volume_id)
+    if volume is None or volume.state != S.VOL_RESIZING:
+        return
+    planner.rebook_pool(db, volume, old_size)
+    volume.size, volume.state = old_size, S.VOL_READY
+
+
+async def rollback_resize(jctx: JobContext) -> None:
+    """The volume goes back to Ready with its old size and booking (idempotent)."""
+    steps = Steps(jctx.sessions, jctx.agents, jctx.state.box)
+    await steps.tx(_resize_undone, str(jctx.params["volume_id"]), int(jctx.params["old_size"]))
+
+
+register(JOB_ATTACH, run_attach, resumable=True)
+register(JOB_DETACH, run_detach, resumable=True)
+register(JOB_RESIZE, run_resize, resumable=True, rollback=rollback_resize)

@@ -1,0 +1,80 @@
+"""Process-wide server state: configuration, database, secret box."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from hvcloud.server.config import DB_URL_FILE, ServerConfig
+from hvcloud.server.db import migrate
+from hvcloud.server.db.crypto import SecretBox
+from hvcloud.server.db.engine import make_engine, make_session_factory
+from hvcloud.server.db.seed import seed
+from hvcloud.server.db.sequences import Sequences
+
+if TYPE_CHECKING:
+    from hvcloud.server.jobs.engine import JobEngine
+    from hvcloud.server.orchestration.agent_manager import AgentManager
+
+SERVER_ID_FILE = "server-id"
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    engine: Engine
+    sessions: sessionmaker[Session]
+    box: SecretBox
+    server_id: str = ""
+    #: VM and account numbers (reserved in blocks)
+    sequences: Sequences = field(init=False)
+    jobs: JobEngine | None = None
+    #: set while the app runs (its lifespan starts and stops the manager)
+    agents: AgentManager | None = None
+
+    @classmethod
+    def open(cls, config: ServerConfig) -> ServerState:
+        """Create the data directory, migrate the database to head and seed it."""
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(config.data_dir, 0o700)
+        box = SecretBox.from_data_dir(config.data_dir)
+        engine = make_engine(config.db_url)
+        migrate.upgrade(engine)
+        sessions = make_session_factory(engine)
+        with sessions.begin() as session:
+            seed(session, box, config.data_dir)
+        url_file = config.data_dir / DB_URL_FILE
+        fd = os.open(url_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(config.db_url + "\n")
+        return cls(config=config, engine=engine, sessions=sessions, box=box,
+                   server_id=_server_id(config.data_dir))
+
+    def __post_init__(self) -> None:
+        self.sequences = Sequences(self.sessions)
+
+    def notify_jobs(self) -> None:
+        if self.jobs is not None:
+            self.jobs.notify()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _server_id(data_dir: Path) -> str:
+    """This server's stable identity (kept in the data directory), so that after a restart it
+    recognises the jobs it owned."""
+    path = data_dir / SERVER_ID_FILE
+    if path.exists():
+        return str(uuid.UUID(path.read_text().strip()))
+    server_id = str(uuid.uuid4())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(server_id + "\n")
+    return server_id

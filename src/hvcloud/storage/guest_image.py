@@ -1,0 +1,319 @@
+"""A tiny bootable test guest built from Debian packages, without touching the host's /boot.
+
+The newest ``linux-image-*-cloud-amd64`` and ``busybox-static`` are fetched with ``apt-get
+download`` into a cache directory and unpacked with ``dpkg-deb -x``. A busybox initramfs (written as
+a ``newc`` cpio archive here, so no device nodes are created on the host) loads the virtio modules,
+prints :data:`BOOT_MARKER` on the serial console, powers off on the ACPI power button (printing
+:data:`POWEROFF_MARKER`), brings up ``eth0`` and then reports the block
+devices it sees whenever they change (``HVCLOUD-GUEST-DISKS vda vdb``), so tests can watch hot-plug
+from inside the guest. The kernel and initramfs go onto a FAT disk made bootable by ``syslinux
+--install`` and filled with ``mcopy`` (no mounting), written as raw, qcow2 and VHD.
+
+Results are cached by content (package versions plus this builder's inputs), so repeated runs
+return at once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from hvcloud.storage import qemu_img
+
+log = structlog.get_logger(__name__)
+
+BOOT_MARKER = "HVCLOUD-GUEST-BOOTED"
+NET_MARKER = "HVCLOUD-GUEST-NET"
+DISKS_MARKER = "HVCLOUD-GUEST-DISKS"
+POWEROFF_MARKER = "HVCLOUD-GUEST-POWEROFF"
+BUILDER_VERSION = "2"
+DISK_SIZE = 64 * 1024 * 1024
+#: modules the guest needs (with their dependencies): virtio PCI transport, disks, network, and the
+#: ACPI power button (so a graceful shutdown request powers the guest off)
+ROOT_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "button", "evdev")
+KERNEL_META = "linux-image-cloud-amd64"
+BUSYBOX = "busybox-static"
+
+INIT_SCRIPT = f"""#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+for m in $(cat /lib/modules/load-order); do insmod /lib/modules/$m.ko 2>/dev/null; done
+mkdir -p /etc/acpi/PWRF
+printf '#!/bin/sh\necho {POWEROFF_MARKER} > /dev/ttyS0\npoweroff -f\n' > /etc/acpi/PWRF/00000080
+chmod 755 /etc/acpi/PWRF/00000080
+mkdir -p /var/log /var/run
+acpid -c /etc/acpi -l /tmp/acpid.log -p /tmp/acpid.pid
+echo {BOOT_MARKER} > /dev/ttyS0
+ip link set lo up
+if ip link set eth0 up 2>/dev/null; then
+  echo "{NET_MARKER} eth0 up $(cat /sys/class/net/eth0/address)" > /dev/ttyS0
+else
+  echo "{NET_MARKER} no-eth0" > /dev/ttyS0
+fi
+last=""
+while true; do
+  now=$(ls /sys/block | grep -v '^loop' | tr '\\n' ' ')
+  if [ "$now" != "$last" ]; then echo "{DISKS_MARKER} $now" > /dev/ttyS0; last="$now"; fi
+  sleep 1
+done
+"""
+
+SYSLINUX_CFG = """DEFAULT linux
+PROMPT 0
+TIMEOUT 0
+LABEL linux
+  KERNEL vmlinuz
+  APPEND initrd=initrd.gz console=ttyS0 quiet panic=-1
+"""
+
+
+class GuestBuildError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    raw: Path
+    qcow2: Path
+    vhd: Path
+    kernel_package: str
+
+
+def _run(args: Sequence[str], cwd: Path | None = None) -> str:
+    try:
+        proc = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603
+    except FileNotFoundError:
+        raise GuestBuildError(f"{args[0]} is not installed (scripts/setup installs it)") from None
+    if proc.returncode != 0:
+        raise GuestBuildError(f"{' '.join(args)} failed: {proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "hvcloud" / "guest"
+
+
+# --------------------------------------------------------------------------- packages
+
+
+def _abi_key(name: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", name))
+
+
+def newest_kernel_package() -> str:
+    """The cloud kernel the meta-package points at, or the highest-numbered one available."""
+    out = _run(["apt-cache", "depends", KERNEL_META])
+    deps = re.findall(r"Depends:\s*(linux-image-[0-9][\w.+-]*-cloud-amd64)\s*$", out, re.M)
+    if deps:
+        return str(max(deps, key=_abi_key))
+    found = _run(["apt-cache", "search", "--names-only", r"^linux-image-[0-9].*-cloud-amd64$"])
+    names = [line.split(" ", 1)[0] for line in found.splitlines()]
+    names = [n for n in names if re.fullmatch(r"linux-image-[0-9][\w.+-]*-cloud-amd64", n)]
+    if not names:
+        raise GuestBuildError("no linux-image-*-cloud-amd64 package is known to apt; run apt-get update")
+    return max(names, key=_abi_key)
+
+
+def download(package: str, debs: Path) -> Path:
+    debs.mkdir(parents=True, exist_ok=True)
+    existing = sorted(debs.glob(f"{package}_*.deb"))
+    if existing:
+        return existing[-1]
+    _run(["apt-get", "download", "-q", package], cwd=debs)
+    got = sorted(debs.glob(f"{package}_*.deb"))
+    if not got:
+        raise GuestBuildError(f"apt-get download {package} produced no .deb")
+    return got[-1]
+
+
+# --------------------------------------------------------------------------- initramfs
+
+
+def module_depends(data: bytes) -> list[str]:
+    """The ``depends=`` entry of a kernel module's .modinfo strings."""
+    m = re.search(rb"(?:^|\x00)depends=([^\x00]*)\x00", data)
+    if not m or not m.group(1):
+        return []
+    return [d.decode() for d in m.group(1).split(b",") if d]
+
+
+def _module_index(modroot: Path) -> dict[str, Path]:
+    index: dict[str, Path] = {}
+    for p in modroot.rglob("*.ko*"):
+        name = p.name.split(".ko")[0]
+        index.setdefault(name.replace("-", "_"), p)
+    return index
+
+
+def _module_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".xz"):
+        return lzma.decompress(data)
+    if path.name.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.name.endswith(".zst"):
+        raise GuestBuildError(f"{path.name}: zstd-compressed modules are not supported")
+    return data
+
+
+def resolve_modules(roots: Iterable[str], index: dict[str, Path]) -> list[tuple[str, bytes]]:
+    """The modules to load, dependencies first. Built-in modules (absent from ``index``) are
+    skipped."""
+    order: list[tuple[str, bytes]] = []
+    seen: set[str] = set()
+
+    def visit(name: str, depth: int) -> None:
+        key = name.replace("-", "_")
+        if key in seen or depth > 32:
+            return
+        seen.add(key)
+        path = index.get(key)
+        if path is None:
+            return
+        data = _module_bytes(path)
+        for dep in module_depends(data):
+            visit(dep, depth + 1)
+        order.append((key, data))
+
+    for root in roots:
+        visit(root, 0)
+    return order
+
+
+class CpioWriter:
+    """A minimal ``newc`` cpio archive writer (the format the kernel unpacks as initramfs)."""
+
+    def __init__(self) -> None:
+        self._buf = io.BytesIO()
+        self._ino = 1
+
+    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)) -> None:
+        name_b = name.encode() + b"\x00"
+        fields = [self._ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name_b), 0]
+        self._ino += 1
+        header = b"070701" + b"".join(f"{v:08X}".encode() for v in fields)
+        self._buf.write(header + name_b)
+        self._buf.write(b"\x00" * (-(len(header) + len(name_b)) % 4))
+        self._buf.write(data)
+        self._buf.write(b"\x00" * (-len(data) % 4))
+
+    def dir(self, name: str) -> None:
+        self._entry(name, 0o040755)
+
+    def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
+        self._entry(name, 0o100000 | mode, data)
+
+    def symlink(self, name: str, target: str) -> None:
+        self._entry(name, 0o120777, target.encode())
+
+    def chardev(self, name: str, major: int, minor: int) -> None:
+        self._entry(name, 0o020600, rdev=(major, minor))
+
+    def finish(self) -> bytes:
+        self._entry("TRAILER!!!", 0)
+        self._buf.write(b"\x00" * (-self._buf.tell() % 512))
+        return self._buf.getvalue()
+
+
+def build_initramfs(busybox: bytes, modules: Sequence[tuple[str, bytes]], init: str = INIT_SCRIPT) -> bytes:
+    cpio = CpioWriter()
+    for d in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"):
+        cpio.dir(d)
+    cpio.chardev("dev/console", 5, 1)
+    cpio.chardev("dev/null", 1, 3)
+    cpio.chardev("dev/ttyS0", 4, 64)
+    cpio.file("bin/busybox", busybox, 0o755)
+    cpio.symlink("bin/sh", "busybox")
+    cpio.file("init", init.encode(), 0o755)
+    for name, data in modules:
+        cpio.file(f"lib/modules/{name}.ko", data)
+    cpio.file("lib/modules/load-order", "".join(f"{n}\n" for n, _ in modules).encode())
+    return gzip.compress(cpio.finish(), compresslevel=6, mtime=0)
+
+
+# --------------------------------------------------------------------------- the disk
+
+
+def make_boot_disk(raw: Path, kernel: Path, initrd: Path, size: int = DISK_SIZE) -> None:
+    """A syslinux-bootable FAT volume (no partition table) holding kernel and initramfs."""
+    with open(raw, "wb") as f:
+        f.truncate(size)
+    _run(["mkfs.fat", "-F", "16", "-n", "HVGUEST", str(raw)])
+    _run(["syslinux", "--install", str(raw)])
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "syslinux.cfg"
+        cfg.write_text(SYSLINUX_CFG)
+        env_files = [(kernel, "vmlinuz"), (initrd, "initrd.gz"), (cfg, "syslinux.cfg")]
+        for src, dst in env_files:
+            _run(["mcopy", "-o", "-i", str(raw), str(src), f"::{dst}"])
+
+
+def build(cache_dir: Path | None = None, out_dir: Path | None = None) -> GuestImage:
+    """Build (or reuse) the guest template; copy it to ``out_dir`` if given."""
+    cache = cache_dir or default_cache_dir()
+    debs = cache / "debs"
+    kpkg = newest_kernel_package()
+    kdeb = download(kpkg, debs)
+    bdeb = download(BUSYBOX, debs)
+    key = hashlib.sha256("\x00".join(
+        [BUILDER_VERSION, kdeb.name, bdeb.name, INIT_SCRIPT, SYSLINUX_CFG, *ROOT_MODULES]).encode()
+    ).hexdigest()[:16]
+    result_dir = cache / "images" / key
+    image = GuestImage(raw=result_dir / "guest.raw", qcow2=result_dir / "guest.qcow2",
+                       vhd=result_dir / "guest.vhd", kernel_package=kpkg)
+    if not (result_dir / "complete").exists():
+        log.info("guest.build", kernel=kpkg, cache=str(result_dir))
+        _build_into(result_dir, kdeb, bdeb, image)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for p in (image.raw, image.qcow2, image.vhd):
+            shutil.copyfile(p, out_dir / p.name)
+        return GuestImage(raw=out_dir / "guest.raw", qcow2=out_dir / "guest.qcow2",
+                          vhd=out_dir / "guest.vhd", kernel_package=kpkg)
+    return image
+
+
+def _build_into(result_dir: Path, kdeb: Path, bdeb: Path, image: GuestImage) -> None:
+    result_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=result_dir.parent) as tmp_s:
+        tmp = Path(tmp_s)
+        _run(["dpkg-deb", "-x", str(kdeb), str(tmp / "k")])
+        _run(["dpkg-deb", "-x", str(bdeb), str(tmp / "b")])
+        kernels = sorted((tmp / "k" / "boot").glob("vmlinuz-*"))
+        if not kernels:
+            raise GuestBuildError(f"{kdeb.name} holds no /boot/vmlinuz-*")
+        modroots = sorted((tmp / "k" / "lib" / "modules").glob("*"))
+        if not modroots:
+            modroots = sorted((tmp / "k" / "usr" / "lib" / "modules").glob("*"))
+        modules = resolve_modules(ROOT_MODULES, _module_index(modroots[0])) if modroots else []
+        busybox = tmp / "b" / "bin" / "busybox"
+        if not busybox.exists():
+            raise GuestBuildError(f"{bdeb.name} holds no /bin/busybox")
+        initrd = tmp / "initrd.gz"
+        initrd.write_bytes(build_initramfs(busybox.read_bytes(), modules))
+        work = tmp / "out"
+        work.mkdir()
+        raw = work / "guest.raw"
+        make_boot_disk(raw, kernels[-1], initrd)
+        qemu_img.convert(str(raw), "raw", str(work / "guest.qcow2"), "qcow2")
+        qemu_img.convert(str(raw), "raw", str(work / "guest.vhd"), "vhd", options=["subformat=dynamic"])
+        (work / "complete").write_text(kernels[-1].name + "\n")
+        if result_dir.exists():
+            shutil.rmtree(result_dir)
+        os.replace(work, result_dir)

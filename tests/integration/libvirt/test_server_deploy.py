@@ -1,0 +1,289 @@
+"""VMs deployed through the management server onto a real libvirt agent.
+
+Processes: ``hvcloud server run`` (SQLite), ``hvcloud agent run --driver libvirt`` (QEMU, no KVM),
+a loopback HTTP server for the template and an ISO; driven with the real ``cs`` client. The guest's
+boot marker on its serial console proves the whole chain: template download, template copy to
+primary, linked clone, StartCommand with the server's VirtualMachineTO (disk, NIC on the zone's guest
+bridge). The same cloud then grows a running VM's data disk (ResizeVolumeCommand → the domain's
+block device, read back with libvirt's block info), swaps ISOs in a running VM's optical drive, and
+deploys a VM from an ISO.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cs import CloudStack, CloudStackApiException
+from sqlalchemy import select
+
+from hvcloud.server.db.engine import default_sqlite_url, make_engine, make_session_factory
+from hvcloud.server.db.models import Host, StoragePool
+from hvcloud.server.orchestration import planner
+from hvcloud.storage import guest_image, qemu_img
+from tests.e2e.agent_process import PASSWORD, USER, AgentProcess, free_port
+from tests.integration.libvirt.conftest import URI, remove_domains
+from tests.integration.libvirt.test_agent_over_http import rate_limit_args
+from tests.integration.libvirt.test_libvirt_driver import BOOT_TIMEOUT, console, wait_for
+from tests.integration.server.server_process_helpers import ServerProcess
+from tests.unit.server.image_server import serve_images
+
+GiB = 1 << 30
+
+
+@dataclass
+class LibvirtCloud:
+    cs: CloudStack
+    base: Path
+    zone: dict[str, Any]
+    host: dict[str, Any]
+    template: dict[str, Any]
+    iso: dict[str, Any]
+    offering: dict[str, Any]
+    image_url: Callable[[str], str]
+
+    @property
+    def console_dir(self) -> Path:
+        return self.base / "agent" / "console"
+
+    def capacity_matches_recount(self) -> None:
+        engine = make_engine(default_sqlite_url(self.base / "server"))
+        try:
+            with make_session_factory(engine)() as db:
+                hosts, pools = planner.recount(db)
+                for h in db.scalars(select(Host)):
+                    assert (h.cpu_allocated, h.memory_allocated) == hosts.get(h.id, (0, 0)), h.name
+                for p in db.scalars(select(StoragePool)):
+                    assert p.allocated_bytes == pools.get(p.id, 0), p.name
+        finally:
+            engine.dispose()
+
+    def register(self, name: str, path: Path, **extra: Any) -> dict[str, Any]:
+        """A template from a file in the images directory, ready on the image store."""
+        template = self.cs.registerTemplate(name=name, displaytext=name, format="QCOW2", hypervisor="KVM",
+                                            url=self.image_url(path.name), zoneid=self.zone["id"],
+                                            ostypeid=self.cs.listOsTypes()["ostype"][0]["id"], **extra)["template"][0]
+        wait_for(lambda: bool(self.cs.listTemplates(templatefilter="all", id=template["id"])["template"][0]
+                              ["isready"]), 120, f"the download of {name}")
+        return dict(template)
+
+    def store_file(self, template_id: str) -> Path:
+        (found,) = [p for p in (self.base / "secondary").rglob("*.qcow2") if template_id in str(p)]
+        return found
+
+
+def domain(name: str) -> tuple[Any, Any]:
+    """(connection, domain) of a VM on the real libvirtd; the caller closes the connection."""
+    import libvirt
+
+    conn = libvirt.open(URI)
+    return conn, conn.lookupByName(name)
+
+
+def cdrom_sources(name: str) -> list[str | None]:
+    """The file in each optical drive of the running domain (None for an empty drive)."""
+    conn, dom = domain(name)
+    try:
+        root = ET.fromstring(dom.XMLDesc(0))
+    finally:
+        conn.close()
+    out: list[str | None] = []
+    for disk in root.findall("devices/disk[@device='cdrom']"):
+        source = disk.find("source")
+        out.append(source.get("file") if source is not None else None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory, libvirt_ok: None, guest: guest_image.GuestImage,
+          bridge: str) -> Iterator[LibvirtCloud]:
+    base = tmp_path_factory.mktemp("lvcloud")
+    suffix = f"hvt{uuid.uuid4().hex[:10]}"
+    (base / "images").mkdir()
+    shutil.copyfile(guest.qcow2, base / "images" / "guest.qcow2")
+    iso = bytearray(0x9000)
+    iso[0x8001:0x8006] = b"CD001"
+    (base / "images" / "tools.iso").write_bytes(bytes(iso))
+    agent = AgentProcess(base / "agent", free_port(), ["--driver", "libvirt", "--libvirt-domain-type", "qemu",
+                                                       "--bridge", bridge, "--local-pool", str(base / "local"),
+                                                       *rate_limit_args()])
+    (base / "server").mkdir()
+    server: ServerProcess | None = None
+    agent.start()
+    try:
+        with serve_images(base / "images") as images:
+            server = ServerProcess(base / "server", None, [
+                "--allow-loopback-downloads", "--setting", "ping.interval=1", "--setting",
+                f"instance.name={suffix}"])
+            cs = CloudStack(endpoint=server.endpoint, key=server.keys["apikey"], secret=server.keys["secretkey"],
+                            fetch_result=True, timeout=300, poll_interval=0.5)
+            zone = cs.createZone(name="lv", networktype="Advanced", dns1="8.8.8.8", internaldns1="10.0.0.1")["zone"]
+            pod = cs.createPod(name="p", zoneid=zone["id"], gateway="10.1.0.1", netmask="255.255.255.0")["pod"]
+            cluster = cs.addCluster(clustername="c", clustertype="CloudManaged", hypervisor="KVM", podid=pod["id"],
+                                    zoneid=zone["id"])["cluster"][0]
+            cs.createStoragePool(name="primary", url=f"file://{base / 'primary'}", zoneid=zone["id"],
+                                 podid=pod["id"], clusterid=cluster["id"], method="post")
+            (base / "secondary").mkdir()
+            cs.addImageStore(provider="NFS", name="images", url=f"file://{base / 'secondary'}",
+                             zoneid=zone["id"])
+            host = cs.addHost(hypervisor="KVM", url=f"http://127.0.0.1:{agent.port}", username=USER,
+                              password=PASSWORD, zoneid=zone["id"], podid=pod["id"], clusterid=cluster["id"],
+                              method="post")["host"][0]
+            assert host["state"] == "Up"
+            cs.updateZone(id=zone["id"], allocationstate="Enabled",
+                          **{"details[0].key": "guest.network.label", "details[0].value": bridge})
+            template = cs.registerTemplate(name="guest", displaytext="guest", format="QCOW2", hypervisor="KVM",
+                                           url=images.url("guest.qcow2"), zoneid=zone["id"],
+                                           ostypeid=cs.listOsTypes()["ostype"][0]["id"])["template"][0]
+            iso_row = cs.registerIso(name="tools", displaytext="tools", url=images.url("tools.iso"),
+                                     zoneid=zone["id"])["iso"][0]
+            wait_for(lambda: bool(cs.listTemplates(templatefilter="all", id=template["id"])["template"][0]
+                                  ["isready"]), 120, "the template download")
+            wait_for(lambda: bool(cs.listIsos(isofilter="all", id=iso_row["id"])["iso"][0]["isready"]), 120,
+                     "the ISO download")
+            offering = cs.createServiceOffering(name="lv", displaytext="lv", cpunumber=1, cpuspeed=500,
+                                                memory=192)["serviceoffering"]
+            yield LibvirtCloud(cs, base, zone, host, template, iso_row, offering, images.url)
+    finally:
+        if server is not None:
+            server.stop()
+        agent.kill()
+        remove_domains(lambda name: name.endswith(f"-{suffix}"))
+
+
+@pytest.fixture(scope="module")
+def booted(cloud: LibvirtCloud) -> dict[str, Any]:
+    """A VM from the tiny template, running on the libvirt host with its guest booted."""
+    vm = cloud.cs.deployVirtualMachine(serviceofferingid=cloud.offering["id"], templateid=cloud.template["id"],
+                                       zoneid=cloud.zone["id"])["virtualmachine"]
+    assert vm["state"] == "Running" and vm["hostid"] == cloud.host["id"]
+    wait_for(lambda: guest_image.BOOT_MARKER in console(cloud.console_dir, vm["instancename"]), BOOT_TIMEOUT,
+             "the boot marker")
+    return dict(vm)
+
+
+def test_deploy_boots_the_guest(cloud: LibvirtCloud, booted: dict[str, Any]) -> None:
+    cs = cloud.cs
+    root = cs.listVolumes(virtualmachineid=booted["id"], type="ROOT")["volume"][0]
+    assert (cloud.base / "primary" / root["path"]).exists()
+    assert guest_image.BOOT_MARKER in console(cloud.console_dir, booted["instancename"])
+
+
+def test_data_disk_grows_while_the_vm_runs(cloud: LibvirtCloud, booted: dict[str, Any]) -> None:
+    cs = cloud.cs
+    name = booted["instancename"]
+    custom = cs.listDiskOfferings(name="Custom")["diskoffering"][0]
+    volume = cs.createVolume(name="grow", diskofferingid=custom["id"], size=1, zoneid=cloud.zone["id"])["volume"]
+    attached = cs.attachVolume(id=volume["id"], virtualmachineid=booted["id"])["volume"]
+    assert attached["state"] == "Ready"
+    target = "vd" + "abcdefghijklmnopqrstuvwxyz"[attached["deviceid"]]
+    conn, dom = domain(name)
+    try:
+        assert dom.blockInfo(target)[0] == GiB
+        grown = cs.resizeVolume(id=volume["id"], size=3)["volume"]
+        assert grown["size"] == 3 * GiB and grown["state"] == "Ready"
+        assert dom.blockInfo(target)[0] == 3 * GiB, "the running domain's disk grew"
+        with pytest.raises(CloudStackApiException) as exc:
+            cs.resizeVolume(id=volume["id"], size=2, shrinkok=True)
+        assert exc.value.error["errorcode"] == 431 and "stop it first" in exc.value.error["errortext"]
+        assert dom.blockInfo(target)[0] == 3 * GiB
+    finally:
+        conn.close()
+    assert cs.listVolumes(id=volume["id"])["volume"][0]["size"] == 3 * GiB
+    cs.detachVolume(id=volume["id"])
+    shrunk = cs.resizeVolume(id=volume["id"], size=2, shrinkok=True)["volume"]
+    assert shrunk["size"] == 2 * GiB
+    assert qemu_img.info(str(cloud.base / "primary" / shrunk["path"]), "qcow2").virtual_size == 2 * GiB
+    cloud.capacity_matches_recount()
+    assert cs.deleteVolume(id=volume["id"])["success"]
+
+
+def test_iso_in_a_running_vm_and_a_vm_from_an_iso(cloud: LibvirtCloud, booted: dict[str, Any]) -> None:
+    cs = cloud.cs
+    name = booted["instancename"]
+    assert cdrom_sources(name) == [None]
+    cs.attachIso(id=cloud.iso["id"], virtualmachineid=booted["id"])
+    (inserted,) = cdrom_sources(name)
+    assert inserted is not None and inserted.endswith(f"{cloud.iso['id']}.iso") and Path(inserted).is_file()
+    cs.detachIso(virtualmachineid=booted["id"])
+    assert cdrom_sources(name) == [None], "the drive stays (IDE cannot hot-plug) but is empty"
+
+    disk = cs.listDiskOfferings(name="Small")["diskoffering"][0]
+    from_iso = cs.deployVirtualMachine(serviceofferingid=cloud.offering["id"], templateid=cloud.iso["id"],
+                                       diskofferingid=disk["id"], zoneid=cloud.zone["id"])["virtualmachine"]
+    assert from_iso["state"] == "Running" and from_iso["isoid"] == cloud.iso["id"]
+    conn, dom = domain(from_iso["instancename"])
+    try:
+        root = ET.fromstring(dom.XMLDesc(0))
+        assert dom.blockInfo("vda")[0] == disk["disksize"] * GiB
+    finally:
+        conn.close()
+    orders = {d.find("target").get("dev"): d.find("boot").get("order")  # type: ignore[union-attr]
+              for d in root.findall("devices/disk") if d.find("boot") is not None}
+    assert orders == {"vda": "1", "hdd": "2"}, "the blank ROOT disk first, then the ISO"
+    (source,) = cdrom_sources(from_iso["instancename"])
+    assert source is not None and source.endswith(f"{cloud.iso['id']}.iso")
+    cs.destroyVirtualMachine(id=from_iso["id"], expunge=True)
+
+
+def _failed_deploy(cloud: LibvirtCloud, template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Deploy from ``template``, which must fail; (the job's error text, the VM left behind)."""
+    before = {v["id"] for v in cloud.cs.listVirtualMachines(listall=True).get("virtualmachine", [])}
+    with pytest.raises(CloudStackApiException) as exc:
+        cloud.cs.deployVirtualMachine(serviceofferingid=cloud.offering["id"], templateid=template["id"],
+                                      zoneid=cloud.zone["id"])
+    (vm,) = [v for v in cloud.cs.listVirtualMachines(listall=True)["virtualmachine"] if v["id"] not in before]
+    return str(exc.value.error["errortext"]), dict(vm)
+
+
+def _assert_cleanly_failed(cloud: LibvirtCloud, vm: dict[str, Any]) -> None:
+    assert vm["state"] == "Error" and vm["details"]["statereason"] and "hostid" not in vm
+    assert not cloud.cs.listVolumes(virtualmachineid=vm["id"]).get("volume"), "a failed deploy keeps no volume"
+    cloud.capacity_matches_recount()
+    cloud.cs.expungeVirtualMachine(id=vm["id"])
+    cloud.capacity_matches_recount()
+
+
+def test_checksum_mismatch_fails_the_deploy_and_releases_capacity(cloud: LibvirtCloud) -> None:
+    """The image on the store changed after it was registered with a checksum: the agent refuses the
+    copy, the job says so, and nothing stays booked or on the pool."""
+    image = cloud.base / "images" / "summed.qcow2"
+    shutil.copyfile(cloud.base / "images" / "guest.qcow2", image)
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    template = cloud.register("summed", image, checksum="{SHA-256}" + digest)
+    with open(cloud.store_file(template["id"]), "r+b") as f:
+        f.seek(1 << 20)
+        f.write(b"bit rot")
+    text, vm = _failed_deploy(cloud, template)
+    assert "checksum mismatch" in text and "copying the template to primary storage" in text, text
+    assert not list((cloud.base / "primary").glob(f"{template['id']}*")), "no partial template copy"
+    _assert_cleanly_failed(cloud, vm)
+
+
+def test_bad_template_fails_the_deploy_and_releases_capacity(cloud: LibvirtCloud) -> None:
+    """The image on the store became a qcow2 with a backing file (a way to read the host's files):
+    the agent refuses it, the job says so, and nothing stays booked or on the pool."""
+    image = cloud.base / "images" / "plain.qcow2"
+    shutil.copyfile(cloud.base / "images" / "guest.qcow2", image)
+    template = cloud.register("plain", image)
+    stored = cloud.store_file(template["id"])
+    stored.unlink()
+    qemu_img.create(str(stored), "qcow2", backing=str(cloud.base / "images" / "guest.qcow2"), backing_fmt="qcow2")
+    text, vm = _failed_deploy(cloud, template)
+    assert "backing" in text and "copying the template to primary storage" in text, text
+    _assert_cleanly_failed(cloud, vm)
+
+
+def test_stop_and_expunge_remove_the_domain_and_disk(cloud: LibvirtCloud, booted: dict[str, Any]) -> None:
+    cs = cloud.cs
+    root = cs.listVolumes(virtualmachineid=booted["id"], type="ROOT")["volume"][0]
+    assert cs.stopVirtualMachine(id=booted["id"], forced=True)["virtualmachine"]["state"] == "Stopped"
+    cs.destroyVirtualMachine(id=booted["id"], expunge=True)
+    assert not (cloud.base / "primary" / root["path"]).exists()

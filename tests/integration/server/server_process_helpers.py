@@ -1,0 +1,112 @@
+"""A real ``hvcloud server run`` process for integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def pg_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A uniquely named PostgreSQL database, dropped afterwards (skips when PostgreSQL is absent)."""
+    if not pg_reachable():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    import psycopg
+
+    name = f"hvcloud_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        pytest.skip(f"cannot create a PostgreSQL database: {exc}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, db_url: str | None, extra_args: list[str] | None = None,
+                 log_level: str = "warning") -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}/client/api"
+        cmd = [sys.executable, "-m", "hvcloud.cli.main", "server", "run", "--listen",
+                f"127.0.0.1:{self.port}",
+               "--data-dir", str(data_dir), "--log-level", log_level]
+        if db_url:
+            cmd += ["--db", db_url]
+        cmd += extra_args or []
+        plugin_dir = str(Path(__file__).parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (plugin_dir, os.environ.get("PYTHONPATH"))
+                                                           if p)}
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,  # noqa: S603
+                                     env=env)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
+            try:
+                httpx.get(self.endpoint, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        admin_cmd = [sys.executable, "-m", "hvcloud.cli.main", "server", "admin-keys", "--data-dir",
+                     str(data_dir)]
+        keys = subprocess.check_output(admin_cmd)  # noqa: S603
+        self.keys = json.loads(keys)
+
+    @property
+    def server_id(self) -> str:
+        return (self.data_dir / "server-id").read_text().strip()
+
+    def kill(self) -> None:
+        """SIGKILL the server process (by its PID): no shutdown code runs."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            self.log.close()
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()

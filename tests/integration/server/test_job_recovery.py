@@ -1,0 +1,142 @@
+"""Crash safety of the job engine with real server processes: SIGKILL mid-job and restart (resume
+or roll back), and two servers on one PostgreSQL where the survivor takes over the dead one's jobs."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cs import CloudStack
+from server_process_helpers import ServerProcess
+
+from hvcloud.server.jobs.engine import ROLLED_BACK_TEXT
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PLUGIN = ["--plugin", "job_test_plugin"]
+
+
+@pytest.fixture
+def fresh_pg(pg_database: str) -> Iterator[str]:
+    """A database of its own for each test (the session database proves PostgreSQL is there)."""
+    import psycopg
+
+    name = f"hvcloud_jobs_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("fresh_pg"))
+    return None
+
+
+def client(server: ServerProcess) -> CloudStack:
+    return CloudStack(endpoint=server.endpoint, key=server.keys["apikey"], secret=server.keys["secretkey"],
+                      timeout=30)
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def wait_job(cs: CloudStack, jobid: str, timeout: float = 60) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+
+    def done() -> bool:
+        result.update(cs.queryAsyncJobResult(jobid=jobid))
+        return bool(result["jobstatus"] != 0)
+
+    wait_for(done, timeout, f"job {jobid}")
+    return result
+
+
+def submit(cs: CloudStack, mode: str, markers: Path, seconds: int = 120) -> str:
+    return str(cs.testSleepJob(mode=mode, seconds=seconds, markerdir=str(markers),
+                               objectid=str(uuid.uuid4()))["jobid"])
+
+
+def test_sigkill_mid_job_then_restart_resumes_or_rolls_back(tmp_path: Path, db_url: str | None) -> None:
+    data, markers = tmp_path / "data", tmp_path / "markers"
+    data.mkdir()
+    markers.mkdir()
+    first = ServerProcess(data, db_url, PLUGIN)
+    try:
+        cs = client(first)
+        resume, rollback = submit(cs, "resume", markers), submit(cs, "rollback", markers)
+        wait_for(lambda: all((markers / f"{j}.started.1").exists() for j in (resume, rollback)), 30,
+                 "both jobs to start")
+        wait_for(lambda: cs.queryAsyncJobResult(jobid=resume)["jobprocstatus"] == 10, 30,
+                 "the resumable job to report its progress")
+        running = cs.queryAsyncJobResult(jobid=resume)
+        assert running["jobstatus"] == 0 and running["jobprocstatus"] == 10
+        first.kill()
+    finally:
+        first.stop()
+    second = ServerProcess(data, db_url, PLUGIN)
+    try:
+        cs = client(second)
+        resumed = wait_job(cs, resume)
+        assert resumed["jobstatus"] == 1 and resumed["jobresult"] == {"success": True, "displaytext": "attempt 2"}
+        assert (markers / f"{resume}.started.2").exists() and (markers / f"{resume}.done").exists()
+        rolled = wait_job(cs, rollback)
+        assert rolled["jobstatus"] == 2 and rolled["jobresultcode"] == 530
+        assert rolled["jobresult"]["errortext"] == ROLLED_BACK_TEXT
+        assert (markers / f"{rollback}.rolledback").exists()
+        assert not (markers / f"{rollback}.started.2").exists() and not (markers / f"{rollback}.done").exists()
+        pending = cs.listAsyncJobs(listall=True).get("asyncjobs", [])
+        assert all(j["jobstatus"] != 0 for j in pending)
+    finally:
+        second.stop()
+
+
+def _owner(db_url: str, job_id: str) -> str | None:
+    import psycopg
+
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT owner_server_id FROM async_job WHERE id = %s", (job_id,)).fetchone()
+        return None if row is None else row[0]
+
+
+def test_two_servers_share_postgresql_and_survive_a_death(tmp_path: Path, fresh_pg: str) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    servers = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        if servers:  # servers on one database share the secret key that encrypts its secrets
+            shutil.copy2(servers[0].data_dir / "secret.key", tmp_path / name / "secret.key")
+        servers.append(ServerProcess(tmp_path / name, fresh_pg, [*PLUGIN, "--lease-seconds", "2"]))
+    try:
+        clients = {s.server_id: client(s) for s in servers}
+        jobs = [submit(clients[servers[i % 2].server_id], "resume", markers, seconds=15) for i in range(6)]
+        wait_for(lambda: all((markers / f"{j}.started.1").exists() for j in jobs), 30, "all jobs to start")
+        owners = {j: _owner(fresh_pg, j) for j in jobs}
+        assert set(owners.values()) <= {s.server_id for s in servers}
+        victim = next(s for s in servers if s.server_id == owners[jobs[0]])
+        survivor = next(s for s in servers if s is not victim)
+        victim.kill()
+        cs = clients[survivor.server_id]
+        for job in jobs:
+            result = wait_job(cs, job, timeout=60)
+            assert result["jobstatus"] == 1
+            expected = "attempt 2" if owners[job] == victim.server_id else "attempt 1"
+            if owners[job] == victim.server_id:
+                assert result["jobresult"]["displaytext"] == expected
+                assert _owner(fresh_pg, job) == survivor.server_id
+        assert sum(1 for o in owners.values() if o == victim.server_id) >= 1
+    finally:
+        for s in servers:
+            s.stop()

@@ -1,0 +1,173 @@
+"""Hostile storage paths and images arriving over the agent wire, against the real storage backend.
+
+The backend's own tests cover its functions; these drive the agent's HTTP endpoint (signed
+CopyCommand / DeleteCommand bodies in Gson shape) with a host whose storage is
+``LocalStorageBackend`` on real files, and check that each hostile request gets an in-band
+``result:false`` with a clear reason and leaves every file where it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hvcloud.agent.context import HostContext
+from hvcloud.agent.credentials import Credentials
+from hvcloud.agent.service import build_app
+from hvcloud.hypervisor.simulator.driver import HostProfile, SimulatedCluster, SimulatorDriver
+from hvcloud.storage import qemu_img
+from hvcloud.storage.local import LocalStorageBackend
+from tests.agent_harness import PASSWORD, USER, AgentHarness, sample
+from tests.fuzz import agent_fuzz
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+pytestmark = pytest.mark.skipif(not qemu_img.available(), reason="qemu-img is not installed")
+
+COPY = "org.apache.cloudstack.storage.command.CopyCommand"
+DELETE = "org.apache.cloudstack.storage.command.DeleteCommand"
+TEMPLATE = "org.apache.cloudstack.storage.to.TemplateObjectTO"
+PRIMARY = "org.apache.cloudstack.storage.to.PrimaryDataStoreTO"
+NFS = "com.cloud.agent.api.to.NfsTO"
+MiB = 1 << 20
+
+
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` (symlinks not followed) with its size and mtime; the pool's empty
+    per-name lock files (``.hvcloud-locks``, taken before the source is examined) are not data."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        if Path(dirpath).name == ".hvcloud-locks":
+            continue
+        for f in files:
+            st = (Path(dirpath) / f).lstat()
+            out[str(Path(dirpath, f).relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+class RealStorageAgent(AgentHarness):
+    """The in-process agent with its host's storage replaced by the real backend."""
+
+    def __init__(self, base: Path) -> None:
+        super().__init__(base / "agent")
+        driver = SimulatorDriver(base / "agent", HostProfile(address="127.0.0.1"), SimulatedCluster())
+        ctx = HostContext("127.0.0.1", driver, LocalStorageBackend(base / "agent" / "storage"), base / "agent")
+        self.hosts = [ctx]
+        self.agent = build_app(self.config, self.hosts, Credentials(USER, PASSWORD))
+        self.client = TestClient(self.agent.app, base_url="https://127.0.0.1:8250", client=("127.0.0.1", 40000))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Any]:
+    images = tmp_path / "images"
+    images.mkdir()
+    qemu_img.create(str(images / "tmpl.qcow2"), "qcow2", MiB)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    qemu_img.create(str(outside / "secret.qcow2"), "qcow2", MiB)
+    os.symlink(outside / "secret.qcow2", images / "link.qcow2")
+    qemu_img.create(str(images / "base.qcow2"), "qcow2", MiB)
+    qemu_img.create(str(images / "child.qcow2"), "qcow2", MiB, backing=str(images / "base.qcow2"),
+                    backing_fmt="qcow2")
+    (tmp_path / "primary").mkdir()
+    return {"tmp": tmp_path, "images": images, "primary": tmp_path / "primary",
+            "agent": RealStorageAgent(tmp_path)}
+
+
+def copy_body(world: dict[str, Any], src_path: str, dest_uuid: str = "tmpl-cache",
+              store_url: str | None = None) -> dict[str, Any]:
+    body = copy.deepcopy(sample("CopyCommand-template-to-primary"))
+    src = body["srcTO"][TEMPLATE]
+    src["path"] = src_path
+    src["format"] = "QCOW2"
+    src.pop("checksum", None)
+    src["imageDataStore"] = {NFS: {"_url": store_url or f"file://{world['images']}", "_role": "Image"}}
+    dst = body["destTO"][TEMPLATE]
+    dst["uuid"] = dest_uuid
+    dst["format"] = "QCOW2"
+    dst.pop("checksum", None)
+    dst["imageDataStore"][PRIMARY].update(path=str(world["primary"]), poolType="Filesystem", host="127.0.0.1")
+    return body
+
+
+def _answer(agent: AgentHarness, fqcn: str, body: dict[str, Any]) -> dict[str, Any]:
+    cls, fields = agent.answer(fqcn, body)
+    assert cls == agent_fuzz.HANDLERS[fqcn].answer.FQCN
+    return fields
+
+
+def test_a_plain_template_copies(world: dict[str, Any]) -> None:
+    fields = _answer(world["agent"], COPY, copy_body(world, "tmpl.qcow2"))
+    assert fields["result"] is True, fields.get("details")
+    assert any(name.startswith("tmpl-cache") for name in tree(world["primary"]))
+
+
+@pytest.mark.parametrize("src_path,reason", [
+    ("../outside/secret.qcow2", "outside"),
+    ("/etc/passwd", "relative"),
+    ("a/../../outside/secret.qcow2", "outside"),
+    ("link.qcow2", "outside"),
+    ("child.qcow2", "backing"),
+])
+def test_hostile_sources_are_refused_and_write_nothing(world: dict[str, Any], src_path: str, reason: str) -> None:
+    before = {"tmp": tree(world["tmp"])}
+    fields = _answer(world["agent"], COPY, copy_body(world, src_path))
+    assert fields["result"] is False
+    assert reason in fields["details"].lower(), fields["details"]
+    after = tree(world["tmp"])
+    new = {k for k in after if k not in before["tmp"]} - {p for p in after if p.startswith("agent/")}
+    assert new == set(), f"files appeared: {new}"
+    assert not any(n.startswith("tmpl-cache") for n in tree(world["primary"]))
+
+
+@pytest.mark.parametrize("dest", ["../escaped", "/tmp/absolute", "..", "x/../../../escaped"])
+def test_hostile_destination_names_are_refused(world: dict[str, Any], dest: str) -> None:
+    before = tree(world["tmp"])
+    fields = _answer(world["agent"], COPY, copy_body(world, "tmpl.qcow2", dest_uuid=dest))
+    assert fields["result"] is False and fields["details"]
+    after = tree(world["tmp"])
+    assert {k for k in after if k not in before and not k.startswith("agent/")} == set()
+    assert not Path("/tmp/absolute").exists() and not Path("/tmp/absolute.qcow2").exists()
+
+
+def test_delete_with_traversal_leaves_the_target(world: dict[str, Any]) -> None:
+    body = copy.deepcopy(sample("CopyCommand-template-to-primary"))["destTO"]
+    data = body[TEMPLATE]
+    data["imageDataStore"][PRIMARY].update(path=str(world["primary"]), poolType="Filesystem", host="127.0.0.1")
+    secret = world["tmp"] / "outside" / "secret.qcow2"
+    for path in ("../outside/secret.qcow2", str(secret), "../outside/secret"):
+        data["path"] = path
+        fields = _answer(world["agent"], DELETE, {"data": body, "wait": 0})
+        assert fields["result"] is False, path
+        assert secret.exists()
+
+
+def test_fuzz_slice_against_real_files_writes_nothing_outside(world: dict[str, Any]) -> None:
+    """The agent fuzzer's traversal and other mutations against a host with real storage: every answer
+    well-formed, and no file appears outside the agent's and the pool's directories."""
+    agent: AgentHarness = world["agent"]
+    outside_before = tree(world["tmp"] / "outside")
+    images_before = tree(world["images"])
+    tally = agent_fuzz.Tally.empty()
+    seeds = [copy_body(world, "tmpl.qcow2")]
+    for i, case in enumerate(agent_fuzz.cases(99, 300, 64 * 1024)):
+        if i % 3 == 0:
+            mutation = agent_fuzz.MUTATIONS[case.mutation]
+            case = agent_fuzz.Case(case.index, COPY, case.mutation, mutation(random.Random(i), seeds[0], 64 * 1024))
+        before = agent_fuzz.snapshot(agent.config.data_dir)
+        r = agent.post(case.fqcn, case.body)
+        agent_fuzz.judge(case, r.status_code, r.headers.get("content-type", ""), r.content, before,
+                         agent_fuzz.snapshot(agent.config.data_dir), tally)
+    assert tally.failures == []
+    assert tree(world["tmp"] / "outside") == outside_before
+    assert tree(world["images"]) == images_before
+    top = {p.name for p in world["tmp"].iterdir()}
+    assert top <= {"images", "outside", "primary", "agent"}, top

@@ -1,0 +1,49 @@
+"""Fixtures: a real server state on a temporary SQLite database and a signing API caller.
+
+The AgentManager is off here (hosts are inserted directly); ``test_server_hosts*`` run it."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from server_api_helpers import Caller, keys_of
+
+from hvcloud.server.app import create_app
+from hvcloud.server.config import ServerConfig
+from hvcloud.server.state import ServerState
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[ServerState]:
+    st = ServerState.open(replace(ServerConfig.build(tmp_path / "data"), manage_agents=False))
+    yield st
+    st.close()
+
+
+@pytest.fixture
+def http(state: ServerState) -> Iterator[TestClient]:
+    with TestClient(create_app(state)) as client:
+        yield client
+
+
+@pytest.fixture
+def admin(state: ServerState, http: TestClient) -> Caller:
+    apikey, secret = keys_of(state, "admin")
+    return Caller(http, apikey, secret)
+
+
+@pytest.fixture
+def user_caller(admin: Caller) -> Caller:
+    """A plain user in its own account, with freshly registered keys."""
+    account = admin.ok("createAccount", username="alice", password="s3cret-pw", firstname="Alice",
+                       lastname="A", accounttype=0)["account"]
+    keys = admin.ok("registerUserKeys", id=account["user"][0]["id"])["userkeys"]
+    return Caller(admin.http, keys["apikey"], keys["secretkey"])

@@ -1,0 +1,126 @@
+"""The AgentManager under host leases, in-process on SQLite against a real simulator agent: it pings
+only hosts it owns, stops writing a host another live server took, sends to such a host over its own
+client, and takes the host back (Up at once, pings resuming) when that server's lease runs out."""
+
+from __future__ import annotations
+
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server_api_helpers import Caller, keys_of
+from sqlalchemy import update
+from tests.agent_process import AgentProcess
+
+from hvcloud.server.app import create_app
+from hvcloud.server.config import ServerConfig
+from hvcloud.server.db.models import Host, ManagementServer
+from hvcloud.server.jobs import leases, store
+from hvcloud.server.orchestration import host_leases
+from hvcloud.server.orchestration.agents import HostNotConnected
+from hvcloud.server.state import ServerState
+from hvcloud.wire import commands as C
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    proc = AgentProcess(tmp_path_factory.mktemp("agent") / "data", hosts=2)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def managed(tmp_path: Path) -> Iterator[tuple[ServerState, Caller]]:
+    config = replace(ServerConfig.build(tmp_path / "data"), ping_interval_seconds=0.3, ping_timeout_multiplier=100,
+                     host_stats_interval_seconds=60, agent_connect_timeout_seconds=2, lease_seconds=1.5)
+    state = ServerState.open(config)
+    with TestClient(create_app(state)) as http:
+        yield state, Caller(http, *keys_of(state, "admin"))
+    state.close()
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def host_row(state: ServerState, host_id: str) -> Host:
+    with state.sessions() as db:
+        host = db.get(Host, host_id)
+        assert host is not None
+        return host
+
+
+def other_server(state: ServerState, *, alive: bool) -> str:
+    """A second server known only by its row: alive with a heartbeat in the future, dead in the past."""
+    server_id = str(uuid.UUID(int=1))
+    offset = timedelta(seconds=600 if alive else -600)
+    with state.sessions.begin() as db:
+        leases.register(db, server_id)
+        db.execute(update(ManagementServer).where(ManagementServer.id == server_id)
+                   .values(heartbeat=store.precise_now() + offset))
+    return server_id
+
+
+def test_owner_pings_others_send_and_a_dead_owner_is_replaced(managed: tuple[ServerState, Caller],
+                                                              agent: AgentProcess, tmp_path: Path) -> None:
+    state, admin = managed
+    manager = state.agents
+    assert manager is not None and manager.server_id == state.server_id
+    zone = admin.ok("createZone", name="z", networktype="Advanced", dns1="8.8.8.8", internaldns1="10.0.0.1")["zone"]
+    pod = admin.ok("createPod", name="p", zoneid=zone["id"], gateway="10.1.0.1", netmask="255.255.255.0",
+                   startip="10.1.0.10", endip="10.1.0.50")["pod"]
+    cluster = admin.ok("addCluster", clustername="c", clustertype="CloudManaged", hypervisor="Simulator",
+                       podid=pod["id"], zoneid=zone["id"])["cluster"][0]
+    added = admin.ok("addHost", hypervisor="Simulator", url=agent.url(0), username=agent.username,
+                     password=agent.password, zoneid=zone["id"], podid=pod["id"], clusterid=cluster["id"])
+    host_id = added["host"][0]["id"]
+    assert added["host"][0]["managementserverid"] == state.server_id  # the adding server owns it
+    wait_for("the manager to own and ping the host", lambda: host_id in manager.owned_host_ids()
+             and host_id in manager.host_ids())
+
+    peer = other_server(state, alive=True)
+    with state.sessions.begin() as db:
+        assert host_leases.take(db, host_id, peer)
+    wait_for("the manager to drop the host", lambda: host_id not in manager.host_ids()
+             and host_id not in manager.owned_host_ids())
+    frozen = host_row(state, host_id).last_pinged
+    assert frozen is not None
+    time.sleep(1.5)  # five ping intervals: nobody here pings or writes the host any more
+    assert host_row(state, host_id).last_pinged == frozen
+    assert admin.ok("listHosts", id=host_id)["host"][0]["managementserverid"] == peer
+
+    sent = manager.stats.remote_sends
+    assert manager.send_sync(host_id, C.CheckHealthCommand(), wait=10).result is True
+    assert manager.stats.remote_sends == sent + 1 and host_id not in manager.host_ids()
+
+    with state.sessions.begin() as db:  # the owner says the host is not Up: nobody may send to it
+        db.execute(update(Host).where(Host.id == host_id).values(status="Disconnected"))
+    with pytest.raises(HostNotConnected):
+        manager.send_sync(host_id, C.CheckHealthCommand(), wait=5)
+    with state.sessions.begin() as db:
+        db.execute(update(Host).where(Host.id == host_id).values(status="Up"))
+
+    claimed = manager.stats.claimed
+    other_server(state, alive=False)  # the peer's lease runs out
+    wait_for("the manager to take the host back", lambda: host_row(state, host_id).owner_server_id == state.server_id)
+    wait_for("pings to resume", lambda: (host_row(state, host_id).last_pinged or frozen) > frozen)
+    assert host_row(state, host_id).status == "Up" and manager.stats.claimed == claimed + 1
+    assert manager.send_sync(host_id, C.CheckHealthCommand(), wait=10).result is True
+    assert manager.stats.remote_sends == sent + 1  # sent over its own link again
