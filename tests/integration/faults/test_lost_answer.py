@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 from fault_scenarios import cloud_stack, invariants, offering, pending_cleanup
 from server_process_helpers import fresh_pg_database
+from sqlalchemy import select
 from vm_stack import Cloud, job_result, wait_for
+
+from hvcloud.server.db.models import TemplatePoolRef
 
 
 @pytest.fixture
@@ -54,6 +57,10 @@ def test_disk_created_before_the_agent_died_is_deleted_when_it_returns(cloud: Cl
     assert len(unanswered) == 1, "exactly the volume whose answer was lost has no path"
     assert unanswered[0] in cloud.agent_files()[cloud.pool["id"]], "the agent did create it"
     cloud.capacity_matches_recount()  # the disk still holds its pool space
+    with cloud.sessions()() as db:  # an unanswered command says nothing about the pool's template copy
+        assert db.scalars(select(TemplatePoolRef.install_path)
+                          .where(TemplatePoolRef.template_id == cloud.template["id"])).all(), \
+            "the pool's template copy is still recorded"
 
     cloud.agent.start()
     wait_for("the hosts to come back Up", lambda: _all_up(cloud), 60)

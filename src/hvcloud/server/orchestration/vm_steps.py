@@ -47,12 +47,14 @@ T = TypeVar("T")
 
 
 class StepFailed(Exception):
-    """An agent refused or could not run a step; ``host_fault`` says whether another host may do better."""
+    """An agent refused or could not run a step; ``host_fault`` says whether another host may do better,
+    ``unanswered`` that the host gave no answer at all (down, killed, timed out): what it did is unknown."""
 
-    def __init__(self, text: str, *, host_fault: bool = True) -> None:
+    def __init__(self, text: str, *, host_fault: bool = True, unanswered: bool = False) -> None:
         super().__init__(text)
         self.text = text
         self.host_fault = host_fault
+        self.unanswered = unanswered
 
 
 class Steps:
@@ -75,7 +77,7 @@ class Steps:
         try:
             answer = await self.agents.send(host_id, command)
         except AgentError as exc:
-            raise StepFailed(f"{what} on host {host_id}: {exc}") from None
+            raise StepFailed(f"{what} on host {host_id}: {exc}", unanswered=True) from None
         if not answer.result:
             raise StepFailed(f"{what} on host {host_id} failed: {answer.details or 'no details'}")
         return answer  # type: ignore[no-any-return]

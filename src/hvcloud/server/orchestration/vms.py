@@ -209,8 +209,8 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
                 try:
                     from_template = template if volume_id == todo[0] else None
                     await steps.create_volume(host_id, volume_id, name, from_template)
-                except StepFailed:
-                    if template is None or volume_id != todo[0]:
+                except StepFailed as exc:
+                    if template is None or volume_id != todo[0] or exc.unanswered:
                         raise
                     # the pool lost its template copy (or this host never had it): copy it again
                     await steps.forget_template_in_pool(template_id or "", pool_id)
@@ -225,6 +225,7 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
                 await steps.stop(host_id, name, True)
             except StepFailed as stop_exc:
                 log.warning("cleanup stop of %s on host %s failed: %s", name, host_id, stop_exc.text)
+                await steps.tx(P.note_unknown, host_id, name, utcnow())
             local = await steps.tx(_failed_on_host, vm_id, host_id, exc.text, deploy)
             for volume_id in local:
                 if await steps.tx(_recreate_elsewhere, volume_id):
