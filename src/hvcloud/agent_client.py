@@ -19,6 +19,10 @@ from hvcloud.wire.base import Answer, Command, WireModel
 from hvcloud.wire.commands import HOST_VM_STATE_REPORT, STARTUP
 
 API_PREFIX = "/api/HypervResource/"
+#: idle connections are kept this long: past the server's 60 s ping interval (so a host's pings and
+#: commands reuse one TLS connection instead of paying a handshake each time) and short of the
+#: agent's 75 s keep-alive (so the agent never closes a connection the client is about to reuse)
+KEEPALIVE_SECONDS = 70.0
 
 
 class AgentUnreachable(Exception):
@@ -45,7 +49,8 @@ class AgentClient:
     def __init__(self, base_url: str, *, username: str | None = None, password: str | None = None,
                  pinned_sha256: str | None = None, verify: bool | ssl.SSLContext = False,
                  timeout: float = 60.0, connect_timeout: float = 5.0,
-                 cert: tuple[str, str] | None = None, max_connections: int = 16) -> None:
+                 cert: tuple[str, str] | None = None, max_connections: int = 16,
+                 keepalive_seconds: float = KEEPALIVE_SECONDS) -> None:
         self.base_url = base_url.rstrip("/")
         self._user = username
         self._password = password
@@ -60,7 +65,8 @@ class AgentClient:
             verify_arg = ctx
         self._http = httpx.AsyncClient(
             verify=verify_arg, timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                                keepalive_expiry=keepalive_seconds),
             headers={"content-type": "application/json"})
 
     async def aclose(self) -> None:

@@ -194,12 +194,16 @@ class JobEngine:
         return JobContext(job_id=job.id, command=job.command, params=job.params, account_id=job.account_id,
                           user_id=job.user_id, instance_id=job.instance_id, sessions=self._sessions,
                           state=self.state, agents=self.agents, recovering=job.recovering,
-                          attempt=job.attempt, _write_progress=write)
+                          attempt=job.attempt, _write_progress=write, server_id=self.server_id)
 
     async def _run(self, job: store.ClaimedJob) -> None:
         try:
-            body, code = await self._execute(job)
-            done = await asyncio.to_thread(self._tx, store.finish, job.id, self.server_id, body, code)
+            ctx = self._context(job)
+            body, code = await self._execute(job, ctx)
+            if code is None and ctx.finished_here is not None:
+                done = ctx.finished_here
+            else:
+                done = await asyncio.to_thread(self._tx, store.finish, job.id, self.server_id, body, code)
             if not done:
                 log.warning("job %s finished here but was taken over meanwhile; result discarded", job.id)
         except asyncio.CancelledError:
@@ -210,12 +214,11 @@ class JobEngine:
             self._tasks.pop(job.id, None)
             self.notify()
 
-    async def _execute(self, job: store.ClaimedJob) -> tuple[dict[str, Any], int | None]:
+    async def _execute(self, job: store.ClaimedJob, ctx: JobContext) -> tuple[dict[str, Any], int | None]:
         handler = HANDLERS.get(job.handler)
         if handler is None:
             return store.error_body(store.INTERNAL_ERROR, f"No job handler named {job.handler}"), \
                 store.INTERNAL_ERROR
-        ctx = self._context(job)
         if job.attempt > self.settings.max_attempts:
             await self._rollback(handler, ctx)
             text = f"The job was abandoned after {job.attempt - 1} interrupted attempts"

@@ -91,6 +91,10 @@ class JobContext:
     attempt: int
     _write_progress: ProgressWriter = field(repr=False)
     _last: tuple[int, str | None] = (-1, None)
+    #: the server running the job: writes made inside a handler's own transactions are fenced on it
+    server_id: str = ""
+    #: set by :meth:`finish_in`: None until then, then whether this server still owned the job
+    finished_here: bool | None = None
 
     def progress_sync(self, percent: int, text: str | None = None) -> None:
         """Record progress from a worker thread; unchanged values are not written again."""
@@ -102,3 +106,19 @@ class JobContext:
 
     async def progress(self, percent: int, text: str | None = None) -> None:
         await asyncio.to_thread(self.progress_sync, percent, text)
+
+    def progress_in(self, db: Session, percent: int, text: str | None = None) -> None:
+        """Record progress inside a transaction the handler runs anyway (one commit fewer)."""
+        from hvcloud.server.jobs import store
+
+        self._last = (percent, text)
+        store.write_progress(db, self.job_id, self.server_id, percent, text)
+
+    def finish_in(self, db: Session, body: dict[str, Any]) -> dict[str, Any]:
+        """Record the job's success inside the handler's last transaction, so that its last state
+        change and the job's result commit together; the engine then writes nothing more. The
+        handler must return right after that transaction commits."""
+        from hvcloud.server.jobs import store
+
+        self.finished_here = store.finish(db, self.job_id, self.server_id, body, None)
+        return body

@@ -84,9 +84,12 @@ class Steps:
 
     # ------------------------------------------------------------------ template and volumes
 
-    async def template_to_pool(self, host_id: str, template_id: str, pool_id: str) -> TemplateObjectTO:
-        """The template's copy on the pool, copied from the image store the first time (once per pool)."""
-        known = await self.tx(_template_tos, self.box, template_id, pool_id)
+    async def template_to_pool(self, host_id: str, template_id: str, pool_id: str,
+                               known: TemplateTOs | None = None) -> TemplateObjectTO:
+        """The template's copy on the pool, copied from the image store the first time (once per pool).
+        ``known``: what a transaction of the caller already read (:func:`template_tos`)."""
+        if known is None:
+            known = await self.tx(template_tos, self.box, template_id, pool_id)
         if known.in_pool is not None and known.in_pool.path:
             return known.in_pool
         if known.on_store is None:
@@ -103,11 +106,16 @@ class Steps:
         await self.tx(_forget_template_in_pool, template_id, pool_id)
 
     async def create_volume(self, host_id: str, volume_id: str, vm_name: str | None,
-                            template: TemplateObjectTO | None) -> None:
-        """Clone a ROOT volume from the template on primary, or create an empty one; record its path."""
-        vol_to = await self.tx(_volume_to, volume_id, vm_name, host_id)
+                            template: TemplateObjectTO | None, *, prepared: VolumeObjectTO | None = None,
+                            record: bool = True) -> Created | None:
+        """Clone a ROOT volume from the template on primary, or create an empty one; record its path
+        unless not ``record`` (the caller then records the returned :class:`Created` in its next
+        transaction, before it relies on the disk). ``prepared``: the volume's TO from a transaction
+        of the caller that already recorded the creation attempt (:func:`volume_to_create`). None
+        when the volume was already there."""
+        vol_to = prepared if prepared is not None else await self.tx(volume_to_create, volume_id, vm_name, host_id)
         if vol_to is None:
-            return
+            return None
         if template is not None:
             answer = await self.send(host_id, C.CopyCommand(srcTO=template, destTO=vol_to, wait=10800),
                                      f"creating volume {volume_id} from the template")
@@ -117,7 +125,10 @@ class Steps:
             new = answer.data if isinstance(answer, A.CreateObjectAnswer) else None
         if not isinstance(new, VolumeObjectTO) or not new.path:
             raise StepFailed(f"creating volume {volume_id} answered no path")
-        await self.tx(_record_volume, volume_id, new.path, new.size)
+        created = Created(volume_id, new.path, new.size)
+        if record:
+            await self.tx(record_volume, created)
+        return created
 
     async def delete_volume(self, volume_id: str, fallback_host: str | None = None) -> None:
         """Delete the volume's file (idempotent) and mark it Expunged, releasing its pool space."""
@@ -133,9 +144,11 @@ class Steps:
 
     # ------------------------------------------------------------------ the VM
 
-    async def start(self, host_id: str, vm_id: str) -> None:
-        """StartCommand carries no ``wait`` of its own: the ``wait`` setting bounds it, as in CloudStack."""
-        to = await self.tx(_vm_to, self.box, vm_id)
+    async def start(self, host_id: str, vm_id: str, before: Callable[[Session], object] | None = None) -> None:
+        """StartCommand carries no ``wait`` of its own: the ``wait`` setting bounds it, as in CloudStack.
+        ``before`` runs first in the transaction that reads the VM (recording what the caller still
+        has to record, so that the start costs one transaction)."""
+        to = await self.tx(_vm_to, self.box, vm_id, before)
         answer = await self.send(host_id, C.StartCommand(vm=to), f"starting VM {to.name}")
         if not isinstance(answer, A.StartAnswer):
             raise StepFailed(f"starting VM {to.name} answered {type(answer).__name__}")
@@ -155,7 +168,16 @@ class TemplateTOs:
     dest: TemplateObjectTO
 
 
-def _template_tos(db: Session, box: SecretBox, template_id: str, pool_id: str) -> TemplateTOs:
+@dataclass(frozen=True)
+class Created:
+    """A volume the agent created: what :func:`record_volume` writes."""
+
+    volume_id: str
+    path: str
+    size: int | None
+
+
+def template_tos(db: Session, box: SecretBox, template_id: str, pool_id: str) -> TemplateTOs:
     template = db.get(VMTemplate, template_id)
     pool = db.get(StoragePool, pool_id)
     if template is None or pool is None:
@@ -189,7 +211,7 @@ def _forget_template_in_pool(db: Session, template_id: str, pool_id: str) -> Non
         db.delete(ref)
 
 
-def _volume_to(db: Session, volume_id: str, vm_name: str | None, host_id: str) -> VolumeObjectTO | None:
+def volume_to_create(db: Session, volume_id: str, vm_name: str | None, host_id: str) -> VolumeObjectTO | None:
     """Record the creation attempt (committed before the command is sent) and build its TO."""
     volume = db.get(Volume, volume_id)
     if volume is None or volume.pool is None:
@@ -201,12 +223,12 @@ def _volume_to(db: Session, volume_id: str, vm_name: str | None, host_id: str) -
     return vm_wire.volume_to(volume, volume.pool, vm_name)
 
 
-def _record_volume(db: Session, volume_id: str, path: str, size: int | None) -> None:
-    volume = db.get(Volume, volume_id)
+def record_volume(db: Session, created: Created) -> None:
+    volume = db.get(Volume, created.volume_id)
     if volume is not None:
-        volume.path, volume.state = path, S.VOL_READY
-        if size and size > volume.size:
-            volume.size = size
+        volume.path, volume.state = created.path, S.VOL_READY
+        if created.size and created.size > volume.size:
+            volume.size = created.size
 
 
 def _delete_target(db: Session, volume_id: str,
@@ -278,7 +300,9 @@ def iso_to(db: Session, vm: VMInstance, box: SecretBox) -> TemplateObjectTO | No
     return vm_wire.template_on_store_to(vm.iso, ref.store, ref.install_path, box)
 
 
-def _vm_to(db: Session, box: SecretBox, vm_id: str) -> Any:
+def _vm_to(db: Session, box: SecretBox, vm_id: str, before: Callable[[Session], object] | None = None) -> Any:
+    if before is not None:
+        before(db)
     vm = db.get(VMInstance, vm_id)
     if vm is None:
         raise StepFailed(f"VM {vm_id} no longer exists", host_fault=False)

@@ -19,20 +19,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import AsyncJob, Host, StoragePool, VMInstance, VmPowerReport, Volume, utcnow
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import planner, vm_wire
 from hvcloud.server.orchestration import power_sync as P
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP
-from hvcloud.server.orchestration.vm_steps import StepFailed, Steps, retire_volume
+from hvcloud.server.orchestration.vm_steps import (
+    Created,
+    StepFailed,
+    Steps,
+    TemplateTOs,
+    record_volume,
+    retire_volume,
+    template_tos,
+    volume_to_create,
+)
+from hvcloud.wire.to import VolumeObjectTO
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +95,37 @@ def _result_of(db: Session, vm: VMInstance) -> dict[str, Any]:
 # ---------------------------------------------------------------------- start / deploy
 
 
-def _place(db: Session, vm_id: str, avoid: list[str], deploy: bool) -> tuple[str, str, str | None, list[str],
-                                                                              str] | None:
-    """Book a host (or keep the one an interrupted run booked) and pools for the VM's new volumes.
+@dataclass(frozen=True)
+class Placed:
+    """Where a start runs: the host, the VM's instance name, the template to clone (if its ROOT
+    volume is new), the volumes to create (ROOT first) on ``pool_id``; and, read in the same
+    transaction, the template's copy on the pool and the first volume's TO with its creation
+    recorded (when the template copy exists or no template is needed)."""
 
-    Returns (host, instance name, template to clone, volumes to create, pool) or None if the VM is
-    already Running (an earlier run finished)."""
+    host_id: str
+    name: str
+    template_id: str | None
+    todo: list[str]
+    pool_id: str
+    template: TemplateTOs | None = None
+    first_volume: VolumeObjectTO | None = None
+
+
+def _place_and_prepare(db: Session, box: SecretBox, vm_id: str, avoid: list[str], deploy: bool) -> Placed | None:
+    placed = _place(db, vm_id, avoid, deploy)
+    if placed is None:
+        return None
+    template, first = None, None
+    if placed.template_id is not None:
+        template = template_tos(db, box, placed.template_id, placed.pool_id)
+    if placed.todo and (template is None or (template.in_pool is not None and template.in_pool.path)):
+        first = volume_to_create(db, placed.todo[0], placed.name, placed.host_id)
+    return replace(placed, template=template, first_volume=first)
+
+
+def _place(db: Session, vm_id: str, avoid: list[str], deploy: bool) -> Placed | None:
+    """Book a host (or keep the one an interrupted run booked) and pools for the VM's new volumes.
+    None if the VM is already Running (an earlier run finished)."""
     vm = _vm(db, vm_id)
     if vm.state == S.RUNNING:
         return None
@@ -134,7 +172,7 @@ def _place(db: Session, vm_id: str, avoid: list[str], deploy: bool) -> tuple[str
     if template is not None and root is not None:
         todo.remove(root.id)
         todo.insert(0, root.id)
-    return host.id, vm.instance_name, template, todo, pool.id
+    return Placed(host.id, vm.instance_name, template, todo, pool.id)
 
 
 def _note_reason(db: Session, vm_id: str, text: str) -> None:
@@ -143,12 +181,21 @@ def _note_reason(db: Session, vm_id: str, text: str) -> None:
         vm.state_reason = text[:1024]
 
 
-def _started(db: Session, vm_id: str, host_id: str) -> dict[str, Any]:
-    """Record the VM running and return the job's result, read in the same transaction."""
+def _before_start(db: Session, *, jctx: JobContext, created: list[Created]) -> None:
+    """Recorded in the transaction that reads the VM for StartCommand: the last volume's path and
+    the job's progress."""
+    for volume in created:
+        record_volume(db, volume)
+    jctx.progress_in(db, 60, "starting")
+
+
+def _started(db: Session, jctx: JobContext, vm_id: str, host_id: str) -> dict[str, Any]:
+    """Record the VM running and, in the same transaction, the job's result."""
     vm = _vm(db, vm_id)
     vm.host_id, vm.last_host_id = host_id, host_id
     set_state(vm, S.RUNNING)
-    return _result_of(db, vm)
+    db.flush()
+    return jctx.finish_in(db, _result_of(db, vm))
 
 
 def _failed_on_host(db: Session, vm_id: str, host_id: str, reason: str, deploy: bool) -> list[str]:
@@ -193,31 +240,37 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
     last_error = ""
     for _attempt in range(START_ATTEMPTS):
         try:
-            placed = await steps.tx(_place, vm_id, avoid, deploy)
+            placed = await steps.tx(_place_and_prepare, steps.box, vm_id, avoid, deploy)
         except JobFailure as exc:
             text = exc.text if not avoid else f"{exc.text}; the last start failed with: {last_error}"
             await steps.tx(_note_reason, vm_id, text)
             raise JobFailure(exc.code, text) from None
         if placed is None:
             return _result(jctx, vm_id)
-        host_id, name, template_id, todo, pool_id = placed
+        host_id, name, template_id, todo, pool_id = placed.host_id, placed.name, placed.template_id, \
+            placed.todo, placed.pool_id
         try:
             template = None
             if template_id is not None:
-                template = await steps.template_to_pool(host_id, template_id, pool_id)
+                template = await steps.template_to_pool(host_id, template_id, pool_id, placed.template)
+            unrecorded: list[Created] = []
             for volume_id in todo:
+                last = volume_id == todo[-1]
+                prepared = placed.first_volume if volume_id == todo[0] else None
                 try:
                     from_template = template if volume_id == todo[0] else None
-                    await steps.create_volume(host_id, volume_id, name, from_template)
+                    created = await steps.create_volume(host_id, volume_id, name, from_template, prepared=prepared,
+                                                        record=not last)
                 except StepFailed as exc:
                     if template is None or volume_id != todo[0] or exc.unanswered:
                         raise
                     # the pool lost its template copy (or this host never had it): copy it again
                     await steps.forget_template_in_pool(template_id or "", pool_id)
                     template = await steps.template_to_pool(host_id, template_id or "", pool_id)
-                    await steps.create_volume(host_id, volume_id, name, template)
-            await jctx.progress(60, "starting")
-            await steps.start(host_id, vm_id)
+                    created = await steps.create_volume(host_id, volume_id, name, template, record=not last)
+                if last and created is not None:
+                    unrecorded.append(created)
+            await steps.start(host_id, vm_id, functools.partial(_before_start, jctx=jctx, created=unrecorded))
         except StepFailed as exc:
             last_error = exc.text
             log.warning("start of %s on host %s failed: %s", name, host_id, exc.text)
@@ -235,7 +288,7 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
                 raise JobFailure(ERR_INTERNAL, exc.text) from None
             avoid.append(host_id)
             continue
-        return await steps.tx(_started, vm_id, host_id)
+        return await steps.tx(_started, jctx, vm_id, host_id)
     raise JobFailure(ERR_INTERNAL, f"Unable to start VM {vm_id} on {len(avoid)} host(s); last error: {last_error}")
 
 
