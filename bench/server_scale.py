@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,10 @@ from hvcloud.cli.api_client import ApiClient
 from hvcloud.storage import qemu_img
 from hvcloud.wire import commands as C
 from hvcloud.wire.to import VirtualMachineTO
+
+#: how often the client asks for a job's result: a quarter second is a tiny error over a deploy
+#: phase of minutes, and a busier poll would bill the server for the client's impatience
+POLL_SECONDS = 0.25
 
 
 def p95(values: list[float]) -> float:
@@ -63,6 +69,12 @@ async def baseline(agent: AgentProcess, seconds: float) -> float:
             assert (await client.send(C.StopCommand(vmName=vm.name or "", forceStop=True))).result
             count += 1
     return count / seconds
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy (not idle or waiting for I/O) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def build(api: ApiClient, agent: AgentProcess, base: Path, hosts: int, image_url: str) -> dict[str, str]:
@@ -107,39 +119,75 @@ def stop_profiler(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=60)
 
 
-def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None) -> dict[str, Any]:
+def start_servers(base: Path, count: int, db_url: str | None, ping_seconds: float,
+                  job_workers: int = 64) -> list[ServerProcess]:
+    """``count`` server processes on one database; they share the key that encrypts its secrets."""
+    servers: list[ServerProcess] = []
+    for i in range(count):
+        data = base / f"server{i}" / "data"
+        data.mkdir(parents=True)
+        if servers:
+            shutil.copy2(servers[0].data_dir / "secret.key", data / "secret.key")
+        servers.append(ServerProcess(data, db_url, [
+            "--allow-loopback-downloads", "--job-workers", str(job_workers),
+            "--setting", f"ping.interval={ping_seconds}", "--setting", "host.stats.interval=600",
+            "--setting", "ping.timeout=100"]))
+    return servers
+
+
+def servers_cpu(servers: list[ServerProcess]) -> float:
+    return sum(cpu_seconds(s.proc.pid) for s in servers)
+
+
+@contextlib.contextmanager
+def database(servers: int, db_url: str | None) -> Iterator[str | None]:
+    """SQLite (the default) for one server; several need PostgreSQL: ``db_url``, else a fresh
+    database on the local PostgreSQL, dropped afterwards."""
+    if servers == 1 or db_url is not None:
+        yield db_url
+        return
+    from server_process_helpers import fresh_pg_database
+
+    with fresh_pg_database() as url:
+        yield url
+
+
+def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, servers: int = 1,
+        db_url: str | None = None, job_workers: int = 64) -> dict[str, Any]:
     from tests.unit.server.image_server import serve_images
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, database(servers, db_url) as url:
         base = Path(tmp)
-        for sub in ("agent", "images", "server/data"):
+        for sub in ("agent", "images"):
             (base / sub).mkdir(parents=True)
         qemu_img.create(str(base / "images" / "t.qcow2"), "qcow2", 64 << 20)
         agent = AgentProcess(base / "agent" / "data", hosts=hosts)
-        server = None
+        procs: list[ServerProcess] = []
         try:
             single = asyncio.run(baseline(agent, 5.0))
             with serve_images(base / "images") as images:
-                server = ServerProcess(base / "server" / "data", None, [
-                    "--allow-loopback-downloads", "--job-workers", "64", "--setting", f"ping.interval={ping_seconds}",
-                    "--setting", "host.stats.interval=600", "--setting", "ping.timeout=100"])
-                api = ApiClient(server.endpoint, server.keys["apikey"], server.keys["secretkey"], timeout=300)
+                procs = start_servers(base, servers, url, ping_seconds, job_workers)
+                apis = [ApiClient(p.endpoint, procs[0].keys["apikey"], procs[0].keys["secretkey"], timeout=300)
+                        for p in procs]
+                api = apis[0]
                 ids = build(api, agent, base, hosts, images.url("t.qcow2"))
-            cpu0, t0 = cpu_seconds(server.proc.pid), time.monotonic()
+            cpu0, t0 = servers_cpu(procs), time.monotonic()
             time.sleep(ping_seconds)
-            ping_cpu_fraction = (cpu_seconds(server.proc.pid) - cpu0) / (time.monotonic() - t0)
+            ping_cpu_fraction = (servers_cpu(procs) - cpu0) / (time.monotonic() - t0)
 
             latencies: list[float] = []
 
-            def submit(_: int) -> str:
+            def submit(i: int) -> str:
                 started = time.monotonic()
-                out = api.call("deployVirtualMachine", serviceofferingid=ids["offering"],
-                               templateid=ids["template"], zoneid=ids["zone"])
+                out = apis[i % len(apis)].call("deployVirtualMachine", serviceofferingid=ids["offering"],
+                                               templateid=ids["template"], zoneid=ids["zone"])
                 latencies.append(1000 * (time.monotonic() - started))
                 return str(out["jobid"])
 
-            profiler = start_profiler(server.proc.pid, profile) if profile is not None else None
-            first, deploy_cpu0 = time.monotonic(), cpu_seconds(server.proc.pid)
+            profiler = start_profiler(procs[0].proc.pid, profile) if profile is not None else None
+            first, deploy_cpu0 = time.monotonic(), servers_cpu(procs)
+            assert agent.proc is not None
+            agent_cpu0, machine0 = cpu_seconds(agent.proc.pid), machine_busy_seconds()
             with ThreadPoolExecutor(16) as pool:
                 jobs = list(pool.map(submit, range(vms)))
             failed = 0
@@ -149,28 +197,34 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None) 
                     if job["jobstatus"] != 0:
                         failed += job["jobstatus"] == 2
                         break
-                    time.sleep(0.05)
+                    time.sleep(POLL_SECONDS)
             deploy_seconds = time.monotonic() - first
-            deploy_cpu = (cpu_seconds(server.proc.pid) - deploy_cpu0) / deploy_seconds
+            deploy_cpu = (servers_cpu(procs) - deploy_cpu0) / deploy_seconds
+            agent_cpu = cpu_seconds(agent.proc.pid) - agent_cpu0
+            machine_cores = (machine_busy_seconds() - machine0) / deploy_seconds
             if profiler is not None:
                 stop_profiler(profiler)
             list_ms: list[float] = []
             pages = max(1, (vms + 499) // 500)
             for i in range(20):
                 started = time.monotonic()
-                api.call("listVirtualMachines", page=i % pages + 1, pagesize=500)
+                apis[i % len(apis)].call("listVirtualMachines", page=i % pages + 1, pagesize=500)
                 list_ms.append(1000 * (time.monotonic() - started))
-            api.close()
+            for client in apis:
+                client.close()
         finally:
-            if server is not None:
-                server.stop()
+            for proc in procs:
+                proc.stop()
             agent.stop()
-    return {"hosts": hosts, "vms": vms, "ping_interval_s": ping_seconds, "failed": failed,
+    return {"hosts": hosts, "vms": vms, "servers": servers, "database": "postgresql" if url else "sqlite",
+            "ping_interval_s": ping_seconds, "job_workers": job_workers, "failed": failed,
             "deploy_seconds": round(deploy_seconds, 2),
             "deploy_vms_per_s": round(vms / deploy_seconds, 2), "api_p95_ms": round(p95(latencies), 1),
             "list_vms_p95_ms": round(p95(list_ms), 1), "ping_cpu_fraction": round(ping_cpu_fraction, 4),
             "baseline_start_stop_per_s": round(single, 1), "server_cpu_cores_during_deploy": round(deploy_cpu, 2),
             "server_cpu_ms_per_vm": round(1000 * deploy_cpu * deploy_seconds / vms, 1),
+            "agent_cpu_ms_per_vm": round(1000 * agent_cpu / vms, 1),
+            "machine_cpu_cores_during_deploy": round(machine_cores, 2),
             "deploy_vs_baseline": round(vms / deploy_seconds / single, 3)}
 
 
@@ -180,17 +234,30 @@ def main() -> None:
     parser.add_argument("--vms", type=int, default=1000)
     parser.add_argument("--ping-interval", type=float, default=60.0, help="the server's ping.interval (s)")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--profile", type=Path, help="write py-spy collapsed stacks of the deploy phase here")
+    parser.add_argument("--profile", type=Path, help="write py-spy collapsed stacks of the deploy phase here "
+                                                     "(of the first server)")
+    parser.add_argument("--servers", type=int, default=1,
+                        help="server processes sharing the work (more than one needs PostgreSQL)")
+    parser.add_argument("--db", help="database URL (default: SQLite for one server, else a fresh database on "
+                                     "the local PostgreSQL)")
+    parser.add_argument("--job-workers", type=int, default=64, help="jobs each server runs at once")
     args = parser.parse_args()
-    result = run(args.hosts, args.vms, args.ping_interval, args.profile)
+    if args.servers < 1:
+        parser.error("--servers must be at least 1")
+    if args.servers > 1 and args.db is not None and args.db.startswith("sqlite"):
+        parser.error("several servers need PostgreSQL")
+    result = run(args.hosts, args.vms, args.ping_interval, args.profile, args.servers, args.db, args.job_workers)
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{result['hosts']} simulated hosts, {result['vms']} VMs ({result['failed']} failed)")
+    print(f"{result['hosts']} simulated hosts, {result['vms']} VMs ({result['failed']} failed), "
+          f"{result['servers']} server process(es) on {result['database']}")
     print(f"deploy: {result['deploy_vms_per_s']} VMs/s ({result['deploy_seconds']} s); submission p95 "
           f"{result['api_p95_ms']} ms")
     print(f"server CPU while deploying: {result['server_cpu_cores_during_deploy']} cores, "
           f"{result['server_cpu_ms_per_vm']} ms per VM")
+    print(f"agent CPU per VM: {result['agent_cpu_ms_per_vm']} ms; the whole machine was busy "
+          f"{result['machine_cpu_cores_during_deploy']} cores of {os.cpu_count()}")
     print(f"listVirtualMachines pagesize 500: p95 {result['list_vms_p95_ms']} ms")
     print(f"idle server, {result['hosts']} hosts pinged every {result['ping_interval_s']:g} s: "
           f"{100 * result['ping_cpu_fraction']:.2f}% of a core")

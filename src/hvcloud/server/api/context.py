@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.registry import Args
@@ -33,9 +33,12 @@ class CallContext:
     def is_admin(self) -> bool:
         return self.user.account.account_type == ACCOUNT_TYPE_ADMIN
 
-    def get(self, model: type[T], name: str, value: str) -> T:
-        """Fetch a row by id or fail with CloudStack's 431 "entity does not exist"."""
-        row = self.db.get(model, value) if value != "-1" else None
+    def get(self, model: type[T], name: str, value: str, *, lazy: bool = False) -> T:
+        """Fetch a row by id or fail with CloudStack's 431 "entity does not exist". ``lazy``: load
+        none of its relationships now, not even those the model joins by default (for hot paths
+        that read only the row's own columns)."""
+        options = [lazyload("*")] if lazy else None
+        row = self.db.get(model, value, options=options) if value != "-1" else None
         if row is None:
             raise errors.entity_not_found(name, value)
         return row

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, lazyload, sessionmaker
 
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import (
@@ -178,20 +178,24 @@ class Created:
 
 
 def template_tos(db: Session, box: SecretBox, template_id: str, pool_id: str) -> TemplateTOs:
-    template = db.get(VMTemplate, template_id)
+    """The template's copy on the pool if it has one, else its copy on an image store of the zone
+    (the source of the copy to make): once the pool has it, the store is not looked up."""
+    template = db.get(VMTemplate, template_id, options=[lazyload("*")])
     pool = db.get(StoragePool, pool_id)
     if template is None or pool is None:
         raise StepFailed("the template or the storage pool no longer exists", host_fault=False)
     ref = db.scalars(select(TemplatePoolRef).where(TemplatePoolRef.template_id == template_id,
                                                    TemplatePoolRef.pool_id == pool_id)).first()
+    dest = vm_wire.template_in_pool_to(template, None, pool)
+    if ref is not None and ref.install_path:
+        return TemplateTOs(None, vm_wire.template_in_pool_to(template, ref, pool), dest)
     store_ref = db.scalars(select(TemplateStoreRef).where(TemplateStoreRef.template_id == template_id,
                                                           TemplateStoreRef.zone_id == pool.zone_id,
                                                           TemplateStoreRef.download_state == "DOWNLOADED")).first()
     on_store = None
     if store_ref is not None and store_ref.store is not None and store_ref.install_path:
         on_store = vm_wire.template_on_store_to(template, store_ref.store, store_ref.install_path, box)
-    return TemplateTOs(on_store, vm_wire.template_in_pool_to(template, ref, pool) if ref else None,
-                       vm_wire.template_in_pool_to(template, None, pool))
+    return TemplateTOs(on_store, vm_wire.template_in_pool_to(template, ref, pool) if ref else None, dest)
 
 
 def _record_template_in_pool(db: Session, template_id: str, pool_id: str, path: str, size: int) -> None:

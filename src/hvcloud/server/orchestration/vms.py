@@ -142,7 +142,8 @@ def _place(db: Session, vm_id: str, avoid: list[str], deploy: bool) -> Placed | 
     root = next((v for v in volumes if v.volume_type == "ROOT"), None)
     pool: StoragePool | None = root.pool if root is not None else None
     if host is None:
-        planner.release_host(db, vm)
+        if vm.capacity_host_id is not None:
+            planner.release_host(db, vm)
         root_size = root.size if root is not None and root.state != S.VOL_READY else 0
         try:
             host, chosen = planner.choose(db, vm, avoid=avoid, root_size=root_size)

@@ -179,7 +179,7 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
     template_id = args.opt_str("templateid")
     if template_id is None:
         raise errors.missing_parameter(ctx.command, "templateid")
-    image = ctx.get(VMTemplate, "templateid", template_id)
+    image = ctx.get(VMTemplate, "templateid", template_id, lazy=True)
     _visible_template(ctx, image, "templateid")
     image_ref = _ready_in_zone(ctx, image, zone)
     cpus, speed, memory = _custom(args, offering)
