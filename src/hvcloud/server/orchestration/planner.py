@@ -16,12 +16,14 @@ or the zone details of the same names when the cluster keeps the default 1.0.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Float, and_, case, func, literal, select, update
+from sqlalchemy import ColumnElement, Float, Select, and_, bindparam, case, func, literal, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hvcloud.server.db.models import Cluster, Host, Pod, StoragePool, VMInstance, Volume, Zone
 from hvcloud.server.orchestration.agents import HOST_UP, RESOURCE_ENABLED
@@ -105,10 +107,14 @@ def pool_capacity(pool: StoragePool) -> int | None:
     return int(pool.capacity_bytes * max(factor, 1.0))
 
 
-def _factor_by_cluster(db: Session, zone: Zone,
-                       clusters: list[Cluster]) -> tuple[ColumnElement[float], ColumnElement[float]]:
-    """SQL expressions for a host's CPU and memory overcommit factors (per cluster, zone details
-    for hosts without a cluster): the factors ``host_capacity`` applies, for use in a WHERE clause.
+#: a zone's overcommit factors as :func:`candidate_statement` keys them: the defaults (CPU, memory)
+#: and, for clusters that differ, (cluster id, CPU, memory)
+FactorKey = tuple[tuple[float, float], tuple[tuple[str, float, float], ...]]
+
+
+def _factor_key(db: Session, zone: Zone, clusters: list[Cluster]) -> FactorKey:
+    """The zone's factors (per cluster, zone details for hosts without a cluster): the factors
+    ``host_capacity`` applies.
 
     The zone's clusters are appended to ``clusters``: while the caller holds them, the session finds
     each candidate's cluster without a query (its identity map holds rows only as long as they are
@@ -116,16 +122,50 @@ def _factor_by_cluster(db: Session, zone: Zone,
     details = zone_details(zone)
     default = overcommit(None, None, details)
     clusters.extend(db.scalars(select(Cluster).where(Cluster.zone_id == zone.id)))
-    by_cluster = {c.id: overcommit(c.cpu_overcommit, c.memory_overcommit, details) for c in clusters}
+    differ = []
+    for c in clusters:
+        cpu, mem = overcommit(c.cpu_overcommit, c.memory_overcommit, details)
+        if (cpu, mem) != default:
+            differ.append((c.id, cpu, mem))
+    return default, tuple(sorted(differ))
+
+
+def _factor_exprs(key: FactorKey) -> tuple[ColumnElement[float], ColumnElement[float]]:
+    """SQL expressions for a host's CPU and memory factors, for use in a WHERE clause."""
+    default, differ = key
     exprs: list[ColumnElement[float]] = []
     for index in (0, 1):
-        values = {cid: f[index] for cid, f in by_cluster.items()}
-        if all(v == default[index] for v in values.values()):
+        if all(f[index + 1] == default[index] for f in differ):
             exprs.append(literal(default[index], Float))
         else:
-            exprs.append(case({cid: literal(v, Float) for cid, v in values.items()}, value=Host.cluster_id,
+            exprs.append(case({f[0]: literal(f[index + 1], Float) for f in differ}, value=Host.cluster_id,
                               else_=literal(default[index], Float)))
     return exprs[0], exprs[1]
+
+
+@functools.lru_cache(maxsize=256)
+def candidate_statement(factors: FactorKey, limit: int | None, only: bool, hypervisor: bool,
+                        avoid: bool) -> Select[Host]:
+    """The candidate query of one shape, built once: placements run it with bound values
+    (``zone_id``, ``cpu_need``, ``memory_need`` and, as the shape asks, ``only``, ``hypervisor``,
+    ``seen``) instead of building its expression tree every time."""
+    cpu_f, mem_f = _factor_exprs(factors)
+    cpu_cap = func.coalesce(Host.cpu_number, 0) * func.coalesce(Host.cpu_speed, 0) * cpu_f
+    mem_cap = func.coalesce(Host.memory_total, 0) * mem_f
+    stmt = (select(Host).join(Cluster, Host.cluster_id == Cluster.id).join(Pod, Host.pod_id == Pod.id)
+            .where(Host.zone_id == bindparam("zone_id"), Host.status == HOST_UP,
+                   Host.resource_state == RESOURCE_ENABLED, Host.host_type == "Routing",
+                   Cluster.allocation_state == "Enabled", Pod.allocation_state == "Enabled",
+                   Host.cpu_allocated + bindparam("cpu_need") <= cpu_cap,
+                   Host.memory_allocated + bindparam("memory_need") <= mem_cap)
+            .order_by((mem_cap - Host.memory_allocated).desc(), func.random()))
+    if only:
+        stmt = stmt.where(Host.id == bindparam("only"))
+    if hypervisor:
+        stmt = stmt.where(func.lower(Host.hypervisor) == bindparam("hypervisor"))
+    if avoid:
+        stmt = stmt.where(Host.id.not_in(bindparam("seen", expanding=True)))
+    return stmt.limit(limit) if limit is not None else stmt
 
 
 def candidate_hosts(db: Session, zone_id: str, need: Need, *, hypervisor: str | None = None,
@@ -139,23 +179,16 @@ def candidate_hosts(db: Session, zone_id: str, need: Need, *, hypervisor: str | 
     if zone is None:
         return
     clusters: list[Cluster] = []
-    cpu_f, mem_f = _factor_by_cluster(db, zone, clusters)
-    cpu_cap = func.coalesce(Host.cpu_number, 0) * func.coalesce(Host.cpu_speed, 0) * cpu_f
-    mem_cap = func.coalesce(Host.memory_total, 0) * mem_f
-    stmt = (select(Host).join(Cluster, Host.cluster_id == Cluster.id).join(Pod, Host.pod_id == Pod.id)
-            .where(Host.zone_id == zone_id, Host.status == HOST_UP, Host.resource_state == RESOURCE_ENABLED,
-                   Host.host_type == "Routing", Cluster.allocation_state == "Enabled",
-                   Pod.allocation_state == "Enabled", Host.cpu_allocated + need.cpu_mhz <= cpu_cap,
-                   Host.memory_allocated + need.memory_bytes <= mem_cap)
-            .order_by((mem_cap - Host.memory_allocated).desc(), func.random()))
+    factors = _factor_key(db, zone, clusters)
+    values: dict[str, object] = {"zone_id": zone_id, "cpu_need": need.cpu_mhz, "memory_need": need.memory_bytes}
     if only is not None:
-        stmt = stmt.where(Host.id == only)
+        values["only"] = only
     if hypervisor:
-        stmt = stmt.where(func.lower(Host.hypervisor) == hypervisor.lower())
+        values["hypervisor"] = hypervisor.lower()
     seen = set(avoid)
     for limit in (CANDIDATE_BATCH, None):
-        query = stmt.where(Host.id.not_in(seen)) if seen else stmt
-        batch = list(db.scalars(query.limit(limit)))
+        stmt = candidate_statement(factors, limit, only is not None, bool(hypervisor), bool(seen))
+        batch = list(db.scalars(stmt, {**values, "seen": list(seen)} if seen else values))
         for host in batch:
             seen.add(host.id)
             tags = {t.strip() for t in (host.host_tags or "").split(",") if t.strip()}
@@ -204,7 +237,7 @@ def reserve_host(db: Session, vm: VMInstance, host: Host, need: Need) -> bool:
                          .values(capacity_host_id=host.id).execution_options(synchronize_session=False))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise PlacementError(f"VM {vm.instance_name} was placed twice at once")
-    vm.capacity_host_id = host.id
+    set_committed_value(vm, "capacity_host_id", host.id)
     return True
 
 
@@ -219,14 +252,14 @@ def hold_host(db: Session, vm: VMInstance, host: Host) -> None:
                .execution_options(synchronize_session=False))
     db.execute(update(VMInstance).where(VMInstance.id == vm.id).values(capacity_host_id=host.id)
                .execution_options(synchronize_session=False))
-    vm.capacity_host_id = host.id
+    set_committed_value(vm, "capacity_host_id", host.id)
 
 
 def release_host(db: Session, vm: VMInstance) -> None:
     """Give back what the VM holds (idempotent: a second call finds nothing to release)."""
     held = db.scalar(select(VMInstance.capacity_host_id).where(VMInstance.id == vm.id))
     if held is None:
-        vm.capacity_host_id = None
+        set_committed_value(vm, "capacity_host_id", None)
         return
     freed = db.execute(update(VMInstance).where(VMInstance.id == vm.id, VMInstance.capacity_host_id == held)
                        .values(capacity_host_id=None).execution_options(synchronize_session=False))
@@ -235,7 +268,7 @@ def release_host(db: Session, vm: VMInstance) -> None:
                    .values(cpu_allocated=Host.cpu_allocated - vm.cpu_number * vm.cpu_speed,
                            memory_allocated=Host.memory_allocated - vm.memory * MiB)
                    .execution_options(synchronize_session=False))
-    vm.capacity_host_id = None
+    set_committed_value(vm, "capacity_host_id", None)
 
 
 def reserve_pool(db: Session, volume: Volume, pool: StoragePool) -> bool:
@@ -251,7 +284,7 @@ def reserve_pool(db: Session, volume: Volume, pool: StoragePool) -> bool:
                         .execution_options(synchronize_session=False))
     if booked.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    volume.pool_id, volume.allocated_size = pool.id, volume.size
+    volume.pool, volume.pool_id, volume.allocated_size = pool, pool.id, volume.size
     return True
 
 
@@ -292,13 +325,17 @@ def release_pool(db: Session, volume: Volume) -> None:
 
 
 def choose(db: Session, vm: VMInstance, *, avoid: Iterable[str] = (), root_size: int = 0,
-           hypervisor: str | None = None) -> tuple[Host, StoragePool | None]:
-    """Pick and book a host for ``vm`` (and a pool for its root volume when it has none yet).
+           hypervisor: str | None = None, volumes: list[Volume] | None = None) -> tuple[Host, StoragePool | None]:
+    """Pick and book a host for ``vm`` (and a pool for its root volume when it has none yet);
+    ``volumes``: the VM's live volumes when the caller has read them already.
 
     Raises PlacementError with the reason when nothing fits."""
     need = Need.of(vm)
-    root = db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.volume_type == "ROOT",
-                                           Volume.removed.is_(None))).first()
+    if volumes is None:
+        root = db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.volume_type == "ROOT",
+                                               Volume.removed.is_(None))).first()
+    else:
+        root = next((v for v in volumes if v.volume_type == "ROOT"), None)
     existing_pool = root.pool if root is not None and root.pool_id is not None and root.state == "Ready" else None
     hosts = candidate_hosts(db, vm.zone_id, need, hypervisor=hypervisor, only=vm.requested_host_id, avoid=avoid)
     for host in hosts:

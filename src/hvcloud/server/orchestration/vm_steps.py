@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload, sessionmaker
 
@@ -228,11 +228,12 @@ def volume_to_create(db: Session, volume_id: str, vm_name: str | None, host_id: 
 
 
 def record_volume(db: Session, created: Created) -> None:
-    volume = db.get(Volume, created.volume_id)
-    if volume is not None:
-        volume.path, volume.state = created.path, S.VOL_READY
-        if created.size and created.size > volume.size:
-            volume.size = created.size
+    """One UPDATE, without loading the row: callers record a creation first thing in a transaction."""
+    values: dict[str, Any] = {"path": created.path, "state": S.VOL_READY}
+    if created.size:
+        values["size"] = case((Volume.size < created.size, created.size), else_=Volume.size)
+    db.execute(update(Volume).where(Volume.id == created.volume_id).values(**values)
+               .execution_options(synchronize_session="fetch"))
 
 
 def _delete_target(db: Session, volume_id: str,

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -109,6 +109,9 @@ class Placed:
     pool_id: str
     template: TemplateTOs | None = None
     first_volume: VolumeObjectTO | None = None
+    #: the rows placement loaded, held so that the rest of its transaction finds them in the session
+    #: (whose identity map keeps only what is referenced) instead of reading them again
+    loaded: tuple[object, ...] = field(default=(), repr=False, compare=False)
 
 
 def _place_and_prepare(db: Session, box: SecretBox, vm_id: str, avoid: list[str], deploy: bool) -> Placed | None:
@@ -116,10 +119,11 @@ def _place_and_prepare(db: Session, box: SecretBox, vm_id: str, avoid: list[str]
     if placed is None:
         return None
     template, first = None, None
-    if placed.template_id is not None:
-        template = template_tos(db, box, placed.template_id, placed.pool_id)
-    if placed.todo and (template is None or (template.in_pool is not None and template.in_pool.path)):
-        first = volume_to_create(db, placed.todo[0], placed.name, placed.host_id)
+    with db.no_autoflush:  # the placement's changes and the volume's go out in one flush at commit
+        if placed.template_id is not None:
+            template = template_tos(db, box, placed.template_id, placed.pool_id)
+        if placed.todo and (template is None or (template.in_pool is not None and template.in_pool.path)):
+            first = volume_to_create(db, placed.todo[0], placed.name, placed.host_id)
     return replace(placed, template=template, first_volume=first)
 
 
@@ -146,7 +150,7 @@ def _place(db: Session, vm_id: str, avoid: list[str], deploy: bool) -> Placed | 
             planner.release_host(db, vm)
         root_size = root.size if root is not None and root.state != S.VOL_READY else 0
         try:
-            host, chosen = planner.choose(db, vm, avoid=avoid, root_size=root_size)
+            host, chosen = planner.choose(db, vm, avoid=avoid, root_size=root_size, volumes=volumes)
         except planner.PlacementError as exc:
             raise JobFailure(ERR_CAPACITY, exc.text) from None
         if pool is None or root is None or root.state != S.VOL_READY:
@@ -173,7 +177,7 @@ def _place(db: Session, vm_id: str, avoid: list[str], deploy: bool) -> Placed | 
     if template is not None and root is not None:
         todo.remove(root.id)
         todo.insert(0, root.id)
-    return Placed(host.id, vm.instance_name, template, todo, pool.id)
+    return Placed(host.id, vm.instance_name, template, todo, pool.id, loaded=(vm, host, pool, *volumes))
 
 
 def _note_reason(db: Session, vm_id: str, text: str) -> None:
