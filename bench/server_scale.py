@@ -153,7 +153,7 @@ def database(servers: int, db_url: str | None) -> Iterator[str | None]:
 
 
 def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, servers: int = 1,
-        db_url: str | None = None, job_workers: int = 64) -> dict[str, Any]:
+        db_url: str | None = None, job_workers: int = 64, profile_idle: Path | None = None) -> dict[str, Any]:
     from tests.unit.server.image_server import serve_images
 
     with tempfile.TemporaryDirectory() as tmp, database(servers, db_url) as url:
@@ -171,9 +171,12 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
                         for p in procs]
                 api = apis[0]
                 ids = build(api, agent, base, hosts, images.url("t.qcow2"))
+            idle_profiler = start_profiler(procs[0].proc.pid, profile_idle) if profile_idle is not None else None
             cpu0, t0 = servers_cpu(procs), time.monotonic()
             time.sleep(ping_seconds)
             ping_cpu_fraction = (servers_cpu(procs) - cpu0) / (time.monotonic() - t0)
+            if idle_profiler is not None:
+                stop_profiler(idle_profiler)
 
             latencies: list[float] = []
 
@@ -241,12 +244,14 @@ def main() -> None:
     parser.add_argument("--db", help="database URL (default: SQLite for one server, else a fresh database on "
                                      "the local PostgreSQL)")
     parser.add_argument("--job-workers", type=int, default=64, help="jobs each server runs at once")
+    parser.add_argument("--profile-idle", type=Path, help="the same for the idle (ping) phase")
     args = parser.parse_args()
     if args.servers < 1:
         parser.error("--servers must be at least 1")
     if args.servers > 1 and args.db is not None and args.db.startswith("sqlite"):
         parser.error("several servers need PostgreSQL")
-    result = run(args.hosts, args.vms, args.ping_interval, args.profile, args.servers, args.db, args.job_workers)
+    result = run(args.hosts, args.vms, args.ping_interval, args.profile, args.servers, args.db, args.job_workers,
+                 args.profile_idle)
     if args.json:
         print(json.dumps(result))
         return
