@@ -37,6 +37,7 @@ def submit_job(ctx: CallContext, handler: str, params: dict[str, Any] | None = N
     job = store.submit(ctx.db, account_id=ctx.account.id, user_id=ctx.user.id, command=ctx.command,
                        handler=handler, params=params, instance_type=instance_type, instance_id=instance_id,
                        object_key=object_key)
+    ctx.queued_jobs += 1
     return AsyncResult(jobid=job.id, object_id=instance_id if create else None)
 
 

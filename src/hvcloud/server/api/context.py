@@ -24,6 +24,8 @@ class CallContext:
     db: Session
     user: User
     command: str
+    #: jobs this call queued: the job engine is woken for them once the call commits
+    queued_jobs: int = 0
 
     @property
     def account(self) -> Account:

@@ -108,7 +108,8 @@ def process(state: ServerState, registry: Registry, method: str, params: Request
             try:
                 result = command.handler(ctx, args)
                 db.commit()
-                state.notify_jobs()
+                if ctx.queued_jobs:
+                    state.notify_jobs()
             except Exception:
                 db.rollback()
                 raise
