@@ -219,7 +219,8 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
             for proc in procs:
                 proc.stop()
             agent.stop()
-    return {"hosts": hosts, "vms": vms, "servers": servers, "database": "postgresql" if url else "sqlite",
+    db_name = url.split(":", 1)[0].split("+", 1)[0] if url else "sqlite"
+    return {"hosts": hosts, "vms": vms, "servers": servers, "database": db_name,
             "ping_interval_s": ping_seconds, "job_workers": job_workers, "failed": failed,
             "deploy_seconds": round(deploy_seconds, 2),
             "deploy_vms_per_s": round(vms / deploy_seconds, 2), "api_p95_ms": round(p95(latencies), 1),
