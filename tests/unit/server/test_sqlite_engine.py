@@ -133,3 +133,81 @@ def test_migrations_build_exactly_the_models(tmp_path: Path) -> None:
     migrate.upgrade(eng)
     with eng.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+
+_OTHER_PROCESS = """
+import sys
+from sqlalchemy import text
+from hvcloud.server.db import engine as db_engine
+eng = db_engine.make_engine(sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    with eng.begin() as conn:
+        before = conn.execute(text("SELECT value FROM counter WHERE id = 1")).scalar_one()
+        conn.execute(text("UPDATE counter SET value = value + 1 WHERE id = 1"))
+        conn.execute(text("INSERT INTO log (who) VALUES (:w)"), {"w": f"p:{before}"})
+"""
+
+
+def test_writers_of_several_processes_all_land(engine: Engine) -> None:
+    import subprocess
+    import sys
+
+    others = [subprocess.Popen([sys.executable, "-c", _OTHER_PROCESS, str(engine.url), "150"])  # noqa: S603
+              for _ in range(2)]
+    for _ in range(150):
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE counter SET value = value + 1 WHERE id = 1"))
+            conn.execute(text("INSERT INTO log (who) VALUES ('me')"))
+    assert [p.wait(timeout=120) for p in others] == [0, 0]
+    assert _value(engine) == 450
+
+
+def test_a_write_transaction_holds_the_lock_file_until_it_ends(engine: Engine, tmp_path: Path) -> None:
+    """What another process's writer sees: the flock is taken at the first write and given back at
+    the end, so it queues there instead of in SQLite's busy handler."""
+    import fcntl
+    import os
+
+    fd = os.open(str(tmp_path / "x.db") + db_engine.LOCK_FILE_SUFFIX, os.O_RDWR)
+
+    def free() -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SELECT value FROM counter"))
+            assert free(), "reads take no lock"
+            conn.execute(text("UPDATE counter SET value = 5 WHERE id = 1"))
+            assert not free()
+        assert free()
+    finally:
+        os.close(fd)
+
+
+def test_a_writer_of_another_process_holding_the_file_lock_times_out_cleanly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+    import os
+
+    monkeypatch.setattr(db_engine, "SQLITE_BUSY_SECONDS", 0.3)
+    database = str(tmp_path / "held.db")
+    eng = db_engine.make_engine(f"sqlite:///{database}")
+    with eng.begin() as conn:
+        conn.execute(text("CREATE TABLE t (a INTEGER)"))
+    fd = os.open(database + db_engine.LOCK_FILE_SUFFIX, os.O_RDWR)  # another process's hold, as flock sees it
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(OperationalError, match="database is locked"), eng.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        assert not db_engine.write_lock_for(database).locked(), "the thread lock was given back"
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    with eng.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (2)"))
+        assert conn.execute(text("SELECT a FROM t")).scalars().all() == [2]

@@ -5,16 +5,24 @@ SQLite's busy handler, sleeping up to 100 ms between tries, so under a few dozen
 the lock sat idle while waiters slept and request latency grew long tails. This process therefore
 queues its own writers on a Python lock per database file before they reach SQLite
 (:class:`SerialisedWrites`): a writer takes it at its first write statement and gives it back when its
-transaction commits or rolls back, and the next one starts at once. Other processes still meet
-SQLite's own lock and busy timeout; reads (WAL) never wait.
+transaction commits or rolls back, and the next one starts at once. The lock also holds an ``flock``
+on a file beside the database (:class:`WriteLock`), so that several server processes on one host can
+share the file (to use more than one core) and queue the same way; reads (WAL) never wait.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: the thread lock only
+    fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,7 +33,9 @@ SQLITE_BUSY_SECONDS = 10.0
 SQLITE_POOL_SIZE = 16
 SQLITE_POOL_OVERFLOW = 48
 _READ_PREFIXES = ("SELECT", "PRAGMA", "EXPLAIN")
-_write_locks: dict[str, threading.Lock] = {}
+_write_locks: dict[str, WriteLock] = {}
+#: beside the database file: the lock file that queues writers of several processes
+LOCK_FILE_SUFFIX = "-writelock"
 _write_locks_guard = threading.Lock()
 
 
@@ -51,10 +61,67 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def write_lock_for(database: str) -> threading.Lock:
-    """The lock this process's writers of ``database`` queue on (one per database file)."""
+class WriteLock:
+    """A database file's write lock. A thread lock queues this process's writers; an ``flock`` on
+    ``<database>-writelock`` then queues them with the writers of other server processes on the same
+    host sharing the file, waiting at most a few milliseconds past a release instead of sleeping in
+    SQLite's busy handler (up to 100 ms a try). In-memory databases, and systems without ``flock``,
+    have the thread lock only."""
+
+    def __init__(self, database: str) -> None:
+        private = database in ("", ":memory:") or database.startswith("file:") or fcntl is None
+        self.path = None if private else database + LOCK_FILE_SUFFIX
+        self._thread = threading.Lock()
+        self._fd: int | None = None
+
+    def locked(self) -> bool:
+        return self._thread.locked()
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        if not self._thread.acquire(timeout=timeout):
+            return False
+        if self.path is None:
+            return True
+        try:
+            if self._across_processes(deadline):
+                return True
+        except BaseException:
+            self._thread.release()
+            raise
+        self._thread.release()
+        return False
+
+    def _across_processes(self, deadline: float) -> bool:
+        assert fcntl is not None and self.path is not None
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
+
+    def release(self) -> None:
+        try:
+            if self._fd is not None and fcntl is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread.release()
+
+
+def write_lock_for(database: str) -> WriteLock:
+    """The lock the writers of ``database`` queue on (one per database file and process)."""
     with _write_locks_guard:
-        return _write_locks.setdefault(database, threading.Lock())
+        lock = _write_locks.get(database)
+        if lock is None:
+            lock = _write_locks[database] = WriteLock(database)
+        return lock
 
 
 def is_write(sql: str) -> bool:
@@ -86,7 +153,7 @@ class SerialisedWrites(sqlite3.Connection):
     def before_statement(self, sql: str) -> None:
         if self._writing or not is_write(sql):
             return
-        if not self._write_lock.acquire(timeout=SQLITE_BUSY_SECONDS):
+        if not self._write_lock.acquire(SQLITE_BUSY_SECONDS):
             raise sqlite3.OperationalError("database is locked")
         self._writing = True
 
