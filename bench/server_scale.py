@@ -1,18 +1,21 @@
-"""Deploy throughput of the management server: one simulator agent process serving N hosts, a real
-``hvcloud server run`` process (SQLite), M VMs deployed through the API by 16 concurrent clients.
+"""Deploy throughput of the management server: one simulator agent process serving N hosts, real
+``hvcloud server run`` processes (by default one per core, sharing one SQLite file), M VMs deployed
+through the API by 16 concurrent clients spread over the servers (as a load balancer would).
 
 Prints (or with ``--json`` emits) ``deploy_vms_per_s`` (M / time from the first submission to the
 last job's end), ``api_p95_ms`` (deployVirtualMachine submission latency), ``list_vms_p95_ms``
-(listVirtualMachines, pagesize 500, after the deploys), ``ping_cpu_fraction`` (the server's CPU, in
+(listVirtualMachines, pagesize 500, after the deploys), ``ping_cpu_fraction`` (the servers' CPU, in
 cores, over one whole ping interval while idle with N hosts: host monitoring plus the little else an
-idle server does) and, as the baseline measured in the same run, ``baseline_start_stop_per_s``: one
-client sending StartCommand + StopCommand straight to one simulated host back to back. The server pings
-at ``--ping-interval`` (60 s, the production default) throughout, deploys included.
+idle server does), the servers' and the agent's CPU per VM, how busy the whole machine was and, as
+the baseline measured in the same run, ``baseline_start_stop_per_s``: one client sending
+StartCommand + StopCommand straight to one simulated host back to back. The servers ping at
+``--ping-interval`` (60 s, the production default) throughout, deploys included.
 
-Usage: ``python bench/server_scale.py [--hosts 200] [--vms 1000] [--ping-interval 60] [--json]
-[--profile out.txt]``; ``--profile`` samples the server with py-spy during the deploy phase and
-writes collapsed stacks to the file (threads holding the GIL: where the CPU goes; with
-``HVCLOUD_PROFILE_WALL=1`` every thread, idle ones included: where they wait).
+Usage: ``python bench/server_scale.py [--hosts 200] [--vms 1000] [--servers N] [--db sqlite|postgresql|URL]
+[--ping-interval 60] [--job-workers 64] [--json] [--profile out.txt] [--profile-idle out.txt]``;
+``--profile`` samples the first server with py-spy during the deploy phase (``--profile-idle``: the
+idle phase) and writes collapsed stacks to the file (threads holding the GIL: where the CPU goes;
+with ``HVCLOUD_PROFILE_WALL=1`` every thread, idle ones included: where they wait).
 """
 
 from __future__ import annotations
@@ -140,23 +143,26 @@ def servers_cpu(servers: list[ServerProcess]) -> float:
 
 
 @contextlib.contextmanager
-def database(servers: int, db_url: str | None) -> Iterator[str | None]:
-    """SQLite (the default) for one server; several need PostgreSQL: ``db_url``, else a fresh
-    database on the local PostgreSQL, dropped afterwards."""
-    if servers == 1 or db_url is not None:
-        yield db_url
-        return
-    from server_process_helpers import fresh_pg_database
+def database(db: str, base: Path) -> Iterator[str | None]:
+    """``sqlite`` (the default): the server's own file for one server, else one file in ``base`` that
+    the server processes share (their writers queue on its lock file); ``postgresql``: a fresh
+    database on the local PostgreSQL, dropped afterwards; or a database URL."""
+    if db == "sqlite":
+        yield f"sqlite:///{base / 'shared.db'}"
+    elif db == "postgresql":
+        from server_process_helpers import fresh_pg_database
 
-    with fresh_pg_database() as url:
-        yield url
+        with fresh_pg_database() as url:
+            yield url
+    else:
+        yield db
 
 
 def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, servers: int = 1,
-        db_url: str | None = None, job_workers: int = 64, profile_idle: Path | None = None) -> dict[str, Any]:
+        db: str = "sqlite", job_workers: int = 64, profile_idle: Path | None = None) -> dict[str, Any]:
     from tests.unit.server.image_server import serve_images
 
-    with tempfile.TemporaryDirectory() as tmp, database(servers, db_url) as url:
+    with tempfile.TemporaryDirectory() as tmp, database(db, Path(tmp)) as url:
         base = Path(tmp)
         for sub in ("agent", "images"):
             (base / sub).mkdir(parents=True)
@@ -240,17 +246,15 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--profile", type=Path, help="write py-spy collapsed stacks of the deploy phase here "
                                                      "(of the first server)")
-    parser.add_argument("--servers", type=int, default=1,
-                        help="server processes sharing the work (more than one needs PostgreSQL)")
-    parser.add_argument("--db", help="database URL (default: SQLite for one server, else a fresh database on "
-                                     "the local PostgreSQL)")
+    parser.add_argument("--servers", type=int, default=os.cpu_count() or 1,
+                        help="server processes sharing the work (default: one per core)")
+    parser.add_argument("--db", default="sqlite", help="sqlite (one file, shared by the servers), postgresql "
+                                                       "(a fresh database on the local PostgreSQL) or a URL")
     parser.add_argument("--job-workers", type=int, default=64, help="jobs each server runs at once")
     parser.add_argument("--profile-idle", type=Path, help="the same for the idle (ping) phase")
     args = parser.parse_args()
     if args.servers < 1:
         parser.error("--servers must be at least 1")
-    if args.servers > 1 and args.db is not None and args.db.startswith("sqlite"):
-        parser.error("several servers need PostgreSQL")
     result = run(args.hosts, args.vms, args.ping_interval, args.profile, args.servers, args.db, args.job_workers,
                  args.profile_idle)
     if args.json:

@@ -103,14 +103,29 @@ def test_sigkill_mid_job_then_restart_resumes_or_rolls_back(tmp_path: Path, db_u
 
 
 def _owner(db_url: str, job_id: str) -> str | None:
-    import psycopg
+    from sqlalchemy import text
 
-    with psycopg.connect(db_url) as conn:
-        row = conn.execute("SELECT owner_server_id FROM async_job WHERE id = %s", (job_id,)).fetchone()
-        return None if row is None else row[0]
+    from hvcloud.server.db.engine import make_engine
+
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT owner_server_id FROM async_job WHERE id = :id"),
+                                {"id": job_id}).scalar_one_or_none()
+    finally:
+        engine.dispose()
 
 
-def test_two_servers_share_postgresql_and_survive_a_death(tmp_path: Path, fresh_pg: str) -> None:
+@pytest.fixture(params=["postgresql", "sqlite"])
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One database for two servers: PostgreSQL, or one SQLite file that server processes on the same
+    host share (their writers queue on its lock file)."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("fresh_pg"))
+    return f"sqlite:///{tmp_path / 'shared.db'}"
+
+
+def test_two_servers_share_a_database_and_survive_a_death(tmp_path: Path, shared_db: str) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
     servers = []
@@ -118,12 +133,12 @@ def test_two_servers_share_postgresql_and_survive_a_death(tmp_path: Path, fresh_
         (tmp_path / name).mkdir()
         if servers:  # servers on one database share the secret key that encrypts its secrets
             shutil.copy2(servers[0].data_dir / "secret.key", tmp_path / name / "secret.key")
-        servers.append(ServerProcess(tmp_path / name, fresh_pg, [*PLUGIN, "--lease-seconds", "2"]))
+        servers.append(ServerProcess(tmp_path / name, shared_db, [*PLUGIN, "--lease-seconds", "2"]))
     try:
         clients = {s.server_id: client(s) for s in servers}
         jobs = [submit(clients[servers[i % 2].server_id], "resume", markers, seconds=15) for i in range(6)]
         wait_for(lambda: all((markers / f"{j}.started.1").exists() for j in jobs), 30, "all jobs to start")
-        owners = {j: _owner(fresh_pg, j) for j in jobs}
+        owners = {j: _owner(shared_db, j) for j in jobs}
         assert set(owners.values()) <= {s.server_id for s in servers}
         victim = next(s for s in servers if s.server_id == owners[jobs[0]])
         survivor = next(s for s in servers if s is not victim)
@@ -135,7 +150,7 @@ def test_two_servers_share_postgresql_and_survive_a_death(tmp_path: Path, fresh_
             expected = "attempt 2" if owners[job] == victim.server_id else "attempt 1"
             if owners[job] == victim.server_id:
                 assert result["jobresult"]["displaytext"] == expected
-                assert _owner(fresh_pg, job) == survivor.server_id
+                assert _owner(shared_db, job) == survivor.server_id
         assert sum(1 for o in owners.values() if o == victim.server_id) >= 1
     finally:
         for s in servers:
