@@ -213,10 +213,13 @@ class LocalStorageBackend(StorageBackend):
         return self._result(root, dest, format)
 
     def delete_volume(self, image: ImageInPool) -> None:
+        """The file, and the partial file of a creation that was cut short (the agent killed while
+        it cloned or created the volume under its hidden temporary name)."""
         path = self._path(image)
-        with suppress(FileNotFoundError):
-            path.unlink()
-            log.info("volume.deleted", pool=image.pool.uuid, path=image.path)
+        for target in (path, path.with_name(f".{path.name}.part")):
+            with suppress(FileNotFoundError):
+                target.unlink()
+                log.info("volume.deleted", pool=image.pool.uuid, path=str(target.relative_to(self._root(image.pool))))
 
     def resize_volume(self, image: ImageInPool, new_size: int, shrink_ok: bool = False) -> VolumeResult:
         path = self._path(image)

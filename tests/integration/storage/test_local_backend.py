@@ -100,6 +100,9 @@ def test_blank_volumes_resize_and_delete(backend: LocalStorageBackend, pool: Poo
     backend.delete_volume(img)
     backend.delete_volume(img)
     assert pool_files(pool) == ["data-2.raw"]
+    (Path(pool.path) / ".data-3.qcow2.part").write_bytes(b"cut short")  # an agent killed mid-create
+    backend.delete_volume(ImageInPool(pool, "data-3", "qcow2"))
+    assert pool_files(pool) == ["data-2.raw"]
     with pytest.raises(ImageError):
         backend.create_volume(pool, "x", 0)
 

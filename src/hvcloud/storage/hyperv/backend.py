@@ -420,7 +420,10 @@ class HyperVStorageBackend(StorageBackend):
         return self._result(place, fmt)
 
     def delete_volume(self, image: ImageInPool) -> None:
+        """The file, and the partial file of a creation that was cut short (see ``LocalStorageBackend``)."""
         place, _ = self._image(image)
+        with suppress(FileNotFoundError):
+            place.local.with_name(f".{place.local.name}.part").unlink()
         try:
             place.local.unlink()
         except FileNotFoundError:
