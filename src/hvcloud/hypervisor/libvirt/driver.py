@@ -71,6 +71,8 @@ log = structlog.get_logger(__name__)
 EventCallback = Callable[[str, VmState], None]
 
 _POLL = 0.2
+#: a graceful stop presses the ACPI power button again this often until the guest is off
+SHUTDOWN_RETRY_SECONDS = 5.0
 
 
 def _quiet_libvirt_errors(_ctx: Any, _err: Any) -> None:
@@ -372,14 +374,9 @@ class LibvirtDriver(Driver):
                     dom.managedSaveRemove(0)
                 return
             graceful = not force and _state_of(dom) == VmState.RUNNING and timeout > 0
-            if graceful:
-                try:
-                    dom.shutdown()
-                except libvirt.libvirtError as exc:
-                    log.info("libvirt.shutdown_refused", vm=name, error=exc.get_error_message())
-                if self._wait_inactive(dom, timeout):
-                    log.info("libvirt.vm_stopped", vm=name, graceful=True)
-                    return
+            if graceful and self._shut_down(dom, name, timeout):
+                log.info("libvirt.vm_stopped", vm=name, graceful=True)
+                return
             try:
                 dom.destroy()
             except libvirt.libvirtError as exc:
@@ -387,6 +384,22 @@ class LibvirtDriver(Driver):
                     raise
                 log.debug("libvirt.destroy_raced", vm=name, error=exc.get_error_message())
         log.info("libvirt.vm_stopped", vm=name, graceful=False)
+
+    def _shut_down(self, dom: Any, name: str, timeout: float) -> bool:
+        """Press the ACPI power button, again every ``SHUTDOWN_RETRY_SECONDS`` (a guest that is
+        still booting, or just restored, can miss one press, as OpenStack's libvirt driver also
+        assumes), until the domain is off or ``timeout`` has passed; whether it went off."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                dom.shutdown()
+            except libvirt.libvirtError as exc:
+                log.info("libvirt.shutdown_refused", vm=name, error=exc.get_error_message())
+            left = deadline - time.monotonic()
+            if self._wait_inactive(dom, max(0.0, min(SHUTDOWN_RETRY_SECONDS, left))):
+                return True
+            if time.monotonic() >= deadline:
+                return False
 
     def reboot_vm(self, name: str, hard: bool = False) -> None:
         dom = self._dom(name)
