@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hvcloud.agent_client import AgentClient, AgentRefused, AgentUnreachable
+from hvcloud.agent_client import AgentClient, AgentRefused, AgentUnreachable, CertificateMismatch
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.startup import StartupRoutingCommand
@@ -67,11 +67,14 @@ def test_vms_survive_an_agent_killed_with_sigkill(agent: AgentProcess) -> None:
     assert (agent.data_dir / "identity.json").read_text().count("g-HypervResource") == 1
 
 
-def test_pinned_certificate_mismatch_is_refused(agent: AgentProcess) -> None:
+def test_pinned_certificate_mismatch_is_refused_before_the_command_is_sent(agent: AgentProcess) -> None:
     async def go() -> None:
         async with client(agent, pinned_sha256="00:11") as c:
-            with pytest.raises(AgentUnreachable, match="does not match"):
-                await c.send(C.ReadyCommand())
+            for _ in range(2):  # the refused connection is not kept for the next request either
+                with pytest.raises(CertificateMismatch, match="does not match the pinned 00:11"):
+                    await c.send(C.StartCommand(vm=vm("i-2-9-VM", "02:00:00:00:01:09")))
+        async with client(agent) as c:
+            assert "i-2-9-VM" not in await c.vm_state_report()
 
     asyncio.run(go())
 
