@@ -3,9 +3,11 @@
 Runs what a deploy costs the management server in its own code — the deployVirtualMachine call, the
 job claim, the placement transaction, the transaction before StartCommand, the one recording the VM
 Running with the job's result, one queryAsyncJobResult — N times against a zone of ``--hosts``
-hosts, and prints the process CPU time of each step per deploy (and the SQL statements each issued
-the last time). What is left of the server's CPU per VM in ``server_scale.py`` beyond this sum is
-HTTP on both sides, threads and the ping loop.
+hosts, and prints the process CPU time of each step per deploy, the SQL statements each issued the
+last time, and how many of them ran under the database's write lock (from the step's first write to
+its commit: on SQLite, the time other writers, of this server and of others sharing the file, wait).
+What is left of the server's CPU per VM in ``server_scale.py`` beyond this sum is HTTP on both
+sides, threads and the ping loop.
 
 Usage: ``python bench/deploy_steps.py [--deploys 300] [--hosts 200] [--json]``
 """
@@ -35,6 +37,7 @@ from hvcloud.server.api.params import RequestParams
 from hvcloud.server.api.registry import REGISTRY
 from hvcloud.server.api.signature import compute_signature
 from hvcloud.server.config import ServerConfig
+from hvcloud.server.db.engine import is_write
 from hvcloud.server.db.models import TemplatePoolRef
 from hvcloud.server.jobs import store
 from hvcloud.server.jobs.handlers import JobContext
@@ -76,6 +79,7 @@ def _measure(state: ServerState, deploys: int, hosts: int) -> dict[str, Any]:
 
     cpu = dict.fromkeys(STEPS, 0.0)
     statements: dict[str, int] = {}
+    locked: dict[str, int] = {}
 
     def step(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with counted(state) as seen:
@@ -83,6 +87,8 @@ def _measure(state: ServerState, deploys: int, hosts: int) -> dict[str, Any]:
             out = fn(*args, **kwargs)
             cpu[name] += time.process_time() - started
         statements[name] = len(seen)
+        first_write = next((i for i, sql in enumerate(seen) if is_write(sql)), len(seen))
+        locked[name] = len(seen) - first_write
         return out
 
     for _ in range(deploys):
@@ -94,13 +100,13 @@ def _measure(state: ServerState, deploys: int, hosts: int) -> dict[str, Any]:
                           recovering=False, attempt=1, _write_progress=lambda *_: None, server_id="bench")
         placed = step("place", tx, vms._place_and_prepare, state.box, job["id"], [], True)
         created = vm_steps.Created(placed.todo[0], f"{placed.todo[0]}.qcow2", None)
-        before = functools.partial(vms._before_start, jctx=jctx, created=[created])
-        step("before_start", tx, vm_steps._vm_to, state.box, job["id"], before)
+        starting = functools.partial(vms._starting, jctx=jctx)
+        step("before_start", tx, vm_steps._vm_to, state.box, job["id"], created, starting)
         step("started", tx, vms._started, jctx, job["id"], placed.host_id)
         step("query", api, "queryAsyncJobResult", jobid=job["jobid"])
     per = {name: round(1000 * seconds / deploys, 2) for name, seconds in cpu.items()}
     return {"deploys": deploys, "hosts": hosts, "cpu_ms_per_deploy": round(sum(per.values()), 2),
-            "cpu_ms": per, "statements": statements}
+            "cpu_ms": per, "statements": statements, "statements_under_write_lock": locked}
 
 
 def main() -> None:
@@ -115,7 +121,8 @@ def main() -> None:
         return
     print(f"{result['deploys']} deploys onto {result['hosts']} hosts: {result['cpu_ms_per_deploy']} ms CPU each")
     for name in STEPS:
-        print(f"  {name:13s} {result['cpu_ms'][name]:6.2f} ms  {result['statements'][name]:3d} SQL statements")
+        print(f"  {name:13s} {result['cpu_ms'][name]:6.2f} ms  {result['statements'][name]:3d} SQL statements, "
+              f"{result['statements_under_write_lock'][name]} under the write lock")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
@@ -81,6 +82,17 @@ def vm_views(db: Session, vm_ids: list[str], *, details: bool = True) -> list[di
 def vm_view(db: Session, vm: VMInstance, *, details: bool = True) -> dict[str, Any]:
     """One VM's ``virtualmachine`` object, as it stands in this session (pending changes are flushed)."""
     return vm_views(db, [vm.id], details=details)[0]
+
+
+def vm_view_becoming(db: Session, vm_id: str, state: str, state_reason: str | None) -> dict[str, Any] | None:
+    """The VM's object as it will be once its new state is written, read before that write (so that a
+    transaction reads first and holds the database's write lock only for its writes). Only the state
+    and its reason may differ; None when the VM is gone."""
+    rows = db.execute(_VIEW_QUERY.where(VMInstance.id == vm_id)).all()
+    if not rows:
+        return None
+    row = SimpleNamespace(**{**rows[0]._asdict(), "state": state, "state_reason": state_reason})
+    return _view(row, data_disk_offerings(db, [vm_id]))
 
 
 def _view(vm: Any, offerings: dict[str, str | None] | None) -> dict[str, Any]:

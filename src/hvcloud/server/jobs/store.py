@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Row, and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from hvcloud.server.db.models import AsyncJob, utcnow
+from hvcloud.server.db.models import AsyncJob, new_id, utcnow
 
 IN_PROGRESS = 0
 SUCCEEDED = 1
@@ -60,13 +60,14 @@ class ClaimedJob:
 def submit(db: Session, *, account_id: str, user_id: str, command: str, handler: str,
            params: dict[str, Any] | None = None, instance_type: str | None = None,
            instance_id: str | None = None, object_key: str | None = None) -> AsyncJob:
-    """Queue a job in the caller's transaction; it becomes visible to workers when that commits."""
-    job = AsyncJob(account_id=account_id, user_id=user_id, command=command, handler=handler,
+    """Queue a job in the caller's transaction; it becomes visible to workers when that commits.
+    Written with the caller's other changes (its id is known at once), so that a request's writes
+    all go out at its end."""
+    job = AsyncJob(id=new_id(), account_id=account_id, user_id=user_id, command=command, handler=handler,
                    params_json=json.dumps(params or {}), instance_type=instance_type,
                    instance_id=instance_id, object_key=object_key, phase=PHASE_QUEUED,
                    status=IN_PROGRESS, result_code=0, queued_us=now_us())
     db.add(job)
-    db.flush()
     return job
 
 

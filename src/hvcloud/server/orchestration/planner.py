@@ -324,6 +324,39 @@ def release_pool(db: Session, volume: Volume) -> None:
     volume.allocated_size = 0
 
 
+def fitting(db: Session, vm: VMInstance, need: Need, *, avoid: Iterable[str] = (), root_size: int = 0,
+            hypervisor: str | None = None,
+            volumes: list[Volume] | None = None) -> Iterator[tuple[Host, StoragePool | None]]:
+    """Hosts with room for ``vm`` as the database reads now, best first, each with the pool for its
+    root volume (the one it has when Ready, else the host's first pool with room); nothing is booked
+    (:func:`reserve_host` books, and may still find a host full). ``volumes``: the VM's live volumes
+    when the caller has read them already."""
+    if volumes is None:
+        root = db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.volume_type == "ROOT",
+                                               Volume.removed.is_(None))).first()
+    else:
+        root = next((v for v in volumes if v.volume_type == "ROOT"), None)
+    existing_pool = root.pool if root is not None and root.pool_id is not None and root.state == "Ready" else None
+    for host in candidate_hosts(db, vm.zone_id, need, hypervisor=hypervisor, only=vm.requested_host_id, avoid=avoid):
+        if existing_pool is not None:
+            if host_sees_pool(host, existing_pool):
+                yield host, existing_pool
+            continue
+        pools = pools_for(db, host, local=need.local_storage)
+        pools = [p for p in pools if (cap := pool_capacity(p)) is None or p.allocated_bytes + root_size <= cap]
+        if pools:
+            yield host, pools[0]
+
+
+def no_room(vm: VMInstance, need: Need, avoid: Iterable[str] = ()) -> PlacementError:
+    where = f"host {vm.requested_host_id}" if vm.requested_host_id else "the zone"
+    tags = f" with host tags {','.join(need.host_tags)}" if need.host_tags else ""
+    return PlacementError(
+        f"Unable to create a deployment for VM {vm.instance_name}: no host in {where}{tags} has "
+        f"{need.cpu_mhz} MHz of CPU and {need.memory_bytes // MiB} MiB of memory free and a usable "
+        f"primary storage pool" + (f" (avoided {len(set(avoid))} host(s) that failed)" if avoid else ""))
+
+
 def choose(db: Session, vm: VMInstance, *, avoid: Iterable[str] = (), root_size: int = 0,
            hypervisor: str | None = None, volumes: list[Volume] | None = None) -> tuple[Host, StoragePool | None]:
     """Pick and book a host for ``vm`` (and a pool for its root volume when it has none yet);
@@ -331,32 +364,11 @@ def choose(db: Session, vm: VMInstance, *, avoid: Iterable[str] = (), root_size:
 
     Raises PlacementError with the reason when nothing fits."""
     need = Need.of(vm)
-    if volumes is None:
-        root = db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.volume_type == "ROOT",
-                                               Volume.removed.is_(None))).first()
-    else:
-        root = next((v for v in volumes if v.volume_type == "ROOT"), None)
-    existing_pool = root.pool if root is not None and root.pool_id is not None and root.state == "Ready" else None
-    hosts = candidate_hosts(db, vm.zone_id, need, hypervisor=hypervisor, only=vm.requested_host_id, avoid=avoid)
-    for host in hosts:
-        if existing_pool is not None:
-            if not host_sees_pool(host, existing_pool):
-                continue
-            if reserve_host(db, vm, host, need):
-                return host, existing_pool
-            continue
-        pools = pools_for(db, host, local=need.local_storage)
-        pools = [p for p in pools if (cap := pool_capacity(p)) is None or p.allocated_bytes + root_size <= cap]
-        if not pools:
-            continue
+    for host, pool in fitting(db, vm, need, avoid=avoid, root_size=root_size, hypervisor=hypervisor,
+                              volumes=volumes):
         if reserve_host(db, vm, host, need):
-            return host, pools[0]
-    where = f"host {vm.requested_host_id}" if vm.requested_host_id else "the zone"
-    tags = f" with host tags {','.join(need.host_tags)}" if need.host_tags else ""
-    raise PlacementError(
-        f"Unable to create a deployment for VM {vm.instance_name}: no host in {where}{tags} has "
-        f"{need.cpu_mhz} MHz of CPU and {need.memory_bytes // MiB} MiB of memory free and a usable "
-        f"primary storage pool" + (f" (avoided {len(set(avoid))} host(s) that failed)" if avoid else ""))
+            return host, pool
+    raise no_room(vm, need, avoid)
 
 
 def recount(db: Session) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload, sessionmaker
 
@@ -144,11 +144,13 @@ class Steps:
 
     # ------------------------------------------------------------------ the VM
 
-    async def start(self, host_id: str, vm_id: str, before: Callable[[Session], object] | None = None) -> None:
+    async def start(self, host_id: str, vm_id: str, *, created: Created | None = None,
+                    record: Callable[[Session], object] | None = None) -> None:
         """StartCommand carries no ``wait`` of its own: the ``wait`` setting bounds it, as in CloudStack.
-        ``before`` runs first in the transaction that reads the VM (recording what the caller still
-        has to record, so that the start costs one transaction)."""
-        to = await self.tx(_vm_to, self.box, vm_id, before)
+        ``created``: a volume the caller has not recorded yet, ``record``: what else it has to record;
+        both are written in the transaction that reads the VM (so that the start costs one
+        transaction), after its reads (so that it holds the database's write lock only for them)."""
+        to = await self.tx(_vm_to, self.box, vm_id, created, record)
         answer = await self.send(host_id, C.StartCommand(vm=to), f"starting VM {to.name}")
         if not isinstance(answer, A.StartAnswer):
             raise StepFailed(f"starting VM {to.name} answered {type(answer).__name__}")
@@ -222,9 +224,13 @@ def volume_to_create(db: Session, volume_id: str, vm_name: str | None, host_id: 
         raise StepFailed(f"volume {volume_id} has no storage pool", host_fault=False)
     if volume.state == S.VOL_READY and volume.path:
         return None
+    mark_creating(volume, host_id)
+    return vm_wire.volume_to(volume, volume.pool, vm_name)
+
+
+def mark_creating(volume: Volume, host_id: str) -> None:
     volume.state = S.VOL_CREATING
     volume.host_id = host_id
-    return vm_wire.volume_to(volume, volume.pool, vm_name)
 
 
 def record_volume(db: Session, created: Created) -> None:
@@ -286,10 +292,23 @@ def retire_volume(db: Session, volume_id: str) -> None:
     volume.state, volume.vm_id, volume.device_id, volume.attached = S.VOL_EXPUNGING, None, None, None
 
 
-def vm_disks(db: Session, vm: VMInstance, box: SecretBox) -> list[DiskTO]:
-    volumes = db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.removed.is_(None),
-                                              Volume.state == S.VOL_READY).order_by(Volume.device_id))
-    disks = [vm_wire.disk_to(v, v.pool, vm.instance_name) for v in volumes if v.pool is not None]
+def vm_disks(db: Session, vm: VMInstance, box: SecretBox, created: Created | None = None) -> list[DiskTO]:
+    """The VM's Ready volumes and ISO; ``created``: a volume of the VM whose creation is not recorded
+    yet, shown as :func:`record_volume` will record it."""
+    usable = Volume.state == S.VOL_READY
+    if created is not None:
+        usable = or_(usable, Volume.id == created.volume_id)
+    volumes = db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.removed.is_(None), usable)
+                         .order_by(Volume.device_id))
+    disks = []
+    for v in volumes:
+        if v.pool is None:
+            continue
+        if created is not None and v.id == created.volume_id:
+            disks.append(vm_wire.disk_to(v, v.pool, vm.instance_name, path=created.path,
+                                         size=max(v.size, created.size or 0)))
+        else:
+            disks.append(vm_wire.disk_to(v, v.pool, vm.instance_name))
     iso = iso_to(db, vm, box)
     disks.append(vm_wire.iso_disk_to(iso))
     return disks
@@ -305,11 +324,15 @@ def iso_to(db: Session, vm: VMInstance, box: SecretBox) -> TemplateObjectTO | No
     return vm_wire.template_on_store_to(vm.iso, ref.store, ref.install_path, box)
 
 
-def _vm_to(db: Session, box: SecretBox, vm_id: str, before: Callable[[Session], object] | None = None) -> Any:
-    if before is not None:
-        before(db)
+def _vm_to(db: Session, box: SecretBox, vm_id: str, created: Created | None = None,
+           record: Callable[[Session], object] | None = None) -> Any:
     vm = db.get(VMInstance, vm_id)
     if vm is None:
         raise StepFailed(f"VM {vm_id} no longer exists", host_fault=False)
     password = box.decrypt(vm.vnc_password_enc) if vm.vnc_password_enc else None
-    return vm_wire.vm_to(vm, vm_disks(db, vm, box), password)
+    to = vm_wire.vm_to(vm, vm_disks(db, vm, box, created), password)
+    if created is not None:
+        record_volume(db, created)
+    if record is not None:
+        record(db)
+    return to

@@ -68,15 +68,19 @@ def template_in_pool_to(template: VMTemplate, ref: TemplatePoolRef | None, pool:
                             format=template.format, imageDataStore=primary_to(pool), name=template.name)
 
 
-def volume_to(volume: Volume, pool: StoragePool, vm_name: str | None) -> VolumeObjectTO:
+def volume_to(volume: Volume, pool: StoragePool, vm_name: str | None, *, path: str | None = None,
+              size: int | None = None) -> VolumeObjectTO:
+    """``path`` and ``size``: what the volume is about to record (its creation's answer)."""
     return VolumeObjectTO(uuid=volume.id, id=wire_id(volume.id), volumeId=wire_id(volume.id),
                           volumeType=volume.volume_type, dataStore=primary_to(pool), name=volume.name,
-                          size=volume.size, path=volume.path, format=volume.format, vmName=vm_name,
+                          size=size or volume.size, path=path or volume.path, format=volume.format, vmName=vm_name,
                           deviceId=volume.device_id, poolId=wire_id(pool.id))
 
 
-def disk_to(volume: Volume, pool: StoragePool, vm_name: str) -> DiskTO:
-    return DiskTO(data=volume_to(volume, pool, vm_name), diskSeq=volume.device_id or 0, type=volume.volume_type)
+def disk_to(volume: Volume, pool: StoragePool, vm_name: str, *, path: str | None = None,
+            size: int | None = None) -> DiskTO:
+    return DiskTO(data=volume_to(volume, pool, vm_name, path=path, size=size), diskSeq=volume.device_id or 0,
+                  type=volume.volume_type)
 
 
 def iso_disk_to(iso: TemplateObjectTO | None) -> DiskTO:

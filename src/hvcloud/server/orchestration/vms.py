@@ -21,7 +21,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -40,10 +41,9 @@ from hvcloud.server.orchestration.vm_steps import (
     StepFailed,
     Steps,
     TemplateTOs,
-    record_volume,
+    mark_creating,
     retire_volume,
     template_tos,
-    volume_to_create,
 )
 from hvcloud.wire.to import VolumeObjectTO
 
@@ -115,69 +115,92 @@ class Placed:
 
 
 def _place_and_prepare(db: Session, box: SecretBox, vm_id: str, avoid: list[str], deploy: bool) -> Placed | None:
-    placed = _place(db, vm_id, avoid, deploy)
-    if placed is None:
-        return None
-    template, first = None, None
-    with db.no_autoflush:  # the placement's changes and the volume's go out in one flush at commit
-        if placed.template_id is not None:
-            template = template_tos(db, box, placed.template_id, placed.pool_id)
-        if placed.todo and (template is None or (template.in_pool is not None and template.in_pool.path)):
-            first = volume_to_create(db, placed.todo[0], placed.name, placed.host_id)
-    return replace(placed, template=template, first_volume=first)
+    """Book a host (or keep the one an interrupted run booked) and pools for the VM's new volumes, and
+    read what the next steps send. None if the VM is already Running (an earlier run finished).
+
+    Everything is read first and written last (the bookings are compare-and-set UPDATEs, right for
+    what was read or refused), so that the transaction holds the database's write lock only for its
+    writes: on SQLite every other writer, of this server or of another sharing the file, waits."""
+    with db.no_autoflush:
+        vm = _vm(db, vm_id)
+        if vm.state == S.RUNNING:
+            return None
+        if vm.state not in (S.STARTING, S.STOPPED) and not (deploy and vm.state == S.ERROR):
+            raise JobFailure(ERR_PARAM, f"Unable to start VM {vm.instance_name}: it is {vm.state}")
+        booked: Host | None = None
+        if vm.capacity_host_id is not None and vm.capacity_host_id not in avoid:
+            booked = db.get(Host, vm.capacity_host_id)
+            if booked is None or booked.status != HOST_UP:
+                booked = None
+        if booked is None and vm.capacity_host_id is not None:
+            planner.release_host(db, vm)
+        volumes = list(db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.removed.is_(None))
+                                  .order_by(Volume.device_id)))
+        root = next((v for v in volumes if v.volume_type == "ROOT"), None)
+        root_ready = root is not None and root.state == S.VOL_READY
+        need = planner.Need.of(vm)
+        if booked is not None:
+            options: Iterable[tuple[Host, StoragePool | None]] = [(booked, root.pool if root is not None else None)]
+        else:
+            options = planner.fitting(db, vm, need, avoid=avoid, root_size=0 if root is None or root_ready
+                                      else root.size, volumes=volumes)
+        for host, pool in options:
+            plan = _plan(db, box, vm, host, pool, volumes, root)
+            if booked is not None or planner.reserve_host(db, vm, host, need):
+                break
+        else:
+            raise JobFailure(ERR_CAPACITY, planner.no_room(vm, need, avoid).text)
+        return _book(db, vm, host, plan)
 
 
-def _place(db: Session, vm_id: str, avoid: list[str], deploy: bool) -> Placed | None:
-    """Book a host (or keep the one an interrupted run booked) and pools for the VM's new volumes.
-    None if the VM is already Running (an earlier run finished)."""
-    vm = _vm(db, vm_id)
-    if vm.state == S.RUNNING:
-        return None
-    if vm.state not in (S.STARTING, S.STOPPED) and not (deploy and vm.state == S.ERROR):
-        raise JobFailure(ERR_PARAM, f"Unable to start VM {vm.instance_name}: it is {vm.state}")
-    host: Host | None = None
-    if vm.capacity_host_id is not None and vm.capacity_host_id not in avoid:
-        host = db.get(Host, vm.capacity_host_id)
-        if host is None or host.status != HOST_UP:
-            planner.release_host(db, vm)
-            host = None
-    volumes = list(db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.removed.is_(None))
-                              .order_by(Volume.device_id)))
-    root = next((v for v in volumes if v.volume_type == "ROOT"), None)
-    pool: StoragePool | None = root.pool if root is not None else None
-    if host is None:
-        if vm.capacity_host_id is not None:
-            planner.release_host(db, vm)
-        root_size = root.size if root is not None and root.state != S.VOL_READY else 0
-        try:
-            host, chosen = planner.choose(db, vm, avoid=avoid, root_size=root_size, volumes=volumes)
-        except planner.PlacementError as exc:
-            raise JobFailure(ERR_CAPACITY, exc.text) from None
-        if pool is None or root is None or root.state != S.VOL_READY:
-            pool = chosen
-    assert host is not None
+@dataclass(frozen=True)
+class _Plan:
+    pool: StoragePool
+    todo: list[Volume]
+    template_id: str | None
+    template: TemplateTOs | None
+    first_volume: VolumeObjectTO | None
+
+
+def _plan(db: Session, box: SecretBox, vm: VMInstance, host: Host, pool: StoragePool | None,
+          volumes: list[Volume], root: Volume | None) -> _Plan:
+    """What a start on ``host`` needs, read without writing: the pool, the volumes to create on it
+    (ROOT first when cloned from the template), the template's copies and the first volume's TO."""
+    if root is not None and root.state == S.VOL_READY and root.pool is not None:
+        pool = root.pool
     if pool is None or not planner.host_sees_pool(host, pool):
         pools = planner.pools_for(db, host, local=vm.service_offering.storage_type == "local")
         if not pools:
             raise JobFailure(ERR_CAPACITY, f"host {host.name} has no usable primary storage pool")
         pool = pools[0]
-    todo: list[str] = []
-    for v in volumes:
-        if v.state == S.VOL_READY:
-            continue
+    todo = [v for v in volumes if v.state != S.VOL_READY]
+    template_id = vm.template_id if root is not None and root in todo and root.template_id else None
+    template, first = None, None
+    if template_id is not None and root is not None:
+        todo.remove(root)
+        todo.insert(0, root)
+        template = template_tos(db, box, template_id, pool.id)
+    if todo and (template is None or (template.in_pool is not None and template.in_pool.path)):
+        first = vm_wire.volume_to(todo[0], pool, vm.instance_name)
+    return _Plan(pool, todo, template_id, template, first)
+
+
+def _book(db: Session, vm: VMInstance, host: Host, plan: _Plan) -> Placed:
+    """The writes of a placement, once its host is booked: the volumes' pool space, the VM on its way
+    to the host and, when its TO was read, the first volume's creation attempt."""
+    pool = plan.pool
+    for v in plan.todo:
         if v.pool_id is not None and v.pool_id != pool.id:
             planner.release_pool(db, v)
         if not planner.reserve_pool(db, v, pool):
             raise JobFailure(ERR_CAPACITY, f"primary storage pool {pool.name} has no room for volume {v.name} "
                                            f"({v.size} bytes)")
-        todo.append(v.id)
     vm.host_id = host.id
     set_state(vm, S.STARTING)
-    template = vm.template_id if root is not None and root.id in todo and root.template_id else None
-    if template is not None and root is not None:
-        todo.remove(root.id)
-        todo.insert(0, root.id)
-    return Placed(host.id, vm.instance_name, template, todo, pool.id, loaded=(vm, host, pool, *volumes))
+    if plan.first_volume is not None:
+        mark_creating(plan.todo[0], host.id)
+    return Placed(host.id, vm.instance_name, plan.template_id, [v.id for v in plan.todo], pool.id,
+                  template=plan.template, first_volume=plan.first_volume, loaded=(vm, host, pool, *plan.todo))
 
 
 def _note_reason(db: Session, vm_id: str, text: str) -> None:
@@ -186,21 +209,22 @@ def _note_reason(db: Session, vm_id: str, text: str) -> None:
         vm.state_reason = text[:1024]
 
 
-def _before_start(db: Session, *, jctx: JobContext, created: list[Created]) -> None:
-    """Recorded in the transaction that reads the VM for StartCommand: the last volume's path and
-    the job's progress."""
-    for volume in created:
-        record_volume(db, volume)
+def _starting(db: Session, jctx: JobContext) -> None:
     jctx.progress_in(db, 60, "starting")
 
 
 def _started(db: Session, jctx: JobContext, vm_id: str, host_id: str) -> dict[str, Any]:
-    """Record the VM running and, in the same transaction, the job's result."""
-    vm = _vm(db, vm_id)
-    vm.host_id, vm.last_host_id = host_id, host_id
-    set_state(vm, S.RUNNING)
+    """Record the VM running and, in the same transaction, the job's result. The result is read
+    first, so that the transaction holds the database's write lock only for its two writes."""
+    from hvcloud.server.api.vm_views import vm_view_becoming
+
+    with db.no_autoflush:
+        vm = _vm(db, vm_id)
+        view = vm_view_becoming(db, vm_id, S.RUNNING, None) if vm.host_id == host_id else None
+        vm.host_id, vm.last_host_id = host_id, host_id
+        set_state(vm, S.RUNNING)
     db.flush()
-    return jctx.finish_in(db, _result_of(db, vm))
+    return jctx.finish_in(db, {"virtualmachine": view} if view is not None else _result_of(db, vm))
 
 
 def _failed_on_host(db: Session, vm_id: str, host_id: str, reason: str, deploy: bool) -> list[str]:
@@ -258,7 +282,7 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
             template = None
             if template_id is not None:
                 template = await steps.template_to_pool(host_id, template_id, pool_id, placed.template)
-            unrecorded: list[Created] = []
+            unrecorded: Created | None = None
             for volume_id in todo:
                 last = volume_id == todo[-1]
                 prepared = placed.first_volume if volume_id == todo[0] else None
@@ -273,9 +297,9 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
                     await steps.forget_template_in_pool(template_id or "", pool_id)
                     template = await steps.template_to_pool(host_id, template_id or "", pool_id)
                     created = await steps.create_volume(host_id, volume_id, name, template, record=not last)
-                if last and created is not None:
-                    unrecorded.append(created)
-            await steps.start(host_id, vm_id, functools.partial(_before_start, jctx=jctx, created=unrecorded))
+                if last:
+                    unrecorded = created
+            await steps.start(host_id, vm_id, created=unrecorded, record=functools.partial(_starting, jctx=jctx))
         except StepFailed as exc:
             last_error = exc.text
             log.warning("start of %s on host %s failed: %s", name, host_id, exc.text)

@@ -33,6 +33,7 @@ from hvcloud.server.db.models import (
     VMTemplate,
     Volume,
     Zone,
+    new_id,
     utcnow,
 )
 from hvcloud.server.db.sequences import SequenceMissing
@@ -205,7 +206,7 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
     instance = f"i-{_account_number(ctx, account)}-{number}-{ctx.state.config.instance_name_suffix}"
     name = _name(args, instance)
     label = planner.zone_details(zone).get(NETWORK_LABEL_DETAIL, DEFAULT_NETWORK_LABEL)
-    vm = VMInstance(name=name, display_name=args.opt_str("displayname") or name, instance_name=instance,
+    vm = VMInstance(id=new_id(), name=name, display_name=args.opt_str("displayname") or name, instance_name=instance,
                     vm_number=number, account_id=account.id, user_id=ctx.user.id, zone_id=zone.id,
                     requested_host_id=host_id, template_id=None if image.is_iso else image.id,
                     iso_id=image.id if image.is_iso else None, service_offering_id=offering.id,
@@ -214,10 +215,6 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
                     ha_enabled=offering.offer_ha, mac_address=vm_wire.mac_for(number), network_label=label,
                     vnc_password_enc=ctx.state.box.encrypt(secrets.token_urlsafe(6)))
     ctx.db.add(vm)
-    try:
-        ctx.db.flush()
-    except IntegrityError:
-        raise errors.internal("Could not allocate a unique instance name and MAC address; try again") from None
     if image.is_iso:
         size = (root_gb * GiB) if root_gb is not None else _disk_size(args, disk_offering)  # type: ignore[arg-type]
         root = Volume(name=f"ROOT-{number}", account_id=account.id, zone_id=zone.id, vm_id=vm.id,
@@ -233,12 +230,17 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
         ctx.db.add(Volume(name=f"DATA-{number}", account_id=account.id, zone_id=zone.id, vm_id=vm.id,
                           volume_type="DATADISK", device_id=1, size=data_size, disk_offering_id=disk_offering.id,
                           attached=utcnow()))
-    ctx.db.flush()
     ctx.event("VM.CREATE", f"Creating VM {instance}", resource_type="VirtualMachine", resource_id=vm.id)
-    if args.opt_bool("startvm") is False:
+    start = args.opt_bool("startvm") is not False
+    result = _job(ctx, vms.JOB_START, vm, {"deploy": True}, create=True) if start else None
+    try:
+        ctx.db.flush()
+    except IntegrityError:
+        raise errors.internal("Could not allocate a unique instance name and MAC address; try again") from None
+    if result is None:
         return run_inline(ctx, ObjectResult("virtualmachine", vm_view(ctx.db, vm)),
                           instance_type="VirtualMachine", instance_id=vm.id, create=True)
-    return _job(ctx, vms.JOB_START, vm, {"deploy": True}, create=True)
+    return result
 
 
 def _disk_size(args: Args, offering: DiskOffering) -> int:
