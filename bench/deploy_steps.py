@@ -15,7 +15,6 @@ Usage: ``python bench/deploy_steps.py [--deploys 300] [--hosts 200] [--json]``
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import tempfile
@@ -98,11 +97,10 @@ def _measure(state: ServerState, deploys: int, hosts: int) -> dict[str, Any]:
         jctx = JobContext(job_id=job["jobid"], command="deployVirtualMachine", params={}, account_id="",
                           user_id="", instance_id=job["id"], sessions=state.sessions, state=state, agents=None,
                           recovering=False, attempt=1, _write_progress=lambda *_: None, server_id="bench")
-        placed = step("place", tx, vms._place_and_prepare, state.box, job["id"], [], True)
+        placed = step("place", tx, vms._place_and_prepare, state.box, job["id"], [], True, jctx)
         created = vm_steps.Created(placed.todo[0], f"{placed.todo[0]}.qcow2", None)
-        starting = functools.partial(vms._starting, jctx=jctx)
-        step("before_start", tx, vm_steps._vm_to, state.box, job["id"], created, starting)
-        step("started", tx, vms._started, jctx, job["id"], placed.host_id)
+        step("before_start", tx, vm_steps._vm_to, state.box, job["id"], created)
+        step("started", tx, vms._started, jctx, job["id"], placed.host_id, created)
         step("query", api, "queryAsyncJobResult", jobid=job["jobid"])
     per = {name: round(1000 * seconds / deploys, 2) for name, seconds in cpu.items()}
     return {"deploys": deploys, "hosts": hosts, "cpu_ms_per_deploy": round(sum(per.values()), 2),

@@ -144,13 +144,11 @@ class Steps:
 
     # ------------------------------------------------------------------ the VM
 
-    async def start(self, host_id: str, vm_id: str, *, created: Created | None = None,
-                    record: Callable[[Session], object] | None = None) -> None:
+    async def start(self, host_id: str, vm_id: str, *, created: Created | None = None) -> None:
         """StartCommand carries no ``wait`` of its own: the ``wait`` setting bounds it, as in CloudStack.
-        ``created``: a volume the caller has not recorded yet, ``record``: what else it has to record;
-        both are written in the transaction that reads the VM (so that the start costs one
-        transaction), after its reads (so that it holds the database's write lock only for them)."""
-        to = await self.tx(_vm_to, self.box, vm_id, created, record)
+        ``created``: a volume of the VM whose creation the caller records after the start (with the
+        VM Running, in one write); the command shows it as recorded."""
+        to = await self.tx(_vm_to, self.box, vm_id, created)
         answer = await self.send(host_id, C.StartCommand(vm=to), f"starting VM {to.name}")
         if not isinstance(answer, A.StartAnswer):
             raise StepFailed(f"starting VM {to.name} answered {type(answer).__name__}")
@@ -324,15 +322,9 @@ def iso_to(db: Session, vm: VMInstance, box: SecretBox) -> TemplateObjectTO | No
     return vm_wire.template_on_store_to(vm.iso, ref.store, ref.install_path, box)
 
 
-def _vm_to(db: Session, box: SecretBox, vm_id: str, created: Created | None = None,
-           record: Callable[[Session], object] | None = None) -> Any:
+def _vm_to(db: Session, box: SecretBox, vm_id: str, created: Created | None = None) -> Any:
     vm = db.get(VMInstance, vm_id)
     if vm is None:
         raise StepFailed(f"VM {vm_id} no longer exists", host_fault=False)
     password = box.decrypt(vm.vnc_password_enc) if vm.vnc_password_enc else None
-    to = vm_wire.vm_to(vm, vm_disks(db, vm, box, created), password)
-    if created is not None:
-        record_volume(db, created)
-    if record is not None:
-        record(db)
-    return to
+    return vm_wire.vm_to(vm, vm_disks(db, vm, box, created), password)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from hvcloud.server.orchestration.vm_steps import (
     Steps,
     TemplateTOs,
     mark_creating,
+    record_volume,
     retire_volume,
     template_tos,
 )
@@ -114,7 +114,8 @@ class Placed:
     loaded: tuple[object, ...] = field(default=(), repr=False, compare=False)
 
 
-def _place_and_prepare(db: Session, box: SecretBox, vm_id: str, avoid: list[str], deploy: bool) -> Placed | None:
+def _place_and_prepare(db: Session, box: SecretBox, vm_id: str, avoid: list[str], deploy: bool,
+                       jctx: JobContext | None = None) -> Placed | None:
     """Book a host (or keep the one an interrupted run booked) and pools for the VM's new volumes, and
     read what the next steps send. None if the VM is already Running (an earlier run finished).
 
@@ -150,7 +151,10 @@ def _place_and_prepare(db: Session, box: SecretBox, vm_id: str, avoid: list[str]
                 break
         else:
             raise JobFailure(ERR_CAPACITY, planner.no_room(vm, need, avoid).text)
-        return _book(db, vm, host, plan)
+        placed = _book(db, vm, host, plan)
+    if jctx is not None:
+        jctx.progress_in(db, 20, f"placed on host {host.name}")
+    return placed
 
 
 @dataclass(frozen=True)
@@ -209,13 +213,13 @@ def _note_reason(db: Session, vm_id: str, text: str) -> None:
         vm.state_reason = text[:1024]
 
 
-def _starting(db: Session, jctx: JobContext) -> None:
-    jctx.progress_in(db, 60, "starting")
 
 
-def _started(db: Session, jctx: JobContext, vm_id: str, host_id: str) -> dict[str, Any]:
-    """Record the VM running and, in the same transaction, the job's result. The result is read
-    first, so that the transaction holds the database's write lock only for its two writes."""
+def _started(db: Session, jctx: JobContext, vm_id: str, host_id: str, created: Created | None = None) -> dict[str, Any]:
+    """Record the VM running, the last volume the start created (``created``: a crash before this
+    leaves it ``Creating``, and the job's rerun or rollback handles it as a creation whose answer was
+    lost) and the job's result, in one transaction. Its reads come first, so that it holds the
+    database's write lock only for its writes."""
     from hvcloud.server.api.vm_views import vm_view_becoming
 
     with db.no_autoflush:
@@ -223,6 +227,8 @@ def _started(db: Session, jctx: JobContext, vm_id: str, host_id: str) -> dict[st
         view = vm_view_becoming(db, vm_id, S.RUNNING, None) if vm.host_id == host_id else None
         vm.host_id, vm.last_host_id = host_id, host_id
         set_state(vm, S.RUNNING)
+    if created is not None:
+        record_volume(db, created)
     db.flush()
     return jctx.finish_in(db, {"virtualmachine": view} if view is not None else _result_of(db, vm))
 
@@ -269,7 +275,7 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
     last_error = ""
     for _attempt in range(START_ATTEMPTS):
         try:
-            placed = await steps.tx(_place_and_prepare, steps.box, vm_id, avoid, deploy)
+            placed = await steps.tx(_place_and_prepare, steps.box, vm_id, avoid, deploy, jctx)
         except JobFailure as exc:
             text = exc.text if not avoid else f"{exc.text}; the last start failed with: {last_error}"
             await steps.tx(_note_reason, vm_id, text)
@@ -299,7 +305,7 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
                     created = await steps.create_volume(host_id, volume_id, name, template, record=not last)
                 if last:
                     unrecorded = created
-            await steps.start(host_id, vm_id, created=unrecorded, record=functools.partial(_starting, jctx=jctx))
+            await steps.start(host_id, vm_id, created=unrecorded)
         except StepFailed as exc:
             last_error = exc.text
             log.warning("start of %s on host %s failed: %s", name, host_id, exc.text)
@@ -317,7 +323,7 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
                 raise JobFailure(ERR_INTERNAL, exc.text) from None
             avoid.append(host_id)
             continue
-        return await steps.tx(_started, jctx, vm_id, host_id)
+        return await steps.tx(_started, jctx, vm_id, host_id, unrecorded)
     raise JobFailure(ERR_INTERNAL, f"Unable to start VM {vm_id} on {len(avoid)} host(s); last error: {last_error}")
 
 
