@@ -5,6 +5,7 @@ count statements (an SQLAlchemy event), never time: an N+1 query pattern fails h
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,8 +21,11 @@ from hvcloud.server.api.endpoint import process
 from hvcloud.server.api.params import RequestParams
 from hvcloud.server.api.registry import REGISTRY
 from hvcloud.server.api.signature import compute_signature
+from hvcloud.server.api.vm_views import vm_view
+from hvcloud.server.db.engine import is_write
 from hvcloud.server.db.models import (
     Account,
+    AsyncJob,
     Cluster,
     DiskOffering,
     Host,
@@ -29,6 +33,7 @@ from hvcloud.server.db.models import (
     Pod,
     ServiceOffering,
     StoragePool,
+    TemplatePoolRef,
     TemplateStoreRef,
     User,
     VMInstance,
@@ -36,7 +41,9 @@ from hvcloud.server.db.models import (
     Volume,
     Zone,
 )
-from hvcloud.server.orchestration import planner, vm_wire
+from hvcloud.server.jobs import store
+from hvcloud.server.jobs.handlers import JobContext
+from hvcloud.server.orchestration import planner, vm_steps, vm_wire, vms
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.state import ServerState
 
@@ -242,3 +249,67 @@ def test_deploy_submission_costs_the_same_statements_with_2_or_40_vms(state: Ser
     cloud.add_vms(38)
     large = deploy()
     assert small == large, f"{small} statements with 2 VMs, {large} with 40"
+
+
+def _writes_last(seen: list[str]) -> list[str]:
+    """The statements a transaction ran after its first write: on SQLite, under the write lock."""
+    first = next((i for i, sql in enumerate(seen) if is_write(sql)), len(seen))
+    return seen[first:]
+
+
+def test_a_deploys_transactions_read_first_and_write_last(state: ServerState,
+                                                          api: Callable[..., dict[str, Any]]) -> None:
+    """Every write transaction of a deploy runs its reads before its first write, so that on SQLite
+    it holds the database's write lock (which every other writer waits for) only for its writes; and
+    what they build from those reads is what the database holds once they commit."""
+    cloud = Cloud(state)
+    with state.sessions.begin() as db:
+        db.add(TemplatePoolRef(template_id=cloud.template, pool_id=cloud.ids["pool"],
+                               install_path=f"{cloud.template}.qcow2", size=GiB))
+    api("deployVirtualMachine", serviceofferingid=cloud.ids["offering"], templateid=cloud.template,
+        zoneid=cloud.ids["zone"])  # the first also takes the account's number and a block of VM numbers
+    with counted(state) as seen:
+        job = api("deployVirtualMachine", serviceofferingid=cloud.ids["offering"], templateid=cloud.template,
+                  zoneid=cloud.ids["zone"])
+    assert all(is_write(sql) for sql in _writes_last(seen)) and len(_writes_last(seen)) == 4, seen
+    with state.sessions.begin() as db:
+        store.claim(db, "s1", 10)
+    jctx = JobContext(job_id=job["jobid"], command="deployVirtualMachine", params={}, account_id="", user_id="",
+                      instance_id=job["id"], sessions=state.sessions, state=state, agents=None, recovering=False,
+                      attempt=1, _write_progress=lambda *_: None, server_id="s1")
+
+    def tx(fn: Callable[..., Any], *args: Any) -> tuple[list[str], Any]:
+        with counted(state) as seen, state.sessions.begin() as db:
+            out = fn(db, *args)
+        return seen, out
+
+    seen, placed = tx(vms._place_and_prepare, state.box, job["id"], [], True, jctx)
+    under_lock = _writes_last(seen)
+    assert all(is_write(sql) for sql in under_lock) and len(under_lock) == 6, under_lock
+    assert placed.first_volume is not None and placed.first_volume.path is None
+    assert placed.template is not None and placed.template.in_pool is not None
+    with state.sessions() as db:
+        vm, root = db.get(VMInstance, job["id"]), db.get(Volume, placed.todo[0])
+        assert vm is not None and root is not None
+        assert (vm.state, vm.host_id, vm.capacity_host_id) == (S.STARTING, placed.host_id, placed.host_id)
+        assert (root.state, root.host_id, root.pool_id, root.allocated_size) == (
+            S.VOL_CREATING, placed.host_id, placed.pool_id, root.size)
+        assert db.get(AsyncJob, job["jobid"]).proc_percent == 20  # type: ignore[union-attr]
+
+    created = vm_steps.Created(placed.todo[0], "/primary/root.qcow2", 2 * GiB)
+    seen, to = tx(vm_steps._vm_to, state.box, job["id"], created)
+    assert not any(is_write(sql) for sql in seen), seen
+    root_to = to.disks[0].data
+    assert (root_to.uuid, root_to.path, root_to.size) == (created.volume_id, created.path, 2 * GiB)
+
+    seen, result = tx(vms._started, jctx, job["id"], placed.host_id, created)
+    under_lock = _writes_last(seen)
+    assert all(is_write(sql) for sql in under_lock) and len(under_lock) == 3, under_lock
+    with state.sessions() as db:
+        vm = db.get(VMInstance, job["id"])
+        root = db.get(Volume, created.volume_id)
+        assert vm is not None and root is not None
+        assert result == {"virtualmachine": vm_view(db, vm)} and result["virtualmachine"]["state"] == "Running"
+        assert (root.state, root.path, root.size) == (S.VOL_READY, created.path, 2 * GiB)
+        row = db.get(AsyncJob, job["jobid"])
+        assert row is not None and row.status == store.SUCCEEDED and json.loads(row.result_json or "") == result
