@@ -48,6 +48,11 @@ def test_server_killed_during_100_deploys(pg_cloud: Cloud) -> None:
 def test_hung_agent_and_dropped_host_do_not_block_the_cloud(pg_cloud: Cloud, tmp_path: Path) -> None:
     result = hung_and_dropped_hosts(pg_cloud, tmp_path / "lone-agent" / "data")
     print(result.figures(), result.stop_on_down_host)
+    hung = next(iter(result.states_seen))
+    assert result.stop_in_flight.get("outcome") == "failed", result.stop_in_flight
+    assert "went Down before it answered" in result.stop_in_flight["error"], result.stop_in_flight
+    assert result.stop_in_flight["seconds"] < result.down_seconds[hung] + 15, \
+        "a command outstanding on a host that goes Down fails then, not after its own wait"
     for host_id, seen in result.states_seen.items():
         assert "Disconnected" in seen and seen[-1] == "Down", (host_id, seen)
         assert seen.index("Disconnected") < seen.index("Down"), seen

@@ -405,6 +405,9 @@ class HostFaultResult(Traffic):
     listed_unknown: set[str] = field(default_factory=set)
     listed_running: set[str] = field(default_factory=set)
     stop_on_down_host: dict[str, Any] = field(default_factory=dict)
+    #: a stop sent to the hung host before it went Down: it must fail once the host is Down, not
+    #: wait out the StopCommand's own 600 s
+    stop_in_flight: dict[str, Any] = field(default_factory=dict)
     #: the VM powered off while its host was away (the rest kept running)
     powered_off_away: str = ""
     #: after both hosts are back: seconds until Up, and the VMs' listed and power states then
@@ -415,6 +418,7 @@ class HostFaultResult(Traffic):
     def figures(self) -> list[tuple[str, str]]:
         return [("Down after", ", ".join(f"{s:.2f} s" for s in self.down_seconds.values())),
                 ("states seen", "; ".join(" > ".join(v) for v in self.states_seen.values())),
+                ("stop in flight when the host went Down", str(self.stop_in_flight)),
                 *self.traffic_figures(),
                 ("VM states on the lost hosts", ", ".join(f"{k}={v}" for k, v in self.vm_states.items())),
                 ("power states recorded", ", ".join(f"{k}={v}" for k, v in self.power_states.items())),
@@ -463,6 +467,9 @@ def hung_and_dropped_hosts(cloud: Cloud, lone_agent_dir: Path) -> HostFaultResul
         cloud.agent.faults(0, {"*": {"mode": "hang"}})
         lone.kill()
         lost_at = time.monotonic()
+        in_flight = threading.Thread(target=_stop_and_time, args=(cloud, on_lost[0]["id"], result.stop_in_flight),
+                                     daemon=True)
+        in_flight.start()
         stop = threading.Event()
         background = threading.Thread(target=_keep_busy, args=(cloud, params, healthy, result, stop))
         background.start()
@@ -484,6 +491,7 @@ def hung_and_dropped_hosts(cloud: Cloud, lone_agent_dir: Path) -> HostFaultResul
             except Exception as exc:
                 result.stop_on_down_host = {"outcome": "failed", "error": str(exc)[:200]}
             result.stop_on_down_host["seconds"] = round(time.monotonic() - started, 2)
+            in_flight.join(timeout=60)
         finally:
             stop.set()
             background.join()
@@ -513,6 +521,17 @@ def hung_and_dropped_hosts(cloud: Cloud, lone_agent_dir: Path) -> HostFaultResul
         if cloud.agent.proc is not None and cloud.agent.proc.poll() is None:
             cloud.agent.faults(0, {})
         lone.stop()
+
+
+def _stop_and_time(cloud: Cloud, vm_id: str, into: dict[str, Any]) -> None:
+    started = time.monotonic()
+    try:
+        cloud.cs.stopVirtualMachine(id=vm_id)
+        into["outcome"] = "stopped"
+    except Exception as exc:
+        into["outcome"] = "failed"
+        into["error"] = str(exc)[:300]
+    into["seconds"] = round(time.monotonic() - started, 2)
 
 
 def _keep_busy(cloud: Cloud, params: dict[str, Any], healthy: list[str], result: Traffic,

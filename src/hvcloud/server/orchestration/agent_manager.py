@@ -42,6 +42,7 @@ from hvcloud.server.db.models import Cluster, Host, StoragePool, utcnow
 from hvcloud.server.orchestration import discovery, host_leases, host_updates, power_sync
 from hvcloud.server.orchestration.agents import (
     DEFAULT_AGENT_PORT,
+    HOST_DOWN,
     HOST_UP,
     AgentError,
     AgentProtocolError,
@@ -96,6 +97,8 @@ class HostLink:
     last_report: dict[str, str] | None = None
     report_pending: bool = False
     task: asyncio.Task[None] | None = None
+    #: commands sent and not yet answered; abandoned when the host is declared Down
+    inflight: set[asyncio.Task[Answer]] = field(default_factory=set)
 
 
 @dataclass
@@ -266,7 +269,31 @@ class AgentManager:
             if self.server_id is None:
                 raise HostNotConnected(f"host {host_id} is not connected")
             return await self._send_remote(host_id, command, timeout)
-        return await guarded(link.client.send(command), timeout, type(command).__name__)
+        return await self._send_on(link, command, seconds=timeout)
+
+    async def _send_on(self, link: HostLink, command: Command, *, seconds: float) -> Answer:
+        """Send over one of this server's links. A host declared Down meanwhile fails the command
+        at once, as CloudStack cancels an agent's outstanding requests when it disconnects, instead
+        of leaving it to its own ``wait`` (600 s for a StopCommand)."""
+        what = type(command).__name__
+        task = asyncio.ensure_future(guarded(link.client.send(command), seconds, what))
+        link.inflight.add(task)
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            link.inflight.discard(task)
+        if task.cancelled():
+            raise AgentUnavailable(f"{what}: host {link.host_id} went Down before it answered")
+        return task.result()
+
+    @staticmethod
+    def _abandon_commands(links: list[HostLink]) -> None:
+        for link in links:
+            for task in list(link.inflight):
+                task.cancel()
 
     async def _send_remote(self, host_id: str, command: Command, deadline: float) -> Answer:
         """A host another live server owns (and reports Up) is sent to directly: agents accept
@@ -320,7 +347,8 @@ class AgentManager:
             await link.task
         finally:
             link.task = None
-        await asyncio.to_thread(self._apply, outcomes)
+        _, down = await asyncio.to_thread(self._apply, outcomes)
+        self._abandon_commands(down)
         return outcomes[0]
 
     # ------------------------------------------------------------------ the loop
@@ -539,14 +567,18 @@ class AgentManager:
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await asyncio.to_thread(self._apply, batch)
+                _, down = await asyncio.to_thread(self._apply, batch)
+                self._abandon_commands(down)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("writing %d agent outcomes failed", len(batch))
 
-    def _apply(self, batch: list[Outcome]) -> list[power_sync.PowerChange]:
+    def _apply(self, batch: list[Outcome]) -> tuple[list[power_sync.PowerChange], list[HostLink]]:
+        """Write a batch of outcomes in one transaction: the power changes it made, and the links
+        of the hosts it declared Down."""
         changes: list[power_sync.PowerChange] = []
+        down: list[HostLink] = []
         synced: list[tuple[HostLink, dict[str, str], bool]] = []
         grace = self.config.power_report_grace_seconds
         with self.sessions.begin() as db:
@@ -566,7 +598,9 @@ class AgentManager:
                         changes.extend(res.changes)
                         synced.append((o.link, o.report, res.pending_missing))
                 elif o.error is not None:
-                    host_updates.record_failure(db, host, o.error, o.link.failures, now, self.timings)
+                    status = host_updates.record_failure(db, host, o.error, o.link.failures, now, self.timings)
+                    if status == HOST_DOWN:
+                        down.append(o.link)
         for link, report, pending in synced:
             link.last_report, link.report_pending = report, pending
         for o in batch:
@@ -580,7 +614,7 @@ class AgentManager:
                     listener(changes)
                 except Exception:
                     log.exception("power change listener failed")
-        return changes
+        return changes, down
 
 
 def shared_pools(db: Session, box: SecretBox, zone_id: str, cluster_id: str) -> list[PoolTarget]:
