@@ -18,7 +18,9 @@ def run(
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="secret key, SQLite database"),
     db: str | None = typer.Option(None, "--db", help="database URL (default: SQLite in the data directory)"),
     log_level: str = typer.Option("info", help="uvicorn log level"),
-    job_workers: int = typer.Option(8, help="jobs this server runs at once"),
+    job_workers: int = typer.Option(8, help="jobs each server process runs at once"),
+    processes: int = typer.Option(1, min=1, max=64, help="server processes sharing the listen address and "
+                                  "the database (one per core uses the machine; each has its own server id)"),
     lease_seconds: float = typer.Option(30.0, help="a server silent this long is dead; its jobs and hosts move"),
     allow_private_downloads: bool = typer.Option(False, help="let templates be fetched from private addresses"),
     allow_loopback_downloads: bool = typer.Option(False, help="let templates be fetched from loopback addresses"),
@@ -31,9 +33,7 @@ def run(
                                       "ping.interval, ping.timeout, host.stats.interval, wait, … (repeatable)"),
 ) -> None:
     """Migrate the database, seed it on first start, run the AgentManager and serve the API."""
-    import uvicorn
-
-    from hvcloud.server.app import create_app
+    from hvcloud.server import processes as procs
     from hvcloud.server.config import ServerConfig, split_setting
     from hvcloud.server.state import ServerState
 
@@ -44,13 +44,21 @@ def run(
             download_allow_private=allow_private_downloads, download_allow_loopback=allow_loopback_downloads,
             template_max_bytes=max_template_bytes, nfs_mount_root=nfs_mount_root, public_url=public_url,
             plugins=tuple(plugin))
+        if processes > 1:
+            procs.check_shareable(config)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    state = ServerState.open(config)
+    if processes == 1:
+        procs.serve(config, 0, log_level)
+        return
+    ServerState.open(config).close()
     try:
-        uvicorn.run(create_app(state), host=config.listen_host, port=config.listen_port, log_level=log_level)
-    finally:
-        state.close()
+        sock = procs.bind(config)
+    except OSError as exc:
+        typer.echo(f"cannot listen on {listen}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"hvcloud server: {processes} processes on http://{listen}/client/api", err=True)
+    raise typer.Exit(procs.Supervisor(config, processes, log_level, sock).run())
 
 
 @app.command("admin-keys")

@@ -39,8 +39,9 @@ class ServerState:
     agents: AgentManager | None = None
 
     @classmethod
-    def open(cls, config: ServerConfig) -> ServerState:
-        """Create the data directory, migrate the database to head and seed it."""
+    def open(cls, config: ServerConfig, worker: int = 0) -> ServerState:
+        """Create the data directory, migrate the database to head and seed it. ``worker`` numbers the
+        processes of ``server run --processes N``: each has its own server id."""
         config.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(config.data_dir, 0o700)
         box = SecretBox.from_data_dir(config.data_dir)
@@ -54,7 +55,7 @@ class ServerState:
         with os.fdopen(fd, "w") as fh:
             fh.write(config.db_url + "\n")
         return cls(config=config, engine=engine, sessions=sessions, box=box,
-                   server_id=_server_id(config.data_dir))
+                   server_id=_server_id(config.data_dir, worker))
 
     def __post_init__(self) -> None:
         self.sequences = Sequences(self.sessions)
@@ -67,10 +68,10 @@ class ServerState:
         self.engine.dispose()
 
 
-def _server_id(data_dir: Path) -> str:
+def _server_id(data_dir: Path, worker: int = 0) -> str:
     """This server's stable identity (kept in the data directory), so that after a restart it
     recognises the jobs it owned."""
-    path = data_dir / SERVER_ID_FILE
+    path = data_dir / (SERVER_ID_FILE if worker == 0 else f"{SERVER_ID_FILE}.{worker}")
     if path.exists():
         return str(uuid.UUID(path.read_text().strip()))
     server_id = str(uuid.uuid4())
