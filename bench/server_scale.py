@@ -1,12 +1,13 @@
-"""Deploy throughput of the management server: one simulator agent process serving N hosts, real
-``hvcloud server run`` processes (by default one per core, sharing one SQLite file), M VMs deployed
-through the API by 16 concurrent clients spread over the servers (as a load balancer would).
+"""Deploy throughput of the management server: one simulator agent process serving N hosts, a real
+``hvcloud server run --processes K`` (by default one server process per core, sharing one SQLite file
+and one listening address), M VMs deployed through the API by 16 concurrent clients.
 
 Prints (or with ``--json`` emits) ``deploy_vms_per_s`` (M / time from the first submission to the
 last job's end), ``api_p95_ms`` (deployVirtualMachine submission latency), ``list_vms_p95_ms``
 (listVirtualMachines, pagesize 500, after the deploys), ``ping_cpu_fraction`` (the servers' CPU, in
-cores, over one whole ping interval while idle with N hosts: host monitoring plus the little else an
-idle server does), the servers' and the agent's CPU per VM, how busy the whole machine was and, as
+cores, over one whole ping interval while idle with N hosts and no VM: host monitoring plus the little
+else an idle server does; ``ping_cpu_fraction_with_vms``: the same after the deploys, with the M VMs
+in every host's report), the servers' and the agent's CPU per VM, how busy the whole machine was and, as
 the baseline measured in the same run, ``baseline_start_stop_per_s``: one client sending
 StartCommand + StopCommand straight to one simulated host back to back. The servers ping at
 ``--ping-interval`` (60 s, the production default) throughout, deploys included.
@@ -53,13 +54,26 @@ from hvcloud.wire.to import VirtualMachineTO
 POLL_SECONDS = 0.25
 
 
+#: concurrent API clients deploying (each with its own keep-alive connection)
+CLIENTS = 16
+
+
+def idle_cpu(server: ServerProcess, seconds: float) -> float:
+    """The servers' CPU, in cores, over ``seconds`` in which nobody calls the API."""
+    cpu0, t0 = server_cpu(server), time.monotonic()
+    time.sleep(seconds)
+    return (server_cpu(server) - cpu0) / (time.monotonic() - t0)
+
+
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1] if len(values) >= 2 else (values[0] if values else 0.0)
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU of ``pid`` (with ``children``: plus that of its children it has waited for)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def baseline(agent: AgentProcess, seconds: float) -> float:
@@ -122,24 +136,42 @@ def stop_profiler(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=60)
 
 
-def start_servers(base: Path, count: int, db_url: str | None, ping_seconds: float,
-                  job_workers: int = 64) -> list[ServerProcess]:
-    """``count`` server processes on one database; they share the key that encrypts its secrets."""
-    servers: list[ServerProcess] = []
-    for i in range(count):
-        data = base / f"server{i}" / "data"
-        data.mkdir(parents=True)
-        if servers:
-            shutil.copy2(servers[0].data_dir / "secret.key", data / "secret.key")
-        servers.append(ServerProcess(data, db_url, [
-            "--allow-loopback-downloads", "--job-workers", str(job_workers),
-            "--setting", f"ping.interval={ping_seconds}", "--setting", "host.stats.interval=600",
-            "--setting", "ping.timeout=100"]))
-    return servers
+def start_server(base: Path, count: int, db_url: str | None, ping_seconds: float,
+                 job_workers: int = 64) -> ServerProcess:
+    """``hvcloud server run --processes count``: the supervisor and its server processes, one address."""
+    data = base / "server" / "data"
+    data.mkdir(parents=True)
+    return ServerProcess(data, db_url, [
+        "--allow-loopback-downloads", "--job-workers", str(job_workers), "--processes", str(count),
+        "--setting", f"ping.interval={ping_seconds}", "--setting", "host.stats.interval=600",
+        "--setting", "ping.timeout=100"])
 
 
-def servers_cpu(servers: list[ServerProcess]) -> float:
-    return sum(cpu_seconds(s.proc.pid) for s in servers)
+def descendants(pid: int) -> list[int]:
+    """``pid``'s children, grandchildren …, oldest first."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                out += [int(child), *descendants(int(child))]
+    return sorted(out)
+
+
+def server_cpu(server: ServerProcess) -> float:
+    """CPU seconds of the supervisor and every process under it (dead children's included)."""
+    assert server.proc.pid is not None
+    total = cpu_seconds(server.proc.pid, children=True)
+    for pid in descendants(server.proc.pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid, children=True)
+    return total
+
+
+def first_server_pid(server: ServerProcess) -> int:
+    """The process serving as server 0 (the supervisor itself with ``--processes 1``)."""
+    spawned = [p for p in descendants(server.proc.pid)
+               if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return spawned[0] if spawned else server.proc.pid
 
 
 @contextlib.contextmanager
@@ -168,19 +200,17 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
             (base / sub).mkdir(parents=True)
         qemu_img.create(str(base / "images" / "t.qcow2"), "qcow2", 64 << 20)
         agent = AgentProcess(base / "agent" / "data", hosts=hosts)
-        procs: list[ServerProcess] = []
+        server: ServerProcess | None = None
         try:
             single = asyncio.run(baseline(agent, 5.0))
             with serve_images(base / "images") as images:
-                procs = start_servers(base, servers, url, ping_seconds, job_workers)
-                apis = [ApiClient(p.endpoint, procs[0].keys["apikey"], procs[0].keys["secretkey"], timeout=300)
-                        for p in procs]
+                server = start_server(base, servers, url, ping_seconds, job_workers)
+                apis = [ApiClient(server.endpoint, server.keys["apikey"], server.keys["secretkey"], timeout=300)
+                        for _ in range(CLIENTS)]
                 api = apis[0]
                 ids = build(api, agent, base, hosts, images.url("t.qcow2"))
-            idle_profiler = start_profiler(procs[0].proc.pid, profile_idle) if profile_idle is not None else None
-            cpu0, t0 = servers_cpu(procs), time.monotonic()
-            time.sleep(ping_seconds)
-            ping_cpu_fraction = (servers_cpu(procs) - cpu0) / (time.monotonic() - t0)
+            idle_profiler = start_profiler(first_server_pid(server), profile_idle) if profile_idle is not None else None
+            ping_cpu_fraction = idle_cpu(server, ping_seconds)
             if idle_profiler is not None:
                 stop_profiler(idle_profiler)
 
@@ -193,11 +223,11 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
                 latencies.append(1000 * (time.monotonic() - started))
                 return str(out["jobid"])
 
-            profiler = start_profiler(procs[0].proc.pid, profile) if profile is not None else None
-            first, deploy_cpu0 = time.monotonic(), servers_cpu(procs)
+            profiler = start_profiler(first_server_pid(server), profile) if profile is not None else None
+            first, deploy_cpu0 = time.monotonic(), server_cpu(server)
             assert agent.proc is not None
             agent_cpu0, machine0 = cpu_seconds(agent.proc.pid), machine_busy_seconds()
-            with ThreadPoolExecutor(16) as pool:
+            with ThreadPoolExecutor(CLIENTS) as pool:
                 jobs = list(pool.map(submit, range(vms)))
             failed = 0
             for jobid in jobs:
@@ -208,7 +238,7 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
                         break
                     time.sleep(POLL_SECONDS)
             deploy_seconds = time.monotonic() - first
-            deploy_cpu = (servers_cpu(procs) - deploy_cpu0) / deploy_seconds
+            deploy_cpu = (server_cpu(server) - deploy_cpu0) / deploy_seconds
             agent_cpu = cpu_seconds(agent.proc.pid) - agent_cpu0
             machine_cores = (machine_busy_seconds() - machine0) / deploy_seconds
             if profiler is not None:
@@ -219,11 +249,12 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
                 started = time.monotonic()
                 apis[i % len(apis)].call("listVirtualMachines", page=i % pages + 1, pagesize=500)
                 list_ms.append(1000 * (time.monotonic() - started))
+            ping_cpu_with_vms = idle_cpu(server, ping_seconds)
             for client in apis:
                 client.close()
         finally:
-            for proc in procs:
-                proc.stop()
+            if server is not None:
+                server.stop()
             agent.stop()
     db_name = url.split(":", 1)[0].split("+", 1)[0] if url else "sqlite"
     return {"hosts": hosts, "vms": vms, "servers": servers, "database": db_name,
@@ -231,6 +262,7 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
             "deploy_seconds": round(deploy_seconds, 2),
             "deploy_vms_per_s": round(vms / deploy_seconds, 2), "api_p95_ms": round(p95(latencies), 1),
             "list_vms_p95_ms": round(p95(list_ms), 1), "ping_cpu_fraction": round(ping_cpu_fraction, 4),
+            "ping_cpu_fraction_with_vms": round(ping_cpu_with_vms, 4),
             "baseline_start_stop_per_s": round(single, 1), "server_cpu_cores_during_deploy": round(deploy_cpu, 2),
             "server_cpu_ms_per_vm": round(1000 * deploy_cpu * deploy_seconds / vms, 1),
             "agent_cpu_ms_per_vm": round(1000 * agent_cpu / vms, 1),
@@ -270,7 +302,8 @@ def main() -> None:
           f"{result['machine_cpu_cores_during_deploy']} cores of {os.cpu_count()}")
     print(f"listVirtualMachines pagesize 500: p95 {result['list_vms_p95_ms']} ms")
     print(f"idle server, {result['hosts']} hosts pinged every {result['ping_interval_s']:g} s: "
-          f"{100 * result['ping_cpu_fraction']:.2f}% of a core")
+          f"{100 * result['ping_cpu_fraction']:.2f}% of a core before the deploys, "
+          f"{100 * result['ping_cpu_fraction_with_vms']:.2f}% with the {result['vms']} VMs running")
     print(f"baseline: raw Start+Stop on one simulated host: {result['baseline_start_stop_per_s']}/s; "
           f"deploy rate = {result['deploy_vs_baseline']}x baseline")
 

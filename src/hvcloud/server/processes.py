@@ -44,8 +44,11 @@ def check_shareable(config: ServerConfig) -> None:
 
 
 def bind(config: ServerConfig) -> socket.socket:
+    """The listening socket. It is created with ``IPPROTO_TCP`` as asyncio's own ``create_server``
+    does: asyncio turns Nagle's algorithm off only on connections accepted from such a socket, and
+    without that every response waits out the client's delayed ACK (deploys ran at half speed)."""
     family = socket.AF_INET6 if ":" in config.listen_host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.listen_host, config.listen_port))
     sock.listen(2048)
