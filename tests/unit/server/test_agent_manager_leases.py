@@ -4,6 +4,7 @@ client, and takes the host back (Up at once, pings resuming) when that server's 
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 import warnings
@@ -23,7 +24,7 @@ from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import Host, ManagementServer
 from hvcloud.server.jobs import leases, store
 from hvcloud.server.orchestration import host_leases
-from hvcloud.server.orchestration.agents import HostNotConnected
+from hvcloud.server.orchestration.agents import AgentUnavailable, HostNotConnected
 from hvcloud.server.state import ServerState
 from hvcloud.wire import commands as C
 
@@ -124,3 +125,50 @@ def test_owner_pings_others_send_and_a_dead_owner_is_replaced(managed: tuple[Ser
     assert host_row(state, host_id).status == "Up" and manager.stats.claimed == claimed + 1
     assert manager.send_sync(host_id, C.CheckHealthCommand(), wait=10).result is True
     assert manager.stats.remote_sends == sent + 1  # sent over its own link again
+
+
+def test_a_command_outstanding_on_another_servers_host_fails_when_that_host_goes_down(
+        managed: tuple[ServerState, Caller], agent: AgentProcess) -> None:
+    state, admin = managed
+    manager = state.agents
+    assert manager is not None
+    zone = admin.ok("createZone", name="z", networktype="Advanced", dns1="8.8.8.8", internaldns1="10.0.0.1")["zone"]
+    pod = admin.ok("createPod", name="p", zoneid=zone["id"], gateway="10.1.0.1", netmask="255.255.255.0",
+                   startip="10.1.0.10", endip="10.1.0.50")["pod"]
+    cluster = admin.ok("addCluster", clustername="c", clustertype="CloudManaged", hypervisor="Simulator",
+                       podid=pod["id"], zoneid=zone["id"])["cluster"][0]
+    host_id = admin.ok("addHost", hypervisor="Simulator", url=agent.url(1), username=agent.username,
+                       password=agent.password, zoneid=zone["id"], podid=pod["id"],
+                       clusterid=cluster["id"])["host"][0]["id"]
+    wait_for("the manager to ping the host", lambda: host_id in manager.host_ids())
+    peer = other_server(state, alive=True)
+    with state.sessions.begin() as db:
+        assert host_leases.take(db, host_id, peer)
+    wait_for("the manager to drop the host", lambda: host_id not in manager.host_ids())
+
+    agent.faults(1, {"CheckHealthCommand": {"mode": "hang", "seconds": 60}})
+    outcome: dict[str, Any] = {}
+
+    def send() -> None:
+        started = time.monotonic()
+        try:
+            manager.send_sync(host_id, C.CheckHealthCommand(), wait=50)
+            outcome["error"] = None
+        except Exception as exc:
+            outcome["error"] = exc
+        outcome["seconds"] = time.monotonic() - started
+
+    sender = threading.Thread(target=send)
+    try:
+        sender.start()
+        time.sleep(1.0)  # three ping intervals: the command is outstanding and nothing abandons it
+        assert sender.is_alive(), outcome
+        with state.sessions.begin() as db:  # its owner declares the host Down
+            db.execute(update(Host).where(Host.id == host_id).values(status="Down"))
+        sender.join(timeout=10)
+        assert not sender.is_alive(), "the command still waits on a host its owner declared Down"
+    finally:
+        agent.faults(1, {})
+        sender.join(timeout=60)
+    assert isinstance(outcome["error"], AgentUnavailable), outcome
+    assert "went Down before it answered" in str(outcome["error"])

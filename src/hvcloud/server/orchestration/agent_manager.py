@@ -137,6 +137,8 @@ class AgentManager:
         self.server_id = server_id
         self._owned: frozenset[str] = frozenset()
         self._remote: dict[str, tuple[tuple[str | None, ...], AgentClient]] = {}
+        #: commands sent to other servers' hosts and not yet answered, by host
+        self._remote_inflight: dict[str, set[asyncio.Task[Answer]]] = {}
         self.timings = Timings(config.host_down_after_seconds, config.ping_retry_count)
         self.on_power_change: list[Callable[[list[power_sync.PowerChange]], None]] = []
         self.stats = ManagerStats()
@@ -159,6 +161,7 @@ class AgentManager:
                        asyncio.create_task(self._write(), name="agent-writer")]
         if self.server_id is not None:
             self._tasks.append(asyncio.create_task(self._lease_loop(), name="agent-leases"))
+            self._tasks.append(asyncio.create_task(self._watch_remote(), name="agent-remote-watch"))
 
     async def stop(self) -> None:
         tasks = list(self._tasks) + [link.task for link in self._links.values() if link.task is not None]
@@ -269,24 +272,25 @@ class AgentManager:
             if self.server_id is None:
                 raise HostNotConnected(f"host {host_id} is not connected")
             return await self._send_remote(host_id, command, timeout)
-        return await self._send_on(link, command, seconds=timeout)
+        return await self._tracked(link.host_id, link.inflight, link.client.send(command), type(command).__name__,
+                                   seconds=timeout)
 
-    async def _send_on(self, link: HostLink, command: Command, *, seconds: float) -> Answer:
-        """Send over one of this server's links. A host declared Down meanwhile fails the command
-        at once, as CloudStack cancels an agent's outstanding requests when it disconnects, instead
-        of leaving it to its own ``wait`` (600 s for a StopCommand)."""
-        what = type(command).__name__
-        task = asyncio.ensure_future(guarded(link.client.send(command), seconds, what))
-        link.inflight.add(task)
+    async def _tracked(self, host_id: str, inflight: set[asyncio.Task[Answer]], call: Coroutine[Any, Any, Answer],
+                       what: str, *, seconds: float) -> Answer:
+        """Await one command while it is listed in ``inflight``. A host declared Down meanwhile fails
+        the command at once, as CloudStack cancels an agent's outstanding requests when it disconnects,
+        instead of leaving it to its own ``wait`` (600 s for a StopCommand)."""
+        task = asyncio.ensure_future(guarded(call, seconds, what))
+        inflight.add(task)
         try:
             await asyncio.wait({task})
         except asyncio.CancelledError:
             task.cancel()
             raise
         finally:
-            link.inflight.discard(task)
+            inflight.discard(task)
         if task.cancelled():
-            raise AgentUnavailable(f"{what}: host {link.host_id} went Down before it answered")
+            raise AgentUnavailable(f"{what}: host {host_id} went Down before it answered")
         return task.result()
 
     @staticmethod
@@ -294,6 +298,32 @@ class AgentManager:
         for link in links:
             for task in list(link.inflight):
                 task.cancel()
+
+    async def _watch_remote(self) -> None:
+        """Every ping interval, while commands to other servers' hosts are outstanding: abandon those
+        whose host its owner has declared Down (or that is gone), as the owner does with its own."""
+        while True:
+            await asyncio.sleep(self.config.ping_interval_seconds)
+            waiting = [h for h, tasks in self._remote_inflight.items() if tasks]
+            for host_id in [h for h, tasks in self._remote_inflight.items() if not tasks]:
+                del self._remote_inflight[host_id]
+            if not waiting:
+                continue
+            try:
+                lost = await asyncio.to_thread(self._lost_hosts, waiting)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("checking the hosts of outstanding commands failed")
+                continue
+            for host_id in lost:
+                for task in list(self._remote_inflight.get(host_id, ())):
+                    task.cancel()
+
+    def _lost_hosts(self, host_ids: list[str]) -> set[str]:
+        with self.sessions() as db:
+            known = {h: st for h, st in db.execute(select(Host.id, Host.status).where(Host.id.in_(host_ids)))}
+        return {h for h in host_ids if known.get(h) in (None, HOST_DOWN)}
 
     async def _send_remote(self, host_id: str, command: Command, deadline: float) -> Answer:
         """A host another live server owns (and reports Up) is sent to directly: agents accept
@@ -308,7 +338,9 @@ class AgentManager:
             cached = (row.key, self._client_for(row))
             self._remote[host_id] = cached
         self.stats.remote_sends += 1
-        return await guarded(cached[1].send(command), deadline, type(command).__name__)
+        inflight = self._remote_inflight.setdefault(host_id, set())
+        return await self._tracked(host_id, inflight, cached[1].send(command), type(command).__name__,
+                                   seconds=deadline)
 
     def _remote_row(self, host_id: str) -> HostRow | None:
         with self.sessions() as db:
