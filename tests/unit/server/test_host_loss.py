@@ -187,3 +187,39 @@ def test_two_deletes_of_one_disk_free_its_space_once(state: ServerState) -> None
     with state.sessions() as db:
         _hosts, pools = planner.recount(db)
         assert db.scalars(select(StoragePool.allocated_bytes)).one() == pools[str(pool.id)] == GiB
+
+
+def test_volumes_on_hosts_away_or_resting_do_not_starve_the_others(state: ServerState) -> None:
+    """The cleanup takes the oldest volumes it can work on now: a host that is away with many retired
+    disks, or disks whose deletes keep failing, must not keep it from the newer ones of an Up host."""
+    with state.sessions.begin() as db:
+        _cloud(db, hosts=3)
+    _, up = _running_on(state, "h0", 1)
+    _, away = _running_on(state, "h1", 2)
+    _, other = _running_on(state, "h2", 3)
+    with state.sessions.begin() as db:
+        pool = db.scalars(select(StoragePool)).one()
+        stuck = [_volume(db, None, S.VOL_EXPUNGING, pool, away) for _ in range(5)]
+        refused = [_volume(db, None, S.VOL_EXPUNGING, pool, up) for _ in range(3)]
+        newer = _volume(db, None, S.VOL_EXPUNGING, pool, up)
+        elsewhere = _volume(db, None, S.VOL_EXPUNGING, pool, other)
+    _set_host(state, away, "Down")
+    with state.sessions() as db:
+        assert storage_cleanup.plan(db, None, limit=3)[up].volumes == refused
+        work = storage_cleanup.plan(db, None, limit=3, resting=frozenset(refused))
+        assert work[up].volumes == [newer] and work[other].volumes == [elsewhere]
+        mine = storage_cleanup.plan(db, frozenset({other}), limit=1, resting=frozenset(refused))
+        assert set(mine) == {other} and mine[other].volumes == [elsewhere]
+    assert not set(stuck) & {v for w in work.values() for v in w.volumes}
+
+
+def test_a_refused_delete_rests_longer_each_time_and_is_forgotten_once_done() -> None:
+    backoff = storage_cleanup.Backoff(interval=60.0)
+    assert backoff.failed("v", 0.0) == 1 and backoff.resting(59.0) == {"v"} and backoff.resting(60.0) == set()
+    assert backoff.failed("v", 60.0) == 2 and backoff.resting(179.0) == {"v"} and backoff.resting(180.0) == set()
+    for _ in range(20):
+        backoff.failed("v", 1000.0)
+    assert backoff.resting(1000.0 + storage_cleanup.MAX_REST_SECONDS - 1) == {"v"}
+    assert backoff.resting(1000.0 + storage_cleanup.MAX_REST_SECONDS) == set()
+    backoff.done("v")
+    assert backoff.failed("v", 5000.0) == 1, "a volume deleted and failing again starts over"

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hvcloud.server.db.crypto import SecretBox
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 #: VM states in which nothing of the VM should run on a host
 LEFTOVER_STATES = (S.ERROR, S.DESTROYED)
 VOLUMES_PER_PASS = 200
+MAX_REST_SECONDS = 3600.0
+WARN_AFTER = 5
 
 
 @dataclass
@@ -51,11 +54,41 @@ class Swept:
     stopped: int = 0
     deleted: int = 0
     failed: int = 0
+    #: volumes whose delete the host refused (answered with a failure) this time, and those deleted
+    refused: list[str] = field(default_factory=list)
+    cleared: list[str] = field(default_factory=list)
 
 
-def plan(db: Session, hosts: frozenset[str] | None, limit: int = VOLUMES_PER_PASS) -> dict[str | None, HostWork]:
+@dataclass
+class Backoff:
+    """Volumes whose deletes their hosts keep refusing rest between tries (a delete that went
+    unanswered is tried again at the next pass, as the host comes back): the pause doubles from one cleanup
+    interval up to ``MAX_REST_SECONDS``, and the operator is warned once after ``WARN_AFTER`` failures.
+    Kept in memory: a restarted server tries each once more at once."""
+
+    interval: float
+    failures: dict[str, int] = field(default_factory=dict)
+    until: dict[str, float] = field(default_factory=dict)
+
+    def resting(self, now: float) -> frozenset[str]:
+        return frozenset(v for v, t in self.until.items() if t > now)
+
+    def failed(self, volume_id: str, now: float) -> int:
+        count = self.failures[volume_id] = self.failures.get(volume_id, 0) + 1
+        self.until[volume_id] = now + min(self.interval * 2 ** (count - 1), MAX_REST_SECONDS)
+        return count
+
+    def done(self, volume_id: str) -> None:
+        self.failures.pop(volume_id, None)
+        self.until.pop(volume_id, None)
+
+
+def plan(db: Session, hosts: frozenset[str] | None, limit: int = VOLUMES_PER_PASS,
+         resting: frozenset[str] = frozenset()) -> dict[str | None, HostWork]:
     """The work per Up host (``hosts`` limits it to those this server drives); volumes whose host row
-    is gone are under ``None`` and go to any host that sees their pool."""
+    is gone are under ``None`` and go to any host that sees their pool. The ``limit`` oldest volumes
+    are taken among those that can be worked on now: volumes on hosts that are away, or ``resting``
+    after failed deletes, never hold the others back."""
     up = set(db.scalars(select(Host.id).where(Host.status == HOST_UP)))
     if hosts is not None:
         up &= hosts
@@ -68,8 +101,14 @@ def plan(db: Session, hosts: frozenset[str] | None, limit: int = VOLUMES_PER_PAS
     for vm_id, name, reporter in leftovers:
         if reporter in up and not job_in_flight(db, vm_id):
             work.setdefault(reporter, HostWork()).stops.append(name)
-    for volume_id, host_id in db.execute(select(Volume.id, Volume.host_id).where(
-            Volume.state == S.VOL_EXPUNGING, Volume.removed.is_(None)).order_by(Volume.created).limit(limit)):
+    stmt = (select(Volume.id, Volume.host_id).outerjoin(Host, Host.id == Volume.host_id)
+            .where(Volume.state == S.VOL_EXPUNGING, Volume.removed.is_(None),
+                   or_(Volume.host_id.is_(None), Host.status == HOST_UP)))
+    if hosts is not None:
+        stmt = stmt.where(or_(Volume.host_id.is_(None), Volume.host_id.in_(hosts)))
+    if resting:
+        stmt = stmt.where(Volume.id.not_in(resting))
+    for volume_id, host_id in db.execute(stmt.order_by(Volume.created).limit(limit)):
         if host_id is None or host_id in up:
             work.setdefault(host_id, HostWork()).volumes.append(volume_id)
     return work
@@ -91,25 +130,43 @@ async def clean_host(steps: Steps, host_id: str | None, work: HostWork) -> Swept
         try:
             await steps.delete_volume(volume_id, host_id)
             done.deleted += 1
+            done.cleared.append(volume_id)
         except StepFailed as exc:
             log.info("cleanup: deleting the disk of volume %s failed: %s", volume_id, exc.text)
             done.failed += 1
+            if exc.host_fault and not exc.unanswered:  # the host answered no; a host away is tried again
+                done.refused.append(volume_id)
     return done
+
+
+def _note(backoff: Backoff, swept: Swept, now: float) -> None:
+    for volume_id in swept.cleared:
+        backoff.done(volume_id)
+    for volume_id in swept.refused:
+        if backoff.failed(volume_id, now) == WARN_AFTER:
+            log.warning("cleanup: the disk of volume %s could not be deleted %d times; retrying at most hourly",
+                        volume_id, WARN_AFTER)
 
 
 async def cleanup_loop(sessions: sessionmaker[Session], agents: Any, box: SecretBox, interval: float) -> None:
     """Every ``interval``: plan, and start a task for each host that has work and no task running."""
     steps = Steps(sessions, agents, box)
     running: dict[str | None, asyncio.Task[Swept]] = {}
+    backoff = Backoff(interval)
     try:
         while True:
             await asyncio.sleep(interval)
+            now = time.monotonic()
             for host_id in [h for h, t in running.items() if t.done()]:
-                failure = running.pop(host_id).exception()
+                task = running.pop(host_id)
+                failure = task.exception()
                 if failure is not None:
                     log.error("storage cleanup on host %s failed", host_id, exc_info=failure)
+                    continue
+                _note(backoff, task.result(), now)
             try:
-                work = await steps.tx(plan, agents.owned_host_ids() if agents.server_id is not None else None)
+                work = await steps.tx(plan, agents.owned_host_ids() if agents.server_id is not None else None,
+                                      VOLUMES_PER_PASS, backoff.resting(now))
             except asyncio.CancelledError:
                 raise
             except Exception:
