@@ -24,7 +24,7 @@ def unit_values(key: str) -> list[str]:
 
 def test_the_server_unit_serves_the_api_with_its_processes(tmp_path: Path) -> None:
     (exec_start,) = unit_values("ExecStart")
-    port = free_port(["127.0.0.1"])
+    port = free_port("127.0.0.1")
     command = (exec_start.replace("/opt/hvcloud/bin/hvcloud", f"{sys.executable} -m hvcloud.cli.main")
                .replace("0.0.0.0:8080", f"127.0.0.1:{port}")
                .replace("/var/lib/hvcloud/server", str(tmp_path / "data")))
