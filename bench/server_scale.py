@@ -7,7 +7,9 @@ last job's end), ``api_p95_ms`` (deployVirtualMachine submission latency), ``lis
 (listVirtualMachines, pagesize 500, after the deploys), ``ping_cpu_fraction`` (the servers' CPU, in
 cores, over one whole ping interval while idle with N hosts and no VM: host monitoring plus the little
 else an idle server does; ``ping_cpu_fraction_with_vms``: the same after the deploys, with the M VMs
-in every host's report), the servers' and the agent's CPU per VM, how busy the whole machine was and, as
+in every host's report), ``steady_api_p50/p99/max_ms`` (a small listVirtualMachines every quarter
+second over one more ping interval: how host monitoring stalls the API), the servers' and the agent's
+CPU per VM, how busy the whole machine was and, as
 the baseline measured in the same run, ``baseline_start_stop_per_s``: one client sending
 StartCommand + StopCommand straight to one simulated host back to back. The servers ping at
 ``--ping-interval`` (60 s, the production default) throughout, deploys included.
@@ -63,6 +65,19 @@ def idle_cpu(server: ServerProcess, seconds: float) -> float:
     cpu0, t0 = server_cpu(server), time.monotonic()
     time.sleep(seconds)
     return (server_cpu(server) - cpu0) / (time.monotonic() - t0)
+
+
+def steady_latencies(api: ApiClient, seconds: float) -> list[float]:
+    """One small listVirtualMachines call every quarter second for ``seconds`` (a whole ping interval
+    with the VMs running and nothing else asked of the servers): how host monitoring stalls the API."""
+    out: list[float] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        started = time.monotonic()
+        api.call("listVirtualMachines", pagesize=20, page=1)
+        out.append(1000 * (time.monotonic() - started))
+        time.sleep(max(0.25 - (time.monotonic() - started), 0))
+    return out
 
 
 def p95(values: list[float]) -> float:
@@ -250,6 +265,7 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
                 apis[i % len(apis)].call("listVirtualMachines", page=i % pages + 1, pagesize=500)
                 list_ms.append(1000 * (time.monotonic() - started))
             ping_cpu_with_vms = idle_cpu(server, ping_seconds)
+            steady_ms = steady_latencies(api, ping_seconds)
             for client in apis:
                 client.close()
         finally:
@@ -263,6 +279,9 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
             "deploy_vms_per_s": round(vms / deploy_seconds, 2), "api_p95_ms": round(p95(latencies), 1),
             "list_vms_p95_ms": round(p95(list_ms), 1), "ping_cpu_fraction": round(ping_cpu_fraction, 4),
             "ping_cpu_fraction_with_vms": round(ping_cpu_with_vms, 4),
+            "steady_api_p50_ms": round(statistics.median(steady_ms), 1),
+            "steady_api_p99_ms": round(statistics.quantiles(steady_ms, n=100, method="inclusive")[-1], 1),
+            "steady_api_max_ms": round(max(steady_ms), 1),
             "baseline_start_stop_per_s": round(single, 1), "server_cpu_cores_during_deploy": round(deploy_cpu, 2),
             "server_cpu_ms_per_vm": round(1000 * deploy_cpu * deploy_seconds / vms, 1),
             "agent_cpu_ms_per_vm": round(1000 * agent_cpu / vms, 1),
@@ -304,6 +323,9 @@ def main() -> None:
     print(f"idle server, {result['hosts']} hosts pinged every {result['ping_interval_s']:g} s: "
           f"{100 * result['ping_cpu_fraction']:.2f}% of a core before the deploys, "
           f"{100 * result['ping_cpu_fraction_with_vms']:.2f}% with the {result['vms']} VMs running")
+    print(f"steady API (listVirtualMachines pagesize 20 every 0.25 s for one ping interval): p50 "
+          f"{result['steady_api_p50_ms']} ms, p99 {result['steady_api_p99_ms']} ms, "
+          f"max {result['steady_api_max_ms']} ms")
     print(f"baseline: raw Start+Stop on one simulated host: {result['baseline_start_stop_per_s']}/s; "
           f"deploy rate = {result['deploy_vs_baseline']}x baseline")
 
