@@ -43,7 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration" / "server"))
 
-from server_process_helpers import ServerProcess
+from server_process_helpers import ServerProcess, spawned_servers
 from tests.agent_process import AgentProcess
 
 from hvcloud.cli.api_client import ApiClient
@@ -184,8 +184,7 @@ def server_cpu(server: ServerProcess) -> float:
 
 def first_server_pid(server: ServerProcess) -> int:
     """The process serving as server 0 (the supervisor itself with ``--processes 1``)."""
-    spawned = [p for p in descendants(server.proc.pid)
-               if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    spawned = spawned_servers(server.proc.pid)
     return spawned[0] if spawned else server.proc.pid
 
 

@@ -101,7 +101,6 @@ class Supervisor:
     log_level: str
     sock: socket.socket
     children: dict[int, _Child] = field(default_factory=dict)
-    restarts: int = 0
     _stopping: bool = False
 
     def _start(self, worker: int, pause: float = 0.0) -> None:
@@ -139,7 +138,6 @@ class Supervisor:
                 log.warning("server process %d (pid %s) exited with %s after %.0f s; restarting it in %.0f s",
                             worker, child.process.pid, child.process.exitcode, lived, pause)
             if now - child.died_at >= pause:
-                self.restarts += 1
                 self._start(worker, pause)
 
     def _stop_children(self) -> None:

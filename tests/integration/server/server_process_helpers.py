@@ -48,6 +48,21 @@ def fresh_pg_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def spawned_servers(supervisor: int) -> list[int]:
+    """The server processes ``hvcloud server run --processes N`` started under ``supervisor``, oldest
+    first (not multiprocessing's resource tracker, also its child)."""
+    path = Path(f"/proc/{supervisor}/task/{supervisor}/children")
+    found = [int(p) for p in path.read_text().split()] if path.exists() else []
+    return sorted(p for p in found if b"spawn_main" in _cmdline(p))
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,31 +6,21 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cs import CloudStack
-from server_process_helpers import ServerProcess
+from server_process_helpers import ServerProcess, spawned_servers
 from tests.agent_process import AgentProcess
+from vm_stack import client, wait_for
 
 SETTINGS = ["--setting", "ping.interval=0.5", "--setting", "ping.timeout=10", "--lease-seconds", "3"]
 
 
 def children(pid: int) -> set[int]:
-    """The server processes the supervisor started (not multiprocessing's resource tracker)."""
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    found = {int(p) for p in path.read_text().split()} if path.exists() else set()
-    return {p for p in found if b"spawn_main" in _cmdline(p)}
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
+    return set(spawned_servers(pid))
 
 
 def alive(pid: int) -> bool:
@@ -40,17 +30,6 @@ def alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/status")
     return not (status.exists() and "\nState:\tZ" in status.read_text())
-
-
-def wait_for(what: str, check: Callable[[], Any], seconds: float = 60) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -69,17 +48,12 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     proc.stop()
 
 
-def _cs(server: ServerProcess) -> CloudStack:
-    return CloudStack(endpoint=server.endpoint, key=server.keys["apikey"], secret=server.keys["secretkey"],
-                      fetch_result=True, timeout=60)
-
-
 def _servers(cs: CloudStack) -> dict[str, dict[str, Any]]:
     return {m["id"]: m for m in cs.listManagementServers(fetch_list=True)}
 
 
 def test_two_processes_share_one_address_and_split_the_hosts(server: ServerProcess, agent: AgentProcess) -> None:
-    cs = _cs(server)
+    cs = client(server)
     ids = wait_for("two servers Up", lambda: (s := _servers(cs)) and len(s) == 2
                    and {m["state"] for m in s.values()} == {"Up"} and s)
     data = server.data_dir
@@ -125,7 +99,7 @@ def test_children_stop_when_the_supervisor_is_killed(server: ServerProcess) -> N
     wait_for("the children to stop", lambda: not any(alive(pid) for pid in kids), 30)
     again = ServerProcess(server.data_dir, None, [*SETTINGS, "--processes", "2"])
     try:
-        cs = _cs(again)
+        cs = client(again)
         wait_for("two servers Up after the restart", lambda: (s := _servers(cs)) and len(s) == 2
                  and {m["state"] for m in s.values()} == {"Up"})
     finally:

@@ -68,6 +68,19 @@ def host_row(state: ServerState, host_id: str) -> Host:
         return host
 
 
+def add_host(admin: Caller, agent: AgentProcess, index: int) -> dict[str, Any]:
+    """A zone, pod and cluster holding the agent's host ``index``, added through the API."""
+    zone = admin.ok("createZone", name="z", networktype="Advanced", dns1="8.8.8.8", internaldns1="10.0.0.1")["zone"]
+    pod = admin.ok("createPod", name="p", zoneid=zone["id"], gateway="10.1.0.1", netmask="255.255.255.0",
+                   startip="10.1.0.10", endip="10.1.0.50")["pod"]
+    cluster = admin.ok("addCluster", clustername="c", clustertype="CloudManaged", hypervisor="Simulator",
+                       podid=pod["id"], zoneid=zone["id"])["cluster"][0]
+    added = admin.ok("addHost", hypervisor="Simulator", url=agent.url(index), username=agent.username,
+                     password=agent.password, zoneid=zone["id"], podid=pod["id"], clusterid=cluster["id"])
+    host: dict[str, Any] = added["host"][0]
+    return host
+
+
 def other_server(state: ServerState, *, alive: bool) -> str:
     """A second server known only by its row: alive with a heartbeat in the future, dead in the past."""
     server_id = str(uuid.UUID(int=1))
@@ -84,15 +97,9 @@ def test_owner_pings_others_send_and_a_dead_owner_is_replaced(managed: tuple[Ser
     state, admin = managed
     manager = state.agents
     assert manager is not None and manager.server_id == state.server_id
-    zone = admin.ok("createZone", name="z", networktype="Advanced", dns1="8.8.8.8", internaldns1="10.0.0.1")["zone"]
-    pod = admin.ok("createPod", name="p", zoneid=zone["id"], gateway="10.1.0.1", netmask="255.255.255.0",
-                   startip="10.1.0.10", endip="10.1.0.50")["pod"]
-    cluster = admin.ok("addCluster", clustername="c", clustertype="CloudManaged", hypervisor="Simulator",
-                       podid=pod["id"], zoneid=zone["id"])["cluster"][0]
-    added = admin.ok("addHost", hypervisor="Simulator", url=agent.url(0), username=agent.username,
-                     password=agent.password, zoneid=zone["id"], podid=pod["id"], clusterid=cluster["id"])
-    host_id = added["host"][0]["id"]
-    assert added["host"][0]["managementserverid"] == state.server_id  # the adding server owns it
+    added = add_host(admin, agent, 0)
+    host_id = added["id"]
+    assert added["managementserverid"] == state.server_id  # the adding server owns it
     wait_for("the manager to own and ping the host", lambda: host_id in manager.owned_host_ids()
              and host_id in manager.host_ids())
 
@@ -132,14 +139,7 @@ def test_a_command_outstanding_on_another_servers_host_fails_when_that_host_goes
     state, admin = managed
     manager = state.agents
     assert manager is not None
-    zone = admin.ok("createZone", name="z", networktype="Advanced", dns1="8.8.8.8", internaldns1="10.0.0.1")["zone"]
-    pod = admin.ok("createPod", name="p", zoneid=zone["id"], gateway="10.1.0.1", netmask="255.255.255.0",
-                   startip="10.1.0.10", endip="10.1.0.50")["pod"]
-    cluster = admin.ok("addCluster", clustername="c", clustertype="CloudManaged", hypervisor="Simulator",
-                       podid=pod["id"], zoneid=zone["id"])["cluster"][0]
-    host_id = admin.ok("addHost", hypervisor="Simulator", url=agent.url(1), username=agent.username,
-                       password=agent.password, zoneid=zone["id"], podid=pod["id"],
-                       clusterid=cluster["id"])["host"][0]["id"]
+    host_id = add_host(admin, agent, 1)["id"]
     wait_for("the manager to ping the host", lambda: host_id in manager.host_ids())
     peer = other_server(state, alive=True)
     with state.sessions.begin() as db:

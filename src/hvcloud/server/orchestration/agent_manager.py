@@ -294,10 +294,9 @@ class AgentManager:
         return task.result()
 
     @staticmethod
-    def _abandon_commands(links: list[HostLink]) -> None:
-        for link in links:
-            for task in list(link.inflight):
-                task.cancel()
+    def _abandon(tasks: set[asyncio.Task[Answer]]) -> None:
+        for task in list(tasks):
+            task.cancel()
 
     async def _watch_remote(self) -> None:
         """Every ping interval, while commands to other servers' hosts are outstanding: abandon those
@@ -317,8 +316,7 @@ class AgentManager:
                 log.exception("checking the hosts of outstanding commands failed")
                 continue
             for host_id in lost:
-                for task in list(self._remote_inflight.get(host_id, ())):
-                    task.cancel()
+                self._abandon(self._remote_inflight.get(host_id, set()))
 
     def _lost_hosts(self, host_ids: list[str]) -> set[str]:
         with self.sessions() as db:
@@ -380,7 +378,8 @@ class AgentManager:
         finally:
             link.task = None
         _, down = await asyncio.to_thread(self._apply, outcomes)
-        self._abandon_commands(down)
+        for lost in down:
+            self._abandon(lost.inflight)
         return outcomes[0]
 
     # ------------------------------------------------------------------ the loop
@@ -600,7 +599,8 @@ class AgentManager:
                 batch.append(self._queue.get_nowait())
             try:
                 _, down = await asyncio.to_thread(self._apply, batch)
-                self._abandon_commands(down)
+                for lost in down:
+                    self._abandon(lost.inflight)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -109,8 +109,7 @@ def plan(db: Session, hosts: frozenset[str] | None, limit: int = VOLUMES_PER_PAS
     if resting:
         stmt = stmt.where(Volume.id.not_in(resting))
     for volume_id, host_id in db.execute(stmt.order_by(Volume.created).limit(limit)):
-        if host_id is None or host_id in up:
-            work.setdefault(host_id, HostWork()).volumes.append(volume_id)
+        work.setdefault(host_id, HostWork()).volumes.append(volume_id)
     return work
 
 
