@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import AsyncJob, ManagementServer, User
 from hvcloud.server.jobs import leases, store
-from hvcloud.server.jobs.engine import ROLLED_BACK_TEXT, EngineSettings, JobEngine
+from hvcloud.server.jobs.engine import INTERNAL_ERROR_TEXT, ROLLED_BACK_TEXT, EngineSettings, JobEngine
 from hvcloud.server.jobs.handlers import HANDLERS, JobContext, JobFailure, job_handler, register
 from hvcloud.server.state import ServerState
 
@@ -57,6 +57,9 @@ async def _progress(ctx: JobContext) -> dict[str, Any]:
 async def _fails(ctx: JobContext) -> dict[str, Any]:
     if ctx.params.get("kind") == "api":
         raise JobFailure(431, "bad thing")
+    if ctx.params.get("kind") == "db":
+        with ctx.sessions.begin() as db:
+            db.execute(text("INSERT INTO no_such_table (secret_column) VALUES ('s3cret-value')"))
     raise RuntimeError("boom")
 
 
@@ -171,18 +174,23 @@ def test_progress_is_visible_while_running(state: ServerState) -> None:
 def test_failures_become_cloudstack_results_and_roll_back(state: ServerState) -> None:
     api = submit(state, "test.fails", key="f1", kind="api")
     crash = submit(state, "test.fails", key="f2", kind="bug")
+    db_error = submit(state, "test.fails", key="f3", kind="db")
     unknown = submit(state, "test.no-such-handler")
 
     async def body(engine: JobEngine) -> None:
-        await wait_done(state, api, crash, unknown)
+        await wait_done(state, api, crash, db_error, unknown)
 
     run(state, body)
-    rows = {j: job_row(state, j) for j in (api, crash, unknown)}
+    rows = {j: job_row(state, j) for j in (api, crash, db_error, unknown)}
     assert (rows[api].status, rows[api].result_code) == (2, 431)
     assert json.loads(rows[api].result_json or "") == {"errorcode": 431, "errortext": "bad thing"}
-    assert rows[crash].result_code == 530 and "boom" in json.loads(rows[crash].result_json or "")["errortext"]
+    for unexpected in (crash, db_error):
+        # an unexpected exception is logged in full on the server; the answer never quotes it (a
+        # database error's text carries its SQL statement and parameters)
+        assert rows[unexpected].result_code == 530
+        assert json.loads(rows[unexpected].result_json or "") == {"errorcode": 530, "errortext": INTERNAL_ERROR_TEXT}
     assert rows[unknown].result_code == 530
-    assert ("rollback", "f1") in EVENTS and ("rollback", "f2") in EVENTS
+    assert ("rollback", "f1") in EVENTS and ("rollback", "f2") in EVENTS and ("rollback", "f3") in EVENTS
 
 
 def test_handlers_must_be_resumable_or_undoable() -> None:

@@ -21,7 +21,9 @@ JSESSION_COOKIE = "JSESSIONID"
 
 
 def _usable(user: User | None) -> bool:
-    return user is not None and user.state == "enabled" and user.account.state == "enabled"
+    """Enabled, and neither the user nor its account deleted (a removed row is only a tombstone)."""
+    return (user is not None and user.state == "enabled" and user.account.state == "enabled"
+            and user.removed is None and user.account.removed is None)
 
 
 def verify_signed_request(db: Session, box: SecretBox, params: RequestParams,
@@ -79,7 +81,7 @@ def login(db: Session, username: str, password: str, domain_path: str | None,
           domain_id: str | None) -> NewSession:
     failure = errors.ApiError(errors.ACCOUNT_ERROR, "Failed to authenticate user " + username[:64]
                               + " in domain; please provide valid credentials", errors.CS_SERVER_API)
-    user = db.scalar(select(User).where(User.username == username))
+    user = db.scalar(select(User).where(User.username == username, User.removed.is_(None)))
     if user is None or not _usable(user) or not verify_password(password, user.password_hash):
         raise failure
     if domain_id is not None and user.account.domain_id != domain_id:

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -82,9 +83,17 @@ class Domain(Base):
     created: Mapped[datetime] = _created_column()
 
 
+#: rows that are still live: removed accounts and users stay as tombstones (events and jobs name them),
+#: and their names may be taken again, so names are unique among live rows only
+_LIVE = "removed IS NULL"
+
+
 class Account(Base):
+    """An account; ``removed`` is set by ``deleteAccount`` (the row stays, as CloudStack keeps it)."""
+
     __tablename__ = "account"
-    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+    __table_args__ = (Index("uq_account_live_name", "domain_id", "name", unique=True,
+                            sqlite_where=text(_LIVE), postgresql_where=text(_LIVE)),)
     id: Mapped[str] = _id_column()
     name: Mapped[str] = mapped_column(String(255))
     domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
@@ -94,15 +103,23 @@ class Account(Base):
     state: Mapped[str] = mapped_column(String(32), default="enabled")
     network_domain: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     domain: Mapped[Domain] = relationship(lazy="joined")
-    users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.created")
+    users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.created",
+                                             primaryjoin="and_(User.account_id == Account.id, "
+                                                         "User.removed.is_(None))", viewonly=True)
 
 
 class User(Base):
+    """A user; ``removed`` is set by ``deleteUser``/``deleteAccount``, which also drop its keys and
+    sessions. A removed user never authenticates; its row stays for the history that names it."""
+
     __tablename__ = "user"
+    __table_args__ = (Index("uq_user_live_username", "username", unique=True,
+                            sqlite_where=text(_LIVE), postgresql_where=text(_LIVE)),)
     id: Mapped[str] = _id_column()
     account_id: Mapped[str] = mapped_column(ForeignKey("account.id"))
-    username: Mapped[str] = mapped_column(String(255), unique=True)
+    username: Mapped[str] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(String(255))
     firstname: Mapped[str] = mapped_column(String(255))
     lastname: Mapped[str] = mapped_column(String(255))
@@ -112,7 +129,8 @@ class User(Base):
     api_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     secret_key_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
     created: Mapped[datetime] = _created_column()
-    account: Mapped[Account] = relationship(back_populates="users", lazy="joined")
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    account: Mapped[Account] = relationship(lazy="joined")
 
 
 class LoginSession(Base):

@@ -38,13 +38,17 @@ class EngineSettings:
     expire_seconds: float = 86400.0
 
 
+INTERNAL_ERROR_TEXT = "Internal error executing the job, please contact your system administrator"
+
+
 def _failure_of(exc: BaseException) -> tuple[int, str]:
     """CloudStack code and text of a failure: JobFailure, or any error carrying ``code``/``text``
-    (the API's ApiError), else an internal error."""
+    (the API's ApiError), else a generic internal error. An unexpected exception's own text (a
+    database error quotes its SQL and values) goes to the server log only, never to the answer."""
     code, text = getattr(exc, "code", None), getattr(exc, "text", None)
     if isinstance(code, int) and isinstance(text, str):
         return code, text
-    return store.INTERNAL_ERROR, f"Internal error executing the job: {type(exc).__name__}: {exc}"[:1000]
+    return store.INTERNAL_ERROR, INTERNAL_ERROR_TEXT
 
 
 class JobEngine:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import SecretBox
-from hvcloud.server.db.models import ImageStore, TemplateStoreRef, VMTemplate
+from hvcloud.server.db.models import ImageStore, TemplateStoreRef, VMTemplate, utcnow
 from hvcloud.server.orchestration.image_store_io import StoreAccessError, open_store
 from hvcloud.storage.errors import ChecksumMismatch, DownloadError, ImageError, StoreError, UnsafeUrl
 from hvcloud.storage.http_fetch import download
@@ -196,3 +196,21 @@ def delete_from_store(sessions: sessionmaker[Session], settings: StoreSettings, 
         ref = db.get(TemplateStoreRef, ref_id)
         if ref is not None:
             db.delete(ref)
+
+
+def delete_template(sessions: sessionmaker[Session], settings: StoreSettings, template_id: str,
+                    zone_id: str | None = None) -> None:
+    """Delete the template's files (in one zone, or all) and, once no copy is left, mark it removed.
+    Idempotent: copies already gone are skipped."""
+    with sessions() as db:
+        stmt = select(TemplateStoreRef.id).where(TemplateStoreRef.template_id == template_id)
+        if zone_id:
+            stmt = stmt.where(TemplateStoreRef.zone_id == zone_id)
+        ref_ids = list(db.scalars(stmt))
+    for ref_id in ref_ids:
+        delete_from_store(sessions, settings, ref_id)
+    with sessions.begin() as db:
+        left = db.scalars(select(TemplateStoreRef.id).where(TemplateStoreRef.template_id == template_id)).first()
+        template = db.get(VMTemplate, template_id)
+        if template is not None and left is None and template.removed is None:
+            template.removed = utcnow()

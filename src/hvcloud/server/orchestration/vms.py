@@ -496,14 +496,19 @@ async def expunge_vm(steps: Steps, vm_id: str) -> None:
     await steps.tx(_expunged, vm_id)
 
 
-async def run_destroy(jctx: JobContext) -> dict[str, Any]:
-    vm_id = str(jctx.params["vm_id"])
-    steps = _steps(jctx)
+async def destroy_vm(steps: Steps, vm_id: str) -> None:
+    """Stop the VM (forced) and leave it Destroyed, unless it already is (or is being expunged)."""
     state = await steps.tx(lambda db: _vm(db, vm_id).state)
     if state not in (S.DESTROYED, S.EXPUNGING):
         if state != S.STOPPED:
             await stop_vm(steps, vm_id, True)
         await steps.tx(_destroyed, vm_id)
+
+
+async def run_destroy(jctx: JobContext) -> dict[str, Any]:
+    vm_id = str(jctx.params["vm_id"])
+    steps = _steps(jctx)
+    await destroy_vm(steps, vm_id)
     if jctx.params.get("expunge"):
         result = _result(jctx, vm_id)
         await expunge_vm(steps, vm_id)

@@ -12,7 +12,8 @@ from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Resu
 from hvcloud.server.api.views import account_view, domain_view, user_view
 from hvcloud.server.db.crypto import hash_password, new_api_key, verify_password
 from hvcloud.server.db.models import Account, Domain, LoginSession, User
-from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_USER
+from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_USER, ADMIN_USERNAME
+from hvcloud.server.orchestration import accounts as account_cleanup
 
 command = REGISTRY.command
 
@@ -38,9 +39,14 @@ def _domain(ctx: CallContext, args: Args) -> Domain:
     return root
 
 
+def _username_taken(ctx: CallContext, username: str) -> bool:
+    """Usernames are unique among live users; a removed user's name may be taken again."""
+    return ctx.db.scalar(select(User.id).where(User.username == username, User.removed.is_(None))) is not None
+
+
 def _new_user(ctx: CallContext, args: Args, account: Account) -> User:
     username = args.str("username")
-    if ctx.db.scalar(select(User.id).where(User.username == username)) is not None:
+    if _username_taken(ctx, username):
         raise errors.param_error(f"The user {username} already exists in domain")
     if args.str("password") == "":
         raise errors.missing_parameter(ctx.command, "password")
@@ -52,8 +58,28 @@ def _new_user(ctx: CallContext, args: Args, account: Account) -> User:
     return user
 
 
-def _visible_user(ctx: CallContext, user_id: str, name: str = "id") -> User:
+def _live_user(ctx: CallContext, user_id: str, name: str = "id") -> User:
+    """A user that has not been deleted; a removed one is as unknown as an id that never existed."""
     user = ctx.get(User, name, user_id)
+    if user.removed is not None:
+        raise errors.entity_not_found(name, user_id)
+    return user
+
+
+def _live_account(ctx: CallContext, account_id: str, name: str = "id") -> Account:
+    account = ctx.get(Account, name, account_id)
+    if account.removed is not None:
+        raise errors.entity_not_found(name, account_id)
+    return account
+
+
+def _is_default_account(account: Account) -> bool:
+    """The root admin account seeded on first start (CloudStack's default accounts)."""
+    return account.name == ADMIN_USERNAME and account.domain.path == "ROOT"
+
+
+def _visible_user(ctx: CallContext, user_id: str, name: str = "id") -> User:
+    user = _live_user(ctx, user_id, name)
     if not ctx.is_admin and user.account_id != ctx.account.id:
         raise errors.entity_not_found(name, user_id)
     return user
@@ -73,7 +99,8 @@ def create_account(ctx: CallContext, args: Args) -> Result:
         raise errors.param_error("accounttype must be 0 (user) or 1 (root admin)")
     domain = _domain(ctx, args)
     name = args.opt_str("account") or args.str("username")
-    exists = ctx.db.scalar(select(Account.id).where(Account.domain_id == domain.id, Account.name == name))
+    exists = ctx.db.scalar(select(Account.id).where(Account.domain_id == domain.id, Account.name == name,
+                                                    Account.removed.is_(None)))
     if exists is not None:
         raise errors.param_error(f"The specified account: {name} already exists")
     account = Account(name=name, domain_id=domain.id, account_type=account_type,
@@ -95,7 +122,7 @@ def create_account(ctx: CallContext, args: Args) -> Result:
              Param("domainid", "uuid", description="List only resources belonging to the domain specified"),
          ], response=ACCOUNT_FIELDS)
 def list_accounts(ctx: CallContext, args: Args) -> Result:
-    stmt = select(Account).order_by(Account.created)
+    stmt = select(Account).where(Account.removed.is_(None)).order_by(Account.created)
     if not ctx.is_admin:
         stmt = stmt.where(Account.id == ctx.account.id)
     for param, column in (("id", Account.id), ("name", Account.name), ("domainid", Account.domain_id),
@@ -113,7 +140,7 @@ def list_accounts(ctx: CallContext, args: Args) -> Result:
 
 
 def _set_account_state(ctx: CallContext, args: Args, state: str) -> Account:
-    account = ctx.require(args, Account, "id")
+    account = _live_account(ctx, args.str("id"))
     if account.id == ctx.account.id and state != "enabled":
         raise errors.param_error("An account cannot disable itself")
     account.state = state
@@ -131,7 +158,7 @@ def _set_account_state(ctx: CallContext, args: Args, state: str) -> Account:
     Param("lock", "boolean", required=True, description="If true, only lock the account; else disable it"),
 ], response=ACCOUNT_FIELDS)
 def disable_account(ctx: CallContext, args: Args) -> Result:
-    account = ctx.require(args, Account, "id")
+    account = _live_account(ctx, args.str("id"))
     if account.id == ctx.account.id:
         raise errors.param_error("An account cannot disable itself")
     return submit_job(ctx, "api.disableAccount", {"id": account.id, "lock": args.bool("lock")},
@@ -153,25 +180,22 @@ def enable_account(ctx: CallContext, args: Args) -> Result:
 @command("deleteAccount", "Deletes an account and all its users", isasync=True, params=[
     Param("id", "uuid", required=True, description="Account id")])
 def delete_account(ctx: CallContext, args: Args) -> Result:
+    """CloudStack's rules: never the caller's own account nor the default (admin) account. The account
+    and its users are removed at once (keys and sessions end with this call); the job then destroys
+    what the account owns. An account already removed answers success, and its job retries any
+    cleanup left unfinished."""
     account = ctx.require(args, Account, "id")
-    if account.id == ctx.account.id or account.name == "admin":
-        raise errors.param_error("The default admin account and the caller's own account cannot be deleted")
-    return submit_job(ctx, "api.deleteAccount", {"id": account.id}, instance_type="Account",
+    if account.id == ctx.account.id:
+        raise errors.param_error(f"Deletion of your own account is not allowed. To delete account {account.name} "
+                                 f"(ID: {account.id}), ask another user with permission to do so")
+    if _is_default_account(account):
+        raise errors.param_error("The account is default and can't be removed")
+    if account.removed is None:
+        ctx.event("ACCOUNT.DELETE", f"Deleting account {account.name}", resource_type="Account",
+                  resource_id=account.id)
+        account_cleanup.remove_account(ctx.db, account)
+    return submit_job(ctx, account_cleanup.JOB_DELETE, {"id": account.id}, instance_type="Account",
                       instance_id=account.id)
-
-
-@api_job("api.deleteAccount")
-def _delete_account_job(ctx: CallContext, args: Args) -> Result:
-    account = ctx.db.get(Account, args.str("id"))
-    if account is None:
-        return SuccessResult()
-    ctx.event("ACCOUNT.DELETE", f"Deleting account {account.name}", resource_type="Account",
-              resource_id=account.id)
-    for user in list(account.users):
-        ctx.db.delete(user)
-    ctx.db.flush()
-    ctx.db.delete(account)
-    return SuccessResult()
 
 
 @command("createUser", "Creates a user for an account that already exists", params=[
@@ -181,7 +205,7 @@ def _delete_account_job(ctx: CallContext, args: Args) -> Result:
 ], response=USER_FIELDS)
 def create_user(ctx: CallContext, args: Args) -> Result:
     domain = _domain(ctx, args)
-    account = ctx.db.scalar(select(Account).where(Account.domain_id == domain.id,
+    account = ctx.db.scalar(select(Account).where(Account.domain_id == domain.id, Account.removed.is_(None),
                                                   Account.name == args.str("account")))
     if account is None:
         raise errors.param_error(f"Unable to find account {args.str('account')[:64]} in domain {domain.path}")
@@ -199,7 +223,8 @@ def create_user(ctx: CallContext, args: Args) -> Result:
     Param("domainid", "uuid", description="List users of this domain"),
 ], response=USER_FIELDS)
 def list_users(ctx: CallContext, args: Args) -> Result:
-    stmt = select(User).join(Account, User.account_id == Account.id).order_by(User.created)
+    stmt = (select(User).join(Account, User.account_id == Account.id).where(User.removed.is_(None))
+            .order_by(User.created))
     if not ctx.is_admin:
         stmt = stmt.where(User.account_id == ctx.account.id)
     for param, column in (("id", User.id), ("username", User.username), ("account", Account.name),
@@ -221,7 +246,7 @@ def list_users(ctx: CallContext, args: Args) -> Result:
 @command("getUser", "Find user account by API key", params=[
     Param("userapikey", required=True, description="API key of the user")], response=USER_FIELDS)
 def get_user(ctx: CallContext, args: Args) -> Result:
-    user = ctx.db.scalar(select(User).where(User.api_key == args.str("userapikey")))
+    user = ctx.db.scalar(select(User).where(User.api_key == args.str("userapikey"), User.removed.is_(None)))
     if user is None:
         return RawResult({})
     return ObjectResult("user", user_view(user))
@@ -250,7 +275,7 @@ def update_user(ctx: CallContext, args: Args) -> Result:
         user.password_hash = hash_password(password)
     username = args.opt_str("username")
     if username is not None and username != user.username:
-        if ctx.db.scalar(select(User.id).where(User.username == username)) is not None:
+        if _username_taken(ctx, username):
             raise errors.param_error(f"The user {username} already exists in domain")
         user.username = username
     for field in ("firstname", "lastname", "email", "timezone"):
@@ -262,7 +287,7 @@ def update_user(ctx: CallContext, args: Args) -> Result:
 
 
 def _set_user_state(ctx: CallContext, args: Args, state: str) -> User:
-    user = ctx.require(args, User, "id")
+    user = _live_user(ctx, args.str("id"))
     if user.id == ctx.user.id and state != "enabled":
         raise errors.param_error("A user cannot disable or lock itself")
     user.state = state
@@ -277,7 +302,7 @@ def _set_user_state(ctx: CallContext, args: Args, state: str) -> User:
 @command("disableUser", "Disables a user account", isasync=True, params=[
     Param("id", "uuid", required=True, description="User id")], response=USER_FIELDS)
 def disable_user(ctx: CallContext, args: Args) -> Result:
-    user = ctx.require(args, User, "id")
+    user = _live_user(ctx, args.str("id"))
     if user.id == ctx.user.id:
         raise errors.param_error("A user cannot disable or lock itself")
     return submit_job(ctx, "api.disableUser", {"id": user.id}, instance_type="User", instance_id=user.id)
@@ -303,11 +328,16 @@ def lock_user(ctx: CallContext, args: Args) -> Result:
 @command("deleteUser", "Deletes a user for an account", params=[
     Param("id", "uuid", required=True, description="User id")])
 def delete_user(ctx: CallContext, args: Args) -> Result:
-    user = ctx.require(args, User, "id")
-    if user.id == ctx.user.id or user.username == "admin":
-        raise errors.param_error("The default admin user and the caller itself cannot be deleted")
+    """CloudStack's rules: never the default admin user nor the caller itself; the last user of an
+    account may go (the account stays). The user's keys and sessions end with this call."""
+    user = _live_user(ctx, args.str("id"))
+    if user.username == ADMIN_USERNAME and _is_default_account(user.account):
+        raise errors.param_error("The user is default and can't be (re)moved")
+    if user.id == ctx.user.id:
+        raise errors.param_error(f"The caller is requesting to delete itself, which is not allowed. To delete "
+                                 f"user {user.username} (ID: {user.id}), ask another user with permission to do so")
     ctx.event("USER.DELETE", f"Deleting user {user.username}", resource_type="User", resource_id=user.id)
-    ctx.db.delete(user)
+    account_cleanup.remove_user(ctx.db, user)
     return SuccessResult()
 
 

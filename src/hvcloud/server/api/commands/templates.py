@@ -26,7 +26,7 @@ from hvcloud.server.api.envelope import compact, format_date
 from hvcloud.server.api.params import map_as_key_values
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Result, SuccessResult
-from hvcloud.server.db.models import AsyncJob, OsType, TemplateStoreRef, VMTemplate, Zone, utcnow
+from hvcloud.server.db.models import AsyncJob, OsType, TemplateStoreRef, VMTemplate, Zone
 from hvcloud.server.jobs import store as job_store
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import templates as tpl
@@ -634,21 +634,10 @@ async def _delete_job(jctx: JobContext) -> dict[str, Any]:
     settings = _settings(jctx)
 
     def work() -> None:
-        with jctx.sessions() as db:
-            stmt = select(TemplateStoreRef.id).where(TemplateStoreRef.template_id == template_id)
-            if zone_id:
-                stmt = stmt.where(TemplateStoreRef.zone_id == zone_id)
-            ref_ids = list(db.scalars(stmt))
-        for ref_id in ref_ids:
-            try:
-                tpl.delete_from_store(jctx.sessions, settings, ref_id)
-            except tpl.TemplateInstallError as exc:
-                raise JobFailure(errors.INTERNAL_ERROR, f"Failed to delete the template: {exc}") from None
-        with jctx.sessions.begin() as db:
-            left = db.scalars(select(TemplateStoreRef.id).where(TemplateStoreRef.template_id == template_id)).first()
-            template = db.get(VMTemplate, template_id)
-            if template is not None and left is None and template.removed is None:
-                template.removed = utcnow()
+        try:
+            tpl.delete_template(jctx.sessions, settings, template_id, zone_id)
+        except tpl.TemplateInstallError as exc:
+            raise JobFailure(errors.INTERNAL_ERROR, f"Failed to delete the template: {exc}") from None
 
     await asyncio.to_thread(work)
     return {"success": True}
