@@ -35,7 +35,7 @@ def _handler(server: ImageServer) -> type[BaseHTTPRequestHandler]:
                 self._redirect("/" + self.path.split("/", 2)[2])
                 return
             chunked = self.path.startswith("/chunked/")
-            name = self.path.split("/")[-1]
+            name = self.path.split("?")[0].split("/")[-1]  # a query (e.g. a token) names no file
             path = server.root / name
             if not path.is_file():
                 self.send_error(404)

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hvcloud.server.api import auth, errors
+from hvcloud.server.api import auth, errors, vm_views
 from hvcloud.server.api.context import CallContext
 from hvcloud.server.api.envelope import (
     JSON_CONTENT_TYPE,
@@ -97,7 +97,8 @@ def process(state: ServerState, registry: Registry, method: str, params: Request
                 raise
             if command is None:
                 raise errors.unauthorized(errors.NOT_AVAILABLE_TEXT, generic_envelope=True)
-            if command.admin_only and user.account.account_type != 1:
+            admin = user.account.account_type == 1
+            if command.admin_only and not admin:
                 raise errors.unauthorized(errors.NOT_AVAILABLE_TEXT)
             bad = params.has_control_characters()
             if bad is not None:
@@ -113,7 +114,8 @@ def process(state: ServerState, registry: Registry, method: str, params: Request
             except Exception:
                 db.rollback()
                 raise
-        outcome = Outcome(200, command.response_name, body_of(result))
+        body = body_of(result)
+        outcome = Outcome(200, command.response_name, body if admin else vm_views.for_user(body))
         if isinstance(result, RawResult):
             outcome.cookies, outcome.clear_cookies = result.cookies, result.clear_cookies
         return outcome

@@ -48,12 +48,14 @@ UPLOAD_PURPOSE = "template-upload"
 
 # -- views ----------------------------------------------------------------------------------------
 
-def template_view(ref: TemplateStoreRef, pending_job: AsyncJob | None = None) -> dict[str, Any]:
+def template_view(ref: TemplateStoreRef, pending_job: AsyncJob | None = None, *, full: bool = True) -> dict[str, Any]:
+    """``full``: the viewer owns the template or is an admin. Others (a public template's users) see
+    neither its source URL (which may carry a token in its query) nor why its download failed."""
     t = ref.template
     if ref.download_state == tpl.DOWNLOAD_IN_PROGRESS:
         status = f"{ref.download_percent}% Downloaded"
     elif ref.download_state == tpl.DOWNLOAD_ERROR:
-        status = ref.error_text or "Download Failed"
+        status = (ref.error_text if full else None) or "Download Failed"
     else:
         status = STATUS_TEXT.get(ref.download_state, ref.download_state)
     details = json.loads(t.details_json) if t.details_json else None
@@ -70,7 +72,7 @@ def template_view(ref: TemplateStoreRef, pending_job: AsyncJob | None = None) ->
         "checksum": t.checksum, "sshkeyenabled": t.sshkey_enabled, "isdynamicallyscalable": False,
         "directdownload": False, "deployasis": False, "requireshvm": t.requires_hvm, "bits": t.bits,
         "bootable": t.bootable, "templatetag": t.template_tag, "details": details, "tags": [],
-        "url": t.url,
+        "url": t.url if full else None,
     }
     if pending_job is not None:
         out["jobid"], out["jobstatus"] = pending_job.id, pending_job.status
@@ -287,8 +289,9 @@ def _pending_jobs(db: Session, template_ids: list[str]) -> dict[str, AsyncJob]:
 def _list(ctx: CallContext, args: Args, filter_name: str, *, is_iso: bool) -> Result:
     rows, count = ctx.page(_filtered(ctx, args, filter_name, is_iso=is_iso), args)
     pending = _pending_jobs(ctx.db, [r.template_id for r in rows])
-    return ListResult("iso" if is_iso else "template", [template_view(r, pending.get(r.template_id)) for r in rows],
-                      count)
+    views = [template_view(r, pending.get(r.template_id),
+                           full=ctx.is_admin or r.template.account_id == ctx.account.id) for r in rows]
+    return ListResult("iso" if is_iso else "template", views, count)
 
 
 LIST_COMMON = [
@@ -321,11 +324,12 @@ def list_isos(ctx: CallContext, args: Args) -> Result:
 # -- update, permissions, delete, copy ------------------------------------------------------------
 
 def _owned(ctx: CallContext, args: Args, *, is_iso: bool, name: str = "id") -> VMTemplate:
+    """The caller's own template (any, for admins). Another account's template, even a public one,
+    gets the same answer as an id that does not exist, so the answer does not tell them apart."""
     template = ctx.require(args, VMTemplate, name)
-    if template.removed is not None or template.is_iso != is_iso:
+    if (template.removed is not None or template.is_iso != is_iso
+            or (not ctx.is_admin and template.account_id != ctx.account.id)):
         raise errors.entity_not_found(name, template.id)
-    if not ctx.is_admin and template.account_id != ctx.account.id:
-        raise errors.permission_denied(f"Account {ctx.account.name} does not own template {template.id}")
     return template
 
 
