@@ -15,10 +15,10 @@ from collections.abc import Iterator
 
 from hvcloud.storage import qemu_img
 from hvcloud.storage.vhd.chain import Progress
-from hvcloud.storage.vhd.errors import VhdError
+from hvcloud.storage.vhd.errors import CorruptImage, VhdError
 from hvcloud.storage.vhd.flatten import chain_to_raw, chain_to_vhd, raw_to_vhd
 from hvcloud.storage.vhd.image import VhdFile
-from hvcloud.storage.vhd.structs import DEFAULT_BLOCK_SIZE, FOOTER_COOKIE, DiskType
+from hvcloud.storage.vhd.structs import DEFAULT_BLOCK_SIZE, FOOTER_COOKIE, HEADER_COOKIE, DiskType
 
 FORMATS = ("vhd", "raw", "qcow2", "vhdx", "vmdk")
 _EXT = {
@@ -35,26 +35,34 @@ _EXT = {
 
 
 def detect_format(path: str) -> str:
-    """Format of an existing image from its magic bytes (never from qemu's probing)."""
+    """Format of an existing image from its magic bytes (never from qemu's probing).
+
+    A file with no magic is ``raw``, unless it claims to be a VHD (a ``.vhd``/``.avhd`` name, or a
+    dynamic header's ``cxsparse`` cookie at offset 512) and has no footer cookie: that is a damaged
+    VHD, and reading it as raw would hide it, so it is a :class:`CorruptImage` naming the cookie."""
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
+            head = f.read(512 + len(HEADER_COOKIE))
+            size = f.seek(0, os.SEEK_END)
             tail = b""
             if size >= 512:
                 f.seek(size - 512)
                 tail = f.read(8)
     except OSError as exc:
         raise VhdError(f"{path}: {exc.strerror}") from None
-    if head == FOOTER_COOKIE or tail == FOOTER_COOKIE:
+    if head[:8] == FOOTER_COOKIE or tail == FOOTER_COOKIE:
         return "vhd"
-    if head == b"vhdxfile":
+    if head[:8] == b"vhdxfile":
         return "vhdx"
     if head[:4] == b"QFI\xfb":
         return "qcow2"
     if head[:4] == b"KDMV":
         return "vmdk"
+    if format_from_name(path) == "vhd" or head[512:] == HEADER_COOKIE:
+        if size < 512:
+            raise CorruptImage(f"{path}: not a VHD: {size} bytes is too short for a footer")
+        raise CorruptImage(f"{path}: not a VHD: the footer cookie at offset {size - 512} is {tail!r} "
+                           f"(expected {FOOTER_COOKIE!r})")
     return "raw"
 
 

@@ -97,6 +97,32 @@ def test_corrupt_disk_gives_nonzero_exit_and_is_untouched(tmp_path: Path) -> Non
     assert digest(p) == before
 
 
+def test_a_file_that_claims_to_be_a_vhd_and_is_not_one_is_an_error(tmp_path: Path) -> None:
+    """Never reported as ``raw``: a .vhd with a garbage footer, a short .vhd, and a file of any name
+    whose dynamic header survives but whose footer is gone; each error names the footer cookie."""
+    garbage = tmp_path / "garbage.vhd"
+    garbage.write_bytes(b"\x5a" * 4096)
+    short = tmp_path / "short.vhd"
+    short.write_bytes(b"conec")
+    headless = tmp_path / "disk.img"
+    assert run("create", "-t", "dynamic", "-s", "4M", str(tmp_path / "d.vhd"))[0] == 0
+    data = bytearray((tmp_path / "d.vhd").read_bytes())
+    data[:8] = data[-512:-504] = b"\0" * 8  # both footer copies wiped, the header at 512 intact
+    headless.write_bytes(bytes(data))
+    for path, expected in ((garbage, "footer cookie"), (short, "too short for a footer"),
+                           (headless, "footer cookie")):
+        for cmd in (["info"], ["info", "--json"], ["check"]):
+            code, text = run(*cmd, str(path))
+            flat = " ".join(text.split())  # the console wraps long lines
+            assert code == 1, (path, cmd, text)
+            assert "not a VHD" in flat and expected in flat and "Traceback" not in flat, (path, cmd, text)
+            assert "format: raw" not in flat and '"raw"' not in flat, (path, cmd, text)
+    raw = tmp_path / "plain.img"  # no claim: still plain raw
+    raw.write_bytes(b"\x5a" * 4096)
+    code, text = run("info", "--json", str(raw))
+    assert code == 0 and json.loads(text)["format"] == "raw"
+
+
 def test_parse_size() -> None:
     assert parse_size("10G") == 10 * 1024**3
     assert parse_size("512m") == 512 * 1024**2
