@@ -32,6 +32,9 @@ def _error(status: int, text: str) -> Response:
 def _claim_ref(state: ServerState, ref_id: str) -> dict[str, Any] | None:
     """Move the ref from NOT_UPLOADED to UPLOAD_IN_PROGRESS; None when it is not awaiting an upload."""
     with state.sessions.begin() as db:
+        ref = db.get(TemplateStoreRef, ref_id)
+        if ref is None or ref.template.removed is not None or not ref.template.account.users:
+            return None  # deleted meanwhile (with its account, or by deleteTemplate)
         result = db.execute(update(TemplateStoreRef)
                             .where(TemplateStoreRef.id == ref_id, TemplateStoreRef.download_state == tpl.NOT_UPLOADED)
                             .values(download_state=tpl.UPLOAD_IN_PROGRESS, error_text=None))
