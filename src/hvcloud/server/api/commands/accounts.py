@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
-from hvcloud.server.api import errors
+from hvcloud.server.api import auth, errors
 from hvcloud.server.api.asyncjobs import api_job, submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import REGISTRY, Args, Param
@@ -248,6 +248,7 @@ def update_user(ctx: CallContext, args: Args) -> Result:
             if current is None or not verify_password(current, user.password_hash):
                 raise errors.param_error("Current password is incorrect")
         user.password_hash = hash_password(password)
+        _password_changed(ctx, user)
     username = args.opt_str("username")
     if username is not None and username != user.username:
         if ctx.db.scalar(select(User.id).where(User.username == username)) is not None:
@@ -261,11 +262,23 @@ def update_user(ctx: CallContext, args: Args) -> Result:
     return ObjectResult("user", user_view(user))
 
 
+def _password_changed(ctx: CallContext, user: User) -> None:
+    """A new password ends every session of the user (one opened with the old password may be an
+    intruder's), the caller's own included; with ``user.password.change.regenerate.keys`` the user's
+    API keys are replaced too. That is the operator's choice, off by default as in CloudStack: scripts
+    signing with the keys would stop working at each password change."""
+    auth.end_sessions(ctx.db, user.id)
+    if ctx.state.config.regenerate_keys_on_password_change and user.api_key is not None:
+        _new_keys(ctx, user)
+
+
 def _set_user_state(ctx: CallContext, args: Args, state: str) -> User:
     user = ctx.require(args, User, "id")
     if user.id == ctx.user.id and state != "enabled":
         raise errors.param_error("A user cannot disable or lock itself")
     user.state = state
+    if state == "enabled":
+        user.login_attempts = 0  # CloudStack: an enabled user starts a fresh count of failed logins
     if state != "enabled":
         for session in ctx.db.scalars(select(LoginSession).where(LoginSession.user_id == user.id)):
             ctx.db.delete(session)
@@ -311,6 +324,11 @@ def delete_user(ctx: CallContext, args: Args) -> Result:
     return SuccessResult()
 
 
+def _new_keys(ctx: CallContext, user: User) -> None:
+    user.api_key = new_api_key()
+    user.secret_key_enc = ctx.state.box.encrypt(new_api_key())
+
+
 def _keys_view(ctx: CallContext, user: User) -> dict[str, str]:
     out = {"apikey": user.api_key or ""}
     if user.secret_key_enc is not None:
@@ -322,8 +340,7 @@ def _keys_view(ctx: CallContext, user: User) -> dict[str, str]:
     Param("id", "uuid", required=True, description="User id")], response=("apikey", "secretkey"))
 def register_user_keys(ctx: CallContext, args: Args) -> Result:
     user = _visible_user(ctx, args.str("id"))
-    user.api_key = new_api_key()
-    user.secret_key_enc = ctx.state.box.encrypt(new_api_key())
+    _new_keys(ctx, user)
     ctx.event("REGISTER.USER.KEY", f"Registering API keys for user {user.username}", resource_type="User",
               resource_id=user.id)
     return ObjectResult("userkeys", _keys_view(ctx, user))
