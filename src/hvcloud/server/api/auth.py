@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import secrets
 import time
 from collections import OrderedDict
@@ -150,10 +151,10 @@ def login(db: Session, username: str, password: str, domain_path: str | None,
             _count_failure(db, user, allowed_attempts)
         raise failure
     if not _usable(user):
-        domain = db.get(Domain, user.account.domain_id)
-        raise errors.ApiError(errors.ACCOUNT_ERROR, f"User {user.username} (or their account) in domain "
-                              f"{domain.path if domain else ''} is disabled/locked. Please contact the "
-                              "administrator.", errors.CS_SERVER_API)
+        # CloudStack answers "disabled/locked" here, but only to the right password: after a lockout
+        # that would tell whoever keeps guessing which guess was right, so the answer stays the same
+        log.info("login.refused", user_id=user.id, reason="user or account not enabled")
+        raise failure
     if user.login_attempts:
         user.login_attempts = 0
     key = secrets.token_urlsafe(20)
@@ -191,6 +192,20 @@ class LoginThrottle:
         self.base, self.cap, self.max_sources, self.forget_after = base, cap, max_sources, forget_after
         self._clock = clock
         self._sources: OrderedDict[str, _Source] = OrderedDict()
+
+    @staticmethod
+    def source_key(host: str) -> str:
+        """The address a pause applies to: an IPv6 client is taken by its /64, which one host
+        commonly holds whole (else each of its addresses would start afresh)."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return host[:64]
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.ipv4_mapped is not None:
+                return str(address.ipv4_mapped)
+            return str(ipaddress.ip_network(f"{address}/64", strict=False))
+        return str(address)
 
     def wait(self, source: str) -> float:
         """Seconds the next login from ``source`` waits before it is checked."""

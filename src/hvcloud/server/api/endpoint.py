@@ -180,7 +180,7 @@ async def _run(state: ServerState, registry: Registry, throttle: auth.LoginThrot
     its outcome feeds the next one."""
     if params.get("command") != "login":
         return await run_in_threadpool(process, state, registry, request.method, params, dict(request.cookies))
-    source = request.client.host if request.client else ""
+    source = auth.LoginThrottle.source_key(request.client.host if request.client else "")
     wait = throttle.wait(source)
     if wait > 0:
         await _pause(wait)
