@@ -99,9 +99,10 @@ class NewSession:
 
 
 @functools.cache
-def _dummy_hash() -> str:
+def dummy_hash() -> str:
     """A hash of a random password with the same cost as real ones: a login naming an unknown user
-    verifies against it, so that it takes as long as one naming a real user."""
+    verifies against it, so that it takes as long as one naming a real user (made when the app is
+    built, so the first such login does not pay for the hashing too)."""
     return hash_password(secrets.token_urlsafe(16))
 
 
@@ -146,7 +147,7 @@ def login(db: Session, username: str, password: str, domain_path: str | None,
     failure = errors.ApiError(errors.ACCOUNT_ERROR, "Failed to authenticate user " + username[:64]
                               + " in domain; please provide valid credentials", errors.CS_SERVER_API)
     user = _login_user(db, username, domain_path, domain_id)
-    if not verify_password(password, _dummy_hash() if user is None else user.password_hash) or user is None:
+    if not verify_password(password, dummy_hash() if user is None else user.password_hash) or user is None:
         if user is not None:
             _count_failure(db, user, allowed_attempts)
         raise failure

@@ -195,6 +195,7 @@ async def _run(state: ServerState, registry: Registry, throttle: auth.LoginThrot
 def make_handler(state: ServerState, registry: Registry = REGISTRY) -> Any:
     throttle = auth.LoginThrottle(state.config.login_failure_delay_seconds,
                                   state.config.login_failure_delay_max_seconds)
+    auth.dummy_hash()
 
     async def api(request: Request) -> Response:
         pairs: list[tuple[str, str]] = list(request.query_params.multi_items())
