@@ -19,7 +19,6 @@ from cs import CloudStack
 from server_process_helpers import ServerProcess
 
 from hvcloud.agent.tls import ensure_self_signed
-from hvcloud.server.config import check_tls
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +99,8 @@ def test_failed_logins_at_every_process_are_all_counted(server: ServerProcess, c
 
 
 def test_tls_options_are_checked_before_the_server_starts(tmp_path: Path, cert: tuple[Path, Path]) -> None:
+    from hvcloud.server.config import check_tls
+
     check_tls(None, None)
     check_tls(*cert)
     with pytest.raises(ValueError, match="go together"):

@@ -408,3 +408,12 @@ def test_signature_version3_required(user_caller: Caller, state: ServerState, pa
     assert got == status, body
     if status == 401:
         assert body["errortext"] == errors.CREDENTIALS_TEXT
+
+
+def test_over_plain_http_the_session_cookies_are_not_secure(admin: Caller, user_caller: Caller) -> None:
+    """A browser would not send a ``Secure`` cookie back over HTTP: the flag is set only when the
+    server itself serves HTTPS (``tests/integration/server/test_server_tls.py``)."""
+    resp = admin.http.post("/client/api", data={"command": "login", "username": "alice", "password": PASSWORD,
+                                                "response": "json"})
+    cookies = resp.headers.get_list("set-cookie")
+    assert len(cookies) == 2 and not any("secure" in c.lower() for c in cookies), cookies
