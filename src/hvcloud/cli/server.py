@@ -31,19 +31,23 @@ def run(
     plugin: list[str] = typer.Option([], help="module to import that registers extra commands or job handlers"),
     setting: list[str] = typer.Option([], "--setting", help="NAME=VALUE of a CloudStack-named setting: "
                                       "ping.interval, ping.timeout, host.stats.interval, wait, … (repeatable)"),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help="serve HTTPS with this PEM certificate "
+                                         "(chain); needs --tls-key"),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="the PEM private key of --tls-cert"),
 ) -> None:
     """Migrate the database, seed it on first start, run the AgentManager and serve the API."""
     from hvcloud.server import processes as procs
-    from hvcloud.server.config import ServerConfig, split_setting
+    from hvcloud.server.config import ServerConfig, check_tls, split_setting
     from hvcloud.server.state import ServerState
 
     try:
         settings = dict(split_setting(s) for s in setting)
+        check_tls(tls_cert, tls_key)
         config = ServerConfig.build(
             data_dir, db, listen, settings, job_workers=job_workers, lease_seconds=lease_seconds,
             download_allow_private=allow_private_downloads, download_allow_loopback=allow_loopback_downloads,
             template_max_bytes=max_template_bytes, nfs_mount_root=nfs_mount_root, public_url=public_url,
-            plugins=tuple(plugin))
+            plugins=tuple(plugin), tls_cert=tls_cert, tls_key=tls_key)
         if processes > 1:
             procs.check_shareable(config)
     except ValueError as exc:
@@ -57,7 +61,8 @@ def run(
     except OSError as exc:
         typer.echo(f"cannot listen on {listen}: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"hvcloud server: {processes} processes on http://{listen}/client/api", err=True)
+    scheme = "https" if tls_cert is not None else "http"
+    typer.echo(f"hvcloud server: {processes} processes on {scheme}://{listen}/client/api", err=True)
     raise typer.Exit(procs.Supervisor(config, processes, log_level, sock).run())
 
 

@@ -52,6 +52,22 @@ class ServerConfig:
     instance_name_suffix: str = "VM"
     #: CloudStack's ``host.maintenance.local.storage.strategy``: what maintenance does with running VMs
     maintenance_strategy: str = "Error"
+    #: CloudStack's ``incorrect.login.attempts.allowed``: consecutive failed logins that disable a user
+    #: (0: never); root admins are exempt, as in CloudStack
+    incorrect_login_attempts_allowed: int = 5
+    #: the pause before a login from a client address whose last login failed; it doubles with each
+    #: further failure up to ``login_failure_delay_max_seconds`` (0: no pause)
+    login_failure_delay_seconds: float = 0.25
+    login_failure_delay_max_seconds: float = 4.0
+    #: ``user.password.change.regenerate.keys``: a password change also replaces the user's API keys
+    regenerate_keys_on_password_change: bool = False
+    #: ``api.signature.version3.required``: signed requests must carry ``signatureversion=3`` and an
+    #: ``expires`` at most ``api.signature.expires.window`` seconds ahead
+    signature_v3_required: bool = False
+    signature_expires_window_seconds: float = 600.0
+    #: serve HTTPS with this certificate chain and key (PEM files); the session cookie is then ``Secure``
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @classmethod
     def build(cls, data_dir: Path, db_url: str | None = None, listen: str = DEFAULT_LISTEN,
@@ -66,7 +82,8 @@ class ServerConfig:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = self.listen_host if self.listen_host not in ("0.0.0.0", "::") else "127.0.0.1"
-        return f"http://{host}:{self.listen_port}"
+        scheme = "https" if self.tls_cert is not None else "http"
+        return f"{scheme}://{host}:{self.listen_port}"
 
     @property
     def host_down_after_seconds(self) -> float:
@@ -105,6 +122,14 @@ SETTINGS: dict[str, tuple[str, type[float] | type[int], float]] = {
     "wait": ("command_wait_seconds", float, 1.0),
     "agent.connect.timeout": ("agent_connect_timeout_seconds", float, 0.1),
     "job.expire.minutes": ("job_expire_minutes", float, 0.001),
+    "incorrect.login.attempts.allowed": ("incorrect_login_attempts_allowed", int, 0),
+    "api.signature.expires.window": ("signature_expires_window_seconds", float, 1.0),
+}
+
+#: boolean settings (``true``/``false``): name → config field
+BOOL_SETTINGS: dict[str, str] = {
+    "api.signature.version3.required": "signature_v3_required",
+    "user.password.change.regenerate.keys": "regenerate_keys_on_password_change",
 }
 
 
@@ -125,8 +150,14 @@ def parse_settings(settings: dict[str, str]) -> dict[str, Any]:
                 raise ValueError(f"setting {name} must match {pattern}, got {raw!r}")
             out[field_name] = raw
             continue
+        if name in BOOL_SETTINGS:
+            if raw.lower() not in ("true", "false"):
+                raise ValueError(f"setting {name} must be true or false, got {raw!r}")
+            out[BOOL_SETTINGS[name]] = raw.lower() == "true"
+            continue
         if name not in SETTINGS:
-            raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(SETTINGS))}")
+            known = sorted([*SETTINGS, *TEXT_SETTINGS, *BOOL_SETTINGS])
+            raise ValueError(f"unknown setting {name!r}; known: {', '.join(known)}")
         field_name, kind, minimum = SETTINGS[name]
         try:
             value = kind(raw)
@@ -136,6 +167,21 @@ def parse_settings(settings: dict[str, str]) -> dict[str, Any]:
             raise ValueError(f"setting {name} must be a finite number >= {minimum}, got {raw!r}")
         out[field_name] = value
     return out
+
+
+def check_tls(cert: Path | None, key: Path | None) -> None:
+    """Both ``--tls-cert`` and ``--tls-key`` or neither, and a pair that loads (a clear error at
+    start rather than one per child process)."""
+    if (cert is None) != (key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if cert is None or key is None:
+        return
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load the TLS certificate {cert} with key {key}: {exc}") from None
 
 
 def split_setting(text: str) -> tuple[str, str]:

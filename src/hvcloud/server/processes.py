@@ -68,9 +68,11 @@ def serve(config: ServerConfig, worker: int, log_level: str, sock: socket.socket
         threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()
     try:
         if sock is None:
-            uvicorn.run(create_app(state), host=config.listen_host, port=config.listen_port, log_level=log_level)
+            uvicorn.run(create_app(state), host=config.listen_host, port=config.listen_port, log_level=log_level,
+                        ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key)
         else:
-            server = uvicorn.Server(uvicorn.Config(create_app(state), log_level=log_level))
+            server = uvicorn.Server(uvicorn.Config(create_app(state), log_level=log_level,
+                                                   ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key))
             server.run(sockets=[sock])
     finally:
         state.close()

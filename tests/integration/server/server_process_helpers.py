@@ -71,16 +71,19 @@ def free_port() -> int:
 
 class ServerProcess:
     def __init__(self, data_dir: Path, db_url: str | None, extra_args: list[str] | None = None,
-                 log_level: str = "warning") -> None:
+                 log_level: str = "warning", tls: tuple[Path, Path] | None = None) -> None:
+        """``tls``: (certificate, key) to serve HTTPS with; the endpoint is then ``https://``."""
         self.data_dir = data_dir
         self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}/client/api"
+        self.endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/client/api"
         cmd = [sys.executable, "-m", "hvcloud.cli.main", "server", "run", "--listen",
                 f"127.0.0.1:{self.port}",
                "--data-dir", str(data_dir), "--log-level", log_level]
         if db_url:
             cmd += ["--db", db_url]
         cmd += extra_args or []
+        if tls:
+            cmd += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         plugin_dir = str(Path(__file__).parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (plugin_dir, os.environ.get("PYTHONPATH"))
                                                            if p)}
@@ -93,7 +96,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
             try:
-                httpx.get(self.endpoint, timeout=1)
+                httpx.get(self.endpoint, timeout=1, verify=False)  # readiness only
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,8 +54,13 @@ def _login(state: ServerState, params: RequestParams, method: str) -> Outcome:
     username, password = params.get("username"), params.get("password")
     if not username or password is None:
         raise errors.missing_parameter("login", "username" if not username else "password")
-    with state.sessions.begin() as db:
-        new = auth.login(db, username, password, params.get("domain"), params.get("domainid"))
+    with state.sessions() as db:
+        try:
+            new = auth.login(db, username, password, params.get("domain"), params.get("domainid"),
+                             state.config.incorrect_login_attempts_allowed)
+        except errors.ApiError:
+            db.commit()  # the failure count
+            raise
         user = new.user
         body = {
             "username": user.username, "userid": user.id, "domainid": user.account.domain_id,
@@ -63,6 +69,7 @@ def _login(state: ServerState, params: RequestParams, method: str) -> Outcome:
             "timezone": user.timezone or "UTC", "timezoneoffset": "0.0", "registered": "false",
             "sessionkey": new.key, "is2faenabled": "false", "is2faverified": "true",
         }
+        db.commit()
     cookies = {auth.SESSION_COOKIE: new.key, auth.JSESSION_COOKIE: new.session_id}
     return Outcome(200, "loginresponse", body, cookies=cookies)
 
@@ -71,7 +78,8 @@ def _authenticate(state: ServerState, db: Any, params: RequestParams, cookies: d
     cookie_only = params.get("apikey") is None and auth.SESSION_COOKIE in cookies
     if params.get("sessionkey") is not None or cookie_only:
         return auth.verify_session(db, params, cookies, state.config.session_timeout_seconds)
-    return auth.verify_signed_request(db, state.box, params)
+    return auth.verify_signed_request(db, state.box, params, require_v3=state.config.signature_v3_required,
+                                      expires_window_seconds=state.config.signature_expires_window_seconds)
 
 
 def process(state: ServerState, registry: Registry, method: str, params: RequestParams,
@@ -164,7 +172,33 @@ def header_text(text: str, limit: int = 512) -> str:
     return "".join(c if " " <= c <= "~" else "?" for c in text[:limit]).strip()
 
 
+#: how a throttled login waits (a coroutine: the event loop keeps serving other requests meanwhile)
+_pause = asyncio.sleep
+
+
+async def _run(state: ServerState, registry: Registry, throttle: auth.LoginThrottle, request: Request,
+               params: RequestParams) -> Outcome:
+    """Run the call in a worker thread; a ``login`` first waits out its client address's pause and
+    its outcome feeds the next one."""
+    if params.get("command") != "login":
+        return await run_in_threadpool(process, state, registry, request.method, params, dict(request.cookies))
+    source = auth.LoginThrottle.source_key(request.client.host if request.client else "")
+    wait = throttle.wait(source)
+    if wait > 0:
+        await _pause(wait)
+    outcome = await run_in_threadpool(process, state, registry, request.method, params, dict(request.cookies))
+    if outcome.status == errors.ACCOUNT_ERROR:
+        throttle.failed(source)
+    elif outcome.status == 200:
+        throttle.succeeded(source)
+    return outcome
+
+
 def make_handler(state: ServerState, registry: Registry = REGISTRY) -> Any:
+    throttle = auth.LoginThrottle(state.config.login_failure_delay_seconds,
+                                  state.config.login_failure_delay_max_seconds)
+    auth.dummy_hash()
+
     async def api(request: Request) -> Response:
         pairs: list[tuple[str, str]] = list(request.query_params.multi_items())
         try:
@@ -175,8 +209,7 @@ def make_handler(state: ServerState, registry: Registry = REGISTRY) -> Any:
             as_json = _wants_json(pairs)
         else:
             as_json = (params.get("response") or "").lower() == "json"
-            outcome = await run_in_threadpool(process, state, registry, request.method, params,
-                                              dict(request.cookies))
+            outcome = await _run(state, registry, throttle, request, params)
         if as_json:
             content, media = render_json(outcome.response_name, outcome.body), JSON_CONTENT_TYPE
         else:
@@ -184,9 +217,10 @@ def make_handler(state: ServerState, registry: Registry = REGISTRY) -> Any:
         response = Response(content, status_code=outcome.status, media_type=media)
         if outcome.status != 200 and "errortext" in outcome.body:
             response.headers["X-Description"] = header_text(str(outcome.body["errortext"]))
+        secure = request.url.scheme == "https"
         for name, value in outcome.cookies.items():
             path = "/client" if name == auth.JSESSION_COOKIE else "/"
-            response.set_cookie(name, value, path=path, httponly=True, samesite="lax")
+            response.set_cookie(name, value, path=path, httponly=True, samesite="lax", secure=secure)
         for name in outcome.clear_cookies:
             response.delete_cookie(name, path="/client" if name == auth.JSESSION_COOKIE else "/")
         return response

@@ -128,6 +128,9 @@ class User(Base):
     state: Mapped[str] = mapped_column(String(32), default="enabled")
     api_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     secret_key_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: consecutive failed ``login`` attempts (CloudStack's ``user.login_attempts``); a success or
+    #: ``enableUser`` resets it
+    login_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created: Mapped[datetime] = _created_column()
     removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     account: Mapped[Account] = relationship(lazy="joined")

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from hvcloud import logs
@@ -39,11 +40,17 @@ BUSY_WAIT_SECONDS = 600.0
 BUSY_POLL_SECONDS = 0.5
 
 
+def end_sessions(db: Session, user_ids: Iterable[str] | Select[Any]) -> None:
+    """End every ``login`` session of these users (a password changed, a user disabled or removed)."""
+    ids = user_ids if isinstance(user_ids, Select) else list(user_ids)
+    db.execute(delete(LoginSession).where(LoginSession.user_id.in_(ids)).execution_options(synchronize_session=False))
+
+
 def remove_user(db: Session, user: User) -> None:
     """Tombstone ``user``: no API keys, no login sessions, ``removed`` set."""
     user.api_key, user.secret_key_enc = None, None
     user.removed = user.removed or utcnow()
-    db.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    end_sessions(db, [user.id])
 
 
 def remove_account(db: Session, account: Account) -> None:

@@ -2,7 +2,7 @@
 only (a deleted user's username and a deleted account's name can be taken again)
 
 Revision ID: 0008_account_cleanup
-Revises: 0006_scale_indexes
+Revises: 0007_login_security
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0008_account_cleanup'
-down_revision = '0006_scale_indexes'
+down_revision = '0007_login_security'
 branch_labels = None
 depends_on = None
 
