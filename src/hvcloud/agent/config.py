@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from hvcloud import http_guard
 
 AuthMode = Literal["password", "mtls", "cloudstack-compat"]
 DriverName = Literal["simulator", "libvirt", "hyperv"]
 
 DEFAULT_PORT = 8250
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpNetwork = http_guard.IpNetwork
 
 
 class ConfigError(ValueError):
@@ -34,6 +35,12 @@ class AgentConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     #: a client that has not sent its whole body within this many seconds gets 408
     body_timeout: float = 60.0
+    #: proxies whose X-Forwarded-For/-Proto are believed; none by default
+    trusted_proxies: list[IpNetwork] = field(default_factory=list)
+    #: a connection that has not sent its request headers within this many seconds is closed
+    header_timeout: float = http_guard.DEFAULT_HEADER_TIMEOUT
+    #: connections one address may hold before its requests are complete (and checked)
+    max_pending_per_source: int = http_guard.DEFAULT_MAX_PENDING_PER_SOURCE
     #: simulator multi-host mode: serve this many hosts on consecutive addresses from sim_first_address
     sim_hosts: int = 1
     sim_first_address: str | None = None
@@ -78,17 +85,21 @@ class AgentConfig:
             raise ConfigError("--libvirt-domain-type must be auto, kvm or qemu")
         if self.max_body_bytes < 1024:
             raise ConfigError("--max-body must be at least 1024 bytes")
+        try:
+            self.connection_limits().validate()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def connection_limits(self) -> http_guard.ConnectionLimits:
+        """The listener's limits; a body may pause a little longer than the whole-body timeout, so
+        that a slow body gets the application's 408 rather than a closed connection."""
+        return http_guard.ConnectionLimits(
+            trusted_proxies=tuple(self.trusted_proxies), header_timeout=self.header_timeout,
+            body_idle_timeout=self.body_timeout + 5, max_pending_per_source=self.max_pending_per_source)
 
 
-def parse_networks(values: list[str]) -> list[IpNetwork]:
-    out: list[IpNetwork] = []
-    for v in values:
-        for part in v.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            try:
-                out.append(ipaddress.ip_network(part, strict=False))
-            except ValueError:
-                raise ConfigError(f"--allow-from: {part!r} is not an address or CIDR") from None
-    return out
+def parse_networks(values: list[str], option: str = "--allow-from") -> list[IpNetwork]:
+    try:
+        return http_guard.parse_networks(values, option)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

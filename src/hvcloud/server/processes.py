@@ -60,17 +60,20 @@ def serve(config: ServerConfig, worker: int, log_level: str, sock: socket.socket
     """Run one management server until it is told to stop (on ``sock``, else on its listen address)."""
     import uvicorn
 
+    from hvcloud import http_guard
     from hvcloud.server.app import create_app
     from hvcloud.server.state import ServerState
 
     state = ServerState.open(config, worker=worker)
     if sock is not None:
         threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()
+    guard = http_guard.uvicorn_options(config.connection_limits)
     try:
         if sock is None:
-            uvicorn.run(create_app(state), host=config.listen_host, port=config.listen_port, log_level=log_level)
+            uvicorn.run(create_app(state), host=config.listen_host, port=config.listen_port, log_level=log_level,
+                        **guard)
         else:
-            server = uvicorn.Server(uvicorn.Config(create_app(state), log_level=log_level))
+            server = uvicorn.Server(uvicorn.Config(create_app(state), log_level=log_level, **guard))
             server.run(sockets=[sock])
     finally:
         state.close()
