@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from hvcloud import http_guard
+from hvcloud.storage.path_policy import PathPolicy
 
 AuthMode = Literal["password", "mtls", "cloudstack-compat"]
 DriverName = Literal["simulator", "libvirt", "hyperv"]
@@ -52,6 +53,10 @@ class AgentConfig:
     vnc_listen: str = "127.0.0.1"
     default_bridge: str | None = None
     local_pool_dir: Path | None = None
+    #: Filesystem pools must lie inside one of these (any non-system directory when empty)
+    pool_roots: list[Path] = field(default_factory=list)
+    #: file:// image stores must lie inside one of these (refused when empty)
+    store_roots: list[Path] = field(default_factory=list)
     nic_rate_limits: bool = True
     stop_timeout: float = 120.0
     heartbeat_interval: float = 60.0
@@ -85,10 +90,20 @@ class AgentConfig:
             raise ConfigError("--libvirt-domain-type must be auto, kvm or qemu")
         if self.max_body_bytes < 1024:
             raise ConfigError("--max-body must be at least 1024 bytes")
+        for option, roots in (("--pool-root", self.pool_roots), ("--store-root", self.store_roots)):
+            for root in roots:
+                if not root.is_absolute():
+                    raise ConfigError(f"{option} {root} must be an absolute path")
         try:
             self.connection_limits().validate()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+
+    def path_policy(self, local_pool: Path | None = None) -> PathPolicy:
+        """What the host's storage may touch: attached pools (and ``local_pool``), the configured
+        roots, never the agent's own data directory."""
+        return PathPolicy(pool_roots=self.pool_roots, store_roots=self.store_roots,
+                          fixed_pools=[local_pool] if local_pool else [], protected=[self.data_dir])
 
     def connection_limits(self) -> http_guard.ConnectionLimits:
         """The listener's limits; a body may pause a little longer than the whole-body timeout, so

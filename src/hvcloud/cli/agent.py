@@ -48,6 +48,10 @@ def run(
     vnc_listen: Annotated[str, typer.Option(help="address VM consoles (VNC) listen on")] = "127.0.0.1",
     bridge: Annotated[str | None, typer.Option(help="Linux bridge for NICs without a network name")] = None,
     local_pool: Annotated[Path | None, typer.Option(help="directory of the host's local storage pool")] = None,
+    pool_root: Annotated[list[Path] | None, typer.Option(
+        help="directory Filesystem pools must lie in (repeatable; default: any but system directories)")] = None,
+    store_root: Annotated[list[Path] | None, typer.Option(
+        help="directory file:// image stores must lie in (repeatable; default: none, file:// stores refused)")] = None,
     nic_rate_limits: Annotated[bool, typer.Option(help="apply CloudStack's NIC rate (needs sch_htb/sch_sfq)")] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
@@ -72,6 +76,7 @@ def run(
             sim_memory_gib=sim_memory_gib, libvirt_uri=libvirt_uri,
             libvirt_domain_type=libvirt_domain_type,  # type: ignore[arg-type]
             vnc_listen=vnc_listen, default_bridge=bridge, local_pool_dir=local_pool,
+            pool_roots=[p.absolute() for p in pool_root or []], store_roots=[p.absolute() for p in store_root or []],
             nic_rate_limits=nic_rate_limits, log_level=log_level)
         run_agent(config)
     except (ConfigError, HypervisorUnavailable) as exc:
