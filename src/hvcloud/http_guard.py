@@ -137,6 +137,13 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._stop_receiving()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        """Any byte on an idle keep-alive connection starts the header clock (uvicorn stops its
+        keep-alive timer on any byte, even blank lines the parser skips)."""
+        if not self._receiving and self.parser is not None and not self.transport.is_closing():
+            self._begin_receiving()
+        super().data_received(data)
+
     # ---------------------------------------------------------------- request phases
 
     def on_message_begin(self) -> None:
@@ -186,6 +193,10 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def _expired(self, what: str) -> None:
         self._timer = None
+        if self._receiving and self.flow is not None and self.flow.read_paused:
+            # the application is not reading the body yet: the client is not the one stalling
+            self._arm(self._limits.body_idle_timeout, what)
+            return
         log.info("connection closed: client too slow", peer=self._source or (self.client or ("?",))[0],
                  waiting_for=what)
         self._stop_receiving()

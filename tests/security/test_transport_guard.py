@@ -163,6 +163,22 @@ def test_half_a_header_line_is_disconnected(agent: AgentProcess) -> None:
         s.close()
 
 
+def test_blank_lines_after_a_request_do_not_hold_the_connection(agent: AgentProcess) -> None:
+    """uvicorn stops its keep-alive timer on any byte, even the blank lines its parser skips."""
+    s = _tls(agent.host, agent.port)
+    try:
+        s.sendall(f"GET /api/HypervResource HTTP/1.1\r\nHost: {agent.host}\r\n\r\n".encode())
+        s.settimeout(HANG)
+        answer = b""
+        while not answer.endswith(b"RPCs"):
+            answer += s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200")
+        s.sendall(b"\r\n")
+        assert _read_until_closed(s) == b""
+    finally:
+        s.close()
+
+
 def test_the_server_disconnects_half_a_header_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
