@@ -179,16 +179,23 @@ def test_blank_lines_after_a_request_do_not_hold_the_connection(agent: AgentProc
         s.close()
 
 
-def test_the_server_disconnects_half_a_header_line(tmp_path: Path) -> None:
+def test_the_server_disconnects_slow_headers_and_stalled_bodies(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    server = ServerProcess(data, None, ["--header-timeout", "1"])
+    server = ServerProcess(data, None, ["--header-timeout", "1", "--body-timeout", "1"], log_level="info")
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=HANG) as s:
             s.sendall(b"GET /client/api?command=listZones HTTP/1.1\r\nHost: x\r\nAccept: ")
             assert _read_until_closed(s) == b""
+        with socket.create_connection(("127.0.0.1", server.port), timeout=HANG) as s:
+            s.sendall(b"POST /client/api HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+                      b"\r\nContent-Length: 100\r\n\r\ncommand=li")
+            assert _read_until_closed(s) == b""
+        time.sleep(0.5)
     finally:
         server.stop()
+    text = server.log_path.read_text()
+    assert text.count("client too slow") == 2 and "Traceback" not in text, text[-3000:]
 
 
 def test_pending_connections_per_source_are_capped(agent: AgentProcess) -> None:
