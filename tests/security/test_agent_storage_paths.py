@@ -198,9 +198,11 @@ def test_a_root_only_file_cannot_be_copied_in_as_a_template(world: dict[str, Any
     file became a 0644 "template" in a pool. A store outside ``--store-root`` is refused."""
     secret = world["tmp"] / "outside" / "secret.qcow2"
     secret.chmod(0o600)
+    os.symlink(secret.parent, world["images"] / "outlink")
     for store, path in ((f"file://{secret.parent}", "secret.qcow2"),
                         ("file:///", str(secret).lstrip("/")),
-                        (f"file://{world['images']}/../outside", "secret.qcow2")):
+                        (f"file://{world['images']}/../outside", "secret.qcow2"),
+                        (f"file://{world['images']}/outlink", "secret.qcow2")):
         before = tree(world["tmp"])
         fields = _answer(world["agent"], COPY, copy_body(world, path, store_url=store))
         assert fields["result"] is False, store
