@@ -25,6 +25,7 @@ from hvcloud.agent.auth import Authenticator, AuthError
 from hvcloud.agent.context import HostContext, HostRegistry
 from hvcloud.agent.dispatch import HANDLERS, Dispatcher
 from hvcloud.agent.handlers.host import startup, vm_state_report
+from hvcloud.http_guard import peer_of
 from hvcloud.hypervisor.simulator.faults import FaultPlanError
 from hvcloud.wire import codec
 from hvcloud.wire.commands import HOST_VM_STATE_REPORT, STARTUP
@@ -115,23 +116,38 @@ class AgentApp:
         return PlainTextResponse(STATUS_LINE)
 
     async def _authorised(self, request: Request) -> tuple[bytes, HostContext] | Response:
+        """The body and the host of a request whose sender may send commands, or the refusal.
+
+        The headers are checked before the body is read, so that a client without credentials
+        cannot make the agent hold its body (up to ``max_body`` for up to ``body_timeout``); the
+        signature covers the body and is checked once it is in."""
+        client = request.client.host if request.client else None
+        try:
+            self.auth.check_headers(client, request.headers)
+        except AuthError as exc:
+            return self._refused(request, client, exc, close=True)
         try:
             body = await read_body(request, self.max_body, self.body_timeout)
         except BodyTooLarge:
             return PlainTextResponse(f"request body larger than {self.max_body} bytes", status_code=413)
         except TimeoutError:
             return PlainTextResponse("request body not received in time", status_code=408)
-        client = request.client.host if request.client else None
         try:
-            self.auth.check(client, request.method, request.url.path, request.headers, body)
+            self.auth.check_signature(request.method, request.url.path, request.headers, body)
         except AuthError as exc:
-            log.warning("request refused", client=client, path=request.url.path, reason=str(exc))
-            return PlainTextResponse(str(exc), status_code=exc.status)
+            return self._refused(request, client, exc, close=False)
         server = request.scope.get("server")
         ctx = self.registry.resolve(server[0] if server else None)
         if ctx is None:
             return PlainTextResponse("no host is served on this address", status_code=421)
         return body, ctx
+
+    def _refused(self, request: Request, client: str | None, exc: AuthError, *, close: bool) -> Response:
+        """The refusal; ``close`` ends the connection, whose unread body is not worth receiving."""
+        peer = peer_of(request.scope)
+        log.warning("request refused", client=client, peer=peer, path=request.url.path, reason=str(exc))
+        headers = {"connection": "close"} if close else None
+        return PlainTextResponse(str(exc), status_code=exc.status, headers=headers)
 
     async def command(self, request: Request) -> Response:
         fqcn: str = request.path_params["fqcn"]

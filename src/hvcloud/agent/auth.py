@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-import ipaddress
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -20,7 +20,13 @@ from collections.abc import Mapping
 
 from hvcloud.agent.config import AuthMode, IpNetwork
 from hvcloud.agent.credentials import Credentials
+from hvcloud.http_guard import in_networks
 from hvcloud.wire import signing
+
+#: nonces are random tokens (``signing.sign_headers`` sends 32 hex digits)
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+#: base64 of an HMAC-SHA256
+_SIGNATURE = re.compile(r"^[A-Za-z0-9+/]{43}=$")
 
 
 class AuthError(Exception):
@@ -63,19 +69,12 @@ class Authenticator:
         self._nonces = NonceCache()
 
     def address_allowed(self, client: str | None) -> bool:
-        if not self._allow:
-            return True
-        if client is None:
-            return False
-        try:
-            addr = ipaddress.ip_address(client)
-        except ValueError:
-            return False
-        return any(addr in net for net in self._allow)
+        return not self._allow or in_networks(client, self._allow)
 
-    def check(self, client: str | None, method: str, path: str, headers: Mapping[str, str],
-              body: bytes) -> None:
-        """Raise AuthError unless the request may proceed."""
+    def check_headers(self, client: str | None, headers: Mapping[str, str]) -> None:
+        """Everything that can be checked before the body is read (the address, and the presence,
+        user, clock skew and form of the signature headers); raise AuthError otherwise. A client
+        that fails here never gets the agent to buffer its body."""
         if not self.address_allowed(client):
             raise AuthError(403, f"address {client} is not allowed to send commands")
         if self.mode != "password":
@@ -93,12 +92,27 @@ class Authenticator:
             when = int(ts)
         except ValueError:
             raise AuthError(401, "malformed timestamp") from None
-        now = time.time()
-        if abs(now - when) > signing.MAX_SKEW:
+        if abs(time.time() - when) > signing.MAX_SKEW:
             raise AuthError(401, "request timestamp outside the allowed clock skew")
-        if len(nonce) > 128:
+        if not _NONCE.match(nonce):
             raise AuthError(401, "malformed nonce")
-        if not signing.verify(self._creds.password, method, path, ts, nonce, body, sig):
+        if not _SIGNATURE.match(sig):
             raise AuthError(401, "unknown user or bad signature")
-        if not self._nonces.check_and_add(nonce, now):
+
+    def check_signature(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
+        """The signature over the body, and the nonce not seen before (after :meth:`check_headers`)."""
+        if self.mode != "password":
+            return
+        assert self._creds is not None
+        ts, nonce = headers[signing.HEADER_TIMESTAMP], headers[signing.HEADER_NONCE]
+        if not signing.verify(self._creds.password, method, path, ts, nonce, body,
+                              headers[signing.HEADER_SIGNATURE]):
+            raise AuthError(401, "unknown user or bad signature")
+        if not self._nonces.check_and_add(nonce, time.time()):
             raise AuthError(401, "replayed request refused")
+
+    def check(self, client: str | None, method: str, path: str, headers: Mapping[str, str],
+              body: bytes) -> None:
+        """Raise AuthError unless the request may proceed."""
+        self.check_headers(client, headers)
+        self.check_signature(method, path, headers, body)

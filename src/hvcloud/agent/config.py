@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from hvcloud import http_guard
+from hvcloud.storage.path_policy import PathPolicy
 
 AuthMode = Literal["password", "mtls", "cloudstack-compat"]
 DriverName = Literal["simulator", "libvirt", "hyperv"]
 
 DEFAULT_PORT = 8250
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpNetwork = http_guard.IpNetwork
 
 
 class ConfigError(ValueError):
@@ -34,6 +36,12 @@ class AgentConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     #: a client that has not sent its whole body within this many seconds gets 408
     body_timeout: float = 60.0
+    #: proxies whose X-Forwarded-For/-Proto are believed; none by default
+    trusted_proxies: list[IpNetwork] = field(default_factory=list)
+    #: a connection that has not sent its request headers within this many seconds is closed
+    header_timeout: float = http_guard.DEFAULT_HEADER_TIMEOUT
+    #: connections one address may hold before its requests are complete (and checked)
+    max_pending_per_source: int = http_guard.DEFAULT_MAX_PENDING_PER_SOURCE
     #: simulator multi-host mode: serve this many hosts on consecutive addresses from sim_first_address
     sim_hosts: int = 1
     sim_first_address: str | None = None
@@ -45,6 +53,10 @@ class AgentConfig:
     vnc_listen: str = "127.0.0.1"
     default_bridge: str | None = None
     local_pool_dir: Path | None = None
+    #: Filesystem pools must lie inside one of these (any non-system directory when empty)
+    pool_roots: list[Path] = field(default_factory=list)
+    #: file:// image stores must lie inside one of these (refused when empty)
+    store_roots: list[Path] = field(default_factory=list)
     nic_rate_limits: bool = True
     stop_timeout: float = 120.0
     heartbeat_interval: float = 60.0
@@ -78,17 +90,31 @@ class AgentConfig:
             raise ConfigError("--libvirt-domain-type must be auto, kvm or qemu")
         if self.max_body_bytes < 1024:
             raise ConfigError("--max-body must be at least 1024 bytes")
+        for option, roots in (("--pool-root", self.pool_roots), ("--store-root", self.store_roots)):
+            for root in roots:
+                if not root.is_absolute():
+                    raise ConfigError(f"{option} {root} must be an absolute path")
+        try:
+            self.connection_limits().validate()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def path_policy(self, local_pool: Path | None = None) -> PathPolicy:
+        """What the host's storage may touch: attached pools (and ``local_pool``), the configured
+        roots, never the agent's own data directory."""
+        return PathPolicy(pool_roots=self.pool_roots, store_roots=self.store_roots,
+                          fixed_pools=[local_pool] if local_pool else [], protected=[self.data_dir])
+
+    def connection_limits(self) -> http_guard.ConnectionLimits:
+        """The listener's limits; a body may pause a little longer than the whole-body timeout, so
+        that a slow body gets the application's 408 rather than a closed connection."""
+        return http_guard.ConnectionLimits(
+            trusted_proxies=tuple(self.trusted_proxies), header_timeout=self.header_timeout,
+            body_idle_timeout=self.body_timeout + 5, max_pending_per_source=self.max_pending_per_source)
 
 
-def parse_networks(values: list[str]) -> list[IpNetwork]:
-    out: list[IpNetwork] = []
-    for v in values:
-        for part in v.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            try:
-                out.append(ipaddress.ip_network(part, strict=False))
-            except ValueError:
-                raise ConfigError(f"--allow-from: {part!r} is not an address or CIDR") from None
-    return out
+def parse_networks(values: list[str], option: str = "--allow-from") -> list[IpNetwork]:
+    try:
+        return http_guard.parse_networks(values, option)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

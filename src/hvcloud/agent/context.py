@@ -72,6 +72,7 @@ class HostContext:
         self.identity = HostIdentity(**load_json(self._identity_file, {}))
         self.pools: dict[str, PoolRef] = {
             uuid: PoolRef(**rec) for uuid, rec in load_json(self._pools_file, {}).items()}
+        storage.restore_pools(list(self.pools.values()))
 
     def remember_identity(self, identity: HostIdentity) -> None:
         self.identity = identity

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hvcloud.agent.config import AgentConfig
 from hvcloud.agent.context import HostContext
 from hvcloud.hypervisor.driver import HypervisorUnavailable
@@ -17,17 +19,18 @@ def libvirt_host(config: AgentConfig) -> HostContext:
     from hvcloud.storage.local import LocalStorageBackend
 
     data = config.data_dir
+    local_pool = config.local_pool_dir or data / "local-pool"
     driver = LibvirtDriver(LibvirtConfig(
         uri=config.libvirt_uri,
         domain_type=None if config.libvirt_domain_type == "auto" else config.libvirt_domain_type,
         vnc_listen=config.vnc_listen,
         console_log_dir=str(data / "console"),
         default_bridge=config.default_bridge,
-        local_pool_dir=str(config.local_pool_dir or data / "local-pool"),
+        local_pool_dir=str(local_pool),
         nic_rate_limits=config.nic_rate_limits,
     ))
-    return HostContext(config.host_address, driver, LocalStorageBackend(data / "storage"), data,
-                       stop_timeout=config.stop_timeout)
+    storage = LocalStorageBackend(data / "storage", policy=config.path_policy(local_pool))
+    return HostContext(config.host_address, driver, storage, data, stop_timeout=config.stop_timeout)
 
 
 def hyperv_host(config: AgentConfig) -> HostContext:
@@ -42,5 +45,7 @@ def hyperv_host(config: AgentConfig) -> HostContext:
     except ImportError as exc:
         raise HypervisorUnavailable(f"the Hyper-V driver needs Windows and PyMI: {exc}") from None
     data = config.data_dir
-    storage = HyperVStorageBackend(data / "storage", disks=driver.image_management())
+    local = driver.local_pool()
+    storage = HyperVStorageBackend(data / "storage", disks=driver.image_management(),
+                                   policy=config.path_policy(Path(local.path) if local else None))
     return HostContext(config.host_address, driver, storage, data, stop_timeout=config.stop_timeout)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
-from hvcloud import logs
+from hvcloud import http_guard, logs
 from hvcloud.agent.app import AgentApp
 from hvcloud.agent.auth import Authenticator
 from hvcloud.agent.config import AgentConfig, ConfigError
@@ -127,10 +127,12 @@ def run_agent(config: AgentConfig) -> None:
             ssl_kwargs.update(ssl_cert_reqs=ssl.CERT_REQUIRED, ssl_ca_certs=str(config.client_ca))
         log.info("tls", certificate=str(cert), sha256=fingerprint(Path(cert)))
     uv = uvicorn.Config(agent.app, log_level="warning", access_log=False, timeout_keep_alive=75,
-                        lifespan="on", server_header=False, **ssl_kwargs)  # type: ignore[arg-type]
+                        lifespan="on", server_header=False,
+                        **http_guard.uvicorn_options(config.connection_limits()),
+                        **ssl_kwargs)  # type: ignore[arg-type]
     server = uvicorn.Server(uv)
     log.info("agent listening", addresses=len(socks), port=config.listen_port, auth=config.auth,
-             tls=config.tls)
+             tls=config.tls, trusted_proxies=[str(n) for n in config.trusted_proxies])
     try:
         asyncio.run(server.serve(sockets=socks))
     finally:

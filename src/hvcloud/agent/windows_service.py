@@ -60,6 +60,11 @@ def load_config(path: str) -> AgentConfig:
             data[key] = Path(data[key])
     if "allow_from" in data:
         data["allow_from"] = parse_networks(list(data["allow_from"]))
+    if "trusted_proxies" in data:
+        data["trusted_proxies"] = parse_networks(list(data["trusted_proxies"]), "trusted_proxies")
+    for key in ("pool_roots", "store_roots"):
+        if key in data:
+            data[key] = [Path(p) for p in data[key]]
     return AgentConfig(**data)
 
 

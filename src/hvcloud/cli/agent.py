@@ -35,6 +35,11 @@ def run(
     no_tls: Annotated[bool, typer.Option("--no-tls", help="plain HTTP (tests only)")] = False,
     max_body: Annotated[int, typer.Option(help="largest accepted request body in bytes")] = 8 * 1024 * 1024,
     body_timeout: Annotated[float, typer.Option(help="seconds a client may take to send a request body")] = 60.0,
+    header_timeout: Annotated[float, typer.Option(help="seconds a client may take to send its request headers")] = 10.0,
+    max_pending_per_source: Annotated[int, typer.Option(
+        help="connections one address may hold while still sending a request")] = 64,
+    trusted_proxy: Annotated[list[str] | None, typer.Option(
+        help="CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable; none by default)")] = None,
     sim_hosts: Annotated[int, typer.Option(help="simulator: hosts served by this process")] = 1,
     sim_first_address: Annotated[str | None, typer.Option(help="simulator: address of the first host")] = None,
     sim_memory_gib: Annotated[int, typer.Option(help="simulator: memory of each host")] = 128,
@@ -43,6 +48,10 @@ def run(
     vnc_listen: Annotated[str, typer.Option(help="address VM consoles (VNC) listen on")] = "127.0.0.1",
     bridge: Annotated[str | None, typer.Option(help="Linux bridge for NICs without a network name")] = None,
     local_pool: Annotated[Path | None, typer.Option(help="directory of the host's local storage pool")] = None,
+    pool_root: Annotated[list[Path] | None, typer.Option(
+        help="directory Filesystem pools must lie in (repeatable; default: any but system directories)")] = None,
+    store_root: Annotated[list[Path] | None, typer.Option(
+        help="directory file:// image stores must lie in (repeatable; default: none, file:// stores refused)")] = None,
     nic_rate_limits: Annotated[bool, typer.Option(help="apply CloudStack's NIC rate (needs sch_htb/sch_sfq)")] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
@@ -60,11 +69,14 @@ def run(
             listen_host=host, listen_port=port, data_dir=data_dir.resolve(),
             auth=auth,  # type: ignore[arg-type]
             allow_from=parse_networks(allow_from or []), client_ca=client_ca, tls=not no_tls,
-            max_body_bytes=max_body, body_timeout=body_timeout, sim_hosts=sim_hosts,
+            max_body_bytes=max_body, body_timeout=body_timeout, header_timeout=header_timeout,
+            max_pending_per_source=max_pending_per_source,
+            trusted_proxies=parse_networks(trusted_proxy or [], "--trusted-proxy"), sim_hosts=sim_hosts,
             sim_first_address=sim_first_address,
             sim_memory_gib=sim_memory_gib, libvirt_uri=libvirt_uri,
             libvirt_domain_type=libvirt_domain_type,  # type: ignore[arg-type]
             vnc_listen=vnc_listen, default_bridge=bridge, local_pool_dir=local_pool,
+            pool_roots=[p.absolute() for p in pool_root or []], store_roots=[p.absolute() for p in store_root or []],
             nic_rate_limits=nic_rate_limits, log_level=log_level)
         run_agent(config)
     except (ConfigError, HypervisorUnavailable) as exc:

@@ -197,7 +197,8 @@ def demo(
         with _serve_directory(data_dir / "images") as image_port:
             agent_args = [sys.executable, "-m", "hvcloud.cli.main", "agent", "run", "--driver", host.driver,
                           "--listen", f"{addresses[0]}:{agent_port}", "--data-dir", str(data_dir / "agent"),
-                          "--log-level", "warning"]
+                          "--log-level", "warning", "--pool-root", str(data_dir / "primary"),
+                          "--store-root", str(data_dir / "secondary")]
             if host.driver == "simulator":
                 agent_args += ["--sim-hosts", str(hosts), "--sim-first-address", addresses[0]]
             else:

@@ -29,6 +29,13 @@ def run(
                                         help="where NFS image stores are mounted (<root>/<host>/<export>)"),
     public_url: str | None = typer.Option(None, help="base URL clients use to reach this server (upload URLs)"),
     plugin: list[str] = typer.Option([], help="module to import that registers extra commands or job handlers"),
+    trusted_proxy: list[str] = typer.Option([], help="CIDR of a reverse proxy whose X-Forwarded-For and "
+                                            "X-Forwarded-Proto are believed (repeatable; none by default)"),
+    header_timeout: float = typer.Option(10.0, help="seconds a client may take to send its request headers"),
+    body_timeout: float = typer.Option(60.0, help="seconds a request body may pause before the connection "
+                                       "is closed"),
+    max_pending_per_source: int = typer.Option(64, help="connections one address may hold while still "
+                                               "sending a request"),
     setting: list[str] = typer.Option([], "--setting", help="NAME=VALUE of a CloudStack-named setting: "
                                       "ping.interval, ping.timeout, host.stats.interval, wait, … (repeatable)"),
     tls_cert: Path | None = typer.Option(None, "--tls-cert", help="serve HTTPS with this PEM certificate "
@@ -36,6 +43,7 @@ def run(
     tls_key: Path | None = typer.Option(None, "--tls-key", help="the PEM private key of --tls-cert"),
 ) -> None:
     """Migrate the database, seed it on first start, run the AgentManager and serve the API."""
+    from hvcloud.http_guard import ConnectionLimits, parse_networks
     from hvcloud.server import processes as procs
     from hvcloud.server.config import ServerConfig, check_tls, split_setting
     from hvcloud.server.state import ServerState
@@ -43,11 +51,15 @@ def run(
     try:
         settings = dict(split_setting(s) for s in setting)
         check_tls(tls_cert, tls_key)
+        limits = ConnectionLimits(trusted_proxies=tuple(parse_networks(trusted_proxy, "--trusted-proxy")),
+                                  header_timeout=header_timeout, body_idle_timeout=body_timeout,
+                                  max_pending_per_source=max_pending_per_source)
+        limits.validate()
         config = ServerConfig.build(
             data_dir, db, listen, settings, job_workers=job_workers, lease_seconds=lease_seconds,
             download_allow_private=allow_private_downloads, download_allow_loopback=allow_loopback_downloads,
             template_max_bytes=max_template_bytes, nfs_mount_root=nfs_mount_root, public_url=public_url,
-            plugins=tuple(plugin), tls_cert=tls_cert, tls_key=tls_key)
+            plugins=tuple(plugin), tls_cert=tls_cert, tls_key=tls_key, connection_limits=limits)
         if processes > 1:
             procs.check_shareable(config)
     except ValueError as exc:

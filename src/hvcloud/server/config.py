@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hvcloud.http_guard import ConnectionLimits
 from hvcloud.server.db.engine import default_sqlite_url
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -68,6 +69,8 @@ class ServerConfig:
     #: serve HTTPS with this certificate chain and key (PEM files); the session cookie is then ``Secure``
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: trusted proxies, header and body timeouts, pending connections per source (``hvcloud.http_guard``)
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     @classmethod
     def build(cls, data_dir: Path, db_url: str | None = None, listen: str = DEFAULT_LISTEN,

@@ -60,19 +60,22 @@ def serve(config: ServerConfig, worker: int, log_level: str, sock: socket.socket
     """Run one management server until it is told to stop (on ``sock``, else on its listen address)."""
     import uvicorn
 
+    from hvcloud import http_guard
     from hvcloud.server.app import create_app
     from hvcloud.server.state import ServerState
 
     state = ServerState.open(config, worker=worker)
     if sock is not None:
         threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()
+    guard = http_guard.uvicorn_options(config.connection_limits)
     try:
         if sock is None:
             uvicorn.run(create_app(state), host=config.listen_host, port=config.listen_port, log_level=log_level,
-                        ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key)
+                        ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, **guard)
         else:
             server = uvicorn.Server(uvicorn.Config(create_app(state), log_level=log_level,
-                                                   ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key))
+                                                   ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key,
+                                                   **guard))
             server.run(sockets=[sock])
     finally:
         state.close()

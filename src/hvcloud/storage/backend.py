@@ -109,6 +109,10 @@ class StorageBackend(abc.ABC):
     def detach_pool(self, pool: PoolRef) -> None:
         """Forget the pool (unmount network pools). Files are never deleted. Idempotent."""
 
+    def restore_pools(self, pools: list[PoolRef]) -> None:  # noqa: B027 - optional, empty by default
+        """The pools this host attached before a restart (the agent keeps the list): usable again
+        without touching them. Backends that confine pools to attached ones override this."""
+
     @abc.abstractmethod
     def pool_stats(self, pool: PoolRef) -> PoolStats:
         ...

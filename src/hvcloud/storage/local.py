@@ -34,9 +34,10 @@ from hvcloud.storage.backend import (
 from hvcloud.storage.errors import ImageError, StorageError, StoreError
 from hvcloud.storage.image_check import inspect_untrusted
 from hvcloud.storage.limits import StoreLimits
+from hvcloud.storage.path_policy import PathPolicy
 from hvcloud.storage.pools import Pools, confine, is_mounted
 from hvcloud.storage.stores import Stores
-from hvcloud.storage.transfer import staged
+from hvcloud.storage.transfer import PRIVATE_FILE, staged
 
 log = structlog.get_logger(__name__)
 
@@ -71,11 +72,13 @@ def template_properties(template_id: str, name: str, filename: str, fmt: str,
 
 class LocalStorageBackend(StorageBackend):
     def __init__(self, data_dir: str | Path, limits: StoreLimits | None = None,
-                 pools: Pools | None = None, stores: Stores | None = None) -> None:
+                 pools: Pools | None = None, stores: Stores | None = None, policy: PathPolicy | None = None) -> None:
+        """``policy`` confines pools and local stores (``hvcloud.storage.path_policy``); the agent
+        always gives one."""
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.pools = pools or Pools(self.data_dir)
-        self.stores = stores or Stores(self.data_dir, limits)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.pools = pools or Pools(self.data_dir, policy=policy)
+        self.stores = stores or Stores(self.data_dir, limits, policy=policy)
 
     # ---------------------------------------------------------------- helpers
 
@@ -135,6 +138,13 @@ class LocalStorageBackend(StorageBackend):
     def detach_pool(self, pool: PoolRef) -> None:
         self.pools.detach(pool)
 
+    def restore_pools(self, pools: list[PoolRef]) -> None:
+        for pool in pools:
+            try:
+                self.pools.adopt(pool)
+            except StorageError as exc:
+                log.warning("pool.not_restored", pool=pool.uuid, reason=str(exc))
+
     def pool_stats(self, pool: PoolRef) -> PoolStats:
         return self.pools.stats(pool)
 
@@ -185,6 +195,7 @@ class LocalStorageBackend(StorageBackend):
         else:
             backing = os.path.relpath(base, dest.parent)
             qemu_img.create(str(tmp), "qcow2", grow, backing=backing, backing_fmt=template.format)
+        os.chmod(tmp, PRIVATE_FILE)
         os.replace(tmp, dest)
         log.info("volume.created", pool=pool.uuid, name=dest.name, linked=not full_copy)
         if full_copy:
@@ -209,6 +220,7 @@ class LocalStorageBackend(StorageBackend):
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")
         qemu_img.create(str(tmp), format, size)
+        os.chmod(tmp, PRIVATE_FILE)
         os.replace(tmp, dest)
         return self._result(root, dest, format)
 

@@ -18,6 +18,7 @@ import structlog
 from hvcloud.hypervisor.driver import PoolStats
 from hvcloud.storage.backend import PoolRef
 from hvcloud.storage.errors import PathOutsidePool, StorageError
+from hvcloud.storage.path_policy import PathPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -79,15 +80,21 @@ class Pools:
     """Where each pool lives on this host, mounting network pools as needed."""
 
     def __init__(self, data_dir: Path, runner: CommandRunner = run_command,
-                 nfs_options: str = "vers=4.1,soft,timeo=600,retrans=2") -> None:
+                 nfs_options: str = "vers=4.1,soft,timeo=600,retrans=2", policy: PathPolicy | None = None) -> None:
         self.data_dir = data_dir
         self._run = runner
         self.nfs_options = nfs_options
+        self.policy = policy
 
     def mountpoint(self, pool: PoolRef) -> Path:
         return self.data_dir / "pools" / safe_name(pool.uuid, "pool uuid")
 
     def root(self, pool: PoolRef) -> Path:
+        """The pool's directory; with a policy, only a pool this host attached (its real path)."""
+        path = self._where(pool)
+        return path if self.policy is None else self.policy.pool(path, pool.uuid)
+
+    def _where(self, pool: PoolRef) -> Path:
         if pool.pool_type == "Filesystem":
             if not pool.path.startswith("/"):
                 raise StorageError(f"Filesystem pool path {pool.path!r} must be absolute")
@@ -103,8 +110,20 @@ class Pools:
             raise StorageError(f"invalid NFS export path {pool.path!r}")
         return f"{pool.host}:{pool.path}"
 
+    def adopt(self, pool: PoolRef) -> Path:
+        """Record an attached pool with the policy (refused pools raise PathOutsidePool) without
+        touching it; return its directory."""
+        root = self._where(pool)
+        if self.policy is not None:
+            if pool.pool_type == "Filesystem":
+                root = self.policy.attachable(root)
+            self.policy.remember(pool.uuid, root)
+        return root
+
     def attach(self, pool: PoolRef) -> PoolStats:
-        root = self.root(pool)
+        root = self._where(pool)
+        if self.policy is not None and pool.pool_type == "Filesystem":
+            root = self.policy.attachable(root)
         if pool.pool_type == "NetworkFilesystem":
             root.mkdir(parents=True, exist_ok=True)
             if not is_mounted(root):
@@ -113,9 +132,12 @@ class Pools:
                 log.info("pool.mounted", pool=pool.uuid, source=self.nfs_source(pool))
         else:
             root.mkdir(parents=True, exist_ok=True)
+        self.adopt(pool)
         return self.stats(pool)
 
     def detach(self, pool: PoolRef) -> None:
+        if self.policy is not None:
+            self.policy.forget(pool.uuid)
         if pool.pool_type == "NetworkFilesystem":
             root = self.mountpoint(pool)
             if is_mounted(root):

@@ -19,6 +19,7 @@ from hvcloud.storage.backend import ImageOnStore, Progress, StoreRef
 from hvcloud.storage.errors import StoreError
 from hvcloud.storage.http_fetch import download
 from hvcloud.storage.limits import StoreLimits
+from hvcloud.storage.path_policy import PathPolicy
 from hvcloud.storage.pools import CommandRunner, confine, is_mounted, run_command
 from hvcloud.storage.s3_store import S3Store
 from hvcloud.storage.store_io import DirectoryStore, StoreIO
@@ -29,11 +30,14 @@ log = structlog.get_logger(__name__)
 
 class Stores:
     def __init__(self, data_dir: Path, limits: StoreLimits | None = None,
-                 runner: CommandRunner = run_command, nfs_options: str = "vers=4.1,soft,ro") -> None:
+                 runner: CommandRunner = run_command, nfs_options: str = "vers=4.1,soft,ro",
+                 policy: PathPolicy | None = None) -> None:
         self.data_dir = data_dir
         self.limits = limits or StoreLimits()
         self._run = runner
         self.nfs_options = nfs_options
+        #: with a policy, local stores must lie inside its store roots
+        self.policy = policy
 
     # ---------------------------------------------------------------- file stores
 
@@ -43,7 +47,7 @@ class Stores:
             path = store.url.removeprefix("file://")
             if not path.startswith("/"):
                 raise StoreError(f"local store {store.url!r} must be an absolute path")
-            return Path(path)
+            return Path(path) if self.policy is None else self.policy.store(path)
         if store.kind == "nfs":
             parts = urlsplit(store.url)
             if parts.scheme != "nfs" or not parts.hostname or not parts.path.startswith("/"):

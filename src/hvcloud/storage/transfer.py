@@ -28,6 +28,8 @@ from hvcloud.storage.fileio import fsync_dir
 log = structlog.get_logger(__name__)
 
 CHUNK = 1 << 20
+#: images are tenants' data: no other local user may read them (qemu runs as root)
+PRIVATE_FILE = 0o600
 _ALGOS = {"MD5": "md5", "SHA-1": "sha1", "SHA1": "sha1", "SHA-224": "sha224", "SHA-256": "sha256",
           "SHA256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512", "SHA512": "sha512"}
 _PLAIN_BY_LEN = {32: "md5", 40: "sha1", 64: "sha256", 96: "sha384", 128: "sha512"}
@@ -149,7 +151,8 @@ def replace_atomically(dest: Path, content: Path | bytes) -> None:
     or the whole new one: written to :func:`part_file`, flushed to disk, then renamed."""
     tmp = part_file(dest)
     try:
-        with open(tmp, "wb") as out:
+        with open(tmp, "wb", opener=_private) as out:
+            os.fchmod(out.fileno(), PRIVATE_FILE)
             if isinstance(content, bytes):
                 out.write(content)
             else:
@@ -173,7 +176,13 @@ def staged(dest: Path) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".hvcloud-dl-") as tmp:
         part = Path(tmp) / "staged"
         yield part
+        os.chmod(part, PRIVATE_FILE)
         os.replace(part, dest)
+
+
+def _private(path: str, flags: int) -> int:
+    """``open`` opener creating files readable by their owner only."""
+    return os.open(path, flags, PRIVATE_FILE)
 
 
 def file_chunks(path: Path, chunk: int = CHUNK) -> Iterable[bytes]:

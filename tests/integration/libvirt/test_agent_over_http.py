@@ -60,7 +60,7 @@ def test_vm_lifecycle_through_the_agent(tmp_path: Path, libvirt_ok: None, guest:
     data_dir = tmp_path / "agent"
     agent = AgentProcess(data_dir, free_port(), ["--driver", "libvirt", "--libvirt-domain-type", "qemu",
                                                  "--bridge", bridge, "--local-pool", str(tmp_path / "local"),
-                                                 *rate_limit_args()])
+                                                 "--store-root", str(store_dir), *rate_limit_args()])
     agent.start()
     try:
         asyncio.run(_drive(agent, name, store_dir, pool_dir, tmpl_rel, iso_rel, data_dir / "console"))

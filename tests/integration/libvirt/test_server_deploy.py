@@ -113,7 +113,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, libvirt_ok: None, guest: gue
     (base / "images" / "tools.iso").write_bytes(bytes(iso))
     agent = AgentProcess(base / "agent", free_port(), ["--driver", "libvirt", "--libvirt-domain-type", "qemu",
                                                        "--bridge", bridge, "--local-pool", str(base / "local"),
-                                                       *rate_limit_args()])
+                                                       "--store-root", str(base / "secondary"), *rate_limit_args()])
     (base / "server").mkdir()
     server: ServerProcess | None = None
     agent.start()

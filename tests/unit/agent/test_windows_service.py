@@ -40,6 +40,11 @@ def test_config_file_maps_onto_agent_config(tmp_path: pytest.TempPathFactory) ->
     good.write_text('{"listen_port": 8250, "data_dir": "/tmp/x", "allow_from": ["10.0.0.0/8"]}')
     config = windows_service.load_config(str(good))
     assert (config.driver, config.listen_port, config.data_dir) == ("hyperv", 8250, Path("/tmp/x"))
+    good.write_text('{"store_roots": ["/srv/images"], "pool_roots": ["/srv/pools"], '
+                    '"trusted_proxies": ["10.1.0.0/16"]}')
+    config = windows_service.load_config(str(good))
+    assert (config.store_roots, config.pool_roots) == ([Path("/srv/images")], [Path("/srv/pools")])
+    assert [str(n) for n in config.trusted_proxies] == ["10.1.0.0/16"]
     bad = Path(str(tmp_path)) / "bad.json"
     for text in ('{"listen_prot": 1}', "[1, 2]"):
         bad.write_text(text)

@@ -7,9 +7,9 @@ from pathlib import Path, PureWindowsPath
 
 import pytest
 
-from hvcloud.storage.backend import PoolRef
+from hvcloud.storage.backend import ImageInPool, PoolRef
 from hvcloud.storage.errors import PathOutsidePool, StorageError
-from hvcloud.storage.hyperv import PathMap
+from hvcloud.storage.hyperv import HyperVStorageBackend, PathMap
 from hvcloud.storage.hyperv.winpath import (
     confine_win,
     pool_root,
@@ -17,6 +17,7 @@ from hvcloud.storage.hyperv.winpath import (
     relpath,
     unc_from_cifs,
 )
+from hvcloud.storage.path_policy import PathPolicy
 
 ROOT = PureWindowsPath("E:\\Disks")
 
@@ -139,3 +140,36 @@ def test_symlink_out_of_the_pool_is_refused(tmp_path: Path) -> None:
     win, local = m.local_confined(ROOT, "sub\\x.vhd")
     assert str(win) == "E:\\Disks\\sub\\x.vhd"
     assert local == tmp_path / "e" / "Disks" / "sub" / "x.vhd"
+
+
+def _confined_backend(tmp_path: Path, **policy: list[Path]) -> HyperVStorageBackend:
+    for d in ("e", "d", "outside"):
+        (tmp_path / d).mkdir()
+    paths = PathMap({"E:\\": tmp_path / "e", "D:\\": tmp_path / "d", "F:\\": tmp_path / "outside"})
+    return HyperVStorageBackend(tmp_path / "d" / "hvcloud" / "storage", paths=paths, native_vhd=True,
+                                policy=PathPolicy(protected=[tmp_path / "d" / "hvcloud"], **policy))
+
+
+def test_a_hyperv_pool_must_be_attached_first(tmp_path: Path) -> None:
+    """Windows pool paths from the wire (backslashes or slashes) reach only attached pools."""
+    storage = _confined_backend(tmp_path)
+    for path in ("E:\\Disks", "E:/Disks", "e:\\disks"):
+        pool = PoolRef(uuid="p1", pool_type="Filesystem", path=path)
+        with pytest.raises(PathOutsidePool, match="not attached"):
+            storage.delete_volume(ImageInPool(pool, "x.vhdx", "vhdx"))
+    assert not (tmp_path / "e" / "Disks").exists()
+    storage.attach_pool(PoolRef(uuid="p1", pool_type="Filesystem", path="E:\\Disks"))
+    victim = tmp_path / "e" / "Disks" / "vol.vhdx"
+    victim.write_bytes(b"x")
+    storage.delete_volume(ImageInPool(PoolRef(uuid="p1", pool_type="Filesystem", path="E:/Disks"), "vol.vhdx", "vhdx"))
+    assert not victim.exists()
+    storage.detach_pool(PoolRef(uuid="p1", pool_type="Filesystem", path="E:\\Disks"))
+    with pytest.raises(PathOutsidePool):
+        storage.local_path(ImageInPool(PoolRef(uuid="p1", pool_type="Filesystem", path="E:\\Disks"), "v", "vhdx"))
+
+
+@pytest.mark.parametrize("path", ["D:\\", "D:\\hvcloud", "F:\\anything"])
+def test_hyperv_pools_outside_the_roots_or_over_the_agent_data_are_refused(tmp_path: Path, path: str) -> None:
+    storage = _confined_backend(tmp_path, pool_roots=[tmp_path / "e", tmp_path / "d"])
+    with pytest.raises(PathOutsidePool):
+        storage.attach_pool(PoolRef(uuid="p2", pool_type="Filesystem", path=path))

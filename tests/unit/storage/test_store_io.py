@@ -110,3 +110,21 @@ def test_replace_atomically_keeps_the_old_file_on_failure(tmp_path: Path) -> Non
     assert dest.read_bytes() == b"old" and not part_file(dest).exists()
     replace_atomically(dest, b"new")
     assert dest.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+def test_files_written_to_a_store_are_private(store: DirectoryStore, tmp_path: Path) -> None:
+    """Uploads and templates the server or an agent writes are tenants' images: owner-only, whatever
+    the process umask, and also when an older file of the same name was world-readable."""
+    src = tmp_path / "upload"
+    src.write_bytes(DATA)
+    old = os.umask(0o022)
+    try:
+        (store.root / "template").mkdir()
+        (store.root / "template" / "old.qcow2").write_bytes(b"x")
+        (store.root / "template" / "old.qcow2").chmod(0o644)
+        store.put(src, REL)
+        store.put_bytes(b"id=1\n", "template/old.qcow2")
+    finally:
+        os.umask(old)
+    for rel in (REL, "template/old.qcow2"):
+        assert (store.root / rel).stat().st_mode & 0o777 == 0o600, rel

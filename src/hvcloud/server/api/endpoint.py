@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from hvcloud.server.api import auth, errors, vm_views
@@ -144,10 +144,13 @@ async def _read_pairs(request: Request, max_body: int) -> list[tuple[str, str]]:
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
         body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                raise errors.param_error(f"request body exceeds {max_body} bytes")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > max_body:
+                    raise errors.param_error(f"request body exceeds {max_body} bytes")
+        except ClientDisconnect:  # gone, or cut off by the listener's body timeout (hvcloud.http_guard)
+            raise errors.param_error("the request body was not received") from None
         if body and (not ctype or ctype.startswith("application/x-www-form-urlencoded")):
             try:
                 text = body.decode("utf-8")

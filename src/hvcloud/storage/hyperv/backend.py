@@ -48,6 +48,7 @@ from hvcloud.storage.hyperv.checks import NATIVE_VHD, inspect_hyperv_image, vhd_
 from hvcloud.storage.hyperv.winpath import PathMap, pool_root, relpath, unc_from_cifs
 from hvcloud.storage.limits import StoreLimits
 from hvcloud.storage.local import template_properties, with_ext
+from hvcloud.storage.path_policy import PathPolicy
 from hvcloud.storage.stores import Stores
 from hvcloud.storage.transfer import CHUNK, copy_checked, parse_checksum, replace_atomically, staged
 from hvcloud.storage.vhd.builder import DynamicBuilder
@@ -126,27 +127,47 @@ def _file_lock(path: Path) -> Iterator[None]:
 class HyperVStorageBackend(StorageBackend):
     def __init__(self, data_dir: str | Path, *, paths: PathMap | None = None,
                  disks: VirtualDisks | None = None, limits: StoreLimits | None = None,
-                 stores: Stores | None = None, native_vhd: bool = NATIVE_VHD) -> None:
+                 stores: Stores | None = None, native_vhd: bool = NATIVE_VHD,
+                 policy: PathPolicy | None = None) -> None:
+        """``policy`` confines pools (by their local paths) and local stores
+        (``hvcloud.storage.path_policy``); the agent always gives one."""
         self.data_dir = Path(data_dir)
+        self.policy = policy
         #: whether to use the native VHD library; without it VHDs are created and resized by
         #: Hyper-V's image management service and checked by their footer
         self.native_vhd = native_vhd
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.paths = paths or PathMap()
         self.disks = disks
-        self.stores = stores or Stores(self.data_dir, limits)
+        self.stores = stores or Stores(self.data_dir, limits, policy=policy)
         self._thread_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     # ---------------------------------------------------------------- places
 
     def _root(self, pool: PoolRef) -> tuple[PureWindowsPath, Path]:
+        """The pool's Windows path and local directory; with a policy, only an attached pool's."""
         win = pool_root(pool)
         local = self.paths.local(win)
+        if self.policy is not None:
+            self.policy.pool(local, pool.uuid)
+        return win, self._ensure_dir(pool, win, local)
+
+    def _ensure_dir(self, pool: PoolRef, win: PureWindowsPath, local: Path) -> Path:
         try:
             local.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"pool {pool.uuid} at {win} is not usable: {exc.strerror}") from None
+        return local
+
+    def _adopt(self, pool: PoolRef) -> tuple[PureWindowsPath, Path]:
+        """Check a pool about to be attached against the policy and record it; its two paths."""
+        win = pool_root(pool)
+        local = self.paths.local(win)
+        if self.policy is not None:
+            if pool.pool_type == "Filesystem":
+                self.policy.attachable(local)
+            self.policy.remember(pool.uuid, local)
         return win, local
 
     def _place(self, pool: PoolRef, rel: str) -> _Place:
@@ -255,11 +276,21 @@ class HyperVStorageBackend(StorageBackend):
     # ---------------------------------------------------------------- pools
 
     def attach_pool(self, pool: PoolRef) -> PoolStats:
-        self._root(pool)
+        win, local = self._adopt(pool)
+        self._ensure_dir(pool, win, local)
         return self.pool_stats(pool)
 
     def detach_pool(self, pool: PoolRef) -> None:
         pool_root(pool)
+        if self.policy is not None:
+            self.policy.forget(pool.uuid)
+
+    def restore_pools(self, pools: list[PoolRef]) -> None:
+        for pool in pools:
+            try:
+                self._adopt(pool)
+            except StorageError as exc:
+                log.warning("pool.not_restored", pool=pool.uuid, reason=str(exc))
 
     def pool_stats(self, pool: PoolRef) -> PoolStats:
         win, local = self._root(pool)
