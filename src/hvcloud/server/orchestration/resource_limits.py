@@ -155,7 +155,8 @@ def _lock_account(db: Session, account: Account) -> None:
     without this, one transaction could hold count rows and wait for the account row while another
     holds the account row and waits for the count rows.) SQLite runs one writer at a time anyway."""
     if db.get_bind().dialect.name == "postgresql":
-        db.execute(select(Account.id).where(Account.id == account.id).with_for_update(key_share=True))  # FOR NO KEY UPDATE
+        # FOR NO KEY UPDATE: inserting rows that refer to the account (events, jobs) need not wait
+        db.execute(select(Account.id).where(Account.id == account.id).with_for_update(key_share=True))
 
 
 def _lock_rows(db: Session, owners: list[ColumnElement[bool]], types: list[int]) -> None:
