@@ -176,6 +176,19 @@ def test_update_resource_count_recomputes_from_the_real_rows(state: ServerState,
     assert {c["resourcetypename"]: c["resourcecount"] for c in domain}["user_vm"] == 2
 
 
+def test_accounts_show_their_limits_totals_and_what_is_left(admin: Caller, user_caller: Caller,
+                                                            cloud: dict[str, Any]) -> None:  # noqa: F811
+    _set_limit(admin, 0, 3)
+    user_caller.wait(_deploy(user_caller, cloud)[1]["jobid"])
+    me = user_caller.ok("listAccounts")["account"][0]
+    assert (me["vmlimit"], me["vmtotal"], me["vmavailable"]) == ("3", 1, "2")
+    assert (me["volumelimit"], me["volumetotal"], me["volumeavailable"]) == ("20", 1, "19")
+    assert (me["cpulimit"], me["cputotal"], me["memorytotal"]) == ("40", 1, 512)
+    assert (me["primarystoragelimit"], me["primarystoragetotal"], me["primarystorageavailable"]) == ("200", 1, "199")
+    boss = admin.ok("listAccounts", name="admin")["account"][0]
+    assert (boss["vmlimit"], boss["vmavailable"], boss["vmtotal"]) == ("Unlimited", "Unlimited", 0)
+
+
 @pytest.mark.parametrize("setting", ["max.account.user.vms=1", "max.account.volumes=1"])
 def test_default_limits_come_from_settings(setting: str) -> None:
     from hvcloud.server.config import parse_settings

@@ -284,3 +284,41 @@ def current(db: Session, *, account: Account | None = None, domain: Domain | Non
             found[resource_type] = recount_account(db, account.id, resource_type) if account is not None else \
                 recount_domain(db, domain, resource_type) if domain is not None else 0
     return found
+
+
+#: the field prefix of each resource type in CloudStack's account response (``vmlimit``, ``vmtotal`` …)
+ACCOUNT_FIELD_PREFIX: dict[int, str] = {
+    R.USER_VM: "vm", R.PUBLIC_IP: "ip", R.VOLUME: "volume", R.SNAPSHOT: "snapshot", R.TEMPLATE: "template",
+    R.PROJECT: "project", R.NETWORK: "network", R.VPC: "vpc", R.CPU: "cpu", R.MEMORY: "memory",
+    R.PRIMARY_STORAGE: "primarystorage", R.SECONDARY_STORAGE: "secondarystorage",
+}
+
+
+def account_usage(db: Session, config: ServerConfig, accounts: list[Account]) -> dict[str, dict[str, object]]:
+    """``vmlimit``/``vmtotal``/``vmavailable`` … for a page of accounts, in two queries (plus a recount
+    for an account that never allocated anything). Limits and what is available are strings, with
+    ``Unlimited`` for -1, and storage is in GiB, as CloudStack shows them."""
+    ids = [a.id for a in accounts]
+    explicit: dict[tuple[str | None, int], int] = {
+        (row.account_id, row.resource_type): row.max for row in db.scalars(
+            select(ResourceLimit).where(ResourceLimit.account_id.in_(ids)))} if ids else {}
+    counts: dict[tuple[str | None, int], int] = {
+        (row.account_id, row.resource_type): row.count for row in db.scalars(
+            select(ResourceCount).where(ResourceCount.account_id.in_(ids)))} if ids else {}
+    out: dict[str, dict[str, object]] = {}
+    for account in accounts:
+        fields: dict[str, object] = {}
+        for resource_type, prefix in ACCOUNT_FIELD_PREFIX.items():
+            if account.account_type == ACCOUNT_TYPE_ADMIN:
+                limit = R.UNLIMITED
+            else:
+                limit = explicit.get((account.id, resource_type), default_limit(config, "account", resource_type))
+            total = counts.get((account.id, resource_type))
+            if total is None:
+                total = recount_account(db, account.id, resource_type)
+            unit = R.setting_unit(resource_type)
+            fields[f"{prefix}limit"] = "Unlimited" if limit == R.UNLIMITED else str(limit // unit)
+            fields[f"{prefix}total"] = total // unit
+            fields[f"{prefix}available"] = "Unlimited" if limit == R.UNLIMITED else str(max(limit - total, 0) // unit)
+        out[account.id] = fields
+    return out

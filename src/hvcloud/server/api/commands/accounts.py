@@ -13,6 +13,7 @@ from hvcloud.server.api.views import account_view, domain_view, user_view
 from hvcloud.server.db.crypto import hash_password, new_api_key, verify_password
 from hvcloud.server.db.models import Account, Domain, LoginSession, User
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_USER
+from hvcloud.server.orchestration import resource_limits as limits
 
 command = REGISTRY.command
 
@@ -109,7 +110,8 @@ def list_accounts(ctx: CallContext, args: Args) -> Result:
     if pattern:
         stmt = stmt.where(Account.name.ilike(pattern, escape="\\"))
     rows, count = ctx.page(stmt, args)
-    return ListResult("account", [account_view(a) for a in rows], count)
+    usage = limits.account_usage(ctx.db, ctx.state.config, rows)
+    return ListResult("account", [{**account_view(a), **usage[a.id]} for a in rows], count)
 
 
 def _set_account_state(ctx: CallContext, args: Args, state: str) -> Account:

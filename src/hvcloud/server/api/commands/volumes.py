@@ -189,8 +189,9 @@ def resize_volume(ctx: CallContext, args: Args) -> Result:
     ctx.event("VOLUME.RESIZE", f"Resizing volume {volume.name} from {volume.size} to {new_size} bytes",
               resource_type="Volume", resource_id=volume.id)
     offering_id = offering.id if offering is not None else None
-    limits.charge(ctx.db, ctx.state.config, volume.account, {R.PRIMARY_STORAGE: new_size - volume.size})
+    charge = {R.PRIMARY_STORAGE: new_size - volume.size}
     if volume.state == S.VOL_ALLOCATED or new_size == volume.size:
+        limits.charge(ctx.db, ctx.state.config, volume.account, charge)
         if not planner.rebook_pool(ctx.db, volume, new_size):
             raise _pool_full(volume, new_size)
         volume.size = new_size
@@ -202,6 +203,7 @@ def resize_volume(ctx: CallContext, args: Args) -> Result:
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise errors.param_error(f"Volume {volume.name} is busy with another operation; try again")
     volume.state = S.VOL_RESIZING
+    limits.charge(ctx.db, ctx.state.config, volume.account, charge)  # after the claim: volume, then account
     if not shrink and not planner.rebook_pool(ctx.db, volume, new_size):
         raise _pool_full(volume, new_size)
     params = {"volume_id": volume.id, "old_size": volume.size, "new_size": new_size, "shrink_ok": shrink,
