@@ -198,3 +198,32 @@ def test_default_limits_come_from_settings(setting: str) -> None:
     for bad in ("-2", "x", "1.5", "9" * 20):
         with pytest.raises(ValueError):
             parse_settings({name: bad})
+
+
+def test_stored_counts_match_the_real_rows_after_a_lifecycle(state: ServerState, admin: Caller,
+                                                             user_caller: Caller,
+                                                             cloud: dict[str, Any]) -> None:  # noqa: F811
+    from hvcloud.server import resource_types as R
+    from hvcloud.server.db.models import Domain
+    from hvcloud.server.orchestration import resource_limits as limits
+
+    custom = _custom_disk(admin)
+    vms = [user_caller.wait(_deploy(user_caller, cloud)[1]["jobid"])["jobresult"]["virtualmachine"]
+           for _ in range(3)]
+    admin.wait(_deploy(admin, cloud)[1]["jobid"])
+    volumes = [user_caller.job("createVolume", diskofferingid=custom, size=3, zoneid=cloud["zoneid"])
+               ["jobresult"]["volume"] for _ in range(3)]
+    assert user_caller.job("resizeVolume", id=volumes[0]["id"], size=7)["jobstatus"] == 1
+    assert user_caller.ok("deleteVolume", id=volumes[1]["id"])["success"] is True
+    assert user_caller.job("destroyVirtualMachine", id=vms[0]["id"], expunge="true")["jobstatus"] == 1
+    medium = admin.ok("listServiceOfferings", name="Medium Instance")["serviceoffering"][0]["id"]
+    assert user_caller.job("scaleVirtualMachine", id=vms[1]["id"], serviceofferingid=medium)["jobstatus"] == 1
+    with state.sessions() as db:
+        alice = db.scalar(select(Account).where(Account.name == "alice"))
+        root = db.scalar(select(Domain).where(Domain.path == "ROOT"))
+        assert alice is not None and root is not None
+        stored = limits.current(db, account=alice)
+        real = {t: limits.recount_account(db, alice.id, t) for t in R.NAMES}
+        assert stored == real
+        assert (real[R.USER_VM], real[R.VOLUME], real[R.PRIMARY_STORAGE]) == (2, 4, 2 * (1 << 30) + 10 * (1 << 30))
+        assert limits.current(db, domain=root) == {t: limits.recount_domain(db, root, t) for t in R.NAMES}
