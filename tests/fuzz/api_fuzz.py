@@ -30,7 +30,7 @@ from hvcloud.server.db.models import Base
 
 _commands.load()
 
-ERROR_STATUSES = frozenset({401, 405, 430, 431, 432, 531, 534, 536})
+ERROR_STATUSES = frozenset({401, 405, 429, 430, 431, 432, 531, 534, 535, 536})
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", 'File "/', "site-packages/")
 READ_ONLY_PREFIXES = ("list", "get", "query")
 

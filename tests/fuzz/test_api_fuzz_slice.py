@@ -25,7 +25,8 @@ URL = "/client/api"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[ServerState, TestClient]]:
-    state = ServerState.open(ServerConfig.build(tmp_path / "data"))
+    # the fuzzer's user would mostly meet the API rate limit (429) instead of the code under test
+    state = ServerState.open(ServerConfig.build(tmp_path / "data", settings={"api.throttling.enabled": "false"}))
     with TestClient(create_app(state)) as client:
         yield state, client
     state.close()

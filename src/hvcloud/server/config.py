@@ -9,6 +9,7 @@ from typing import Any
 
 from hvcloud.http_guard import ConnectionLimits
 from hvcloud.server.db.engine import default_sqlite_url
+from hvcloud.server.resource_types import LIMIT_SETTINGS
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DB_URL_FILE = "db-url"
@@ -71,6 +72,14 @@ class ServerConfig:
     tls_key: Path | None = None
     #: trusted proxies, header and body timeouts, pending connections per source (``hvcloud.http_guard``)
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    #: CloudStack's API rate-limit plugin (``api.throttling.*``): per account, root admins exempt,
+    #: counted in each server process (see docs/server.md)
+    api_throttling_enabled: bool = True
+    api_throttling_interval: int = 1
+    api_throttling_max: int = 25
+    api_throttling_cachesize: int = 50000
+    #: ``max.account.*`` / ``max.domain.*`` settings given (name, value); CloudStack's defaults otherwise
+    limit_defaults: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def build(cls, data_dir: Path, db_url: str | None = None, listen: str = DEFAULT_LISTEN,
@@ -127,12 +136,16 @@ SETTINGS: dict[str, tuple[str, type[float] | type[int], float]] = {
     "job.expire.minutes": ("job_expire_minutes", float, 0.001),
     "incorrect.login.attempts.allowed": ("incorrect_login_attempts_allowed", int, 0),
     "api.signature.expires.window": ("signature_expires_window_seconds", float, 1.0),
+    "api.throttling.interval": ("api_throttling_interval", int, 1),
+    "api.throttling.max": ("api_throttling_max", int, 1),
+    "api.throttling.cachesize": ("api_throttling_cachesize", int, 1),
 }
 
 #: boolean settings (``true``/``false``): name → config field
 BOOL_SETTINGS: dict[str, str] = {
     "api.signature.version3.required": "signature_v3_required",
     "user.password.change.regenerate.keys": "regenerate_keys_on_password_change",
+    "api.throttling.enabled": "api_throttling_enabled",
 }
 
 
@@ -147,19 +160,24 @@ def parse_settings(settings: dict[str, str]) -> dict[str, Any]:
     """Turn ``{"ping.interval": "0.5"}`` into config fields; unknown names and bad values raise."""
     out: dict[str, Any] = {}
     for name, raw in settings.items():
-        if name in TEXT_SETTINGS:
-            field_name, pattern = TEXT_SETTINGS[name]
-            if not re.fullmatch(pattern, raw):
-                raise ValueError(f"setting {name} must match {pattern}, got {raw!r}")
-            out[field_name] = raw
+        if name in LIMIT_SETTINGS:
+            if not re.fullmatch(r"-1|[0-9]{1,15}", raw):
+                raise ValueError(f"setting {name} must be -1 (unlimited) or a whole number >= 0, got {raw!r}")
+            out["limit_defaults"] = (*out.get("limit_defaults", ()), (name, int(raw)))
             continue
         if name in BOOL_SETTINGS:
             if raw.lower() not in ("true", "false"):
                 raise ValueError(f"setting {name} must be true or false, got {raw!r}")
             out[BOOL_SETTINGS[name]] = raw.lower() == "true"
             continue
+        if name in TEXT_SETTINGS:
+            field_name, pattern = TEXT_SETTINGS[name]
+            if not re.fullmatch(pattern, raw):
+                raise ValueError(f"setting {name} must match {pattern}, got {raw!r}")
+            out[field_name] = raw
+            continue
         if name not in SETTINGS:
-            known = sorted([*SETTINGS, *TEXT_SETTINGS, *BOOL_SETTINGS])
+            known = sorted([*SETTINGS, *TEXT_SETTINGS, *BOOL_SETTINGS, *LIMIT_SETTINGS])
             raise ValueError(f"unknown setting {name!r}; known: {', '.join(known)}")
         field_name, kind, minimum = SETTINGS[name]
         try:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from hvcloud.server.api.ratelimit import ApiRateLimiter
 from hvcloud.server.config import DB_URL_FILE, ServerConfig
 from hvcloud.server.db import migrate
 from hvcloud.server.db.crypto import SecretBox
@@ -34,6 +35,8 @@ class ServerState:
     server_id: str = ""
     #: VM and account numbers (reserved in blocks)
     sequences: Sequences = field(init=False)
+    #: the per-account API rate limit (``api.throttling.*``), counted in this process
+    rate_limiter: ApiRateLimiter = field(init=False)
     jobs: JobEngine | None = None
     #: set while the app runs (its lifespan starts and stops the manager)
     agents: AgentManager | None = None
@@ -59,6 +62,9 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.sequences = Sequences(self.sessions)
+        cfg = self.config
+        self.rate_limiter = ApiRateLimiter(enabled=cfg.api_throttling_enabled, interval=cfg.api_throttling_interval,
+                                           maximum=cfg.api_throttling_max, cache_size=cfg.api_throttling_cachesize)
 
     def notify_jobs(self) -> None:
         if self.jobs is not None:

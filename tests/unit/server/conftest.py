@@ -23,7 +23,9 @@ with warnings.catch_warnings():
 
 @pytest.fixture
 def state(tmp_path: Path) -> Iterator[ServerState]:
-    st = ServerState.open(replace(ServerConfig.build(tmp_path / "data"), manage_agents=False))
+    # the API rate limit has its own tests (tests/security/test_api_rate_limit.py); here users call freely
+    config = ServerConfig.build(tmp_path / "data", settings={"api.throttling.enabled": "false"})
+    st = ServerState.open(replace(config, manage_agents=False))
     yield st
     st.close()
 

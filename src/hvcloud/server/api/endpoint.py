@@ -25,6 +25,7 @@ from hvcloud.server.api.params import RequestParams
 from hvcloud.server.api.registry import REGISTRY, Registry, bind
 from hvcloud.server.api.results import RawResult, body_of
 from hvcloud.server.db.models import User
+from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN
 from hvcloud.server.state import ServerState
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ def process(state: ServerState, registry: Registry, method: str, params: Request
             except errors.ApiError:
                 db.commit()
                 raise
+            if user.account.account_type != ACCOUNT_TYPE_ADMIN:
+                state.rate_limiter.check(user.account_id)
             if command is None:
                 raise errors.unauthorized(errors.NOT_AVAILABLE_TEXT, generic_envelope=True)
             admin = user.account.account_type == 1

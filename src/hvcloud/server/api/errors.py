@@ -11,12 +11,14 @@ INTERNAL_ERROR = 530
 ACCOUNT_ERROR = 531
 INSUFFICIENT_CAPACITY = 533
 RESOURCE_UNAVAILABLE = 534
+RESOURCE_ALLOCATION = 535
 RESOURCE_IN_USE = 536
 
 CS_RUNTIME = 4250
 CS_INSUFFICIENT_CAPACITY = 4325
 CS_INVALID_PARAMETER = 4350
 CS_PERMISSION_DENIED = 4365
+CS_RESOURCE_ALLOCATION = 4370
 CS_RESOURCE_IN_USE = 4375
 CS_RESOURCE_UNAVAILABLE = 4380
 CS_SERVER_API = 9999
@@ -78,3 +80,8 @@ def internal(text: str) -> ApiError:
 
 def insufficient_capacity(text: str) -> ApiError:
     return ApiError(INSUFFICIENT_CAPACITY, text, CS_INSUFFICIENT_CAPACITY)
+
+
+def resource_allocation(text: str) -> ApiError:
+    """CloudStack's ResourceAllocationException (a resource limit would be exceeded)."""
+    return ApiError(RESOURCE_ALLOCATION, text, CS_RESOURCE_ALLOCATION)

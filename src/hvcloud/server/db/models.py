@@ -621,6 +621,34 @@ class TemplatePoolRef(Base):
     created: Mapped[datetime] = _created_column()
 
 
+class ResourceLimit(Base):
+    """An explicit limit (``updateResourceLimit``) of one resource type for an account or a domain;
+    without a row CloudStack's ``max.account.*`` / ``max.domain.*`` defaults apply. ``max`` is in the
+    counting unit (bytes for storage, MiB for memory); -1 is unlimited."""
+
+    __tablename__ = "resource_limit"
+    __table_args__ = (UniqueConstraint("account_id", "resource_type"), UniqueConstraint("domain_id", "resource_type"))
+    id: Mapped[str] = _id_column()
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), nullable=True)
+    domain_id: Mapped[str | None] = mapped_column(ForeignKey("domain.id", ondelete="CASCADE"), nullable=True)
+    resource_type: Mapped[int] = mapped_column(Integer)
+    max: Mapped[int] = mapped_column(BigInteger)
+
+
+class ResourceCount(Base):
+    """What an account, or a domain with all its sub-domains, holds of one resource type. Allocations
+    raise it with one conditional UPDATE (the row lock serialises concurrent allocations), releases
+    lower it; ``updateResourceCount`` recomputes it from the real rows."""
+
+    __tablename__ = "resource_count"
+    __table_args__ = (UniqueConstraint("account_id", "resource_type"), UniqueConstraint("domain_id", "resource_type"))
+    id: Mapped[str] = _id_column()
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), nullable=True)
+    domain_id: Mapped[str | None] = mapped_column(ForeignKey("domain.id", ondelete="CASCADE"), nullable=True)
+    resource_type: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 def as_dict(obj: Base) -> dict[str, Any]:
     """Column values of a row, for debugging and tests."""
     return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}

@@ -14,9 +14,12 @@ from pathlib import Path
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hvcloud.server import resource_types as R
+from hvcloud.server.api import errors
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import ImageStore, TemplateStoreRef, VMTemplate, utcnow
+from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration.image_store_io import StoreAccessError, open_store
 from hvcloud.storage.errors import ChecksumMismatch, DownloadError, ImageError, StoreError, UnsafeUrl
 from hvcloud.storage.http_fetch import download
@@ -45,12 +48,14 @@ class StoreSettings:
     box: SecretBox
     nfs_mount_root: Path
     staging: Path
+    #: the resource limits to enforce on installed sizes (None: count without a check)
+    config: ServerConfig | None = None
 
     @classmethod
     def of(cls, config: ServerConfig, box: SecretBox) -> StoreSettings:
         staging = config.data_dir / STAGING_DIR
         staging.mkdir(mode=0o700, exist_ok=True)
-        return cls(box=box, nfs_mount_root=config.nfs_mount_root, staging=staging)
+        return cls(box=box, nfs_mount_root=config.nfs_mount_root, staging=staging, config=config)
 
 
 def extension(fmt: str) -> str:
@@ -113,11 +118,26 @@ def install_staged(sessions: sessionmaker[Session], settings: StoreSettings, ref
         raise TemplateInstallError(f"cannot write to image store {store.name}: {exc}") from None
     except Exception as exc:  # boto3/botocore errors have no common base worth importing here
         raise TemplateInstallError(f"cannot write to image store {store.name}: {exc}") from None
-    with sessions.begin() as db:
-        ref = db.get(TemplateStoreRef, ref_id)
-        if ref is not None:
-            ref.install_path, ref.download_state, ref.download_percent = rel, DOWNLOADED, 100
-            ref.size, ref.physical_size, ref.error_text = checked.virtual_size, checked.physical_size, None
+    try:
+        with sessions.begin() as db:
+            ref = db.get(TemplateStoreRef, ref_id)
+            if ref is not None:
+                _count_stored(db, settings, ref, checked.physical_size or 0)
+                ref.install_path, ref.download_state, ref.download_percent = rel, DOWNLOADED, 100
+                ref.size, ref.physical_size, ref.error_text = checked.virtual_size, checked.physical_size, None
+    except errors.ApiError as exc:  # over the owner's secondary storage limit: the copy goes again
+        with contextlib.suppress(Exception):
+            open_store(store, settings.box, settings.nfs_mount_root).delete(rel)
+        raise TemplateInstallError(exc.text) from None
+
+
+def _count_stored(db: Session, settings: StoreSettings, ref: TemplateStoreRef, physical_size: int) -> None:
+    """Count the stored size against the owner's ``secondary_storage`` (sizes are known only now)."""
+    delta = {R.SECONDARY_STORAGE: physical_size - (ref.physical_size or 0)}
+    if settings.config is None:
+        limits.adjust(db, ref.template.account_id, delta)
+    else:
+        limits.charge(db, settings.config, ref.template.account, delta)
 
 
 def download_template(sessions: sessionmaker[Session], settings: StoreSettings, config: ServerConfig,
@@ -195,6 +215,7 @@ def delete_from_store(sessions: sessionmaker[Session], settings: StoreSettings, 
     with sessions.begin() as db:
         ref = db.get(TemplateStoreRef, ref_id)
         if ref is not None:
+            limits.release(db, ref.template.account_id, {R.SECONDARY_STORAGE: ref.physical_size or 0})
             db.delete(ref)
 
 
@@ -213,4 +234,5 @@ def delete_template(sessions: sessionmaker[Session], settings: StoreSettings, te
         left = db.scalars(select(TemplateStoreRef.id).where(TemplateStoreRef.template_id == template_id)).first()
         template = db.get(VMTemplate, template_id)
         if template is not None and left is None and template.removed is None:
+            limits.release(db, template.account_id, {R.TEMPLATE: 1})
             template.removed = utcnow()

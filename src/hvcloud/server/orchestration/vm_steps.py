@@ -36,6 +36,7 @@ from hvcloud.server.db.models import (
     utcnow,
 )
 from hvcloud.server.orchestration import planner, vm_wire
+from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP, AgentError
 from hvcloud.wire import answers as A
@@ -275,6 +276,8 @@ def _expunge_volume_row(db: Session, volume_id: str) -> None:
     volume = _locked_volume(db, volume_id)
     if volume is None or volume.state == S.VOL_EXPUNGED:
         return
+    if volume.removed is None:
+        limits.release(db, volume.account_id, limits.volume_deltas(volume.size))
     planner.release_pool(db, volume)
     volume.state, volume.vm_id, volume.device_id, volume.attached = S.VOL_EXPUNGED, None, None, None
     volume.removed = volume.removed or utcnow()

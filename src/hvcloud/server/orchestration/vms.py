@@ -33,6 +33,7 @@ from hvcloud.server.db.models import AsyncJob, Host, StoragePool, VMInstance, Vm
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import planner, vm_wire
 from hvcloud.server.orchestration import power_sync as P
+from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.vm_steps import (
@@ -260,6 +261,7 @@ def _recreate_elsewhere(db: Session, volume_id: str) -> bool:
         planner.release_pool(db, old)
         old.pool_id, old.host_id = None, None
         return False
+    limits.adjust(db, old.account_id, limits.volume_deltas(old.size))  # the replacement, until the old one goes
     db.add(Volume(name=old.name, account_id=old.account_id, zone_id=old.zone_id, vm_id=old.vm_id,
                   volume_type=old.volume_type, device_id=old.device_id, size=old.size, format=old.format,
                   disk_offering_id=old.disk_offering_id, template_id=old.template_id, attached=old.attached,
@@ -481,6 +483,8 @@ def _begin_expunge(db: Session, vm_id: str) -> tuple[str | None, list[str]]:
 def _expunged(db: Session, vm_id: str) -> None:
     vm = db.get(VMInstance, vm_id)
     if vm is not None:
+        if vm.removed is None:
+            limits.release(db, vm.account_id, limits.vm_deltas(vm))
         planner.release_host(db, vm)
         vm.host_id = None
         vm.removed = vm.removed or utcnow()

@@ -19,9 +19,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hvcloud.server import resource_types as R
 from hvcloud.server.db.models import VMInstance, Volume, utcnow
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import planner, vm_wire
+from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.vm_steps import StepFailed, Steps, pool_host
 from hvcloud.wire import answers as A
@@ -166,10 +168,12 @@ def _resize_plan(db: Session, volume_id: str, new_size: int,
                                           vmInstance=vm_name, wait=3600)
 
 
-def _resized(db: Session, volume_id: str, size: int, offering_id: str | None) -> None:
+def _resized(db: Session, volume_id: str, size: int, offering_id: str | None, asked: int | None = None) -> None:
+    """``asked``: the size the API call charged to the owner's primary storage (None: ``size``)."""
     volume = db.get(Volume, volume_id)
     if volume is None or volume.state != S.VOL_RESIZING:
         return
+    limits.adjust(db, volume.account_id, {R.PRIMARY_STORAGE: size - (size if asked is None else asked)})
     planner.rebook_pool(db, volume, size)
     volume.size, volume.state = size, S.VOL_READY
     if offering_id:
@@ -187,14 +191,16 @@ async def run_resize(jctx: JobContext) -> dict[str, Any]:
         except StepFailed as exc:
             raise JobFailure(ERR_INTERNAL, exc.text) from None
         size = answer.newSize if isinstance(answer, A.ResizeVolumeAnswer) and answer.newSize > 0 else new_size
-        await steps.tx(_resized, volume_id, size, jctx.params.get("offering_id"))
+        await steps.tx(_resized, volume_id, size, jctx.params.get("offering_id"), new_size)
     return _result(jctx, volume_id)
 
 
-def _resize_undone(db: Session, volume_id: str, old_size: int) -> None:
+def _resize_undone(db: Session, volume_id: str, old_size: int, new_size: int | None = None) -> None:
+    """``new_size``: what the API call charged the owner for (None: nothing to give back)."""
     volume = db.get(Volume, volume_id)
     if volume is None or volume.state != S.VOL_RESIZING:
         return
+    limits.adjust(db, volume.account_id, {R.PRIMARY_STORAGE: old_size - (old_size if new_size is None else new_size)})
     planner.rebook_pool(db, volume, old_size)
     volume.size, volume.state = old_size, S.VOL_READY
 
@@ -202,7 +208,8 @@ def _resize_undone(db: Session, volume_id: str, old_size: int) -> None:
 async def rollback_resize(jctx: JobContext) -> None:
     """The volume goes back to Ready with its old size and booking (idempotent)."""
     steps = Steps(jctx.sessions, jctx.agents, jctx.state.box)
-    await steps.tx(_resize_undone, str(jctx.params["volume_id"]), int(jctx.params["old_size"]))
+    await steps.tx(_resize_undone, str(jctx.params["volume_id"]), int(jctx.params["old_size"]),
+                   int(jctx.params["new_size"]))
 
 
 register(JOB_ATTACH, run_attach, resumable=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("meta", "accounts", "zones", "storage", "catalog", "events", "hosts", "capacity", "templates",
-           "offerings", "vms", "volumes", "management")
+           "offerings", "vms", "volumes", "management",
+           "limits")
 
 
 def load() -> None:

@@ -14,6 +14,7 @@ from hvcloud.server.db.crypto import hash_password, new_api_key, verify_password
 from hvcloud.server.db.models import Account, Domain, User
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_USER, ADMIN_USERNAME
 from hvcloud.server.orchestration import accounts as account_cleanup
+from hvcloud.server.orchestration import resource_limits as limits
 
 command = REGISTRY.command
 
@@ -136,7 +137,8 @@ def list_accounts(ctx: CallContext, args: Args) -> Result:
     if pattern:
         stmt = stmt.where(Account.name.ilike(pattern, escape="\\"))
     rows, count = ctx.page(stmt, args)
-    return ListResult("account", [account_view(a) for a in rows], count)
+    usage = limits.account_usage(ctx.db, ctx.state.config, rows)
+    return ListResult("account", [{**account_view(a), **usage[a.id]} for a in rows], count)
 
 
 def _set_account_state(ctx: CallContext, args: Args, state: str) -> Account:

@@ -43,15 +43,19 @@ def list_apis(ctx: CallContext, args: Args) -> Result:
 
 @command("listCapabilities", "Lists capabilities", admin=False)
 def list_capabilities(ctx: CallContext, args: Args) -> Result:
-    return RawResult({"capability": {
+    capability: dict[str, Any] = {
         "cloudstackversion": CLOUDSTACK_VERSION, "securitygroupsenabled": False,
         "dynamicrolesenabled": False, "userpublictemplateenabled": True, "supportELB": "false",
         "projectinviterequired": False, "allowusercreateprojects": False,
         "customdiskofferingminsize": 1, "customdiskofferingmaxsize": 1024, "kvmsnapshotenabled": True,
         "allowuserviewdestroyedvm": True, "allowuserexpungerecovervm": True,
-        "defaultuipagesize": 20, "apilimitmax": 25, "apilimitinterval": 1,
+        "defaultuipagesize": 20,
         "kubernetesserviceenabled": False, "kubernetesclusterexperimentalfeaturesenabled": False,
-    }})
+    }
+    limiter = ctx.state.rate_limiter
+    if limiter.enabled:  # as CloudStack: advertised only when enforced
+        capability["apilimitmax"], capability["apilimitinterval"] = limiter.maximum, limiter.interval
+    return RawResult({"capability": capability})
 
 
 def _visible_job(ctx: CallContext, job_id: str) -> AsyncJob:

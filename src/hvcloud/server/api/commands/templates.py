@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from hvcloud.server import resource_types as R
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
@@ -29,6 +30,7 @@ from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Resu
 from hvcloud.server.db.models import AsyncJob, OsType, TemplateStoreRef, VMTemplate, Zone
 from hvcloud.server.jobs import store as job_store
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
+from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import templates as tpl
 from hvcloud.server.orchestration.catalog import HYPERVISORS
 from hvcloud.storage.errors import StoreError, UnsafeUrl
@@ -148,6 +150,7 @@ def _new_template(ctx: CallContext, args: Args, *, fmt: str, is_iso: bool, url: 
         requires_hvm=args.bool("requireshvm", True), bits=args.opt_int("bits") or 64,
         template_tag=args.opt_str("templatetag"), cross_zones=cross_zones,
         details_json=json.dumps(details, sort_keys=True) if details else None)
+    limits.charge(ctx.db, ctx.state.config, ctx.account, {R.TEMPLATE: 1})
     ctx.db.add(template)
     ctx.db.flush()
     return template

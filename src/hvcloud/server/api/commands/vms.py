@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, not_, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from hvcloud.server import resource_types as R
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import run_inline, submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
@@ -38,6 +39,7 @@ from hvcloud.server.db.models import (
 )
 from hvcloud.server.db.sequences import SequenceMissing
 from hvcloud.server.orchestration import planner, vm_wire, vms
+from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP
 
@@ -214,7 +216,6 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
                     state=S.STOPPED, user_data=userdata, group_name=args.opt_str("group"),
                     ha_enabled=offering.offer_ha, mac_address=vm_wire.mac_for(number), network_label=label,
                     vnc_password_enc=ctx.state.box.encrypt(secrets.token_urlsafe(6)))
-    ctx.db.add(vm)
     if image.is_iso:
         size = (root_gb * GiB) if root_gb is not None else _disk_size(args, disk_offering)  # type: ignore[arg-type]
         root = Volume(name=f"ROOT-{number}", account_id=account.id, zone_id=zone.id, vm_id=vm.id,
@@ -225,11 +226,15 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
         root = Volume(name=f"ROOT-{number}", account_id=account.id, zone_id=zone.id, vm_id=vm.id,
                       volume_type="ROOT", device_id=0, size=size or GiB, template_id=image.id,
                       attached=utcnow())
-    ctx.db.add(root)
+    data = None
     if data_size is not None and disk_offering is not None:
-        ctx.db.add(Volume(name=f"DATA-{number}", account_id=account.id, zone_id=zone.id, vm_id=vm.id,
-                          volume_type="DATADISK", device_id=1, size=data_size, disk_offering_id=disk_offering.id,
-                          attached=utcnow()))
+        data = Volume(name=f"DATA-{number}", account_id=account.id, zone_id=zone.id, vm_id=vm.id,
+                      volume_type="DATADISK", device_id=1, size=data_size, disk_offering_id=disk_offering.id,
+                      attached=utcnow())
+    volumes = [root] if data is None else [root, data]
+    limits.charge(ctx.db, ctx.state.config, account,
+                  {**limits.vm_deltas(vm), **limits.volume_deltas(sum(v.size for v in volumes), len(volumes))})
+    ctx.db.add_all([vm, *volumes])
     ctx.event("VM.CREATE", f"Creating VM {instance}", resource_type="VirtualMachine", resource_id=vm.id)
     start = args.opt_bool("startvm") is not False
     result = _job(ctx, vms.JOB_START, vm, {"deploy": True}, create=True) if start else None
@@ -419,7 +424,10 @@ def scale_vm(ctx: CallContext, args: Args) -> Result:
     offering = ctx.require(args, ServiceOffering, "serviceofferingid")
     if offering.removed is not None or offering.is_system:
         raise errors.entity_not_found("serviceofferingid", offering.id)
-    vm.cpu_number, vm.cpu_speed, vm.memory = _custom(args, offering)
+    cpus, speed, memory = _custom(args, offering)
+    limits.charge(ctx.db, ctx.state.config, vm.account,
+                  {R.CPU: cpus - vm.cpu_number, R.MEMORY: memory - vm.memory})
+    vm.cpu_number, vm.cpu_speed, vm.memory = cpus, speed, memory
     vm.service_offering_id = offering.id
     vm.service_offering = offering
     ctx.event("VM.UPGRADE", f"Scaling VM {vm.instance_name}", resource_type="VirtualMachine", resource_id=vm.id)

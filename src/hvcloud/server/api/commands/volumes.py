@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select, update
 
+from hvcloud.server import resource_types as R
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import run_inline, submit_job
 from hvcloud.server.api.commands.vms import GiB, owned_vm
@@ -13,6 +14,7 @@ from hvcloud.server.api.results import ListResult, ObjectResult, Result, Success
 from hvcloud.server.api.vm_views import VOLUME_VIEW_LOADS, volume_view
 from hvcloud.server.db.models import DiskOffering, VMInstance, Volume, Zone, utcnow
 from hvcloud.server.orchestration import planner, volumes
+from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import AgentError
 from hvcloud.server.orchestration.vm_steps import StepFailed, Steps
@@ -69,6 +71,7 @@ def create_volume(ctx: CallContext, args: Args) -> Result:
     name = args.opt_str("name") or f"DATA-{utcnow().strftime('%Y%m%d%H%M%S')}"
     volume = Volume(name=name[:255], account_id=ctx.account.id, zone_id=zone.id, volume_type="DATADISK",
                     size=_size(args, offering), disk_offering_id=offering.id, state=S.VOL_ALLOCATED)
+    limits.charge(ctx.db, ctx.state.config, ctx.account, limits.volume_deltas(volume.size))
     ctx.db.add(volume)
     ctx.db.flush()
     ctx.event("VOLUME.CREATE", f"Creating volume {volume.name}", resource_type="Volume", resource_id=volume.id)
@@ -186,7 +189,9 @@ def resize_volume(ctx: CallContext, args: Args) -> Result:
     ctx.event("VOLUME.RESIZE", f"Resizing volume {volume.name} from {volume.size} to {new_size} bytes",
               resource_type="Volume", resource_id=volume.id)
     offering_id = offering.id if offering is not None else None
+    charge = {R.PRIMARY_STORAGE: new_size - volume.size}
     if volume.state == S.VOL_ALLOCATED or new_size == volume.size:
+        limits.charge(ctx.db, ctx.state.config, volume.account, charge)
         if not planner.rebook_pool(ctx.db, volume, new_size):
             raise _pool_full(volume, new_size)
         volume.size = new_size
@@ -198,6 +203,7 @@ def resize_volume(ctx: CallContext, args: Args) -> Result:
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise errors.param_error(f"Volume {volume.name} is busy with another operation; try again")
     volume.state = S.VOL_RESIZING
+    limits.charge(ctx.db, ctx.state.config, volume.account, charge)  # after the claim: volume, then account
     if not shrink and not planner.rebook_pool(ctx.db, volume, new_size):
         raise _pool_full(volume, new_size)
     params = {"volume_id": volume.id, "old_size": volume.size, "new_size": new_size, "shrink_ok": shrink,
@@ -223,6 +229,7 @@ def delete_volume(ctx: CallContext, args: Args) -> Result:
     _check_not_busy(volume)
     ctx.event("VOLUME.DELETE", f"Deleting volume {volume.name}", resource_type="Volume", resource_id=volume.id)
     if volume.state == S.VOL_ALLOCATED:
+        limits.release(ctx.db, volume.account_id, limits.volume_deltas(volume.size))
         planner.release_pool(ctx.db, volume)
         volume.state, volume.removed = S.VOL_EXPUNGED, utcnow()
         return SuccessResult()
