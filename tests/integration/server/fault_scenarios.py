@@ -81,10 +81,10 @@ class LibvirtHost:
 class LibvirtAgent:
     """A real ``hvcloud agent run --driver libvirt`` (QEMU/TCG) process, as one host for ``build``."""
 
-    def __init__(self, data_dir: Path, bridge: str, local_pool: Path) -> None:
+    def __init__(self, data_dir: Path, bridge: str, local_pool: Path, store_root: Path) -> None:
         self.process = e2e_agents.AgentProcess(data_dir, e2e_agents.free_port(), [
             "--driver", "libvirt", "--libvirt-domain-type", "qemu", "--bridge", bridge,
-            "--local-pool", str(local_pool), "--no-nic-rate-limits"])
+            "--local-pool", str(local_pool), "--store-root", str(store_root), "--no-nic-rate-limits"])
         self.addresses = [self.process.host]
         self.username, self.password = e2e_agents.USER, e2e_agents.PASSWORD
         self.process.start()
@@ -125,7 +125,7 @@ def cloud_stack(base: Path, db_url: str | None, hosts: int = 3, settings: tuple[
         settings = (*settings, f"instance.name={libvirt.suffix}")
     with serve_images(base / "images") as images:
         agent: Any = AgentProcess(base / "agent" / "data", hosts=hosts) if libvirt is None \
-            else LibvirtAgent(base / "agent" / "data", libvirt.bridge, base / "local")
+            else LibvirtAgent(base / "agent" / "data", libvirt.bridge, base / "local", base / "secondary")
         extra = [arg for setting in settings for arg in ("--setting", setting)]
         server = ServerProcess(base / "server" / "data", db_url, SETTINGS + extra)
         stack = None
