@@ -66,8 +66,8 @@ def _simulator(tmp_path: Path, prefix: str) -> Iterator[tuple[Driver, ContractEn
 
 def _hyperv(prefix: str) -> Iterator[tuple[Driver, ContractEnv]]:
     from hvcloud.hypervisor.hyperv import HyperVDriver, schema
-    from hvcloud.hypervisor.hyperv.fake import HyperVModel
     from hvcloud.hypervisor.hyperv.jobs import Clock
+    from tests.support.hyperv_fake import HyperVModel
 
     model = HyperVModel()
     t = _FakeTime()
