@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from hvcloud.atomic_file import load_json, save_json
 from hvcloud.hypervisor.driver import (
     ConsoleEndpoint,
     DeviceNotFound,
@@ -42,7 +43,6 @@ from hvcloud.hypervisor.driver import (
     vm_spec_from_dict,
     vm_spec_to_dict,
 )
-from hvcloud.hypervisor.simulator.state import load_json, save_json
 
 GiB = 1024**3
 

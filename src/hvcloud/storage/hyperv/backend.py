@@ -31,6 +31,7 @@ from typing import Literal, Protocol
 
 import structlog
 
+from hvcloud.atomic_file import write_atomic
 from hvcloud.hypervisor.driver import PoolStats
 from hvcloud.storage import vhd, vhdx
 from hvcloud.storage.backend import (
@@ -537,9 +538,8 @@ class HyperVStorageBackend(StorageBackend):
     def write_heartbeat(self, pool: PoolRef, host_ip: str, when: float | None = None) -> None:
         place = self._place(pool, f"hb-{host_ip}")
         stamp = time.time() if when is None else when
-        tmp = place.local.with_name(f"{place.local.name}.tmp")
-        tmp.write_text(time.strftime("%Y-%m-%d@%H:%M:%S", time.gmtime(stamp)), encoding="ascii")
-        os.replace(tmp, place.local)
+        write_atomic(place.local, time.strftime("%Y-%m-%d@%H:%M:%S", time.gmtime(stamp)).encode("ascii"),
+                     fsync=False, private=False)
 
     def read_heartbeat(self, pool: PoolRef, host_ip: str) -> float | None:
         place = self._place(pool, f"hb-{host_ip}")
