@@ -20,7 +20,7 @@ from hvcloud.agent.context import HostContext
 from hvcloud.agent.dispatch import Handler, HookVerdict
 from hvcloud.hypervisor.simulator.driver import HostProfile, SimulatedCluster, SimulatorDriver
 from hvcloud.hypervisor.simulator.faults import FaultPlan, FaultPlanError
-from hvcloud.hypervisor.simulator.storage import SharedPools, SimulatedStorage
+from hvcloud.storage.simulated import SharedPools, SimulatedStorage
 from hvcloud.wire import codec
 
 log = logs.get("hvcloud.agent.dispatch")

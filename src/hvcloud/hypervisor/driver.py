@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hvcloud.hosttypes import HostNic, PoolStats
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -213,14 +215,6 @@ class VmStats:
 
 
 @dataclass(frozen=True)
-class HostNic:
-    name: str
-    ip: str
-    netmask: str
-    mac: str
-
-
-@dataclass(frozen=True)
 class HostInfo:
     """Static facts about the host, reported in CloudStack's StartupRoutingCommand."""
 
@@ -243,17 +237,6 @@ class HostStats:
     free_memory_kb: int
     network_read_kb: float = 0.0
     network_write_kb: float = 0.0
-
-
-@dataclass(frozen=True)
-class PoolStats:
-    path: str
-    capacity_bytes: int
-    available_bytes: int
-
-    @property
-    def used_bytes(self) -> int:
-        return self.capacity_bytes - self.available_bytes
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from hvcloud.atomic_file import write_atomic
-from hvcloud.hypervisor.driver import PoolStats
+from hvcloud.hosttypes import PoolStats
 
 PoolType = Literal["Filesystem", "NetworkFilesystem", "SMB"]
 StoreKind = Literal["nfs", "cifs", "local", "http", "s3"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from hvcloud.hypervisor.driver import PoolStats
+from hvcloud.hosttypes import PoolStats
 from hvcloud.storage import qemu_img
 from hvcloud.storage.backend import (
     ImageFormat,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from hvcloud.hypervisor.driver import PoolStats
+from hvcloud.hosttypes import PoolStats
 from hvcloud.storage.backend import PoolRef
 from hvcloud.storage.errors import PathOutsidePool, StorageError
 from hvcloud.storage.path_policy import PathPolicy

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hvcloud.atomic_file import load_json, save_json
-from hvcloud.hypervisor.driver import PoolStats
+from hvcloud.hosttypes import PoolStats
 from hvcloud.storage.backend import (
     ImageFormat,
     ImageInPool,

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hvcloud.hosttypes import HostNic, PoolStats
 from hvcloud.hypervisor.driver import (
     ConsoleEndpoint,
     DeviceNotFound,
@@ -32,14 +33,12 @@ from hvcloud.hypervisor.driver import (
     Driver,
     DriverError,
     HostInfo,
-    HostNic,
     HostStats,
     InsufficientCapacity,
     InvalidVmState,
     NicInfo,
     NicSpec,
     NotSupported,
-    PoolStats,
     SnapshotInfo,
     SnapshotNotFound,
     VmAlreadyExists,

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import libvirt
 import structlog
 
+from hvcloud.hosttypes import PoolStats
 from hvcloud.hypervisor.driver import (
     ConsoleEndpoint,
     DeviceNotFound,
@@ -35,7 +36,6 @@ from hvcloud.hypervisor.driver import (
     NicInfo,
     NicSpec,
     NotSupported,
-    PoolStats,
     SnapshotInfo,
     SnapshotNotFound,
     VmAlreadyExists,

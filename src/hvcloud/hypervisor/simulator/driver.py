@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hvcloud.atomic_file import load_json, save_json
+from hvcloud.hosttypes import HostNic, PoolStats
 from hvcloud.hypervisor.driver import (
     ConsoleEndpoint,
     DeviceNotFound,
@@ -26,12 +27,10 @@ from hvcloud.hypervisor.driver import (
     Driver,
     DriverError,
     HostInfo,
-    HostNic,
     HostStats,
     InsufficientCapacity,
     InvalidVmState,
     NicInfo,
-    PoolStats,
     SnapshotInfo,
     SnapshotNotFound,
     VmAlreadyExists,

@@ -32,7 +32,7 @@ from typing import Literal, Protocol
 import structlog
 
 from hvcloud.atomic_file import write_atomic
-from hvcloud.hypervisor.driver import PoolStats
+from hvcloud.hosttypes import PoolStats
 from hvcloud.storage import vhd, vhdx
 from hvcloud.storage.backend import (
     ImageFormat,
