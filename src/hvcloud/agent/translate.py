@@ -115,10 +115,6 @@ def store_ref(store: DataStoreTO) -> StoreRef:
     raise TranslationError(f"{type(store).FQCN or type(store).__name__} is not an image store")
 
 
-def is_primary(store: DataStoreTO | None) -> bool:
-    return isinstance(store, PrimaryDataStoreTO)
-
-
 def data_store_of(data: DataTO) -> DataStoreTO | None:
     if isinstance(data, TemplateObjectTO):
         return data.imageDataStore
