@@ -18,8 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from hvcloud import logs
 from hvcloud.agent.context import HostContext
-from hvcloud.hypervisor.driver import DriverError
-from hvcloud.storage.errors import StorageError
+from hvcloud.host_errors import HostError
 from hvcloud.wire.base import Answer, Command
 
 log = logs.get("hvcloud.agent.dispatch")
@@ -103,7 +102,7 @@ class Dispatcher:
                     answer = await self._call(ctx, handler, cmd)
             else:
                 answer = await self._call(ctx, handler, cmd)
-        except (DriverError, StorageError) as exc:
+        except HostError as exc:
             answer = handler.answer(result=False, details=f"{handler.short} failed: {exc}")
         except Exception as exc:
             log.exception("handler crashed", command=handler.short, host=ctx.address, vm=vm)

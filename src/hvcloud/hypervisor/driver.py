@@ -21,12 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hvcloud.host_errors import HostError
 from hvcloud.hosttypes import HostNic, PoolStats
 
 # --------------------------------------------------------------------------- errors
 
 
-class DriverError(Exception):
+class DriverError(HostError):
     """Base of every error a driver raises on purpose. The message is shown to operators."""
 
 
