@@ -29,8 +29,7 @@ from dataclasses import replace
 from pathlib import Path, PureWindowsPath
 from typing import Literal, Protocol
 
-import structlog
-
+from hvcloud import logs
 from hvcloud.atomic_file import write_atomic
 from hvcloud.hosttypes import PoolStats
 from hvcloud.storage import vhd, vhdx
@@ -55,7 +54,7 @@ from hvcloud.storage.transfer import CHUNK, copy_checked, parse_checksum, replac
 from hvcloud.storage.vhd.builder import DynamicBuilder
 from hvcloud.storage.vhd.structs import W2KU, W2RU, DiskType, new_footer, vhd_time
 
-log = structlog.get_logger(__name__)
+log = logs.get(__name__)
 
 MiB = 1024 * 1024
 DiskFormat = Literal["vhd", "vhdx"]
