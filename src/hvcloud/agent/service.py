@@ -78,7 +78,9 @@ def run_agent(config: AgentConfig) -> None:
         raise HypervisorUnavailable(str(exc)) from None
     for h in hosts[:3]:
         vms = h.driver.list_vms()
-        log.info("host ready", host=h.address, driver=h.driver.name, vms=len(vms), pools=len(h.pools))
+        lacks = {cap: why for cap, why in h.driver.host_capabilities().items() if why is not None}
+        log.info("host ready", host=h.address, driver=h.driver.name, vms=len(vms), pools=len(h.pools),
+                 lacks=lacks or None)
     if len(hosts) > 3:
         log.info("more hosts ready", count=len(hosts))
     agent = build_app(config, hosts, credentials)

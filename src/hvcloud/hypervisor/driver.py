@@ -19,7 +19,7 @@ import abc
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from hvcloud.host_errors import HostError
 from hvcloud.hosttypes import HostNic, PoolStats
@@ -270,6 +270,17 @@ class Driver(abc.ABC):
 
     #: short name used on the command line and in logs: ``simulator``, ``libvirt``, ``hyperv``
     name: str
+    #: what the driver can do, nova-style: capability -> None when supported, else the reason it
+    #: is not. The agent reports it at startup and the contract suite (hypervisor/contract.py) skips
+    #: a check whose capability is missing, both through :meth:`host_capabilities`.
+    capabilities: ClassVar[Mapping[str, str | None]] = {}
+    #: how its VM consoles are reached (``ConsoleEndpoint.protocol``)
+    console_protocol: ClassVar[Literal["vnc", "rdp"]]
+
+    def host_capabilities(self) -> Mapping[str, str | None]:
+        """The capability table as this host has it: a driver whose capability needs something of
+        the host (a kernel module) says so here. Default: the class table."""
+        return self.capabilities
 
     # ---------------------------------------------------------------- host
 

@@ -96,6 +96,8 @@ class _Vm:
 
 class SimulatorDriver(Driver):
     name = "simulator"
+    capabilities = {"vlan": None}
+    console_protocol = "vnc"
 
     def __init__(self, state_dir: Path, profile: HostProfile,
                  cluster: SimulatedCluster | None = None, *, fsync: bool = True) -> None:
