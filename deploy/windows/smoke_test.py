@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     env = contract.ContractEnv(
         driver=driver, prefix=f"hvsmoke-{uuid.uuid4().hex[:6]}-", network=args.switch,
-        make_disk=make_disk, disk_exists=file_exists, console_protocol="rdp",
-        capabilities={"vlan": "--no-vlan given" if args.no_vlan else None})
+        make_disk=make_disk, disk_exists=file_exists, console_protocol=driver.console_protocol,
+        capabilities={**driver.host_capabilities(), **({"vlan": "--no-vlan given"} if args.no_vlan else {})})
 
     failed = 0
     try:

@@ -68,5 +68,24 @@ def configure(level: str = "info", json_output: bool | None = None) -> None:
     )
 
 
+def _stderr_logger(*args: Any) -> structlog.PrintLogger:
+    """A logger on the current ``sys.stderr`` (looked up per line, as structlog's default does for
+    stdout, so that a replaced stream, e.g. a test's capture, sees the lines)."""
+    return structlog.PrintLogger(sys.stderr)
+
+
 def get(name: str) -> Any:
+    """The logger for ``name``: the one logging API of hvcloud. Call it with an event name and
+    keyword fields (``log.info("volume.created", pool=uuid)``), never with formatted text or secrets.
+
+    Until a process calls :func:`configure`, lines go to stderr in structlog's default form (so that
+    a command's own output on stdout, JSON or check reports, is never mixed with log lines), with
+    credentials masked and unsafe characters escaped as in the configured form."""
+    if not structlog.is_configured():
+        *steps, _ = structlog.get_config()["processors"]
+        # plain tracebacks: the default (rich) one prints every frame's locals, request secrets included
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(),
+                                                 exception_formatter=structlog.dev.plain_traceback)
+        structlog.configure(processors=[*steps, _mask_secrets, neutralise, renderer],
+                            logger_factory=_stderr_logger)
     return structlog.get_logger(name)

@@ -1,7 +1,8 @@
 """One ``driver`` fixture, parametrized over every driver, for the contract suite.
 
-The capability table below is where drivers may differ: a check that needs a capability a driver
-lacks is skipped with the reason stated here, never passed silently.
+Drivers differ only where their capability table (``Driver.capabilities``, as the host has it:
+``host_capabilities()``) says so: a check that needs a capability a driver lacks is skipped with the
+reason the driver states, never passed silently.
 """
 
 from __future__ import annotations
@@ -18,17 +19,6 @@ from hvcloud.hypervisor.driver import Driver
 
 RUN_ID = uuid.uuid4().hex[:6]
 LIBVIRT_URI = "qemu:///system"
-
-# driver -> capability -> None (supported) or the reason it is not.
-CAPABILITIES: dict[str, dict[str, str | None]] = {
-    "simulator": {"vlan": None},
-    "libvirt": {
-        "vlan": None if Path("/sys/module/8021q").exists()
-        else "VLAN-tagged NICs need the 8021q kernel module (modprobe 8021q) for VLAN bridges",
-    },
-    "hyperv": {"vlan": None},
-}
-CONSOLE_PROTOCOL = {"simulator": "vnc", "libvirt": "vnc", "hyperv": "rdp"}
 
 ENV_KEY = pytest.StashKey[ContractEnv]()
 
@@ -60,14 +50,14 @@ def _simulator(tmp_path: Path, prefix: str) -> Iterator[tuple[Driver, ContractEn
     drv = SimulatorDriver(tmp_path / "sim", HostProfile(address="10.0.0.5"), fsync=False)
     make, exists = _local_files(tmp_path)
     yield drv, ContractEnv(drv, prefix, "cloudbr0", make, exists,
-                           CONSOLE_PROTOCOL["simulator"], CAPABILITIES["simulator"])
+                           drv.console_protocol, drv.host_capabilities())
     drv.close()
 
 
 def _hyperv(prefix: str) -> Iterator[tuple[Driver, ContractEnv]]:
     from hvcloud.hypervisor.hyperv import HyperVDriver, schema
-    from hvcloud.hypervisor.hyperv.fake import HyperVModel
     from hvcloud.hypervisor.hyperv.jobs import Clock
+    from tests.support.hyperv_fake import HyperVModel
 
     model = HyperVModel()
     t = _FakeTime()
@@ -82,7 +72,7 @@ def _hyperv(prefix: str) -> Iterator[tuple[Driver, ContractEnv]]:
         return DiskFile(path, "vhdx")
 
     yield drv, ContractEnv(drv, prefix, "public", make, model.has_file,
-                           CONSOLE_PROTOCOL["hyperv"], CAPABILITIES["hyperv"])
+                           drv.console_protocol, drv.host_capabilities())
     drv.close()
 
 
@@ -119,7 +109,7 @@ def _libvirt(tmp_path: Path, prefix: str) -> Iterator[tuple[Driver, ContractEnv]
 
     try:
         yield drv, ContractEnv(drv, prefix, bridge, make, lambda p: Path(p).exists(),
-                               CONSOLE_PROTOCOL["libvirt"], CAPABILITIES["libvirt"])
+                               drv.console_protocol, drv.host_capabilities())
     finally:
         drv.close()
         conn = libvirt.open(LIBVIRT_URI)

@@ -13,8 +13,8 @@ import pytest
 
 from hvcloud.hypervisor import contract
 from hvcloud.hypervisor.hyperv import HyperVDriver, schema
-from hvcloud.hypervisor.hyperv.fake import HyperVModel
 from hvcloud.hypervisor.hyperv.jobs import Clock
+from tests.support.hyperv_fake import HyperVModel
 
 from .conftest import _FakeTime
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,7 +27,6 @@ from hvcloud.agent.context import HostContext, HostRegistry
 from hvcloud.agent.dispatch import HANDLERS, Dispatcher
 from hvcloud.agent.handlers.host import startup, vm_state_report
 from hvcloud.http_guard import peer_of
-from hvcloud.hypervisor.simulator.faults import FaultPlanError
 from hvcloud.wire import codec
 from hvcloud.wire.commands import HOST_VM_STATE_REPORT, STARTUP
 
@@ -66,6 +66,16 @@ async def read_body(request: Request, limit: int, seconds: float) -> bytes:
     return b"".join(chunks)
 
 
+@dataclass(frozen=True)
+class ControlEndpoint:
+    """A ``POST`` endpoint outside the command protocol that a driver's wiring adds (the
+    simulator's fault plan); requests are authenticated like commands, then ``handle`` gets the
+    host and the body."""
+
+    path: str
+    handle: Callable[[HostContext, bytes], Response]
+
+
 def _answer_response(body: bytes) -> Response:
     return Response(body, status_code=200, media_type=None, headers={"content-type": JSON})
 
@@ -73,7 +83,7 @@ def _answer_response(body: bytes) -> Response:
 class AgentApp:
     def __init__(self, registry: HostRegistry, auth: Authenticator, *, max_body: int,
                  body_timeout: float = 60.0, heartbeat_interval: float = 60.0,
-                 simulator_control: bool = False) -> None:
+                 control: Sequence[ControlEndpoint] = ()) -> None:
         self.registry = registry
         self.auth = auth
         self.max_body = max_body
@@ -84,8 +94,8 @@ class AgentApp:
             Route("/api/HypervResource", self.status, methods=["GET"]),
             Route("/api/HypervResource/{fqcn:str}", self.command, methods=["POST"]),
         ]
-        if simulator_control:
-            routes.append(Route("/simulator/faults", self.set_faults, methods=["POST"]))
+        for endpoint in control:
+            routes.append(Route(endpoint.path, self._control(endpoint), methods=["POST"]))
         self.app = Starlette(routes=routes, lifespan=self._lifespan)
 
     # ---------------------------------------------------------------- lifecycle
@@ -187,17 +197,12 @@ class AgentApp:
                  pod=ctx.identity.pod, cluster=ctx.identity.cluster)
         return _answer_response(codec.encode_wrapped_array(out))
 
-    async def set_faults(self, request: Request) -> Response:
-        checked = await self._authorised(request)
-        if isinstance(checked, Response):
-            return checked
-        body, ctx = checked
-        if ctx.faults is None:
-            return PlainTextResponse("this host has no fault injection", status_code=404)
-        try:
-            ctx.faults.set(codec.decode_json(body))
-        except (codec.WireError, FaultPlanError) as exc:
-            return PlainTextResponse(str(exc), status_code=400)
-        return PlainTextResponse("ok")
+    def _control(self, endpoint: ControlEndpoint) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            checked = await self._authorised(request)
+            if isinstance(checked, Response):
+                return checked
+            body, ctx = checked
+            return endpoint.handle(ctx, body)
 
-
+        return handle

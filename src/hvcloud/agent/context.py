@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from hvcloud.atomic_file import load_json, save_json
 from hvcloud.hypervisor.driver import Driver
-from hvcloud.hypervisor.simulator.faults import FaultPlan
-from hvcloud.hypervisor.simulator.state import load_json, save_json
 from hvcloud.storage.backend import PoolRef, StorageBackend
+
+if TYPE_CHECKING:
+    from hvcloud.agent.dispatch import CommandHook
 
 
 @dataclass
@@ -59,12 +62,14 @@ class VmLocks:
 
 class HostContext:
     def __init__(self, address: str, driver: Driver, storage: StorageBackend, data_dir: Path,
-                 *, faults: FaultPlan | None = None, stop_timeout: float = 120.0) -> None:
+                 *, hooks: Sequence[CommandHook] = (), stop_timeout: float = 120.0) -> None:
         self.address = address
         self.driver = driver
         self.storage = storage
         self.data_dir = data_dir
-        self.faults = faults
+        #: run around every dispatched command; the core installs none (the simulator's wiring
+        #: installs its fault injection here)
+        self.hooks: tuple[CommandHook, ...] = tuple(hooks)
         self.stop_timeout = stop_timeout
         self.locks = VmLocks()
         self._identity_file = data_dir / "identity.json"

@@ -1,26 +1,24 @@
 """The dispatch table: command class name → handler, and the one place handlers are run.
 
 Handlers are plain blocking functions ``(HostContext, command) -> Answer`` registered with
-:func:`handles`. ``dispatch`` applies injected faults, takes the per-VM lock when the command names
-a VM, runs blocking handlers in the agent's worker pool, and turns every failure into an in-band
+:func:`handles`. ``dispatch`` runs the host's command hooks (none in production; the simulator's
+wiring installs fault injection as one), takes the per-VM lock when the command names a VM, runs
+blocking handlers in the agent's worker pool, and turns every failure into an in-band
 ``result:false`` answer of the command's own answer class, as CloudStack's agent does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hvcloud import logs
 from hvcloud.agent.context import HostContext
-from hvcloud.hypervisor.driver import DriverError
-from hvcloud.storage.errors import StorageError
+from hvcloud.host_errors import HostError
 from hvcloud.wire.base import Answer, Command
 
 log = logs.get("hvcloud.agent.dispatch")
@@ -43,6 +41,23 @@ class Handler:
 
 
 HANDLERS: dict[str, Handler] = {}
+
+
+@dataclass(frozen=True)
+class HookVerdict:
+    """What a :class:`CommandHook` decided for one command."""
+
+    #: the answer to send in the command's place (the command does not run)
+    answer: Answer | None = None
+    #: called with the command's answer before it is sent
+    then: Callable[[Answer], None] | None = None
+
+
+class CommandHook(Protocol):
+    """Runs before every command dispatched to a host; may delay it, answer in its place, or ask
+    to see its answer. Installed per host by a driver's wiring (``HostContext.hooks``)."""
+
+    async def before(self, ctx: HostContext, handler: Handler) -> HookVerdict | None: ...
 
 
 def handles(command: type[Command], answer: type[Answer], *, blocking: bool = True,
@@ -72,29 +87,29 @@ class Dispatcher:
     async def dispatch(self, ctx: HostContext, handler: Handler, cmd: Command) -> Answer:
         started = time.perf_counter()
         vm = handler.vm_name(cmd) if handler.vm_name is not None else None
-        fault = None
+        afterwards: list[Callable[[Answer], None]] = []
         try:
-            if ctx.faults is not None:
-                fault = ctx.faults.take(handler.short)
-                if fault is not None:
-                    if fault.mode in ("delay", "hang"):
-                        await asyncio.sleep(fault.seconds)
-                    if fault.mode == "fail":
-                        return handler.answer(result=False, details=f"{handler.short} failed: {fault.message}")
+            for hook in ctx.hooks:
+                verdict = await hook.before(ctx, handler)
+                if verdict is None:
+                    continue
+                if verdict.answer is not None:
+                    return verdict.answer
+                if verdict.then is not None:
+                    afterwards.append(verdict.then)
             if vm is not None:
                 async with ctx.locks.hold(vm):
                     answer = await self._call(ctx, handler, cmd)
             else:
                 answer = await self._call(ctx, handler, cmd)
-        except (DriverError, StorageError) as exc:
+        except HostError as exc:
             answer = handler.answer(result=False, details=f"{handler.short} failed: {exc}")
         except Exception as exc:
             log.exception("handler crashed", command=handler.short, host=ctx.address, vm=vm)
             answer = handler.answer(result=False,
                                     details=f"{handler.short} failed: internal error ({type(exc).__name__})")
-        if fault is not None and fault.mode == "exit":
-            log.warning("injected fault: the agent dies before answering", command=handler.short)
-            os.kill(os.getpid(), signal.SIGKILL)
+        for then in afterwards:
+            then(answer)
         elapsed = (time.perf_counter() - started) * 1000
         if handler.blocking:
             log.info("command", command=handler.short, host=ctx.address, vm=vm, result=answer.result,

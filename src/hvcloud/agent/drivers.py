@@ -1,12 +1,41 @@
-"""Hosts backed by real hypervisors; imported only when such a driver is asked for."""
+"""The wiring of each driver into the agent: the hosts it serves and any endpoints it adds.
+
+This is the one agent module that names concrete drivers, and it imports each only when that
+driver is asked for; the agent core reaches drivers through :func:`build_hosts`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from hvcloud.agent.config import AgentConfig
+from hvcloud.agent.app import ControlEndpoint
+from hvcloud.agent.config import AgentConfig, ConfigError
 from hvcloud.agent.context import HostContext
 from hvcloud.hypervisor.driver import HypervisorUnavailable
+
+
+def build_hosts(config: AgentConfig) -> list[HostContext]:
+    """One HostContext per served host, with its driver and storage backend."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    if config.driver == "simulator":
+        from hvcloud.agent.simulator_wiring import simulated_hosts
+
+        return simulated_hosts(config)
+    if config.driver == "libvirt":
+        return [libvirt_host(config)]
+    if config.driver == "hyperv":
+        return [hyperv_host(config)]
+    raise ConfigError(f"unknown driver {config.driver}")
+
+
+def control_endpoints(config: AgentConfig) -> Sequence[ControlEndpoint]:
+    """The endpoints the configured driver adds beside the command protocol."""
+    if config.driver == "simulator":
+        from hvcloud.agent.simulator_wiring import CONTROL
+
+        return CONTROL
+    return ()
 
 
 def libvirt_host(config: AgentConfig) -> HostContext:

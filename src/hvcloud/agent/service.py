@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import ssl
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import uvicorn
 
 from hvcloud import http_guard, logs
+from hvcloud.agent import drivers
 from hvcloud.agent.app import AgentApp
 from hvcloud.agent.auth import Authenticator
 from hvcloud.agent.config import AgentConfig, ConfigError
@@ -18,48 +18,13 @@ from hvcloud.agent.context import HostContext, HostRegistry
 from hvcloud.agent.credentials import Credentials, load_or_create
 from hvcloud.agent.tls import ensure_self_signed, fingerprint
 from hvcloud.hypervisor.driver import DriverError, HypervisorUnavailable
-from hvcloud.hypervisor.simulator.driver import HostProfile, SimulatedCluster, SimulatorDriver
-from hvcloud.hypervisor.simulator.faults import FaultPlan
-from hvcloud.hypervisor.simulator.storage import SharedPools, SimulatedStorage
 
 log = logs.get("hvcloud.agent")
-GiB = 1024**3
-
-
-def sim_addresses(config: AgentConfig) -> list[str]:
-    first = config.sim_first_address or config.host_address
-    try:
-        start = ipaddress.ip_address(first)
-    except ValueError:
-        raise ConfigError(f"simulator address {first!r} is not an IP address") from None
-    return [str(start + i) for i in range(config.sim_hosts)]
 
 
 def build_hosts(config: AgentConfig) -> list[HostContext]:
     """One HostContext per served host, with its driver and storage backend."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    if config.driver == "simulator":
-        cluster = SimulatedCluster()
-        shared = SharedPools()
-        hosts = []
-        addresses = sim_addresses(config)
-        for addr in addresses:
-            hdir = config.data_dir if len(addresses) == 1 else config.data_dir / "hosts" / addr
-            profile = HostProfile(address=addr, cpus=config.sim_cpus, memory_bytes=config.sim_memory_gib * GiB)
-            driver = SimulatorDriver(hdir, profile, cluster)
-            storage = SimulatedStorage(hdir, driver.local_pool(), shared=shared)
-            hosts.append(HostContext(addr, driver, storage, hdir, faults=FaultPlan(hdir / "faults.json"),
-                                     stop_timeout=config.stop_timeout))
-        return hosts
-    if config.driver == "libvirt":
-        from hvcloud.agent.drivers import libvirt_host
-
-        return [libvirt_host(config)]
-    if config.driver == "hyperv":
-        from hvcloud.agent.drivers import hyperv_host
-
-        return [hyperv_host(config)]
-    raise ConfigError(f"unknown driver {config.driver}")
+    return drivers.build_hosts(config)
 
 
 def build_app(config: AgentConfig, hosts: list[HostContext],
@@ -67,7 +32,7 @@ def build_app(config: AgentConfig, hosts: list[HostContext],
     auth = Authenticator(config.auth, credentials, config.allow_from)
     return AgentApp(HostRegistry(hosts), auth, max_body=config.max_body_bytes, body_timeout=config.body_timeout,
                     heartbeat_interval=config.heartbeat_interval,
-                    simulator_control=config.driver == "simulator")
+                    control=drivers.control_endpoints(config))
 
 
 def bind_sockets(config: AgentConfig, hosts: list[HostContext]) -> list[socket.socket]:
@@ -113,7 +78,9 @@ def run_agent(config: AgentConfig) -> None:
         raise HypervisorUnavailable(str(exc)) from None
     for h in hosts[:3]:
         vms = h.driver.list_vms()
-        log.info("host ready", host=h.address, driver=h.driver.name, vms=len(vms), pools=len(h.pools))
+        lacks = {cap: why for cap, why in h.driver.host_capabilities().items() if why is not None}
+        log.info("host ready", host=h.address, driver=h.driver.name, vms=len(vms), pools=len(h.pools),
+                 lacks=lacks or None)
     if len(hosts) > 3:
         log.info("more hosts ready", count=len(hosts))
     agent = build_app(config, hosts, credentials)

@@ -1,8 +1,8 @@
 """CloudStack transfer objects → hypervisor-neutral specs and storage references.
 
 Handlers call these so that drivers and storage backends never see wire objects. Every function
-raises :class:`TranslationError` (a StorageError, so it becomes an in-band ``result:false``) for
-input that cannot be acted on.
+raises :class:`TranslationError` (an :class:`~hvcloud.host_errors.InvalidRequest`, so it becomes an
+in-band ``result:false``) for input that cannot be acted on.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import uuid
 from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
+from hvcloud.host_errors import InvalidRequest
 from hvcloud.hypervisor.driver import DiskSpec, NicSpec, VmSpec
 from hvcloud.storage.backend import (
     ImageFormat,
@@ -23,7 +24,6 @@ from hvcloud.storage.backend import (
     StorageBackend,
     StoreRef,
 )
-from hvcloud.storage.errors import StorageError
 from hvcloud.wire.base import DataStoreTO, DataTO
 from hvcloud.wire.to import (
     S3TO,
@@ -45,8 +45,8 @@ _VLAN = re.compile(r"^(?:vlan|storage)://(\d{1,4})$", re.IGNORECASE)
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([:-]?)[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2}){4}$")
 
 
-class TranslationError(StorageError):
-    pass
+class TranslationError(InvalidRequest):
+    """A command names something the agent cannot translate into a driver or storage request."""
 
 
 def image_format(fmt: str | None, default: ImageFormat | None = None) -> ImageFormat:
@@ -113,10 +113,6 @@ def store_ref(store: DataStoreTO) -> StoreRef:
                                       access_key=store.accessKey or "", secret_key=store.secretKey or "",
                                       https=https))
     raise TranslationError(f"{type(store).FQCN or type(store).__name__} is not an image store")
-
-
-def is_primary(store: DataStoreTO | None) -> bool:
-    return isinstance(store, PrimaryDataStoreTO)
 
 
 def data_store_of(data: DataTO) -> DataStoreTO | None:

@@ -19,12 +19,15 @@ import abc
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
+
+from hvcloud.host_errors import HostError
+from hvcloud.hosttypes import HostNic, PoolStats
 
 # --------------------------------------------------------------------------- errors
 
 
-class DriverError(Exception):
+class DriverError(HostError):
     """Base of every error a driver raises on purpose. The message is shown to operators."""
 
 
@@ -213,14 +216,6 @@ class VmStats:
 
 
 @dataclass(frozen=True)
-class HostNic:
-    name: str
-    ip: str
-    netmask: str
-    mac: str
-
-
-@dataclass(frozen=True)
 class HostInfo:
     """Static facts about the host, reported in CloudStack's StartupRoutingCommand."""
 
@@ -243,17 +238,6 @@ class HostStats:
     free_memory_kb: int
     network_read_kb: float = 0.0
     network_write_kb: float = 0.0
-
-
-@dataclass(frozen=True)
-class PoolStats:
-    path: str
-    capacity_bytes: int
-    available_bytes: int
-
-    @property
-    def used_bytes(self) -> int:
-        return self.capacity_bytes - self.available_bytes
 
 
 @dataclass(frozen=True)
@@ -286,6 +270,17 @@ class Driver(abc.ABC):
 
     #: short name used on the command line and in logs: ``simulator``, ``libvirt``, ``hyperv``
     name: str
+    #: what the driver can do, nova-style: capability -> None when supported, else the reason it
+    #: is not. The agent reports it at startup and the contract suite (hypervisor/contract.py) skips
+    #: a check whose capability is missing, both through :meth:`host_capabilities`.
+    capabilities: ClassVar[Mapping[str, str | None]] = {}
+    #: how its VM consoles are reached (``ConsoleEndpoint.protocol``)
+    console_protocol: ClassVar[Literal["vnc", "rdp"]]
+
+    def host_capabilities(self) -> Mapping[str, str | None]:
+        """The capability table as this host has it: a driver whose capability needs something of
+        the host (a kernel module) says so here. Default: the class table."""
+        return self.capabilities
 
     # ---------------------------------------------------------------- host
 

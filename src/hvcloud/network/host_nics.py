@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from hvcloud.hypervisor.driver import HostNic
+from hvcloud.hosttypes import HostNic
 from hvcloud.network.bridges import NetworkError, Runner, run_ip
 
 

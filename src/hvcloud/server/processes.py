@@ -15,7 +15,6 @@ or SIGINT stops the children gracefully.
 from __future__ import annotations
 
 import contextlib
-import logging
 import multiprocessing
 import os
 import signal
@@ -26,9 +25,10 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from hvcloud import logs
 from hvcloud.server.config import ServerConfig
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 STOP_GRACE_SECONDS = 30.0
 #: a child that ran this long before dying is restarted at once; sooner, the pause doubles
@@ -86,7 +86,7 @@ def _stop_when_orphaned(parent: int) -> None:
     the restarted supervisor could not listen."""
     while os.getppid() == parent:
         time.sleep(1.0)
-    log.warning("the supervising process %d is gone; stopping", parent)
+    log.warning("the supervising process is gone; stopping", parent=parent)
     os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -140,8 +140,9 @@ class Supervisor:
             pause = 0.0 if lived >= HEALTHY_SECONDS else min(max(child.pause * 2, 1.0), MAX_RESTART_PAUSE)
             if child.died_at is None:
                 child.died_at = now
-                log.warning("server process %d (pid %s) exited with %s after %.0f s; restarting it in %.0f s",
-                            worker, child.process.pid, child.process.exitcode, lived, pause)
+                log.warning("server process exited; restarting it", worker=worker, pid=child.process.pid,
+                            exitcode=child.process.exitcode, lived_seconds=round(lived),
+                            restart_in_seconds=round(pause))
             if now - child.died_at >= pause:
                 self._start(worker, pause)
 

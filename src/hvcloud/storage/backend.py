@@ -13,13 +13,14 @@ the wire and are **untrusted**: a backend resolves them inside the pool or store
 from __future__ import annotations
 
 import abc
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from hvcloud.hypervisor.driver import PoolStats
+from hvcloud.atomic_file import write_atomic
+from hvcloud.hosttypes import PoolStats
 
 PoolType = Literal["Filesystem", "NetworkFilesystem", "SMB"]
 StoreKind = Literal["nfs", "cifs", "local", "http", "s3"]
@@ -175,10 +176,8 @@ class StorageBackend(abc.ABC):
         CloudStack's Hyper-V agent does; neighbours read it for CheckOnHostCommand."""
         path = self.local_path(ImageInPool(pool, f"hb-{host_ip}", "raw"))
         stamp = time.time() if when is None else when
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="ascii") as fh:
-            fh.write(time.strftime("%Y-%m-%d@%H:%M:%S", time.gmtime(stamp)))
-        os.replace(tmp, path)
+        write_atomic(Path(path), time.strftime("%Y-%m-%d@%H:%M:%S", time.gmtime(stamp)).encode("ascii"),
+                     fsync=False, private=False)
 
     def read_heartbeat(self, pool: PoolRef, host_ip: str) -> float | None:
         """When the host at ``host_ip`` last wrote its heartbeat on the pool, or None."""

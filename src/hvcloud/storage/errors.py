@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from hvcloud.host_errors import HostError
 
-class StorageError(Exception):
+
+class StorageError(HostError):
     """Base of every storage error raised on purpose."""
 
 

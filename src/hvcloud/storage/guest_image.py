@@ -28,11 +28,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
+from hvcloud import logs
 from hvcloud.storage import qemu_img
 
-log = structlog.get_logger(__name__)
+log = logs.get(__name__)
 
 BOOT_MARKER = "HVCLOUD-GUEST-BOOTED"
 NET_MARKER = "HVCLOUD-GUEST-NET"

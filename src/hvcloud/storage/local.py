@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-import structlog
-
-from hvcloud.hypervisor.driver import PoolStats
+from hvcloud import logs
+from hvcloud.hosttypes import PoolStats
 from hvcloud.storage import qemu_img
 from hvcloud.storage.backend import (
     ImageFormat,
@@ -39,7 +38,7 @@ from hvcloud.storage.pools import Pools, confine, is_mounted
 from hvcloud.storage.stores import Stores
 from hvcloud.storage.transfer import PRIVATE_FILE, staged
 
-log = structlog.get_logger(__name__)
+log = logs.get(__name__)
 
 _EXT = {"qcow2": ".qcow2", "raw": ".raw", "vhd": ".vhd", "vhdx": ".vhdx", "iso": ".iso"}
 #: formats a libvirt pool keeps as they are; others are converted to qcow2 on the way in

@@ -13,14 +13,13 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import structlog
-
-from hvcloud.hypervisor.driver import PoolStats
+from hvcloud import logs
+from hvcloud.hosttypes import PoolStats
 from hvcloud.storage.backend import PoolRef
 from hvcloud.storage.errors import PathOutsidePool, StorageError
 from hvcloud.storage.path_policy import PathPolicy
 
-log = structlog.get_logger(__name__)
+log = logs.get(__name__)
 
 _UUID_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MAX_PATH = 4096

@@ -141,7 +141,3 @@ def compare(a: str, a_fmt: str, b: str, b_fmt: str) -> bool:
     if proc.returncode in (0, 1):
         return proc.returncode == 0
     raise QemuImgError(f"qemu-img compare failed: {proc.stderr.strip()}")
-
-
-def rebase_unsafe(path: str, fmt: str, backing: str, backing_fmt: str) -> None:
-    run(["rebase", "-u", "-f", qemu_format(fmt), "-b", backing, "-F", qemu_format(backing_fmt), path])

@@ -13,8 +13,7 @@ import hashlib
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-import structlog
-
+from hvcloud import logs
 from hvcloud.storage.backend import ImageOnStore, Progress, StoreRef
 from hvcloud.storage.errors import StoreError
 from hvcloud.storage.http_fetch import download
@@ -25,7 +24,7 @@ from hvcloud.storage.s3_store import S3Store
 from hvcloud.storage.store_io import DirectoryStore, StoreIO
 from hvcloud.storage.transfer import parse_checksum
 
-log = structlog.get_logger(__name__)
+log = logs.get(__name__)
 
 
 class Stores:

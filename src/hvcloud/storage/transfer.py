@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import structlog
-
+from hvcloud import logs
 from hvcloud.storage.backend import Progress
 from hvcloud.storage.errors import ChecksumMismatch, SizeLimitExceeded, StoreError
 from hvcloud.storage.fileio import fsync_dir
 
-log = structlog.get_logger(__name__)
+log = logs.get(__name__)
 
 CHUNK = 1 << 20
 #: images are tenants' data: no other local user may read them (qemu runs as root)

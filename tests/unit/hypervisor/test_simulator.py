@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hvcloud.hosttypes import PoolStats
 from hvcloud.hypervisor.driver import (
     DeviceNotFound,
     DiskSpec,
@@ -14,7 +15,6 @@ from hvcloud.hypervisor.driver import (
     InsufficientCapacity,
     InvalidVmState,
     NicSpec,
-    PoolStats,
     SnapshotNotFound,
     VmAlreadyExists,
     VmNotFound,
@@ -23,9 +23,9 @@ from hvcloud.hypervisor.driver import (
 )
 from hvcloud.hypervisor.simulator.driver import HostProfile, SimulatedCluster, SimulatorDriver
 from hvcloud.hypervisor.simulator.faults import FaultPlan, FaultPlanError
-from hvcloud.hypervisor.simulator.storage import SharedPools, SimulatedStorage
 from hvcloud.storage.backend import ImageInPool, ImageOnStore, PoolRef, StoreRef
 from hvcloud.storage.errors import StorageError
+from hvcloud.storage.simulated import SharedPools, SimulatedStorage
 
 GiB = 1024**3
 
@@ -156,9 +156,9 @@ def test_fault_plan(tmp_path: Path) -> None:
 def test_shared_pools_reach_files_another_simulated_host_made(tmp_path: Path) -> None:
     """Host B resizes a volume host A created on the shared pool; the record stays with A (it
     survives A's restart); a file no host made is still refused."""
-    from hvcloud.hypervisor.simulator.storage import SimulatedStorage
     from hvcloud.storage.backend import ImageInPool, PoolRef
     from hvcloud.storage.errors import StorageError
+    from hvcloud.storage.simulated import SimulatedStorage
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

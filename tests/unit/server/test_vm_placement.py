@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hvcloud.agent import translate
-from hvcloud.hypervisor.simulator.storage import SimulatedStorage
 from hvcloud.server.db.models import (
     Account,
     AsyncJob,
@@ -34,6 +33,7 @@ from hvcloud.server.orchestration import planner, vm_steps, vm_wire, vms
 from hvcloud.server.orchestration import power_sync as P
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.state import ServerState
+from hvcloud.storage.simulated import SimulatedStorage
 
 GiB = 1024**3
 

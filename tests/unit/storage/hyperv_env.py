@@ -9,11 +9,11 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from hvcloud.hypervisor.hyperv import HyperVDriver, schema
-from hvcloud.hypervisor.hyperv.fake import HyperVModel
 from hvcloud.hypervisor.hyperv.jobs import Clock
 from hvcloud.storage import vhd, vhdx
 from hvcloud.storage.hyperv import HyperVStorageBackend, PathMap
 from hvcloud.storage.hyperv.winpath import relpath
+from tests.support.hyperv_fake import HyperVModel
 
 
 @dataclass

@@ -6,7 +6,8 @@ import time
 
 from hvcloud.agent.context import HostContext, HostIdentity
 from hvcloud.agent.dispatch import handles
-from hvcloud.hypervisor.driver import HostNic, power_state_of
+from hvcloud.hosttypes import HostNic
+from hvcloud.hypervisor.driver import power_state_of
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.base import Answer, WireModel

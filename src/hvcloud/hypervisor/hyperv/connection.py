@@ -2,7 +2,7 @@
 
 The driver talks to WMI only through :class:`WmiConnection` and :class:`WmiObject`. On Windows,
 :class:`PyMIConnection` implements them with PyMI's ``wmi``-compatible module; in tests the strict
-model in :mod:`hvcloud.hypervisor.hyperv.fake` does. Keep this surface small: every method added
+model in :mod:`tests.support.hyperv_fake` does. Keep this surface small: every method added
 here must also exist, strictly checked, in the model.
 """
 

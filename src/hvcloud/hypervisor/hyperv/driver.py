@@ -16,7 +16,6 @@ from __future__ import annotations
 import calendar
 import ipaddress
 import json
-import logging
 import re
 import threading
 import time
@@ -25,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hvcloud import logs
+from hvcloud.hosttypes import HostNic, PoolStats
 from hvcloud.hypervisor.driver import (
     ConsoleEndpoint,
     DeviceNotFound,
@@ -32,14 +33,12 @@ from hvcloud.hypervisor.driver import (
     Driver,
     DriverError,
     HostInfo,
-    HostNic,
     HostStats,
     InsufficientCapacity,
     InvalidVmState,
     NicInfo,
     NicSpec,
     NotSupported,
-    PoolStats,
     SnapshotInfo,
     SnapshotNotFound,
     VmAlreadyExists,
@@ -55,7 +54,7 @@ from hvcloud.hypervisor.hyperv.errors import HyperVError, WmiNotFound
 from hvcloud.hypervisor.hyperv.images import ImageManagement
 from hvcloud.hypervisor.hyperv.states import vm_state_of
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 MIB = 1024 * 1024
 RDP_PORT = 2179
@@ -145,6 +144,8 @@ def _slot_of(kind: str, index: int, location: int) -> int:
 
 class HyperVDriver(Driver):
     name = "hyperv"
+    capabilities = {"vlan": None}
+    console_protocol = "rdp"
 
     def __init__(self, conn: WmiConnection, cimv2: WmiConnection, *,
                  console_host: str | None = None, dom0_min_memory_bytes: int = 2048 * MIB,
@@ -449,12 +450,12 @@ class HyperVDriver(Driver):
         try:
             self._configure(vm, spec)
         except BaseException:
-            log.warning("defining %s failed, removing the half-made VM", spec.name)
+            log.warning("defining a VM failed, removing the half-made VM", vm=spec.name)
             try:
                 self._call(self._vsms(), "DestroySystem", f"remove VM {spec.name}",
                            AffectedSystem=vm.path)
             except DriverError:
-                log.exception("could not remove the half-made VM %s", spec.name)
+                log.exception("could not remove the half-made VM", vm=spec.name)
             raise
         return self.get_vm(spec.name)
 
@@ -545,12 +546,12 @@ class HyperVDriver(Driver):
     def _graceful_shutdown(self, vm: WmiObject, timeout: float) -> None:
         component = self._shutdown_component(vm)
         if component is None:
-            log.info("%s has no running shutdown integration service", vm["ElementName"])
+            log.info("no running shutdown integration service", vm=vm["ElementName"])
             return
         out = self._conn.invoke(component, "InitiateShutdown", Force=False,
                                 Reason="hvcloud: stop requested")
         if out.get("ReturnValue") != 0:
-            log.info("guest shutdown of %s refused (%s)", vm["ElementName"], out.get("ReturnValue"))
+            log.info("guest shutdown refused", vm=vm["ElementName"], code=out.get("ReturnValue"))
             return
         deadline = self._clock.now() + timeout
         interval = 0.2
@@ -1098,7 +1099,7 @@ class HyperVDriver(Driver):
                     try:
                         ips.append(str(ipaddress.ip_address(str(addr))))
                     except ValueError:
-                        log.warning("ignoring bad guest address %r", addr)
+                        log.warning("ignoring a bad guest address", address=repr(addr))
             out[_mac_colons(str(r["Address"] or "0" * 12))] = ips
         return out
 
@@ -1145,7 +1146,7 @@ def parse_kvp_items(items: Sequence[Any] | None) -> dict[str, str]:
         try:
             class_name, props = cimxml.load(str(text))
         except cimxml.CimXmlError as exc:
-            log.warning("skipping a malformed KVP item: %s", exc)
+            log.warning("skipping a malformed KVP item", reason=str(exc))
             continue
         name, data = props.get("Name"), props.get("Data")
         if class_name != "Msvm_KvpExchangeDataItem" or not isinstance(name, str) or \

@@ -5,7 +5,7 @@ CIM types: ``string``, ``boolean``, ``uint8/16/32/64``, ``datetime`` (CIM DMTF t
 ``[]``, ``ref:Class`` (an object path of an instance of Class or a subclass) and
 ``embedded:Class`` (an instance serialised as text, what ``GetText_(1)`` returns).
 
-The strict model in :mod:`hvcloud.hypervisor.hyperv.fake` validates every property read and write,
+The strict model in :mod:`tests.support.hyperv_fake` validates every property read and write,
 every method name and every parameter against this table; the real PyMI connection uses it to name
 the out-parameters PyMI returns as a tuple sorted by name. Only the classes, properties and methods
 the driver touches are listed: anything else is rejected by the model on purpose.

@@ -292,12 +292,3 @@ def parse_domain(xml: str) -> DomainFacts:
         vnc_port=port, vnc_listen=listen, vnc_password=password,
         disks=tuple(disks), nic_targets=nics,
     )
-
-
-def parse_metadata_element(xml: str) -> str | None:
-    """The spec JSON inside the element ``virDomainGetMetadata`` returns."""
-    root = ET.fromstring(xml)
-    el = root if root.tag.endswith("spec") else root.find(f"{{{METADATA_NS}}}spec")
-    if el is None:
-        el = root.find("spec")
-    return el.text if el is not None else None

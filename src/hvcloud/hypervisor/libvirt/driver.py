@@ -12,14 +12,15 @@ import os
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Literal
 
 import libvirt
-import structlog
 
+from hvcloud import logs
+from hvcloud.hosttypes import PoolStats
 from hvcloud.hypervisor.driver import (
     ConsoleEndpoint,
     DeviceNotFound,
@@ -35,7 +36,6 @@ from hvcloud.hypervisor.driver import (
     NicInfo,
     NicSpec,
     NotSupported,
-    PoolStats,
     SnapshotInfo,
     SnapshotNotFound,
     VmAlreadyExists,
@@ -65,7 +65,7 @@ from hvcloud.hypervisor.libvirt.spec_codec import CorruptMetadata, spec_from_jso
 from hvcloud.network.bridges import Bridges, NetworkError
 from hvcloud.network.host_nics import host_nics, net_bytes
 
-log = structlog.get_logger(__name__)
+log = logs.get(__name__)
 
 #: called with (VM name, new state) from libvirt's event thread
 EventCallback = Callable[[str, VmState], None]
@@ -120,6 +120,8 @@ _EVENT_STATE = {
 
 class LibvirtDriver(Driver):
     name = "libvirt"
+    capabilities = {"vlan": None}
+    console_protocol = "vnc"
 
     def __init__(self, config: LibvirtConfig | None = None, *,
                  on_event: EventCallback | None = None, bridges: Bridges | None = None) -> None:
@@ -261,6 +263,13 @@ class LibvirtDriver(Driver):
         return host_proc.read_meminfo().get("MemAvailable", 0)
 
     # ---------------------------------------------------------------- host
+
+    def host_capabilities(self) -> Mapping[str, str | None]:
+        """VLAN-tagged NICs go through VLAN bridges, which need the host's 8021q kernel module."""
+        if os.path.exists("/sys/module/8021q"):
+            return self.capabilities
+        return {**self.capabilities,
+                "vlan": "VLAN-tagged NICs need the 8021q kernel module (modprobe 8021q) for VLAN bridges"}
 
     def host_info(self) -> HostInfo:
         conn = self.conn

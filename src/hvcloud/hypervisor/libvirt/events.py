@@ -9,9 +9,10 @@ from __future__ import annotations
 import threading
 
 import libvirt
-import structlog
 
-log = structlog.get_logger(__name__)
+from hvcloud import logs
+
+log = logs.get(__name__)
 
 _lock = threading.Lock()
 _started = False

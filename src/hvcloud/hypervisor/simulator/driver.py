@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from hvcloud.atomic_file import load_json, save_json
+from hvcloud.hosttypes import HostNic, PoolStats
 from hvcloud.hypervisor.driver import (
     ConsoleEndpoint,
     DeviceNotFound,
@@ -25,12 +27,10 @@ from hvcloud.hypervisor.driver import (
     Driver,
     DriverError,
     HostInfo,
-    HostNic,
     HostStats,
     InsufficientCapacity,
     InvalidVmState,
     NicInfo,
-    PoolStats,
     SnapshotInfo,
     SnapshotNotFound,
     VmAlreadyExists,
@@ -42,7 +42,6 @@ from hvcloud.hypervisor.driver import (
     vm_spec_from_dict,
     vm_spec_to_dict,
 )
-from hvcloud.hypervisor.simulator.state import load_json, save_json
 
 GiB = 1024**3
 
@@ -97,6 +96,8 @@ class _Vm:
 
 class SimulatorDriver(Driver):
     name = "simulator"
+    capabilities = {"vlan": None}
+    console_protocol = "vnc"
 
     def __init__(self, state_dir: Path, profile: HostProfile,
                  cluster: SimulatedCluster | None = None, *, fsync: bool = True) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -12,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from hvcloud import logs
 from hvcloud.server.api import auth, errors, vm_views
 from hvcloud.server.api.context import CallContext
 from hvcloud.server.api.envelope import (
@@ -28,7 +28,7 @@ from hvcloud.server.db.models import User
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN
 from hvcloud.server.state import ServerState
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 SESSION_COMMANDS = ("login", "logout")
 
@@ -133,7 +133,7 @@ def process(state: ServerState, registry: Registry, method: str, params: Request
     except errors.ApiError as exc:
         return _error(exc, command_name if command_name and registry.get(command_name) else None)
     except Exception:
-        log.exception("API command %s failed", command_name)
+        log.exception("API command failed", command=command_name)
         return _error(errors.internal("Internal error executing command, please contact your system "
                                       "administrator"), command_name)
 

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from hvcloud import logs
 from hvcloud.server.jobs import leases, store
 from hvcloud.server.jobs.handlers import HANDLERS, JobContext, JobFailure, JobHandler
 
 if TYPE_CHECKING:
     from hvcloud.server.state import ServerState
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 ROLLED_BACK_TEXT = ("The job was interrupted by a management server failure and has been rolled back; "
                     "submit it again")
@@ -78,8 +78,8 @@ class JobEngine:
         self._stopping = False
         released = await asyncio.to_thread(self._tx, self._start_tx)
         if released:
-            log.warning("recovering %d job(s) left running by the previous run of server %s",
-                        released, self.server_id)
+            log.warning("recovering jobs left running by the previous run of this server",
+                        jobs=released, server=self.server_id)
         self._loops = [asyncio.create_task(self._dispatch_loop(), name="jobs-dispatch"),
                        asyncio.create_task(self._lease_loop(), name="jobs-lease")]
 
@@ -169,13 +169,13 @@ class JobEngine:
                 taken = await asyncio.to_thread(self._tx, leases.take_over_dead, self.server_id,
                                                 self.settings.lease_seconds)
                 for dead_id, count in taken:
-                    log.warning("management server %s missed its lease; %d job(s) released for recovery",
-                                dead_id, count)
+                    log.warning("a management server missed its lease; its jobs are released for recovery",
+                                server=dead_id, jobs=count)
                 if taken:
                     self.notify()
                 purged = await asyncio.to_thread(self._tx, store.purge_finished, self.settings.expire_seconds)
                 if purged:
-                    log.info("purged %d finished job(s) older than %g s", purged, self.settings.expire_seconds)
+                    log.info("purged finished jobs", jobs=purged, older_than_seconds=self.settings.expire_seconds)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -183,8 +183,8 @@ class JobEngine:
 
     async def _declared_dead(self) -> None:
         """Another server took our jobs over (we missed the lease): stop ours, then rejoin."""
-        log.error("server %s was declared dead by another server; abandoning %d running job(s)",
-                  self.server_id, len(self._tasks))
+        log.error("this server was declared dead by another server; abandoning its running jobs",
+                  server=self.server_id, jobs=len(self._tasks))
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.to_thread(self._tx, leases.register, self.server_id)
@@ -209,11 +209,11 @@ class JobEngine:
             else:
                 done = await asyncio.to_thread(self._tx, store.finish, job.id, self.server_id, body, code)
             if not done:
-                log.warning("job %s finished here but was taken over meanwhile; result discarded", job.id)
+                log.warning("job finished here but was taken over meanwhile; result discarded", job=job.id)
         except asyncio.CancelledError:
-            log.info("job %s interrupted; it stays for recovery", job.id)
+            log.info("job interrupted; it stays for recovery", job=job.id)
         except Exception:
-            log.exception("recording the result of job %s failed; it stays for recovery", job.id)
+            log.exception("recording the result of a job failed; it stays for recovery", job=job.id)
         finally:
             self._tasks.pop(job.id, None)
             self.notify()
@@ -237,7 +237,7 @@ class JobEngine:
         except Exception as exc:
             code, text = _failure_of(exc)
             if not isinstance(exc, JobFailure) and code == store.INTERNAL_ERROR:
-                log.exception("job %s (%s) failed", job.id, job.handler)
+                log.exception("job failed", job=job.id, handler=job.handler)
             await self._rollback(handler, ctx)
             return store.error_body(code, text), code
         return body, None
@@ -250,4 +250,4 @@ class JobEngine:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("rollback of job %s (%s) failed", ctx.job_id, handler.name)
+            log.exception("job rollback failed", job=ctx.job_id, handler=handler.name)

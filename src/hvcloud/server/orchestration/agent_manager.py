@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -35,6 +34,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hvcloud import logs
 from hvcloud.agent_client import AgentClient
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import SecretBox
@@ -57,7 +57,7 @@ from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.base import Answer, Command
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 T = TypeVar("T")
 FRESH_SECONDS = 300.0
@@ -180,7 +180,7 @@ class AgentManager:
             try:
                 await asyncio.to_thread(self._release_all)
             except Exception:
-                log.exception("releasing the hosts of server %s failed", self.server_id)
+                log.exception("releasing the hosts of this server failed", server=self.server_id)
 
     @property
     def running(self) -> bool:
@@ -469,13 +469,13 @@ class AgentManager:
                 lost = self._owned - outcome.owned - set(outcome.released)
                 self._owned = outcome.owned
                 if lost:
-                    log.warning("server %s lost %d host(s) to other servers", self.server_id, len(lost))
+                    log.warning("hosts lost to other servers", server=self.server_id, hosts=len(lost))
                 if outcome.claimed or outcome.released or lost:
                     self.stats.claimed += len(outcome.claimed)
                     self.stats.released += len(outcome.released)
-                    log.info("server %s claimed %d host(s), released %d; owns %d of its share %d (%d live servers)",
-                             self.server_id, len(outcome.claimed), len(outcome.released), len(outcome.owned),
-                             outcome.share, outcome.live_servers)
+                    log.info("host ownership changed", server=self.server_id, claimed=len(outcome.claimed),
+                             released=len(outcome.released), owned=len(outcome.owned), share=outcome.share,
+                             live_servers=outcome.live_servers)
                     await self._visit_new_links()
             except asyncio.CancelledError:
                 raise
@@ -548,7 +548,7 @@ class AgentManager:
         except AgentError as exc:
             error: AgentError = exc
         except Exception as exc:
-            log.exception("talking to host %s failed", link.host_id)
+            log.exception("talking to a host failed", host=link.host_id)
             error = AgentProtocolError(f"{type(exc).__name__}: {str(exc)[:300]}")
         link.connected = False
         link.failures += 1
@@ -574,7 +574,7 @@ class AgentManager:
                     stats = got.hostStats
                 link.last_stats = time.monotonic()
             except AgentError as exc:
-                log.warning("host stats of %s failed: %s", link.host_id, exc)
+                log.warning("host stats failed", host=link.host_id, reason=str(exc))
         return report, stats
 
     def _connect_request(self, host_id: str) -> ConnectRequest | None:
@@ -604,7 +604,7 @@ class AgentManager:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("writing %d agent outcomes failed", len(batch))
+                log.exception("writing agent outcomes failed", outcomes=len(batch))
 
     def _apply(self, batch: list[Outcome]) -> tuple[list[power_sync.PowerChange], list[HostLink]]:
         """Write a batch of outcomes in one transaction: the power changes it made, and the links

@@ -144,8 +144,3 @@ def power_state_of(db: Session, instance_name: str) -> tuple[str, str] | None:
     row = db.scalars(select(VmPowerReport).where(VmPowerReport.instance_name == instance_name)
                      .order_by(VmPowerReport.missing_since.is_not(None), VmPowerReport.state_changed.desc())).first()
     return None if row is None else (row.host_id, row.power_state)
-
-
-def reports_of_host(db: Session, host_id: str) -> list[VmPowerReport]:
-    return list(db.scalars(select(VmPowerReport).where(VmPowerReport.host_id == host_id)
-                           .order_by(VmPowerReport.instance_name)))

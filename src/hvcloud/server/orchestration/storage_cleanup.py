@@ -17,7 +17,6 @@ concurrently, one task per host, so a hung host holds up only its own cleanup.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hvcloud import logs
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import Host, VMInstance, VmPowerReport, Volume, utcnow
 from hvcloud.server.orchestration import power_sync as P
@@ -33,7 +33,7 @@ from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.vm_steps import StepFailed, Steps
 from hvcloud.server.orchestration.vms import job_in_flight
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 #: VM states in which nothing of the VM should run on a host
 LEFTOVER_STATES = (S.ERROR, S.DESTROYED)
@@ -120,7 +120,7 @@ async def clean_host(steps: Steps, host_id: str | None, work: HostWork) -> Swept
         try:
             await steps.stop(host_id, name, True)
         except StepFailed as exc:
-            log.info("cleanup: stopping leftover VM %s on host %s failed: %s", name, host_id, exc.text)
+            log.info("cleanup: stopping a leftover VM failed", vm=name, host=host_id, reason=exc.text)
             done.failed += 1
             return done  # no disk is deleted on a host that may still run a VM using it
         await steps.tx(P.note_stopped, host_id, name, utcnow())
@@ -131,7 +131,7 @@ async def clean_host(steps: Steps, host_id: str | None, work: HostWork) -> Swept
             done.deleted += 1
             done.cleared.append(volume_id)
         except StepFailed as exc:
-            log.info("cleanup: deleting the disk of volume %s failed: %s", volume_id, exc.text)
+            log.info("cleanup: deleting the disk of a volume failed", volume=volume_id, reason=exc.text)
             done.failed += 1
             if exc.host_fault and not exc.unanswered:  # the host answered no; a host away is tried again
                 done.refused.append(volume_id)
@@ -143,8 +143,8 @@ def _note(backoff: Backoff, swept: Swept, now: float) -> None:
         backoff.done(volume_id)
     for volume_id in swept.refused:
         if backoff.failed(volume_id, now) == WARN_AFTER:
-            log.warning("cleanup: the disk of volume %s could not be deleted %d times; retrying at most hourly",
-                        volume_id, WARN_AFTER)
+            log.warning("cleanup: the disk of a volume could not be deleted repeatedly; retrying at most hourly",
+                        volume=volume_id, attempts=WARN_AFTER)
 
 
 async def cleanup_loop(sessions: sessionmaker[Session], agents: Any, box: SecretBox, interval: float) -> None:
@@ -160,7 +160,7 @@ async def cleanup_loop(sessions: sessionmaker[Session], agents: Any, box: Secret
                 task = running.pop(host_id)
                 failure = task.exception()
                 if failure is not None:
-                    log.error("storage cleanup on host %s failed", host_id, exc_info=failure)
+                    log.error("storage cleanup on a host failed", host=host_id, exc_info=failure)
                     continue
                 _note(backoff, task.result(), now)
             try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -28,6 +27,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hvcloud import logs
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import AsyncJob, Host, StoragePool, VMInstance, VmPowerReport, Volume, utcnow
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
@@ -48,7 +48,7 @@ from hvcloud.server.orchestration.vm_steps import (
 )
 from hvcloud.wire.to import VolumeObjectTO
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 START_ATTEMPTS = 5
 ERR_INTERNAL = 530
@@ -310,11 +310,11 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
             await steps.start(host_id, vm_id, created=unrecorded)
         except StepFailed as exc:
             last_error = exc.text
-            log.warning("start of %s on host %s failed: %s", name, host_id, exc.text)
+            log.warning("VM start failed", vm=name, host=host_id, reason=exc.text)
             try:
                 await steps.stop(host_id, name, True)
             except StepFailed as stop_exc:
-                log.warning("cleanup stop of %s on host %s failed: %s", name, host_id, stop_exc.text)
+                log.warning("cleanup stop of a VM failed", vm=name, host=host_id, reason=stop_exc.text)
                 await steps.tx(P.note_unknown, host_id, name, utcnow())
             local = await steps.tx(_failed_on_host, vm_id, host_id, exc.text, deploy)
             for volume_id in local:
@@ -369,7 +369,7 @@ async def rollback_start(jctx: JobContext) -> None:
         try:
             await steps.stop(host_id, name, True)
         except StepFailed as exc:
-            log.warning("rollback: stopping %s failed: %s", name, exc.text)
+            log.warning("rollback: stopping the VM failed", vm=name, reason=exc.text)
             unconfirmed = host_id
     if deploy:
         for volume_id in volumes:
@@ -378,7 +378,7 @@ async def rollback_start(jctx: JobContext) -> None:
             try:
                 await steps.delete_volume(volume_id, host_id)
             except StepFailed as exc:
-                log.warning("rollback: volume %s is left to the storage cleanup: %s", volume_id, exc.text)
+                log.warning("rollback: volume is left to the storage cleanup", volume=volume_id, reason=exc.text)
     reason = "Deployment failed and was rolled back" if deploy else "Start failed and was rolled back"
     await steps.tx(_rolled_back, vm_id, deploy, reason, unconfirmed)
 

@@ -29,9 +29,9 @@ from dataclasses import replace
 from pathlib import Path, PureWindowsPath
 from typing import Literal, Protocol
 
-import structlog
-
-from hvcloud.hypervisor.driver import PoolStats
+from hvcloud import logs
+from hvcloud.atomic_file import write_atomic
+from hvcloud.hosttypes import PoolStats
 from hvcloud.storage import vhd, vhdx
 from hvcloud.storage.backend import (
     ImageFormat,
@@ -54,7 +54,7 @@ from hvcloud.storage.transfer import CHUNK, copy_checked, parse_checksum, replac
 from hvcloud.storage.vhd.builder import DynamicBuilder
 from hvcloud.storage.vhd.structs import W2KU, W2RU, DiskType, new_footer, vhd_time
 
-log = structlog.get_logger(__name__)
+log = logs.get(__name__)
 
 MiB = 1024 * 1024
 DiskFormat = Literal["vhd", "vhdx"]
@@ -537,9 +537,8 @@ class HyperVStorageBackend(StorageBackend):
     def write_heartbeat(self, pool: PoolRef, host_ip: str, when: float | None = None) -> None:
         place = self._place(pool, f"hb-{host_ip}")
         stamp = time.time() if when is None else when
-        tmp = place.local.with_name(f"{place.local.name}.tmp")
-        tmp.write_text(time.strftime("%Y-%m-%d@%H:%M:%S", time.gmtime(stamp)), encoding="ascii")
-        os.replace(tmp, place.local)
+        write_atomic(place.local, time.strftime("%Y-%m-%d@%H:%M:%S", time.gmtime(stamp)).encode("ascii"),
+                     fsync=False, private=False)
 
     def read_heartbeat(self, pool: PoolRef, host_ip: str) -> float | None:
         place = self._place(pool, f"hb-{host_ip}")

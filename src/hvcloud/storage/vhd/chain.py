@@ -3,19 +3,19 @@ writer that applies guest writes to the top file."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
+from hvcloud import logs
 from hvcloud.storage import fileio
 from hvcloud.storage.vhd.errors import ChainError, CorruptImage, ParentLoop, ParentMismatch, ParentNotFound, VhdError
 from hvcloud.storage.vhd.image import VhdFile
 from hvcloud.storage.vhd.locators import candidate_paths
 from hvcloud.storage.vhd.structs import SECTOR, DiskType, vhd_time
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 MAX_DEPTH = 64
 #: unit of streaming work; bounds memory of every bulk operation
@@ -116,7 +116,7 @@ class Chain:
 
     def _note(self, msg: str) -> None:
         self.warnings.append(msg)
-        log.warning(msg)
+        log.warning("vhd chain warning", detail=msg)
         if self._warn:
             self._warn(msg)
 

@@ -6,8 +6,8 @@ import pytest
 
 from hvcloud.hypervisor.driver import DiskSpec, NicSpec, VmSpec
 from hvcloud.hypervisor.hyperv import HyperVDriver, schema
-from hvcloud.hypervisor.hyperv.fake import HyperVModel
 from hvcloud.hypervisor.hyperv.jobs import Clock
+from tests.support.hyperv_fake import HyperVModel
 
 ROOT = "C:\\VMs\\i-2-17-VM-root.vhdx"
 DATA = "C:\\VMs\\data-1.vhd"

@@ -16,7 +16,7 @@ from hvcloud.hypervisor.driver import (
 )
 from hvcloud.hypervisor.hyperv import HyperVDriver, schema
 from hvcloud.hypervisor.hyperv.errors import HyperVJobFailed
-from hvcloud.hypervisor.hyperv.fake import HyperVModel
+from tests.support.hyperv_fake import HyperVModel
 
 from .conftest import DATA, ISO, ROOT, spec
 

@@ -14,7 +14,7 @@ from hvcloud.hypervisor.driver import (
 )
 from hvcloud.hypervisor.hyperv import HyperVDriver, schema
 from hvcloud.hypervisor.hyperv.errors import HyperVJobFailed, HyperVJobTimeout
-from hvcloud.hypervisor.hyperv.fake import HyperVModel
+from tests.support.hyperv_fake import HyperVModel
 
 from .conftest import ISO, ROOT, FakeTime, spec
 

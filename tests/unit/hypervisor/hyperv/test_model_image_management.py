@@ -6,7 +6,7 @@ import pytest
 
 from hvcloud.hypervisor.hyperv import HyperVDriver, schema
 from hvcloud.hypervisor.hyperv.errors import HyperVError, HyperVJobFailed
-from hvcloud.hypervisor.hyperv.fake import HyperVModel, UnknownProperty, WrongType
+from tests.support.hyperv_fake import HyperVModel, UnknownProperty, WrongType
 
 
 def _ims(model: HyperVModel) -> object:

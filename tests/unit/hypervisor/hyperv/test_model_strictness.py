@@ -8,7 +8,7 @@ import pytest
 
 from hvcloud.hypervisor.hyperv import schema
 from hvcloud.hypervisor.hyperv.errors import WmiNotFound
-from hvcloud.hypervisor.hyperv.fake import (
+from tests.support.hyperv_fake import (
     HyperVModel,
     UnknownClass,
     UnknownMethod,

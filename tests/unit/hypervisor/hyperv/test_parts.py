@@ -16,8 +16,8 @@ from hvcloud.hypervisor.hyperv.errors import (
     HyperVNotSupported,
     WmiError,
 )
-from hvcloud.hypervisor.hyperv.fake import HyperVModel
 from hvcloud.hypervisor.hyperv.states import vm_state_of
+from tests.support.hyperv_fake import HyperVModel
 
 from .conftest import FakeTime
 

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hvcloud.hypervisor.driver import PoolStats
-from hvcloud.hypervisor.simulator.state import load_json, save_json
+from hvcloud.atomic_file import load_json, save_json
+from hvcloud.hosttypes import PoolStats
 from hvcloud.storage.backend import (
     ImageFormat,
     ImageInPool,

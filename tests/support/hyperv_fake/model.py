@@ -21,7 +21,7 @@ from typing import Any
 
 from hvcloud.hypervisor.hyperv import cimxml, schema
 from hvcloud.hypervisor.hyperv.errors import WmiNotFound
-from hvcloud.hypervisor.hyperv.fake.types import (
+from tests.support.hyperv_fake.types import (
     SchemaViolation,
     UnknownClass,
     UnknownMethod,

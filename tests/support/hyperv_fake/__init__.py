@@ -1,7 +1,7 @@
 """A strict in-memory model of Hyper-V's WMI v2 classes, for running the driver without Windows."""
 
-from hvcloud.hypervisor.hyperv.fake.model import Guest, HyperVModel, ModelConnection, ModelObject
-from hvcloud.hypervisor.hyperv.fake.types import (
+from tests.support.hyperv_fake.model import Guest, HyperVModel, ModelConnection, ModelObject
+from tests.support.hyperv_fake.types import (
     SchemaViolation,
     UnknownClass,
     UnknownMethod,
