@@ -4,7 +4,7 @@ Prints the time to add the hosts (addHost through the API, SQLite), then, over a
 ``ping.interval`` = 1 s, the pings completed per second against the ideal N per second, the
 manager's CPU time per ping, and, as the baseline measured in the same run, one client pinging one
 host back to back (HostVmStateReport + PingRoutingCommand). Usage:
-``python bench/agent_manager.py [HOSTS] [SECONDS]`` (defaults 200 and 10).
+``python -m bench.agent_manager [HOSTS] [SECONDS]`` (defaults 200 and 10).
 """
 
 from __future__ import annotations
@@ -17,11 +17,8 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "server"))
-
-from server_api_helpers import Caller, keys_of
-from tests.agent_process import AgentProcess
+from tests.support.agent_process import AgentProcess
+from tests.support.server_api import Caller, keys_of
 
 from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
@@ -49,7 +46,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         (base / "agent").mkdir()
-        agent = AgentProcess(base / "agent" / "data", hosts=hosts)
+        agent = AgentProcess(base / "agent" / "data", hosts=hosts).start()
         try:
             single = asyncio.run(baseline(agent, min(seconds, 5.0)))
             config = replace(ServerConfig.build(base / "server"), ping_interval_seconds=1.0,

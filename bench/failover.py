@@ -1,7 +1,7 @@
 """Management-server failover: two real server processes on one PostgreSQL database share N
 simulator hosts and run slow jobs; one is SIGKILLed and the other takes over its hosts and jobs.
 
-    .venv/bin/python bench/failover.py [--hosts 6] [--lease-seconds 3] [--runs 3] [--jobs 3]
+    .venv/bin/python -m bench.failover [--hosts 6] [--lease-seconds 3] [--runs 3] [--jobs 3]
 
 Prints, per run and as medians: time to detect (the survivor owns one of the dead server's hosts),
 time until ``listManagementServers`` shows it Down, time to recover (survivor owns every host, all
@@ -16,18 +16,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "integration" / "server"))
-
-import failover_scenario  # noqa: E402
-
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.integration.server import failover_scenario
+from tests.support.postgres import PG_ADMIN_URL
 
 
 def one_run(hosts: int, lease: float, jobs: int) -> failover_scenario.FailoverResult:

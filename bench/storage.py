@@ -9,7 +9,7 @@ Prints, in one run:
 
 The S3 server is moto's ``moto_server`` in a separate process on 127.0.0.1.
 
-Usage: ``.venv/bin/python bench/storage.py [--dir DIR] [--fill 0.5] [--s3-mib 256]``
+Usage: ``.venv/bin/python -m bench.storage [--dir DIR] [--fill 0.5] [--s3-mib 256]``
 """
 
 from __future__ import annotations

@@ -28,12 +28,13 @@ from hvcloud.server.db.engine import default_sqlite_url, make_engine, make_sessi
 from hvcloud.server.db.models import Host, StoragePool
 from hvcloud.server.orchestration import planner
 from hvcloud.storage import guest_image, qemu_img
-from tests.e2e.agent_process import PASSWORD, USER, AgentProcess, free_port
 from tests.integration.libvirt.conftest import URI, remove_domains
 from tests.integration.libvirt.test_agent_over_http import rate_limit_args
-from tests.integration.libvirt.test_libvirt_driver import BOOT_TIMEOUT, console, wait_for
-from tests.integration.server.server_process_helpers import ServerProcess
-from tests.unit.server.image_server import serve_images
+from tests.integration.libvirt.test_libvirt_driver import BOOT_TIMEOUT, console
+from tests.support.agent_process import PASSWORD, USER, AgentProcess
+from tests.support.image_server import serve_images
+from tests.support.server_process import ServerProcess
+from tests.support.wait import wait_for
 
 GiB = 1 << 30
 
@@ -111,7 +112,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, libvirt_ok: None, guest: gue
     iso = bytearray(0x9000)
     iso[0x8001:0x8006] = b"CD001"
     (base / "images" / "tools.iso").write_bytes(bytes(iso))
-    agent = AgentProcess(base / "agent", free_port(), ["--driver", "libvirt", "--libvirt-domain-type", "qemu",
+    agent = AgentProcess(base / "agent", address="127.0.0.1", driver="libvirt", args=["--libvirt-domain-type", "qemu",
                                                        "--bridge", bridge, "--local-pool", str(base / "local"),
                                                        "--store-root", str(base / "secondary"), *rate_limit_args()])
     (base / "server").mkdir()

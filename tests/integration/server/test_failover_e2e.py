@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from failover_scenario import figures, parse_date, run
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.integration.server.failover_scenario import figures, parse_date, run
+from tests.support.postgres import PG_ADMIN_URL
+
 REQUIREMENT_SECONDS = 60.0
 
 pytestmark = [pytest.mark.postgres]

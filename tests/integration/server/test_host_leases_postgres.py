@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from tests.host_lease_db import add_hosts, open_db, owned_by, owners, start_server
 
 from hvcloud.server.orchestration import host_leases
 from hvcloud.server.orchestration.host_leases import ClaimOutcome
+from tests.support.host_lease_db import add_hosts, open_db, owned_by, owners, start_server
+from tests.support.postgres import PG_ADMIN_URL
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LEASE = 30.0
 
 pytestmark = pytest.mark.postgres

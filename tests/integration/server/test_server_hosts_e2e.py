@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cs import CloudStack, CloudStackApiException
-from server_process_helpers import ServerProcess
-from tests.agent_process import AgentProcess, free_port
+
+from tests.support.agent_process import AgentProcess
+from tests.support.ports import free_port
+from tests.support.server_process import ServerProcess
+from tests.support.wait import wait_for
 
 SETTINGS = ["--setting", "ping.interval=0.5", "--setting", "ping.timeout=10", "--setting", "host.stats.interval=1",
             "--setting", "agent.connect.timeout=2"]
@@ -29,7 +32,7 @@ def stack(request: pytest.FixtureRequest,
     base = tmp_path_factory.mktemp(f"hosts-{request.param}")
     (base / "server" / "data").mkdir(parents=True)
     (base / "agent").mkdir()
-    agent = AgentProcess(base / "agent" / "data", hosts=3)
+    agent = AgentProcess(base / "agent" / "data", hosts=3).start()
     try:
         server = ServerProcess(base / "server" / "data", db_url, SETTINGS)
     except BaseException:
@@ -69,15 +72,6 @@ def cloud(cs: CloudStack, stack: tuple[ServerProcess, AgentProcess, Path]) -> di
     return {"ids": ids, "hosts": hosts, "pool": pool}
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def states(cs: CloudStack, zone_id: str) -> dict[str, str]:
@@ -114,7 +108,7 @@ def test_clear_errors(cs: CloudStack, cloud: dict[str, Any], stack: tuple[Server
         cs.addHost(hypervisor="Simulator", url=agent.url(0), username=agent.username, password=agent.password,
                    **ids)
     assert exc.value.error["errorcode"] == 431 and "already exists" in exc.value.error["errortext"]
-    spare = AgentProcess(stack[2] / "agent" / "spare", hosts=1, password="another-password")
+    spare = AgentProcess(stack[2] / "agent" / "spare", hosts=1, password="another-password").start()
     try:
         with pytest.raises(CloudStackApiException) as exc:
             cs.addHost(hypervisor="Simulator", url=spare.url(0), username=spare.username, password="not-it", **ids)

@@ -8,16 +8,14 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from server_api_helpers import Caller, keys_of
 from sqlalchemy import update
-from tests.agent_process import AgentProcess
 
 from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
@@ -27,6 +25,9 @@ from hvcloud.server.orchestration import host_leases
 from hvcloud.server.orchestration.agents import AgentUnavailable, HostNotConnected
 from hvcloud.server.state import ServerState
 from hvcloud.wire import commands as C
+from tests.support.agent_process import AgentProcess
+from tests.support.server_api import Caller, keys_of
+from tests.support.wait import wait_for
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -35,7 +36,7 @@ with warnings.catch_warnings():
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    proc = AgentProcess(tmp_path_factory.mktemp("agent") / "data", hosts=2)
+    proc = AgentProcess(tmp_path_factory.mktemp("agent") / "data", hosts=2).start()
     yield proc
     proc.stop()
 
@@ -50,15 +51,6 @@ def managed(tmp_path: Path) -> Iterator[tuple[ServerState, Caller]]:
     state.close()
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def host_row(state: ServerState, host_id: str) -> Host:

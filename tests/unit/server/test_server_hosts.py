@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from server_api_helpers import Caller, keys_of
-from tests.agent_harness import sample
-from tests.agent_process import AgentProcess, free_port
 
 from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
@@ -21,6 +18,11 @@ from hvcloud.server.db.models import Host, StoragePool, VmPowerReport
 from hvcloud.server.orchestration.agents import AgentUnavailable, HostNotConnected
 from hvcloud.server.state import ServerState
 from hvcloud.wire import commands as C
+from tests.support.agent_harness import sample
+from tests.support.agent_process import AgentProcess
+from tests.support.ports import free_port
+from tests.support.server_api import Caller, keys_of
+from tests.support.wait import wait_for
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -32,7 +34,7 @@ STOP = "com.cloud.agent.api.StopCommand"
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    proc = AgentProcess(tmp_path_factory.mktemp("agent") / "data", hosts=3)
+    proc = AgentProcess(tmp_path_factory.mktemp("agent") / "data", hosts=3).start()
     yield proc
     proc.stop()
 
@@ -48,15 +50,6 @@ def managed(tmp_path: Path) -> Iterator[tuple[ServerState, Caller]]:
     state.close()
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def zone_with_pools(admin: Caller, tmp_path: Path) -> dict[str, str]:

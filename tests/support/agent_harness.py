@@ -14,7 +14,7 @@ from hvcloud.agent.credentials import Credentials
 from hvcloud.agent.service import build_app, build_hosts
 from hvcloud.wire import signing
 
-DATA = Path(__file__).parent / "data" / "wire"
+DATA = Path(__file__).parents[1] / "data" / "wire"
 USER, PASSWORD = "admin", "s3cret-pass"
 
 
