@@ -13,21 +13,14 @@ import asyncio
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
 from tests.support.agent_process import AgentProcess
-from tests.support.server_api import Caller, keys_of
+from tests.support.server_in_process import in_process_server
 
-from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
-from hvcloud.server.state import ServerState
 from hvcloud.wire import commands as C
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 
 async def baseline(agent: AgentProcess, seconds: float) -> float:
@@ -51,9 +44,7 @@ def main() -> None:
             single = asyncio.run(baseline(agent, min(seconds, 5.0)))
             config = replace(ServerConfig.build(base / "server"), ping_interval_seconds=1.0,
                              host_stats_interval_seconds=60.0)
-            state = ServerState.open(config)
-            with TestClient(create_app(state)) as http:
-                admin = Caller(http, *keys_of(state, "admin"))
+            with in_process_server(config) as (state, admin):
                 zone = admin.ok("createZone", name="bench", networktype="Advanced", dns1="8.8.8.8",
                                 internaldns1="10.0.0.1")["zone"]["id"]
                 pod = admin.ok("createPod", name="p", zoneid=zone, gateway="10.1.0.1",
@@ -72,7 +63,6 @@ def main() -> None:
                 time.sleep(seconds)
                 pings, cpu, wall = manager.stats.pings - pings0, time.process_time() - cpu0, time.monotonic() - w0
                 failures = manager.stats.failures
-            state.close()
         finally:
             agent.stop()
     rate = pings / wall

@@ -1,6 +1,6 @@
 """Fixtures: a real server state on a temporary SQLite database and a signing API caller.
 
-The AgentManager is off here (hosts are inserted directly); ``test_server_hosts*`` run it."""
+The AgentManager is off here (hosts are inserted directly); ``tests/integration/server/test_server_hosts*`` run it."""
 
 from __future__ import annotations
 

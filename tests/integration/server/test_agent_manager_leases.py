@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import Host, ManagementServer
 from hvcloud.server.jobs import leases, store
@@ -26,12 +25,12 @@ from hvcloud.server.orchestration.agents import AgentUnavailable, HostNotConnect
 from hvcloud.server.state import ServerState
 from hvcloud.wire import commands as C
 from tests.support.agent_process import AgentProcess
-from tests.support.server_api import Caller, keys_of
+from tests.support.server_api import Caller
+from tests.support.server_in_process import in_process_server
 from tests.support.wait import wait_for
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +44,8 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
 def managed(tmp_path: Path) -> Iterator[tuple[ServerState, Caller]]:
     config = replace(ServerConfig.build(tmp_path / "data"), ping_interval_seconds=0.3, ping_timeout_multiplier=100,
                      host_stats_interval_seconds=60, agent_connect_timeout_seconds=2, lease_seconds=1.5)
-    state = ServerState.open(config)
-    with TestClient(create_app(state)) as http:
-        yield state, Caller(http, *keys_of(state, "admin"))
-    state.close()
+    with in_process_server(config) as managed:
+        yield managed
 
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import Host, StoragePool, VmPowerReport
 from hvcloud.server.orchestration.agents import AgentUnavailable, HostNotConnected
@@ -21,12 +20,12 @@ from hvcloud.wire import commands as C
 from tests.support.agent_harness import sample
 from tests.support.agent_process import AgentProcess
 from tests.support.ports import free_port
-from tests.support.server_api import Caller, keys_of
+from tests.support.server_api import Caller
+from tests.support.server_in_process import in_process_server
 from tests.support.wait import wait_for
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 START = "com.cloud.agent.api.StartCommand"
 STOP = "com.cloud.agent.api.StopCommand"
@@ -43,11 +42,8 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
 def managed(tmp_path: Path) -> Iterator[tuple[ServerState, Caller]]:
     config = replace(ServerConfig.build(tmp_path / "data"), ping_interval_seconds=0.3, ping_timeout_multiplier=30,
                      host_stats_interval_seconds=0.3, agent_connect_timeout_seconds=2)
-    state = ServerState.open(config)
-    with TestClient(create_app(state)) as http:
-        apikey, secret = keys_of(state, "admin")
-        yield state, Caller(http, apikey, secret)
-    state.close()
+    with in_process_server(config) as managed:
+        yield managed
 
 
 
