@@ -19,6 +19,7 @@ from hvcloud.wire import commands as C
 from tests.fuzz.agent_fuzz import snapshot
 from tests.support.agent_process import PASSWORD, USER, AgentProcess
 from tests.support.server_process import ServerProcess
+from tests.support.wait import wait_for
 
 READY = "com.cloud.agent.api.ReadyCommand"
 READY_BODY = b'{"contextMap":{},"wait":0}'
@@ -101,8 +102,7 @@ def test_server_access_log_shows_the_real_peer(tmp_path: Path, trusted: bool) ->
         r = httpx.get(f"{server.endpoint}?command=listZones&response=json",
                       headers={"x-forwarded-for": "203.0.113.77"}, timeout=30)
         assert r.status_code == 401
-        time.sleep(0.5)
-        lines = [ln for ln in _access_lines(server) if "listZones" in ln]
+        lines = wait_for("the access log line", lambda: [ln for ln in _access_lines(server) if "listZones" in ln], 30)
     finally:
         server.stop()
     assert lines, server.log_path.read_text()[-2000:]
@@ -191,7 +191,8 @@ def test_the_server_disconnects_slow_headers_and_stalled_bodies(tmp_path: Path) 
             s.sendall(b"POST /client/api HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
                       b"\r\nContent-Length: 100\r\n\r\ncommand=li")
             assert _read_until_closed(s) == b""
-        time.sleep(0.5)
+        # both cut-offs logged; then the log is read whole, after the stop, for anything more
+        wait_for("both slow clients in the log", lambda: server.log_path.read_text().count("client too slow") >= 2, 30)
     finally:
         server.stop()
     text = server.log_path.read_text()

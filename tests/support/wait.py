@@ -20,3 +20,11 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 90, inte
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def wait_for_count(what: str, count: Callable[[], int], more: int, timeout: float = 90) -> None:
+    """Wait until ``count()`` has gone up by ``more`` from its value now: a loop's passes, pings done.
+    The way to check that something did NOT happen: let the loop that would do it run ``more`` times,
+    then look (rather than sleeping for a guessed number of its intervals)."""
+    target = count() + more
+    wait_for(f"{what} ({more} more)", lambda: count() >= target, timeout, interval=0.02)

@@ -27,7 +27,7 @@ from hvcloud.wire import commands as C
 from tests.support.agent_process import AgentProcess
 from tests.support.server_api import Caller
 from tests.support.server_in_process import in_process_server
-from tests.support.wait import wait_for
+from tests.support.wait import wait_for, wait_for_count
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -99,7 +99,8 @@ def test_owner_pings_others_send_and_a_dead_owner_is_replaced(managed: tuple[Ser
              and host_id not in manager.owned_host_ids())
     frozen = host_row(state, host_id).last_pinged
     assert frozen is not None
-    time.sleep(1.5)  # five ping intervals: nobody here pings or writes the host any more
+    # five passes of the ping scheduler: nobody here pings or writes the host any more
+    wait_for_count("ping scheduler passes", lambda: manager.stats.ticks, 5)
     assert host_row(state, host_id).last_pinged == frozen
     assert admin.ok("listHosts", id=host_id)["host"][0]["managementserverid"] == peer
 
@@ -150,7 +151,8 @@ def test_a_command_outstanding_on_another_servers_host_fails_when_that_host_goes
     sender = threading.Thread(target=send)
     try:
         sender.start()
-        time.sleep(1.0)  # three ping intervals: the command is outstanding and nothing abandons it
+        # three passes of the ping scheduler: the command is outstanding and nothing abandons it
+        wait_for_count("ping scheduler passes", lambda: manager.stats.ticks, 3)
         assert sender.is_alive(), outcome
         with state.sessions.begin() as db:  # its owner declares the host Down
             db.execute(update(Host).where(Host.id == host_id).values(status="Down"))

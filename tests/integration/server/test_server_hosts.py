@@ -3,7 +3,6 @@ agent process (three hosts on loopback), with the server in-process on SQLite.""
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,7 +21,7 @@ from tests.support.agent_process import AgentProcess
 from tests.support.ports import free_port
 from tests.support.server_api import Caller
 from tests.support.server_in_process import in_process_server
-from tests.support.wait import wait_for
+from tests.support.wait import wait_for, wait_for_count
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -186,7 +185,8 @@ def test_port_override_send_reconnect_and_delete(managed: tuple[ServerState, Cal
     assert admin.call("deleteHost", id=host_id)[0] == 536
     assert admin.ok("deleteHost", id=host_id, forced=True) == {"success": True}
     wait_for("the manager to forget the host", lambda: host_id not in manager.host_ids())
-    time.sleep(1.0)  # a few ping intervals: the deleted host must not come back
+    # three passes of the ping scheduler: the deleted host must not come back
+    wait_for_count("ping scheduler passes", lambda: manager.stats.ticks, 3)
     assert host_id not in manager.host_ids()
     with state.sessions() as db:
         assert db.query(StoragePool).filter_by(host_id=host_id).count() == 0
