@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.agent_harness import sample
 from tests.support.agent_process import PASSWORD, USER, AgentProcess
 from tests.support.ports import free_port
+from tests.support.wire_samples import sample
 
 from hvcloud.agent.tls import ensure_self_signed
 from hvcloud.agent_client import AgentClient

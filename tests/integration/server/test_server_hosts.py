@@ -16,12 +16,12 @@ from hvcloud.server.db.models import Host, StoragePool, VmPowerReport
 from hvcloud.server.orchestration.agents import AgentUnavailable, HostNotConnected
 from hvcloud.server.state import ServerState
 from hvcloud.wire import commands as C
-from tests.support.agent_harness import sample
 from tests.support.agent_process import AgentProcess
 from tests.support.ports import free_port
 from tests.support.server_api import Caller
 from tests.support.server_in_process import in_process_server
 from tests.support.wait import wait_for, wait_for_count
+from tests.support.wire_samples import sample
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
