@@ -17,27 +17,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import uuid
 from pathlib import Path
 
 from tests.integration.server import failover_scenario
-from tests.support.postgres import PG_ADMIN_URL
+from tests.support.postgres import fresh_pg_database
 
 
 def one_run(hosts: int, lease: float, jobs: int) -> failover_scenario.FailoverResult:
-    import psycopg
-
-    name = f"hvcloud_bench_failover_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-failover-") as tmp:
-            return failover_scenario.run(Path(tmp), f"postgresql://postgres@127.0.0.1:5432/{name}", hosts=hosts,
-                                         lease_seconds=lease, resume_jobs=jobs - jobs // 3,
-                                         rollback_jobs=jobs // 3, deadline=max(60.0, lease * 3))
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database() as url, tempfile.TemporaryDirectory(prefix="bench-failover-") as tmp:
+        return failover_scenario.run(Path(tmp), url, hosts=hosts, lease_seconds=lease, resume_jobs=jobs - jobs // 3,
+                                     rollback_jobs=jobs // 3, deadline=max(60.0, lease * 3))
 
 
 def main() -> int:

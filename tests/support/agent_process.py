@@ -26,6 +26,7 @@ import httpx
 from hvcloud.agent_client import AgentClient
 from hvcloud.wire import signing
 from tests.support.ports import free_port, loopback_block
+from tests.support.processes import terminate
 
 USER, PASSWORD = "hvadmin", "agent-pass-123"
 
@@ -99,13 +100,8 @@ class AgentProcess:
             self.proc.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc)
 
     def client(self, index: int = 0) -> AgentClient:
         return AgentClient(self.endpoint(index), username=self.username, password=self.password)

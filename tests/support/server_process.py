@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.ports import free_port
+from tests.support.processes import terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,13 +82,5 @@ class ServerProcess:
         self.log.close()
 
     def stop(self) -> None:
-        if self.proc.poll() is not None:
-            self.log.close()
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
         self.log.close()

@@ -13,7 +13,7 @@ import pytest
 from cs import CloudStack
 
 from hvcloud.server.jobs.engine import ROLLED_BACK_TEXT
-from tests.support.postgres import PG_ADMIN_URL
+from tests.support.postgres import fresh_pg_database
 from tests.support.server_process import ServerProcess
 from tests.support.wait import wait_for
 
@@ -23,14 +23,8 @@ PLUGIN = ["--plugin", "tests.integration.server.job_test_plugin"]
 @pytest.fixture
 def fresh_pg(pg_database: str) -> Iterator[str]:
     """A database of its own for each test (the session database proves PostgreSQL is there)."""
-    import psycopg
-
-    name = f"hvcloud_jobs_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
