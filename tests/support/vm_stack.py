@@ -121,8 +121,8 @@ class Cloud:
 
 def build(server: ServerProcess, agent: AgentProcess, base: Path, db_url: str | None,
           image_url: str, hypervisor: str = "Simulator", guest_label: str = "cloudbr-guest") -> Cloud:
-    """``agent`` is anything with ``addresses``, ``url(i)``, ``username`` and ``password`` (a simulator
-    agent process, or a libvirt agent's adapter); ``guest_label`` names the guest bridge."""
+    """Every host ``agent`` serves is added to one cluster (a simulator agent's several hosts, or a
+    libvirt agent's one); ``guest_label`` names the guest bridge."""
     cloud = Cloud(server, agent, base, db_url)
     cs = cloud.cs
     zone = cs.createZone(name=f"vmz-{uuid.uuid4().hex[:8]}", networktype="Advanced", dns1="8.8.8.8",

@@ -76,11 +76,12 @@ class LibvirtHost:
     suffix: str
 
 
-def libvirt_agent(data_dir: Path, bridge: str, local_pool: Path) -> AgentProcess:
-    """A real ``hvcloud agent run --driver libvirt`` (QEMU/TCG) process, as one host for ``build``."""
+def libvirt_agent(data_dir: Path, bridge: str, local_pool: Path, store_root: Path) -> AgentProcess:
+    """A real ``hvcloud agent run --driver libvirt`` (QEMU/TCG) process, as one host for ``build``;
+    ``store_root`` holds the file:// image store ``build`` adds."""
     return AgentProcess(data_dir, driver="libvirt", address="127.0.0.1", args=[
         "--libvirt-domain-type", "qemu", "--bridge", bridge, "--local-pool", str(local_pool),
-        "--no-nic-rate-limits"]).start()
+        "--store-root", str(store_root), "--no-nic-rate-limits"]).start()
 
 
 @contextmanager
@@ -99,7 +100,7 @@ def cloud_stack(base: Path, db_url: str | None, hosts: int = 3, settings: tuple[
         settings = (*settings, f"instance.name={libvirt.suffix}")
     with serve_images(base / "images") as images:
         agent = AgentProcess(base / "agent" / "data", hosts=hosts).start() if libvirt is None \
-            else libvirt_agent(base / "agent" / "data", libvirt.bridge, base / "local")
+            else libvirt_agent(base / "agent" / "data", libvirt.bridge, base / "local", base / "secondary")
         extra = [arg for setting in settings for arg in ("--setting", setting)]
         server = ServerProcess(base / "server" / "data", db_url, SETTINGS + extra)
         stack = None
