@@ -126,7 +126,8 @@ async def _drive(agent: AgentProcess, name: str, store_dir: Path, pool_dir: Path
                       "ip": "10.1.1.10", "netmask": "255.255.255.0", "networkRateMbps": 100}]})
         start = await c.send(C.StartCommand(vm=vm))
         assert isinstance(start, A.StartAnswer) and start.result, start.details
-        wait_for(lambda: guest_image.BOOT_MARKER in console(log_dir, name), BOOT_TIMEOUT, "the boot marker")
+        wait_for("the boot marker", lambda: guest_image.BOOT_MARKER in console(log_dir, name), BOOT_TIMEOUT,
+                 interval=0.25)
 
         state = await c.send(C.CheckVirtualMachineCommand(vmName=name))
         assert isinstance(state, A.CheckVirtualMachineAnswer) and state.state == "PowerOn"
@@ -143,10 +144,11 @@ async def _drive(agent: AgentProcess, name: str, store_dir: Path, pool_dir: Path
                          "diskSeq": 1, "type": "DATADISK"}, "vmName": name}
         attached = await c.send_body(C.AttachCommand.FQCN, disk)
         assert attached.result, attached.details
-        wait_for(lambda: "vdb" in last_disks_line(console(log_dir, name)), 90, "the guest to see vdb")
+        wait_for("the guest to see vdb", lambda: "vdb" in last_disks_line(console(log_dir, name)), 90, interval=0.25)
         detached = await c.send_body(C.DettachCommand.FQCN, disk)
         assert detached.result, detached.details
-        wait_for(lambda: "vdb" not in last_disks_line(console(log_dir, name)), 90, "vdb to leave the guest")
+        wait_for("vdb to leave the guest", lambda: "vdb" not in last_disks_line(console(log_dir, name)), 90,
+                 interval=0.25)
         assert (await c.send_body(C.DettachCommand.FQCN, iso)).result
 
     agent.kill()

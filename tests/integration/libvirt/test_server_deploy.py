@@ -71,8 +71,9 @@ class LibvirtCloud:
         template = self.cs.registerTemplate(name=name, displaytext=name, format="QCOW2", hypervisor="KVM",
                                             url=self.image_url(path.name), zoneid=self.zone["id"],
                                             ostypeid=self.cs.listOsTypes()["ostype"][0]["id"], **extra)["template"][0]
-        wait_for(lambda: bool(self.cs.listTemplates(templatefilter="all", id=template["id"])["template"][0]
-                              ["isready"]), 120, f"the download of {name}")
+        wait_for(f"the download of {name}",
+                 lambda: bool(self.cs.listTemplates(templatefilter="all", id=template["id"])["template"][0]["isready"]),
+                 120, interval=0.25)
         return dict(template)
 
     def store_file(self, template_id: str) -> Path:
@@ -145,10 +146,12 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, libvirt_ok: None, guest: gue
                                            ostypeid=cs.listOsTypes()["ostype"][0]["id"])["template"][0]
             iso_row = cs.registerIso(name="tools", displaytext="tools", url=images.url("tools.iso"),
                                      zoneid=zone["id"])["iso"][0]
-            wait_for(lambda: bool(cs.listTemplates(templatefilter="all", id=template["id"])["template"][0]
-                                  ["isready"]), 120, "the template download")
-            wait_for(lambda: bool(cs.listIsos(isofilter="all", id=iso_row["id"])["iso"][0]["isready"]), 120,
-                     "the ISO download")
+            wait_for("the template download",
+                     lambda: bool(cs.listTemplates(templatefilter="all", id=template["id"])["template"][0]["isready"]),
+                     120, interval=0.25)
+            wait_for("the ISO download",
+                     lambda: bool(cs.listIsos(isofilter="all", id=iso_row["id"])["iso"][0]["isready"]), 120,
+                     interval=0.25)
             offering = cs.createServiceOffering(name="lv", displaytext="lv", cpunumber=1, cpuspeed=500,
                                                 memory=192)["serviceoffering"]
             yield LibvirtCloud(cs, base, zone, host, template, iso_row, offering, images.url)
@@ -165,8 +168,8 @@ def booted(cloud: LibvirtCloud) -> dict[str, Any]:
     vm = cloud.cs.deployVirtualMachine(serviceofferingid=cloud.offering["id"], templateid=cloud.template["id"],
                                        zoneid=cloud.zone["id"])["virtualmachine"]
     assert vm["state"] == "Running" and vm["hostid"] == cloud.host["id"]
-    wait_for(lambda: guest_image.BOOT_MARKER in console(cloud.console_dir, vm["instancename"]), BOOT_TIMEOUT,
-             "the boot marker")
+    wait_for("the boot marker", lambda: guest_image.BOOT_MARKER in console(cloud.console_dir, vm["instancename"]),
+             BOOT_TIMEOUT, interval=0.25)
     return dict(vm)
 
 
