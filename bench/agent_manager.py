@@ -4,7 +4,7 @@ Prints the time to add the hosts (addHost through the API, SQLite), then, over a
 ``ping.interval`` = 1 s, the pings completed per second against the ideal N per second, the
 manager's CPU time per ping, and, as the baseline measured in the same run, one client pinging one
 host back to back (HostVmStateReport + PingRoutingCommand). Usage:
-``python bench/agent_manager.py [HOSTS] [SECONDS]`` (defaults 200 and 10).
+``python -m bench.agent_manager [HOSTS] [SECONDS]`` (defaults 200 and 10).
 """
 
 from __future__ import annotations
@@ -13,24 +13,14 @@ import asyncio
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "server"))
+from tests.support.agent_process import AgentProcess
+from tests.support.server_in_process import in_process_server
 
-from server_api_helpers import Caller, keys_of
-from tests.agent_process import AgentProcess
-
-from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
-from hvcloud.server.state import ServerState
 from hvcloud.wire import commands as C
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 
 async def baseline(agent: AgentProcess, seconds: float) -> float:
@@ -49,14 +39,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         (base / "agent").mkdir()
-        agent = AgentProcess(base / "agent" / "data", hosts=hosts)
+        agent = AgentProcess(base / "agent" / "data", hosts=hosts).start()
         try:
             single = asyncio.run(baseline(agent, min(seconds, 5.0)))
             config = replace(ServerConfig.build(base / "server"), ping_interval_seconds=1.0,
                              host_stats_interval_seconds=60.0)
-            state = ServerState.open(config)
-            with TestClient(create_app(state)) as http:
-                admin = Caller(http, *keys_of(state, "admin"))
+            with in_process_server(config) as (state, admin):
                 zone = admin.ok("createZone", name="bench", networktype="Advanced", dns1="8.8.8.8",
                                 internaldns1="10.0.0.1")["zone"]["id"]
                 pod = admin.ok("createPod", name="p", zoneid=zone, gateway="10.1.0.1",
@@ -75,7 +63,6 @@ def main() -> None:
                 time.sleep(seconds)
                 pings, cpu, wall = manager.stats.pings - pings0, time.process_time() - cpu0, time.monotonic() - w0
                 failures = manager.stats.failures
-            state.close()
         finally:
             agent.stop()
     rate = pings / wall

@@ -5,14 +5,13 @@ process on the same TLS stack and certificate, then measures PingRoutingCommand 
 (latency p50/p99 and throughput) and with several concurrent clients (throughput), and
 Start+Stop pairs with one client. Prints a table and the agent/bare ratios.
 
-    .venv/bin/python bench/agent_rpc.py [--requests 3000] [--clients 8]
+    .venv/bin/python -m bench.agent_rpc [--requests 3000] [--clients 8]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import subprocess
 import sys
@@ -20,17 +19,16 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tests.support.agent_process import PASSWORD, USER, AgentProcess
+from tests.support.ports import free_port
+from tests.support.wire_samples import sample
 
-from tests.e2e.agent_process import PASSWORD, USER, AgentProcess, free_port  # noqa: E402
+from hvcloud.agent.tls import ensure_self_signed
+from hvcloud.agent_client import AgentClient
+from hvcloud.wire import commands as C
+from hvcloud.wire.to import VirtualMachineTO
 
-from hvcloud.agent.tls import ensure_self_signed  # noqa: E402
-from hvcloud.agent_client import AgentClient  # noqa: E402
-from hvcloud.wire import commands as C  # noqa: E402
-from hvcloud.wire.to import VirtualMachineTO  # noqa: E402
-
-PING = C.PingRoutingCommand.model_validate(json.loads((ROOT / "tests/data/wire/PingRoutingCommand.json").read_text()))
+PING = C.PingRoutingCommand.model_validate(sample("PingRoutingCommand"))
 
 
 def pct(values: list[float], p: float) -> float:
@@ -100,17 +98,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "agent"
         cert, key = ensure_self_signed(data)
-        agent = AgentProcess(data, free_port(), ["--log-level", "warning"]).start()
+        agent = AgentProcess(data, address="127.0.0.1", ).start()
         bare_port = free_port()
-        bare = subprocess.Popen([sys.executable, str(ROOT / "bench/bare_endpoint.py"), "127.0.0.1", str(bare_port),  # noqa: S603
+        bare = subprocess.Popen([sys.executable, "-m", "bench.bare_endpoint", "127.0.0.1", str(bare_port),  # noqa: S603
                                  str(cert), str(key)])
         try:
             time.sleep(1.5)
             base = asyncio.run(measure(f"https://127.0.0.1:{bare_port}", False, args.requests, args.clients))
-            ours = asyncio.run(measure(agent.url, True, args.requests, args.clients))
+            ours = asyncio.run(measure(agent.endpoint(), True, args.requests, args.clients))
 
             async def pairs() -> list[float]:
-                async with AgentClient(agent.url, username=USER, password=PASSWORD) as c:
+                async with AgentClient(agent.endpoint(), username=USER, password=PASSWORD) as c:
                     return await start_stop(c, args.pairs)
 
             ss = asyncio.run(pairs())

@@ -1,4 +1,4 @@
-"""The baseline for bench/agent_rpc.py: a bare Starlette endpoint over the same HTTPS stack that
+"""The baseline for ``bench.agent_rpc``: a bare Starlette endpoint over the same HTTPS stack that
 reads the body and answers a fixed CloudStack-shaped answer, doing no parsing or work."""
 
 from __future__ import annotations

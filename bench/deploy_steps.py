@@ -9,14 +9,13 @@ its commit: on SQLite, the time other writers, of this server and of others shar
 What is left of the server's CPU per VM in ``server_scale.py`` beyond this sum is HTTP on both
 sides, threads and the ping loop.
 
-Usage: ``python bench/deploy_steps.py [--deploys 300] [--hosts 200] [--json]``
+Usage: ``python -m bench.deploy_steps [--deploys 300] [--hosts 200] [--json]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,11 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "server"))
-
-from server_api_helpers import keys_of
-from test_query_counts import Cloud, counted
+from tests.support.server_api import keys_of
+from tests.unit.server.test_query_counts import Cloud, counted
 
 from hvcloud.server.api import commands
 from hvcloud.server.api.endpoint import process

@@ -1,7 +1,7 @@
 """Management-server failover: two real server processes on one PostgreSQL database share N
 simulator hosts and run slow jobs; one is SIGKILLed and the other takes over its hosts and jobs.
 
-    .venv/bin/python bench/failover.py [--hosts 6] [--lease-seconds 3] [--runs 3] [--jobs 3]
+    .venv/bin/python -m bench.failover [--hosts 6] [--lease-seconds 3] [--runs 3] [--jobs 3]
 
 Prints, per run and as medians: time to detect (the survivor owns one of the dead server's hosts),
 time until ``listManagementServers`` shows it Down, time to recover (survivor owns every host, all
@@ -16,34 +16,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
-import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "integration" / "server"))
-
-import failover_scenario  # noqa: E402
-
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.integration.server import failover_scenario
+from tests.support.postgres import fresh_pg_database
 
 
 def one_run(hosts: int, lease: float, jobs: int) -> failover_scenario.FailoverResult:
-    import psycopg
-
-    name = f"hvcloud_bench_failover_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-failover-") as tmp:
-            return failover_scenario.run(Path(tmp), f"postgresql://postgres@127.0.0.1:5432/{name}", hosts=hosts,
-                                         lease_seconds=lease, resume_jobs=jobs - jobs // 3,
-                                         rollback_jobs=jobs // 3, deadline=max(60.0, lease * 3))
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database() as url, tempfile.TemporaryDirectory(prefix="bench-failover-") as tmp:
+        return failover_scenario.run(Path(tmp), url, hosts=hosts, lease_seconds=lease, resume_jobs=jobs - jobs // 3,
+                                     rollback_jobs=jobs // 3, deadline=max(60.0, lease * 3))
 
 
 def main() -> int:

@@ -1,7 +1,7 @@
 """Fault recovery with real processes (issue 7, "Faults"): one PostgreSQL database, a server, a
 simulator agent serving three hosts, a template; per scenario a fresh cloud.
 
-    .venv/bin/python bench/faults.py [--agent-deploys 20] [--server-deploys 100] [--skip hosts]
+    .venv/bin/python -m bench.faults [--agent-deploys 20] [--server-deploys 100] [--skip hosts]
         [--libvirt [--libvirt-deploys 20]]
 
 * agent SIGKILL mid-deploy: detect = kill → no host listed Up; recover = agent restart → every host
@@ -24,16 +24,12 @@ in progress, no orphaned disk, capacity equals a recount); the exit status is 1 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "integration" / "server"))
-
-import fault_scenarios  # noqa: E402
+from tests.integration.server import fault_scenarios
+from tests.support.postgres import fresh_pg_database
 
 #: the Down time the scenario's settings configure (ping.interval 0.5 s x ping.timeout 20)
 CONFIGURED_DOWN_SECONDS = 0.5 * 20
@@ -59,7 +55,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp:
         base = Path(tmp)
         if "agent" not in args.skip:
-            with fault_scenarios.fresh_pg_database() as url, \
+            with fresh_pg_database() as url, \
                     fault_scenarios.cloud_stack(base / "agent", url) as cloud:
                 r = fault_scenarios.agent_killed_mid_deploy(cloud, args.agent_deploys)
             _print(r.scenario, r.figures())
@@ -67,7 +63,7 @@ def main() -> int:
                 print(f"  VIOLATION: {v}")
             failed |= bool(r.violations)
         if "server" not in args.skip:
-            with fault_scenarios.fresh_pg_database() as url, \
+            with fresh_pg_database() as url, \
                     fault_scenarios.cloud_stack(base / "server", url) as cloud:
                 r = fault_scenarios.server_killed_mid_deploy(cloud, args.server_deploys)
             _print(r.scenario, r.figures())
@@ -75,7 +71,7 @@ def main() -> int:
                 print(f"  VIOLATION: {v}")
             failed |= bool(r.violations)
         if "hosts" not in args.skip:
-            with fault_scenarios.fresh_pg_database() as url, \
+            with fresh_pg_database() as url, \
                     fault_scenarios.cloud_stack(base / "hosts", url) as cloud:
                 h = fault_scenarios.hung_and_dropped_hosts(cloud, base / "hosts" / "lone" / "data")
             _print("hung agent + dropped host", h.figures())
@@ -106,7 +102,7 @@ def _libvirt(base: Path, deploys: int) -> bool:
     Bridges().ensure_bridge(bridge)
     try:
         host = fault_scenarios.LibvirtHost(bridge=bridge, image=guest_image.build().qcow2, suffix=suffix)
-        with fault_scenarios.fresh_pg_database() as url, fault_scenarios.cloud_stack(base, url, libvirt=host) as cloud:
+        with fresh_pg_database() as url, fault_scenarios.cloud_stack(base, url, libvirt=host) as cloud:
             r = fault_scenarios.libvirt_agent_killed_mid_deploy(cloud, suffix, deploys)
     finally:
         remove_domains(lambda name: name.endswith(f"-{suffix}"))

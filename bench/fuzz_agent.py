@@ -1,6 +1,6 @@
 """Fuzz a real agent process (simulator driver, HTTPS, signed requests) and print the outcomes.
 
-    .venv/bin/python bench/fuzz_agent.py [--cases 10000] [--seed 1] [--max-body 262144]
+    .venv/bin/python -m bench.fuzz_agent [--cases 10000] [--seed 1] [--max-body 262144]
 
 Every case is one mutated command body (see ``tests/fuzz/agent_fuzz.py``). Checked for each: the
 process is still up, the answer is a well-formed refusal or answer with no traceback, and a rejected
@@ -16,14 +16,10 @@ import time
 from pathlib import Path
 
 import httpx
+from tests.fuzz import agent_fuzz
+from tests.support.agent_process import PASSWORD, USER, AgentProcess
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.e2e.agent_process import PASSWORD, USER, AgentProcess, free_port  # noqa: E402
-from tests.fuzz import agent_fuzz  # noqa: E402
-
-from hvcloud.wire import codec, signing  # noqa: E402
+from hvcloud.wire import codec, signing
 
 
 def post(client: httpx.Client, url: str, fqcn: str, body: bytes) -> httpx.Response:
@@ -40,19 +36,19 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="fuzz-agent-") as tmp:
         data_dir = Path(tmp) / "agent"
-        proc = AgentProcess(data_dir, free_port(), ["--max-body", str(args.max_body), "--log-level", "warning"])
+        proc = AgentProcess(data_dir, address="127.0.0.1", args=["--max-body", str(args.max_body)])
         proc.start()
         tally = agent_fuzz.Tally.empty()
         started = time.perf_counter()
         try:
             with httpx.Client(verify=False, timeout=60) as client:
                 for fqcn, body in agent_fuzz.warm_up_bodies():
-                    r = post(client, proc.url, fqcn, codec.dumps(body))
+                    r = post(client, proc.endpoint(), fqcn, codec.dumps(body))
                     assert r.status_code == 200, r.text
                 for case in agent_fuzz.cases(args.seed, args.cases, args.max_body):
                     before = agent_fuzz.snapshot(data_dir)
                     try:
-                        r = post(client, proc.url, case.fqcn, case.body)
+                        r = post(client, proc.endpoint(), case.fqcn, case.body)
                     except httpx.HTTPError as exc:
                         tally.add("transport-error", f"{type(exc).__name__}: {exc}", case)
                         if proc.proc is None or proc.proc.poll() is not None:
@@ -67,7 +63,7 @@ def main() -> int:
         finally:
             elapsed = time.perf_counter() - started
             proc.kill()
-        log = proc.log.read_text(errors="replace")
+        log = proc.log_path.read_text(errors="replace")
         for marker in agent_fuzz.TRACEBACK_MARKERS[:1]:
             if marker in log:
                 tally.failures.append(f"agent log holds {log.count(marker)} traceback(s)")

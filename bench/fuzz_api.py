@@ -1,6 +1,6 @@
 """Fuzz a real management server process (SQLite) through ``/client/api`` and print the outcomes.
 
-    .venv/bin/python bench/fuzz_api.py [--cases 10000] [--seed 1]
+    .venv/bin/python -m bench.fuzz_api [--cases 10000] [--seed 1]
 
 Every case is one registered (or unknown) command with random and mutated parameters, signed with
 the admin's or a plain user's keys (see ``tests/fuzz/api_fuzz.py``). Checked for each: the process
@@ -17,15 +17,10 @@ import time
 from pathlib import Path
 
 import httpx
+from tests.fuzz import api_fuzz
+from tests.support.server_process import ServerProcess
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "integration" / "server"))
-
-from server_process_helpers import ServerProcess  # noqa: E402
-from tests.fuzz import api_fuzz  # noqa: E402
-
-from hvcloud.server.db.engine import default_sqlite_url, make_engine  # noqa: E402
+from hvcloud.server.db.engine import default_sqlite_url, make_engine
 
 
 def main() -> int:

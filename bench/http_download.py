@@ -7,7 +7,7 @@ hvcloud's path adds the URL/address checks, the pinned connection, per-read dead
 size cap and progress reporting (target: at least 90 % of the baseline). The plain stream without
 a checksum is printed too, to show what hashing itself costs on this machine.
 
-Usage: ``.venv/bin/python bench/http_download.py [--mib 256] [--repeats 3] [--dir DIR]``
+Usage: ``.venv/bin/python -m bench.http_download [--mib 256] [--repeats 3] [--dir DIR]``
 """
 
 from __future__ import annotations

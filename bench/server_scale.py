@@ -14,7 +14,7 @@ the baseline measured in the same run, ``baseline_start_stop_per_s``: one client
 StartCommand + StopCommand straight to one simulated host back to back. The servers ping at
 ``--ping-interval`` (60 s, the production default) throughout, deploys included.
 
-Usage: ``python bench/server_scale.py [--hosts 200] [--vms 1000] [--servers N] [--db sqlite|postgresql|URL]
+Usage: ``python -m bench.server_scale [--hosts 200] [--vms 1000] [--servers N] [--db sqlite|postgresql|URL]
 [--ping-interval 60] [--job-workers 64] [--json] [--profile out.txt] [--profile-idle out.txt]``;
 ``--profile`` samples the first server with py-spy during the deploy phase (``--profile-idle``: the
 idle phase) and writes collapsed stacks to the file (threads holding the GIL: where the CPU goes;
@@ -40,11 +40,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration" / "server"))
-
-from server_process_helpers import ServerProcess, spawned_servers
-from tests.agent_process import AgentProcess
+from tests.support.agent_process import AgentProcess
+from tests.support.server_process import ServerProcess, spawned_servers
 
 from hvcloud.cli.api_client import ApiClient
 from hvcloud.storage import qemu_img
@@ -196,7 +193,7 @@ def database(db: str, base: Path) -> Iterator[str | None]:
     if db == "sqlite":
         yield f"sqlite:///{base / 'shared.db'}"
     elif db == "postgresql":
-        from server_process_helpers import fresh_pg_database
+        from tests.support.postgres import fresh_pg_database
 
         with fresh_pg_database() as url:
             yield url
@@ -206,14 +203,14 @@ def database(db: str, base: Path) -> Iterator[str | None]:
 
 def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, servers: int = 1,
         db: str = "sqlite", job_workers: int = 64, profile_idle: Path | None = None) -> dict[str, Any]:
-    from tests.unit.server.image_server import serve_images
+    from tests.support.image_server import serve_images
 
     with tempfile.TemporaryDirectory() as tmp, database(db, Path(tmp)) as url:
         base = Path(tmp)
         for sub in ("agent", "images"):
             (base / sub).mkdir(parents=True)
         qemu_img.create(str(base / "images" / "t.qcow2"), "qcow2", 64 << 20)
-        agent = AgentProcess(base / "agent" / "data", hosts=hosts)
+        agent = AgentProcess(base / "agent" / "data", hosts=hosts).start()
         server: ServerProcess | None = None
         try:
             single = asyncio.run(baseline(agent, 5.0))

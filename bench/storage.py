@@ -9,7 +9,7 @@ Prints, in one run:
 
 The S3 server is moto's ``moto_server`` in a separate process on 127.0.0.1.
 
-Usage: ``.venv/bin/python bench/storage.py [--dir DIR] [--fill 0.5] [--s3-mib 256]``
+Usage: ``.venv/bin/python -m bench.storage [--dir DIR] [--fill 0.5] [--s3-mib 256]``
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import hashlib
 import logging
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import boto3
 import structlog
+from tests.support.ports import free_port
 
 from hvcloud.storage import qemu_img
 from hvcloud.storage.backend import ImageInPool, ImageOnStore, PoolRef, S3Location, StoreRef
@@ -83,12 +83,6 @@ def bench_clones(work: Path, fill: float, repeats: int) -> list[tuple[str, float
         tmpl.unlink()
         rows.append((f"{size_gib} GiB", statistics.median(linked), full))
     return rows
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bench_s3(work: Path, size_mib: int, repeats: int) -> tuple[float, float, float]:

@@ -22,7 +22,7 @@ Rates are bytes of guest data per second; each figure is the median over the rou
 shared, so single runs vary by a factor of several), and ratios are medians against medians. Also
 printed: the peak resident memory of this process and the time to create a 2040 GiB dynamic VHD.
 
-Usage: ``python bench/vhd.py [--rounds N] [DIR]``.
+Usage: ``python -m bench.vhd [--rounds N] [DIR]``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_harness import AgentHarness
+from tests.support.agent_harness import AgentHarness
 
 
 @pytest.fixture

@@ -18,12 +18,13 @@ from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.startup import StartupRoutingCommand
 from hvcloud.wire.to import VirtualMachineTO
-from tests.e2e.agent_process import PASSWORD, USER, AgentProcess, free_port, run_cli
+from tests.support.agent_process import PASSWORD, USER, AgentProcess, run_cli
+from tests.support.ports import free_port
 
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[AgentProcess]:
-    proc = AgentProcess(tmp_path / "agent", free_port()).start()
+    proc = AgentProcess(tmp_path / "agent", address="127.0.0.1").start()
     yield proc
     proc.kill()
 
@@ -36,7 +37,7 @@ def vm(name: str, mac: str) -> VirtualMachineTO:
 
 
 def client(p: AgentProcess, **kw: object) -> AgentClient:
-    return AgentClient(p.url, username=USER, password=PASSWORD, **kw)  # type: ignore[arg-type]
+    return AgentClient(p.endpoint(), username=USER, password=PASSWORD, **kw)  # type: ignore[arg-type]
 
 
 def test_vms_survive_an_agent_killed_with_sigkill(agent: AgentProcess) -> None:
@@ -81,7 +82,7 @@ def test_pinned_certificate_mismatch_is_refused_before_the_command_is_sent(agent
 
 def test_unsigned_and_unknown_requests_over_https(agent: AgentProcess) -> None:
     async def go() -> None:
-        async with AgentClient(agent.url) as anonymous:
+        async with AgentClient(agent.endpoint()) as anonymous:
             with pytest.raises(AgentRefused) as err:
                 await anonymous.send(C.ReadyCommand())
             assert err.value.status == 401
@@ -94,10 +95,8 @@ def test_unsigned_and_unknown_requests_over_https(agent: AgentProcess) -> None:
 
 
 def test_one_process_serves_several_simulated_hosts(tmp_path: Path) -> None:
-    port = free_port()
-    proc = AgentProcess(tmp_path / "multi", port, ["--sim-hosts", "3", "--sim-first-address", "127.0.1.1"],
-                        host="127.0.1.1")
-    proc.start()
+    proc = AgentProcess(tmp_path / "multi", hosts=3, address="127.0.1.1").start()
+    port = proc.port
     try:
         async def go() -> None:
             macs = set()
@@ -158,13 +157,13 @@ def _ca_and_client(tmp: Path) -> tuple[Path, tuple[str, str], tuple[str, str]]:
 
 def test_mtls_accepts_only_certificates_from_its_ca(tmp_path: Path) -> None:
     ca, good, rogue = _ca_and_client(tmp_path)
-    proc = AgentProcess(tmp_path / "mtls", free_port(), ["--auth", "mtls", "--client-ca", str(ca)]).start()
+    proc = AgentProcess(tmp_path / "mtls", address="127.0.0.1", args=["--auth", "mtls", "--client-ca", str(ca)]).start()
     try:
         async def go() -> None:
-            async with AgentClient(proc.url, cert=good) as c:
+            async with AgentClient(proc.endpoint(), cert=good) as c:
                 assert (await c.send(C.ReadyCommand())).result
             for cert in (None, rogue):
-                async with AgentClient(proc.url, cert=cert) as c:
+                async with AgentClient(proc.endpoint(), cert=cert) as c:
                     with pytest.raises(AgentUnreachable):
                         await c.send(C.ReadyCommand())
 
@@ -180,15 +179,15 @@ def test_compat_mode_refuses_to_start_without_allow_list(tmp_path: Path) -> None
 
 
 def test_compat_mode_checks_the_source_address(tmp_path: Path) -> None:
-    allowed = AgentProcess(tmp_path / "c1", free_port(),
-                           ["--auth", "cloudstack-compat", "--allow-from", "127.0.0.0/8"]).start()
-    refused = AgentProcess(tmp_path / "c2", free_port(),
-                           ["--auth", "cloudstack-compat", "--allow-from", "10.1.2.0/24"]).start()
+    allowed = AgentProcess(tmp_path / "c1", address="127.0.0.1",
+                           args=["--auth", "cloudstack-compat", "--allow-from", "127.0.0.0/8"]).start()
+    refused = AgentProcess(tmp_path / "c2", address="127.0.0.1",
+                           args=["--auth", "cloudstack-compat", "--allow-from", "10.1.2.0/24"]).start()
     try:
         async def go() -> None:
-            async with AgentClient(allowed.url) as c:
+            async with AgentClient(allowed.endpoint()) as c:
                 assert (await c.send(C.ReadyCommand())).result
-            async with AgentClient(refused.url) as c:
+            async with AgentClient(refused.endpoint()) as c:
                 with pytest.raises(AgentRefused) as err:
                     await c.send(C.ReadyCommand())
                 assert err.value.status == 403

@@ -17,7 +17,7 @@ import pytest
 
 from hvcloud.hypervisor.libvirt.config import unusable_reason
 from hvcloud.storage import guest_image
-from tests.e2e.agent_process import free_port
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "COLUMNS": "200"}

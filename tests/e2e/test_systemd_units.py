@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.agent_process import free_port
+from tests.support.ports import free_port
 
 UNIT = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "hvcloud-server.service"
 

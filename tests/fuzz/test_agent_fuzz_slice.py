@@ -10,8 +10,8 @@ import pytest
 
 from hvcloud import logs
 from hvcloud.wire import codec
-from tests.agent_harness import AgentHarness
 from tests.fuzz import agent_fuzz
+from tests.support.agent_harness import AgentHarness
 
 MAX_BODY = 64 * 1024
 

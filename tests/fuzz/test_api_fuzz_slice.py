@@ -10,11 +10,11 @@ from urllib.parse import urlencode
 import pytest
 
 from hvcloud.server.api.signature import compute_signature
-from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.state import ServerState
 from tests.fuzz import api_fuzz
-from tests.unit.server.server_api_helpers import keys_of
+from tests.support.server_api import keys_of
+from tests.support.server_in_process import in_process_server
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -26,10 +26,9 @@ URL = "/client/api"
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[ServerState, TestClient]]:
     # the fuzzer's user would mostly meet the API rate limit (429) instead of the code under test
-    state = ServerState.open(ServerConfig.build(tmp_path / "data", settings={"api.throttling.enabled": "false"}))
-    with TestClient(create_app(state)) as client:
-        yield state, client
-    state.close()
+    with in_process_server(ServerConfig.build(tmp_path / "data", settings={"api.throttling.enabled": "false"})) \
+            as (state, admin):
+        yield state, admin.http
 
 
 def test_fuzz_slice_every_answer_is_an_envelope_and_rejections_write_nothing(

@@ -26,8 +26,8 @@ from cryptography.x509.oid import NameOID
 from hvcloud.agent_client import AgentClient, AgentRefused, AgentUnreachable
 from hvcloud.wire import commands as C
 from hvcloud.wire import signing
-from tests.e2e.agent_process import PASSWORD, USER, AgentProcess, free_port
 from tests.fuzz.agent_fuzz import DATA, snapshot
+from tests.support.agent_process import PASSWORD, USER, AgentProcess
 
 READY = "com.cloud.agent.api.ReadyCommand"
 START = "com.cloud.agent.api.StartCommand"
@@ -36,15 +36,15 @@ MAX_BODY = 4096
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    proc = AgentProcess(tmp_path_factory.mktemp("sec") / "agent", free_port(),
-                        ["--max-body", str(MAX_BODY), "--body-timeout", "3", "--log-level", "warning"]).start()
+    proc = AgentProcess(tmp_path_factory.mktemp("sec") / "agent", address="127.0.0.1",
+                        args=["--max-body", str(MAX_BODY), "--body-timeout", "3"]).start()
     yield proc
     proc.kill()
 
 
 def _post(agent: AgentProcess, fqcn: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
     with httpx.Client(verify=False, timeout=30) as c:
-        return c.post(f"{agent.url}/api/HypervResource/{fqcn}", content=body,
+        return c.post(f"{agent.endpoint()}/api/HypervResource/{fqcn}", content=body,
                       headers={"content-type": "application/json", **headers})
 
 
@@ -96,7 +96,7 @@ def test_oversized_bodies_are_refused(agent: AgentProcess, chunked: bool) -> Non
     before = snapshot(agent.data_dir)
     headers = _signed(START, big)
     with httpx.Client(verify=False, timeout=30) as c:
-        url = f"{agent.url}/api/HypervResource/{START}"
+        url = f"{agent.endpoint()}/api/HypervResource/{START}"
         if chunked:
             r = c.post(url, content=iter([big[i:i + 1000] for i in range(0, len(big), 1000)]), headers=headers)
         else:
@@ -109,15 +109,15 @@ def _tls(agent: AgentProcess) -> ssl.SSLSocket:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    raw = socket.create_connection((agent.host, agent.port), timeout=30)
-    return ctx.wrap_socket(raw, server_hostname=agent.host)
+    raw = socket.create_connection((agent.address, agent.port), timeout=30)
+    return ctx.wrap_socket(raw, server_hostname=agent.address)
 
 
 def test_slow_body_is_cut_off_and_blocks_nobody(agent: AgentProcess) -> None:
     body = b'{"contextMap":{},"wait":0}' + b" " * 200
     headers = _signed(READY, body)
     slow = _tls(agent)
-    head = [f"POST /api/HypervResource/{READY} HTTP/1.1", f"Host: {agent.host}", f"Content-Length: {len(body)}",
+    head = [f"POST /api/HypervResource/{READY} HTTP/1.1", f"Host: {agent.address}", f"Content-Length: {len(body)}",
             "Content-Type: application/json", *(f"{k}: {v}" for k, v in headers.items())]
     slow.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
     answer: list[bytes] = []
@@ -151,7 +151,7 @@ def test_slow_body_is_cut_off_and_blocks_nobody(agent: AgentProcess) -> None:
         t.start()
 
     async def others() -> int:
-        async with AgentClient(agent.url, username=USER, password=PASSWORD) as c:
+        async with AgentClient(agent.endpoint(), username=USER, password=PASSWORD) as c:
             done = 0
             for _ in range(10):
                 done += (await c.send(C.ReadyCommand())).result
@@ -172,7 +172,7 @@ def test_connections_that_never_finish_their_headers_block_nobody(agent: AgentPr
         idle.append(s)
     try:
         async def one() -> bool:
-            async with AgentClient(agent.url, username=USER, password=PASSWORD) as c:
+            async with AgentClient(agent.endpoint(), username=USER, password=PASSWORD) as c:
                 return (await c.send(C.ReadyCommand())).result
 
         assert asyncio.run(one())
@@ -215,13 +215,13 @@ def _pki(tmp: Path) -> tuple[Path, dict[str, tuple[str, str]]]:
 
 def test_mtls_refuses_expired_and_not_yet_valid_certificates(tmp_path: Path) -> None:
     ca, certs = _pki(tmp_path)
-    proc = AgentProcess(tmp_path / "mtls", free_port(), ["--auth", "mtls", "--client-ca", str(ca)]).start()
+    proc = AgentProcess(tmp_path / "mtls", address="127.0.0.1", args=["--auth", "mtls", "--client-ca", str(ca)]).start()
     try:
         async def go() -> None:
-            async with AgentClient(proc.url, cert=certs["valid"]) as c:
+            async with AgentClient(proc.endpoint(), cert=certs["valid"]) as c:
                 assert (await c.send(C.ReadyCommand())).result
             for label in ("expired", "future"):
-                async with AgentClient(proc.url, cert=certs[label]) as c:
+                async with AgentClient(proc.endpoint(), cert=certs[label]) as c:
                     with pytest.raises(AgentUnreachable):
                         await c.send(C.ReadyCommand())
 
@@ -232,17 +232,17 @@ def test_mtls_refuses_expired_and_not_yet_valid_certificates(tmp_path: Path) -> 
 
 def test_allow_list_narrows_mtls_and_password_modes(tmp_path: Path) -> None:
     ca, certs = _pki(tmp_path)
-    mtls = AgentProcess(tmp_path / "m", free_port(), ["--auth", "mtls", "--client-ca", str(ca),
+    mtls = AgentProcess(tmp_path / "m", address="127.0.0.1", args=["--auth", "mtls", "--client-ca", str(ca),
                                                       "--allow-from", "10.9.9.0/24"]).start()
-    password = AgentProcess(tmp_path / "p", free_port(), ["--allow-from", "127.0.0.2/32"]).start()
-    compat = AgentProcess(tmp_path / "c", free_port(), ["--auth", "cloudstack-compat",
+    password = AgentProcess(tmp_path / "p", address="127.0.0.1", args=["--allow-from", "127.0.0.2/32"]).start()
+    compat = AgentProcess(tmp_path / "c", address="127.0.0.1", args=["--auth", "cloudstack-compat",
                                                         "--allow-from", "127.0.0.2/32,::1"]).start()
     try:
         async def go() -> None:
             for proc, kw in ((mtls, {"cert": certs["valid"]}), (password, {"username": USER, "password": PASSWORD}),
                              (compat, {})):
                 before = snapshot(proc.data_dir)
-                async with AgentClient(proc.url, **kw) as c:  # type: ignore[arg-type]
+                async with AgentClient(proc.endpoint(), **kw) as c:  # type: ignore[arg-type]
                     with pytest.raises(AgentRefused) as err:
                         await c.send(C.ReadyCommand())
                     assert err.value.status == 403

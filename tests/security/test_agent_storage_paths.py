@@ -23,8 +23,9 @@ from hvcloud.agent.service import build_app
 from hvcloud.hypervisor.simulator.driver import HostProfile, SimulatedCluster, SimulatorDriver
 from hvcloud.storage import qemu_img
 from hvcloud.storage.local import LocalStorageBackend
-from tests.agent_harness import PASSWORD, USER, AgentHarness, sample
 from tests.fuzz import agent_fuzz
+from tests.support.agent_harness import PASSWORD, USER, AgentHarness
+from tests.support.wire_samples import sample
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

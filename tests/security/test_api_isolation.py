@@ -23,7 +23,7 @@ from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.state import ServerState
 from tests.fuzz.api_fuzz import db_fingerprint, settle
-from tests.unit.server.server_api_helpers import keys_of
+from tests.support.server_api import keys_of
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

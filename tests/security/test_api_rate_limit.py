@@ -16,7 +16,7 @@ import pytest
 
 from hvcloud.server.api.signature import compute_signature
 from hvcloud.server.config import ServerConfig, parse_settings
-from tests.integration.server.server_process_helpers import ServerProcess
+from tests.support.server_process import ServerProcess
 
 MAX = 5
 Keys = tuple[str, str]

@@ -20,8 +20,8 @@ from hvcloud.agent_client import AgentClient, AgentRefused
 from hvcloud.server.api.signature import compute_signature
 from hvcloud.server.db.seed import ADMIN_PASSWORD_FILE
 from hvcloud.wire import commands as C
-from tests.e2e.agent_process import PASSWORD, USER, AgentProcess, free_port
-from tests.integration.server.server_process_helpers import ServerProcess
+from tests.support.agent_process import PASSWORD, USER, AgentProcess
+from tests.support.server_process import ServerProcess
 
 SECRETS = {
     "alice-password": "Alice-Pw-7f3a9c",
@@ -119,12 +119,12 @@ def test_server_secrets_stay_out_of_logs_events_and_responses(server: ServerProc
 
 
 def test_agent_password_stays_out_of_its_log(tmp_path: Path) -> None:
-    agent = AgentProcess(tmp_path / "agent", free_port(), ["--log-level", "debug"]).start()
+    agent = AgentProcess(tmp_path / "agent", address="127.0.0.1", log_level="debug").start()
     try:
         async def go() -> None:
-            async with AgentClient(agent.url, username=USER, password=PASSWORD) as c:
+            async with AgentClient(agent.endpoint(), username=USER, password=PASSWORD) as c:
                 assert (await c.send(C.ReadyCommand())).result
-            async with AgentClient(agent.url, username=USER, password="wrong-" + PASSWORD) as c:
+            async with AgentClient(agent.endpoint(), username=USER, password="wrong-" + PASSWORD) as c:
                 with pytest.raises(AgentRefused) as err:
                     await c.send(C.ReadyCommand())
                 assert err.value.status == 401
@@ -132,7 +132,7 @@ def test_agent_password_stays_out_of_its_log(tmp_path: Path) -> None:
         asyncio.run(go())
     finally:
         agent.kill()
-    log = agent.log.read_text(errors="replace")
+    log = agent.log_path.read_text(errors="replace")
     assert "request refused" in log
     assert PASSWORD not in log
 

@@ -16,9 +16,10 @@ import pytest
 
 from hvcloud.agent_client import AgentClient
 from hvcloud.wire import commands as C
-from tests.e2e.agent_process import PASSWORD, USER, AgentProcess, free_port
 from tests.fuzz.agent_fuzz import snapshot
-from tests.integration.server.server_process_helpers import ServerProcess
+from tests.support.agent_process import PASSWORD, USER, AgentProcess
+from tests.support.server_process import ServerProcess
+from tests.support.wait import wait_for
 
 READY = "com.cloud.agent.api.ReadyCommand"
 READY_BODY = b'{"contextMap":{},"wait":0}'
@@ -28,13 +29,13 @@ HANG = 20.0
 
 
 def _compat(tmp: Path, *extra: str) -> AgentProcess:
-    return AgentProcess(tmp, free_port(), ["--auth", "cloudstack-compat", "--allow-from", f"{ALLOWED}/32",
-                                           "--log-level", "warning", *extra]).start()
+    return AgentProcess(tmp, address="127.0.0.1",
+                        args=["--auth", "cloudstack-compat", "--allow-from", f"{ALLOWED}/32", *extra]).start()
 
 
 def _ready_forwarded(agent: AgentProcess) -> httpx.Response:
     with httpx.Client(verify=False, timeout=30) as c:
-        return c.post(f"{agent.url}/api/HypervResource/{READY}", content=READY_BODY,
+        return c.post(f"{agent.endpoint()}/api/HypervResource/{READY}", content=READY_BODY,
                       headers={"content-type": "application/json", "x-forwarded-for": ALLOWED})
 
 
@@ -70,7 +71,7 @@ def test_forwarded_for_does_not_pass_the_allow_list(tmp_path: Path) -> None:
         assert snapshot(agent.data_dir) == before
     finally:
         agent.kill()
-    refused = [ln for ln in agent.log.read_text().splitlines() if "request refused" in ln]
+    refused = [ln for ln in agent.log_path.read_text().splitlines() if "request refused" in ln]
     assert refused and "127.0.0.1" in refused[-1], refused
 
 
@@ -80,7 +81,7 @@ def test_a_trusted_proxy_forwards_the_client_address(tmp_path: Path) -> None:
         r = _ready_forwarded(agent)
         assert r.status_code == 200, r.text
         with httpx.Client(verify=False, timeout=30) as c:  # the proxy's own requests are not the client's
-            r = c.post(f"{agent.url}/api/HypervResource/{READY}", content=READY_BODY,
+            r = c.post(f"{agent.endpoint()}/api/HypervResource/{READY}", content=READY_BODY,
                        headers={"content-type": "application/json"})
         assert r.status_code == 403
     finally:
@@ -101,8 +102,7 @@ def test_server_access_log_shows_the_real_peer(tmp_path: Path, trusted: bool) ->
         r = httpx.get(f"{server.endpoint}?command=listZones&response=json",
                       headers={"x-forwarded-for": "203.0.113.77"}, timeout=30)
         assert r.status_code == 401
-        time.sleep(0.5)
-        lines = [ln for ln in _access_lines(server) if "listZones" in ln]
+        lines = wait_for("the access log line", lambda: [ln for ln in _access_lines(server) if "listZones" in ln], 30)
     finally:
         server.stop()
     assert lines, server.log_path.read_text()[-2000:]
@@ -117,8 +117,8 @@ def test_server_access_log_shows_the_real_peer(tmp_path: Path, trusted: bool) ->
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    proc = AgentProcess(tmp_path_factory.mktemp("guard") / "agent", free_port(),
-                        ["--header-timeout", "1", "--max-pending-per-source", "4", "--log-level", "warning"]).start()
+    proc = AgentProcess(tmp_path_factory.mktemp("guard") / "agent", address="127.0.0.1",
+                        args=["--header-timeout", "1", "--max-pending-per-source", "4"]).start()
     yield proc
     proc.kill()
 
@@ -126,9 +126,9 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
 def test_an_unsigned_large_body_is_refused_before_it_is_read(agent: AgentProcess) -> None:
     """Regression: the agent read up to 8 MiB of unsigned body, for up to 60 s, before looking at the
     signature headers. Here the client sends only the headers of an 8 MiB POST and gets 401 at once."""
-    s = _tls(agent.host, agent.port)
+    s = _tls(agent.address, agent.port)
     try:
-        s.sendall((f"POST /api/HypervResource/{READY} HTTP/1.1\r\nHost: {agent.host}\r\n"
+        s.sendall((f"POST /api/HypervResource/{READY} HTTP/1.1\r\nHost: {agent.address}\r\n"
                    "Content-Type: application/json\r\nContent-Length: 8388608\r\n\r\n").encode())
         s.settimeout(HANG)
         answer = _read_until_closed(s)
@@ -139,9 +139,9 @@ def test_an_unsigned_large_body_is_refused_before_it_is_read(agent: AgentProcess
 
 
 def test_a_wrong_user_is_refused_before_the_body(agent: AgentProcess) -> None:
-    s = _tls(agent.host, agent.port)
+    s = _tls(agent.address, agent.port)
     try:
-        s.sendall((f"POST /api/HypervResource/{READY} HTTP/1.1\r\nHost: {agent.host}\r\n"
+        s.sendall((f"POST /api/HypervResource/{READY} HTTP/1.1\r\nHost: {agent.address}\r\n"
                    "x-hvcloud-user: mallory\r\nx-hvcloud-timestamp: 1\r\nx-hvcloud-nonce: abcdefgh12345678\r\n"
                    f"x-hvcloud-signature: {'A' * 43}=\r\nContent-Length: 8388608\r\n\r\n").encode())
         s.settimeout(HANG)
@@ -152,7 +152,7 @@ def test_a_wrong_user_is_refused_before_the_body(agent: AgentProcess) -> None:
 
 
 def test_half_a_header_line_is_disconnected(agent: AgentProcess) -> None:
-    s = _tls(agent.host, agent.port)
+    s = _tls(agent.address, agent.port)
     try:
         s.sendall(f"POST /api/HypervResource/{READY} HTTP/1.1\r\nHost: x\r\nContent-".encode())
         s.settimeout(HANG)
@@ -165,9 +165,9 @@ def test_half_a_header_line_is_disconnected(agent: AgentProcess) -> None:
 
 def test_blank_lines_after_a_request_do_not_hold_the_connection(agent: AgentProcess) -> None:
     """uvicorn stops its keep-alive timer on any byte, even the blank lines its parser skips."""
-    s = _tls(agent.host, agent.port)
+    s = _tls(agent.address, agent.port)
     try:
-        s.sendall(f"GET /api/HypervResource HTTP/1.1\r\nHost: {agent.host}\r\n\r\n".encode())
+        s.sendall(f"GET /api/HypervResource HTTP/1.1\r\nHost: {agent.address}\r\n\r\n".encode())
         s.settimeout(HANG)
         answer = b""
         while not answer.endswith(b"RPCs"):
@@ -191,7 +191,8 @@ def test_the_server_disconnects_slow_headers_and_stalled_bodies(tmp_path: Path) 
             s.sendall(b"POST /client/api HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
                       b"\r\nContent-Length: 100\r\n\r\ncommand=li")
             assert _read_until_closed(s) == b""
-        time.sleep(0.5)
+        # both cut-offs logged; then the log is read whole, after the stop, for anything more
+        wait_for("both slow clients in the log", lambda: server.log_path.read_text().count("client too slow") >= 2, 30)
     finally:
         server.stop()
     text = server.log_path.read_text()
@@ -202,10 +203,10 @@ def test_pending_connections_per_source_are_capped(agent: AgentProcess) -> None:
     held = []
     try:
         for _ in range(4):
-            s = _tls(agent.host, agent.port)
+            s = _tls(agent.address, agent.port)
             s.sendall(b"POST /api/HypervResource/x HTTP/1.1\r\n")
             held.append(s)
-        extra = _tls(agent.host, agent.port)
+        extra = _tls(agent.address, agent.port)
         extra.settimeout(HANG)
         answer = _read_until_closed(extra)
         extra.close()
@@ -216,7 +217,7 @@ def test_pending_connections_per_source_are_capped(agent: AgentProcess) -> None:
     time.sleep(1.5)  # the held connections are gone (and would have timed out by now anyway)
 
     async def one() -> bool:
-        async with AgentClient(agent.url, username=USER, password=PASSWORD) as c:
+        async with AgentClient(agent.endpoint(), username=USER, password=PASSWORD) as c:
             return (await c.send(C.ReadyCommand())).result
 
     assert asyncio.run(one())

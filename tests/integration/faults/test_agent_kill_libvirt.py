@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fault_scenarios import LibvirtHost, cloud_stack, libvirt_agent_killed_mid_deploy
-from server_process_helpers import fresh_pg_database
 
 from hvcloud.storage import guest_image
+from tests.integration.server.fault_scenarios import LibvirtHost, cloud_stack, libvirt_agent_killed_mid_deploy
+from tests.support.postgres import fresh_pg_database
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.postgres]
 

@@ -9,15 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fault_scenarios import (
+
+from tests.integration.server.fault_scenarios import (
     agent_killed_mid_deploy,
     cloud_stack,
     hung_and_dropped_hosts,
     hung_command_on_up_host,
     server_killed_mid_deploy,
 )
-from server_process_helpers import fresh_pg_database
-from vm_stack import Cloud
+from tests.support.postgres import fresh_pg_database
+from tests.support.vm_stack import Cloud
 
 
 @pytest.fixture

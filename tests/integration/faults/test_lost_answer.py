@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fault_scenarios import cloud_stack, invariants, offering, pending_cleanup
-from server_process_helpers import fresh_pg_database
 from sqlalchemy import select
-from vm_stack import Cloud, job_result, wait_for
 
 from hvcloud.server.db.models import TemplatePoolRef
+from tests.integration.server.fault_scenarios import cloud_stack, invariants, offering, pending_cleanup
+from tests.support.postgres import fresh_pg_database
+from tests.support.vm_stack import Cloud, job_result
+from tests.support.wait import wait_for
 
 
 @pytest.fixture

@@ -13,15 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.agent_process import AgentProcess
 
 from hvcloud.server.orchestration import discovery
 from hvcloud.server.orchestration.agents import AgentUnavailable
+from tests.support.agent_process import AgentProcess
 
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[AgentProcess]:
-    proc = AgentProcess(tmp_path / "data", hosts=1)
+    proc = AgentProcess(tmp_path / "data", hosts=1).start()
     yield proc
     proc.stop()
 

@@ -20,8 +20,9 @@ from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.startup import StartupRoutingCommand
 from hvcloud.wire.to import TemplateObjectTO, VirtualMachineTO, VolumeObjectTO
-from tests.e2e.agent_process import PASSWORD, USER, AgentProcess, free_port
-from tests.integration.libvirt.test_libvirt_driver import BOOT_TIMEOUT, console, last_disks_line, wait_for
+from tests.integration.libvirt.test_libvirt_driver import BOOT_TIMEOUT, console, last_disks_line
+from tests.support.agent_process import PASSWORD, USER, AgentProcess
+from tests.support.wait import wait_for
 
 PRIMARY = "org.apache.cloudstack.storage.to.PrimaryDataStoreTO"
 NFS = "com.cloud.agent.api.to.NfsTO"
@@ -58,7 +59,7 @@ def test_vm_lifecycle_through_the_agent(tmp_path: Path, libvirt_ok: None, guest:
     (store_dir / iso_rel).write_bytes(b"\0" * (1 << 20))
     name = f"{vm_prefix}vm"
     data_dir = tmp_path / "agent"
-    agent = AgentProcess(data_dir, free_port(), ["--driver", "libvirt", "--libvirt-domain-type", "qemu",
+    agent = AgentProcess(data_dir, address="127.0.0.1", driver="libvirt", args=["--libvirt-domain-type", "qemu",
                                                  "--bridge", bridge, "--local-pool", str(tmp_path / "local"),
                                                  "--store-root", str(store_dir), *rate_limit_args()])
     agent.start()
@@ -70,7 +71,7 @@ def test_vm_lifecycle_through_the_agent(tmp_path: Path, libvirt_ok: None, guest:
 
 async def _drive(agent: AgentProcess, name: str, store_dir: Path, pool_dir: Path, tmpl_rel: str, iso_rel: str,
                  log_dir: Path) -> None:
-    async with AgentClient(agent.url, username=USER, password=PASSWORD) as c:
+    async with AgentClient(agent.endpoint(), username=USER, password=PASSWORD) as c:
         out = await c.startup([StartupRoutingCommand(dataCenter="1", pod="1", cluster="1", guid="lv-HypervResource",
                                                      name="127.0.0.1", privateIpAddress="127.0.0.1")])
         routing = out[0]
@@ -125,7 +126,8 @@ async def _drive(agent: AgentProcess, name: str, store_dir: Path, pool_dir: Path
                       "ip": "10.1.1.10", "netmask": "255.255.255.0", "networkRateMbps": 100}]})
         start = await c.send(C.StartCommand(vm=vm))
         assert isinstance(start, A.StartAnswer) and start.result, start.details
-        wait_for(lambda: guest_image.BOOT_MARKER in console(log_dir, name), BOOT_TIMEOUT, "the boot marker")
+        wait_for("the boot marker", lambda: guest_image.BOOT_MARKER in console(log_dir, name), BOOT_TIMEOUT,
+                 interval=0.25)
 
         state = await c.send(C.CheckVirtualMachineCommand(vmName=name))
         assert isinstance(state, A.CheckVirtualMachineAnswer) and state.state == "PowerOn"
@@ -142,15 +144,16 @@ async def _drive(agent: AgentProcess, name: str, store_dir: Path, pool_dir: Path
                          "diskSeq": 1, "type": "DATADISK"}, "vmName": name}
         attached = await c.send_body(C.AttachCommand.FQCN, disk)
         assert attached.result, attached.details
-        wait_for(lambda: "vdb" in last_disks_line(console(log_dir, name)), 90, "the guest to see vdb")
+        wait_for("the guest to see vdb", lambda: "vdb" in last_disks_line(console(log_dir, name)), 90, interval=0.25)
         detached = await c.send_body(C.DettachCommand.FQCN, disk)
         assert detached.result, detached.details
-        wait_for(lambda: "vdb" not in last_disks_line(console(log_dir, name)), 90, "vdb to leave the guest")
+        wait_for("vdb to leave the guest", lambda: "vdb" not in last_disks_line(console(log_dir, name)), 90,
+                 interval=0.25)
         assert (await c.send_body(C.DettachCommand.FQCN, iso)).result
 
     agent.kill()
     agent.start()
-    async with AgentClient(agent.url, username=USER, password=PASSWORD) as c:
+    async with AgentClient(agent.endpoint(), username=USER, password=PASSWORD) as c:
         assert (await c.vm_state_report()).get(name) == "PowerOn"
         stop = await c.send(C.StopCommand(vmName=name, forceStop=True))
         assert stop.result, stop.details

@@ -9,8 +9,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,19 +32,13 @@ from hvcloud.hypervisor.libvirt.driver import LibvirtDriver
 from hvcloud.storage import guest_image, qemu_img
 from hvcloud.storage.backend import ImageInPool, ImageOnStore, PoolRef, StoreRef
 from hvcloud.storage.local import LocalStorageBackend
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.usefixtures("libvirt_ok")]
 
 BOOT_TIMEOUT = 180.0
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def console(log_dir: Path, name: str) -> str:
@@ -106,8 +98,9 @@ def test_guest_boots_and_devices_hot_plug(tmp_path: Path, guest: guest_image.Gue
         drv.define_vm(spec)
 
     drv.start_vm(name)
-    wait_for(lambda: guest_image.BOOT_MARKER in console(log_dir, name), BOOT_TIMEOUT, "the guest's boot marker")
-    wait_for(lambda: "vda" in last_disks_line(console(log_dir, name)), 60, "the guest to list its disks")
+    wait_for("the guest's boot marker", lambda: guest_image.BOOT_MARKER in console(log_dir, name), BOOT_TIMEOUT,
+             interval=0.25)
+    wait_for("the guest to list its disks", lambda: "vda" in last_disks_line(console(log_dir, name)), 60, interval=0.25)
     assert f"{guest_image.NET_MARKER} eth0 up 02:00:11:22:33:44" in console(log_dir, name)
     drv.start_vm(name)  # idempotent
     assert drv.get_vm(name).state == VmState.RUNNING
@@ -127,7 +120,7 @@ def test_guest_boots_and_devices_hot_plug(tmp_path: Path, guest: guest_image.Gue
     data_path = backend.local_path(ImageInPool(pool, data.path, "qcow2"))
     drv.attach_disk(name, DiskSpec(slot=1, path=data_path))
     drv.attach_disk(name, DiskSpec(slot=1, path=data_path))  # same disk again: no-op
-    wait_for(lambda: "vdb" in last_disks_line(console(log_dir, name)), 60, "the guest to see vdb")
+    wait_for("the guest to see vdb", lambda: "vdb" in last_disks_line(console(log_dir, name)), 60, interval=0.25)
     # grown while running, through the hypervisor; never shrunk under the guest
     assert drv.resize_disk(name, data_path, 16 << 20) == 16 << 20
     assert drv.resize_disk(name, data_path, 16 << 20) == 16 << 20
@@ -143,7 +136,7 @@ def test_guest_boots_and_devices_hot_plug(tmp_path: Path, guest: guest_image.Gue
     assert {root, data_path, str(iso)} <= paths
     drv.detach_disk(name, str(iso))
     drv.detach_disk(name, data_path)
-    wait_for(lambda: "vdb" not in last_disks_line(console(log_dir, name)), 60, "the guest to lose vdb")
+    wait_for("the guest to lose vdb", lambda: "vdb" not in last_disks_line(console(log_dir, name)), 60, interval=0.25)
     assert {d.path for d in drv.get_vm(name).spec.disks} == {root, None}
     with pytest.raises(DeviceNotFound):
         drv.detach_disk(name, data_path)
@@ -172,8 +165,8 @@ def test_guest_boots_and_devices_hot_plug(tmp_path: Path, guest: guest_image.Gue
     drv.resume_vm(name)
     assert drv.get_vm(name).state == VmState.RUNNING
     drv.reboot_vm(name, hard=True)
-    wait_for(lambda: console(log_dir, name).count(guest_image.BOOT_MARKER) >= 2, BOOT_TIMEOUT,
-             "the guest to boot again after the reset")
+    wait_for("the guest to boot again after the reset",
+             lambda: console(log_dir, name).count(guest_image.BOOT_MARKER) >= 2, BOOT_TIMEOUT, interval=0.25)
     drv.save_vm(name)
     assert drv.get_vm(name).state == VmState.SAVED
     with pytest.raises(InvalidVmState):
@@ -189,7 +182,7 @@ def test_guest_boots_and_devices_hot_plug(tmp_path: Path, guest: guest_image.Gue
     assert drv.resize_disk(name, root, 1 << 30) is None, "a stopped VM's disk is resized offline"
     with pytest.raises(InvalidVmState):
         drv.reboot_vm(name)
-    wait_for(lambda: (name, VmState.STOPPED) in events, 10, "a lifecycle event for the stop")
+    wait_for("a lifecycle event for the stop", lambda: (name, VmState.STOPPED) in events, 10, interval=0.25)
     assert (name, VmState.RUNNING) in events
 
     drv.undefine_vm(name)

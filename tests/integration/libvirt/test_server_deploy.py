@@ -28,12 +28,13 @@ from hvcloud.server.db.engine import default_sqlite_url, make_engine, make_sessi
 from hvcloud.server.db.models import Host, StoragePool
 from hvcloud.server.orchestration import planner
 from hvcloud.storage import guest_image, qemu_img
-from tests.e2e.agent_process import PASSWORD, USER, AgentProcess, free_port
 from tests.integration.libvirt.conftest import URI, remove_domains
 from tests.integration.libvirt.test_agent_over_http import rate_limit_args
-from tests.integration.libvirt.test_libvirt_driver import BOOT_TIMEOUT, console, wait_for
-from tests.integration.server.server_process_helpers import ServerProcess
-from tests.unit.server.image_server import serve_images
+from tests.integration.libvirt.test_libvirt_driver import BOOT_TIMEOUT, console
+from tests.support.agent_process import PASSWORD, USER, AgentProcess
+from tests.support.image_server import serve_images
+from tests.support.server_process import ServerProcess
+from tests.support.wait import wait_for
 
 GiB = 1 << 30
 
@@ -70,8 +71,9 @@ class LibvirtCloud:
         template = self.cs.registerTemplate(name=name, displaytext=name, format="QCOW2", hypervisor="KVM",
                                             url=self.image_url(path.name), zoneid=self.zone["id"],
                                             ostypeid=self.cs.listOsTypes()["ostype"][0]["id"], **extra)["template"][0]
-        wait_for(lambda: bool(self.cs.listTemplates(templatefilter="all", id=template["id"])["template"][0]
-                              ["isready"]), 120, f"the download of {name}")
+        wait_for(f"the download of {name}",
+                 lambda: bool(self.cs.listTemplates(templatefilter="all", id=template["id"])["template"][0]["isready"]),
+                 120, interval=0.25)
         return dict(template)
 
     def store_file(self, template_id: str) -> Path:
@@ -111,7 +113,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, libvirt_ok: None, guest: gue
     iso = bytearray(0x9000)
     iso[0x8001:0x8006] = b"CD001"
     (base / "images" / "tools.iso").write_bytes(bytes(iso))
-    agent = AgentProcess(base / "agent", free_port(), ["--driver", "libvirt", "--libvirt-domain-type", "qemu",
+    agent = AgentProcess(base / "agent", address="127.0.0.1", driver="libvirt", args=["--libvirt-domain-type", "qemu",
                                                        "--bridge", bridge, "--local-pool", str(base / "local"),
                                                        "--store-root", str(base / "secondary"), *rate_limit_args()])
     (base / "server").mkdir()
@@ -144,10 +146,12 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, libvirt_ok: None, guest: gue
                                            ostypeid=cs.listOsTypes()["ostype"][0]["id"])["template"][0]
             iso_row = cs.registerIso(name="tools", displaytext="tools", url=images.url("tools.iso"),
                                      zoneid=zone["id"])["iso"][0]
-            wait_for(lambda: bool(cs.listTemplates(templatefilter="all", id=template["id"])["template"][0]
-                                  ["isready"]), 120, "the template download")
-            wait_for(lambda: bool(cs.listIsos(isofilter="all", id=iso_row["id"])["iso"][0]["isready"]), 120,
-                     "the ISO download")
+            wait_for("the template download",
+                     lambda: bool(cs.listTemplates(templatefilter="all", id=template["id"])["template"][0]["isready"]),
+                     120, interval=0.25)
+            wait_for("the ISO download",
+                     lambda: bool(cs.listIsos(isofilter="all", id=iso_row["id"])["iso"][0]["isready"]), 120,
+                     interval=0.25)
             offering = cs.createServiceOffering(name="lv", displaytext="lv", cpunumber=1, cpuspeed=500,
                                                 memory=192)["serviceoffering"]
             yield LibvirtCloud(cs, base, zone, host, template, iso_row, offering, images.url)
@@ -164,8 +168,8 @@ def booted(cloud: LibvirtCloud) -> dict[str, Any]:
     vm = cloud.cs.deployVirtualMachine(serviceofferingid=cloud.offering["id"], templateid=cloud.template["id"],
                                        zoneid=cloud.zone["id"])["virtualmachine"]
     assert vm["state"] == "Running" and vm["hostid"] == cloud.host["id"]
-    wait_for(lambda: guest_image.BOOT_MARKER in console(cloud.console_dir, vm["instancename"]), BOOT_TIMEOUT,
-             "the boot marker")
+    wait_for("the boot marker", lambda: guest_image.BOOT_MARKER in console(cloud.console_dir, vm["instancename"]),
+             BOOT_TIMEOUT, interval=0.25)
     return dict(vm)
 
 

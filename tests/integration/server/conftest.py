@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from server_process_helpers import ServerProcess, fresh_pg_database
+
+from tests.support.postgres import fresh_pg_database
+from tests.support.server_process import ServerProcess
 
 
 @pytest.fixture(scope="session")

@@ -15,20 +15,22 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cs import CloudStack
-from server_process_helpers import ServerProcess
-from tests.agent_process import AgentProcess
+
+from tests.support.agent_process import AgentProcess
+from tests.support.server_process import ServerProcess
+from tests.support.wait import wait_for
 
 LEASE_SECONDS = 3.0
 SETTINGS = ["--setting", "ping.interval=0.5", "--setting", "ping.timeout=60", "--setting", "host.stats.interval=1",
             "--setting", "agent.connect.timeout=2"]
-PLUGINS = ["--plugin", "job_test_plugin", "--plugin", "host_test_plugin"]
+PLUGINS = ["--plugin", "tests.integration.server.job_test_plugin", "--plugin",
+           "tests.integration.server.host_test_plugin"]
 ROLLED_BACK_PREFIX = "The job was interrupted by a management server failure"
 
 
@@ -67,15 +69,6 @@ def client(server: ServerProcess) -> CloudStack:
                       fetch_result=True, timeout=60)
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def parse_date(text: str) -> datetime:
@@ -125,7 +118,7 @@ def run(base: Path, db_url: str, *, hosts: int = 6, lease_seconds: float = LEASE
     (base / "agent").mkdir()
     markers = base / "markers"
     markers.mkdir()
-    agent = AgentProcess(base / "agent" / "data", hosts=hosts)
+    agent = AgentProcess(base / "agent" / "data", hosts=hosts).start()
     servers: list[ServerProcess] = []
     try:
         servers = start_servers(base, db_url, lease_seconds)

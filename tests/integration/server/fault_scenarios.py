@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -30,16 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from cs import CloudStack
-from server_process_helpers import ServerProcess
-from tests.agent_process import AgentProcess
-from tests.e2e import agent_process as e2e_agents
-from tests.unit.server.image_server import serve_images
-from vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build, wait_for
 
-from hvcloud.agent_client import AgentClient
 from hvcloud.server.db.models import Host, TemplatePoolRef
 from hvcloud.server.orchestration import power_sync
 from hvcloud.storage import qemu_img
+from tests.support.agent_process import AgentProcess
+from tests.support.image_server import serve_images
+from tests.support.server_process import ServerProcess
+from tests.support.vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build
+from tests.support.wait import wait_for
 
 #: a StartCommand this slow keeps deploys in flight long enough to kill something under them
 START_DELAY_SECONDS = 3.0
@@ -78,35 +76,12 @@ class LibvirtHost:
     suffix: str
 
 
-class LibvirtAgent:
-    """A real ``hvcloud agent run --driver libvirt`` (QEMU/TCG) process, as one host for ``build``."""
-
-    def __init__(self, data_dir: Path, bridge: str, local_pool: Path, store_root: Path) -> None:
-        self.process = e2e_agents.AgentProcess(data_dir, e2e_agents.free_port(), [
-            "--driver", "libvirt", "--libvirt-domain-type", "qemu", "--bridge", bridge,
-            "--local-pool", str(local_pool), "--store-root", str(store_root), "--no-nic-rate-limits"])
-        self.addresses = [self.process.host]
-        self.username, self.password = e2e_agents.USER, e2e_agents.PASSWORD
-        self.process.start()
-
-    def url(self, _index: int) -> str:
-        return f"http://{self.process.host}:{self.process.port}"
-
-    @property
-    def proc(self) -> Any:
-        return self.process.proc
-
-    def start(self) -> None:
-        self.process.start()
-
-    def kill(self) -> None:
-        self.process.kill()
-
-    def stop(self) -> None:
-        self.process.kill(signal.SIGTERM)
-
-    def client(self, _index: int) -> AgentClient:
-        return AgentClient(self.process.url, username=self.username, password=self.password)
+def libvirt_agent(data_dir: Path, bridge: str, local_pool: Path, store_root: Path) -> AgentProcess:
+    """A real ``hvcloud agent run --driver libvirt`` (QEMU/TCG) process, as one host for ``build``;
+    ``store_root`` holds the file:// image store ``build`` adds."""
+    return AgentProcess(data_dir, driver="libvirt", address="127.0.0.1", args=[
+        "--libvirt-domain-type", "qemu", "--bridge", bridge, "--local-pool", str(local_pool),
+        "--store-root", str(store_root), "--no-nic-rate-limits"]).start()
 
 
 @contextmanager
@@ -124,8 +99,8 @@ def cloud_stack(base: Path, db_url: str | None, hosts: int = 3, settings: tuple[
         shutil.copyfile(libvirt.image, base / "images" / "tiny.qcow2")
         settings = (*settings, f"instance.name={libvirt.suffix}")
     with serve_images(base / "images") as images:
-        agent: Any = AgentProcess(base / "agent" / "data", hosts=hosts) if libvirt is None \
-            else LibvirtAgent(base / "agent" / "data", libvirt.bridge, base / "local", base / "secondary")
+        agent = AgentProcess(base / "agent" / "data", hosts=hosts).start() if libvirt is None \
+            else libvirt_agent(base / "agent" / "data", libvirt.bridge, base / "local", base / "secondary")
         extra = [arg for setting in settings for arg in ("--setting", setting)]
         server = ServerProcess(base / "server" / "data", db_url, SETTINGS + extra)
         stack = None
@@ -454,7 +429,7 @@ def hung_and_dropped_hosts(cloud: Cloud, lone_agent_dir: Path) -> HostFaultResul
     (one VM of the dropped host was powered off meanwhile) and every VM must show its real state."""
     cs = cloud.cs
     lone_agent_dir.parent.mkdir(parents=True, exist_ok=True)
-    lone = AgentProcess(lone_agent_dir, hosts=1)
+    lone = AgentProcess(lone_agent_dir, hosts=1).start()
     try:
         extra = cs.addHost(hypervisor="Simulator", url=lone.url(0), username=lone.username, password=lone.password,
                            method="post", zoneid=cloud.zone["id"], podid=cloud.hosts[0]["podid"],

@@ -1,4 +1,5 @@
-"""A server plugin (``hvcloud server run --plugin job_test_plugin``) with slow jobs for crash tests.
+"""A server plugin (``hvcloud server run --plugin tests.integration.server.job_test_plugin``) with slow
+jobs for crash tests.
 
 ``testSleepJob`` queues a job that writes ``<jobid>.started.<attempt>`` into ``markerdir``, sleeps
 ``seconds`` on its first attempt only, then writes ``<jobid>.done``. ``mode=resume`` registers it as

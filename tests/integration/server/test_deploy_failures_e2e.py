@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 from cs import CloudStackApiException
-from fault_scenarios import cloud_stack, host_states, offering
-from vm_stack import Cloud, job_result, wait_for
 
 from hvcloud.server.db.models import Host, StoragePool
+from tests.integration.server.fault_scenarios import cloud_stack, host_states, offering
+from tests.support.vm_stack import Cloud, job_result
+from tests.support.wait import wait_for
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

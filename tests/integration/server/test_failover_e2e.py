@@ -5,14 +5,14 @@ wall-clock time is that requirement."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from failover_scenario import figures, parse_date, run
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.integration.server.failover_scenario import figures, parse_date, run
+from tests.support.postgres import fresh_pg_database
+
 REQUIREMENT_SECONDS = 60.0
 
 pytestmark = [pytest.mark.postgres]
@@ -20,14 +20,8 @@ pytestmark = [pytest.mark.postgres]
 
 @pytest.fixture
 def fresh_pg(pg_database: str) -> Iterator[str]:
-    import psycopg
-
-    name = f"hvcloud_failover_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database() as url:
+        yield url
 
 
 def test_sigkill_one_server_the_other_owns_its_hosts_and_jobs(tmp_path: Path, fresh_pg: str) -> None:

@@ -5,17 +5,16 @@ owners or none."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from tests.host_lease_db import add_hosts, open_db, owned_by, owners, start_server
 
 from hvcloud.server.orchestration import host_leases
 from hvcloud.server.orchestration.host_leases import ClaimOutcome
+from tests.support.host_lease_db import add_hosts, open_db, owned_by, owners, start_server
+from tests.support.postgres import fresh_pg_database
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LEASE = 30.0
 
 pytestmark = pytest.mark.postgres
@@ -24,18 +23,12 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def sessions(pg_database: str) -> Iterator[sessionmaker[Session]]:
     """A database of its own (``pg_database`` skips the test when PostgreSQL is absent)."""
-    import psycopg
-
-    name = f"hvcloud_leases_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    engine, factory = open_db(f"postgresql://postgres@127.0.0.1:5432/{name}")
-    try:
-        yield factory
-    finally:
-        engine.dispose()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database() as url:
+        engine, factory = open_db(url)
+        try:
+            yield factory
+        finally:
+            engine.dispose()
 
 
 def race(sessions: sessionmaker[Session], servers: list[str]) -> dict[str, ClaimOutcome]:

@@ -4,7 +4,6 @@ or roll back), and two servers on one PostgreSQL where the survivor takes over t
 from __future__ import annotations
 
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,25 +11,20 @@ from typing import Any
 
 import pytest
 from cs import CloudStack
-from server_process_helpers import ServerProcess
 
 from hvcloud.server.jobs.engine import ROLLED_BACK_TEXT
+from tests.support.postgres import fresh_pg_database
+from tests.support.server_process import ServerProcess
+from tests.support.wait import wait_for
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-PLUGIN = ["--plugin", "job_test_plugin"]
+PLUGIN = ["--plugin", "tests.integration.server.job_test_plugin"]
 
 
 @pytest.fixture
 def fresh_pg(pg_database: str) -> Iterator[str]:
     """A database of its own for each test (the session database proves PostgreSQL is there)."""
-    import psycopg
-
-    name = f"hvcloud_jobs_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -45,11 +39,6 @@ def client(server: ServerProcess) -> CloudStack:
                       timeout=30)
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def wait_job(cs: CloudStack, jobid: str, timeout: float = 60) -> dict[str, Any]:
@@ -59,7 +48,7 @@ def wait_job(cs: CloudStack, jobid: str, timeout: float = 60) -> dict[str, Any]:
         result.update(cs.queryAsyncJobResult(jobid=jobid))
         return bool(result["jobstatus"] != 0)
 
-    wait_for(done, timeout, f"job {jobid}")
+    wait_for(f"job {jobid}", done, timeout)
     return result
 
 
@@ -76,10 +65,10 @@ def test_sigkill_mid_job_then_restart_resumes_or_rolls_back(tmp_path: Path, db_u
     try:
         cs = client(first)
         resume, rollback = submit(cs, "resume", markers), submit(cs, "rollback", markers)
-        wait_for(lambda: all((markers / f"{j}.started.1").exists() for j in (resume, rollback)), 30,
-                 "both jobs to start")
-        wait_for(lambda: cs.queryAsyncJobResult(jobid=resume)["jobprocstatus"] == 10, 30,
-                 "the resumable job to report its progress")
+        wait_for("both jobs to start",
+                 lambda: all((markers / f"{j}.started.1").exists() for j in (resume, rollback)), 30)
+        wait_for("the resumable job to report its progress",
+                 lambda: cs.queryAsyncJobResult(jobid=resume)["jobprocstatus"] == 10, 30)
         running = cs.queryAsyncJobResult(jobid=resume)
         assert running["jobstatus"] == 0 and running["jobprocstatus"] == 10
         first.kill()
@@ -137,7 +126,7 @@ def test_two_servers_share_a_database_and_survive_a_death(tmp_path: Path, shared
     try:
         clients = {s.server_id: client(s) for s in servers}
         jobs = [submit(clients[servers[i % 2].server_id], "resume", markers, seconds=15) for i in range(6)]
-        wait_for(lambda: all((markers / f"{j}.started.1").exists() for j in jobs), 30, "all jobs to start")
+        wait_for("all jobs to start", lambda: all((markers / f"{j}.started.1").exists() for j in jobs), 30)
         owners = {j: _owner(shared_db, j) for j in jobs}
         assert set(owners.values()) <= {s.server_id for s in servers}
         victim = next(s for s in servers if s.server_id == owners[jobs[0]])

@@ -17,13 +17,17 @@ from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import hash_password
 from hvcloud.server.db.models import Account, Domain, User
 from hvcloud.server.state import ServerState
+from tests.support.postgres import fresh_pg_database
 
 
 @pytest.fixture
-def state(pg_database: str, tmp_path: Path) -> Iterator[ServerState]:
-    st = ServerState.open(replace(ServerConfig.build(tmp_path / "data", pg_database), manage_agents=False))
-    yield st
-    st.close()
+def state(tmp_path: Path) -> Iterator[ServerState]:
+    # a database of its own: the session's pg_database holds the secrets of the module-scoped
+    # server processes, sealed with their data directories' keys, not this one's
+    with fresh_pg_database() as url:
+        st = ServerState.open(replace(ServerConfig.build(tmp_path / "data", url), manage_agents=False))
+        yield st
+        st.close()
 
 
 def new_user(state: ServerState) -> str:

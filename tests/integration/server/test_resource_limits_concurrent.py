@@ -12,12 +12,13 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from server_process_helpers import ServerProcess, fresh_pg_database
 from sqlalchemy.orm import Session
 
 from hvcloud.server.api.signature import compute_signature
 from hvcloud.server.db.engine import default_sqlite_url, make_engine
 from hvcloud.server.db.models import Account, TemplateStoreRef, VMTemplate
+from tests.support.postgres import fresh_pg_database
+from tests.support.server_process import ServerProcess
 
 LIMIT = 5
 ATTEMPTS = 24

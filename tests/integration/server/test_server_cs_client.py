@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 from cs import CloudStack, CloudStackApiException
-from server_process_helpers import ServerProcess
+
+from tests.support.server_process import ServerProcess
 
 
 def _client(server: ServerProcess, key: str, secret: str, **kw: Any) -> CloudStack:

@@ -7,16 +7,18 @@ is restarted. Timings are scaled down with ``--setting`` (ping every 0.5 s, Down
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cs import CloudStack, CloudStackApiException
-from server_process_helpers import ServerProcess
-from tests.agent_process import AgentProcess, free_port
+
+from tests.support.agent_process import AgentProcess
+from tests.support.ports import free_port
+from tests.support.server_process import ServerProcess
+from tests.support.wait import wait_for
 
 SETTINGS = ["--setting", "ping.interval=0.5", "--setting", "ping.timeout=10", "--setting", "host.stats.interval=1",
             "--setting", "agent.connect.timeout=2"]
@@ -29,7 +31,7 @@ def stack(request: pytest.FixtureRequest,
     base = tmp_path_factory.mktemp(f"hosts-{request.param}")
     (base / "server" / "data").mkdir(parents=True)
     (base / "agent").mkdir()
-    agent = AgentProcess(base / "agent" / "data", hosts=3)
+    agent = AgentProcess(base / "agent" / "data", hosts=3).start()
     try:
         server = ServerProcess(base / "server" / "data", db_url, SETTINGS)
     except BaseException:
@@ -69,15 +71,6 @@ def cloud(cs: CloudStack, stack: tuple[ServerProcess, AgentProcess, Path]) -> di
     return {"ids": ids, "hosts": hosts, "pool": pool}
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def states(cs: CloudStack, zone_id: str) -> dict[str, str]:
@@ -114,7 +107,7 @@ def test_clear_errors(cs: CloudStack, cloud: dict[str, Any], stack: tuple[Server
         cs.addHost(hypervisor="Simulator", url=agent.url(0), username=agent.username, password=agent.password,
                    **ids)
     assert exc.value.error["errorcode"] == 431 and "already exists" in exc.value.error["errortext"]
-    spare = AgentProcess(stack[2] / "agent" / "spare", hosts=1, password="another-password")
+    spare = AgentProcess(stack[2] / "agent" / "spare", hosts=1, password="another-password").start()
     try:
         with pytest.raises(CloudStackApiException) as exc:
             cs.addHost(hypervisor="Simulator", url=spare.url(0), username=spare.username, password="not-it", **ids)
@@ -159,12 +152,25 @@ def test_killed_agent_goes_disconnected_then_down_and_comes_back(
         assert any(s.startswith(prefix) for s in subjects), (prefix, subjects)
 
 
+def last_pinged(cs: CloudStack) -> dict[str, str | None]:
+    return {h["id"]: h.get("lastpinged") for h in cs.listHosts(fetch_list=True)}
+
+
+def pinged_again(cs: CloudStack) -> None:
+    """Wait until every listed host's ``lastpinged`` has moved on from what it is now."""
+    before = last_pinged(cs)
+    wait_for("the hosts to be pinged again", lambda: all(seen != before[h] for h, seen in last_pinged(cs).items()))
+
+
 def test_delete_host_stops_pinging(cs: CloudStack, cloud: dict[str, Any]) -> None:
     host = cloud["hosts"][2]
     job = cs.prepareHostForMaintenance(id=host["id"])
     assert job["host"]["resourcestate"] == "Maintenance"
     assert cs.deleteHost(id=host["id"])["success"] is True
     assert cs.listHosts(id=host["id"]) == {}
-    time.sleep(2)
+    # the server pings the other hosts twice more (the process's ping counter, seen from outside):
+    # had the deleted host come back, its ping loop would have brought it back by then
+    for _ in range(2):
+        pinged_again(cs)
     assert cs.listHosts(id=host["id"]) == {}
     assert len(cs.listStoragePools(zoneid=cloud["ids"]["zoneid"], scope="host", fetch_list=True)) == 2

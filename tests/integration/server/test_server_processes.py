@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 from cs import CloudStack
-from server_process_helpers import ServerProcess, spawned_servers
-from tests.agent_process import AgentProcess
-from vm_stack import client, wait_for
+
+from tests.support.agent_process import AgentProcess
+from tests.support.server_process import ServerProcess, spawned_servers
+from tests.support.vm_stack import client
+from tests.support.wait import wait_for
 
 SETTINGS = ["--setting", "ping.interval=0.5", "--setting", "ping.timeout=10", "--lease-seconds", "3"]
 
@@ -35,7 +37,7 @@ def alive(pid: int) -> bool:
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[AgentProcess]:
     (tmp_path / "agent").mkdir()
-    proc = AgentProcess(tmp_path / "agent" / "data", hosts=4)
+    proc = AgentProcess(tmp_path / "agent" / "data", hosts=4).start()
     yield proc
     proc.stop()
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 from cs import CloudStack
-from server_process_helpers import ServerProcess
 
 from hvcloud.agent.tls import ensure_self_signed
+from tests.support.server_process import ServerProcess
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,13 @@ from typing import Any
 import httpx
 import pytest
 from cs import CloudStack, CloudStackApiException
-from server_process_helpers import ServerProcess
-from tests.agent_process import AgentProcess
-from tests.unit.server.image_server import serve_images
-from vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build, job_result, wait_for
 
 from hvcloud.storage import qemu_img
+from tests.support.agent_process import AgentProcess
+from tests.support.image_server import serve_images
+from tests.support.server_process import ServerProcess
+from tests.support.vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build, job_result
+from tests.support.wait import wait_for
 
 HOSTS = 2
 PASSWORD = "pw-Delete-1"
@@ -44,7 +45,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     qemu_img.create(str(base / "images" / "own.qcow2"), "qcow2", TEMPLATE_BYTES)
     with serve_images(base / "images") as images:
         IMAGES["url"] = images.url("")
-        agent = AgentProcess(base / "agent" / "data", hosts=HOSTS)
+        agent = AgentProcess(base / "agent" / "data", hosts=HOSTS).start()
         server = ServerProcess(base / "server" / "data", db_url, SETTINGS)
         try:
             cloud = build(server, agent, base, db_url, images.url("tiny.qcow2"))

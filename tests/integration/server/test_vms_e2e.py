@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 from cs import CloudStack, CloudStackApiException
-from fault_scenarios import server_killed_mid_deploy
-from server_process_helpers import ServerProcess
-from tests.agent_process import AgentProcess
-from tests.unit.server.image_server import serve_images
-from vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build, job_result, wait_for
 
 from hvcloud.server.db.models import TemplatePoolRef
 from hvcloud.storage import qemu_img
+from tests.integration.server.fault_scenarios import server_killed_mid_deploy
+from tests.support.agent_process import AgentProcess
+from tests.support.image_server import serve_images
+from tests.support.server_process import ServerProcess
+from tests.support.vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build, job_result
+from tests.support.wait import wait_for
 
 HOSTS = 4
 
@@ -37,7 +38,7 @@ def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     iso[0x8001:0x8006] = b"CD001"
     (base / "images" / "tools.iso").write_bytes(bytes(iso))
     with serve_images(base / "images") as images:
-        agent = AgentProcess(base / "agent" / "data", hosts=HOSTS)
+        agent = AgentProcess(base / "agent" / "data", hosts=HOSTS).start()
         server = ServerProcess(base / "server" / "data", db_url, SETTINGS)
         stack = None
         try:

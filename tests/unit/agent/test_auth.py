@@ -10,7 +10,7 @@ import pytest
 from hvcloud.agent.config import AgentConfig, ConfigError, parse_networks
 from hvcloud.agent.credentials import load_or_create
 from hvcloud.wire import signing
-from tests.agent_harness import PASSWORD, USER, AgentHarness
+from tests.support.agent_harness import PASSWORD, USER, AgentHarness
 
 READY = "com.cloud.agent.api.ReadyCommand"
 PATH = f"/api/HypervResource/{READY}"

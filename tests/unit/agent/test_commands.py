@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from hvcloud.wire import signing
-from tests.agent_harness import PASSWORD, USER, AgentHarness, sample
+from tests.support.agent_harness import PASSWORD, USER, AgentHarness
+from tests.support.wire_samples import sample
 
 START = "com.cloud.agent.api.StartCommand"
 STOP = "com.cloud.agent.api.StopCommand"

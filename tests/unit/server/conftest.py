@@ -1,6 +1,6 @@
 """Fixtures: a real server state on a temporary SQLite database and a signing API caller.
 
-The AgentManager is off here (hosts are inserted directly); ``test_server_hosts*`` run it."""
+The AgentManager is off here (hosts are inserted directly); ``tests/integration/server/test_server_hosts*`` run it."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from server_api_helpers import Caller, keys_of
 
 from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.state import ServerState
+from tests.support.server_api import Caller, keys_of
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from tests.host_lease_db import add_hosts, open_db, owned_by, owners, start_server
 
 from hvcloud.server.db.models import Host
 from hvcloud.server.jobs import leases
 from hvcloud.server.orchestration import host_leases
 from hvcloud.server.orchestration.host_leases import ClaimOutcome, fair_share
+from tests.support.host_lease_db import add_hosts, open_db, owned_by, owners, start_server
 
 LEASE = 30.0
 

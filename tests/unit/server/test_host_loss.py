@@ -7,16 +7,16 @@ only on hosts that answer.
 from __future__ import annotations
 
 import pytest
-from server_api_helpers import Caller
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from test_vm_placement import _cloud, _vm
 
 from hvcloud.server.db.models import AsyncJob, Host, StoragePool, VMInstance, VmPowerReport, Volume, utcnow
 from hvcloud.server.orchestration import host_updates, planner, storage_cleanup, vm_steps, vms
 from hvcloud.server.orchestration import power_sync as P
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.state import ServerState
+from tests.support.server_api import Caller
+from tests.unit.server.test_vm_placement import _cloud, _vm
 
 GiB = 1024**3
 

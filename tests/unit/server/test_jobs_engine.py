@@ -269,10 +269,16 @@ def test_a_live_server_keeps_its_jobs(state: ServerState) -> None:
     _leave_running(state, job_id, other)
 
     async def body(engine: JobEngine) -> None:
-        for _ in range(10):
+        # the other server heartbeats every 0.1 s while this one's lease upkeep runs five times
+        # (over 0.6 s: a missed lease would have been taken over by then)
+        target = engine.lease_passes + 5
+        for _ in range(3000):
+            if engine.lease_passes >= target:
+                break
             with state.sessions.begin() as db:
                 leases.register(db, other)
             await asyncio.sleep(0.1)
+        assert engine.lease_passes >= target, "the lease upkeep did not run"
         assert job_row(state, job_id).phase == store.PHASE_RUNNING
 
     run(state, body, lease_seconds=0.6)

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from server_api_helpers import Caller
 from sqlalchemy import select
 
 from hvcloud.server.api import auth, endpoint, errors
 from hvcloud.server.config import parse_settings
 from hvcloud.server.db.models import User
 from hvcloud.server.state import ServerState
+from tests.support.server_api import Caller
 
 PASSWORD = "s3cret-pw"  # alice's, as the user_caller fixture creates her
 

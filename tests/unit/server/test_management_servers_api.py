@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from server_api_helpers import Caller
 from sqlalchemy import update
-from tests.host_lease_db import add_hosts, start_server
 
 from hvcloud import __version__
 from hvcloud.server.db.models import Host, ManagementServer
 from hvcloud.server.jobs import leases, store
 from hvcloud.server.state import ServerState
+from tests.support.host_lease_db import add_hosts, start_server
+from tests.support.server_api import Caller
 
 
 def test_this_server_is_listed_up(state: ServerState, admin: Caller) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from server_api_helpers import Caller
 
 from hvcloud.storage.errors import StoreError, UnsafeUrl
 from hvcloud.storage.transfer import parse_checksum
 from hvcloud.storage.url_rules import UrlPolicy, check_address, parse_url
+from tests.support.server_api import Caller
 
 
 def test_offerings_lifecycle(admin: Caller, user_caller: Caller) -> None:

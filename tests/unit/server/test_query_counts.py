@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from server_api_helpers import keys_of
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -46,6 +45,7 @@ from hvcloud.server.jobs.handlers import JobContext
 from hvcloud.server.orchestration import planner, vm_steps, vm_wire, vms
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.state import ServerState
+from tests.support.server_api import keys_of
 
 GiB = 1024**3
 #: VM numbers of the rows inserted here, clear of those the API hands out

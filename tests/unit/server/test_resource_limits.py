@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from server_api_helpers import Caller
 from sqlalchemy import select, update
-from test_vm_api import _deploy, cloud  # noqa: F401  (the fixture is used by name)
 
 from hvcloud.server.db.models import Account, ResourceCount
 from hvcloud.server.state import ServerState
+from tests.support.server_api import Caller
+from tests.unit.server.test_vm_api import _deploy, cloud  # noqa: F401  (the fixture is used by name)
 
 TiB_GB = 64 * 1024  # the largest volume createVolume accepts, in GB
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from image_server import ImageServer
-from server_api_helpers import Caller
-from test_templates_api import images, pytestmark, state, web, zone_with_store  # noqa: F401  (fixtures by name)
+from tests.support.image_server import ImageServer
+from tests.support.server_api import Caller
+from tests.unit.server.test_templates_api import images, pytestmark, state, web, zone_with_store  # noqa: F401  (fixtures by name)
 
 
 def test_images_past_the_secondary_storage_limit_are_refused(admin: Caller, web: ImageServer,  # noqa: F811

@@ -5,7 +5,6 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
-from server_api_helpers import Caller, build_zone
 from sqlalchemy import select, text
 
 from hvcloud.server.api.signature import compute_signature
@@ -13,6 +12,7 @@ from hvcloud.server.db import migrate
 from hvcloud.server.db.models import Host, User
 from hvcloud.server.orchestration.alerts import ALERT_TYPE_HOST, raise_alert
 from hvcloud.server.state import ServerState
+from tests.support.server_api import Caller, build_zone
 
 DATE_RE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000$"
 

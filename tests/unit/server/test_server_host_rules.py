@@ -6,7 +6,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from server_api_helpers import Caller, build_zone
 
 from hvcloud.server.config import ServerConfig, parse_settings, split_setting
 from hvcloud.server.db.models import Host, VmPowerReport, utcnow
@@ -32,6 +31,7 @@ from hvcloud.server.orchestration.discovery import (
 )
 from hvcloud.server.orchestration.host_status import Timings, status_after_failure
 from hvcloud.server.state import ServerState
+from tests.support.server_api import Caller, build_zone
 
 
 def test_host_guid_is_javas_name_uuid_from_bytes() -> None:

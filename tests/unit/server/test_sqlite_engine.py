@@ -19,21 +19,12 @@ from sqlalchemy.exc import OperationalError
 from hvcloud.server.db import engine as db_engine
 from hvcloud.server.db import migrate
 from hvcloud.server.db.models import Base
+from tests.support.counter_db import counter_engine, counter_value
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
-    eng = db_engine.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
-    with eng.begin() as conn:
-        conn.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)"))
-        conn.execute(text("CREATE TABLE log (id INTEGER PRIMARY KEY, who TEXT NOT NULL)"))
-        conn.execute(text("INSERT INTO counter VALUES (1, 0)"))
-    return eng
-
-
-def _value(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(text("SELECT value FROM counter WHERE id = 1")).scalar_one())
+    return counter_engine(tmp_path / "x.db")
 
 
 def test_concurrent_writers_all_land_without_lock_errors(engine: Engine) -> None:
@@ -55,7 +46,7 @@ def test_concurrent_writers_all_land_without_lock_errors(engine: Engine) -> None
     for t in threads:
         t.join()
     assert errors == []
-    assert _value(engine) == 16 * 40
+    assert counter_value(engine) == 16 * 40
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM log")).scalar_one() == 16 * 40
 
@@ -78,7 +69,7 @@ def test_every_end_of_a_transaction_gives_the_lock_back(engine: Engine, ending: 
     with engine.begin() as other:
         other.execute(text("UPDATE counter SET value = value + 10 WHERE id = 1"))
     assert time.monotonic() - started < 5, "the second writer waited for a lock nobody held"
-    assert _value(engine) == (11 if ending == "commit" else 10)
+    assert counter_value(engine) == (11 if ending == "commit" else 10)
 
 
 def test_a_writer_behind_a_stuck_one_gets_database_is_locked(engine: Engine,
@@ -95,7 +86,7 @@ def test_a_writer_behind_a_stuck_one_gets_database_is_locked(engine: Engine,
     finally:
         holder.rollback()
         holder.close()
-    assert _value(engine) == 0
+    assert counter_value(engine) == 0
 
 
 def test_statement_kinds() -> None:
@@ -133,33 +124,6 @@ def test_migrations_build_exactly_the_models(tmp_path: Path) -> None:
     migrate.upgrade(eng)
     with eng.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-
-
-_OTHER_PROCESS = """
-import sys
-from sqlalchemy import text
-from hvcloud.server.db import engine as db_engine
-eng = db_engine.make_engine(sys.argv[1])
-for _ in range(int(sys.argv[2])):
-    with eng.begin() as conn:
-        before = conn.execute(text("SELECT value FROM counter WHERE id = 1")).scalar_one()
-        conn.execute(text("UPDATE counter SET value = value + 1 WHERE id = 1"))
-        conn.execute(text("INSERT INTO log (who) VALUES (:w)"), {"w": f"p:{before}"})
-"""
-
-
-def test_writers_of_several_processes_all_land(engine: Engine) -> None:
-    import subprocess
-    import sys
-
-    others = [subprocess.Popen([sys.executable, "-c", _OTHER_PROCESS, str(engine.url), "150"])  # noqa: S603
-              for _ in range(2)]
-    for _ in range(150):
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE counter SET value = value + 1 WHERE id = 1"))
-            conn.execute(text("INSERT INTO log (who) VALUES ('me')"))
-    assert [p.wait(timeout=120) for p in others] == [0, 0]
-    assert _value(engine) == 450
 
 
 def test_a_write_transaction_holds_the_lock_file_until_it_ends(engine: Engine, tmp_path: Path) -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from image_server import ImageServer, serve_images
-from server_api_helpers import Caller, keys_of
 
 from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.state import ServerState
 from hvcloud.storage import qemu_img
+from tests.support.image_server import ImageServer, serve_images
+from tests.support.server_api import Caller, keys_of
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -7,10 +7,10 @@ import base64
 from typing import Any
 
 import pytest
-from server_api_helpers import Caller, build_zone
 
 from hvcloud.server.db.models import Account, TemplateStoreRef, VMTemplate
 from hvcloud.server.state import ServerState
+from tests.support.server_api import Caller, build_zone
 
 
 @pytest.fixture

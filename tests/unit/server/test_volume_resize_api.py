@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from server_api_helpers import Caller, build_zone
 from sqlalchemy import select
 
 from hvcloud.server.db.models import Account, DiskOffering, StoragePool, User, VMInstance, Volume
 from hvcloud.server.orchestration import planner
 from hvcloud.server.state import ServerState
+from tests.support.server_api import Caller, build_zone
 
 GiB = 1 << 30
 

@@ -19,7 +19,7 @@ from hvcloud.agent.credentials import Credentials
 from hvcloud.agent.service import build_app
 from hvcloud.storage import vhd
 from hvcloud.wire import signing
-from tests.agent_harness import sample
+from tests.support.wire_samples import sample
 from tests.unit.storage.hyperv_env import HyperVHost, make_host, write_vhd_template
 
 USER, PASSWORD = "admin", "s3cret-pass"

@@ -11,7 +11,7 @@ from hvcloud.wire import codec
 from hvcloud.wire import commands as C
 from hvcloud.wire.startup import StartupRoutingCommand
 from hvcloud.wire.to import S3TO, NfsTO, PrimaryDataStoreTO, TemplateObjectTO, VolumeObjectTO
-from tests.agent_harness import DATA, sample
+from tests.support.wire_samples import DATA, sample
 
 
 def raw(name: str) -> bytes:

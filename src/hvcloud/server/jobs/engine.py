@@ -67,6 +67,9 @@ class JobEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
+        #: lease upkeep passes done (heartbeat, take-over of dead servers' jobs, purge); tests wait on
+        #: it to show that a pass ran and took nothing over
+        self.lease_passes = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -176,6 +179,7 @@ class JobEngine:
                 purged = await asyncio.to_thread(self._tx, store.purge_finished, self.settings.expire_seconds)
                 if purged:
                     log.info("purged finished jobs", jobs=purged, older_than_seconds=self.settings.expire_seconds)
+                self.lease_passes += 1
             except asyncio.CancelledError:
                 raise
             except Exception:

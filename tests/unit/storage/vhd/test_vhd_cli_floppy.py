@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import digest
 from hvcloud.cli.disk import parse_size
 from hvcloud.cli.main import app
 from hvcloud.storage.vhd import Chain
 from hvcloud.storage.vhd.floppy import FLOPPY_SIZE, FloppyError, create_floppy, short_name
+from tests.unit.storage.vhd.conftest import digest
 
 runner = CliRunner()
 

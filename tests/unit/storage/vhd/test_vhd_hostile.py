@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import digest
 from hvcloud.storage.vhd import (
     Chain,
     VhdError,
@@ -22,6 +21,7 @@ from hvcloud.storage.vhd import (
 )
 from hvcloud.storage.vhd.image import VhdFile
 from hvcloud.storage.vhd.structs import FOOTER_SIZE, DynamicHeader, Footer
+from tests.unit.storage.vhd.conftest import digest
 
 MiB = 1024 * 1024
 

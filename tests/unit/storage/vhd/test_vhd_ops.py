@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import digest
 from hvcloud.storage import fileio
 from hvcloud.storage.vhd import (
     Chain,
@@ -28,6 +27,7 @@ from hvcloud.storage.vhd import (
     merge,
     set_parent,
 )
+from tests.unit.storage.vhd.conftest import digest
 
 MiB = 1024 * 1024
 

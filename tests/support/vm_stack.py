@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cs import CloudStack
-from server_process_helpers import ServerProcess
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from tests.agent_process import AgentProcess
 
 from hvcloud.server.db.engine import default_sqlite_url, make_engine, make_session_factory
 from hvcloud.server.db.models import Host, StoragePool, VMInstance, Volume
 from hvcloud.server.orchestration import planner
+from tests.support.agent_process import AgentProcess
+from tests.support.server_process import ServerProcess
+from tests.support.wait import wait_for
 
 SETTINGS = ["--setting", "ping.interval=0.5", "--setting", "ping.timeout=20", "--setting",
             "host.stats.interval=5", "--setting", "agent.connect.timeout=2",
@@ -28,15 +27,6 @@ SETTINGS = ["--setting", "ping.interval=0.5", "--setting", "ping.timeout=20", "-
 TEMPLATE_BYTES = 64 * 1024 * 1024
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def client(server: ServerProcess) -> CloudStack:
@@ -131,8 +121,8 @@ class Cloud:
 
 def build(server: ServerProcess, agent: AgentProcess, base: Path, db_url: str | None,
           image_url: str, hypervisor: str = "Simulator", guest_label: str = "cloudbr-guest") -> Cloud:
-    """``agent`` is anything with ``addresses``, ``url(i)``, ``username`` and ``password`` (a simulator
-    agent process, or a libvirt agent's adapter); ``guest_label`` names the guest bridge."""
+    """Every host ``agent`` serves is added to one cluster (a simulator agent's several hosts, or a
+    libvirt agent's one); ``guest_label`` names the guest bridge."""
     cloud = Cloud(server, agent, base, db_url)
     cs = cloud.cs
     zone = cs.createZone(name=f"vmz-{uuid.uuid4().hex[:8]}", networktype="Advanced", dns1="8.8.8.8",

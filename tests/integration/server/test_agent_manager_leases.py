@@ -8,18 +8,15 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from server_api_helpers import Caller, keys_of
 from sqlalchemy import update
-from tests.agent_process import AgentProcess
 
-from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import Host, ManagementServer
 from hvcloud.server.jobs import leases, store
@@ -27,15 +24,18 @@ from hvcloud.server.orchestration import host_leases
 from hvcloud.server.orchestration.agents import AgentUnavailable, HostNotConnected
 from hvcloud.server.state import ServerState
 from hvcloud.wire import commands as C
+from tests.support.agent_process import AgentProcess
+from tests.support.server_api import Caller
+from tests.support.server_in_process import in_process_server
+from tests.support.wait import wait_for, wait_for_count
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    proc = AgentProcess(tmp_path_factory.mktemp("agent") / "data", hosts=2)
+    proc = AgentProcess(tmp_path_factory.mktemp("agent") / "data", hosts=2).start()
     yield proc
     proc.stop()
 
@@ -44,21 +44,10 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
 def managed(tmp_path: Path) -> Iterator[tuple[ServerState, Caller]]:
     config = replace(ServerConfig.build(tmp_path / "data"), ping_interval_seconds=0.3, ping_timeout_multiplier=100,
                      host_stats_interval_seconds=60, agent_connect_timeout_seconds=2, lease_seconds=1.5)
-    state = ServerState.open(config)
-    with TestClient(create_app(state)) as http:
-        yield state, Caller(http, *keys_of(state, "admin"))
-    state.close()
+    with in_process_server(config) as managed:
+        yield managed
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def host_row(state: ServerState, host_id: str) -> Host:
@@ -110,7 +99,8 @@ def test_owner_pings_others_send_and_a_dead_owner_is_replaced(managed: tuple[Ser
              and host_id not in manager.owned_host_ids())
     frozen = host_row(state, host_id).last_pinged
     assert frozen is not None
-    time.sleep(1.5)  # five ping intervals: nobody here pings or writes the host any more
+    # five passes of the ping scheduler: nobody here pings or writes the host any more
+    wait_for_count("ping scheduler passes", lambda: manager.stats.ticks, 5)
     assert host_row(state, host_id).last_pinged == frozen
     assert admin.ok("listHosts", id=host_id)["host"][0]["managementserverid"] == peer
 
@@ -161,7 +151,8 @@ def test_a_command_outstanding_on_another_servers_host_fails_when_that_host_goes
     sender = threading.Thread(target=send)
     try:
         sender.start()
-        time.sleep(1.0)  # three ping intervals: the command is outstanding and nothing abandons it
+        # three passes of the ping scheduler: the command is outstanding and nothing abandons it
+        wait_for_count("ping scheduler passes", lambda: manager.stats.ticks, 3)
         assert sender.is_alive(), outcome
         with state.sessions.begin() as db:  # its owner declares the host Down
             db.execute(update(Host).where(Host.id == host_id).values(status="Down"))

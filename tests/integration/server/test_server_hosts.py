@@ -3,28 +3,28 @@ agent process (three hosts on loopback), with the server in-process on SQLite.""
 
 from __future__ import annotations
 
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from server_api_helpers import Caller, keys_of
-from tests.agent_harness import sample
-from tests.agent_process import AgentProcess, free_port
 
-from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import Host, StoragePool, VmPowerReport
 from hvcloud.server.orchestration.agents import AgentUnavailable, HostNotConnected
 from hvcloud.server.state import ServerState
 from hvcloud.wire import commands as C
+from tests.support.agent_process import AgentProcess
+from tests.support.ports import free_port
+from tests.support.server_api import Caller
+from tests.support.server_in_process import in_process_server
+from tests.support.wait import wait_for, wait_for_count
+from tests.support.wire_samples import sample
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 START = "com.cloud.agent.api.StartCommand"
 STOP = "com.cloud.agent.api.StopCommand"
@@ -32,7 +32,7 @@ STOP = "com.cloud.agent.api.StopCommand"
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    proc = AgentProcess(tmp_path_factory.mktemp("agent") / "data", hosts=3)
+    proc = AgentProcess(tmp_path_factory.mktemp("agent") / "data", hosts=3).start()
     yield proc
     proc.stop()
 
@@ -41,22 +41,10 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
 def managed(tmp_path: Path) -> Iterator[tuple[ServerState, Caller]]:
     config = replace(ServerConfig.build(tmp_path / "data"), ping_interval_seconds=0.3, ping_timeout_multiplier=30,
                      host_stats_interval_seconds=0.3, agent_connect_timeout_seconds=2)
-    state = ServerState.open(config)
-    with TestClient(create_app(state)) as http:
-        apikey, secret = keys_of(state, "admin")
-        yield state, Caller(http, apikey, secret)
-    state.close()
+    with in_process_server(config) as managed:
+        yield managed
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def zone_with_pools(admin: Caller, tmp_path: Path) -> dict[str, str]:
@@ -197,7 +185,8 @@ def test_port_override_send_reconnect_and_delete(managed: tuple[ServerState, Cal
     assert admin.call("deleteHost", id=host_id)[0] == 536
     assert admin.ok("deleteHost", id=host_id, forced=True) == {"success": True}
     wait_for("the manager to forget the host", lambda: host_id not in manager.host_ids())
-    time.sleep(1.0)  # a few ping intervals: the deleted host must not come back
+    # three passes of the ping scheduler: the deleted host must not come back
+    wait_for_count("ping scheduler passes", lambda: manager.stats.ticks, 3)
     assert host_id not in manager.host_ids()
     with state.sessions() as db:
         assert db.query(StoragePool).filter_by(host_id=host_id).count() == 0

@@ -14,12 +14,7 @@ from hvcloud.agent.credentials import Credentials
 from hvcloud.agent.service import build_app, build_hosts
 from hvcloud.wire import signing
 
-DATA = Path(__file__).parent / "data" / "wire"
 USER, PASSWORD = "admin", "s3cret-pass"
-
-
-def sample(name: str) -> Any:
-    return json.loads((DATA / f"{name}.json").read_text(encoding="utf-8"))
 
 
 class AgentHarness:

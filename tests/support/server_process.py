@@ -1,51 +1,21 @@
-"""A real ``hvcloud server run`` process for integration tests."""
+"""A real ``hvcloud server run`` process: the one server harness of the suites and benches."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.support.ports import free_port
+from tests.support.processes import terminate
 
-
-def pg_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def fresh_pg_database() -> Iterator[str]:
-    """A uniquely named PostgreSQL database, dropped afterwards (skips when PostgreSQL is absent)."""
-    if not pg_reachable():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    import psycopg
-
-    name = f"hvcloud_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        pytest.skip(f"cannot create a PostgreSQL database: {exc}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def spawned_servers(supervisor: int) -> list[int]:
@@ -63,12 +33,6 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class ServerProcess:
     def __init__(self, data_dir: Path, db_url: str | None, extra_args: list[str] | None = None,
                  log_level: str = "warning", tls: tuple[Path, Path] | None = None) -> None:
@@ -84,8 +48,8 @@ class ServerProcess:
         cmd += extra_args or []
         if tls:
             cmd += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
-        plugin_dir = str(Path(__file__).parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (plugin_dir, os.environ.get("PYTHONPATH"))
+        # the repository root, so ``--plugin tests.integration.server.job_test_plugin`` imports
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH"))
                                                            if p)}
         self.log_path = data_dir.parent / f"server-{self.port}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115
@@ -118,13 +82,5 @@ class ServerProcess:
         self.log.close()
 
     def stop(self) -> None:
-        if self.proc.poll() is not None:
-            self.log.close()
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
         self.log.close()
