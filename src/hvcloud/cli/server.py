@@ -17,7 +17,7 @@ def run(
     listen: str = typer.Option("127.0.0.1:8080", help="HOST:PORT to serve /client/api on"),
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="secret key, SQLite database"),
     db: str | None = typer.Option(None, "--db", help="database URL (default: SQLite in the data directory)"),
-    log_level: str = typer.Option("info", help="uvicorn log level"),
+    log_level: str = typer.Option("info", help="log level of the server and of uvicorn"),
     job_workers: int = typer.Option(8, help="jobs each server process runs at once"),
     processes: int = typer.Option(1, min=1, max=64, help="server processes sharing the listen address and "
                                   "the database (one per core uses the machine; each has its own server id)"),

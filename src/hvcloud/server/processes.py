@@ -60,10 +60,11 @@ def serve(config: ServerConfig, worker: int, log_level: str, sock: socket.socket
     """Run one management server until it is told to stop (on ``sock``, else on its listen address)."""
     import uvicorn
 
-    from hvcloud import http_guard
+    from hvcloud import http_guard, logs
     from hvcloud.server.app import create_app
     from hvcloud.server.state import ServerState
 
+    logs.configure(log_level)  # structured lines at the operator's level, as the agent's
     state = ServerState.open(config, worker=worker)
     if sock is not None:
         threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()
