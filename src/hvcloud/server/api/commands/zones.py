@@ -67,7 +67,7 @@ def create_zone(ctx: CallContext, args: Args) -> Result:
             cidr = str(ipaddress.ip_network(cidr, strict=False))
         except ValueError:
             raise errors.invalid_value(ctx.command, "guestcidraddress", cidr[:64]) from None
-    zone = zones.create_zone(ctx.db, Zone(name=name, network_type=network_type.capitalize(),
+    zone = Zone(name=name, network_type=network_type.capitalize(),
                 dns1=_ip(ctx.command, "dns1", args.str("dns1")) or "",
                 dns2=_ip(ctx.command, "dns2", args.opt_str("dns2")),
                 internal_dns1=_ip(ctx.command, "internaldns1", args.str("internaldns1")) or "",
@@ -75,7 +75,8 @@ def create_zone(ctx: CallContext, args: Args) -> Result:
                 guest_cidr=cidr, network_domain=args.opt_str("domain"),
                 local_storage_enabled=args.bool("localstorageenabled"),
                 security_groups_enabled=args.bool("securitygroupenabled"),
-                allocation_state=_allocation(args, "Disabled") or "Disabled"))
+                allocation_state=_allocation(args, "Disabled") or "Disabled")
+    zones.create_zone(ctx.db, zone)
     ctx.event("ZONE.CREATE", f"Creating zone {name}", resource_type="Zone", resource_id=zone.id)
     return ObjectResult("zone", zone_view(zone))
 
@@ -272,13 +273,14 @@ def add_cluster(ctx: CallContext, args: Args) -> Result:
     if cluster_type not in ("CloudManaged", "ExternalManaged"):
         raise errors.param_error("Invalid cluster type: expected CloudManaged or ExternalManaged")
     name = args.str("clustername")
-    cluster = zones.create_cluster(ctx.db, Cluster(zone_id=zone.id, pod_id=pod.id, name=name,
+    cluster = Cluster(zone_id=zone.id, pod_id=pod.id, name=name,
                       hypervisor=_hypervisor(args.str("hypervisor")),
                       cluster_type=cluster_type, allocation_state=_allocation(args, "Enabled") or "Enabled",
                       cpu_overcommit=_ratio(ctx, "cpuovercommitratio", args.opt_str("cpuovercommitratio"),
                                             "1.0"),
                       memory_overcommit=_ratio(ctx, "memoryovercommitratio",
-                                               args.opt_str("memoryovercommitratio"), "1.0")), pod)
+                                               args.opt_str("memoryovercommitratio"), "1.0"))
+    zones.create_cluster(ctx.db, cluster, pod)
     ctx.event("CLUSTER.CREATE", f"Adding cluster {name}", resource_type="Cluster", resource_id=cluster.id)
     return ListResult("cluster", [cluster_view(cluster)], 1)
 
