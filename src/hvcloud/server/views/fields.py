@@ -1,4 +1,4 @@
-"""The field conventions of CloudStack's response objects: null fields dropped, dates in Gson's format."""
+"""How CloudStack writes a response object's fields: null fields dropped, dates in its Gson format."""
 
 from __future__ import annotations
 
