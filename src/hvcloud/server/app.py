@@ -19,6 +19,7 @@ from hvcloud.server.api.uploads import make_upload_handler
 from hvcloud.server.jobs.engine import EngineSettings, JobEngine
 from hvcloud.server.orchestration import storage_cleanup, vms
 from hvcloud.server.orchestration.agent_manager import AgentManager
+from hvcloud.server.orchestration.resources import storage_pools  # noqa: F401  (registers its job handler)
 from hvcloud.server.state import ServerState
 
 

@@ -25,6 +25,7 @@ from hvcloud.server.orchestration.agents import (
 )
 from hvcloud.server.orchestration.vm_steps import StepFailed, Steps
 from hvcloud.server.orchestration.vms import stop_vm
+from hvcloud.server.views.hosts import host_view
 from hvcloud.wire import commands as C
 
 JOB_RECONNECT = "host.reconnect"
@@ -44,8 +45,6 @@ def _host(db: Session, host_id: str) -> Host:
 
 
 def _result(jctx: JobContext, host_id: str) -> dict[str, Any]:
-    from hvcloud.server.api.views import host_view
-
     with jctx.sessions() as db:
         return {"host": host_view(_host(db, host_id))}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import run_inline, submit_job
@@ -11,22 +10,11 @@ from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.params import map_as_key_values
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
-from hvcloud.server.api.views import host_view
-from hvcloud.server.db.models import Cluster, Host, Pod, StoragePool, VmPowerReport, Zone, new_id, utcnow
-from hvcloud.server.orchestration import discovery, host_jobs, host_leases
-from hvcloud.server.orchestration.agent_manager import AgentManager, shared_pools
-from hvcloud.server.orchestration.agents import (
-    HOST_UP,
-    RESOURCE_DISABLED,
-    RESOURCE_ENABLED,
-    RESOURCE_MAINTENANCE,
-    RESOURCE_PREPARE_MAINTENANCE,
-    AgentAuthFailed,
-    AgentCertificateChanged,
-    AgentError,
-    AgentUnavailable,
-)
-from hvcloud.server.orchestration.host_updates import record_connect
+from hvcloud.server.db.models import Cluster, Host, Pod, Zone
+from hvcloud.server.orchestration import host_jobs
+from hvcloud.server.orchestration.agent_manager import AgentManager
+from hvcloud.server.orchestration.resources import hosts
+from hvcloud.server.views.hosts import host_view
 
 command = REGISTRY.command
 
@@ -37,21 +25,8 @@ PORT_DETAIL = "agent.port"
 
 def _manager(ctx: CallContext) -> AgentManager:
     if ctx.state.agents is None:
-        raise errors.unavailable("The agent manager is not running on this management server")
+        raise errors.unavailable(hosts.NO_AGENT_MANAGER)
     return ctx.state.agents
-
-
-def _discovery_error(url: str, exc: AgentError) -> errors.ApiError:
-    if isinstance(exc, AgentAuthFailed):
-        text = (f"Unable to add the host: the agent at {url} refused the credentials (HTTP 401); check the "
-                "username and password given to addHost")
-    elif isinstance(exc, AgentCertificateChanged):
-        text = f"Unable to add the host: the agent at {url} presented an unexpected certificate: {exc}"
-    elif isinstance(exc, AgentUnavailable):
-        text = f"Unable to add the host: the agent at {url} is not reachable: {exc}"
-    else:
-        text = f"Unable to add the host: the agent at {url} failed discovery: {exc}"
-    return errors.internal(text[:2000])
 
 
 def _cluster_of(ctx: CallContext, args: Args, pod: Pod) -> Cluster:
@@ -98,46 +73,12 @@ def add_host(ctx: CallContext, args: Args) -> Result:
     if (username is None) != (password is None):
         raise errors.param_error("Give both username and password for the agent, or neither")
     details = map_as_key_values(args.map("details"))
-    url = args.str("url")
-    try:
-        name, port = discovery.parse_host_url(url, details.get(PORT_DETAIL))
-        address = discovery.resolve(name, port)
-    except discovery.HostUrlError as exc:
-        raise errors.param_error(str(exc)) from None
-    guid = discovery.host_guid(address.ip)
-    existing = ctx.db.scalars(select(Host).where(Host.guid == guid)).first()
-    if existing is not None:
-        raise errors.param_error(f"A host with IP address {address.ip} already exists: {existing.name} "
-                                 f"(id {existing.id}, state {existing.status})")
-    manager = _manager(ctx)
-    host_id = new_id()
-    request = discovery.ConnectRequest(
-        host_id=host_id, guid=guid, address=address, zone_id=zone.id, pod_id=pod.id, cluster_id=cluster.id,
-        hypervisor=cluster.hypervisor, pools=tuple(shared_pools(ctx.db, ctx.state.box, zone.id, cluster.id)))
-    ctx.db.commit()  # hold no database lock while the agent is being talked to
-    try:
-        result = manager.run_sync(manager.discover(request, username, password),
-                                  timeout=manager.config.connect_step_timeout_seconds * (4 + len(request.pools)))
-    except AgentError as exc:
-        raise _discovery_error(address.url, exc) from None
-    host = Host(id=host_id, name=address.ip, guid=guid, zone_id=zone.id, pod_id=pod.id, cluster_id=cluster.id,
-                hypervisor=cluster.hypervisor, url=address.url, private_ip=address.ip, agent_username=username,
-                agent_password_enc=ctx.state.box.encrypt(password) if password is not None else None,
-                host_tags=",".join(args.list("hosttags")) or None,
-                resource_state=RESOURCE_DISABLED if state and state.lower() == "disabled" else RESOURCE_ENABLED)
-    host.zone, host.pod, host.cluster = zone, pod, cluster
-    if manager.server_id is not None:
-        host_leases.assign(host, manager.server_id)
-    ctx.db.add(host)
-    record_connect(ctx.db, host, result, utcnow())
-    try:
-        ctx.db.flush()
-    except IntegrityError:
-        ctx.db.rollback()
-        raise errors.param_error(f"A host with IP address {address.ip} already exists") from None
-    ctx.event("HOST.ADD", f"Added host {host.name} ({address.url})", resource_type="Host", resource_id=host.id)
-    if host.status == HOST_UP:
-        manager.note_connected(host.id)
+    new = hosts.NewHost(zone=zone, pod=pod, cluster=cluster, url=args.str("url"),
+                        port_override=details.get(PORT_DETAIL), username=username, password=password,
+                        host_tags=",".join(args.list("hosttags")) or None,
+                        disabled=state is not None and state.lower() == "disabled")
+    host = hosts.add_host(ctx.db, ctx.state.agents, ctx.state.box, new)
+    ctx.event("HOST.ADD", f"Added host {host.name} ({host.url})", resource_type="Host", resource_id=host.id)
     return ListResult("host", [host_view(host)], 1)
 
 
@@ -187,20 +128,11 @@ def list_hosts(ctx: CallContext, args: Args) -> Result:
 def update_host(ctx: CallContext, args: Args) -> Result:
     host = ctx.require(args, Host, "id")
     event = args.opt_str("allocationstate")
-    if event is not None:
-        if event.lower() not in ("enable", "disable"):
-            raise errors.param_error("allocationstate must be Enable or Disable")
-        if host.resource_state not in (RESOURCE_ENABLED, RESOURCE_DISABLED):
-            raise errors.param_error(f"Host in resource state {host.resource_state} cannot be enabled "
-                                     "or disabled")
-        host.resource_state = RESOURCE_ENABLED if event.lower() == "enable" else RESOURCE_DISABLED
-    if args.has("hosttags"):
-        host.host_tags = ",".join(args.list("hosttags")) or None
-    name = args.opt_str("name")
-    if name is not None:
-        if not name:
-            raise errors.param_error("Host name cannot be empty")
-        host.name = name
+    if event is not None and event.lower() not in ("enable", "disable"):
+        raise errors.param_error("allocationstate must be Enable or Disable")
+    hosts.update_host(host, enable=None if event is None else event.lower() == "enable",
+                      host_tags=",".join(args.list("hosttags")) or None, tags_given=args.has("hosttags"),
+                      name=args.opt_str("name"))
     ctx.event("HOST.UPDATE", f"Updating host {host.name}", resource_type="Host", resource_id=host.id)
     return ObjectResult("host", host_view(host))
 
@@ -209,11 +141,7 @@ def update_host(ctx: CallContext, args: Args) -> Result:
     Param("id", "uuid", required=True, description="the host ID")], response=HOST_FIELDS)
 def prepare_host_for_maintenance(ctx: CallContext, args: Args) -> Result:
     host = ctx.require(args, Host, "id")
-    if host.resource_state in (RESOURCE_MAINTENANCE, RESOURCE_PREPARE_MAINTENANCE):
-        raise errors.param_error("Host is already in maintenance")
-    if host.status != HOST_UP:
-        raise errors.param_error(f"Host in state {host.status} cannot be prepared for maintenance")
-    host.resource_state = RESOURCE_PREPARE_MAINTENANCE
+    hosts.prepare_maintenance(host)
     ctx.event("MAINT.PREPARE", f"Preparing host {host.name} for maintenance", resource_type="Host",
               resource_id=host.id)
     return submit_job(ctx, host_jobs.JOB_MAINTAIN, {"host_id": host.id}, instance_type="Host",
@@ -224,10 +152,12 @@ def prepare_host_for_maintenance(ctx: CallContext, args: Args) -> Result:
     Param("id", "uuid", required=True, description="the host ID")], response=HOST_FIELDS)
 def cancel_host_maintenance(ctx: CallContext, args: Args) -> Result:
     host = ctx.require(args, Host, "id")
-    if host.resource_state not in (RESOURCE_MAINTENANCE, RESOURCE_PREPARE_MAINTENANCE, "ErrorInMaintenance"):
-        outcome: Result | errors.ApiError = errors.param_error("Host is not in maintenance")
+    outcome: Result | errors.ApiError
+    try:
+        hosts.cancel_maintenance(host)
+    except errors.ApiError as exc:
+        outcome = exc
     else:
-        host.resource_state = RESOURCE_ENABLED
         ctx.event("MAINT.CANCEL", f"Host {host.name} left maintenance", resource_type="Host",
                   resource_id=host.id)
         outcome = ObjectResult("host", host_view(host))
@@ -241,14 +171,6 @@ def cancel_host_maintenance(ctx: CallContext, args: Args) -> Result:
 ])
 def delete_host(ctx: CallContext, args: Args) -> Result:
     host = ctx.require(args, Host, "id")
-    if not args.bool("forced") and host.status == HOST_UP and host.resource_state != RESOURCE_MAINTENANCE:
-        raise errors.in_use("Host is Up: put it into maintenance first or use forced=true")
-    for pool in ctx.db.scalars(select(StoragePool).where(StoragePool.host_id == host.id)):
-        ctx.db.delete(pool)
-    for report in ctx.db.scalars(select(VmPowerReport).where(VmPowerReport.host_id == host.id)):
-        ctx.db.delete(report)
-    if ctx.state.agents is not None:
-        ctx.state.agents.forget(host.id)
+    hosts.delete_host(ctx.db, ctx.state.agents, host, forced=args.bool("forced"))
     ctx.event("HOST.DELETE", f"Deleting host {host.name}", resource_type="Host", resource_id=host.id)
-    ctx.db.delete(host)
     return SuccessResult()

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.envelope import compact
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, Result
-from hvcloud.server.db.models import AsyncJob, Host, ManagementServer
+from hvcloud.server.db.models import ManagementServer
 from hvcloud.server.jobs import leases, store
+from hvcloud.server.orchestration.resources import management_servers
 
 command = REGISTRY.command
 
@@ -38,15 +39,9 @@ def list_management_servers(ctx: CallContext, args: Args) -> Result:
     if pattern:
         stmt = stmt.where(ManagementServer.name.ilike(pattern, escape="\\"))
     rows, count = ctx.page(stmt, args)
-    ids = [r.id for r in rows]
-    hosts = {str(owner): int(n) for owner, n in ctx.db.execute(
-        select(Host.owner_server_id, func.count()).where(Host.owner_server_id.in_(ids))
-        .group_by(Host.owner_server_id))}
-    jobs = {str(owner): int(n) for owner, n in ctx.db.execute(
-        select(AsyncJob.owner_server_id, func.count())
-        .where(AsyncJob.owner_server_id.in_(ids), AsyncJob.phase == store.PHASE_RUNNING)
-        .group_by(AsyncJob.owner_server_id))}
+    load = management_servers.loads(ctx.db, [r.id for r in rows])
     now, lease = store.precise_now(), ctx.state.config.lease_seconds
     return ListResult("managementserver", [
         management_server_view(r, alive=leases.is_alive(r.state, r.heartbeat, now, lease),
-                               hosts=hosts.get(r.id, 0), jobs=jobs.get(r.id, 0)) for r in rows], count)
+                               hosts=load.hosts.get(r.id, 0), jobs=load.running_jobs.get(r.id, 0))
+        for r in rows], count)

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import or_, select
 
 from hvcloud.server.api import errors
-from hvcloud.server.api.asyncjobs import api_job, submit_job
+from hvcloud.server.api.asyncjobs import submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.params import map_as_key_values, parse_bool
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
-from hvcloud.server.api.views import pool_view, store_view
 from hvcloud.server.db.models import Cluster, ImageStore, Pod, StoragePool, Zone
 from hvcloud.server.orchestration.catalog import HYPERVISORS, IMAGE_PROVIDERS, PRIMARY_PROVIDERS
+from hvcloud.server.orchestration.resources import image_stores, storage_pools
 from hvcloud.server.orchestration.storage_urls import (
     POOL_SCHEMES,
     STORE_SCHEMES,
     StorageUrlError,
     parse_storage_url,
 )
+from hvcloud.server.views.storage import pool_view, store_view
 
 command = REGISTRY.command
 
@@ -82,11 +81,8 @@ def create_storage_pool(ctx: CallContext, args: Args) -> Result:
                        cluster_id=cluster.id if cluster else None, scope=scope,
                        pool_type=POOL_SCHEMES[parsed.scheme], host_address=parsed.host, path=parsed.path,
                        url=parsed.clean_url, provider=provider, hypervisor=hypervisor, state="Up",
-                       capacity_bytes=capacity or 0, tags=args.opt_str("tags"),
-                       details_enc=ctx.state.box.encrypt(json.dumps(details)) if details else None)
-    ctx.db.add(pool)
-    ctx.db.flush()
-    ctx.db.refresh(pool)
+                       capacity_bytes=capacity or 0, tags=args.opt_str("tags"))
+    storage_pools.create_pool(ctx.db, ctx.state.box, pool, details)
     ctx.event("STORAGE.POOL.CREATE", f"Creating storage pool {pool.name}", resource_type="StoragePool",
               resource_id=pool.id)
     return ObjectResult("storagepool", pool_view(pool))
@@ -131,23 +127,12 @@ def list_storage_pools(ctx: CallContext, args: Args) -> Result:
 ], response=POOL_FIELDS)
 def update_storage_pool(ctx: CallContext, args: Args) -> Result:
     pool = ctx.require(args, StoragePool, "id")
-    name = args.opt_str("name")
-    if name is not None:
-        if not name:
-            raise errors.param_error("Storage pool name cannot be empty")
-        pool.name = name
-    if args.has("tags"):
-        pool.tags = ",".join(args.list("tags")) or None
     capacity = args.opt_int("capacitybytes")
-    if capacity is not None:
-        if capacity < 0:
-            raise errors.param_error("capacitybytes must not be negative")
-        pool.capacity_bytes = capacity
-    enabled = args.opt_bool("enabled")
-    if enabled is not None:
-        if pool.state not in ("Up", "Disabled"):
-            raise errors.param_error(f"Storage pool in state {pool.state} cannot be enabled or disabled")
-        pool.state = "Up" if enabled else "Disabled"
+    if capacity is not None and capacity < 0:
+        raise errors.param_error("capacitybytes must not be negative")
+    storage_pools.update_pool(pool, name=args.opt_str("name"), tags=",".join(args.list("tags")) or None,
+                              tags_given=args.has("tags"), capacity_bytes=capacity,
+                              enabled=args.opt_bool("enabled"))
     ctx.event("STORAGE.POOL.UPDATE", f"Updating storage pool {pool.name}", resource_type="StoragePool",
               resource_id=pool.id)
     return ObjectResult("storagepool", pool_view(pool))
@@ -161,31 +146,13 @@ def delete_storage_pool(ctx: CallContext, args: Args) -> Result:
     pool = ctx.require(args, StoragePool, "id")
     ctx.event("STORAGE.POOL.DELETE", f"Deleting storage pool {pool.name}", resource_type="StoragePool",
               resource_id=pool.id)
-    ctx.db.delete(pool)
+    storage_pools.delete_pool(ctx.db, pool)
     return SuccessResult()
-
-
-@api_job("api.storageMaintenance")
-def _maintenance(ctx: CallContext, args: Args) -> Result:
-    pool = ctx.require(args, StoragePool, "id")
-    start = args.bool("start")
-    if start:
-        if pool.state not in ("Up", "Disabled", "ErrorInMaintenance"):
-            raise errors.param_error(f"Primary storage in state {pool.state} cannot be put into maintenance")
-        pool.state = "Maintenance"
-    elif pool.state not in ("Maintenance", "PrepareForMaintenance", "ErrorInMaintenance"):
-        raise errors.param_error(f"Primary storage in state {pool.state} is not in maintenance")
-    else:
-        pool.state = "Up"
-    ctx.event("MAINT.PREPARE.PS" if start else "MAINT.CANCEL.PS",
-              f"{'Preparing' if start else 'Cancelling'} maintenance of storage pool {pool.name}",
-              resource_type="StoragePool", resource_id=pool.id)
-    return ObjectResult("storagepool", pool_view(pool))
 
 
 def _submit_maintenance(ctx: CallContext, args: Args, start: bool) -> Result:
     pool = ctx.require(args, StoragePool, "id")
-    return submit_job(ctx, "api.storageMaintenance", {"id": pool.id, "start": start},
+    return submit_job(ctx, storage_pools.JOB_MAINTENANCE, {"id": pool.id, "start": start},
                       instance_type="StoragePool", instance_id=pool.id)
 
 
@@ -217,13 +184,8 @@ def list_storage_providers(ctx: CallContext, args: Args) -> Result:
 
 def _store(ctx: CallContext, *, name: str | None, provider: str, url: str, protocol: str, zone: Zone | None,
            details: dict[str, str]) -> ImageStore:
-    store = ImageStore(name=name or url, zone_id=zone.id if zone else None, provider=provider,
-                       protocol=protocol,
-                       url=url, scope="ZONE" if zone else "REGION",
-                       details_enc=ctx.state.box.encrypt(json.dumps(details)) if details else None)
-    ctx.db.add(store)
-    ctx.db.flush()
-    ctx.db.refresh(store)
+    store = image_stores.add_store(ctx.db, ctx.state.box, name=name, provider=provider, url=url,
+                                   protocol=protocol, zone=zone, details=details)
     ctx.event("IMAGE.STORE.ADD", f"Adding image store {store.name}", resource_type="ImageStore",
               resource_id=store.id)
     return store
@@ -277,10 +239,6 @@ def add_image_store(ctx: CallContext, args: Args) -> Result:
         parsed = parse_storage_url(raw_url, {k: v for k, v in STORE_SCHEMES.items() if k in allowed})
     except StorageUrlError as exc:
         raise errors.param_error(f"Invalid image store URL: {exc}") from None
-    clash = ctx.db.scalar(select(ImageStore.id).where(ImageStore.url == parsed.clean_url,
-                                                      ImageStore.zone_id == zone.id))
-    if clash is not None:
-        raise errors.param_error(f"An image store with URL {parsed.clean_url} already exists in this zone")
     store = _store(ctx, name=args.opt_str("name"), provider=provider, url=parsed.clean_url,
                    protocol=STORE_SCHEMES[parsed.scheme], zone=zone, details={**details, **parsed.secrets})
     return ObjectResult("imagestore", store_view(store))
@@ -332,5 +290,5 @@ def delete_image_store(ctx: CallContext, args: Args) -> Result:
     store = ctx.require(args, ImageStore, "id")
     ctx.event("IMAGE.STORE.REMOVE", f"Deleting image store {store.name}", resource_type="ImageStore",
               resource_id=store.id)
-    ctx.db.delete(store)
+    image_stores.delete_store(ctx.db, store)
     return SuccessResult()

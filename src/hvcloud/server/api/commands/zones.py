@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 
 from sqlalchemy import select
 
@@ -12,9 +11,10 @@ from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.params import map_as_key_values
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
-from hvcloud.server.api.views import cluster_view, pod_view, zone_view
-from hvcloud.server.db.models import Cluster, Host, ImageStore, Pod, StoragePool, Zone
+from hvcloud.server.db.models import Cluster, Pod, Zone
 from hvcloud.server.orchestration.catalog import HYPERVISORS
+from hvcloud.server.orchestration.resources import zones
+from hvcloud.server.views.zones import cluster_view, pod_view, zone_view
 
 command = REGISTRY.command
 
@@ -61,8 +61,6 @@ def create_zone(ctx: CallContext, args: Args) -> Result:
     network_type = args.str("networktype")
     if network_type.lower() not in ("basic", "advanced"):
         raise errors.param_error(f"Invalid network type {network_type[:32]}: expected Basic or Advanced")
-    if ctx.db.scalar(select(Zone.id).where(Zone.name == name)) is not None:
-        raise errors.param_error(f"A zone with name: {name} already exists")
     cidr = args.opt_str("guestcidraddress")
     if cidr:
         try:
@@ -78,8 +76,7 @@ def create_zone(ctx: CallContext, args: Args) -> Result:
                 local_storage_enabled=args.bool("localstorageenabled"),
                 security_groups_enabled=args.bool("securitygroupenabled"),
                 allocation_state=_allocation(args, "Disabled") or "Disabled")
-    ctx.db.add(zone)
-    ctx.db.flush()
+    zones.create_zone(ctx.db, zone)
     ctx.event("ZONE.CREATE", f"Creating zone {name}", resource_type="Zone", resource_id=zone.id)
     return ObjectResult("zone", zone_view(zone))
 
@@ -123,29 +120,22 @@ def list_zones(ctx: CallContext, args: Args) -> Result:
 ], response=ZONE_FIELDS)
 def update_zone(ctx: CallContext, args: Args) -> Result:
     zone = ctx.require(args, Zone, "id")
-    name = args.opt_str("name")
-    if name is not None and name != zone.name:
-        if not name:
-            raise errors.param_error("Zone name cannot be empty")
-        if ctx.db.scalar(select(Zone.id).where(Zone.name == name)) is not None:
-            raise errors.param_error(f"A zone with name: {name} already exists")
-        zone.name = name
+    fields: list[tuple[str, str | bool | None]] = []
     for param, attr in (("dns1", "dns1"), ("dns2", "dns2"), ("internaldns1", "internal_dns1"),
                         ("internaldns2", "internal_dns2")):
         if args.has(param):
-            setattr(zone, attr, _ip(ctx.command, param, args.opt_str(param)))
+            fields.append((attr, _ip(ctx.command, param, args.opt_str(param))))
     if args.has("domain"):
-        zone.network_domain = args.opt_str("domain")
+        fields.append(("network_domain", args.opt_str("domain")))
     if args.opt_bool("localstorageenabled") is not None:
-        zone.local_storage_enabled = args.bool("localstorageenabled")
-    zone.allocation_state = _allocation(args, zone.allocation_state) or zone.allocation_state
+        fields.append(("local_storage_enabled", args.bool("localstorageenabled")))
+    allocation_state = _allocation(args, None)
     details = map_as_key_values(args.map("details"))
-    if details:
-        if len(details) > 64 or any(len(k) > 255 or len(v) > 1024 for k, v in details.items()):
-            raise errors.param_error("Too many or too long zone details")
-        merged = json.loads(zone.details_json) if zone.details_json else {}
-        merged.update(details)
-        zone.details_json = json.dumps(merged, sort_keys=True)
+    if len(details) > 64 or any(len(k) > 255 or len(v) > 1024 for k, v in details.items()):
+        raise errors.param_error("Too many or too long zone details")
+    zones.update_zone(ctx.db, zone, zones.ZoneEdit(name=args.opt_str("name"), fields=tuple(fields),
+                                                   allocation_state=allocation_state,
+                                                   details=tuple(details.items())))
     ctx.event("ZONE.EDIT", f"Updating zone {zone.name}", resource_type="Zone", resource_id=zone.id)
     return ObjectResult("zone", zone_view(zone))
 
@@ -154,16 +144,12 @@ def update_zone(ctx: CallContext, args: Args) -> Result:
     Param("id", "uuid", required=True, description="the ID of the Zone")])
 def delete_zone(ctx: CallContext, args: Args) -> Result:
     zone = ctx.require(args, Zone, "id")
-    for model, what in ((Pod, "pods"), (Host, "hosts"), (StoragePool, "primary storage pools"),
-                        (ImageStore, "image stores")):
-        if ctx.db.scalar(select(model.id).where(model.zone_id == zone.id).limit(1)) is not None:
-            raise errors.in_use(f"The zone is not deletable because there are {what} in this zone")
+    zones.delete_zone(ctx.db, zone)
     ctx.event("ZONE.DELETE", f"Deleting zone {zone.name}", resource_type="Zone", resource_id=zone.id)
-    ctx.db.delete(zone)
     return SuccessResult()
 
 
-def _pod_range(ctx: CallContext, args: Args) -> tuple[str | None, str | None, str | None, str | None]:
+def _pod_range(ctx: CallContext, args: Args) -> zones.PodRange:
     gateway = _ip(ctx.command, "gateway", args.opt_str("gateway"))
     netmask = _ip(ctx.command, "netmask", args.opt_str("netmask"))
     start = _ip(ctx.command, "startip", args.opt_str("startip"))
@@ -180,7 +166,7 @@ def _pod_range(ctx: CallContext, args: Args) -> tuple[str | None, str | None, st
         for ip in (start, end):
             if ip and ipaddress.ip_address(ip) not in net:
                 raise errors.param_error(f"The IP {ip} is not in the pod's CIDR {net}")
-    return gateway, netmask, start, end
+    return zones.PodRange(gateway, netmask, start, end)
 
 
 @command("createPod", "Creates a new Pod", params=[
@@ -195,14 +181,7 @@ def _pod_range(ctx: CallContext, args: Args) -> tuple[str | None, str | None, st
 def create_pod(ctx: CallContext, args: Args) -> Result:
     zone = ctx.require(args, Zone, "zoneid")
     name = args.str("name")
-    if ctx.db.scalar(select(Pod.id).where(Pod.zone_id == zone.id, Pod.name == name)) is not None:
-        raise errors.param_error(f"A pod with name: {name} already exists in zone {zone.name}")
-    gateway, netmask, start, end = _pod_range(ctx, args)
-    pod = Pod(zone_id=zone.id, name=name, gateway=gateway, netmask=netmask, start_ip=start, end_ip=end,
-              allocation_state=_allocation(args, "Enabled") or "Enabled")
-    ctx.db.add(pod)
-    ctx.db.flush()
-    ctx.db.refresh(pod)
+    pod = zones.create_pod(ctx.db, zone, name, _pod_range(ctx, args), _allocation(args, "Enabled") or "Enabled")
     ctx.event("POD.CREATE", f"Creating pod {name}", resource_type="Pod", resource_id=pod.id)
     return ObjectResult("pod", pod_view(pod))
 
@@ -238,18 +217,7 @@ def list_pods(ctx: CallContext, args: Args) -> Result:
 ], response=POD_FIELDS)
 def update_pod(ctx: CallContext, args: Args) -> Result:
     pod = ctx.require(args, Pod, "id")
-    name = args.opt_str("name")
-    if name is not None and name != pod.name:
-        clash = ctx.db.scalar(select(Pod.id).where(Pod.zone_id == pod.zone_id, Pod.name == name))
-        if clash is not None or not name:
-            raise errors.param_error(f"Invalid or duplicate pod name {name[:64]}")
-        pod.name = name
-    gateway, netmask, start, end = _pod_range(ctx, args)
-    pod.gateway = gateway or pod.gateway
-    pod.netmask = netmask or pod.netmask
-    pod.start_ip = start or pod.start_ip
-    pod.end_ip = end or pod.end_ip
-    pod.allocation_state = _allocation(args, pod.allocation_state) or pod.allocation_state
+    zones.update_pod(ctx.db, pod, args.opt_str("name"), _pod_range(ctx, args), _allocation(args, None))
     ctx.event("POD.EDIT", f"Updating pod {pod.name}", resource_type="Pod", resource_id=pod.id)
     return ObjectResult("pod", pod_view(pod))
 
@@ -258,11 +226,8 @@ def update_pod(ctx: CallContext, args: Args) -> Result:
     Param("id", "uuid", required=True, description="the ID of the Pod")])
 def delete_pod(ctx: CallContext, args: Args) -> Result:
     pod = ctx.require(args, Pod, "id")
-    for model, what in ((Cluster, "clusters"), (Host, "hosts"), (StoragePool, "primary storage pools")):
-        if ctx.db.scalar(select(model.id).where(model.pod_id == pod.id).limit(1)) is not None:
-            raise errors.in_use(f"The pod is not deletable because there are {what} in this pod")
+    zones.delete_pod(ctx.db, pod)
     ctx.event("POD.DELETE", f"Deleting pod {pod.name}", resource_type="Pod", resource_id=pod.id)
-    ctx.db.delete(pod)
     return SuccessResult()
 
 
@@ -308,8 +273,6 @@ def add_cluster(ctx: CallContext, args: Args) -> Result:
     if cluster_type not in ("CloudManaged", "ExternalManaged"):
         raise errors.param_error("Invalid cluster type: expected CloudManaged or ExternalManaged")
     name = args.str("clustername")
-    if ctx.db.scalar(select(Cluster.id).where(Cluster.pod_id == pod.id, Cluster.name == name)) is not None:
-        raise errors.param_error(f"A cluster with name {name} already exists in pod {pod.name}")
     cluster = Cluster(zone_id=zone.id, pod_id=pod.id, name=name,
                       hypervisor=_hypervisor(args.str("hypervisor")),
                       cluster_type=cluster_type, allocation_state=_allocation(args, "Enabled") or "Enabled",
@@ -317,9 +280,7 @@ def add_cluster(ctx: CallContext, args: Args) -> Result:
                                             "1.0"),
                       memory_overcommit=_ratio(ctx, "memoryovercommitratio",
                                                args.opt_str("memoryovercommitratio"), "1.0"))
-    ctx.db.add(cluster)
-    ctx.db.flush()
-    ctx.db.refresh(cluster)
+    zones.create_cluster(ctx.db, cluster, pod)
     ctx.event("CLUSTER.CREATE", f"Adding cluster {name}", resource_type="Cluster", resource_id=cluster.id)
     return ListResult("cluster", [cluster_view(cluster)], 1)
 
@@ -361,19 +322,10 @@ def list_clusters(ctx: CallContext, args: Args) -> Result:
 ], response=CLUSTER_FIELDS)
 def update_cluster(ctx: CallContext, args: Args) -> Result:
     cluster = ctx.require(args, Cluster, "id")
-    name = args.opt_str("clustername")
-    if name is not None and name != cluster.name:
-        clash = ctx.db.scalar(select(Cluster.id).where(Cluster.pod_id == cluster.pod_id,
-                                                       Cluster.name == name))
-        if clash is not None or not name:
-            raise errors.param_error(f"Invalid or duplicate cluster name {name[:64]}")
-        cluster.name = name
-    cluster.allocation_state = _allocation(args, cluster.allocation_state) or cluster.allocation_state
     managed = args.opt_str("managedstate")
-    if managed is not None:
-        if managed not in ("Managed", "Unmanaged"):
-            raise errors.param_error("managedstate must be Managed or Unmanaged")
-        cluster.managed_state = managed
+    if managed is not None and managed not in ("Managed", "Unmanaged"):
+        raise errors.param_error("managedstate must be Managed or Unmanaged")
+    zones.update_cluster(ctx.db, cluster, args.opt_str("clustername"), _allocation(args, None), managed)
     ctx.event("CLUSTER.EDIT", f"Updating cluster {cluster.name}", resource_type="Cluster",
               resource_id=cluster.id)
     return ObjectResult("cluster", cluster_view(cluster))
@@ -383,10 +335,7 @@ def update_cluster(ctx: CallContext, args: Args) -> Result:
     Param("id", "uuid", required=True, description="the cluster ID")])
 def delete_cluster(ctx: CallContext, args: Args) -> Result:
     cluster = ctx.require(args, Cluster, "id")
-    for model, what in ((Host, "hosts"), (StoragePool, "primary storage pools")):
-        if ctx.db.scalar(select(model.id).where(model.cluster_id == cluster.id).limit(1)) is not None:
-            raise errors.in_use(f"The cluster is not deletable because there are {what} in this cluster")
+    zones.delete_cluster(ctx.db, cluster)
     ctx.event("CLUSTER.DELETE", f"Deleting cluster {cluster.name}", resource_type="Cluster",
               resource_id=cluster.id)
-    ctx.db.delete(cluster)
     return SuccessResult()
