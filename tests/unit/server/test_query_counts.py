@@ -21,7 +21,6 @@ from hvcloud.server.api.endpoint import process
 from hvcloud.server.api.params import RequestParams
 from hvcloud.server.api.registry import REGISTRY
 from hvcloud.server.api.signature import compute_signature
-from hvcloud.server.api.vm_views import vm_view
 from hvcloud.server.db.engine import is_write
 from hvcloud.server.db.models import (
     Account,
@@ -46,6 +45,7 @@ from hvcloud.server.jobs.handlers import JobContext
 from hvcloud.server.orchestration import planner, vm_steps, vm_wire, vms
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.state import ServerState
+from hvcloud.server.views.vms import vm_view
 
 GiB = 1024**3
 #: VM numbers of the rows inserted here, clear of those the API hands out

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from hvcloud.server.api import auth, errors, vm_views
+from hvcloud.server.api import auth, errors, visibility
 from hvcloud.server.api.context import CallContext
 from hvcloud.server.api.envelope import (
     JSON_CONTENT_TYPE,
@@ -126,7 +126,7 @@ def process(state: ServerState, registry: Registry, method: str, params: Request
                 db.rollback()
                 raise
         body = body_of(result)
-        outcome = Outcome(200, command.response_name, body if admin else vm_views.for_user(body))
+        outcome = Outcome(200, command.response_name, body if admin else visibility.for_user(body))
         if isinstance(result, RawResult):
             outcome.cookies, outcome.clear_cookies = result.cookies, result.clear_cookies
         return outcome

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
+
+from hvcloud.server.views.fields import compact as compact
+from hvcloud.server.views.fields import format_date as format_date
 
 CLOUDSTACK_VERSION = "4.15.2.0"
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
 XML_CONTENT_TYPE = "text/xml; charset=UTF-8"
-
-
-def format_date(value: datetime) -> str:
-    """``2021-10-04T09:24:38+0000``, as CloudStack's Gson date format prints it."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
-
-
-def compact(fields: dict[str, Any]) -> dict[str, Any]:
-    """Drop null fields and format dates, the way CloudStack's serializer does."""
-    out: dict[str, Any] = {}
-    for key, value in fields.items():
-        if value is None:
-            continue
-        out[key] = format_date(value) if isinstance(value, datetime) else value
-    return out
 
 
 def error_body(code: int, text: str, cserrorcode: int | None) -> dict[str, Any]:

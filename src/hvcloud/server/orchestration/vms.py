@@ -88,7 +88,7 @@ def _result(jctx: JobContext, vm_id: str) -> dict[str, Any]:
 
 
 def _result_of(db: Session, vm: VMInstance) -> dict[str, Any]:
-    from hvcloud.server.api.vm_views import vm_view
+    from hvcloud.server.views.vms import vm_view
 
     return {"virtualmachine": vm_view(db, vm)}
 
@@ -221,7 +221,7 @@ def _started(db: Session, jctx: JobContext, vm_id: str, host_id: str, created: C
     leaves it ``Creating``, and the job's rerun or rollback handles it as a creation whose answer was
     lost) and the job's result, in one transaction. Its reads come first, so that it holds the
     database's write lock only for its writes."""
-    from hvcloud.server.api.vm_views import vm_view_becoming
+    from hvcloud.server.views.vms import vm_view_becoming
 
     with db.no_autoflush:
         vm = _vm(db, vm_id)

@@ -49,7 +49,7 @@ def next_device_id(db: Session, vm_id: str) -> int:
 
 
 def _result(jctx: JobContext, volume_id: str) -> dict[str, Any]:
-    from hvcloud.server.api.vm_views import volume_view
+    from hvcloud.server.views.volumes import volume_view
 
     with jctx.sessions() as db:
         volume = db.get(Volume, volume_id)

@@ -9,12 +9,12 @@ from hvcloud.server.api.asyncjobs import api_job, submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Result, SuccessResult
-from hvcloud.server.api.views import account_view, domain_view, user_view
 from hvcloud.server.db.crypto import hash_password, new_api_key, verify_password
 from hvcloud.server.db.models import Account, Domain, User
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_USER, ADMIN_USERNAME
 from hvcloud.server.orchestration import accounts as account_cleanup
 from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.views.accounts import account_view, domain_view, user_view
 
 command = REGISTRY.command
 

@@ -23,7 +23,6 @@ from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.params import map_as_key_values
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result
-from hvcloud.server.api.vm_views import vm_view, vm_views
 from hvcloud.server.db.models import (
     Account,
     DiskOffering,
@@ -42,6 +41,7 @@ from hvcloud.server.orchestration import planner, vm_wire, vms
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.views.vms import vm_view, vm_views
 
 command = REGISTRY.command
 

@@ -11,13 +11,13 @@ from hvcloud.server.api.commands.vms import GiB, owned_vm
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
-from hvcloud.server.api.vm_views import VOLUME_VIEW_LOADS, volume_view
 from hvcloud.server.db.models import DiskOffering, VMInstance, Volume, Zone, utcnow
 from hvcloud.server.orchestration import planner, volumes
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import AgentError
 from hvcloud.server.orchestration.vm_steps import StepFailed, Steps
+from hvcloud.server.views.volumes import VOLUME_VIEW_LOADS, volume_view
 
 command = REGISTRY.command
 

@@ -1,0 +1,1 @@
+"""Views: database rows rendered as CloudStack response objects (used by api and by jobs)."""
