@@ -17,7 +17,7 @@ from hvcloud.server.api.endpoint import make_handler
 from hvcloud.server.api.registry import REGISTRY
 from hvcloud.server.api.uploads import make_upload_handler
 from hvcloud.server.jobs.engine import EngineSettings, JobEngine
-from hvcloud.server.orchestration import storage_cleanup, vms
+from hvcloud.server.orchestration import job_handlers, storage_cleanup, vms
 from hvcloud.server.orchestration.agent_manager import AgentManager
 from hvcloud.server.state import ServerState
 
@@ -30,6 +30,7 @@ def load_plugins(names: tuple[str, ...]) -> None:
 
 def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
     commands.load()
+    job_handlers.load()
     load_plugins(state.config.plugins)
     access_log.install()
     handler = make_handler(state, REGISTRY)

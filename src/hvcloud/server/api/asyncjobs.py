@@ -19,6 +19,7 @@ from hvcloud.server.api.envelope import compact
 from hvcloud.server.api.registry import Args
 from hvcloud.server.api.results import AsyncResult, Result, body_of
 from hvcloud.server.db.models import AsyncJob, User
+from hvcloud.server.errors import CloudError
 from hvcloud.server.jobs import store
 from hvcloud.server.jobs.handlers import JobContext, register
 
@@ -41,12 +42,12 @@ def submit_job(ctx: CallContext, handler: str, params: dict[str, Any] | None = N
     return AsyncResult(jobid=job.id, object_id=instance_id if create else None)
 
 
-def run_inline(ctx: CallContext, result_or_error: Result | errors.ApiError, *,
+def run_inline(ctx: CallContext, result_or_error: Result | CloudError, *,
                instance_type: str | None = None, instance_id: str | None = None,
                create: bool = False) -> AsyncResult:
     """Record a job whose work was already done inside the request (for commands that need no
     long-running step); prefer :func:`submit_job`."""
-    if isinstance(result_or_error, errors.ApiError):
+    if isinstance(result_or_error, CloudError):
         body: dict[str, Any] = store.error_body(result_or_error.code, result_or_error.text)
         code: int | None = result_or_error.code
     else:

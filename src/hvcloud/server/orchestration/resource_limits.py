@@ -22,8 +22,8 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from hvcloud.server import errors
 from hvcloud.server import resource_types as R
-from hvcloud.server.api import errors
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import (
     Account,
@@ -194,7 +194,7 @@ def _over(db: Session, owner: ColumnElement[bool], amounts: Mapping[int, int], l
     return min(amounts)
 
 
-def exceeded(resource_type: int, *, account: Account | None = None, domain: Domain | None = None) -> errors.ApiError:
+def exceeded(resource_type: int, *, account: Account | None = None, domain: Domain | None = None) -> errors.CloudError:
     """CloudStack's ResourceAllocationException."""
     name = R.NAMES[resource_type]
     if account is not None:
@@ -227,7 +227,7 @@ def _apply(db: Session, account: Account, deltas: Mapping[int, int], config: Ser
 
 def charge(db: Session, config: ServerConfig, account: Account, deltas: Mapping[int, int]) -> None:
     """Add ``deltas`` (resource type → amount) to the account's and its domains' counts, refusing
-    (ApiError 535) when a positive amount would pass a limit. Call it in the transaction that
+    (CloudError 535) when a positive amount would pass a limit. Call it in the transaction that
     allocates, before the new rows are flushed; on refusal that transaction must roll back."""
     _apply(db, account, deltas, config)
 

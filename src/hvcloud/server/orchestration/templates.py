@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hvcloud.server import errors
 from hvcloud.server import resource_types as R
-from hvcloud.server.api import errors
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import ImageStore, TemplateStoreRef, VMTemplate, utcnow
@@ -125,7 +125,7 @@ def install_staged(sessions: sessionmaker[Session], settings: StoreSettings, ref
                 _count_stored(db, settings, ref, checked.physical_size or 0)
                 ref.install_path, ref.download_state, ref.download_percent = rel, DOWNLOADED, 100
                 ref.size, ref.physical_size, ref.error_text = checked.virtual_size, checked.physical_size, None
-    except errors.ApiError as exc:  # over the owner's secondary storage limit: the copy goes again
+    except errors.CloudError as exc:  # over the owner's secondary storage limit: the copy goes again
         with contextlib.suppress(Exception):
             open_store(store, settings.box, settings.nfs_mount_root).delete(rel)
         raise TemplateInstallError(exc.text) from None

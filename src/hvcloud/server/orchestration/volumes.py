@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from hvcloud.server import resource_types as R
 from hvcloud.server.db.models import VMInstance, Volume, utcnow
+from hvcloud.server.errors import INTERNAL_ERROR, PARAM_ERROR, RESOURCE_UNAVAILABLE
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import planner, vm_wire
 from hvcloud.server.orchestration import resource_limits as limits
@@ -33,9 +34,6 @@ from hvcloud.wire.to import DiskTO
 JOB_ATTACH = "volume.attach"
 JOB_DETACH = "volume.detach"
 JOB_RESIZE = "volume.resize"
-ERR_INTERNAL = 530
-ERR_PARAM = 431
-ERR_UNAVAILABLE = 534
 ISO_DEVICE = vm_wire.ISO_SLOT
 MAX_DEVICE = 15
 
@@ -45,7 +43,7 @@ def next_device_id(db: Session, vm_id: str) -> int:
     for device in range(1, MAX_DEVICE + 1):
         if device != ISO_DEVICE and device not in used:
             return device
-    raise JobFailure(ERR_PARAM, f"the VM already has {MAX_DEVICE - 1} data disks")
+    raise JobFailure(PARAM_ERROR, f"the VM already has {MAX_DEVICE - 1} data disks")
 
 
 def _result(jctx: JobContext, volume_id: str) -> dict[str, Any]:
@@ -54,7 +52,7 @@ def _result(jctx: JobContext, volume_id: str) -> dict[str, Any]:
     with jctx.sessions() as db:
         volume = db.get(Volume, volume_id)
         if volume is None:
-            raise JobFailure(ERR_PARAM, f"volume {volume_id} does not exist")
+            raise JobFailure(PARAM_ERROR, f"volume {volume_id} does not exist")
         return {"volume": volume_view(volume)}
 
 
@@ -63,11 +61,11 @@ def _attach_plan(db: Session, volume_id: str, vm_id: str) -> tuple[str, str, boo
     needs creating) when the agent must act."""
     volume, vm = db.get(Volume, volume_id), db.get(VMInstance, vm_id)
     if volume is None or vm is None or vm.removed is not None:
-        raise JobFailure(ERR_PARAM, "the volume or the VM no longer exists")
+        raise JobFailure(PARAM_ERROR, "the volume or the VM no longer exists")
     if volume.vm_id not in (None, vm.id):
-        raise JobFailure(ERR_PARAM, f"volume {volume.name} is attached to another VM")
+        raise JobFailure(PARAM_ERROR, f"volume {volume.name} is attached to another VM")
     if vm.state not in (S.RUNNING, S.STOPPED):
-        raise JobFailure(ERR_PARAM, f"Unable to attach a volume to VM {vm.instance_name}: it is {vm.state}")
+        raise JobFailure(PARAM_ERROR, f"Unable to attach a volume to VM {vm.instance_name}: it is {vm.state}")
     if volume.vm_id is None:
         volume.vm_id, volume.device_id = vm.id, next_device_id(db, vm.id)
     volume.attached = volume.attached or utcnow()
@@ -86,7 +84,7 @@ def _attach_plan(db: Session, volume_id: str, vm_id: str) -> tuple[str, str, boo
 def _disk(db: Session, volume_id: str, vm_name: str) -> DiskTO:
     volume = db.get(Volume, volume_id)
     if volume is None or volume.pool is None:
-        raise JobFailure(ERR_PARAM, f"volume {volume_id} has no storage pool")
+        raise JobFailure(PARAM_ERROR, f"volume {volume_id} has no storage pool")
     return vm_wire.disk_to(volume, volume.pool, vm_name)
 
 
@@ -109,7 +107,7 @@ async def run_attach(jctx: JobContext) -> dict[str, Any]:
             await steps.send(host_id, C.AttachCommand(disk=disk, vmName=name), f"attaching volume to {name}")
         except StepFailed as exc:
             await steps.tx(_undo_attach, volume_id)
-            raise JobFailure(ERR_INTERNAL, exc.text) from None
+            raise JobFailure(INTERNAL_ERROR, exc.text) from None
     return _result(jctx, volume_id)
 
 
@@ -133,7 +131,7 @@ async def run_detach(jctx: JobContext) -> dict[str, Any]:
         try:
             await steps.send(host_id, C.DettachCommand(disk=disk, vmName=name), f"detaching volume from {name}")
         except StepFailed as exc:
-            raise JobFailure(ERR_INTERNAL, exc.text) from None
+            raise JobFailure(INTERNAL_ERROR, exc.text) from None
     await steps.tx(_undo_attach, volume_id)
     return _result(jctx, volume_id)
 
@@ -143,24 +141,24 @@ def _resize_plan(db: Session, volume_id: str, new_size: int,
     """The host and command for a resize still to do; None when an earlier run finished it."""
     volume = db.get(Volume, volume_id)
     if volume is None or volume.removed is not None:
-        raise JobFailure(ERR_PARAM, f"volume {volume_id} no longer exists")
+        raise JobFailure(PARAM_ERROR, f"volume {volume_id} no longer exists")
     if volume.state != S.VOL_RESIZING:
         return None
     if volume.pool is None or not volume.path:
-        raise JobFailure(ERR_PARAM, f"volume {volume.name} is not on primary storage")
+        raise JobFailure(PARAM_ERROR, f"volume {volume.name} is not on primary storage")
     vm = db.get(VMInstance, volume.vm_id) if volume.vm_id else None
     vm_name: str | None = None
     if vm is not None and vm.state not in (S.RUNNING, S.STOPPED):
-        raise JobFailure(ERR_PARAM, f"Unable to resize volume {volume.name}: its VM {vm.instance_name} is {vm.state}")
+        raise JobFailure(PARAM_ERROR, f"Unable to resize volume {volume.name}: its VM {vm.instance_name} is {vm.state}")
     if vm is not None and vm.state == S.RUNNING and vm.host_id is not None:
         if new_size < volume.size:
-            raise JobFailure(ERR_PARAM, f"Unable to shrink volume {volume.name}: its VM {vm.instance_name} is "
+            raise JobFailure(PARAM_ERROR, f"Unable to shrink volume {volume.name}: its VM {vm.instance_name} is "
                                         "running; stop it first")
         vm_name, host_id = vm.instance_name, vm.host_id
     else:
         found = pool_host(db, volume.pool, (volume.host_id,))
         if found is None:
-            raise JobFailure(ERR_UNAVAILABLE, f"no connected host can reach storage pool {volume.pool.name} of "
+            raise JobFailure(RESOURCE_UNAVAILABLE, f"no connected host can reach storage pool {volume.pool.name} of "
                                               f"volume {volume.name}")
         host_id = found
     return host_id, C.ResizeVolumeCommand(path=volume.path, pool=vm_wire.filer_to(volume.pool),
@@ -189,7 +187,7 @@ async def run_resize(jctx: JobContext) -> dict[str, Any]:
         try:
             answer = await steps.send(host_id, cmd, f"resizing volume {volume_id}")
         except StepFailed as exc:
-            raise JobFailure(ERR_INTERNAL, exc.text) from None
+            raise JobFailure(INTERNAL_ERROR, exc.text) from None
         size = answer.newSize if isinstance(answer, A.ResizeVolumeAnswer) and answer.newSize > 0 else new_size
         await steps.tx(_resized, volume_id, size, jctx.params.get("offering_id"), new_size)
     return _result(jctx, volume_id)

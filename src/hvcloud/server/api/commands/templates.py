@@ -8,7 +8,6 @@ the template (``isready: false``) while its download job runs; list items carry 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -29,8 +28,8 @@ from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Result, SuccessResult
 from hvcloud.server.db.models import AsyncJob, OsType, TemplateStoreRef, VMTemplate, Zone
 from hvcloud.server.jobs import store as job_store
-from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.orchestration import template_jobs
 from hvcloud.server.orchestration import templates as tpl
 from hvcloud.server.orchestration.catalog import HYPERVISORS
 from hvcloud.server.views.templates import template_view
@@ -45,14 +44,6 @@ FILTERS = ("featured", "self", "selfexecutable", "sharedexecutable", "executable
 TEMPLATE_FIELDS = ("id", "name", "displaytext", "zoneid", "zonename", "isready", "status", "format",
                    "hypervisor", "ostypeid", "size", "ispublic", "isfeatured", "templatetype", "checksum")
 UPLOAD_PURPOSE = "template-upload"
-
-
-def _ref_body(sessions: Any, ref_id: str, is_iso: bool) -> dict[str, Any]:
-    with sessions() as db:
-        ref = db.get(TemplateStoreRef, ref_id)
-        if ref is None:
-            raise JobFailure(errors.INTERNAL_ERROR, "the template no longer exists")
-        return {"iso" if is_iso else "template": template_view(ref)}
 
 
 # -- registration ---------------------------------------------------------------------------------
@@ -151,7 +142,7 @@ def _register(ctx: CallContext, args: Args, *, is_iso: bool) -> Result:
         raise errors.param_error("There is no zone to register the template in")
     views = []
     for ref in refs:
-        job = submit_job(ctx, "template.download", {"ref_id": ref.id, "iso": is_iso}, instance_type="Template",
+        job = submit_job(ctx, template_jobs.JOB_DOWNLOAD, {"ref_id": ref.id, "iso": is_iso}, instance_type="Template",
                          instance_id=template.id, object_key=_object_key(template.id))
         views.append(template_view(ref, ctx.db.get(AsyncJob, job.jobid)))
     ctx.event("ISO.CREATE" if is_iso else "TEMPLATE.CREATE", f"Registering {fmt} {template.name}",
@@ -403,7 +394,7 @@ def _delete(ctx: CallContext, args: Args, *, is_iso: bool) -> Result:
         ctx.get(Zone, "zoneid", zone_id)
     ctx.event("ISO.DELETE" if is_iso else "TEMPLATE.DELETE", f"Deleting {template.name}",
               resource_type="Iso" if is_iso else "Template", resource_id=template.id)
-    return submit_job(ctx, "template.delete", {"template_id": template.id, "zone_id": zone_id},
+    return submit_job(ctx, template_jobs.JOB_DELETE, {"template_id": template.id, "zone_id": zone_id},
                       instance_type="Template", instance_id=template.id, object_key=_object_key(template.id))
 
 
@@ -441,7 +432,8 @@ def _copy(ctx: CallContext, args: Args, *, is_iso: bool) -> Result:
     dst_ref = _add_ref(ctx, template, dest, tpl.NOT_DOWNLOADED)
     ctx.event("ISO.COPY" if is_iso else "TEMPLATE.COPY", f"Copying {template.name} to zone {dest.name}",
               resource_type="Iso" if is_iso else "Template", resource_id=template.id)
-    return submit_job(ctx, "template.copy", {"src_ref_id": sources[0].id, "dst_ref_id": dst_ref.id, "iso": is_iso},
+    return submit_job(ctx, template_jobs.JOB_COPY,
+                      {"src_ref_id": sources[0].id, "dst_ref_id": dst_ref.id, "iso": is_iso},
                       instance_type="Template", instance_id=template.id, object_key=_object_key(template.id))
 
 
@@ -519,104 +511,3 @@ def get_upload_params_for_template(ctx: CallContext, args: Args) -> Result:
          response=("id", "postURL", "metadata", "expires", "signature"))
 def get_upload_params_for_iso(ctx: CallContext, args: Args) -> Result:
     return _upload_params(ctx, args, is_iso=True)
-
-
-# -- job handlers ---------------------------------------------------------------------------------
-
-def _settings(jctx: JobContext) -> tpl.StoreSettings:
-    return tpl.StoreSettings.of(jctx.state.config, jctx.state.box)
-
-
-def _fail(jctx: JobContext, ref_id: str, exc: Exception, what: str) -> JobFailure:
-    tpl.set_state(jctx.sessions, ref_id, tpl.DOWNLOAD_ERROR, error=str(exc))
-    return JobFailure(errors.INTERNAL_ERROR, f"{what}: {exc}")
-
-
-async def _download_job(jctx: JobContext) -> dict[str, Any]:
-    ref_id = str(jctx.params["ref_id"])
-    settings = _settings(jctx)
-
-    def work() -> None:
-        try:
-            tpl.download_template(jctx.sessions, settings, jctx.state.config, ref_id, jctx.progress_sync)
-        except tpl.TemplateInstallError as exc:
-            raise _fail(jctx, ref_id, exc, "Failed to download the template") from None
-
-    await asyncio.to_thread(work)
-    return await asyncio.to_thread(_ref_body, jctx.sessions, ref_id, bool(jctx.params.get("iso")))
-
-
-async def _mark_unfinished_failed(jctx: JobContext) -> None:
-    """Rollback of the template jobs: a copy that did not finish is marked failed, never left
-    'in progress'; partial files are removed by the next attempt or deleteTemplate."""
-    ref_id = str(jctx.params.get("ref_id") or jctx.params.get("dst_ref_id") or "")
-
-    def work() -> None:
-        with jctx.sessions.begin() as db:
-            ref = db.get(TemplateStoreRef, ref_id)
-            if ref is not None and ref.download_state in (tpl.DOWNLOAD_IN_PROGRESS, tpl.NOT_DOWNLOADED,
-                                                          tpl.UPLOAD_IN_PROGRESS):
-                ref.download_state = tpl.DOWNLOAD_ERROR
-                ref.error_text = ref.error_text or "the job failed"
-        for suffix in ("download", "copy", "upload"):
-            tpl.staging_file(_settings(jctx), ref_id, suffix).unlink(missing_ok=True)
-
-    await asyncio.to_thread(work)
-
-
-async def _copy_job(jctx: JobContext) -> dict[str, Any]:
-    src, dst = str(jctx.params["src_ref_id"]), str(jctx.params["dst_ref_id"])
-    settings = _settings(jctx)
-
-    def work() -> None:
-        try:
-            tpl.copy_between_stores(jctx.sessions, settings, src, dst, jctx.progress_sync)
-        except tpl.TemplateInstallError as exc:
-            raise _fail(jctx, dst, exc, "Failed to copy the template") from None
-
-    await asyncio.to_thread(work)
-    return await asyncio.to_thread(_ref_body, jctx.sessions, dst, bool(jctx.params.get("iso")))
-
-
-async def _upload_job(jctx: JobContext) -> dict[str, Any]:
-    ref_id = str(jctx.params["ref_id"])
-    settings = _settings(jctx)
-    staged = tpl.staging_file(settings, ref_id, "upload")
-
-    def work() -> None:
-        with jctx.sessions() as db:
-            ref = db.get(TemplateStoreRef, ref_id)
-            if ref is not None and ref.download_state == tpl.DOWNLOADED:
-                return
-            checksum = ref.template.checksum if ref is not None else None
-        if not staged.exists():
-            raise _fail(jctx, ref_id, tpl.TemplateInstallError("the uploaded file is gone"), "Upload failed")
-        try:
-            tpl.install_staged(jctx.sessions, settings, ref_id, staged, checksum, jctx.progress_sync)
-        except tpl.TemplateInstallError as exc:
-            raise _fail(jctx, ref_id, exc, "Upload failed") from None
-        finally:
-            staged.unlink(missing_ok=True)
-
-    await asyncio.to_thread(work)
-    return await asyncio.to_thread(_ref_body, jctx.sessions, ref_id, bool(jctx.params.get("iso")))
-
-
-async def _delete_job(jctx: JobContext) -> dict[str, Any]:
-    template_id, zone_id = str(jctx.params["template_id"]), jctx.params.get("zone_id")
-    settings = _settings(jctx)
-
-    def work() -> None:
-        try:
-            tpl.delete_template(jctx.sessions, settings, template_id, zone_id)
-        except tpl.TemplateInstallError as exc:
-            raise JobFailure(errors.INTERNAL_ERROR, f"Failed to delete the template: {exc}") from None
-
-    await asyncio.to_thread(work)
-    return {"success": True}
-
-
-register("template.download", _download_job, resumable=True, rollback=_mark_unfinished_failed)
-register("template.copy", _copy_job, resumable=True, rollback=_mark_unfinished_failed)
-register("template.upload", _upload_job, resumable=True, rollback=_mark_unfinished_failed)
-register("template.delete", _delete_job, resumable=True)

@@ -71,10 +71,8 @@ def owned_vm(ctx: CallContext, args: Args, name: str = "id") -> VMInstance:
 
 
 def _check(operation: str, vm: VMInstance) -> None:
-    try:
-        S.check(operation, vm.state, vm.instance_name)
-    except S.InvalidState as exc:
-        raise errors.param_error(exc.text) from None
+    """CloudStack's 431 when ``operation`` is not allowed in the VM's state (:class:`S.InvalidState`)."""
+    S.check(operation, vm.state, vm.instance_name)
 
 
 def next_number(ctx: CallContext, name: str) -> int:
