@@ -17,8 +17,9 @@ from hvcloud.server.api.endpoint import make_handler
 from hvcloud.server.api.registry import REGISTRY
 from hvcloud.server.api.uploads import make_upload_handler
 from hvcloud.server.jobs.engine import EngineSettings, JobEngine
-from hvcloud.server.orchestration import job_handlers, storage_cleanup, vms
+from hvcloud.server.orchestration import job_handlers, storage_cleanup
 from hvcloud.server.orchestration.agent_manager import AgentManager
+from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.state import ServerState
 
 

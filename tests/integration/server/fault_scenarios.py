@@ -38,7 +38,7 @@ from vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build, wait_for
 
 from hvcloud.agent_client import AgentClient
 from hvcloud.server.db.models import Host, TemplatePoolRef
-from hvcloud.server.orchestration import power_sync
+from hvcloud.server.orchestration.vm import power_sync
 from hvcloud.storage import qemu_img
 
 #: a StartCommand this slow keeps deploys in flight long enough to kill something under them

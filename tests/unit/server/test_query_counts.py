@@ -42,8 +42,11 @@ from hvcloud.server.db.models import (
 )
 from hvcloud.server.jobs import store
 from hvcloud.server.jobs.handlers import JobContext
-from hvcloud.server.orchestration import planner, vm_steps, vm_wire, vms
-from hvcloud.server.orchestration import vm_states as S
+from hvcloud.server.orchestration import planner
+from hvcloud.server.orchestration.vm import manager as vms
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm import steps as vm_steps
+from hvcloud.server.orchestration.vm import wire as vm_wire
 from hvcloud.server.state import ServerState
 from hvcloud.server.views.vms import vm_view
 

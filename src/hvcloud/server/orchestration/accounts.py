@@ -40,11 +40,12 @@ from hvcloud.server.db.models import (
 )
 from hvcloud.server.errors import INTERNAL_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
-from hvcloud.server.orchestration import events, vms
+from hvcloud.server.orchestration import events
 from hvcloud.server.orchestration import templates as tpl
-from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.transaction_jobs import transaction_job
-from hvcloud.server.orchestration.vm_steps import StepFailed, Steps
+from hvcloud.server.orchestration.vm import manager as vms
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 from hvcloud.server.views.accounts import account_view, user_view
 
 log = logs.get(__name__)

@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 
 from hvcloud.server.db.models import Event, Host, VMInstance
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
-from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import (
     RESOURCE_MAINTENANCE,
     RESOURCE_PREPARE_MAINTENANCE,
 )
-from hvcloud.server.orchestration.vm_steps import StepFailed, Steps
-from hvcloud.server.orchestration.vms import stop_vm
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm.manager import stop_vm
+from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 from hvcloud.wire import commands as C
 
 JOB_RECONNECT = "host.reconnect"

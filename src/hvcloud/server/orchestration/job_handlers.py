@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("vms", "volumes", "accounts", "template_jobs", "host_jobs")
+MODULES = ("vm.manager", "volumes", "accounts", "template_jobs", "host_jobs")
 
 
 def load() -> None:

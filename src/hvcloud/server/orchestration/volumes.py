@@ -23,10 +23,11 @@ from hvcloud.server import resource_types as R
 from hvcloud.server.db.models import VMInstance, Volume, utcnow
 from hvcloud.server.errors import INTERNAL_ERROR, PARAM_ERROR, RESOURCE_UNAVAILABLE
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
-from hvcloud.server.orchestration import planner, vm_wire
+from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import resource_limits as limits
-from hvcloud.server.orchestration import vm_states as S
-from hvcloud.server.orchestration.vm_steps import StepFailed, Steps, pool_host
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm import wire as vm_wire
+from hvcloud.server.orchestration.vm.steps import StepFailed, Steps, pool_host
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.to import DiskTO

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from hvcloud.server.db.models import Account, Domain, Host, ServiceOffering, VMInstance, VMTemplate, Volume, Zone
-from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.views.fields import compact
 
 ROOT_DEVICE_TYPE = "ROOT"

@@ -8,8 +8,8 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.base import ExecutableOption
 
 from hvcloud.server.db.models import VMInstance, Volume
-from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.views.fields import compact
 
 #: what :func:`volume_view` reads of a volume's relationships, loaded for a whole page at once

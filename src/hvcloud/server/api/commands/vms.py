@@ -1,7 +1,7 @@
 """Virtual machines: deploy, start, stop, reboot, destroy, recover, expunge, list, update, scale, ISOs.
 
 Requests validate and write rows in one transaction, then queue a job on the VM
-(``VirtualMachine:<id>``, so jobs on one VM run in order); :mod:`hvcloud.server.orchestration.vms`
+(``VirtualMachine:<id>``, so jobs on one VM run in order); :mod:`hvcloud.server.orchestration.vm.manager`
 does the agent work.
 """
 
@@ -37,10 +37,12 @@ from hvcloud.server.db.models import (
     utcnow,
 )
 from hvcloud.server.db.sequences import SequenceMissing
-from hvcloud.server.orchestration import planner, vm_wire, vms
+from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import resource_limits as limits
-from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.orchestration.vm import manager as vms
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm import wire as vm_wire
 from hvcloud.server.views.vms import vm_view, vm_views
 
 command = REGISTRY.command
@@ -367,7 +369,7 @@ def list_vms(ctx: CallContext, args: Args) -> Result:
 
 
 def _shown_state_is(state: str) -> ColumnElement[bool]:
-    """Filter on the state the API shows (``vm_states.shown``): ``Unknown`` takes in the VMs on a
+    """Filter on the state the API shows (``vm.states.shown``): ``Unknown`` takes in the VMs on a
     host that is not Up, and their stored state no longer matches them."""
     on_lost_host = and_(VMInstance.state.in_(S.ON_HOST), VMInstance.host_id.is_not(None),
                         VMInstance.host_id.in_(select(Host.id).where(Host.status != HOST_UP)))

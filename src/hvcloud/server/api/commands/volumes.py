@@ -14,9 +14,9 @@ from hvcloud.server.api.results import ListResult, ObjectResult, Result, Success
 from hvcloud.server.db.models import DiskOffering, VMInstance, Volume, Zone, utcnow
 from hvcloud.server.orchestration import planner, volumes
 from hvcloud.server.orchestration import resource_limits as limits
-from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import AgentError
-from hvcloud.server.orchestration.vm_steps import StepFailed, Steps
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 from hvcloud.server.views.volumes import VOLUME_VIEW_LOADS, volume_view
 
 command = REGISTRY.command

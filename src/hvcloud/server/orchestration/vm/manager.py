@@ -32,12 +32,13 @@ from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import AsyncJob, Host, StoragePool, VMInstance, VmPowerReport, Volume, utcnow
 from hvcloud.server.errors import INSUFFICIENT_CAPACITY, INTERNAL_ERROR, PARAM_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
-from hvcloud.server.orchestration import planner, vm_wire
-from hvcloud.server.orchestration import power_sync as P
+from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import resource_limits as limits
-from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP
-from hvcloud.server.orchestration.vm_steps import (
+from hvcloud.server.orchestration.vm import power_sync as P
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm import wire as vm_wire
+from hvcloud.server.orchestration.vm.steps import (
     Created,
     StepFailed,
     Steps,
@@ -530,7 +531,7 @@ async def run_expunge(jctx: JobContext) -> dict[str, Any]:
 
 
 def _iso_target(db: Session, box: Any, vm_id: str) -> tuple[str | None, str, Any]:
-    from hvcloud.server.orchestration.vm_steps import iso_to
+    from hvcloud.server.orchestration.vm.steps import iso_to
 
     vm = _vm(db, vm_id)
     host = vm.host_id if vm.state == S.RUNNING else None
