@@ -18,7 +18,7 @@ from hvcloud.server import errors
 from hvcloud.server import resource_types as R
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import SecretBox
-from hvcloud.server.db.models import ImageStore, TemplateStoreRef, VMTemplate, utcnow
+from hvcloud.server.db.models import Account, ImageStore, TemplateStoreRef, VMTemplate, Zone, utcnow
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration.image_store_io import StoreAccessError, open_store
 from hvcloud.storage.errors import ChecksumMismatch, DownloadError, ImageError, StoreError, UnsafeUrl
@@ -74,6 +74,27 @@ def pick_store(db: Session, zone_id: str) -> ImageStore | None:
             .where(ImageStore.readonly.is_(False), or_(ImageStore.zone_id == zone_id, ImageStore.zone_id.is_(None)))
             .order_by(ImageStore.zone_id.is_(None), ImageStore.created, ImageStore.id))
     return db.scalars(stmt).first()
+
+
+def add_template(db: Session, config: ServerConfig, owner: Account, template: VMTemplate) -> VMTemplate:
+    """A newly registered template, counted against its owner's template limit."""
+    limits.charge(db, config, owner, {R.TEMPLATE: 1})
+    db.add(template)
+    db.flush()
+    return template
+
+
+def add_store_ref(db: Session, template: VMTemplate, zone: Zone, state: str) -> TemplateStoreRef:
+    """The template's copy in ``zone``'s image store (to download, copy or upload into)."""
+    image_store = pick_store(db, zone.id)
+    if image_store is None:
+        raise errors.param_error(f"There is no image store in zone {zone.name} to hold the template")
+    ref = TemplateStoreRef(template_id=template.id, zone_id=zone.id, store_id=image_store.id,
+                           download_state=state)
+    db.add(ref)
+    db.flush()
+    db.refresh(ref)
+    return ref
 
 
 def staging_file(settings: StoreSettings, ref_id: str, suffix: str = "download") -> Path:

@@ -1,4 +1,5 @@
-"""Volume jobs: attach and detach (running VMs through the agent, stopped VMs in the database only),
+"""The volume manager: create and delete (deleteVolume synchronous, as in CloudStack), and the volume
+jobs: attach and detach (running VMs through the agent, stopped VMs in the database only),
 and resize.
 
 A new DATADISK stays ``Allocated`` (database only) until it is first attached: attached to a stopped
@@ -14,17 +15,21 @@ the volume back ``Ready`` with its old size and booking when the agent refuses.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from hvcloud.server import errors
 from hvcloud.server import resource_types as R
-from hvcloud.server.db.models import VMInstance, Volume, utcnow
+from hvcloud.server.config import ServerConfig
+from hvcloud.server.db.crypto import SecretBox
+from hvcloud.server.db.models import Account, User, VMInstance, Volume, utcnow
 from hvcloud.server.errors import INTERNAL_ERROR, PARAM_ERROR, RESOURCE_UNAVAILABLE
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
-from hvcloud.server.orchestration import planner
+from hvcloud.server.orchestration import events, planner
 from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.orchestration.agents import AgentError
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.orchestration.vm import wire as vm_wire
 from hvcloud.server.orchestration.vm.steps import StepFailed, Steps, pool_host
@@ -32,11 +37,50 @@ from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.to import DiskTO
 
+if TYPE_CHECKING:
+    from hvcloud.server.orchestration.agent_manager import AgentManager
+
 JOB_ATTACH = "volume.attach"
 JOB_DETACH = "volume.detach"
 JOB_RESIZE = "volume.resize"
 ISO_DEVICE = vm_wire.ISO_SLOT
 MAX_DEVICE = 15
+
+
+def create_volume(db: Session, config: ServerConfig, actor: User, owner: Account, *, zone_id: str, name: str,
+                  size: int, offering_id: str) -> Volume:
+    """A new DATADISK, ``Allocated`` (no disk until it is first attached), charged to ``owner``."""
+    volume = Volume(name=name[:255], account_id=owner.id, zone_id=zone_id, volume_type="DATADISK",
+                    size=size, disk_offering_id=offering_id, state=S.VOL_ALLOCATED)
+    limits.charge(db, config, owner, limits.volume_deltas(volume.size))
+    db.add(volume)
+    db.flush()
+    events.record(db, actor, "VOLUME.CREATE", f"Creating volume {volume.name}", resource_type="Volume",
+                  resource_id=volume.id)
+    return volume
+
+
+def delete_volume(db: Session, actor: User, volume: Volume, *, agents: AgentManager | None,
+                  sessions: sessionmaker[Session], box: SecretBox) -> None:
+    """deleteVolume, synchronous as CloudStack's: a volume never created (``Allocated``) is removed in
+    ``db``'s transaction; otherwise that transaction commits and the disk is deleted on a host now
+    (the delete step writes in its own transaction). Called from a request's thread, not the loop."""
+    events.record(db, actor, "VOLUME.DELETE", f"Deleting volume {volume.name}", resource_type="Volume",
+                  resource_id=volume.id)
+    if volume.state == S.VOL_ALLOCATED:
+        limits.release(db, volume.account_id, limits.volume_deltas(volume.size))
+        planner.release_pool(db, volume)
+        volume.state, volume.removed = S.VOL_EXPUNGED, utcnow()
+        return
+    if agents is None:
+        raise errors.unavailable("The agent manager is not running on this management server")
+    volume_id = volume.id
+    db.commit()
+    steps = Steps(sessions, agents, box)
+    try:
+        agents.run_sync(steps.delete_volume(volume_id), timeout=agents.config.command_wait_seconds + 10)
+    except (StepFailed, AgentError) as exc:
+        raise errors.internal(f"Unable to delete volume {volume_id}: {exc}") from None
 
 
 def next_device_id(db: Session, vm_id: str) -> int:

@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from hvcloud.server import resource_types as R
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
@@ -28,7 +27,6 @@ from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Result, SuccessResult
 from hvcloud.server.db.models import AsyncJob, OsType, TemplateStoreRef, VMTemplate, Zone
 from hvcloud.server.jobs import store as job_store
-from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import template_jobs
 from hvcloud.server.orchestration import templates as tpl
 from hvcloud.server.orchestration.catalog import HYPERVISORS
@@ -107,22 +105,11 @@ def _new_template(ctx: CallContext, args: Args, *, fmt: str, is_iso: bool, url: 
         requires_hvm=args.bool("requireshvm", True), bits=args.opt_int("bits") or 64,
         template_tag=args.opt_str("templatetag"), cross_zones=cross_zones,
         details_json=json.dumps(details, sort_keys=True) if details else None)
-    limits.charge(ctx.db, ctx.state.config, ctx.account, {R.TEMPLATE: 1})
-    ctx.db.add(template)
-    ctx.db.flush()
-    return template
+    return tpl.add_template(ctx.db, ctx.state.config, ctx.account, template)
 
 
 def _add_ref(ctx: CallContext, template: VMTemplate, zone: Zone, state: str) -> TemplateStoreRef:
-    image_store = tpl.pick_store(ctx.db, zone.id)
-    if image_store is None:
-        raise errors.param_error(f"There is no image store in zone {zone.name} to hold the template")
-    ref = TemplateStoreRef(template_id=template.id, zone_id=zone.id, store_id=image_store.id,
-                           download_state=state)
-    ctx.db.add(ref)
-    ctx.db.flush()
-    ctx.db.refresh(ref)
-    return ref
+    return tpl.add_store_ref(ctx.db, template, zone, state)
 
 
 def _object_key(template_id: str) -> str:

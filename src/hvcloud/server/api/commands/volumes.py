@@ -14,9 +14,7 @@ from hvcloud.server.api.results import ListResult, ObjectResult, Result, Success
 from hvcloud.server.db.models import DiskOffering, VMInstance, Volume, Zone, utcnow
 from hvcloud.server.orchestration import planner, volumes
 from hvcloud.server.orchestration import resource_limits as limits
-from hvcloud.server.orchestration.agents import AgentError
 from hvcloud.server.orchestration.vm import states as S
-from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 from hvcloud.server.views.volumes import VOLUME_VIEW_LOADS, volume_view
 
 command = REGISTRY.command
@@ -69,12 +67,8 @@ def create_volume(ctx: CallContext, args: Args) -> Result:
     if zone is None:
         raise errors.missing_parameter(ctx.command, "zoneid")
     name = args.opt_str("name") or f"DATA-{utcnow().strftime('%Y%m%d%H%M%S')}"
-    volume = Volume(name=name[:255], account_id=ctx.account.id, zone_id=zone.id, volume_type="DATADISK",
-                    size=_size(args, offering), disk_offering_id=offering.id, state=S.VOL_ALLOCATED)
-    limits.charge(ctx.db, ctx.state.config, ctx.account, limits.volume_deltas(volume.size))
-    ctx.db.add(volume)
-    ctx.db.flush()
-    ctx.event("VOLUME.CREATE", f"Creating volume {volume.name}", resource_type="Volume", resource_id=volume.id)
+    volume = volumes.create_volume(ctx.db, ctx.state.config, ctx.user, ctx.account, zone_id=zone.id, name=name,
+                                   size=_size(args, offering), offering_id=offering.id)
     if vm is not None:
         _check_attachable(vm)
         result = submit_job(ctx, volumes.JOB_ATTACH, {"volume_id": volume.id, "vm_id": vm.id},
@@ -227,22 +221,8 @@ def delete_volume(ctx: CallContext, args: Args) -> Result:
     if volume.volume_type == "ROOT":
         raise errors.param_error("A ROOT volume is deleted with its VM")
     _check_not_busy(volume)
-    ctx.event("VOLUME.DELETE", f"Deleting volume {volume.name}", resource_type="Volume", resource_id=volume.id)
-    if volume.state == S.VOL_ALLOCATED:
-        limits.release(ctx.db, volume.account_id, limits.volume_deltas(volume.size))
-        planner.release_pool(ctx.db, volume)
-        volume.state, volume.removed = S.VOL_EXPUNGED, utcnow()
-        return SuccessResult()
-    manager = ctx.state.agents
-    if manager is None:
-        raise errors.unavailable("The agent manager is not running on this management server")
-    volume_id = volume.id
-    ctx.db.commit()  # the delete step writes in its own transaction
-    steps = Steps(ctx.state.sessions, manager, ctx.state.box)
-    try:
-        manager.run_sync(steps.delete_volume(volume_id), timeout=manager.config.command_wait_seconds + 10)
-    except (StepFailed, AgentError) as exc:
-        raise errors.internal(f"Unable to delete volume {volume_id}: {getattr(exc, 'text', str(exc))}") from None
+    volumes.delete_volume(ctx.db, ctx.user, volume, agents=ctx.state.agents, sessions=ctx.state.sessions,
+                          box=ctx.state.box)
     return SuccessResult()
 
 
