@@ -9,16 +9,17 @@ from hvcloud.server.orchestration import events
 
 
 def add_service_offering(db: Session, actor: User, offering: ServiceOffering) -> None:
-    db.add(offering)
-    db.flush()
-    db.refresh(offering)
-    events.record(db, actor, "SERVICE.OFFERING.CREATE", f"Creating service offering {offering.name}",
-                  resource_type="ServiceOffering", resource_id=offering.id)
+    _add(db, actor, offering, "SERVICE.OFFERING.CREATE", f"Creating service offering {offering.name}",
+         "ServiceOffering")
 
 
 def add_disk_offering(db: Session, actor: User, offering: DiskOffering) -> None:
+    _add(db, actor, offering, "DISK.OFFERING.CREATE", f"Creating disk offering {offering.name}", "DiskOffering")
+
+
+def _add(db: Session, actor: User, offering: ServiceOffering | DiskOffering, event_type: str, description: str,
+         resource_type: str) -> None:
     db.add(offering)
     db.flush()
     db.refresh(offering)
-    events.record(db, actor, "DISK.OFFERING.CREATE", f"Creating disk offering {offering.name}",
-                  resource_type="DiskOffering", resource_id=offering.id)
+    events.record(db, actor, event_type, description, resource_type=resource_type, resource_id=offering.id)

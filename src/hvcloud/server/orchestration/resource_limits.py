@@ -31,12 +31,14 @@ from hvcloud.server.db.models import (
     ResourceCount,
     ResourceLimit,
     TemplateStoreRef,
+    User,
     VMInstance,
     VMTemplate,
     Volume,
     new_id,
 )
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN
+from hvcloud.server.orchestration import events
 
 ROOT_PATH = "ROOT"
 
@@ -322,3 +324,25 @@ def account_usage(db: Session, config: ServerConfig, accounts: list[Account]) ->
             fields[f"{prefix}available"] = "Unlimited" if limit == R.UNLIMITED else str(max(limit - total, 0) // unit)
         out[account.id] = fields
     return out
+
+
+def set_limit(db: Session, actor: User, resource_type: int, stored: int, shown: int, *, account: Account | None,
+              domain: Domain | None) -> None:
+    """updateResourceLimit: the account's limit if ``account``, else the domain's; ``stored`` in the
+    type's unit of count (bytes for storage), ``shown`` as the caller gave it (for the event)."""
+    if account is not None:
+        owner = ResourceLimit.account_id == account.id
+    else:
+        assert domain is not None
+        owner = ResourceLimit.domain_id == domain.id
+    row = db.scalar(select(ResourceLimit).where(owner, ResourceLimit.resource_type == resource_type))
+    if row is None:
+        row = ResourceLimit(account_id=account.id if account else None, domain_id=domain.id if domain else None,
+                            resource_type=resource_type, max=stored)
+        db.add(row)
+    row.max = stored
+    db.flush()
+    who = f"account {account.name}" if account is not None else f"domain {domain.path}"  # type: ignore[union-attr]
+    events.record(db, actor, "RESOURCE.LIMIT.UPDATE",
+                  f"Resource limit of {R.NAMES[resource_type]} for {who} set to {shown}",
+                  resource_type="ResourceLimit", resource_id=row.id)

@@ -1,7 +1,7 @@
 """Job handlers whose whole effect is one database transaction, run as the user who submitted them.
 
 The effect commits atomically or not at all, so running the handler again after a crash is safe:
-these handlers are resumable. They get the job's parameters as the command passed them.
+these handlers are resumable.
 """
 
 from __future__ import annotations
@@ -16,25 +16,34 @@ from hvcloud.server import errors
 from hvcloud.server.db.models import User
 from hvcloud.server.jobs.handlers import JobContext, register
 
+#: ``work(jctx, db, submitter)``: the job's effect and result, inside its transaction
+WorkFn = Callable[[JobContext, Session, User], dict[str, Any]]
+#: ``fn(db, submitter, params)``: params are the values the command passed when it queued the job
 TransactionFn = Callable[[Session, User, dict[str, Any]], dict[str, Any]]
+
+
+def register_transaction(name: str, work: WorkFn) -> None:
+    """Register ``work`` as the resumable job handler ``name``."""
+
+    async def run(jctx: JobContext) -> dict[str, Any]:
+        return await asyncio.to_thread(_run_in_transaction, jctx, work)
+
+    register(name, run, resumable=True)
 
 
 def transaction_job(name: str) -> Callable[[TransactionFn], TransactionFn]:
     """Register ``fn(db, submitter, params)`` as the job handler ``name``; it returns the job's result."""
 
     def decorate(fn: TransactionFn) -> TransactionFn:
-        async def run(jctx: JobContext) -> dict[str, Any]:
-            return await asyncio.to_thread(_run_in_transaction, jctx, fn)
-
-        register(name, run, resumable=True)
+        register_transaction(name, lambda jctx, db, submitter: fn(db, submitter, dict(jctx.params)))
         return fn
 
     return decorate
 
 
-def _run_in_transaction(jctx: JobContext, fn: TransactionFn) -> dict[str, Any]:
+def _run_in_transaction(jctx: JobContext, work: WorkFn) -> dict[str, Any]:
     with jctx.sessions.begin() as db:
         user = db.get(User, jctx.user_id)
         if user is None:
             raise errors.internal("The user who submitted this job no longer exists")
-        return fn(db, user, dict(jctx.params))
+        return work(jctx, db, user)
