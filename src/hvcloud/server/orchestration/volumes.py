@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hvcloud.server import errors
@@ -81,6 +81,40 @@ def delete_volume(db: Session, actor: User, volume: Volume, *, agents: AgentMana
         agents.run_sync(steps.delete_volume(volume_id), timeout=agents.config.command_wait_seconds + 10)
     except (StepFailed, AgentError) as exc:
         raise errors.internal(f"Unable to delete volume {volume_id}: {exc}") from None
+
+
+def resize(db: Session, config: ServerConfig, actor: User, volume: Volume, new_size: int,
+           offering_id: str | None) -> dict[str, Any] | None:
+    """resizeVolume once the API checked it: the growth is charged to the owner and booked on the pool.
+    A volume never created (``Allocated``) or kept at its size is resized here (None returned); any
+    other is claimed ``Resizing`` and the params of the :data:`JOB_RESIZE` job are returned."""
+    events.record(db, actor, "VOLUME.RESIZE", f"Resizing volume {volume.name} from {volume.size} to {new_size} bytes",
+                  resource_type="Volume", resource_id=volume.id)
+    shrink = new_size < volume.size
+    charge = {R.PRIMARY_STORAGE: new_size - volume.size}
+    if volume.state == S.VOL_ALLOCATED or new_size == volume.size:
+        limits.charge(db, config, volume.account, charge)
+        if not planner.rebook_pool(db, volume, new_size):
+            raise _pool_full(volume, new_size)
+        volume.size = new_size
+        volume.disk_offering_id = offering_id or volume.disk_offering_id
+        return None
+    claimed = db.execute(update(Volume).where(Volume.id == volume.id, Volume.state == S.VOL_READY)
+                         .values(state=S.VOL_RESIZING).execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise errors.param_error(f"Volume {volume.name} is busy with another operation; try again")
+    volume.state = S.VOL_RESIZING
+    limits.charge(db, config, volume.account, charge)  # after the claim: volume, then account
+    if not shrink and not planner.rebook_pool(db, volume, new_size):
+        raise _pool_full(volume, new_size)
+    return {"volume_id": volume.id, "old_size": volume.size, "new_size": new_size, "shrink_ok": shrink,
+            "offering_id": offering_id}
+
+
+def _pool_full(volume: Volume, new_size: int) -> errors.CloudError:
+    pool = volume.pool.name if volume.pool is not None else "?"
+    return errors.insufficient_capacity(f"Primary storage pool {pool} has no room to grow volume {volume.name} "
+                                        f"from {volume.size} to {new_size} bytes")
 
 
 def next_device_id(db: Session, vm_id: str) -> int:

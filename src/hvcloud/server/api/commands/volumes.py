@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
-from hvcloud.server import resource_types as R
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import run_inline, submit_job
 from hvcloud.server.api.commands.vms import GiB, owned_vm
@@ -12,8 +11,7 @@ from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.db.models import DiskOffering, VMInstance, Volume, Zone, utcnow
-from hvcloud.server.orchestration import planner, volumes
-from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.orchestration import volumes
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.views.volumes import VOLUME_VIEW_LOADS, volume_view
 
@@ -180,36 +178,13 @@ def resize_volume(ctx: CallContext, args: Args) -> Result:
     if vm is not None and shrink and vm.state == S.RUNNING and volume.state == S.VOL_READY:
         raise errors.param_error(f"Unable to shrink volume {volume.name}: its VM {vm.instance_name} is running; "
                                  "stop it first")
-    ctx.event("VOLUME.RESIZE", f"Resizing volume {volume.name} from {volume.size} to {new_size} bytes",
-              resource_type="Volume", resource_id=volume.id)
     offering_id = offering.id if offering is not None else None
-    charge = {R.PRIMARY_STORAGE: new_size - volume.size}
-    if volume.state == S.VOL_ALLOCATED or new_size == volume.size:
-        limits.charge(ctx.db, ctx.state.config, volume.account, charge)
-        if not planner.rebook_pool(ctx.db, volume, new_size):
-            raise _pool_full(volume, new_size)
-        volume.size = new_size
-        volume.disk_offering_id = offering_id or volume.disk_offering_id
+    params = volumes.resize(ctx.db, ctx.state.config, ctx.user, volume, new_size, offering_id)
+    if params is None:
         return run_inline(ctx, ObjectResult("volume", volume_view(volume)), instance_type="Volume",
                           instance_id=volume.id)
-    claimed = ctx.db.execute(update(Volume).where(Volume.id == volume.id, Volume.state == S.VOL_READY)
-                             .values(state=S.VOL_RESIZING).execution_options(synchronize_session=False))
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise errors.param_error(f"Volume {volume.name} is busy with another operation; try again")
-    volume.state = S.VOL_RESIZING
-    limits.charge(ctx.db, ctx.state.config, volume.account, charge)  # after the claim: volume, then account
-    if not shrink and not planner.rebook_pool(ctx.db, volume, new_size):
-        raise _pool_full(volume, new_size)
-    params = {"volume_id": volume.id, "old_size": volume.size, "new_size": new_size, "shrink_ok": shrink,
-              "offering_id": offering_id}
     return submit_job(ctx, volumes.JOB_RESIZE, params, instance_type="Volume", instance_id=volume.id,
                       object_key=f"VirtualMachine:{vm.id}" if vm is not None else None)
-
-
-def _pool_full(volume: Volume, new_size: int) -> errors.ApiError:
-    pool = volume.pool.name if volume.pool is not None else "?"
-    return errors.insufficient_capacity(f"Primary storage pool {pool} has no room to grow volume {volume.name} "
-                                        f"from {volume.size} to {new_size} bytes")
 
 
 @command("deleteVolume", "Deletes a detached disk volume.", admin=False, params=[
