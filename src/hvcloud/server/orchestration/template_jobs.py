@@ -1,7 +1,7 @@
 """The template jobs: download from a URL, copy between zones, install an upload, delete.
 
-Registered with the job engine on import (see :mod:`hvcloud.server.orchestration.jobs`); the API's
-template commands queue them by these names.
+Registered with the job engine on import (see :mod:`hvcloud.server.orchestration.job_handlers`);
+the API's template commands queue them by these names.
 """
 
 from __future__ import annotations
