@@ -36,7 +36,8 @@ from hvcloud.server.db.engine import is_write
 from hvcloud.server.db.models import TemplatePoolRef
 from hvcloud.server.jobs import store
 from hvcloud.server.jobs.handlers import JobContext
-from hvcloud.server.orchestration import vm_steps, vms
+from hvcloud.server.orchestration.vm import manager as vms
+from hvcloud.server.orchestration.vm import steps as vm_steps
 from hvcloud.server.state import ServerState
 
 STEPS = ("submit", "claim", "place", "before_start", "started", "query")

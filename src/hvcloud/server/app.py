@@ -17,9 +17,9 @@ from hvcloud.server.api.endpoint import make_handler
 from hvcloud.server.api.registry import REGISTRY
 from hvcloud.server.api.uploads import make_upload_handler
 from hvcloud.server.jobs.engine import EngineSettings, JobEngine
-from hvcloud.server.orchestration import storage_cleanup, vms
+from hvcloud.server.orchestration import job_handlers, storage_cleanup
 from hvcloud.server.orchestration.agent_manager import AgentManager
-from hvcloud.server.orchestration.resources import storage_pools  # noqa: F401  (registers its job handler)
+from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.state import ServerState
 
 
@@ -31,6 +31,7 @@ def load_plugins(names: tuple[str, ...]) -> None:
 
 def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
     commands.load()
+    job_handlers.load()
     load_plugins(state.config.plugins)
     access_log.install()
     handler = make_handler(state, REGISTRY)

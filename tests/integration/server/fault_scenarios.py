@@ -31,7 +31,7 @@ from typing import Any
 from cs import CloudStack
 
 from hvcloud.server.db.models import Host, TemplatePoolRef
-from hvcloud.server.orchestration import power_sync
+from hvcloud.server.orchestration.vm import power_sync
 from hvcloud.storage import qemu_img
 from tests.support.agent_process import AgentProcess
 from tests.support.image_server import serve_images

@@ -11,9 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hvcloud.server.db.models import AsyncJob, Host, StoragePool, VMInstance, VmPowerReport, Volume, utcnow
-from hvcloud.server.orchestration import host_updates, planner, storage_cleanup, vm_steps, vms
-from hvcloud.server.orchestration import power_sync as P
-from hvcloud.server.orchestration import vm_states as S
+from hvcloud.server.orchestration import host_updates, planner, storage_cleanup
+from hvcloud.server.orchestration.vm import manager as vms
+from hvcloud.server.orchestration.vm import power_sync as P
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm import steps as vm_steps
 from hvcloud.server.state import ServerState
 from tests.support.server_api import Caller
 from tests.unit.server.test_vm_placement import _cloud, _vm

@@ -20,7 +20,6 @@ from hvcloud.server.api.endpoint import process
 from hvcloud.server.api.params import RequestParams
 from hvcloud.server.api.registry import REGISTRY
 from hvcloud.server.api.signature import compute_signature
-from hvcloud.server.api.vm_views import vm_view
 from hvcloud.server.db.engine import is_write
 from hvcloud.server.db.models import (
     Account,
@@ -42,9 +41,13 @@ from hvcloud.server.db.models import (
 )
 from hvcloud.server.jobs import store
 from hvcloud.server.jobs.handlers import JobContext
-from hvcloud.server.orchestration import planner, vm_steps, vm_wire, vms
-from hvcloud.server.orchestration import vm_states as S
+from hvcloud.server.orchestration import planner
+from hvcloud.server.orchestration.vm import manager as vms
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm import steps as vm_steps
+from hvcloud.server.orchestration.vm import wire as vm_wire
 from hvcloud.server.state import ServerState
+from hvcloud.server.views.vms import vm_view
 from tests.support.server_api import keys_of
 
 GiB = 1024**3

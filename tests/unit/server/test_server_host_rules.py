@@ -9,7 +9,6 @@ import pytest
 
 from hvcloud.server.config import ServerConfig, parse_settings, split_setting
 from hvcloud.server.db.models import Host, VmPowerReport, utcnow
-from hvcloud.server.orchestration import power_sync
 from hvcloud.server.orchestration.agents import (
     HOST_ALERT,
     HOST_DISCONNECTED,
@@ -30,6 +29,7 @@ from hvcloud.server.orchestration.discovery import (
     resolve,
 )
 from hvcloud.server.orchestration.host_status import Timings, status_after_failure
+from hvcloud.server.orchestration.vm import power_sync
 from hvcloud.server.state import ServerState
 from tests.support.server_api import Caller, build_zone
 

@@ -29,9 +29,12 @@ from hvcloud.server.db.models import (
     Zone,
     utcnow,
 )
-from hvcloud.server.orchestration import planner, vm_steps, vm_wire, vms
-from hvcloud.server.orchestration import power_sync as P
-from hvcloud.server.orchestration import vm_states as S
+from hvcloud.server.orchestration import planner
+from hvcloud.server.orchestration.vm import manager as vms
+from hvcloud.server.orchestration.vm import power_sync as P
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm import steps as vm_steps
+from hvcloud.server.orchestration.vm import wire as vm_wire
 from hvcloud.server.state import ServerState
 from hvcloud.storage.simulated import SimulatedStorage
 

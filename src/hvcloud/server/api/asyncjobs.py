@@ -8,19 +8,21 @@ commands); the engine runs the job's handler and records CloudStack's ``jobstatu
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
 
-from hvcloud.server.api import errors
+from sqlalchemy.orm import Session
+
 from hvcloud.server.api.context import CallContext
 from hvcloud.server.api.envelope import compact
 from hvcloud.server.api.registry import Args
 from hvcloud.server.api.results import AsyncResult, Result, body_of
 from hvcloud.server.db.models import AsyncJob, User
+from hvcloud.server.errors import CloudError
 from hvcloud.server.jobs import store
-from hvcloud.server.jobs.handlers import JobContext, register
+from hvcloud.server.jobs.handlers import JobContext
+from hvcloud.server.orchestration.transaction_jobs import register_transaction
 
 JOB_IN_PROGRESS = store.IN_PROGRESS
 JOB_SUCCEEDED = store.SUCCEEDED
@@ -41,12 +43,12 @@ def submit_job(ctx: CallContext, handler: str, params: dict[str, Any] | None = N
     return AsyncResult(jobid=job.id, object_id=instance_id if create else None)
 
 
-def run_inline(ctx: CallContext, result_or_error: Result | errors.ApiError, *,
+def run_inline(ctx: CallContext, result_or_error: Result | CloudError, *,
                instance_type: str | None = None, instance_id: str | None = None,
                create: bool = False) -> AsyncResult:
     """Record a job whose work was already done inside the request (for commands that need no
     long-running step); prefer :func:`submit_job`."""
-    if isinstance(result_or_error, errors.ApiError):
+    if isinstance(result_or_error, CloudError):
         body: dict[str, Any] = store.error_body(result_or_error.code, result_or_error.text)
         code: int | None = result_or_error.code
     else:
@@ -75,26 +77,17 @@ SyncJobFn = Callable[[CallContext, Args], Result]
 
 
 def api_job(name: str) -> Callable[[SyncJobFn], SyncJobFn]:
-    """Register a job handler that runs ``fn(ctx, args)`` in one transaction, as the submitting user.
-
-    The whole effect commits atomically or not at all, so running it again after a crash is safe:
-    these handlers are resumable. ``args`` are the values the command passed to :func:`submit_job`.
+    """Register a job handler that runs ``fn(ctx, args)`` in one transaction, as the submitting user
+    (see :mod:`hvcloud.server.orchestration.transaction_jobs`; new job handlers belong in
+    orchestration). ``args`` are the values the command passed to :func:`submit_job`.
     """
 
     def decorate(fn: SyncJobFn) -> SyncJobFn:
-        async def run(jctx: JobContext) -> dict[str, Any]:
-            return await asyncio.to_thread(_run_in_transaction, jctx, fn)
+        def work(jctx: JobContext, db: Session, user: User) -> dict[str, Any]:
+            ctx = CallContext(state=jctx.state, db=db, user=user, command=jctx.command)
+            return body_of(fn(ctx, Args(jctx.command, dict(jctx.params))))
 
-        register(name, run, resumable=True)
+        register_transaction(name, work)
         return fn
 
     return decorate
-
-
-def _run_in_transaction(jctx: JobContext, fn: SyncJobFn) -> dict[str, Any]:
-    with jctx.sessions.begin() as db:
-        user = db.get(User, jctx.user_id)
-        if user is None:
-            raise errors.internal("The user who submitted this job no longer exists")
-        ctx = CallContext(state=jctx.state, db=db, user=user, command=jctx.command)
-        return body_of(fn(ctx, Args(jctx.command, dict(jctx.params))))

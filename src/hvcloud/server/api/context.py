@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session, lazyload
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.registry import Args
-from hvcloud.server.db.models import Account, Base, Event, User
+from hvcloud.server.db.models import Account, Base, User
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN
+from hvcloud.server.orchestration import events
 from hvcloud.server.state import ServerState
 
 T = TypeVar("T", bound=Base)
@@ -84,9 +85,8 @@ class CallContext:
 
     def event(self, event_type: str, description: str, *, resource_type: str | None = None,
               resource_id: str | None = None, level: str = "INFO") -> None:
-        self.db.add(Event(event_type=event_type, level=level, description=description,
-                          account_id=self.account.id, user_id=self.user.id,
-                          resource_type=resource_type, resource_id=resource_id))
+        events.record(self.db, self.user, event_type, description, resource_type=resource_type,
+                      resource_id=resource_id, level=level)
 
 
 def keyword_pattern(args: Args) -> str | None:

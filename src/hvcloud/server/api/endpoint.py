@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from hvcloud import logs
-from hvcloud.server.api import auth, errors, vm_views
+from hvcloud.server.api import auth, errors, visibility
 from hvcloud.server.api.context import CallContext
 from hvcloud.server.api.envelope import (
     JSON_CONTENT_TYPE,
@@ -26,6 +26,7 @@ from hvcloud.server.api.registry import REGISTRY, Registry, bind
 from hvcloud.server.api.results import RawResult, body_of
 from hvcloud.server.db.models import User
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN
+from hvcloud.server.errors import CloudError
 from hvcloud.server.state import ServerState
 
 log = logs.get(__name__)
@@ -42,7 +43,8 @@ class Outcome:
     clear_cookies: tuple[str, ...] = ()
 
 
-def _error(exc: errors.ApiError, command: str | None) -> Outcome:
+def _error(exc: CloudError, command: str | None) -> Outcome:
+    """The API's envelope of any :class:`CloudError`, raised by a command or by a manager below it."""
     generic = exc.generic_envelope or command is None or exc.code == errors.UNSUPPORTED_ACTION
     name = "errorresponse" if generic else f"{(command or '').lower()}response"
     return Outcome(exc.code, name, error_body(exc.code, exc.text, exc.cserrorcode))
@@ -126,11 +128,11 @@ def process(state: ServerState, registry: Registry, method: str, params: Request
                 db.rollback()
                 raise
         body = body_of(result)
-        outcome = Outcome(200, command.response_name, body if admin else vm_views.for_user(body))
+        outcome = Outcome(200, command.response_name, body if admin else visibility.for_user(body))
         if isinstance(result, RawResult):
             outcome.cookies, outcome.clear_cookies = result.cookies, result.clear_cookies
         return outcome
-    except errors.ApiError as exc:
+    except CloudError as exc:
         return _error(exc, command_name if command_name and registry.get(command_name) else None)
     except Exception:
         log.exception("API command failed", command=command_name)
@@ -210,7 +212,7 @@ def make_handler(state: ServerState, registry: Registry = REGISTRY) -> Any:
         try:
             pairs = await _read_pairs(request, state.config.max_body_bytes)
             params = RequestParams.from_pairs(pairs)
-        except errors.ApiError as exc:
+        except CloudError as exc:
             outcome = _error(exc, None)
             as_json = _wants_json(pairs)
         else:

@@ -1,87 +1,46 @@
-"""API errors with CloudStack's ``errorcode`` (= HTTP status) and ``cserrorcode`` values."""
+"""The API's errors: the server's one error model (:mod:`hvcloud.server.errors`, whose ``CloudError``
+the API renders in CloudStack's error envelope), re-exported for the commands, and the errors only
+the API raises (credentials, parameters of a command)."""
 
 from __future__ import annotations
 
-UNAUTHORIZED = 401
-METHOD_NOT_ALLOWED = 405
-MALFORMED_PARAMETER = 430
-PARAM_ERROR = 431
-UNSUPPORTED_ACTION = 432
-INTERNAL_ERROR = 530
-ACCOUNT_ERROR = 531
-INSUFFICIENT_CAPACITY = 533
-RESOURCE_UNAVAILABLE = 534
-RESOURCE_ALLOCATION = 535
-RESOURCE_IN_USE = 536
-
-CS_RUNTIME = 4250
-CS_INSUFFICIENT_CAPACITY = 4325
-CS_INVALID_PARAMETER = 4350
-CS_PERMISSION_DENIED = 4365
-CS_RESOURCE_ALLOCATION = 4370
-CS_RESOURCE_IN_USE = 4375
-CS_RESOURCE_UNAVAILABLE = 4380
-CS_SERVER_API = 9999
+from hvcloud.server.errors import ACCOUNT_ERROR as ACCOUNT_ERROR
+from hvcloud.server.errors import CS_INSUFFICIENT_CAPACITY as CS_INSUFFICIENT_CAPACITY
+from hvcloud.server.errors import CS_INVALID_PARAMETER as CS_INVALID_PARAMETER
+from hvcloud.server.errors import CS_PERMISSION_DENIED as CS_PERMISSION_DENIED
+from hvcloud.server.errors import CS_RESOURCE_ALLOCATION as CS_RESOURCE_ALLOCATION
+from hvcloud.server.errors import CS_RESOURCE_IN_USE as CS_RESOURCE_IN_USE
+from hvcloud.server.errors import CS_RESOURCE_UNAVAILABLE as CS_RESOURCE_UNAVAILABLE
+from hvcloud.server.errors import CS_RUNTIME as CS_RUNTIME
+from hvcloud.server.errors import CS_SERVER_API as CS_SERVER_API
+from hvcloud.server.errors import INSUFFICIENT_CAPACITY as INSUFFICIENT_CAPACITY
+from hvcloud.server.errors import INTERNAL_ERROR as INTERNAL_ERROR
+from hvcloud.server.errors import MALFORMED_PARAMETER as MALFORMED_PARAMETER
+from hvcloud.server.errors import METHOD_NOT_ALLOWED as METHOD_NOT_ALLOWED
+from hvcloud.server.errors import PARAM_ERROR as PARAM_ERROR
+from hvcloud.server.errors import RESOURCE_ALLOCATION as RESOURCE_ALLOCATION
+from hvcloud.server.errors import RESOURCE_IN_USE as RESOURCE_IN_USE
+from hvcloud.server.errors import RESOURCE_UNAVAILABLE as RESOURCE_UNAVAILABLE
+from hvcloud.server.errors import UNAUTHORIZED as UNAUTHORIZED
+from hvcloud.server.errors import UNSUPPORTED_ACTION as UNSUPPORTED_ACTION
+from hvcloud.server.errors import CloudError
+from hvcloud.server.errors import entity_not_found as entity_not_found
+from hvcloud.server.errors import in_use as in_use
+from hvcloud.server.errors import insufficient_capacity as insufficient_capacity
+from hvcloud.server.errors import internal as internal
+from hvcloud.server.errors import invalid_value as invalid_value
+from hvcloud.server.errors import missing_parameter as missing_parameter
+from hvcloud.server.errors import param_error as param_error
+from hvcloud.server.errors import permission_denied as permission_denied
+from hvcloud.server.errors import resource_allocation as resource_allocation
+from hvcloud.server.errors import unavailable as unavailable
 
 CREDENTIALS_TEXT = "unable to verify user credentials and/or request signature"
 NOT_AVAILABLE_TEXT = "The given command does not exist or it is not available for user"
 
-
-class ApiError(Exception):
-    """An error answered in CloudStack's error envelope; ``cserrorcode`` None means omitted."""
-
-    def __init__(self, code: int, text: str, cserrorcode: int | None = CS_SERVER_API,
-                 *, generic_envelope: bool = False) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
-        self.cserrorcode = cserrorcode
-        self.generic_envelope = generic_envelope
+#: the name API code has always used for the server's error
+ApiError = CloudError
 
 
 def unauthorized(text: str = CREDENTIALS_TEXT, *, generic_envelope: bool = False) -> ApiError:
     return ApiError(UNAUTHORIZED, text, None, generic_envelope=generic_envelope)
-
-
-def param_error(text: str) -> ApiError:
-    return ApiError(PARAM_ERROR, text, CS_INVALID_PARAMETER)
-
-
-def missing_parameter(command: str, name: str) -> ApiError:
-    return param_error(f"Unable to execute API command {command.lower()} due to missing parameter {name}")
-
-
-def invalid_value(command: str, name: str, detail: str) -> ApiError:
-    return param_error(f"Unable to execute API command {command.lower()} due to invalid value. "
-                       f"Invalid parameter {name} value={detail}")
-
-
-def entity_not_found(name: str, value: str) -> ApiError:
-    return param_error(f"Invalid parameter {name} value={value} due to incorrect long value format, "
-                       "or entity does not exist or due to incorrect parameter annotation for the field "
-                       "in api cmd class.")
-
-
-def permission_denied(text: str) -> ApiError:
-    return ApiError(ACCOUNT_ERROR, text, CS_PERMISSION_DENIED)
-
-
-def in_use(text: str) -> ApiError:
-    return ApiError(RESOURCE_IN_USE, text, CS_RESOURCE_IN_USE)
-
-
-def unavailable(text: str) -> ApiError:
-    return ApiError(RESOURCE_UNAVAILABLE, text, CS_RESOURCE_UNAVAILABLE)
-
-
-def internal(text: str) -> ApiError:
-    return ApiError(INTERNAL_ERROR, text, CS_RUNTIME)
-
-
-def insufficient_capacity(text: str) -> ApiError:
-    return ApiError(INSUFFICIENT_CAPACITY, text, CS_INSUFFICIENT_CAPACITY)
-
-
-def resource_allocation(text: str) -> ApiError:
-    """CloudStack's ResourceAllocationException (a resource limit would be exceeded)."""
-    return ApiError(RESOURCE_ALLOCATION, text, CS_RESOURCE_ALLOCATION)

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from hvcloud.server.api.commands.templates import UPLOAD_PURPOSE, upload_signature
 from hvcloud.server.db.models import TemplateStoreRef
 from hvcloud.server.jobs import store as job_store
+from hvcloud.server.orchestration import template_jobs
 from hvcloud.server.orchestration import templates as tpl
 from hvcloud.server.state import ServerState
 
@@ -49,7 +50,7 @@ def _claim_ref(state: ServerState, ref_id: str) -> dict[str, Any] | None:
 def _submit(state: ServerState, ref_id: str, info: dict[str, Any]) -> str:
     with state.sessions.begin() as db:
         job = job_store.submit(db, account_id=info["account_id"], user_id=info["owner"],
-                               command="uploadTemplate", handler="template.upload",
+                               command="uploadTemplate", handler=template_jobs.JOB_UPLOAD,
                                params={"ref_id": ref_id, "iso": info["is_iso"]}, instance_type="Template",
                                instance_id=info["template_id"], object_key=f"Template:{info['template_id']}")
         return job.id

@@ -8,7 +8,7 @@ The rows jobs touch all the time (VMs, volumes, hosts, pools, template copies) l
 relationships on first access (``lazy="select"``: a lookup in the session's identity map, or one small
 SELECT): joined eager loading dragged some twenty rows of zones, pods, clusters, hosts and templates
 into every VM or volume a deploy read. Views of many rows load what they show for the whole page
-(``selectinload``, or plain joined columns in ``api.vm_views``), so a page costs a fixed number of
+(``selectinload``, or plain joined columns in ``views.vms``), so a page costs a fixed number of
 queries. Small lookups (an account's domain, a user's account) stay joined.
 """
 

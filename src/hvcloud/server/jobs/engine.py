@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from hvcloud import logs
+from hvcloud.server.errors import CloudError
 from hvcloud.server.jobs import leases, store
 from hvcloud.server.jobs.handlers import HANDLERS, JobContext, JobFailure, JobHandler
 
@@ -42,12 +43,11 @@ INTERNAL_ERROR_TEXT = "Internal error executing the job, please contact your sys
 
 
 def _failure_of(exc: BaseException) -> tuple[int, str]:
-    """CloudStack code and text of a failure: JobFailure, or any error carrying ``code``/``text``
-    (the API's ApiError), else a generic internal error. An unexpected exception's own text (a
+    """CloudStack code and text of a failure: a :class:`CloudError` (JobFailure, the API's ApiError),
+    else a generic internal error. An unexpected exception's own text (a
     database error quotes its SQL and values) goes to the server log only, never to the answer."""
-    code, text = getattr(exc, "code", None), getattr(exc, "text", None)
-    if isinstance(code, int) and isinstance(text, str):
-        return code, text
+    if isinstance(exc, CloudError):
+        return exc.code, exc.text
     return store.INTERNAL_ERROR, INTERNAL_ERROR_TEXT
 
 

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from hvcloud.server.errors import CloudError
+
 if TYPE_CHECKING:
     from hvcloud.server.state import ServerState
 
@@ -28,13 +30,11 @@ RollbackFn = Callable[["JobContext"], Awaitable[None]]
 ProgressWriter = Callable[[str, int, str | None], None]
 
 
-class JobFailure(Exception):
+class JobFailure(CloudError):
     """A handler's deliberate failure: becomes ``jobstatus`` 2 with this ``errorcode``."""
 
     def __init__(self, code: int, text: str) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
+        super().__init__(code, text)
 
 
 @dataclass(frozen=True)

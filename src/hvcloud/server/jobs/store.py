@@ -20,6 +20,7 @@ from sqlalchemy import Row, and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from hvcloud.server.db.models import AsyncJob, new_id, utcnow
+from hvcloud.server.errors import INTERNAL_ERROR as INTERNAL_ERROR
 
 IN_PROGRESS = 0
 SUCCEEDED = 1
@@ -32,8 +33,6 @@ PHASE_DONE = "done"
 CLAIMABLE = (PHASE_QUEUED, PHASE_RECOVER)
 #: the order claims take the phases in: interrupted jobs before new ones
 CLAIMABLE_ORDER = (PHASE_RECOVER, PHASE_QUEUED)
-
-INTERNAL_ERROR = 530
 
 
 def now_us() -> int:

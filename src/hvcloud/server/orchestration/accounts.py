@@ -1,4 +1,5 @@
-"""Deleting users and accounts, as CloudStack's AccountManager does it.
+"""The account manager: creating, disabling and deleting users and accounts, as CloudStack's
+AccountManager does it.
 
 A deleted user or account is a tombstone, not a missing row: events, jobs, VMs and volumes keep
 naming it (their foreign keys point at it). ``remove_user`` drops the user's API keys and login
@@ -17,24 +18,43 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from hvcloud import logs
-from hvcloud.server.db.models import Account, AsyncJob, LoginSession, User, VMInstance, VMTemplate, Volume, utcnow
+from hvcloud.server import errors
+from hvcloud.server.db.crypto import hash_password
+from hvcloud.server.db.models import (
+    Account,
+    AsyncJob,
+    Domain,
+    LoginSession,
+    User,
+    VMInstance,
+    VMTemplate,
+    Volume,
+    utcnow,
+)
+from hvcloud.server.errors import INTERNAL_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
+from hvcloud.server.orchestration import events
 from hvcloud.server.orchestration import templates as tpl
-from hvcloud.server.orchestration import vm_states as S
-from hvcloud.server.orchestration import vms
-from hvcloud.server.orchestration.vm_steps import StepFailed, Steps
+from hvcloud.server.orchestration.transaction_jobs import transaction_job
+from hvcloud.server.orchestration.vm import manager as vms
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
+from hvcloud.server.views.accounts import account_view, user_view
 
 log = logs.get(__name__)
 
 JOB_DELETE = "account.delete"
+#: (names kept from when these jobs lived in the API: queued jobs name their handler)
+JOB_DISABLE_ACCOUNT = "api.disableAccount"
+JOB_DISABLE_USER = "api.disableUser"
 ACCOUNT_REMOVED = "removed"
-ERR_INTERNAL = 530
 #: how long the cleanup waits for a job already running on one of the account's objects
 BUSY_WAIT_SECONDS = 600.0
 BUSY_POLL_SECONDS = 0.5
@@ -61,6 +81,116 @@ def remove_account(db: Session, account: Account) -> None:
     account.removed = account.removed or utcnow()
 
 
+# -- domains, accounts and users --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NewUser:
+    """A user to create: ``command`` is the API command asking (named in a missing-password error)."""
+
+    command: str
+    username: str
+    password: str
+    firstname: str
+    lastname: str
+    email: str | None = None
+    timezone: str | None = None
+
+
+def username_taken(db: Session, username: str) -> bool:
+    """Usernames are unique among live users; a removed user's name may be taken again."""
+    return db.scalar(select(User.id).where(User.username == username, User.removed.is_(None))) is not None
+
+
+def add_user(db: Session, account: Account, new: NewUser) -> User:
+    if username_taken(db, new.username):
+        raise errors.param_error(f"The user {new.username} already exists in domain")
+    if new.password == "":
+        raise errors.missing_parameter(new.command, "password")
+    user = User(account_id=account.id, username=new.username, password_hash=hash_password(new.password),
+                firstname=new.firstname, lastname=new.lastname, email=new.email, timezone=new.timezone)
+    db.add(user)
+    db.flush()
+    return user
+
+
+def create_account(db: Session, actor: User, domain: Domain, name: str, account_type: int,
+                   network_domain: str | None, first_user: NewUser) -> Account:
+    exists = db.scalar(select(Account.id).where(Account.domain_id == domain.id, Account.name == name,
+                                                Account.removed.is_(None)))
+    if exists is not None:
+        raise errors.param_error(f"The specified account: {name} already exists")
+    account = Account(name=name, domain_id=domain.id, account_type=account_type, network_domain=network_domain)
+    db.add(account)
+    db.flush()
+    add_user(db, account, first_user)
+    db.refresh(account)
+    events.record(db, actor, "ACCOUNT.CREATE", f"Creating account {name}", resource_type="Account",
+                  resource_id=account.id)
+    return account
+
+
+def create_user(db: Session, actor: User, account: Account, new: NewUser) -> User:
+    user = add_user(db, account, new)
+    events.record(db, actor, "USER.CREATE", f"Creating user {user.username}", resource_type="User",
+                  resource_id=user.id)
+    return user
+
+
+def live_account(db: Session, account_id: str, name: str = "id") -> Account:
+    """An account that has not been deleted; a removed one is as unknown as an id that never existed."""
+    account = db.get(Account, account_id) if account_id != "-1" else None
+    if account is None or account.removed is not None:
+        raise errors.entity_not_found(name, account_id)
+    return account
+
+
+def live_user(db: Session, user_id: str, name: str = "id") -> User:
+    """A user that has not been deleted; a removed one is as unknown as an id that never existed."""
+    user = db.get(User, user_id) if user_id != "-1" else None
+    if user is None or user.removed is not None:
+        raise errors.entity_not_found(name, user_id)
+    return user
+
+
+def set_account_state(db: Session, actor: User, account_id: str, state: str) -> Account:
+    account = live_account(db, account_id)
+    if account.id == actor.account_id and state != "enabled":
+        raise errors.param_error("An account cannot disable itself")
+    account.state = state
+    if state != "enabled":
+        end_sessions(db, select(User.id).where(User.account_id == account.id))
+    events.record(db, actor, "ACCOUNT.DISABLE" if state != "enabled" else "ACCOUNT.ENABLE",
+                  f"Account {account.name} is now {state}", resource_type="Account", resource_id=account.id)
+    return account
+
+
+def set_user_state(db: Session, actor: User, user_id: str, state: str) -> User:
+    user = live_user(db, user_id)
+    if user.id == actor.id and state != "enabled":
+        raise errors.param_error("A user cannot disable or lock itself")
+    user.state = state
+    if state == "enabled":
+        user.login_attempts = 0  # CloudStack: an enabled user starts a fresh count of failed logins
+    if state != "enabled":
+        end_sessions(db, [user.id])
+    events.record(db, actor, "USER.DISABLE" if state != "enabled" else "USER.ENABLE",
+                  f"User {user.username} is now {state}", resource_type="User", resource_id=user.id)
+    return user
+
+
+@transaction_job(JOB_DISABLE_ACCOUNT)
+def _disable_account_job(db: Session, submitter: User, params: dict[str, Any]) -> dict[str, Any]:
+    state = "locked" if params.get("lock") is True else "disabled"
+    return {"account": account_view(set_account_state(db, submitter, str(params["id"]), state))}
+
+
+@transaction_job(JOB_DISABLE_USER)
+def _disable_user_job(db: Session, submitter: User, params: dict[str, Any]) -> dict[str, Any]:
+    return {"user": user_view(set_user_state(db, submitter, str(params["id"]), "disabled"))}
+
+
+# -- deleteAccount's cleanup -------------------------------------------------------------------------
+
 def _owned(db: Session, account_id: str) -> tuple[list[str], list[str], list[str]]:
     """Ids of the account's VMs, detached volumes and templates/ISOs not yet gone."""
     vm_ids = list(db.scalars(select(VMInstance.id).where(VMInstance.account_id == account_id,
@@ -85,7 +215,7 @@ async def _wait_idle(jctx: JobContext, steps: Steps, object_key: str) -> None:
     deadline = time.monotonic() + BUSY_WAIT_SECONDS
     while await steps.tx(_busy, object_key, jctx.job_id):
         if time.monotonic() > deadline:
-            raise JobFailure(ERR_INTERNAL, f"{object_key} is still busy with another job")
+            raise JobFailure(INTERNAL_ERROR, f"{object_key} is still busy with another job")
         await asyncio.sleep(BUSY_POLL_SECONDS)
 
 
@@ -117,7 +247,7 @@ async def run_delete(jctx: JobContext) -> dict[str, Any]:
         try:
             await work
         except (JobFailure, StepFailed, tpl.TemplateInstallError) as exc:
-            text = getattr(exc, "text", None) or str(exc)
+            text = str(exc)
             log.warning("account cleanup step failed", account_id=account_id, object=what, error=text)
             failures.append(f"{what}: {text}")
 
@@ -130,7 +260,7 @@ async def run_delete(jctx: JobContext) -> dict[str, Any]:
     for template_id in template_ids:
         await attempt(f"template {template_id}", _clean_template(jctx, steps, template_id))
     if failures:
-        raise JobFailure(ERR_INTERNAL, "The account was removed but cleaning up its resources failed; call "
+        raise JobFailure(INTERNAL_ERROR, "The account was removed but cleaning up its resources failed; call "
                          "deleteAccount again to retry: " + "; ".join(failures)[:800])
     log.info("account cleaned up", account_id=account_id, vms=len(vm_ids), volumes=len(volume_ids),
              templates=len(template_ids))

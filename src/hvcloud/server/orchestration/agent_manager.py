@@ -39,7 +39,7 @@ from hvcloud.agent_client import AgentClient
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import Cluster, Host, StoragePool, utcnow
-from hvcloud.server.orchestration import discovery, host_leases, host_updates, power_sync
+from hvcloud.server.orchestration import discovery, host_leases, host_updates
 from hvcloud.server.orchestration.agents import (
     DEFAULT_AGENT_PORT,
     HOST_DOWN,
@@ -53,6 +53,7 @@ from hvcloud.server.orchestration.agents import (
 )
 from hvcloud.server.orchestration.discovery import AgentAddress, ConnectRequest, ConnectResult, PoolTarget
 from hvcloud.server.orchestration.host_status import Timings
+from hvcloud.server.orchestration.vm import power_sync
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.base import Answer, Command

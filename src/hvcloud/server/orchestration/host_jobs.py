@@ -16,15 +16,16 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from hvcloud.server import errors
 from hvcloud.server.db.models import Event, Host, VMInstance
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
-from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import (
     RESOURCE_MAINTENANCE,
     RESOURCE_PREPARE_MAINTENANCE,
 )
-from hvcloud.server.orchestration.vm_steps import StepFailed, Steps
-from hvcloud.server.orchestration.vms import stop_vm
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm.manager import stop_vm
+from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 from hvcloud.server.views.hosts import host_view
 from hvcloud.wire import commands as C
 
@@ -33,14 +34,12 @@ JOB_MAINTAIN = "host.maintain"
 RESOURCE_ERROR_IN_MAINTENANCE = "ErrorInMaintenance"
 STRATEGY_ERROR = "Error"
 STRATEGY_FORCE_STOP = "ForceStop"
-ERR_PARAM = 431
-ERR_INTERNAL = 530
 
 
 def _host(db: Session, host_id: str) -> Host:
     host = db.get(Host, host_id)
     if host is None:
-        raise JobFailure(ERR_PARAM, f"Host {host_id} does not exist")
+        raise JobFailure(errors.PARAM_ERROR, f"Host {host_id} does not exist")
     return host
 
 
@@ -59,14 +58,14 @@ def _event(jctx: JobContext, db: Session, host: Host, event_type: str, text: str
 async def run_reconnect(jctx: JobContext) -> dict[str, Any]:
     host_id = str(jctx.params["host_id"])
     if jctx.agents is None:
-        raise JobFailure(ERR_INTERNAL, "the agent manager is not running on this management server")
+        raise JobFailure(errors.INTERNAL_ERROR, "the agent manager is not running on this management server")
     steps = Steps(jctx.sessions, jctx.agents, jctx.state.box)
     name = await steps.tx(lambda db: _host(db, host_id).name)
     outcome = await jctx.agents.reconnect(host_id)
     if outcome is None:
-        raise JobFailure(ERR_PARAM, f"Host {name} no longer exists")
+        raise JobFailure(errors.PARAM_ERROR, f"Host {name} no longer exists")
     if outcome.error is not None:
-        raise JobFailure(ERR_INTERNAL, f"Failed to reconnect host {name}: {outcome.error}")
+        raise JobFailure(errors.INTERNAL_ERROR, f"Failed to reconnect host {name}: {outcome.error}")
 
     def reconnected(db: Session) -> None:
         _event(jctx, db, _host(db, host_id), "HOST.RECONNECT", f"Reconnected host {name}")
@@ -132,7 +131,7 @@ async def run_maintain(jctx: JobContext) -> dict[str, Any]:
             failures.append(f"MaintainCommand: {exc.text}")
     error = await steps.tx(lambda db: _conclude(jctx, db, host_id, failures))
     if error is not None:
-        raise JobFailure(ERR_INTERNAL, error)
+        raise JobFailure(errors.INTERNAL_ERROR, error)
     return _result(jctx, host_id)
 
 

@@ -8,7 +8,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hvcloud.server.db.models import Host, StoragePool
-from hvcloud.server.orchestration import power_sync
 from hvcloud.server.orchestration.agents import (
     HOST_ALERT,
     HOST_DISCONNECTED,
@@ -19,6 +18,7 @@ from hvcloud.server.orchestration.agents import (
 from hvcloud.server.orchestration.alerts import ALERT_TYPE_HOST, raise_alert
 from hvcloud.server.orchestration.discovery import ConnectResult
 from hvcloud.server.orchestration.host_status import Timings, status_after_failure
+from hvcloud.server.orchestration.vm import power_sync
 from hvcloud.wire.answers import HostStatsEntry
 
 LOCAL_POOL_SCOPE = "HOST"

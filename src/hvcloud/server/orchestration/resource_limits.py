@@ -22,8 +22,8 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from hvcloud.server import errors
 from hvcloud.server import resource_types as R
-from hvcloud.server.api import errors
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import (
     Account,
@@ -31,12 +31,14 @@ from hvcloud.server.db.models import (
     ResourceCount,
     ResourceLimit,
     TemplateStoreRef,
+    User,
     VMInstance,
     VMTemplate,
     Volume,
     new_id,
 )
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN
+from hvcloud.server.orchestration import events
 
 ROOT_PATH = "ROOT"
 
@@ -194,7 +196,7 @@ def _over(db: Session, owner: ColumnElement[bool], amounts: Mapping[int, int], l
     return min(amounts)
 
 
-def exceeded(resource_type: int, *, account: Account | None = None, domain: Domain | None = None) -> errors.ApiError:
+def exceeded(resource_type: int, *, account: Account | None = None, domain: Domain | None = None) -> errors.CloudError:
     """CloudStack's ResourceAllocationException."""
     name = R.NAMES[resource_type]
     if account is not None:
@@ -227,7 +229,7 @@ def _apply(db: Session, account: Account, deltas: Mapping[int, int], config: Ser
 
 def charge(db: Session, config: ServerConfig, account: Account, deltas: Mapping[int, int]) -> None:
     """Add ``deltas`` (resource type → amount) to the account's and its domains' counts, refusing
-    (ApiError 535) when a positive amount would pass a limit. Call it in the transaction that
+    (CloudError 535) when a positive amount would pass a limit. Call it in the transaction that
     allocates, before the new rows are flushed; on refusal that transaction must roll back."""
     _apply(db, account, deltas, config)
 
@@ -322,3 +324,25 @@ def account_usage(db: Session, config: ServerConfig, accounts: list[Account]) ->
             fields[f"{prefix}available"] = "Unlimited" if limit == R.UNLIMITED else str(max(limit - total, 0) // unit)
         out[account.id] = fields
     return out
+
+
+def set_limit(db: Session, actor: User, resource_type: int, stored: int, shown: int, *, account: Account | None,
+              domain: Domain | None) -> None:
+    """updateResourceLimit: the account's limit if ``account``, else the domain's; ``stored`` in the
+    type's unit of count (bytes for storage), ``shown`` as the caller gave it (for the event)."""
+    if account is not None:
+        owner = ResourceLimit.account_id == account.id
+    else:
+        assert domain is not None
+        owner = ResourceLimit.domain_id == domain.id
+    row = db.scalar(select(ResourceLimit).where(owner, ResourceLimit.resource_type == resource_type))
+    if row is None:
+        row = ResourceLimit(account_id=account.id if account else None, domain_id=domain.id if domain else None,
+                            resource_type=resource_type, max=stored)
+        db.add(row)
+    row.max = stored
+    db.flush()
+    who = f"account {account.name}" if account is not None else f"domain {domain.path}"  # type: ignore[union-attr]
+    events.record(db, actor, "RESOURCE.LIMIT.UPDATE",
+                  f"Resource limit of {R.NAMES[resource_type]} for {who} set to {shown}",
+                  resource_type="ResourceLimit", resource_id=row.id)

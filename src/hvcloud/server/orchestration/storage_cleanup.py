@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from hvcloud import logs
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import Host, VMInstance, VmPowerReport, Volume, utcnow
-from hvcloud.server.orchestration import power_sync as P
-from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP
-from hvcloud.server.orchestration.vm_steps import StepFailed, Steps
-from hvcloud.server.orchestration.vms import job_in_flight
+from hvcloud.server.orchestration.vm import power_sync as P
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm.manager import job_in_flight
+from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 
 log = logs.get(__name__)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hvcloud.server import errors
 from hvcloud.server import resource_types as R
-from hvcloud.server.api import errors
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import SecretBox
-from hvcloud.server.db.models import ImageStore, TemplateStoreRef, VMTemplate, utcnow
+from hvcloud.server.db.models import Account, ImageStore, TemplateStoreRef, VMTemplate, Zone, utcnow
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration.image_store_io import StoreAccessError, open_store
 from hvcloud.storage.errors import ChecksumMismatch, DownloadError, ImageError, StoreError, UnsafeUrl
@@ -76,6 +76,27 @@ def pick_store(db: Session, zone_id: str) -> ImageStore | None:
     return db.scalars(stmt).first()
 
 
+def add_template(db: Session, config: ServerConfig, owner: Account, template: VMTemplate) -> VMTemplate:
+    """A newly registered template, counted against its owner's template limit."""
+    limits.charge(db, config, owner, {R.TEMPLATE: 1})
+    db.add(template)
+    db.flush()
+    return template
+
+
+def add_store_ref(db: Session, template: VMTemplate, zone: Zone, state: str) -> TemplateStoreRef:
+    """The template's copy in ``zone``'s image store (to download, copy or upload into)."""
+    image_store = pick_store(db, zone.id)
+    if image_store is None:
+        raise errors.param_error(f"There is no image store in zone {zone.name} to hold the template")
+    ref = TemplateStoreRef(template_id=template.id, zone_id=zone.id, store_id=image_store.id,
+                           download_state=state)
+    db.add(ref)
+    db.flush()
+    db.refresh(ref)
+    return ref
+
+
 def staging_file(settings: StoreSettings, ref_id: str, suffix: str = "download") -> Path:
     return settings.staging / f"{ref_id}.{suffix}"
 
@@ -125,7 +146,7 @@ def install_staged(sessions: sessionmaker[Session], settings: StoreSettings, ref
                 _count_stored(db, settings, ref, checked.physical_size or 0)
                 ref.install_path, ref.download_state, ref.download_percent = rel, DOWNLOADED, 100
                 ref.size, ref.physical_size, ref.error_text = checked.virtual_size, checked.physical_size, None
-    except errors.ApiError as exc:  # over the owner's secondary storage limit: the copy goes again
+    except errors.CloudError as exc:  # over the owner's secondary storage limit: the copy goes again
         with contextlib.suppress(Exception):
             open_store(store, settings.box, settings.nfs_mount_root).delete(rel)
         raise TemplateInstallError(exc.text) from None

@@ -5,16 +5,16 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from hvcloud.server.api import errors
-from hvcloud.server.api.asyncjobs import api_job, submit_job
+from hvcloud.server.api.asyncjobs import submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Result, SuccessResult
-from hvcloud.server.api.views import account_view, domain_view, user_view
 from hvcloud.server.db.crypto import hash_password, new_api_key, verify_password
 from hvcloud.server.db.models import Account, Domain, User
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_USER, ADMIN_USERNAME
-from hvcloud.server.orchestration import accounts as account_cleanup
+from hvcloud.server.orchestration import accounts as account_manager
 from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.views.accounts import account_view, domain_view, user_view
 
 command = REGISTRY.command
 
@@ -40,38 +40,11 @@ def _domain(ctx: CallContext, args: Args) -> Domain:
     return root
 
 
-def _username_taken(ctx: CallContext, username: str) -> bool:
-    """Usernames are unique among live users; a removed user's name may be taken again."""
-    return ctx.db.scalar(select(User.id).where(User.username == username, User.removed.is_(None))) is not None
-
-
-def _new_user(ctx: CallContext, args: Args, account: Account) -> User:
-    username = args.str("username")
-    if _username_taken(ctx, username):
-        raise errors.param_error(f"The user {username} already exists in domain")
-    if args.str("password") == "":
-        raise errors.missing_parameter(ctx.command, "password")
-    user = User(account_id=account.id, username=username, password_hash=hash_password(args.str("password")),
-                firstname=args.str("firstname"), lastname=args.str("lastname"), email=args.opt_str("email"),
-                timezone=args.opt_str("timezone"))
-    ctx.db.add(user)
-    ctx.db.flush()
-    return user
-
-
-def _live_user(ctx: CallContext, user_id: str, name: str = "id") -> User:
-    """A user that has not been deleted; a removed one is as unknown as an id that never existed."""
-    user = ctx.get(User, name, user_id)
-    if user.removed is not None:
-        raise errors.entity_not_found(name, user_id)
-    return user
-
-
-def _live_account(ctx: CallContext, account_id: str, name: str = "id") -> Account:
-    account = ctx.get(Account, name, account_id)
-    if account.removed is not None:
-        raise errors.entity_not_found(name, account_id)
-    return account
+def _new_user(ctx: CallContext, args: Args) -> account_manager.NewUser:
+    return account_manager.NewUser(
+        command=ctx.command, username=args.str("username"), password=args.str("password"),
+        firstname=args.str("firstname"), lastname=args.str("lastname"), email=args.opt_str("email"),
+        timezone=args.opt_str("timezone"))
 
 
 def _is_default_account(account: Account) -> bool:
@@ -80,7 +53,7 @@ def _is_default_account(account: Account) -> bool:
 
 
 def _visible_user(ctx: CallContext, user_id: str, name: str = "id") -> User:
-    user = _live_user(ctx, user_id, name)
+    user = account_manager.live_user(ctx.db, user_id, name)
     if not ctx.is_admin and user.account_id != ctx.account.id:
         raise errors.entity_not_found(name, user_id)
     return user
@@ -100,17 +73,8 @@ def create_account(ctx: CallContext, args: Args) -> Result:
         raise errors.param_error("accounttype must be 0 (user) or 1 (root admin)")
     domain = _domain(ctx, args)
     name = args.opt_str("account") or args.str("username")
-    exists = ctx.db.scalar(select(Account.id).where(Account.domain_id == domain.id, Account.name == name,
-                                                    Account.removed.is_(None)))
-    if exists is not None:
-        raise errors.param_error(f"The specified account: {name} already exists")
-    account = Account(name=name, domain_id=domain.id, account_type=account_type,
-                      network_domain=args.opt_str("networkdomain"))
-    ctx.db.add(account)
-    ctx.db.flush()
-    _new_user(ctx, args, account)
-    ctx.db.refresh(account)
-    ctx.event("ACCOUNT.CREATE", f"Creating account {name}", resource_type="Account", resource_id=account.id)
+    account = account_manager.create_account(ctx.db, ctx.user, domain, name, account_type,
+                                             args.opt_str("networkdomain"), _new_user(ctx, args))
     return ObjectResult("account", account_view(account))
 
 
@@ -141,40 +105,23 @@ def list_accounts(ctx: CallContext, args: Args) -> Result:
     return ListResult("account", [{**account_view(a), **usage[a.id]} for a in rows], count)
 
 
-def _set_account_state(ctx: CallContext, args: Args, state: str) -> Account:
-    account = _live_account(ctx, args.str("id"))
-    if account.id == ctx.account.id and state != "enabled":
-        raise errors.param_error("An account cannot disable itself")
-    account.state = state
-    if state != "enabled":
-        account_cleanup.end_sessions(ctx.db, select(User.id).where(User.account_id == account.id))
-    ctx.event("ACCOUNT.DISABLE" if state != "enabled" else "ACCOUNT.ENABLE",
-              f"Account {account.name} is now {state}", resource_type="Account", resource_id=account.id)
-    return account
-
-
 @command("disableAccount", "Disables an account", isasync=True, params=[
     Param("id", "uuid", required=True, description="Account id"),
     Param("lock", "boolean", required=True, description="If true, only lock the account; else disable it"),
 ], response=ACCOUNT_FIELDS)
 def disable_account(ctx: CallContext, args: Args) -> Result:
-    account = _live_account(ctx, args.str("id"))
+    account = account_manager.live_account(ctx.db, args.str("id"))
     if account.id == ctx.account.id:
         raise errors.param_error("An account cannot disable itself")
-    return submit_job(ctx, "api.disableAccount", {"id": account.id, "lock": args.bool("lock")},
+    return submit_job(ctx, account_manager.JOB_DISABLE_ACCOUNT, {"id": account.id, "lock": args.bool("lock")},
                       instance_type="Account", instance_id=account.id)
-
-
-@api_job("api.disableAccount")
-def _disable_account_job(ctx: CallContext, args: Args) -> Result:
-    account = _set_account_state(ctx, args, "locked" if args.bool("lock") else "disabled")
-    return ObjectResult("account", account_view(account))
 
 
 @command("enableAccount", "Enables an account", params=[
     Param("id", "uuid", required=True, description="Account id")], response=ACCOUNT_FIELDS)
 def enable_account(ctx: CallContext, args: Args) -> Result:
-    return ObjectResult("account", account_view(_set_account_state(ctx, args, "enabled")))
+    return ObjectResult("account", account_view(
+        account_manager.set_account_state(ctx.db, ctx.user, args.str("id"), "enabled")))
 
 
 @command("deleteAccount", "Deletes an account and all its users", isasync=True, params=[
@@ -193,8 +140,8 @@ def delete_account(ctx: CallContext, args: Args) -> Result:
     if account.removed is None:
         ctx.event("ACCOUNT.DELETE", f"Deleting account {account.name}", resource_type="Account",
                   resource_id=account.id)
-        account_cleanup.remove_account(ctx.db, account)
-    return submit_job(ctx, account_cleanup.JOB_DELETE, {"id": account.id}, instance_type="Account",
+        account_manager.remove_account(ctx.db, account)
+    return submit_job(ctx, account_manager.JOB_DELETE, {"id": account.id}, instance_type="Account",
                       instance_id=account.id)
 
 
@@ -209,8 +156,7 @@ def create_user(ctx: CallContext, args: Args) -> Result:
                                                   Account.name == args.str("account")))
     if account is None:
         raise errors.param_error(f"Unable to find account {args.str('account')[:64]} in domain {domain.path}")
-    user = _new_user(ctx, args, account)
-    ctx.event("USER.CREATE", f"Creating user {user.username}", resource_type="User", resource_id=user.id)
+    user = account_manager.create_user(ctx.db, ctx.user, account, _new_user(ctx, args))
     return ObjectResult("user", user_view(user))
 
 
@@ -276,7 +222,7 @@ def update_user(ctx: CallContext, args: Args) -> Result:
         _password_changed(ctx, user)
     username = args.opt_str("username")
     if username is not None and username != user.username:
-        if _username_taken(ctx, username):
+        if account_manager.username_taken(ctx.db, username):
             raise errors.param_error(f"The user {username} already exists in domain")
         user.username = username
     for field in ("firstname", "lastname", "email", "timezone"):
@@ -292,49 +238,30 @@ def _password_changed(ctx: CallContext, user: User) -> None:
     intruder's), the caller's own included; with ``user.password.change.regenerate.keys`` the user's
     API keys are replaced too. That is the operator's choice, off by default as in CloudStack: scripts
     signing with the keys would stop working at each password change."""
-    account_cleanup.end_sessions(ctx.db, [user.id])
+    account_manager.end_sessions(ctx.db, [user.id])
     if ctx.state.config.regenerate_keys_on_password_change and user.api_key is not None:
         _new_keys(ctx, user)
-
-
-def _set_user_state(ctx: CallContext, args: Args, state: str) -> User:
-    user = _live_user(ctx, args.str("id"))
-    if user.id == ctx.user.id and state != "enabled":
-        raise errors.param_error("A user cannot disable or lock itself")
-    user.state = state
-    if state == "enabled":
-        user.login_attempts = 0  # CloudStack: an enabled user starts a fresh count of failed logins
-    if state != "enabled":
-        account_cleanup.end_sessions(ctx.db, [user.id])
-    ctx.event("USER.DISABLE" if state != "enabled" else "USER.ENABLE", f"User {user.username} is now {state}",
-              resource_type="User", resource_id=user.id)
-    return user
 
 
 @command("disableUser", "Disables a user account", isasync=True, params=[
     Param("id", "uuid", required=True, description="User id")], response=USER_FIELDS)
 def disable_user(ctx: CallContext, args: Args) -> Result:
-    user = _live_user(ctx, args.str("id"))
+    user = account_manager.live_user(ctx.db, args.str("id"))
     if user.id == ctx.user.id:
         raise errors.param_error("A user cannot disable or lock itself")
-    return submit_job(ctx, "api.disableUser", {"id": user.id}, instance_type="User", instance_id=user.id)
-
-
-@api_job("api.disableUser")
-def _disable_user_job(ctx: CallContext, args: Args) -> Result:
-    return ObjectResult("user", user_view(_set_user_state(ctx, args, "disabled")))
+    return submit_job(ctx, account_manager.JOB_DISABLE_USER, {"id": user.id}, instance_type="User", instance_id=user.id)
 
 
 @command("enableUser", "Enables a user account", params=[
     Param("id", "uuid", required=True, description="User id")], response=USER_FIELDS)
 def enable_user(ctx: CallContext, args: Args) -> Result:
-    return ObjectResult("user", user_view(_set_user_state(ctx, args, "enabled")))
+    return ObjectResult("user", user_view(account_manager.set_user_state(ctx.db, ctx.user, args.str("id"), "enabled")))
 
 
 @command("lockUser", "Locks a user account", params=[
     Param("id", "uuid", required=True, description="User id")], response=USER_FIELDS)
 def lock_user(ctx: CallContext, args: Args) -> Result:
-    return ObjectResult("user", user_view(_set_user_state(ctx, args, "locked")))
+    return ObjectResult("user", user_view(account_manager.set_user_state(ctx.db, ctx.user, args.str("id"), "locked")))
 
 
 @command("deleteUser", "Deletes a user for an account", params=[
@@ -342,14 +269,14 @@ def lock_user(ctx: CallContext, args: Args) -> Result:
 def delete_user(ctx: CallContext, args: Args) -> Result:
     """CloudStack's rules: never the default admin user nor the caller itself; the last user of an
     account may go (the account stays). The user's keys and sessions end with this call."""
-    user = _live_user(ctx, args.str("id"))
+    user = account_manager.live_user(ctx.db, args.str("id"))
     if user.username == ADMIN_USERNAME and _is_default_account(user.account):
         raise errors.param_error("The user is default and can't be (re)moved")
     if user.id == ctx.user.id:
         raise errors.param_error(f"The caller is requesting to delete itself, which is not allowed. To delete "
                                  f"user {user.username} (ID: {user.id}), ask another user with permission to do so")
     ctx.event("USER.DELETE", f"Deleting user {user.username}", resource_type="User", resource_id=user.id)
-    account_cleanup.remove_user(ctx.db, user)
+    account_manager.remove_user(ctx.db, user)
     return SuccessResult()
 
 

@@ -12,7 +12,7 @@ from hvcloud.server.api import errors
 from hvcloud.server.api.context import CallContext
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
-from hvcloud.server.db.models import Account, Domain, ResourceLimit
+from hvcloud.server.db.models import Account, Domain
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN
 from hvcloud.server.orchestration import resource_limits as limits
 
@@ -146,21 +146,7 @@ def update_resource_limit(ctx: CallContext, args: Args) -> Result:
     if domain is not None and domain.parent_id is None:
         raise errors.param_error(f"Cannot update resource limit for ROOT domain {domain.id}")
     stored = value if value == R.UNLIMITED else value * R.setting_unit(resource_type)
-    if account is not None:
-        owner = ResourceLimit.account_id == account.id
-    else:
-        assert domain is not None
-        owner = ResourceLimit.domain_id == domain.id
-    row = ctx.db.scalar(select(ResourceLimit).where(owner, ResourceLimit.resource_type == resource_type))
-    if row is None:
-        row = ResourceLimit(account_id=account.id if account else None, domain_id=domain.id if domain else None,
-                            resource_type=resource_type, max=stored)
-        ctx.db.add(row)
-    row.max = stored
-    ctx.db.flush()
-    who = f"account {account.name}" if account is not None else f"domain {domain.path}"  # type: ignore[union-attr]
-    ctx.event("RESOURCE.LIMIT.UPDATE", f"Resource limit of {R.NAMES[resource_type]} for {who} set to {value}",
-              resource_type="ResourceLimit", resource_id=row.id)
+    limits.set_limit(ctx.db, ctx.user, resource_type, stored, value, account=account, domain=domain)
     return ObjectResult("resourcelimit", _limit_view(ctx, account, domain, resource_type))
 
 

@@ -12,6 +12,7 @@ from hvcloud.server.api.envelope import compact
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.db.models import DiskOffering, ServiceOffering, utcnow
+from hvcloud.server.orchestration import offerings
 
 command = REGISTRY.command
 
@@ -94,11 +95,7 @@ def create_service_offering(ctx: CallContext, args: Args) -> Result:
         offer_ha=args.bool("offerha"), limit_cpu_use=args.bool("limitcpuuse"), is_volatile=args.bool("isvolatile"),
         host_tags=_tags(args, "hosttags"), storage_tags=_tags(args, "tags"),
         root_disk_size=root * 1024**3 if root else None)
-    ctx.db.add(offering)
-    ctx.db.flush()
-    ctx.db.refresh(offering)
-    ctx.event("SERVICE.OFFERING.CREATE", f"Creating service offering {offering.name}",
-              resource_type="ServiceOffering", resource_id=offering.id)
+    offerings.add_service_offering(ctx.db, ctx.user, offering)
     return ObjectResult("serviceoffering", service_offering_view(offering))
 
 
@@ -191,11 +188,7 @@ def create_disk_offering(ctx: CallContext, args: Args) -> Result:
         storage_type=_choice(args, "storagetype", STORAGE_TYPES, "shared"),
         provisioning_type=_choice(args, "provisioningtype", PROVISIONING_TYPES, "thin"), tags=_tags(args, "tags"),
         display_offering=args.bool("displayoffering", True))
-    ctx.db.add(offering)
-    ctx.db.flush()
-    ctx.db.refresh(offering)
-    ctx.event("DISK.OFFERING.CREATE", f"Creating disk offering {offering.name}", resource_type="DiskOffering",
-              resource_id=offering.id)
+    offerings.add_disk_offering(ctx.db, ctx.user, offering)
     return ObjectResult("diskoffering", disk_offering_view(offering))
 
 

@@ -8,7 +8,6 @@ the template (``isready: false``) while its download job runs; list items carry 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -19,20 +18,19 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from hvcloud.server import resource_types as R
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
-from hvcloud.server.api.envelope import compact, format_date
+from hvcloud.server.api.envelope import format_date
 from hvcloud.server.api.params import map_as_key_values
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Result, SuccessResult
 from hvcloud.server.db.models import AsyncJob, OsType, TemplateStoreRef, VMTemplate, Zone
 from hvcloud.server.jobs import store as job_store
-from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
-from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.orchestration import template_jobs
 from hvcloud.server.orchestration import templates as tpl
 from hvcloud.server.orchestration.catalog import HYPERVISORS
+from hvcloud.server.views.templates import template_view
 from hvcloud.storage.errors import StoreError, UnsafeUrl
 from hvcloud.storage.transfer import parse_checksum
 from hvcloud.storage.url_rules import UrlPolicy, check_address, parse_url
@@ -43,50 +41,7 @@ TEMPLATE_FORMATS = ("QCOW2", "RAW", "VHD", "VHDX")
 FILTERS = ("featured", "self", "selfexecutable", "sharedexecutable", "executable", "community", "all")
 TEMPLATE_FIELDS = ("id", "name", "displaytext", "zoneid", "zonename", "isready", "status", "format",
                    "hypervisor", "ostypeid", "size", "ispublic", "isfeatured", "templatetype", "checksum")
-STATUS_TEXT = {tpl.DOWNLOADED: "Download Complete", tpl.NOT_DOWNLOADED: "Not Downloaded",
-               tpl.NOT_UPLOADED: "Not Uploaded", tpl.UPLOAD_IN_PROGRESS: "Upload in progress"}
 UPLOAD_PURPOSE = "template-upload"
-
-
-# -- views ----------------------------------------------------------------------------------------
-
-def template_view(ref: TemplateStoreRef, pending_job: AsyncJob | None = None, *, full: bool = True) -> dict[str, Any]:
-    """``full``: the viewer owns the template or is an admin. Others (a public template's users) see
-    neither its source URL (which may carry a token in its query) nor why its download failed."""
-    t = ref.template
-    if ref.download_state == tpl.DOWNLOAD_IN_PROGRESS:
-        status = f"{ref.download_percent}% Downloaded"
-    elif ref.download_state == tpl.DOWNLOAD_ERROR:
-        status = (ref.error_text if full else None) or "Download Failed"
-    else:
-        status = STATUS_TEXT.get(ref.download_state, ref.download_state)
-    details = json.loads(t.details_json) if t.details_json else None
-    out: dict[str, Any] = {
-        "id": t.id, "name": t.name, "displaytext": t.display_text, "ispublic": t.is_public,
-        "created": t.created, "isready": ref.download_state == tpl.DOWNLOADED,
-        "passwordenabled": t.password_enabled, "format": t.format, "isfeatured": t.is_featured,
-        "crossZones": t.cross_zones, "ostypeid": t.os_type_id,
-        "ostypename": t.os_type.description if t.os_type else None,
-        "account": t.account.name, "accountid": t.account_id, "domainid": t.account.domain_id,
-        "domain": t.account.domain.name, "zoneid": ref.zone_id, "zonename": ref.zone.name, "status": status,
-        "size": ref.size, "physicalsize": ref.physical_size,
-        "templatetype": t.template_type, "hypervisor": t.hypervisor, "isextractable": t.is_extractable,
-        "checksum": t.checksum, "sshkeyenabled": t.sshkey_enabled, "isdynamicallyscalable": False,
-        "directdownload": False, "deployasis": False, "requireshvm": t.requires_hvm, "bits": t.bits,
-        "bootable": t.bootable, "templatetag": t.template_tag, "details": details, "tags": [],
-        "url": t.url if full else None,
-    }
-    if pending_job is not None:
-        out["jobid"], out["jobstatus"] = pending_job.id, pending_job.status
-    return compact(out)
-
-
-def _ref_body(sessions: Any, ref_id: str, is_iso: bool) -> dict[str, Any]:
-    with sessions() as db:
-        ref = db.get(TemplateStoreRef, ref_id)
-        if ref is None:
-            raise JobFailure(errors.INTERNAL_ERROR, "the template no longer exists")
-        return {"iso" if is_iso else "template": template_view(ref)}
 
 
 # -- registration ---------------------------------------------------------------------------------
@@ -150,22 +105,11 @@ def _new_template(ctx: CallContext, args: Args, *, fmt: str, is_iso: bool, url: 
         requires_hvm=args.bool("requireshvm", True), bits=args.opt_int("bits") or 64,
         template_tag=args.opt_str("templatetag"), cross_zones=cross_zones,
         details_json=json.dumps(details, sort_keys=True) if details else None)
-    limits.charge(ctx.db, ctx.state.config, ctx.account, {R.TEMPLATE: 1})
-    ctx.db.add(template)
-    ctx.db.flush()
-    return template
+    return tpl.add_template(ctx.db, ctx.state.config, ctx.account, template)
 
 
 def _add_ref(ctx: CallContext, template: VMTemplate, zone: Zone, state: str) -> TemplateStoreRef:
-    image_store = tpl.pick_store(ctx.db, zone.id)
-    if image_store is None:
-        raise errors.param_error(f"There is no image store in zone {zone.name} to hold the template")
-    ref = TemplateStoreRef(template_id=template.id, zone_id=zone.id, store_id=image_store.id,
-                           download_state=state)
-    ctx.db.add(ref)
-    ctx.db.flush()
-    ctx.db.refresh(ref)
-    return ref
+    return tpl.add_store_ref(ctx.db, template, zone, state)
 
 
 def _object_key(template_id: str) -> str:
@@ -185,7 +129,7 @@ def _register(ctx: CallContext, args: Args, *, is_iso: bool) -> Result:
         raise errors.param_error("There is no zone to register the template in")
     views = []
     for ref in refs:
-        job = submit_job(ctx, "template.download", {"ref_id": ref.id, "iso": is_iso}, instance_type="Template",
+        job = submit_job(ctx, template_jobs.JOB_DOWNLOAD, {"ref_id": ref.id, "iso": is_iso}, instance_type="Template",
                          instance_id=template.id, object_key=_object_key(template.id))
         views.append(template_view(ref, ctx.db.get(AsyncJob, job.jobid)))
     ctx.event("ISO.CREATE" if is_iso else "TEMPLATE.CREATE", f"Registering {fmt} {template.name}",
@@ -437,7 +381,7 @@ def _delete(ctx: CallContext, args: Args, *, is_iso: bool) -> Result:
         ctx.get(Zone, "zoneid", zone_id)
     ctx.event("ISO.DELETE" if is_iso else "TEMPLATE.DELETE", f"Deleting {template.name}",
               resource_type="Iso" if is_iso else "Template", resource_id=template.id)
-    return submit_job(ctx, "template.delete", {"template_id": template.id, "zone_id": zone_id},
+    return submit_job(ctx, template_jobs.JOB_DELETE, {"template_id": template.id, "zone_id": zone_id},
                       instance_type="Template", instance_id=template.id, object_key=_object_key(template.id))
 
 
@@ -475,7 +419,8 @@ def _copy(ctx: CallContext, args: Args, *, is_iso: bool) -> Result:
     dst_ref = _add_ref(ctx, template, dest, tpl.NOT_DOWNLOADED)
     ctx.event("ISO.COPY" if is_iso else "TEMPLATE.COPY", f"Copying {template.name} to zone {dest.name}",
               resource_type="Iso" if is_iso else "Template", resource_id=template.id)
-    return submit_job(ctx, "template.copy", {"src_ref_id": sources[0].id, "dst_ref_id": dst_ref.id, "iso": is_iso},
+    return submit_job(ctx, template_jobs.JOB_COPY,
+                      {"src_ref_id": sources[0].id, "dst_ref_id": dst_ref.id, "iso": is_iso},
                       instance_type="Template", instance_id=template.id, object_key=_object_key(template.id))
 
 
@@ -553,104 +498,3 @@ def get_upload_params_for_template(ctx: CallContext, args: Args) -> Result:
          response=("id", "postURL", "metadata", "expires", "signature"))
 def get_upload_params_for_iso(ctx: CallContext, args: Args) -> Result:
     return _upload_params(ctx, args, is_iso=True)
-
-
-# -- job handlers ---------------------------------------------------------------------------------
-
-def _settings(jctx: JobContext) -> tpl.StoreSettings:
-    return tpl.StoreSettings.of(jctx.state.config, jctx.state.box)
-
-
-def _fail(jctx: JobContext, ref_id: str, exc: Exception, what: str) -> JobFailure:
-    tpl.set_state(jctx.sessions, ref_id, tpl.DOWNLOAD_ERROR, error=str(exc))
-    return JobFailure(errors.INTERNAL_ERROR, f"{what}: {exc}")
-
-
-async def _download_job(jctx: JobContext) -> dict[str, Any]:
-    ref_id = str(jctx.params["ref_id"])
-    settings = _settings(jctx)
-
-    def work() -> None:
-        try:
-            tpl.download_template(jctx.sessions, settings, jctx.state.config, ref_id, jctx.progress_sync)
-        except tpl.TemplateInstallError as exc:
-            raise _fail(jctx, ref_id, exc, "Failed to download the template") from None
-
-    await asyncio.to_thread(work)
-    return await asyncio.to_thread(_ref_body, jctx.sessions, ref_id, bool(jctx.params.get("iso")))
-
-
-async def _mark_unfinished_failed(jctx: JobContext) -> None:
-    """Rollback of the template jobs: a copy that did not finish is marked failed, never left
-    'in progress'; partial files are removed by the next attempt or deleteTemplate."""
-    ref_id = str(jctx.params.get("ref_id") or jctx.params.get("dst_ref_id") or "")
-
-    def work() -> None:
-        with jctx.sessions.begin() as db:
-            ref = db.get(TemplateStoreRef, ref_id)
-            if ref is not None and ref.download_state in (tpl.DOWNLOAD_IN_PROGRESS, tpl.NOT_DOWNLOADED,
-                                                          tpl.UPLOAD_IN_PROGRESS):
-                ref.download_state = tpl.DOWNLOAD_ERROR
-                ref.error_text = ref.error_text or "the job failed"
-        for suffix in ("download", "copy", "upload"):
-            tpl.staging_file(_settings(jctx), ref_id, suffix).unlink(missing_ok=True)
-
-    await asyncio.to_thread(work)
-
-
-async def _copy_job(jctx: JobContext) -> dict[str, Any]:
-    src, dst = str(jctx.params["src_ref_id"]), str(jctx.params["dst_ref_id"])
-    settings = _settings(jctx)
-
-    def work() -> None:
-        try:
-            tpl.copy_between_stores(jctx.sessions, settings, src, dst, jctx.progress_sync)
-        except tpl.TemplateInstallError as exc:
-            raise _fail(jctx, dst, exc, "Failed to copy the template") from None
-
-    await asyncio.to_thread(work)
-    return await asyncio.to_thread(_ref_body, jctx.sessions, dst, bool(jctx.params.get("iso")))
-
-
-async def _upload_job(jctx: JobContext) -> dict[str, Any]:
-    ref_id = str(jctx.params["ref_id"])
-    settings = _settings(jctx)
-    staged = tpl.staging_file(settings, ref_id, "upload")
-
-    def work() -> None:
-        with jctx.sessions() as db:
-            ref = db.get(TemplateStoreRef, ref_id)
-            if ref is not None and ref.download_state == tpl.DOWNLOADED:
-                return
-            checksum = ref.template.checksum if ref is not None else None
-        if not staged.exists():
-            raise _fail(jctx, ref_id, tpl.TemplateInstallError("the uploaded file is gone"), "Upload failed")
-        try:
-            tpl.install_staged(jctx.sessions, settings, ref_id, staged, checksum, jctx.progress_sync)
-        except tpl.TemplateInstallError as exc:
-            raise _fail(jctx, ref_id, exc, "Upload failed") from None
-        finally:
-            staged.unlink(missing_ok=True)
-
-    await asyncio.to_thread(work)
-    return await asyncio.to_thread(_ref_body, jctx.sessions, ref_id, bool(jctx.params.get("iso")))
-
-
-async def _delete_job(jctx: JobContext) -> dict[str, Any]:
-    template_id, zone_id = str(jctx.params["template_id"]), jctx.params.get("zone_id")
-    settings = _settings(jctx)
-
-    def work() -> None:
-        try:
-            tpl.delete_template(jctx.sessions, settings, template_id, zone_id)
-        except tpl.TemplateInstallError as exc:
-            raise JobFailure(errors.INTERNAL_ERROR, f"Failed to delete the template: {exc}") from None
-
-    await asyncio.to_thread(work)
-    return {"success": True}
-
-
-register("template.download", _download_job, resumable=True, rollback=_mark_unfinished_failed)
-register("template.copy", _copy_job, resumable=True, rollback=_mark_unfinished_failed)
-register("template.upload", _upload_job, resumable=True, rollback=_mark_unfinished_failed)
-register("template.delete", _delete_job, resumable=True)

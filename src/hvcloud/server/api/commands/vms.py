@@ -1,7 +1,7 @@
 """Virtual machines: deploy, start, stop, reboot, destroy, recover, expunge, list, update, scale, ISOs.
 
 Requests validate and write rows in one transaction, then queue a job on the VM
-(``VirtualMachine:<id>``, so jobs on one VM run in order); :mod:`hvcloud.server.orchestration.vms`
+(``VirtualMachine:<id>``, so jobs on one VM run in order); :mod:`hvcloud.server.orchestration.vm.manager`
 does the agent work.
 """
 
@@ -10,20 +10,17 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import secrets
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, not_, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from hvcloud.server import resource_types as R
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import run_inline, submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.params import map_as_key_values
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result
-from hvcloud.server.api.vm_views import vm_view, vm_views
 from hvcloud.server.db.models import (
     Account,
     DiskOffering,
@@ -32,16 +29,15 @@ from hvcloud.server.db.models import (
     TemplateStoreRef,
     VMInstance,
     VMTemplate,
-    Volume,
     Zone,
-    new_id,
-    utcnow,
 )
 from hvcloud.server.db.sequences import SequenceMissing
-from hvcloud.server.orchestration import planner, vm_wire, vms
-from hvcloud.server.orchestration import resource_limits as limits
-from hvcloud.server.orchestration import vm_states as S
+from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.orchestration.vm import allocation
+from hvcloud.server.orchestration.vm import manager as vms
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.views.vms import vm_view, vm_views
 
 command = REGISTRY.command
 
@@ -71,10 +67,8 @@ def owned_vm(ctx: CallContext, args: Args, name: str = "id") -> VMInstance:
 
 
 def _check(operation: str, vm: VMInstance) -> None:
-    try:
-        S.check(operation, vm.state, vm.instance_name)
-    except S.InvalidState as exc:
-        raise errors.param_error(exc.text) from None
+    """CloudStack's 431 when ``operation`` is not allowed in the VM's state (:class:`S.InvalidState`)."""
+    S.check(operation, vm.state, vm.instance_name)
 
 
 def next_number(ctx: CallContext, name: str) -> int:
@@ -208,34 +202,18 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
     instance = f"i-{_account_number(ctx, account)}-{number}-{ctx.state.config.instance_name_suffix}"
     name = _name(args, instance)
     label = planner.zone_details(zone).get(NETWORK_LABEL_DETAIL, DEFAULT_NETWORK_LABEL)
-    vm = VMInstance(id=new_id(), name=name, display_name=args.opt_str("displayname") or name, instance_name=instance,
-                    vm_number=number, account_id=account.id, user_id=ctx.user.id, zone_id=zone.id,
-                    requested_host_id=host_id, template_id=None if image.is_iso else image.id,
-                    iso_id=image.id if image.is_iso else None, service_offering_id=offering.id,
-                    os_type_id=image.os_type_id, cpu_number=cpus, cpu_speed=speed, memory=memory,
-                    state=S.STOPPED, user_data=userdata, group_name=args.opt_str("group"),
-                    ha_enabled=offering.offer_ha, mac_address=vm_wire.mac_for(number), network_label=label,
-                    vnc_password_enc=ctx.state.box.encrypt(secrets.token_urlsafe(6)))
+    root_size: int | None
     if image.is_iso:
-        size = (root_gb * GiB) if root_gb is not None else _disk_size(args, disk_offering)  # type: ignore[arg-type]
-        root = Volume(name=f"ROOT-{number}", account_id=account.id, zone_id=zone.id, vm_id=vm.id,
-                      volume_type="ROOT", device_id=0, size=size, attached=utcnow(),
-                      disk_offering_id=disk_offering.id if disk_offering and root_gb is None else None)
+        root_size = (root_gb * GiB) if root_gb is not None else _disk_size(args, disk_offering)  # type: ignore[arg-type]
     else:
-        size = max(image_ref.size or 0, root_gb * GiB if root_gb else 0, (offering.root_disk_size or 0) * GiB)
-        root = Volume(name=f"ROOT-{number}", account_id=account.id, zone_id=zone.id, vm_id=vm.id,
-                      volume_type="ROOT", device_id=0, size=size or GiB, template_id=image.id,
-                      attached=utcnow())
-    data = None
-    if data_size is not None and disk_offering is not None:
-        data = Volume(name=f"DATA-{number}", account_id=account.id, zone_id=zone.id, vm_id=vm.id,
-                      volume_type="DATADISK", device_id=1, size=data_size, disk_offering_id=disk_offering.id,
-                      attached=utcnow())
-    volumes = [root] if data is None else [root, data]
-    limits.charge(ctx.db, ctx.state.config, account,
-                  {**limits.vm_deltas(vm), **limits.volume_deltas(sum(v.size for v in volumes), len(volumes))})
-    ctx.db.add_all([vm, *volumes])
-    ctx.event("VM.CREATE", f"Creating VM {instance}", resource_type="VirtualMachine", resource_id=vm.id)
+        root_size = root_gb * GiB if root_gb else None
+    vm = allocation.allocate(ctx.db, ctx.state.config, ctx.state.box, ctx.user, allocation.NewVm(
+        number=number, instance_name=instance, name=name, display_name=args.opt_str("displayname") or name,
+        zone_id=zone.id, offering=offering, image=image, image_size=image_ref.size, host_id=host_id, cpus=cpus,
+        speed=speed, memory=memory, user_data=userdata, group=args.opt_str("group"), network_label=label,
+        root_size=root_size,
+        root_offering_id=disk_offering.id if image.is_iso and disk_offering and root_gb is None else None,
+        disk_offering=disk_offering, data_size=data_size))
     start = args.opt_bool("startvm") is not False
     result = _job(ctx, vms.JOB_START, vm, {"deploy": True}, create=True) if start else None
     try:
@@ -320,11 +298,7 @@ def expunge_vm(ctx: CallContext, args: Args) -> Result:
 def recover_vm(ctx: CallContext, args: Args) -> Result:
     vm = owned_vm(ctx, args)
     _check("recover", vm)
-    vms.set_state(vm, S.STOPPED)
-    for v in ctx.db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.state == S.VOL_DESTROY)):
-        v.state = S.VOL_READY
-    ctx.event("VM.RECOVER", f"Recovering VM {vm.instance_name}", resource_type="VirtualMachine",
-              resource_id=vm.id)
+    allocation.recover(ctx.db, ctx.user, vm)
     return ObjectResult("virtualmachine", vm_view(ctx.db, vm))
 
 
@@ -369,7 +343,7 @@ def list_vms(ctx: CallContext, args: Args) -> Result:
 
 
 def _shown_state_is(state: str) -> ColumnElement[bool]:
-    """Filter on the state the API shows (``vm_states.shown``): ``Unknown`` takes in the VMs on a
+    """Filter on the state the API shows (``vm.states.shown``): ``Unknown`` takes in the VMs on a
     host that is not Up, and their stored state no longer matches them."""
     on_lost_host = and_(VMInstance.state.in_(S.ON_HOST), VMInstance.host_id.is_not(None),
                         VMInstance.host_id.in_(select(Host.id).where(Host.status != HOST_UP)))
@@ -425,12 +399,7 @@ def scale_vm(ctx: CallContext, args: Args) -> Result:
     if offering.removed is not None or offering.is_system:
         raise errors.entity_not_found("serviceofferingid", offering.id)
     cpus, speed, memory = _custom(args, offering)
-    limits.charge(ctx.db, ctx.state.config, vm.account,
-                  {R.CPU: cpus - vm.cpu_number, R.MEMORY: memory - vm.memory})
-    vm.cpu_number, vm.cpu_speed, vm.memory = cpus, speed, memory
-    vm.service_offering_id = offering.id
-    vm.service_offering = offering
-    ctx.event("VM.UPGRADE", f"Scaling VM {vm.instance_name}", resource_type="VirtualMachine", resource_id=vm.id)
+    allocation.scale(ctx.db, ctx.state.config, ctx.user, vm, offering, cpus=cpus, speed=speed, memory=memory)
     return run_inline(ctx, ObjectResult("virtualmachine", vm_view(ctx.db, vm)), instance_type="VirtualMachine",
                       instance_id=vm.id)
 

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
-from hvcloud.server import resource_types as R
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import run_inline, submit_job
 from hvcloud.server.api.commands.vms import GiB, owned_vm
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
-from hvcloud.server.api.vm_views import VOLUME_VIEW_LOADS, volume_view
 from hvcloud.server.db.models import DiskOffering, VMInstance, Volume, Zone, utcnow
-from hvcloud.server.orchestration import planner, volumes
-from hvcloud.server.orchestration import resource_limits as limits
-from hvcloud.server.orchestration import vm_states as S
-from hvcloud.server.orchestration.agents import AgentError
-from hvcloud.server.orchestration.vm_steps import StepFailed, Steps
+from hvcloud.server.orchestration import volumes
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.views.volumes import VOLUME_VIEW_LOADS, volume_view
 
 command = REGISTRY.command
 
@@ -69,12 +65,8 @@ def create_volume(ctx: CallContext, args: Args) -> Result:
     if zone is None:
         raise errors.missing_parameter(ctx.command, "zoneid")
     name = args.opt_str("name") or f"DATA-{utcnow().strftime('%Y%m%d%H%M%S')}"
-    volume = Volume(name=name[:255], account_id=ctx.account.id, zone_id=zone.id, volume_type="DATADISK",
-                    size=_size(args, offering), disk_offering_id=offering.id, state=S.VOL_ALLOCATED)
-    limits.charge(ctx.db, ctx.state.config, ctx.account, limits.volume_deltas(volume.size))
-    ctx.db.add(volume)
-    ctx.db.flush()
-    ctx.event("VOLUME.CREATE", f"Creating volume {volume.name}", resource_type="Volume", resource_id=volume.id)
+    volume = volumes.create_volume(ctx.db, ctx.state.config, ctx.user, ctx.account, zone_id=zone.id, name=name,
+                                   size=_size(args, offering), offering_id=offering.id)
     if vm is not None:
         _check_attachable(vm)
         result = submit_job(ctx, volumes.JOB_ATTACH, {"volume_id": volume.id, "vm_id": vm.id},
@@ -186,36 +178,13 @@ def resize_volume(ctx: CallContext, args: Args) -> Result:
     if vm is not None and shrink and vm.state == S.RUNNING and volume.state == S.VOL_READY:
         raise errors.param_error(f"Unable to shrink volume {volume.name}: its VM {vm.instance_name} is running; "
                                  "stop it first")
-    ctx.event("VOLUME.RESIZE", f"Resizing volume {volume.name} from {volume.size} to {new_size} bytes",
-              resource_type="Volume", resource_id=volume.id)
     offering_id = offering.id if offering is not None else None
-    charge = {R.PRIMARY_STORAGE: new_size - volume.size}
-    if volume.state == S.VOL_ALLOCATED or new_size == volume.size:
-        limits.charge(ctx.db, ctx.state.config, volume.account, charge)
-        if not planner.rebook_pool(ctx.db, volume, new_size):
-            raise _pool_full(volume, new_size)
-        volume.size = new_size
-        volume.disk_offering_id = offering_id or volume.disk_offering_id
+    params = volumes.resize(ctx.db, ctx.state.config, ctx.user, volume, new_size, offering_id)
+    if params is None:
         return run_inline(ctx, ObjectResult("volume", volume_view(volume)), instance_type="Volume",
                           instance_id=volume.id)
-    claimed = ctx.db.execute(update(Volume).where(Volume.id == volume.id, Volume.state == S.VOL_READY)
-                             .values(state=S.VOL_RESIZING).execution_options(synchronize_session=False))
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise errors.param_error(f"Volume {volume.name} is busy with another operation; try again")
-    volume.state = S.VOL_RESIZING
-    limits.charge(ctx.db, ctx.state.config, volume.account, charge)  # after the claim: volume, then account
-    if not shrink and not planner.rebook_pool(ctx.db, volume, new_size):
-        raise _pool_full(volume, new_size)
-    params = {"volume_id": volume.id, "old_size": volume.size, "new_size": new_size, "shrink_ok": shrink,
-              "offering_id": offering_id}
     return submit_job(ctx, volumes.JOB_RESIZE, params, instance_type="Volume", instance_id=volume.id,
                       object_key=f"VirtualMachine:{vm.id}" if vm is not None else None)
-
-
-def _pool_full(volume: Volume, new_size: int) -> errors.ApiError:
-    pool = volume.pool.name if volume.pool is not None else "?"
-    return errors.insufficient_capacity(f"Primary storage pool {pool} has no room to grow volume {volume.name} "
-                                        f"from {volume.size} to {new_size} bytes")
 
 
 @command("deleteVolume", "Deletes a detached disk volume.", admin=False, params=[
@@ -227,22 +196,8 @@ def delete_volume(ctx: CallContext, args: Args) -> Result:
     if volume.volume_type == "ROOT":
         raise errors.param_error("A ROOT volume is deleted with its VM")
     _check_not_busy(volume)
-    ctx.event("VOLUME.DELETE", f"Deleting volume {volume.name}", resource_type="Volume", resource_id=volume.id)
-    if volume.state == S.VOL_ALLOCATED:
-        limits.release(ctx.db, volume.account_id, limits.volume_deltas(volume.size))
-        planner.release_pool(ctx.db, volume)
-        volume.state, volume.removed = S.VOL_EXPUNGED, utcnow()
-        return SuccessResult()
-    manager = ctx.state.agents
-    if manager is None:
-        raise errors.unavailable("The agent manager is not running on this management server")
-    volume_id = volume.id
-    ctx.db.commit()  # the delete step writes in its own transaction
-    steps = Steps(ctx.state.sessions, manager, ctx.state.box)
-    try:
-        manager.run_sync(steps.delete_volume(volume_id), timeout=manager.config.command_wait_seconds + 10)
-    except (StepFailed, AgentError) as exc:
-        raise errors.internal(f"Unable to delete volume {volume_id}: {getattr(exc, 'text', str(exc))}") from None
+    volumes.delete_volume(ctx.db, ctx.user, volume, agents=ctx.state.agents, sessions=ctx.state.sessions,
+                          box=ctx.state.box)
     return SuccessResult()
 
 

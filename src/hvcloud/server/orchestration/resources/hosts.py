@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hvcloud.server.api import errors
+from hvcloud.server import errors
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import Cluster, Host, Pod, StoragePool, VmPowerReport, Zone, new_id, utcnow
 from hvcloud.server.orchestration import discovery, host_leases
@@ -51,7 +51,7 @@ class NewHost:
     disabled: bool
 
 
-def _discovery_error(url: str, exc: AgentError) -> errors.ApiError:
+def _discovery_error(url: str, exc: AgentError) -> errors.CloudError:
     if isinstance(exc, AgentAuthFailed):
         text = (f"Unable to add the host: the agent at {url} refused the credentials (HTTP 401); check the "
                 "username and password given to addHost")

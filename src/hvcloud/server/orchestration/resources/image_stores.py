@@ -7,7 +7,7 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hvcloud.server.api import errors
+from hvcloud.server import errors
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import ImageStore, Zone
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hvcloud.server.api import errors
+from hvcloud.server import errors
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import Event, StoragePool
 from hvcloud.server.jobs.handlers import JobContext, register

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hvcloud.server.api import errors
+from hvcloud.server import errors
 from hvcloud.server.db.models import Cluster, Host, ImageStore, Pod, StoragePool, Zone
 
 

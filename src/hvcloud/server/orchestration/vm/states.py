@@ -7,6 +7,8 @@ does not allow it, with the 431 CloudStack answers.
 
 from __future__ import annotations
 
+from hvcloud.server.errors import CS_INVALID_PARAMETER, PARAM_ERROR, CloudError
+
 STARTING = "Starting"
 RUNNING = "Running"
 STOPPING = "Stopping"
@@ -53,10 +55,11 @@ def shown(state: str, host_up: bool | None) -> str:
     return UNKNOWN if state in ON_HOST and host_up is False else state
 
 
-class InvalidState(Exception):
+class InvalidState(CloudError):
+    """The operation is not allowed in the VM's state: CloudStack's 431 (InvalidParameterValue)."""
+
     def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
+        super().__init__(PARAM_ERROR, text, CS_INVALID_PARAMETER)
 
 
 def check(operation: str, state: str, name: str) -> None:

@@ -1,4 +1,4 @@
-"""CloudStack's ``virtualmachine`` and ``volume`` objects (cloudstack-api.md §3.5)."""
+"""CloudStack's ``virtualmachine`` object (cloudstack-api.md §3.5)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,15 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased, selectinload
-from sqlalchemy.sql.base import ExecutableOption
+from sqlalchemy.orm import Session, aliased
 
-from hvcloud.server.api.envelope import compact
 from hvcloud.server.db.models import Account, Domain, Host, ServiceOffering, VMInstance, VMTemplate, Volume, Zone
-from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.views.fields import compact
 
 ROOT_DEVICE_TYPE = "ROOT"
 VIEW_CHUNK = 500
-#: what CloudStack shows root admins only (``ResponseView.Full``): where a VM runs, and where a
-#: volume's disk lives (UserVmJoinDaoImpl, VolumeJoinDaoImpl)
-VM_ADMIN_FIELDS = ("instancename", "hostid", "hostname")
-VOLUME_ADMIN_FIELDS = ("storageid", "storage", "hypervisor", "path")
-_ADMIN_FIELDS = {"virtualmachine": VM_ADMIN_FIELDS, "volume": VOLUME_ADMIN_FIELDS}
-
-#: what :func:`volume_view` reads of a volume's relationships, loaded for a whole page at once
-VOLUME_VIEW_LOADS: tuple[ExecutableOption, ...] = (
-    selectinload(Volume.account), selectinload(Volume.zone), selectinload(Volume.pool),
-    selectinload(Volume.disk_offering), selectinload(Volume.vm).selectinload(VMInstance.host))
 
 _TEMPLATE = aliased(VMTemplate)
 _ISO = aliased(VMTemplate)
@@ -127,50 +116,3 @@ def _view(vm: Any, offerings: dict[str, str | None] | None) -> dict[str, Any]:
     if vm.user_data:
         out["userdata"] = vm.user_data
     return compact(out)
-
-
-def shown_state(vm: VMInstance) -> str:
-    return S.shown(vm.state, None if vm.host is None else vm.host.status == HOST_UP)
-
-
-def volume_view(v: Volume) -> dict[str, Any]:
-    vm = v.vm if v.vm_id is not None else None
-    pool = v.pool
-    offering = v.disk_offering
-    account = v.account
-    return compact({
-        "id": v.id, "name": v.name, "type": v.volume_type, "state": v.state, "size": v.size,
-        "zoneid": v.zone_id, "zonename": v.zone.name, "virtualmachineid": v.vm_id,
-        "vmname": vm.name if vm else None, "vmdisplayname": vm.display_name if vm else None,
-        "vmstate": shown_state(vm) if vm else None, "deviceid": v.device_id if vm else None,
-        "attached": v.attached if vm else None,
-        "diskofferingid": v.disk_offering_id, "diskofferingname": offering.name if offering else None,
-        "diskofferingdisplaytext": offering.display_text if offering else None,
-        "storageid": v.pool_id, "storage": pool.name if pool else None,
-        "storagetype": "local" if pool is not None and pool.scope == "HOST" else "shared",
-        "provisioningtype": offering.provisioning_type if offering else "thin",
-        "hypervisor": pool.hypervisor if pool and pool.hypervisor else None, "path": v.path,
-        "created": v.created, "destroyed": v.state == "Destroy", "displayvolume": True,
-        "isextractable": False, "account": account.name, "domainid": account.domain_id,
-        "domain": account.domain.name, "templateid": v.template_id, "tags": [],
-    })
-
-
-def for_user(body: Any) -> Any:
-    """``body`` as a non-admin sees it: the admin-only fields of every ``virtualmachine`` and
-    ``volume`` object dropped, wherever they are (an answer, a list, a job's ``jobresult``)."""
-    if isinstance(body, list):
-        return [for_user(item) for item in body]
-    if not isinstance(body, dict):
-        return body
-    out: dict[str, Any] = {}
-    for key, value in body.items():
-        hidden = _ADMIN_FIELDS.get(key)
-        if hidden is not None:
-            items = value if isinstance(value, list) else [value]
-            stripped = [{k: v for k, v in item.items() if k not in hidden} if isinstance(item, dict) else item
-                        for item in items]
-            out[key] = stripped if isinstance(value, list) else stripped[0]
-        else:
-            out[key] = for_user(value)
-    return out

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hvcloud.server.db.models import VMInstance, VmPowerReport
-from hvcloud.server.orchestration.vm_states import ON_HOST
+from hvcloud.server.orchestration.vm.states import ON_HOST
 
 POWER_ON = "PowerOn"
 POWER_OFF = "PowerOff"

@@ -35,10 +35,11 @@ from hvcloud.server.db.models import (
     Volume,
     utcnow,
 )
-from hvcloud.server.orchestration import planner, vm_wire
+from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import resource_limits as limits
-from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP, AgentError
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm import wire as vm_wire
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.base import Answer, Command

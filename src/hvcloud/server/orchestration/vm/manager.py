@@ -30,13 +30,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from hvcloud import logs
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import AsyncJob, Host, StoragePool, VMInstance, VmPowerReport, Volume, utcnow
+from hvcloud.server.errors import INSUFFICIENT_CAPACITY, INTERNAL_ERROR, PARAM_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
-from hvcloud.server.orchestration import planner, vm_wire
-from hvcloud.server.orchestration import power_sync as P
+from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import resource_limits as limits
-from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP
-from hvcloud.server.orchestration.vm_steps import (
+from hvcloud.server.orchestration.vm import power_sync as P
+from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm import wire as vm_wire
+from hvcloud.server.orchestration.vm.steps import (
     Created,
     StepFailed,
     Steps,
@@ -51,9 +53,6 @@ from hvcloud.wire.to import VolumeObjectTO
 log = logs.get(__name__)
 
 START_ATTEMPTS = 5
-ERR_INTERNAL = 530
-ERR_CAPACITY = 533
-ERR_PARAM = 431
 JOB_START = "vm.start"
 JOB_STOP = "vm.stop"
 JOB_REBOOT = "vm.reboot"
@@ -75,7 +74,7 @@ def _steps(jctx: JobContext) -> Steps:
 def _vm(db: Session, vm_id: str) -> VMInstance:
     vm = db.get(VMInstance, vm_id)
     if vm is None or vm.removed is not None:
-        raise JobFailure(ERR_PARAM, f"VM {vm_id} does not exist")
+        raise JobFailure(PARAM_ERROR, f"VM {vm_id} does not exist")
     return vm
 
 
@@ -83,12 +82,12 @@ def _result(jctx: JobContext, vm_id: str) -> dict[str, Any]:
     with jctx.sessions() as db:
         vm = db.get(VMInstance, vm_id)
         if vm is None:
-            raise JobFailure(ERR_PARAM, f"VM {vm_id} does not exist")
+            raise JobFailure(PARAM_ERROR, f"VM {vm_id} does not exist")
         return _result_of(db, vm)
 
 
 def _result_of(db: Session, vm: VMInstance) -> dict[str, Any]:
-    from hvcloud.server.api.vm_views import vm_view
+    from hvcloud.server.views.vms import vm_view
 
     return {"virtualmachine": vm_view(db, vm)}
 
@@ -128,7 +127,7 @@ def _place_and_prepare(db: Session, box: SecretBox, vm_id: str, avoid: list[str]
         if vm.state == S.RUNNING:
             return None
         if vm.state not in (S.STARTING, S.STOPPED) and not (deploy and vm.state == S.ERROR):
-            raise JobFailure(ERR_PARAM, f"Unable to start VM {vm.instance_name}: it is {vm.state}")
+            raise JobFailure(PARAM_ERROR, f"Unable to start VM {vm.instance_name}: it is {vm.state}")
         booked: Host | None = None
         if vm.capacity_host_id is not None and vm.capacity_host_id not in avoid:
             booked = db.get(Host, vm.capacity_host_id)
@@ -151,7 +150,7 @@ def _place_and_prepare(db: Session, box: SecretBox, vm_id: str, avoid: list[str]
             if booked is not None or planner.reserve_host(db, vm, host, need):
                 break
         else:
-            raise JobFailure(ERR_CAPACITY, planner.no_room(vm, need, avoid).text)
+            raise JobFailure(INSUFFICIENT_CAPACITY, planner.no_room(vm, need, avoid).text)
         placed = _book(db, vm, host, plan)
     if jctx is not None:
         jctx.progress_in(db, 20, f"placed on host {host.name}")
@@ -176,7 +175,7 @@ def _plan(db: Session, box: SecretBox, vm: VMInstance, host: Host, pool: Storage
     if pool is None or not planner.host_sees_pool(host, pool):
         pools = planner.pools_for(db, host, local=vm.service_offering.storage_type == "local")
         if not pools:
-            raise JobFailure(ERR_CAPACITY, f"host {host.name} has no usable primary storage pool")
+            raise JobFailure(INSUFFICIENT_CAPACITY, f"host {host.name} has no usable primary storage pool")
         pool = pools[0]
     todo = [v for v in volumes if v.state != S.VOL_READY]
     template_id = vm.template_id if root is not None and root in todo and root.template_id else None
@@ -198,7 +197,7 @@ def _book(db: Session, vm: VMInstance, host: Host, plan: _Plan) -> Placed:
         if v.pool_id is not None and v.pool_id != pool.id:
             planner.release_pool(db, v)
         if not planner.reserve_pool(db, v, pool):
-            raise JobFailure(ERR_CAPACITY, f"primary storage pool {pool.name} has no room for volume {v.name} "
+            raise JobFailure(INSUFFICIENT_CAPACITY, f"primary storage pool {pool.name} has no room for volume {v.name} "
                                            f"({v.size} bytes)")
     vm.host_id = host.id
     set_state(vm, S.STARTING)
@@ -221,7 +220,7 @@ def _started(db: Session, jctx: JobContext, vm_id: str, host_id: str, created: C
     leaves it ``Creating``, and the job's rerun or rollback handles it as a creation whose answer was
     lost) and the job's result, in one transaction. Its reads come first, so that it holds the
     database's write lock only for its writes."""
-    from hvcloud.server.api.vm_views import vm_view_becoming
+    from hvcloud.server.views.vms import vm_view_becoming
 
     with db.no_autoflush:
         vm = _vm(db, vm_id)
@@ -322,11 +321,11 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
                     with contextlib.suppress(StepFailed):
                         await steps.delete_volume(volume_id, host_id)
             if not exc.host_fault:
-                raise JobFailure(ERR_INTERNAL, exc.text) from None
+                raise JobFailure(INTERNAL_ERROR, exc.text) from None
             avoid.append(host_id)
             continue
         return await steps.tx(_started, jctx, vm_id, host_id, unrecorded)
-    raise JobFailure(ERR_INTERNAL, f"Unable to start VM {vm_id} on {len(avoid)} host(s); last error: {last_error}")
+    raise JobFailure(INTERNAL_ERROR, f"Unable to start VM {vm_id} on {len(avoid)} host(s); last error: {last_error}")
 
 
 def _rollback_plan(db: Session, vm_id: str) -> tuple[str | None, str, list[str]] | None:
@@ -391,7 +390,7 @@ def _begin_stop(db: Session, vm_id: str) -> tuple[str | None, str] | None:
     if vm.state == S.STOPPED:
         return None
     if vm.state not in S.ALLOWED["stop"]:
-        raise JobFailure(ERR_PARAM, f"Unable to stop VM {vm.instance_name}: it is {vm.state}")
+        raise JobFailure(PARAM_ERROR, f"Unable to stop VM {vm.instance_name}: it is {vm.state}")
     set_state(vm, S.STOPPING)
     return vm.host_id or vm.capacity_host_id, vm.instance_name
 
@@ -421,7 +420,7 @@ async def stop_vm(steps: Steps, vm_id: str, forced: bool) -> None:
         except StepFailed as exc:
             if not forced:
                 await steps.tx(_stop_failed, vm_id, exc.text)
-                raise JobFailure(ERR_INTERNAL, f"Unable to stop VM {name}: {exc.text}") from None
+                raise JobFailure(INTERNAL_ERROR, f"Unable to stop VM {name}: {exc.text}") from None
             await steps.tx(_stopped, vm_id, f"forced stop; the host did not confirm: {exc.text}")
             return
     await steps.tx(_stopped, vm_id)
@@ -436,7 +435,7 @@ async def run_stop(jctx: JobContext) -> dict[str, Any]:
 def _reboot_target(db: Session, vm_id: str) -> tuple[str, str]:
     vm = _vm(db, vm_id)
     if vm.state != S.RUNNING or vm.host_id is None:
-        raise JobFailure(ERR_PARAM, f"Unable to reboot VM {vm.instance_name}: it is {vm.state}")
+        raise JobFailure(PARAM_ERROR, f"Unable to reboot VM {vm.instance_name}: it is {vm.state}")
     return vm.host_id, vm.instance_name
 
 
@@ -449,7 +448,7 @@ async def run_reboot(jctx: JobContext) -> dict[str, Any]:
     try:
         await steps.send(host_id, C.RebootCommand(vmName=name, wait=600), f"rebooting VM {name}")
     except StepFailed as exc:
-        raise JobFailure(ERR_INTERNAL, exc.text) from None
+        raise JobFailure(INTERNAL_ERROR, exc.text) from None
     return _result(jctx, vm_id)
 
 
@@ -496,7 +495,7 @@ async def expunge_vm(steps: Steps, vm_id: str) -> None:
         try:
             await steps.delete_volume(volume_id, host_hint)
         except StepFailed as exc:
-            raise JobFailure(ERR_INTERNAL, f"Unable to expunge VM {vm_id}: {exc.text}") from None
+            raise JobFailure(INTERNAL_ERROR, f"Unable to expunge VM {vm_id}: {exc.text}") from None
     await steps.tx(_expunged, vm_id)
 
 
@@ -532,7 +531,7 @@ async def run_expunge(jctx: JobContext) -> dict[str, Any]:
 
 
 def _iso_target(db: Session, box: Any, vm_id: str) -> tuple[str | None, str, Any]:
-    from hvcloud.server.orchestration.vm_steps import iso_to
+    from hvcloud.server.orchestration.vm.steps import iso_to
 
     vm = _vm(db, vm_id)
     host = vm.host_id if vm.state == S.RUNNING else None
@@ -559,7 +558,7 @@ async def run_iso(jctx: JobContext) -> dict[str, Any]:
         except StepFailed as exc:
             if attach:
                 await steps.tx(_set_iso, vm_id, None)
-            raise JobFailure(ERR_INTERNAL, exc.text) from None
+            raise JobFailure(INTERNAL_ERROR, exc.text) from None
     if not attach:
         await steps.tx(_set_iso, vm_id, None)
     return _result(jctx, vm_id)
