@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
+    from hvcloud.server.orchestration.agents.protocol import AgentSender
     from hvcloud.server.state import ServerState
 
 HandlerFn = Callable[["JobContext"], Awaitable[dict[str, Any]]]
@@ -86,7 +87,7 @@ class JobContext:
     instance_id: str | None
     sessions: sessionmaker[Session]
     state: ServerState
-    agents: Any | None
+    agents: AgentSender | None
     recovering: bool
     attempt: int
     _write_progress: ProgressWriter = field(repr=False)

@@ -39,6 +39,7 @@ from hvcloud.server.orchestration import planner, vm_wire
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import vm_states as S
 from hvcloud.server.orchestration.agents import HOST_UP, AgentError
+from hvcloud.server.orchestration.agents.protocol import AgentSender
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.base import Answer, Command
@@ -61,7 +62,7 @@ class StepFailed(Exception):
 class Steps:
     """Runs the steps for one job: ``agents`` is the AgentManager, ``sessions`` the database."""
 
-    def __init__(self, sessions: sessionmaker[Session], agents: Any, box: SecretBox) -> None:
+    def __init__(self, sessions: sessionmaker[Session], agents: AgentSender | None, box: SecretBox) -> None:
         self.sessions = sessions
         self.agents = agents
         self.box = box

@@ -1,0 +1,68 @@
+"""Host ownership for the AgentManager of one server among several (the rules: ``host_leases``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from hvcloud.server.config import ServerConfig
+from hvcloud.server.orchestration import host_leases
+from hvcloud.server.orchestration.agents.stats import ManagerStats
+
+log = logging.getLogger(__name__)
+
+
+class Ownership:
+    """The hosts this server owns, as of its last ownership pass (or an explicit take)."""
+
+    def __init__(self, config: ServerConfig, sessions: sessionmaker[Session], server_id: str,
+                 stats: ManagerStats, on_change: Callable[[], Awaitable[None]]) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.server_id = server_id
+        self.stats = stats
+        #: awaited after a pass that claimed, released or lost hosts
+        self.on_change = on_change
+        self.owned: frozenset[str] = frozenset()
+
+    async def run(self) -> None:
+        """Balance host ownership every ``host_claim_interval``; hosts just claimed (a dead server's,
+        or a rebalance's) are connected at once by ``on_change``, so a takeover costs one connect
+        sequence, not a ping interval."""
+        while True:
+            try:
+                outcome = await asyncio.to_thread(self._claim)
+                lost = self.owned - outcome.owned - set(outcome.released)
+                self.owned = outcome.owned
+                if lost:
+                    log.warning("server %s lost %d host(s) to other servers", self.server_id, len(lost))
+                if outcome.claimed or outcome.released or lost:
+                    self.stats.claimed += len(outcome.claimed)
+                    self.stats.released += len(outcome.released)
+                    log.info("server %s claimed %d host(s), released %d; owns %d of its share %d (%d live servers)",
+                             self.server_id, len(outcome.claimed), len(outcome.released), len(outcome.owned),
+                             outcome.share, outcome.live_servers)
+                    await self.on_change()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("host ownership pass failed")
+            await asyncio.sleep(self.config.host_claim_interval_seconds)
+
+    def _claim(self) -> host_leases.ClaimOutcome:
+        with self.sessions.begin() as db:
+            return host_leases.claim_pass(db, self.server_id, self.config.lease_seconds)
+
+    def take(self, host_id: str) -> None:
+        """Own this host whoever owned it (reconnectHost here)."""
+        with self.sessions.begin() as db:
+            if host_leases.take(db, host_id, self.server_id):
+                self.owned = self.owned | {host_id}
+
+    def release_all(self) -> None:
+        with self.sessions.begin() as db:
+            host_leases.release(db, self.server_id)
+        self.owned = frozenset()
