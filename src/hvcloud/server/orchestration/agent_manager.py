@@ -42,6 +42,7 @@ from hvcloud.server.orchestration.agents.ownership import Ownership
 from hvcloud.server.orchestration.agents.pings import Pinger
 from hvcloud.server.orchestration.agents.pools import shared_pools
 from hvcloud.server.orchestration.agents.remote import RemoteHosts
+from hvcloud.server.orchestration.agents.scope import Scope
 from hvcloud.server.orchestration.agents.sending import tracked
 from hvcloud.server.orchestration.agents.stats import ManagerStats
 from hvcloud.server.orchestration.agents.sync_bridge import SyncBridge
@@ -69,12 +70,12 @@ class AgentManager:
         #: this server's id in ``management_server``; None drives every host (no leases)
         self.server_id = server_id
         self.stats = ManagerStats()
-        self._links = Links(config, sessions, box, server_id)
-        self._remote = RemoteHosts(config, sessions, server_id, self._links, self.stats)
-        self._writer = OutcomeWriter(config, sessions, server_id, self._links, self.stats)
-        self._pinger = Pinger(config, sessions, box, self._links, self._writer, self.stats)
-        self._ownership = (None if server_id is None else
-                           Ownership(config, sessions, server_id, self.stats, self._visit_new_links))
+        scope = Scope(config, sessions, box, server_id, self.stats)
+        self._links = Links(scope)
+        self._remote = RemoteHosts(scope, self._links)
+        self._writer = OutcomeWriter(scope, self._links)
+        self._pinger = Pinger(scope, self._links, self._writer)
+        self._ownership = None if server_id is None else Ownership(scope, server_id, self._visit_new_links)
         self._bridge = SyncBridge()
         self._tasks: list[asyncio.Task[None]] = []
         self.on_power_change: list[Callable[[list[power_sync.PowerChange]], None]] = self._writer.on_power_change

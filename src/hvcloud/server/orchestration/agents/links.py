@@ -12,14 +12,12 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from hvcloud.agent_client import AgentClient
-from hvcloud.server.config import ServerConfig
-from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import Host
 from hvcloud.server.orchestration import discovery
 from hvcloud.server.orchestration.agents import DEFAULT_AGENT_PORT
+from hvcloud.server.orchestration.agents.scope import Part, Scope
 from hvcloud.server.orchestration.agents.sending import Inflight
 from hvcloud.server.orchestration.discovery import AgentAddress
 
@@ -76,15 +74,11 @@ def agent_address(url: str, private_ip: str | None) -> AgentAddress:
     return AgentAddress(name=name, ip=private_ip or name, port=port)
 
 
-class Links:
+class Links(Part):
     """The links of the hosts this server drives, by host id."""
 
-    def __init__(self, config: ServerConfig, sessions: sessionmaker[Session], box: SecretBox,
-                 server_id: str | None) -> None:
-        self.config = config
-        self.sessions = sessions
-        self.box = box
-        self.server_id = server_id
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope)
         self.by_host: dict[str, HostLink] = {}
         self._fresh: dict[str, float] = {}
         self._tombstones: dict[str, float] = {}

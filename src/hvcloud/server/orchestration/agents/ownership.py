@@ -6,24 +6,19 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from hvcloud.server.config import ServerConfig
 from hvcloud.server.orchestration import host_leases
-from hvcloud.server.orchestration.agents.stats import ManagerStats
+from hvcloud.server.orchestration.agents.scope import Part, Scope
 
 log = logging.getLogger(__name__)
 
 
-class Ownership:
+class Ownership(Part):
     """The hosts this server owns, as of its last ownership pass (or an explicit take)."""
 
-    def __init__(self, config: ServerConfig, sessions: sessionmaker[Session], server_id: str,
-                 stats: ManagerStats, on_change: Callable[[], Awaitable[None]]) -> None:
-        self.config = config
-        self.sessions = sessions
-        self.server_id = server_id
-        self.stats = stats
+    def __init__(self, scope: Scope, server_id: str, on_change: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(scope)
+        #: the scope's server id, known here not to be None
+        self.owner = server_id
         #: awaited after a pass that claimed, released or lost hosts
         self.on_change = on_change
         self.owned: frozenset[str] = frozenset()
@@ -38,12 +33,12 @@ class Ownership:
                 lost = self.owned - outcome.owned - set(outcome.released)
                 self.owned = outcome.owned
                 if lost:
-                    log.warning("server %s lost %d host(s) to other servers", self.server_id, len(lost))
+                    log.warning("server %s lost %d host(s) to other servers", self.owner, len(lost))
                 if outcome.claimed or outcome.released or lost:
                     self.stats.claimed += len(outcome.claimed)
                     self.stats.released += len(outcome.released)
                     log.info("server %s claimed %d host(s), released %d; owns %d of its share %d (%d live servers)",
-                             self.server_id, len(outcome.claimed), len(outcome.released), len(outcome.owned),
+                             self.owner, len(outcome.claimed), len(outcome.released), len(outcome.owned),
                              outcome.share, outcome.live_servers)
                     await self.on_change()
             except asyncio.CancelledError:
@@ -54,15 +49,15 @@ class Ownership:
 
     def _claim(self) -> host_leases.ClaimOutcome:
         with self.sessions.begin() as db:
-            return host_leases.claim_pass(db, self.server_id, self.config.lease_seconds)
+            return host_leases.claim_pass(db, self.owner, self.config.lease_seconds)
 
     def take(self, host_id: str) -> None:
         """Own this host whoever owned it (reconnectHost here)."""
         with self.sessions.begin() as db:
-            if host_leases.take(db, host_id, self.server_id):
+            if host_leases.take(db, host_id, self.owner):
                 self.owned = self.owned | {host_id}
 
     def release_all(self) -> None:
         with self.sessions.begin() as db:
-            host_leases.release(db, self.server_id)
+            host_leases.release(db, self.owner)
         self.owned = frozenset()

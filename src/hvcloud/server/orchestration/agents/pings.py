@@ -10,10 +10,6 @@ import asyncio
 import logging
 import time
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from hvcloud.server.config import ServerConfig
-from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import Host, utcnow
 from hvcloud.server.orchestration import discovery
 from hvcloud.server.orchestration.agents import (
@@ -26,7 +22,7 @@ from hvcloud.server.orchestration.agents import (
 )
 from hvcloud.server.orchestration.agents.links import HostLink, Links, agent_address
 from hvcloud.server.orchestration.agents.pools import shared_pools
-from hvcloud.server.orchestration.agents.stats import ManagerStats
+from hvcloud.server.orchestration.agents.scope import Part, Scope
 from hvcloud.server.orchestration.agents.writer import Outcome, OutcomeWriter
 from hvcloud.server.orchestration.discovery import ConnectRequest
 from hvcloud.wire import answers as A
@@ -35,16 +31,12 @@ from hvcloud.wire import commands as C
 log = logging.getLogger(__name__)
 
 
-class Pinger:
-    def __init__(self, config: ServerConfig, sessions: sessionmaker[Session], box: SecretBox, links: Links,
-                 writer: OutcomeWriter, stats: ManagerStats) -> None:
-        self.config = config
-        self.sessions = sessions
-        self.box = box
+class Pinger(Part):
+    def __init__(self, scope: Scope, links: Links, writer: OutcomeWriter) -> None:
+        super().__init__(scope)
         self.links = links
         self.writer = writer
-        self.stats = stats
-        self._sem = asyncio.Semaphore(max(config.agent_concurrency, 1))
+        self._sem = asyncio.Semaphore(max(self.config.agent_concurrency, 1))
 
     def reset(self) -> None:
         """A new semaphore for the loop being started."""

@@ -11,31 +11,25 @@ import asyncio
 import logging
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from hvcloud.agent_client import AgentClient
-from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import Host
 from hvcloud.server.orchestration import host_leases
 from hvcloud.server.orchestration.agents import HOST_DOWN, HOST_UP, HostNotConnected
 from hvcloud.server.orchestration.agents.links import HostRow, Links
+from hvcloud.server.orchestration.agents.scope import Part, Scope
 from hvcloud.server.orchestration.agents.sending import Inflight, abandon, tracked
-from hvcloud.server.orchestration.agents.stats import ManagerStats
 from hvcloud.wire.base import Answer, Command
 
 log = logging.getLogger(__name__)
 
 
-class RemoteHosts:
+class RemoteHosts(Part):
     """Clients to, and commands in flight on, hosts this server does not own."""
 
-    def __init__(self, config: ServerConfig, sessions: sessionmaker[Session], server_id: str | None,
-                 links: Links, stats: ManagerStats) -> None:
-        self.config = config
-        self.sessions = sessions
-        self.server_id = server_id
+    def __init__(self, scope: Scope, links: Links) -> None:
+        super().__init__(scope)
         self.links = links
-        self.stats = stats
         self._clients: dict[str, tuple[tuple[str | None, ...], AgentClient]] = {}
         #: commands sent to other servers' hosts and not yet answered, by host
         self._inflight: dict[str, Inflight] = {}

@@ -10,15 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import Host, utcnow
 from hvcloud.server.orchestration import host_leases, host_updates, power_sync
 from hvcloud.server.orchestration.agents import HOST_DOWN, AgentError
 from hvcloud.server.orchestration.agents.links import HostLink, Links
+from hvcloud.server.orchestration.agents.scope import Part, Scope
 from hvcloud.server.orchestration.agents.sending import abandon
-from hvcloud.server.orchestration.agents.stats import ManagerStats
 from hvcloud.server.orchestration.discovery import ConnectResult
 from hvcloud.server.orchestration.host_status import Timings
 from hvcloud.wire import answers as A
@@ -40,15 +37,11 @@ class Outcome:
     taken: datetime | None = None
 
 
-class OutcomeWriter:
-    def __init__(self, config: ServerConfig, sessions: sessionmaker[Session], server_id: str | None,
-                 links: Links, stats: ManagerStats) -> None:
-        self.config = config
-        self.sessions = sessions
-        self.server_id = server_id
+class OutcomeWriter(Part):
+    def __init__(self, scope: Scope, links: Links) -> None:
+        super().__init__(scope)
         self.links = links
-        self.stats = stats
-        self.timings = Timings(config.host_down_after_seconds, config.ping_retry_count)
+        self.timings = Timings(self.config.host_down_after_seconds, self.config.ping_retry_count)
         self.on_power_change: list[Callable[[list[power_sync.PowerChange]], None]] = []
         self.queue: asyncio.Queue[Outcome] = asyncio.Queue()
 
