@@ -21,7 +21,7 @@ from hvcloud.server.db.sequences import Sequences
 
 if TYPE_CHECKING:
     from hvcloud.server.jobs.engine import JobEngine
-    from hvcloud.server.orchestration.agent_manager import AgentManager
+    from hvcloud.server.orchestration.agents.protocol import AgentService
 
 SERVER_ID_FILE = "server-id"
 
@@ -39,7 +39,7 @@ class ServerState:
     rate_limiter: ApiRateLimiter = field(init=False)
     jobs: JobEngine | None = None
     #: set while the app runs (its lifespan starts and stops the manager)
-    agents: AgentManager | None = None
+    agents: AgentService | None = None
 
     @classmethod
     def open(cls, config: ServerConfig, worker: int = 0) -> ServerState:

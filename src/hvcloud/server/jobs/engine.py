@@ -21,6 +21,7 @@ from hvcloud.server.jobs import leases, store
 from hvcloud.server.jobs.handlers import HANDLERS, JobContext, JobFailure, JobHandler
 
 if TYPE_CHECKING:
+    from hvcloud.server.orchestration.agents.protocol import AgentSender
     from hvcloud.server.state import ServerState
 
 log = logs.get(__name__)
@@ -55,7 +56,7 @@ class JobEngine:
     STOP_GRACE_SECONDS = 30.0
 
     def __init__(self, state: ServerState, server_id: str, settings: EngineSettings | None = None,
-                 agents: Any | None = None) -> None:
+                 agents: AgentSender | None = None) -> None:
         self.state = state
         self.server_id = server_id
         self.settings = settings or EngineSettings()

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hvcloud.server.errors import CloudError
 
 if TYPE_CHECKING:
+    from hvcloud.server.orchestration.agents.protocol import AgentSender
     from hvcloud.server.state import ServerState
 
 HandlerFn = Callable[["JobContext"], Awaitable[dict[str, Any]]]
@@ -86,7 +87,7 @@ class JobContext:
     instance_id: str | None
     sessions: sessionmaker[Session]
     state: ServerState
-    agents: Any | None
+    agents: AgentSender | None
     recovering: bool
     attempt: int
     _write_progress: ProgressWriter = field(repr=False)

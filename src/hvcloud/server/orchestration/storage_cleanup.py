@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +27,7 @@ from hvcloud import logs
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import Host, VMInstance, VmPowerReport, Volume, utcnow
 from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.orchestration.agents.protocol import AgentSender
 from hvcloud.server.orchestration.vm import power_sync as P
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.orchestration.vm.manager import job_in_flight
@@ -147,7 +147,7 @@ def _note(backoff: Backoff, swept: Swept, now: float) -> None:
                         volume=volume_id, attempts=WARN_AFTER)
 
 
-async def cleanup_loop(sessions: sessionmaker[Session], agents: Any, box: SecretBox, interval: float) -> None:
+async def cleanup_loop(sessions: sessionmaker[Session], agents: AgentSender, box: SecretBox, interval: float) -> None:
     """Every ``interval``: plan, and start a task for each host that has work and no task running."""
     steps = Steps(sessions, agents, box)
     running: dict[str | None, asyncio.Task[Swept]] = {}

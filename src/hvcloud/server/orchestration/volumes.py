@@ -38,7 +38,7 @@ from hvcloud.wire import commands as C
 from hvcloud.wire.to import DiskTO
 
 if TYPE_CHECKING:
-    from hvcloud.server.orchestration.agent_manager import AgentManager
+    from hvcloud.server.orchestration.agents.protocol import AgentService
 
 JOB_ATTACH = "volume.attach"
 JOB_DETACH = "volume.detach"
@@ -60,7 +60,7 @@ def create_volume(db: Session, config: ServerConfig, actor: User, owner: Account
     return volume
 
 
-def delete_volume(db: Session, actor: User, volume: Volume, *, agents: AgentManager | None,
+def delete_volume(db: Session, actor: User, volume: Volume, *, agents: AgentService | None,
                   sessions: sessionmaker[Session], box: SecretBox) -> None:
     """deleteVolume, synchronous as CloudStack's: a volume never created (``Allocated``) is removed in
     ``db``'s transaction; otherwise that transaction commits and the disk is deleted on a host now

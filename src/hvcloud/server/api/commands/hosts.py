@@ -12,7 +12,7 @@ from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.db.models import Cluster, Host, Pod, Zone
 from hvcloud.server.orchestration import host_jobs
-from hvcloud.server.orchestration.agent_manager import AgentManager
+from hvcloud.server.orchestration.agents.protocol import AgentService
 from hvcloud.server.orchestration.resources import hosts
 from hvcloud.server.views.hosts import host_view
 
@@ -23,7 +23,7 @@ HOST_FIELDS = ("id", "name", "type", "state", "resourcestate", "ipaddress", "zon
 PORT_DETAIL = "agent.port"
 
 
-def _manager(ctx: CallContext) -> AgentManager:
+def _manager(ctx: CallContext) -> AgentService:
     if ctx.state.agents is None:
         raise errors.unavailable(hosts.NO_AGENT_MANAGER)
     return ctx.state.agents

@@ -18,7 +18,6 @@ from hvcloud.server import errors
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import Cluster, Host, Pod, StoragePool, VmPowerReport, Zone, new_id, utcnow
 from hvcloud.server.orchestration import discovery, host_leases
-from hvcloud.server.orchestration.agent_manager import AgentManager, shared_pools
 from hvcloud.server.orchestration.agents import (
     HOST_UP,
     RESOURCE_DISABLED,
@@ -30,6 +29,8 @@ from hvcloud.server.orchestration.agents import (
     AgentError,
     AgentUnavailable,
 )
+from hvcloud.server.orchestration.agents.pools import shared_pools
+from hvcloud.server.orchestration.agents.protocol import AgentService
 from hvcloud.server.orchestration.host_jobs import RESOURCE_ERROR_IN_MAINTENANCE
 from hvcloud.server.orchestration.host_updates import record_connect
 
@@ -64,7 +65,7 @@ def _discovery_error(url: str, exc: AgentError) -> errors.CloudError:
     return errors.internal(text[:2000])
 
 
-def add_host(db: Session, manager: AgentManager | None, box: SecretBox, new: NewHost) -> Host:
+def add_host(db: Session, manager: AgentService | None, box: SecretBox, new: NewHost) -> Host:
     """Discover the agent at ``new.url`` and add its host; commits the caller's transaction first
     (``manager`` None: this server runs no agent manager, answered once the URL has been checked)."""
     zone, pod, cluster = new.zone, new.pod, new.cluster
@@ -143,7 +144,7 @@ def cancel_maintenance(host: Host) -> None:
     host.resource_state = RESOURCE_ENABLED
 
 
-def delete_host(db: Session, agents: AgentManager | None, host: Host, *, forced: bool) -> None:
+def delete_host(db: Session, agents: AgentService | None, host: Host, *, forced: bool) -> None:
     """Remove a host in maintenance (or any, ``forced``) with its local pools and power reports."""
     if not forced and host.status == HOST_UP and host.resource_state != RESOURCE_MAINTENANCE:
         raise errors.in_use("Host is Up: put it into maintenance first or use forced=true")

@@ -38,6 +38,7 @@ from hvcloud.server.db.models import (
 from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration.agents import HOST_UP, AgentError
+from hvcloud.server.orchestration.agents.protocol import AgentSender
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.orchestration.vm import wire as vm_wire
 from hvcloud.wire import answers as A
@@ -62,7 +63,7 @@ class StepFailed(Exception):
 class Steps:
     """Runs the steps for one job: ``agents`` is the AgentManager, ``sessions`` the database."""
 
-    def __init__(self, sessions: sessionmaker[Session], agents: Any, box: SecretBox) -> None:
+    def __init__(self, sessions: sessionmaker[Session], agents: AgentSender | None, box: SecretBox) -> None:
         self.sessions = sessions
         self.agents = agents
         self.box = box

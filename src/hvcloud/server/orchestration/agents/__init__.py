@@ -3,6 +3,14 @@
 The server reaches agents only through :class:`hvcloud.agent_client.AgentClient`; every call goes
 through :func:`guarded`, so callers see one of the :class:`AgentError` subclasses below instead of
 httpx or codec exceptions, and every call has a deadline.
+
+This package also holds the parts of the AgentManager (facade:
+:mod:`hvcloud.server.orchestration.agent_manager`): ``links`` (one client per host), ``sending``
+(commands in flight and abandoning them), ``remote`` (forwarding to hosts other servers own),
+``ownership`` (host leases), ``pings`` (the scheduler and its visits), ``writer`` (the batched
+writer of their outcomes), ``pools`` (the shared pools a host attaches), ``sync_bridge`` (worker
+threads to the event loop) and ``protocol``: the typed seam orchestration and jobs depend on.
+This module stays light (it imports none of them) so every layer may import it.
 """
 
 from __future__ import annotations
