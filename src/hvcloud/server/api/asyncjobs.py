@@ -9,20 +9,14 @@ commands); the engine runs the job's handler and records CloudStack's ``jobstatu
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from hvcloud.server.api.context import CallContext
 from hvcloud.server.api.envelope import compact
-from hvcloud.server.api.registry import Args
 from hvcloud.server.api.results import AsyncResult, Result, body_of
-from hvcloud.server.db.models import AsyncJob, User
+from hvcloud.server.db.models import AsyncJob
 from hvcloud.server.errors import CloudError
 from hvcloud.server.jobs import store
-from hvcloud.server.jobs.handlers import JobContext
-from hvcloud.server.orchestration.transaction_jobs import register_transaction
 
 JOB_IN_PROGRESS = store.IN_PROGRESS
 JOB_SUCCEEDED = store.SUCCEEDED
@@ -71,23 +65,3 @@ def job_view(job: AsyncJob) -> dict[str, Any]:
         out["jobresulttype"] = "object"
         out["jobresult"] = json.loads(job.result_json)
     return compact(out)
-
-
-SyncJobFn = Callable[[CallContext, Args], Result]
-
-
-def api_job(name: str) -> Callable[[SyncJobFn], SyncJobFn]:
-    """Register a job handler that runs ``fn(ctx, args)`` in one transaction, as the submitting user
-    (see :mod:`hvcloud.server.orchestration.transaction_jobs`; new job handlers belong in
-    orchestration). ``args`` are the values the command passed to :func:`submit_job`.
-    """
-
-    def decorate(fn: SyncJobFn) -> SyncJobFn:
-        def work(jctx: JobContext, db: Session, user: User) -> dict[str, Any]:
-            ctx = CallContext(state=jctx.state, db=db, user=user, command=jctx.command)
-            return body_of(fn(ctx, Args(jctx.command, dict(jctx.params))))
-
-        register_transaction(name, work)
-        return fn
-
-    return decorate
