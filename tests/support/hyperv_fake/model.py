@@ -60,6 +60,9 @@ _MEDIA = {"Microsoft:Hyper-V:Virtual Hard Disk": ("Microsoft:Hyper-V:Synthetic D
           "Microsoft:Hyper-V:Virtual CD/DVD Disk": ("Microsoft:Hyper-V:Synthetic DVD Drive",
                                                     (".iso",))}
 _PORTS = ("Microsoft:Hyper-V:Synthetic Ethernet Port", "Microsoft:Hyper-V:Emulated Ethernet Port")
+#: the job class each service's methods hand back (Msvm_ConcreteJob for the others)
+_JOB_CLASS = {"Msvm_ImageManagementService": "Msvm_StorageJob",
+              "Msvm_VirtualSystemMigrationService": "Msvm_MigrationJob"}
 _FILE_NOT_FOUND = "The system cannot find the file specified. (0x80070002)"
 
 
@@ -433,14 +436,15 @@ class HyperVModel:
                 except JobError as exc:
                     return empty | {"ReturnValue": exc.code}
                 return outputs | {"ReturnValue": OK}
-            job = self._start_job(method, result.effect)
+            job = self._start_job(method, result.effect, _JOB_CLASS.get(obj.class_name,
+                                                                         "Msvm_ConcreteJob"))
             job.target = target.path
             return outputs | {"Job": job.record.path, "ReturnValue": JOB_STARTED}
 
     # ------------------------------------------------------------------ jobs and time
 
-    def _start_job(self, method: str, effect: Callable[[], list[str]]) -> _Job:
-        rec = self._add("Msvm_ConcreteJob", {
+    def _start_job(self, method: str, effect: Callable[[], list[str]], job_class: str) -> _Job:
+        rec = self._add(job_class, {
             "InstanceID": _guid(), "Name": method, "ElementName": method, "JobState": 4,
             "ErrorCode": 0, "PercentComplete": 0, "Cancellable": True, "JobType": 0,
             "TimeSubmitted": _now(), "Caption": method, "Description": method})

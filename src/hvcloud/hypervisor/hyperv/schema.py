@@ -260,6 +260,11 @@ _CLASSES: list[ClassDef] = [
         {"RequestStateChange": MethodDef(
             {"RequestedState": "uint16", "TimeoutPeriod": "datetime"}, {}, has_job=False)}),
     ClassDef("Msvm_ConcreteJob", V2, "CIM_ConcreteJob", {}),
+    # Not every job is a Msvm_ConcreteJob: Msvm_ImageManagementService hands back a
+    # Msvm_StorageJob (a direct CIM_ConcreteJob subclass) and Msvm_VirtualSystemMigrationService a
+    # Msvm_MigrationJob (a Msvm_ConcreteJob subclass); both are polled and terminated the same way.
+    ClassDef("Msvm_StorageJob", V2, "CIM_ConcreteJob", {}),
+    ClassDef("Msvm_MigrationJob", V2, "Msvm_ConcreteJob", {}),
     # ------------------------------------------------------------------ associations
     ClassDef("Msvm_SettingsDefineState", V2, None,
              _props("ManagedElement:ref:CIM_ManagedElement SettingData:ref:CIM_SettingData"),

@@ -1,0 +1,45 @@
+"""What a real Hyper-V host refuses or returns that the model once let through (issue #20, items
+1-4 and the model's required parameters / CIM types). Each test failed against the old model or
+the old driver."""
+
+from __future__ import annotations
+
+import pytest
+
+from hvcloud.hypervisor.hyperv import HyperVDriver, jobs, schema
+from hvcloud.hypervisor.hyperv.errors import HyperVJobTimeout
+from hvcloud.hypervisor.hyperv.images import ImageManagement
+from tests.support.hyperv_fake import HyperVModel
+
+from .conftest import FakeTime, spec
+
+# ---------------------------------------------------------------- item 3: job classes
+
+
+@pytest.mark.parametrize("job_class", ["Msvm_StorageJob", "Msvm_MigrationJob"])
+def test_schema_knows_every_job_class_pymi_can_hand_back(job_class: str) -> None:
+    assert schema.is_subclass(job_class, "CIM_ConcreteJob")
+    # what PyMIConnection asks before terminating a job: a KeyError here hid the real timeout
+    assert schema.out_parameter_names(job_class, "RequestStateChange") == ["ReturnValue"]
+
+
+def test_image_management_jobs_are_storage_jobs_and_time_out_cleanly(
+        model: HyperVModel, driver: HyperVDriver, fake_time: FakeTime) -> None:
+    policy = jobs.JobPolicy(timeout=5, clock=jobs.Clock(now=fake_time.now, sleep=fake_time.sleep))
+    ims = ImageManagement(model.connection(), lambda: policy)
+    model.hang_next_job("CreateVirtualHardDisk")
+    with pytest.raises(HyperVJobTimeout):
+        ims.create_dynamic("C:\\VMs\\hang.vhdx", 16 * 2**20)
+    job = model.jobs()[-1]
+    assert job["Name"] == "CreateVirtualHardDisk"
+    storage = model.connection().query("Msvm_StorageJob")
+    assert [j["JobState"] for j in storage] == [8]  # terminated on timeout
+
+
+def test_migration_jobs_are_migration_jobs(model: HyperVModel, driver: HyperVDriver) -> None:
+    peer = HyperVModel(host="HVPEER")
+    model.peers["hvpeer"] = peer
+    driver.define_vm(spec(disks=()))
+    driver.migrate_vm("i-2-17-VM", "HVPEER")
+    found = model.connection().query("Msvm_MigrationJob")
+    assert [j["Name"] for j in found] == ["MigrateVirtualSystemToHost"]
