@@ -28,6 +28,7 @@ from tests.support.hyperv_fake.types import (
     UnknownProperty,
     WrongType,
     check_value,
+    from_dmtf,
 )
 
 OK, JOB_STARTED = 0, 4096
@@ -146,8 +147,12 @@ class ModelObject:
         return types[prop]
 
     def __getitem__(self, prop: str) -> Any:
-        self._type(prop)
-        return copy.deepcopy(self._props.get(prop))
+        typ = self._type(prop)
+        value = copy.deepcopy(self._props.get(prop))
+        if typ == "datetime" and isinstance(value, str) and value[-4:-3] in ("+", "-"):
+            # PyMI converts CIM datetimes into datetime.datetime (intervals are not used here)
+            return from_dmtf(value)
+        return value
 
     def __setitem__(self, prop: str, value: Any) -> None:
         typ = self._type(prop)

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from typing import Any
 
 _RANGES = {"uint8": 0xFF, "uint16": 0xFFFF, "uint32": 0xFFFFFFFF, "uint64": 0xFFFFFFFFFFFFFFFF}
 _DATETIME = re.compile(r"^\d{14}\.\d{6}[+-]\d{3}$|^\d{8}\d{6}\.\d{6}:000$")
+
+
+def dmtf(value: dt.datetime) -> str:
+    """A datetime as CIM DMTF text (``yyyymmddHHMMSS.mmmmmm+UUU``, offset in minutes)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    offset = value.utcoffset() or dt.timedelta()
+    minutes = int(offset.total_seconds() // 60)
+    return value.strftime("%Y%m%d%H%M%S.%f") + f"{'-' if minutes < 0 else '+'}{abs(minutes):03d}"
+
+
+def from_dmtf(text: str) -> dt.datetime:
+    """CIM DMTF text as the timezone-aware ``datetime.datetime`` PyMI hands back for it."""
+    minutes = int(text[-4:])
+    stamp = dt.datetime.strptime(text[:21], "%Y%m%d%H%M%S.%f")
+    return stamp.replace(tzinfo=dt.timezone(dt.timedelta(minutes=minutes)))
 
 
 class SchemaViolation(Exception):
@@ -58,6 +75,9 @@ def check_value(where: str, cim_type: str, value: Any,
             raise WrongType(f"{where}: expected string, got {type(value).__name__}")
         return value
     if kind == "datetime":
+        # PyMI takes and returns datetime.datetime; embedded text carries the DMTF form.
+        if isinstance(value, dt.datetime):
+            return dmtf(value)
         if not isinstance(value, str) or not _DATETIME.match(value):
             raise WrongType(f"{where}: expected a CIM datetime, got {value!r}")
         return value

@@ -14,6 +14,7 @@ is kept as JSON in the VM's Notes.
 from __future__ import annotations
 
 import calendar
+import datetime
 import ipaddress
 import json
 import re
@@ -114,13 +115,27 @@ def _mac_colons(hex12: str) -> str:
     return ":".join(h[i:i + 2] for i in range(0, 12, 2))
 
 
-def _cim_time(value: str | None) -> float:
-    if not value or len(value) < 14:
+def _cim_time(value: object) -> float:
+    """Seconds since the epoch of a CIM datetime property.
+
+    PyMI hands CIM datetimes back as ``datetime.datetime`` (a naive one is taken as UTC); the DMTF
+    text form (``yyyymmddHHMMSS.mmmmmm+UUU``) is what embedded instances and the ``wmi`` module
+    carry, so it is still read. Anything else counts as unknown (0).
+    """
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.UTC)
+        return value.timestamp()
+    if not isinstance(value, str) or len(value) < 14:
         return 0.0
     try:
-        return float(calendar.timegm(time.strptime(value[:14], "%Y%m%d%H%M%S")))
+        seconds = float(calendar.timegm(time.strptime(value[:14], "%Y%m%d%H%M%S")))
     except ValueError:
         return 0.0
+    offset = value[21:25]
+    if len(offset) == 4 and offset[0] in "+-" and offset[1:].isdigit():
+        seconds -= int(offset) * 60
+    return seconds
 
 
 def _disk_location(disk: DiskSpec) -> tuple[str, int, int]:

@@ -4,6 +4,8 @@ the old driver."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from hvcloud.hypervisor.hyperv import HyperVDriver, jobs, schema
@@ -43,3 +45,24 @@ def test_migration_jobs_are_migration_jobs(model: HyperVModel, driver: HyperVDri
     driver.migrate_vm("i-2-17-VM", "HVPEER")
     found = model.connection().query("Msvm_MigrationJob")
     assert [j["Name"] for j in found] == ["MigrateVirtualSystemToHost"]
+
+
+# ---------------------------------------------------------------- item 1: CIM datetimes
+
+
+def test_model_hands_back_datetimes_as_pymi_does(model: HyperVModel, driver: HyperVDriver) -> None:
+    driver.define_vm(spec(disks=()))
+    vssd = model.connection().query("Msvm_VirtualSystemSettingData",
+                                    {"ElementName": "i-2-17-VM"})[0]
+    created = vssd["CreationTime"]
+    assert isinstance(created, datetime.datetime) and created.tzinfo is not None
+    vssd["CreationTime"] = created  # PyMI takes a datetime back
+    assert vssd["CreationTime"] == created
+
+
+def test_snapshots_read_datetime_creation_times(model: HyperVModel, driver: HyperVDriver) -> None:
+    driver.define_vm(spec(disks=()))
+    taken = driver.create_snapshot("i-2-17-VM", "s1", "first")
+    expected = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC).timestamp()
+    assert taken.created_at == expected
+    assert [s.created_at for s in driver.list_snapshots("i-2-17-VM")] == [expected]
