@@ -64,6 +64,7 @@ _PORTS = ("Microsoft:Hyper-V:Synthetic Ethernet Port", "Microsoft:Hyper-V:Emulat
 #: the job class each service's methods hand back (Msvm_ConcreteJob for the others)
 _JOB_CLASS = {"Msvm_ImageManagementService": "Msvm_StorageJob",
               "Msvm_VirtualSystemMigrationService": "Msvm_MigrationJob"}
+_COMPONENTS = ("Msvm_ShutdownComponent", "Msvm_HeartbeatComponent", "Msvm_KvpExchangeComponent")
 _FILE_NOT_FOUND = "The system cannot find the file specified. (0x80070002)"
 
 
@@ -617,17 +618,12 @@ class HyperVModel:
         for props in resources:
             self._attach_rasd(vm, vssd, props["__class"], {k: v for k, v in props.items()
                                                             if k != "__class"})
-        for class_name in ("Msvm_ShutdownComponent", "Msvm_HeartbeatComponent",
-                           "Msvm_KvpExchangeComponent"):
-            comp = self._add(class_name, {"DeviceID": f"{class_name}\\{guid}", "SystemName": guid,
-                                          "EnabledState": OFF, "OperationalStatus": [12]})
-            self._link("Msvm_SystemDevice", vm, comp)
-            if class_name == "Msvm_KvpExchangeComponent":
-                kvp_sd = self._add("Msvm_KvpExchangeComponentSettingData", {
-                    "InstanceID": f"Microsoft:{guid}\\KvpExchange", "HostExchangeItems": [],
-                    "HostOnlyItems": []})
-                self._link("Msvm_ElementSettingData", comp, kvp_sd)
-                self._link("Msvm_VirtualSystemSettingDataComponent", vssd, kvp_sd)
+        # Host KVP items belong to the VM's settings, whatever its state: reached from the
+        # realized Msvm_VirtualSystemSettingData through Msvm_VirtualSystemSettingDataComponent.
+        kvp_sd = self._add("Msvm_KvpExchangeComponentSettingData", {
+            "InstanceID": f"Microsoft:{guid}\\KvpExchange", "HostExchangeItems": [],
+            "HostOnlyItems": []})
+        self._link("Msvm_VirtualSystemSettingDataComponent", vssd, kvp_sd)
         self.guests.setdefault(guid, Guest())
         self._refresh_guest(vm)
         return vm
@@ -643,9 +639,27 @@ class HyperVModel:
             self._link("Msvm_SettingDataComponent", rec, cfg)
         return rec
 
+    def _sync_components(self, vm: _Record) -> None:
+        """The VM's Msvm_*Component devices (shutdown, heartbeat, KVP exchange) exist only while
+        its worker process runs: a VM that is off or saved has none, as on a real host."""
+        present = vm.props["EnabledState"] not in (OFF, SAVED)
+        found = self._related(vm, "Msvm_SystemDevice", "CIM_LogicalElement")
+        if not present:
+            for comp in found:
+                self._remove(comp)
+            return
+        if found:
+            return
+        guid = vm.props["Name"]
+        for class_name in _COMPONENTS:
+            comp = self._add(class_name, {"DeviceID": f"{class_name}\\{guid}", "SystemName": guid,
+                                          "EnabledState": OFF, "OperationalStatus": [12]})
+            self._link("Msvm_SystemDevice", vm, comp)
+
     def _refresh_guest(self, vm: _Record) -> None:
         """Integration components report only while the VM runs."""
         guest = self.guests.setdefault(vm.props["Name"], Guest())
+        self._sync_components(vm)
         live = vm.props["EnabledState"] == RUNNING and guest.ic_running
         for comp in self._related(vm, "Msvm_SystemDevice", "CIM_LogicalElement"):
             comp.props["EnabledState"] = RUNNING if live else OFF
@@ -802,8 +816,6 @@ class HyperVModel:
         for part in self._related(vssd, "Msvm_VirtualSystemSettingDataComponent", "CIM_SettingData"):
             self._remove_rasd_tree(part)
         for comp in self._related(vm, "Msvm_SystemDevice", "CIM_LogicalElement"):
-            for sd in self._related(comp, "Msvm_ElementSettingData", "CIM_SettingData"):
-                self._remove(sd)
             self._remove(comp)
         self._remove(vssd)
         self._remove(vm)
@@ -1209,8 +1221,7 @@ class HyperVModel:
         return _Result(outputs={"ImageData": data}, effect=lambda: [])
 
     def _kvp_settings(self, vm: _Record) -> _Record:
-        comp = next(c for c in self._related(vm, "Msvm_SystemDevice", "Msvm_KvpExchangeComponent"))
-        return self._related(comp, "Msvm_ElementSettingData",
+        return self._related(self._vssd_of(vm), "Msvm_VirtualSystemSettingDataComponent",
                              "Msvm_KvpExchangeComponentSettingData")[0]
 
     def _kvp_call(self, p: dict[str, Any], mode: str) -> _Result:

@@ -1049,16 +1049,24 @@ class HyperVDriver(Driver):
 
     # ------------------------------------------------------------------ KVP, IPs, ICs, thumbnail
 
-    def _kvp_component(self, vm: WmiObject) -> WmiObject:
+    def _kvp_component(self, vm: WmiObject) -> WmiObject | None:
+        """The VM's Msvm_KvpExchangeComponent, or None: like every Msvm_*Component device it
+        exists only while the VM's worker process runs (not while the VM is off or saved)."""
         found = self._conn.associators(vm, assoc_class="Msvm_SystemDevice",
                                        result_class="Msvm_KvpExchangeComponent")
-        if not found:
-            raise NotSupported("the VM has no KVP exchange component")
-        return found[0]
+        return found[0] if found else None
 
     def _host_kvp_settings(self, vm: WmiObject) -> WmiObject:
-        found = self._conn.associators(self._kvp_component(vm), assoc_class="Msvm_ElementSettingData",
-                                       result_class="Msvm_KvpExchangeComponentSettingData")
+        """The VM's Msvm_KvpExchangeComponentSettingData, a part of its realized settings.
+
+        Reached from the Msvm_VirtualSystemSettingData through
+        Msvm_VirtualSystemSettingDataComponent, so it is there while the VM is off too (a deploy
+        writes user data before the first start); the component's Msvm_ElementSettingData hop
+        needs a running VM.
+        """
+        found = self._conn.associators(
+            self._vssd(vm), assoc_class="Msvm_VirtualSystemSettingDataComponent",
+            result_class="Msvm_KvpExchangeComponentSettingData")
         if not found:
             raise NotSupported("the VM has no KVP exchange settings")
         return found[0]
@@ -1068,8 +1076,11 @@ class HyperVDriver(Driver):
         return parse_kvp_items(self._host_kvp_settings(self._vm(name))["HostExchangeItems"])
 
     def guest_kvp(self, name: str, *, intrinsic: bool = False) -> dict[str, str]:
-        """Hyper-V extra: items the guest published (or the intrinsic ones Hyper-V collects)."""
+        """Hyper-V extra: items the guest published (or the intrinsic ones Hyper-V collects);
+        none while the VM is not running."""
         comp = self._kvp_component(self._vm(name))
+        if comp is None:
+            return {}
         prop = "GuestIntrinsicExchangeItems" if intrinsic else "GuestExchangeItems"
         return parse_kvp_items(comp[prop])
 

@@ -66,3 +66,32 @@ def test_snapshots_read_datetime_creation_times(model: HyperVModel, driver: Hype
     expected = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC).timestamp()
     assert taken.created_at == expected
     assert [s.created_at for s in driver.list_snapshots("i-2-17-VM")] == [expected]
+
+
+# ---------------------------------------------------------------- item 2: KVP on a VM that is off
+
+
+def test_components_exist_only_while_the_vm_runs(model: HyperVModel, driver: HyperVDriver) -> None:
+    driver.define_vm(spec(disks=(), user_data=None, boot_args=""))
+    conn = model.connection()
+    vm = conn.query("Msvm_ComputerSystem", {"ElementName": "i-2-17-VM"})[0]
+    assert conn.associators(vm, assoc_class="Msvm_SystemDevice",
+                            result_class="Msvm_KvpExchangeComponent") == []
+    driver.start_vm("i-2-17-VM")
+    assert len(conn.associators(vm, assoc_class="Msvm_SystemDevice",
+                                result_class="Msvm_KvpExchangeComponent")) == 1
+    driver.stop_vm("i-2-17-VM", timeout=30)
+    assert conn.associators(vm, assoc_class="Msvm_SystemDevice",
+                            result_class="CIM_LogicalElement") == []
+
+
+def test_deploy_writes_user_data_and_boot_args_while_the_vm_is_off(
+        model: HyperVModel, driver: HyperVDriver) -> None:
+    driver.define_vm(spec(disks=(), user_data="I2luaXQ="))
+    assert model.vm_state("i-2-17-VM") == 3
+    assert driver.host_kvp("i-2-17-VM") == {"cloudstack-vm-userdata": "eth0ip=10.1.1.5",
+                                            "hvcloud-user-data": "I2luaXQ="}
+    driver.write_kvp("i-2-17-VM", "hvcloud-user-data", "bmV3")
+    driver.delete_kvp("i-2-17-VM", "cloudstack-vm-userdata")
+    assert driver.host_kvp("i-2-17-VM") == {"hvcloud-user-data": "bmV3"}
+    assert driver.guest_kvp("i-2-17-VM") == {}
