@@ -744,6 +744,9 @@ class HyperVModel:
             if not self.has_file(path):
                 raise JobError(FAILED, f"Failed to resize the virtual disk. '{path}': "
                                        f"{_FILE_NOT_FOUND}")
+            refusal = self._resize_refusal(path)
+            if refusal is not None:
+                raise JobError(FAILED, f"Failed to resize the virtual disk. '{path}': {refusal}")
             record = self.virtual_disks.setdefault(path.lower(), {"Path": path})
             if size < int(record.get("MaxInternalSize") or 0):
                 raise JobError(FAILED, f"Failed to resize the virtual disk. '{path}': the new "
@@ -754,6 +757,49 @@ class HyperVModel:
             return []
 
         return _Result(effect=effect)
+
+    def _resize_refusal(self, path: str) -> str | None:
+        """Why a host refuses to resize ``path`` now, or None.
+
+        ResizeVirtualHardDisk never works on a differencing disk, and works on a disk a VM holds
+        only while that VM is off, except a VHDX on a SCSI controller (online resize, 2012 R2+).
+        """
+        record = self.virtual_disks.get(path.lower(), {})
+        if record.get("Type") == 4 or record.get("ParentPath"):
+            return "a differencing disk cannot be resized."
+        for media in self._of_class("Msvm_StorageAllocationSettingData"):
+            if path.lower() not in [str(h).lower() for h in media.props.get("HostResource") or []]:
+                continue
+            owner = self._owner(media)
+            vm = self._vm_of_vssd(owner) if owner is not None else None
+            if vm is None or owner is None or owner.props.get("VirtualSystemType") != REALIZED \
+                    or vm.props["EnabledState"] == OFF:
+                continue
+            drive = self._lookup(str(media.props.get("Parent") or ""))
+            controller = self._lookup(str(drive.props.get("Parent") or "")) if drive else None
+            on_scsi = controller is not None and \
+                controller.props.get("ResourceSubType") == _CONTROLLERS[1]
+            running = vm.props["EnabledState"] == RUNNING
+            if not (running and on_scsi and path.lower().endswith(".vhdx")):
+                return (f"the disk is in use by '{vm.props['ElementName']}'; only a VHDX on a "
+                        "SCSI controller of a running virtual machine can be resized online.")
+        return None
+
+    def _m_GetVirtualHardDiskSettingData(self, target: _Record, p: dict[str, Any]) -> _Result:
+        path = str(p.get("Path") or "")
+        if not _is_windows_abs(path):
+            return _Result(INVALID_PARAMETER)
+        if not self.has_file(path):
+            return _Result(effect=lambda: _fail(FAILED, f"'{path}': {_FILE_NOT_FOUND}"))
+        record = self.virtual_disks.get(path.lower(), {})
+        props = {"Path": path, "Type": record.get("Type", 3),
+                 "Format": record.get("Format", 3 if path.lower().endswith(".vhdx") else 2),
+                 "ParentPath": record.get("ParentPath"),
+                 "MaxInternalSize": record.get("MaxInternalSize", 0)}
+        text = cimxml.dump("Msvm_VirtualHardDiskSettingData",
+                           {k: v for k, v in props.items() if v is not None},
+                           schema.properties("Msvm_VirtualHardDiskSettingData"))
+        return _Result(outputs={"SettingData": text})
 
     # ------------------------------------------------------------------ VSMS methods
 

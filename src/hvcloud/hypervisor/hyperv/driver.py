@@ -794,9 +794,40 @@ class HyperVDriver(Driver):
                        FeatureSettings=[self._conn.embed(sd)])
 
     def resize_disk(self, name: str, path: str, size: int) -> int | None:
-        """Hyper-V's image management service resizes a VHDX in place even while a running VM holds
-        it, so the storage backend's resize serves attached disks too."""
-        return None
+        """Grow a disk of ``name`` while the VM holds it; None lets the storage backend resize the
+        file offline (the VM is off or not here, or the disk is not attached to it).
+
+        ResizeVirtualHardDisk works on a disk a VM holds only for a VHDX on a SCSI controller of a
+        running VM (2012 R2 and later), and never on a differencing disk; the root disk sits on
+        IDE, so it is resized only while the VM is off.
+        """
+        vm = self._find_vm(name)
+        if vm is None:
+            return None
+        state = self._state(vm)
+        if state == VmState.STOPPED:
+            return None
+        resources = self._resources(self._vssd(vm))
+        media = next((r for r in resources if r.class_name == "Msvm_StorageAllocationSettingData"
+                      and any(str(h).lower() == path.lower() for h in r["HostResource"] or [])),
+                     None)
+        if media is None:
+            return None
+        if state != VmState.RUNNING:
+            raise InvalidVmState(f"cannot resize {path} of {name} while it is {state}: "
+                                 "stop the VM or start it")
+        if not self._on_scsi(resources, media) or not path.lower().endswith(".vhdx"):
+            raise InvalidVmState(f"{path} of {name} can be resized only while the VM is off: "
+                                 "Hyper-V resizes a disk online only as a VHDX on SCSI")
+        log.info("disk.resize_online", vm=name, path=path, size=size)
+        self.image_management().resize(path, size)
+        return size
+
+    def _on_scsi(self, resources: list[WmiObject], media: WmiObject) -> bool:
+        by_path = {r.path.lower(): r for r in resources}
+        drive = by_path.get(str(media["Parent"] or "").lower())
+        controller = by_path.get(str(drive["Parent"] or "").lower()) if drive is not None else None
+        return controller is not None and controller["ResourceSubType"] == SCSI_CONTROLLER
 
     def list_nics(self, name: str) -> list[NicInfo]:
         vm = self._vm(name)

@@ -5,15 +5,18 @@ such as differencing and dynamic VHDX disks."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
-from hvcloud.hypervisor.driver import DriverError
-from hvcloud.hypervisor.hyperv import jobs
+from hvcloud import logs
+from hvcloud.hypervisor.driver import DriverError, NotSupported
+from hvcloud.hypervisor.hyperv import cimxml, jobs
 from hvcloud.hypervisor.hyperv.connection import WmiConnection, WmiObject
 
 DiskFormat = Literal["vhd", "vhdx"]
 _FORMAT = {"vhd": 2, "vhdx": 3}
 FIXED, DYNAMIC, DIFFERENCING = 2, 3, 4
+
+log = logs.get(__name__)
 
 
 class ImageManagement:
@@ -48,7 +51,32 @@ class ImageManagement:
         self._create(f"creating {path} as a child of {parent}", Path=path, Type=DIFFERENCING,
                      Format=_FORMAT[fmt], ParentPath=parent)
 
+    def settings(self, path: str) -> dict[str, Any]:
+        """The disk's Msvm_VirtualHardDiskSettingData (Type, Format, ParentPath, MaxInternalSize),
+        from GetVirtualHardDiskSettingData's embedded-instance out-parameter."""
+        out = self._conn.invoke(self._service(), "GetVirtualHardDiskSettingData", Path=path)
+        jobs.check(self._conn, out, f"reading {path}", self._policy())
+        text = out.get("SettingData")
+        if not isinstance(text, str) or not text:
+            raise DriverError(f"Hyper-V returned no settings for {path}")
+        try:
+            class_name, props = cimxml.load(text)
+        except cimxml.CimXmlError as exc:
+            raise DriverError(f"bad settings for {path} from Hyper-V: {exc}") from exc
+        if class_name != "Msvm_VirtualHardDiskSettingData":
+            raise DriverError(f"Hyper-V described {path} as a {class_name}")
+        return props
+
+    def is_differencing(self, path: str) -> bool:
+        props = self.settings(path)
+        return str(props.get("Type")) == str(DIFFERENCING) or bool(props.get("ParentPath"))
+
     def resize(self, path: str, size: int) -> None:
+        """Grow the disk. ResizeVirtualHardDisk refuses a differencing disk (resize its parent
+        chain's copy instead), so that is refused here with a clear error before asking."""
+        if self.is_differencing(path):
+            log.info("disk.resize_refused", path=path, reason="differencing")
+            raise NotSupported(f"{path} is a differencing disk, which Hyper-V cannot resize")
         out = self._conn.invoke(self._service(), "ResizeVirtualHardDisk", Path=path,
                                 MaxInternalSize=size)
         jobs.check(self._conn, out, f"resizing {path}", self._policy())

@@ -234,6 +234,9 @@ _CLASSES: list[ClassDef] = [
                      {"Job": _JOB}),
                  "ResizeVirtualHardDisk": MethodDef(
                      {"Path": "string", "MaxInternalSize": "uint64"}, {"Job": _JOB}),
+                 # SettingData: an embedded Msvm_VirtualHardDiskSettingData (Type, ParentPath…)
+                 "GetVirtualHardDiskSettingData": MethodDef(
+                     {"Path": "string"}, {"SettingData": "string", "Job": _JOB}),
              }),
     # ------------------------------------------------------------------ switches
     ClassDef("Msvm_VirtualEthernetSwitch", V2, "CIM_ComputerSystem",

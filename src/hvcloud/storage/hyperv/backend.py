@@ -399,10 +399,9 @@ class HyperVStorageBackend(StorageBackend):
                        parent_name=base.win.name, locators=locators).commit()
 
     def _vhdx_volume(self, base: _Place, dest: _Place, grow: int | None, full_copy: bool) -> VolumeResult:
-        if not full_copy and self.disks is not None:
+        if not full_copy and not grow and self.disks is not None:
+            # a grown clone is a full copy: Hyper-V never resizes a differencing disk
             self.disks.create_differencing(str(dest.win), str(base.win), "vhdx")
-            if grow:
-                self.disks.resize(str(dest.win), grow)
             log.info("volume.created", volume=str(dest.win), linked=True, parent=str(base.win))
             return self._result(dest, "vhdx", backing=str(base.win))
         if not full_copy:
