@@ -199,6 +199,8 @@ class HyperVModel:
         self.job_ticks = job_ticks
         self.ticks = 0
         self.calls: list[str] = []
+        #: why the model answered Invalid parameter to a call missing a required parameter
+        self.refusals: list[str] = []
         self.files: set[str] = set()
         #: the virtual hard disks IMS created or resized, by lower-cased path
         self.virtual_disks: dict[str, dict[str, Any]] = {}
@@ -425,6 +427,11 @@ class HyperVModel:
             if target is None:
                 raise WmiNotFound(f"{obj.path} not found", 0x80041002)
             empty = {name: None for name in mdef.outputs}
+            missing = sorted(n for n in mdef.required if params.get(n) is None)
+            if missing:
+                # the provider checks its parameters before starting a job: Invalid parameter
+                self.refusals.append(f"{obj.class_name}.{method}: missing {', '.join(missing)}")
+                return empty | {"ReturnValue": INVALID_PARAMETER}
             if method in self._fail_next:
                 return empty | {"ReturnValue": self._fail_next.pop(method)}
             handler = getattr(self, f"_m_{method}", None)

@@ -26,6 +26,12 @@ class MethodDef:
     outputs: Mapping[str, str]
     #: whether the method may answer 4096 and hand back a ``Job`` out-parameter
     has_job: bool = True
+    #: in-parameters the documentation lets a caller leave out; every other input is required
+    optional: frozenset[str] = frozenset()
+
+    @property
+    def required(self) -> frozenset[str]:
+        return frozenset(self.inputs) - self.optional
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,8 @@ _CLASSES: list[ClassDef] = [
         "CreationClassName:string InstallDate:datetime OnTimeInMilliseconds:uint64 "
         "ProcessID:uint32 TimeOfLastStateChange:datetime NumberOfNumaNodes:uint16"),
         {"RequestStateChange": MethodDef(
-            {"RequestedState": "uint16", "TimeoutPeriod": "datetime"}, {"Job": _JOB})}),
+            {"RequestedState": "uint16", "TimeoutPeriod": "datetime"}, {"Job": _JOB},
+            optional=frozenset({"TimeoutPeriod"}))}),
     ClassDef("Msvm_PlannedComputerSystem", V2, "CIM_ComputerSystem",
              _props("CreationClassName:string")),
     ClassDef("CIM_VirtualSystemSettingData", V2, "CIM_SettingData", _props(
@@ -125,7 +132,8 @@ _CLASSES: list[ClassDef] = [
                      {"SystemSettings": "embedded:Msvm_VirtualSystemSettingData",
                       "ResourceSettings": "embedded[]:CIM_ResourceAllocationSettingData",
                       "ReferenceConfiguration": "ref:CIM_VirtualSystemSettingData"},
-                     {"ResultingSystem": "ref:CIM_ComputerSystem", "Job": _JOB}),
+                     {"ResultingSystem": "ref:CIM_ComputerSystem", "Job": _JOB},
+                     optional=frozenset({"ResourceSettings", "ReferenceConfiguration"})),
                  "DestroySystem": MethodDef({"AffectedSystem": "ref:CIM_ComputerSystem"},
                                             {"Job": _JOB}),
                  "ModifySystemSettings": MethodDef(
@@ -177,7 +185,8 @@ _CLASSES: list[ClassDef] = [
                  "ImportSystemDefinition": MethodDef(
                      {"SystemDefinitionFile": "string", "SnapshotFolder": "string",
                       "GenerateNewSystemIdentifier": "boolean"},
-                     {"ImportedSystem": "ref:Msvm_PlannedComputerSystem", "Job": _JOB}),
+                     {"ImportedSystem": "ref:Msvm_PlannedComputerSystem", "Job": _JOB},
+                     optional=frozenset({"SnapshotFolder"})),
                  "ValidatePlannedSystem": MethodDef(
                      {"PlannedSystem": "ref:Msvm_PlannedComputerSystem"}, {"Job": _JOB}),
                  "RealizePlannedSystem": MethodDef(
@@ -199,7 +208,8 @@ _CLASSES: list[ClassDef] = [
                  "CreateSnapshot": MethodDef(
                      {"AffectedSystem": "ref:CIM_ComputerSystem",
                       "SnapshotSettings": "string", "SnapshotType": "uint16"},
-                     {"ResultingSnapshot": "ref:CIM_VirtualSystemSettingData", "Job": _JOB}),
+                     {"ResultingSnapshot": "ref:CIM_VirtualSystemSettingData", "Job": _JOB},
+                     optional=frozenset({"SnapshotSettings"})),
                  "DestroySnapshot": MethodDef(
                      {"AffectedSnapshot": "ref:CIM_VirtualSystemSettingData"}, {"Job": _JOB}),
                  "ApplySnapshot": MethodDef(
@@ -212,7 +222,8 @@ _CLASSES: list[ClassDef] = [
                       "MigrationSettingData": "embedded:Msvm_VirtualSystemMigrationSettingData",
                       "NewSystemSettingData": "embedded:Msvm_VirtualSystemSettingData",
                       "NewResourceSettingData": "embedded[]:CIM_ResourceAllocationSettingData"},
-                     {"Job": _JOB}),
+                     {"Job": _JOB},
+                     optional=frozenset({"NewSystemSettingData", "NewResourceSettingData"})),
              }),
     ClassDef("Msvm_VirtualSystemMigrationSettingData", V2, "CIM_SettingData", _props(
         "MigrationType:uint16 TransportType:uint16 DestinationIPAddressList:string[] "
@@ -251,7 +262,8 @@ _CLASSES: list[ClassDef] = [
                      {"SystemSettings": "embedded:Msvm_VirtualEthernetSwitchSettingData",
                       "ResourceSettings": "embedded[]:Msvm_EthernetPortAllocationSettingData",
                       "ReferenceConfiguration": "ref:CIM_VirtualSystemSettingData"},
-                     {"ResultingSystem": "ref:CIM_ComputerSystem", "Job": _JOB}),
+                     {"ResultingSystem": "ref:CIM_ComputerSystem", "Job": _JOB},
+                     optional=frozenset({"ResourceSettings", "ReferenceConfiguration"})),
                  "DestroySystem": MethodDef({"AffectedSystem": "ref:CIM_ComputerSystem"},
                                             {"Job": _JOB}),
              }),
@@ -261,7 +273,8 @@ _CLASSES: list[ClassDef] = [
         "ErrorSummaryDescription:string PercentComplete:uint16 Cancellable:boolean "
         "JobType:uint16 TimeSubmitted:datetime"),
         {"RequestStateChange": MethodDef(
-            {"RequestedState": "uint16", "TimeoutPeriod": "datetime"}, {}, has_job=False)}),
+            {"RequestedState": "uint16", "TimeoutPeriod": "datetime"}, {}, has_job=False,
+            optional=frozenset({"TimeoutPeriod"}))}),
     ClassDef("Msvm_ConcreteJob", V2, "CIM_ConcreteJob", {}),
     # Not every job is a Msvm_ConcreteJob: Msvm_ImageManagementService hands back a
     # Msvm_StorageJob (a direct CIM_ConcreteJob subclass) and Msvm_VirtualSystemMigrationService a

@@ -137,3 +137,41 @@ def test_host_resizes_a_held_disk_only_as_vhdx_on_scsi_of_a_running_vm(
     driver.stop_vm("i-2-17-VM", timeout=30, force=True)
     assert driver.resize_disk("i-2-17-VM", ROOT, 2**30) is None
     jobs.check(model.connection(), _ims_resize(model, ROOT, 2**30), "resize", jobs.JobPolicy())
+
+
+# ---------------------------------------------------------------- required method parameters
+
+
+@pytest.mark.parametrize(("service", "method", "params"), [
+    # old model: a raw KeyError
+    ("Msvm_ImageManagementService", "CreateVirtualHardDisk", {}),
+    ("Msvm_VirtualSystemManagementService", "DefineSystem", {}),
+    # old model: accepted
+    ("Msvm_VirtualSystemManagementService", "AddKvpItems", {"DataItems": []}),
+    ("Msvm_VirtualSystemManagementService", "GetSummaryInformation", {"SettingData": []}),
+])
+def test_a_missing_required_parameter_is_invalid(model: HyperVModel, service: str, method: str,
+                                                 params: dict[str, object]) -> None:
+    conn = model.connection()
+    out = conn.invoke(conn.query(service)[0], method, **params)
+    assert out["ReturnValue"] == 32773
+    assert model.refusals[-1].startswith(f"{service}.{method}: missing ")
+
+
+def test_the_shutdown_component_needs_force_and_reason(model: HyperVModel,
+                                                       driver: HyperVDriver) -> None:
+    driver.define_vm(spec(disks=()))
+    driver.start_vm("i-2-17-VM")
+    conn = model.connection()
+    vm = conn.query("Msvm_ComputerSystem", {"ElementName": "i-2-17-VM"})[0]
+    comp = conn.associators(vm, assoc_class="Msvm_SystemDevice",
+                            result_class="Msvm_ShutdownComponent")[0]
+    assert conn.invoke(comp, "InitiateShutdown", Force=False)["ReturnValue"] == 32773
+    assert model.vm_state("i-2-17-VM") == 2
+
+
+def test_required_parameters_are_inputs_of_their_method() -> None:
+    for cls in schema.CLASSES.values():
+        for name, method in cls.methods.items():
+            assert method.optional <= set(method.inputs), f"{cls.name}.{name}"
+            assert method.required, f"{cls.name}.{name} takes no required parameter"
