@@ -18,6 +18,7 @@ import os.path
 import sys
 import traceback
 import uuid
+from typing import Any
 
 DISK_BYTES = 16 * 1024 * 1024
 file_exists = os.path.exists  # the VHDX files are on this host (the tests swap in the WMI model)
@@ -35,6 +36,92 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="run only this check (name without check_; repeatable)")
     p.add_argument("-v", "--verbose", action="store_true", help="print tracebacks of failures")
     return p.parse_args(argv)
+
+
+# ------------------------------------------------------------------ Hyper-V checks, issue #20 items 1-4
+# What the WMI model enforces for these items and a real host must confirm (docs/hyperv.md).
+# Each takes the contract env, the driver and the disk directory; hvcloud is imported lazily.
+
+
+def hv_check_snapshot_times(env: Any, driver: Any, disk_dir: str) -> None:
+    """Item 1: PyMI hands CreationTime back as a datetime; listing and taking snapshots read it."""
+    from hvcloud.hypervisor import contract
+
+    with contract.vm(env) as name:
+        taken = driver.create_snapshot(name, "hvsmoke-snap", "smoke")
+        listed = driver.list_snapshots(name)
+        assert taken.created_at > 1_300_000_000, taken
+        assert [s.created_at for s in listed] == [taken.created_at], listed
+
+
+def hv_check_user_data_while_off(env: Any, driver: Any, disk_dir: str) -> None:
+    """Item 2: host KVP items are written through the VM's settings while it is off."""
+    from dataclasses import replace
+
+    from hvcloud.hypervisor import contract
+
+    spec = replace(env.spec(), user_data="aHZzbW9rZQ==", boot_args="hvsmoke=1")
+    with contract.vm(env, spec) as name:
+        kvp = driver.host_kvp(name)
+        assert kvp.get("hvcloud-user-data") == "aHZzbW9rZQ==", kvp
+        assert kvp.get("cloudstack-vm-userdata") == "hvsmoke=1", kvp
+        assert driver.guest_kvp(name) == {}
+
+
+def hv_check_storage_job_cancel(env: Any, driver: Any, disk_dir: str) -> None:
+    """Item 3: a cancelled image management job (a Msvm_StorageJob) is terminated, not a KeyError."""
+    import contextlib
+    import threading
+
+    from hvcloud.hypervisor.hyperv.errors import HyperVJobCancelled
+
+    cancel = threading.Event()
+    cancel.set()
+    images = driver.image_management(cancel)
+    # HyperVJobCancelled: the job was still running and was asked to terminate; no error: it
+    # finished before the first poll. Anything else (KeyError …) fails the check.
+    with contextlib.suppress(HyperVJobCancelled):
+        images.create_dynamic(ntpath.join(disk_dir, f"{env.name()}-cancel.vhdx"), DISK_BYTES)
+
+
+def hv_check_resize_rules(env: Any, driver: Any, disk_dir: str) -> None:
+    """Item 4: online resize only for a VHDX on SCSI of a running VM; never a differencing disk."""
+    from hvcloud.hypervisor import contract
+    from hvcloud.hypervisor.driver import DiskSpec, InvalidVmState, NotSupported
+    from hvcloud.hypervisor.hyperv.errors import HyperVError
+
+    images = driver.image_management()
+    root, data = env.make_disk(env.name()), env.make_disk(env.name())
+    spec = env.spec(disks=(DiskSpec(slot=0, path=root.path, format="vhdx", boot=True),
+                           DiskSpec(slot=1, path=data.path, format="vhdx")))
+    with contract.vm(env, spec) as name:
+        driver.start_vm(name)
+        try:
+            driver.resize_disk(name, root.path, 2 * DISK_BYTES)
+        except InvalidVmState:
+            pass
+        else:
+            raise AssertionError("resize_disk of the IDE root disk of a running VM did not refuse")
+        assert driver.resize_disk(name, data.path, 2 * DISK_BYTES) == 2 * DISK_BYTES
+        driver.stop_vm(name, 60, force=True)
+    child = ntpath.join(disk_dir, f"{env.name()}-child.vhdx")
+    images.create_differencing(child, root.path, "vhdx")
+    try:
+        images.resize(child, 4 * DISK_BYTES)
+    except NotSupported:
+        pass
+    else:
+        raise AssertionError("ImageManagement.resize of a differencing disk did not refuse")
+    try:
+        images.resize(child, 4 * DISK_BYTES, refuse_differencing=False)
+    except HyperVError:
+        pass
+    else:
+        raise AssertionError("the host resized a differencing disk")
+
+
+HYPERV_CHECKS = (hv_check_snapshot_times, hv_check_user_data_while_off,
+                 hv_check_storage_job_cancel, hv_check_resize_rules)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +159,19 @@ def main(argv: list[str] | None = None) -> int:
                 check(env)
             except contract.CapabilityMissing as exc:
                 print(f"SKIP {name}: {exc}")
+            except Exception as exc:  # report every failure and go on
+                failed += 1
+                print(f"FAIL {name}: {type(exc).__name__}: {exc}")
+                if args.verbose:
+                    traceback.print_exc()
+            else:
+                print(f"PASS {name}")
+        for hv_check in HYPERV_CHECKS:
+            name = hv_check.__name__.removeprefix("hv_check_")
+            if args.only and name not in args.only:
+                continue
+            try:
+                hv_check(env, driver, args.disk_dir)
             except Exception as exc:  # report every failure and go on
                 failed += 1
                 print(f"FAIL {name}: {type(exc).__name__}: {exc}")

@@ -54,5 +54,6 @@ def test_runs_every_check_over_the_model(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(mod, "file_exists", model.has_file)
     assert mod.main(["--switch", "public", "--disk-dir", "C:\\smoke"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * len(contract.CHECKS), lines
+    expected = len(contract.CHECKS) + len(mod.HYPERV_CHECKS)
+    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * expected, lines
     assert drv.list_vms() == []

@@ -200,9 +200,13 @@ class HyperVDriver(Driver):
         job = jobs.check(self._conn, out, operation, self._policy(timeout), success=success)
         return out, job
 
-    def image_management(self) -> ImageManagement:
-        """Disk creation through Hyper-V's image management service, for the storage backend."""
-        return ImageManagement(self._conn, self._policy)
+    def image_management(self, cancel: threading.Event | None = None) -> ImageManagement:
+        """Disk creation through Hyper-V's image management service, for the storage backend
+        (``cancel``, when given, replaces the driver's own cancellation event for its jobs)."""
+        if cancel is None:
+            return ImageManagement(self._conn, self._policy)
+        return ImageManagement(self._conn, lambda: jobs.JobPolicy(
+            timeout=self._job_timeout, cancel=cancel, clock=self._clock))
 
     def _service(self, class_name: str) -> WmiObject:
         with self._lock:

@@ -71,10 +71,11 @@ class ImageManagement:
         props = self.settings(path)
         return str(props.get("Type")) == str(DIFFERENCING) or bool(props.get("ParentPath"))
 
-    def resize(self, path: str, size: int) -> None:
+    def resize(self, path: str, size: int, *, refuse_differencing: bool = True) -> None:
         """Grow the disk. ResizeVirtualHardDisk refuses a differencing disk (resize its parent
-        chain's copy instead), so that is refused here with a clear error before asking."""
-        if self.is_differencing(path):
+        chain's copy instead), so that is refused here with a clear error before asking
+        (``refuse_differencing=False`` asks anyway: the smoke test proves the host's refusal)."""
+        if refuse_differencing and self.is_differencing(path):
             log.info("disk.resize_refused", path=path, reason="differencing")
             raise NotSupported(f"{path} is a differencing disk, which Hyper-V cannot resize")
         out = self._conn.invoke(self._service(), "ResizeVirtualHardDisk", Path=path,
