@@ -10,6 +10,7 @@ from pathlib import Path, PureWindowsPath
 
 import pytest
 
+from hvcloud.hypervisor.driver import NotSupported
 from hvcloud.storage import qemu_img, vhd, vhdx
 from hvcloud.storage.backend import ImageInPool, ImageOnStore, PoolRef, StoreRef
 from hvcloud.storage.errors import ChecksumMismatch, ImageError, PathOutsidePool, StorageError
@@ -285,6 +286,22 @@ def test_vhdx_linked_clone_through_image_management_service(host: HyperVHost) ->
     p.open(str(host.root / "e/Disks/tmplx.vhdx"))
     f.set_parent(p)
     assert f.parent_filename == "E:\\Disks\\tmplx.vhdx"
+
+
+def test_grown_vhdx_clone_is_a_full_copy_as_hyperv_never_resizes_a_differencing_disk(
+        host: HyperVHost) -> None:
+    """#20 item 4: the old backend made a differencing child and resized it, which the host (and
+    now the model) refuses."""
+    _vhdx_template(host)
+    cached = host.storage.template_to_pool(_store_image("t.vhdx", "vhdx"), POOL, "tmplx")
+    res = host.storage.volume_from_template(ImageInPool(POOL, cached.path, "vhdx"), POOL, "vg",
+                                            size=SIZE + 16 * MiB)
+    assert res.backing_path is None and res.virtual_size == SIZE + 16 * MiB
+    assert not vhdx.read_info(host.root / "e/Disks/vg.vhdx").has_parent
+    assert host.model.virtual_disks["e:\\disks\\vg.vhdx"]["MaxInternalSize"] == SIZE + 16 * MiB
+    linked = host.storage.volume_from_template(ImageInPool(POOL, cached.path, "vhdx"), POOL, "vl")
+    with pytest.raises(NotSupported, match="differencing"):
+        host.storage.resize_volume(ImageInPool(POOL, linked.path, "vhdx"), SIZE + 16 * MiB)
 
 
 def test_vhdx_clone_without_ims_is_a_full_copy(tmp_path: Path) -> None:
