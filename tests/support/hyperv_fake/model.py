@@ -1052,6 +1052,11 @@ class HyperVModel:
                 else None
             if rec is None or not _valid_feature(class_name, rec.props | props):
                 return _Result(INVALID_PARAMETER)
+            if class_name == "Msvm_EthernetSwitchPortVlanSettingData":
+                # os-win removes and re-adds a port's VLAN setting because a host refuses to
+                # modify it in place; the model refuses the same way
+                return _Result(effect=lambda: _fail(
+                    FAILED, "Failed to modify the VLAN setting of the switch port."))
             changes.append((rec, props))
 
         def effect() -> list[str]:

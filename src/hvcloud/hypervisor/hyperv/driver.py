@@ -760,23 +760,29 @@ class HyperVDriver(Driver):
         return self._add_resource(vssd, alloc, f"connect a NIC to {switch['ElementName']}")
 
     def _set_vlan(self, alloc: WmiObject, vlan: int | None) -> None:
-        current = self._vlan_setting(alloc)
-        if vlan is None:
-            if current is not None:
-                self._call(self._vsms(), "RemoveFeatureSettings", "remove VLAN",
-                           FeatureSettings=[current.path])
-            return
-        if not 1 <= vlan <= 4094:
+        """Set or clear the port's access VLAN.
+
+        A host refuses ``ModifyFeatureSettings`` on a port's VLAN setting (os-win therefore removes
+        the old setting and adds a new one), so a change is a remove followed by an add.
+        """
+        if vlan is not None and not 1 <= vlan <= 4094:
             raise DriverError(f"VLAN {vlan} is outside 1-4094")
-        sd = current or self._conn.new_instance("Msvm_EthernetSwitchPortVlanSettingData")
+        current = self._vlan_setting(alloc)
+        if current is not None:
+            if vlan is not None and current["OperationMode"] == 1 and \
+                    current["AccessVlanId"] == vlan:
+                return
+            self._call(self._vsms(), "RemoveFeatureSettings", "remove VLAN",
+                       FeatureSettings=[current.path])
+            log.info("vlan_removed", port=alloc["InstanceID"], vlan=current["AccessVlanId"])
+        if vlan is None:
+            return
+        sd = self._conn.new_instance("Msvm_EthernetSwitchPortVlanSettingData")
         sd["OperationMode"] = 1
         sd["AccessVlanId"] = vlan
-        if current is None:
-            self._call(self._vsms(), "AddFeatureSettings", f"set VLAN {vlan}",
-                       AffectedConfiguration=alloc.path, FeatureSettings=[self._conn.embed(sd)])
-        else:
-            self._call(self._vsms(), "ModifyFeatureSettings", f"set VLAN {vlan}",
-                       FeatureSettings=[self._conn.embed(sd)])
+        self._call(self._vsms(), "AddFeatureSettings", f"set VLAN {vlan}",
+                   AffectedConfiguration=alloc.path, FeatureSettings=[self._conn.embed(sd)])
+        log.info("vlan_set", port=alloc["InstanceID"], vlan=vlan)
 
     def resize_disk(self, name: str, path: str, size: int) -> int | None:
         """Hyper-V's image management service resizes a VHDX in place even while a running VM holds
