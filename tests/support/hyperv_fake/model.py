@@ -504,6 +504,8 @@ class HyperVModel:
             "DefaultVirtualHardDiskPath": "C:\\Users\\Public\\Documents\\Hyper-V\\Virtual Hard Disks",
             "DefaultExternalDataRoot": "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V"})
         self._add("Msvm_VirtualSystemSnapshotService", {"Name": "vssnap", "SystemName": self.host})
+        self.terminal_settings = self._add("Msvm_TerminalServiceSettingData", {
+            "InstanceID": "Microsoft:TerminalServiceSettingData", "ListenerPort": 2179})
         self._add("Msvm_ImageManagementService", {
             "Name": "vhdsvc", "SystemName": self.host, "ElementName": "Image Management Service"})
         self._add("Msvm_VirtualSystemMigrationService", {
@@ -570,8 +572,10 @@ class HyperVModel:
         return found[0] if found else None
 
     def _parts(self, vssd: _Record) -> list[_Record]:
-        return self._related(vssd, "Msvm_VirtualSystemSettingDataComponent",
-                             "CIM_ResourceAllocationSettingData")
+        """The VM's devices (the KVP settings, a resource allocation too, stay with the VM)."""
+        return [r for r in self._related(vssd, "Msvm_VirtualSystemSettingDataComponent",
+                                         "CIM_ResourceAllocationSettingData")
+                if r.class_name != "Msvm_KvpExchangeComponentSettingData"]
 
     def _owner(self, rasd: _Record) -> _Record | None:
         found = self._related(rasd, "Msvm_VirtualSystemSettingDataComponent",
@@ -616,7 +620,9 @@ class HyperVModel:
             if class_name == "Msvm_KvpExchangeComponent":
                 kvp_sd = self._add("Msvm_KvpExchangeComponentSettingData", {
                     "InstanceID": f"Microsoft:{guid}\\KvpExchange", "HostExchangeItems": [],
-                    "HostOnlyItems": []})
+                    "HostOnlyItems": [], "ResourceType": 1, "ResourceSubType": None,
+                    "OtherResourceType": "Microsoft:Hyper-V:Key-Value Pair Exchange Component",
+                    "EnabledState": RUNNING})
                 self._link("Msvm_ElementSettingData", comp, kvp_sd)
                 self._link("Msvm_VirtualSystemSettingDataComponent", vssd, kvp_sd)
         self.guests.setdefault(guid, Guest())
@@ -961,6 +967,10 @@ class HyperVModel:
             if rec.class_name in ("Msvm_MemorySettingData", "Msvm_ProcessorSettingData") and \
                     running and props.get("VirtualQuantity") != rec.props.get("VirtualQuantity"):
                 return _Result(INVALID_STATE)
+            if rec.class_name == "Msvm_MemorySettingData" and any(
+                    int(props.get(k) or 0) % 2 for k in ("VirtualQuantity", "Reservation", "Limit")):
+                # Hyper-V gives memory in 2 MB units and refuses an odd number of megabytes
+                return _Result(INVALID_PARAMETER)
             if rec.class_name == "Msvm_MemorySettingData" and props.get("DynamicMemoryEnabled") \
                     is False and props.get("Reservation") not in (None, props.get("VirtualQuantity")):
                 return _Result(INVALID_PARAMETER)
@@ -1161,8 +1171,8 @@ class HyperVModel:
 
     def _m_GetSummaryInformation(self, target: _Record, p: dict[str, Any]) -> _Result:
         fields = {0: "Name", 1: "ElementName", 4: "NumberOfProcessors", 100: "EnabledState",
-                  101: "ProcessorLoad", 102: "HealthState", 103: "MemoryUsage", 104: "Heartbeat",
-                  105: "UpTime"}
+                  101: "ProcessorLoad", 102: "ProcessorLoadHistory", 103: "MemoryUsage",
+                  104: "Heartbeat", 105: "UpTime", 109: "HealthState"}
         wanted = list(p.get("RequestedInformation") or [])
         for code in wanted:
             if code not in fields:
@@ -1180,6 +1190,7 @@ class HyperVModel:
             full = {"Name": vm.props["Name"], "ElementName": vm.props["ElementName"],
                     "NumberOfProcessors": cpus, "EnabledState": vm.props["EnabledState"],
                     "ProcessorLoad": guest.cpu_load if running else 0, "HealthState": 5,
+                    "ProcessorLoadHistory": [guest.cpu_load if running else 0] * 100,
                     "MemoryUsage": self._vm_memory(vm) if running else 0,
                     "Heartbeat": 2 if running and guest.ic_running else 12,
                     "UpTime": 60000 if running else 0}

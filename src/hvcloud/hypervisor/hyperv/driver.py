@@ -50,7 +50,12 @@ from hvcloud.hypervisor.driver import (
 )
 from hvcloud.hypervisor.hyperv import cimxml, jobs, png, schema
 from hvcloud.hypervisor.hyperv.connection import WmiConnection, WmiObject
-from hvcloud.hypervisor.hyperv.errors import HyperVError, WmiNotFound
+from hvcloud.hypervisor.hyperv.errors import (
+    HyperVError,
+    HyperVJobCancelled,
+    HyperVJobTimeout,
+    WmiNotFound,
+)
 from hvcloud.hypervisor.hyperv.images import ImageManagement
 from hvcloud.hypervisor.hyperv.states import vm_state_of
 
@@ -86,6 +91,14 @@ RSC_START, RSC_OFF, RSC_SAVE, RSC_PAUSE, RSC_RESET = 2, 3, 6, 9, 11
 MIGRATE_VM, MIGRATE_VM_AND_STORAGE = 32768, 32771
 TRANSPORT_TCP = 5
 SNAPSHOT_FULL = 2
+#: ReturnValue "invalid state" of a power change: the VM is (already) in the requested state
+ALREADY_IN_STATE = 32775
+#: os-win retries resource and feature setting changes (the host sometimes refuses one briefly)
+RETRIED_METHODS = frozenset({"AddResourceSettings", "ModifyResourceSettings",
+                             "RemoveResourceSettings", "AddFeatureSettings",
+                             "ModifyFeatureSettings", "RemoveFeatureSettings"})
+RETRY_ATTEMPTS = 3
+RETRY_DELAY = 1.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,14 @@ def _cim_time(value: str | None) -> float:
         return float(calendar.timegm(time.strptime(value[:14], "%Y%m%d%H%M%S")))
     except ValueError:
         return 0.0
+
+
+def _memory_units(memory_mib: int) -> int:
+    """Hyper-V allocates memory in 2 MB units and refuses an odd number of megabytes."""
+    if memory_mib % 2:
+        log.info("memory_rounded_up", requested_mib=memory_mib, given_mib=memory_mib + 1)
+        return memory_mib + 1
+    return memory_mib
 
 
 def _disk_location(disk: DiskSpec) -> tuple[str, int, int]:
@@ -181,6 +202,23 @@ class HyperVDriver(Driver):
     def _call(self, obj: WmiObject, method: str, operation: str, *,
               timeout: float | None = None, success: Sequence[int] = (0,),
               **params: Any) -> tuple[dict[str, Any], WmiObject | None]:
+        attempts = RETRY_ATTEMPTS if method in RETRIED_METHODS else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._call_once(obj, method, operation, timeout, success, params)
+            except (HyperVJobTimeout, HyperVJobCancelled):
+                raise
+            except HyperVError as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("hyperv_call_retried", operation=operation, attempt=attempt,
+                            code=exc.code, error=exc.text)
+                self._clock.sleep(RETRY_DELAY * attempt)
+        raise AssertionError("unreachable")
+
+    def _call_once(self, obj: WmiObject, method: str, operation: str, timeout: float | None,
+                   success: Sequence[int], params: dict[str, Any]
+                   ) -> tuple[dict[str, Any], WmiObject | None]:
         out = self._conn.invoke(obj, method, **params)
         job = jobs.check(self._conn, out, operation, self._policy(timeout), success=success)
         return out, job
@@ -462,11 +500,12 @@ class HyperVDriver(Driver):
     def _configure(self, vm: WmiObject, spec: VmSpec) -> None:
         vssd = self._vssd(vm)
         changes = []
+        memory_mib = _memory_units(spec.memory_mib)
         for r in self._resources(vssd):
             if r.class_name == "Msvm_MemorySettingData":
                 r["DynamicMemoryEnabled"] = False
                 for prop in ("VirtualQuantity", "Reservation", "Limit"):
-                    r[prop] = spec.memory_mib
+                    r[prop] = memory_mib
                 changes.append(self._conn.embed(r))
             elif r.class_name == "Msvm_ProcessorSettingData":
                 r["VirtualQuantity"] = spec.vcpus
@@ -504,7 +543,9 @@ class HyperVDriver(Driver):
     # ------------------------------------------------------------------ power
 
     def _request(self, vm: WmiObject, state: int, operation: str) -> None:
-        self._call(vm, "RequestStateChange", operation, RequestedState=state)
+        # like os-win, take 32775 (invalid state) as done: the VM already is where it was sent
+        self._call(vm, "RequestStateChange", operation, RequestedState=state,
+                   success=(0, ALREADY_IN_STATE))
 
     def start_vm(self, name: str) -> None:
         vm = self._vm(name)
@@ -854,8 +895,15 @@ class HyperVDriver(Driver):
     def console(self, name: str) -> ConsoleEndpoint:
         vm = self._vm(name)
         host = self._console_host or self.host_info().hostname
-        return ConsoleEndpoint(protocol="rdp", host=host, port=RDP_PORT,
+        return ConsoleEndpoint(protocol="rdp", host=host, port=self._console_port(),
                                instance_id=str(vm["Name"]))
+
+    def _console_port(self) -> int:
+        """The VMConnect (RDP) listener port: ``Msvm_TerminalServiceSettingData.ListenerPort``,
+        which an administrator can change from the default 2179."""
+        found = self._conn.query("Msvm_TerminalServiceSettingData")
+        port = int(found[0]["ListenerPort"] or 0) if found else 0
+        return port if 0 < port < 65536 else RDP_PORT
 
     def vm_stats(self, names: Sequence[str]) -> dict[str, VmStats]:
         settings = [sd for sd in (self._find_vssd(n) for n in names) if sd is not None]

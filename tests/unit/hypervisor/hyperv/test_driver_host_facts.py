@@ -1,0 +1,78 @@
+"""What a real Hyper-V host does that the driver must cope with (issue 20, items 5-9).
+
+Each test failed against the driver before its fix, with the model refusing what a host refuses.
+"""
+
+from __future__ import annotations
+
+from hvcloud.hypervisor.hyperv import HyperVDriver, schema
+from tests.support.hyperv_fake import HyperVModel
+
+from .conftest import spec
+
+
+def _vsms(model: HyperVModel):  # type: ignore[no-untyped-def]
+    return model.connection().query("Msvm_VirtualSystemManagementService")[0]
+
+
+# ------------------------------------------------------------------ 9: smaller facts
+
+
+def test_memory_is_given_in_2_mb_units(driver: HyperVDriver, model: HyperVModel) -> None:
+    info = driver.define_vm(spec(memory_mib=1023))
+    assert info.spec.memory_mib == 1024
+    mem = next(r for r in model.vm_resources("i-2-17-VM")
+               if r["__class"] == "Msvm_MemorySettingData")
+    assert mem["VirtualQuantity"] == mem["Reservation"] == mem["Limit"] == 1024
+
+
+def test_the_model_refuses_an_odd_number_of_megabytes(driver: HyperVDriver,
+                                                      model: HyperVModel) -> None:
+    driver.define_vm(spec())
+    conn = model.connection()
+    vssd = conn.query("Msvm_VirtualSystemSettingData", {"ElementName": "i-2-17-VM"})[0]
+    mem = next(r for r in conn.associators(vssd, assoc_class="Msvm_VirtualSystemSettingDataComponent",
+                                           result_class="Msvm_MemorySettingData"))
+    mem["VirtualQuantity"] = mem["Reservation"] = mem["Limit"] = 511
+    out = conn.invoke(_vsms(model), "ModifyResourceSettings", ResourceSettings=[conn.embed(mem)])
+    assert out["ReturnValue"] == 32773
+
+
+def test_resource_settings_are_retried_as_os_win_does(driver: HyperVDriver,
+                                                      model: HyperVModel) -> None:
+    model.fail_next("AddResourceSettings", 32768)
+    driver.define_vm(spec())
+    assert driver.get_vm("i-2-17-VM").spec.disks
+
+
+def test_32775_on_a_power_change_counts_as_done(driver: HyperVDriver, model: HyperVModel) -> None:
+    driver.define_vm(spec())
+    driver.start_vm("i-2-17-VM")
+    # the VM reached the state on its own between the read and the request: the host answers
+    # 32775 (invalid state), which os-win treats as success
+    model.fail_next("RequestStateChange", 32775)
+    driver.stop_vm("i-2-17-VM", timeout=1.0, force=True)
+
+
+def test_summary_code_102_is_the_load_history_and_109_the_health(model: HyperVModel,
+                                                                 driver: HyperVDriver) -> None:
+    driver.define_vm(spec())
+    conn = model.connection()
+    vssd = conn.query("Msvm_VirtualSystemSettingData", {"ElementName": "i-2-17-VM"})[0]
+    out = conn.invoke(_vsms(model), "GetSummaryInformation", SettingData=[vssd.path],
+                      RequestedInformation=[102, 109])
+    info = out["SummaryInformation"][0]
+    assert isinstance(info["ProcessorLoadHistory"], list) and info["HealthState"] == 5
+
+
+def test_console_port_comes_from_the_terminal_service_settings(driver: HyperVDriver,
+                                                                model: HyperVModel) -> None:
+    driver.define_vm(spec())
+    model.terminal_settings.props["ListenerPort"] = 12179
+    assert driver.console("i-2-17-VM").port == 12179
+
+
+def test_kvp_classes_have_their_documented_parents() -> None:
+    assert schema.is_subclass("Msvm_KvpExchangeComponentSettingData",
+                              "CIM_ResourceAllocationSettingData")
+    assert schema.is_subclass("Msvm_KvpExchangeDataItem", "CIM_ManagedElement")
