@@ -32,6 +32,8 @@ from tests.support.hyperv_fake.types import (
 
 OK, JOB_STARTED = 0, 4096
 FAILED, NOT_SUPPORTED, INVALID_PARAMETER, IN_USE, INVALID_STATE = 32768, 32770, 32773, 32774, 32775
+#: Msvm_VirtualSystemSettingData.UserSnapshotType
+SNAPSHOT_DISABLED, SNAPSHOT_PRODUCTION, SNAPSHOT_PRODUCTION_ONLY, SNAPSHOT_STANDARD = 2, 3, 4, 5
 
 RUNNING, OFF, SHUTTING_DOWN, SAVED, PAUSED = 2, 3, 4, 6, 9
 STARTING, SAVING, STOPPING, PAUSING, RESUMING, SNAPSHOTTING = 32770, 32773, 32774, 32776, 32777, 32771
@@ -607,6 +609,9 @@ class HyperVModel:
             "InstanceID": f"Microsoft:{guid}", "VirtualSystemIdentifier": guid,
             "VirtualSystemType": REALIZED, "CreationTime": _now()}
         vssd_props.setdefault("VirtualSystemSubType", "Microsoft:Hyper-V:SubType:1")
+        # since Server 2016 a new VM takes production checkpoints (no memory), falling back to
+        # standard ones only when the guest cannot make a production one
+        vssd_props.setdefault("UserSnapshotType", SNAPSHOT_PRODUCTION)
         vssd = self._add("Msvm_VirtualSystemSettingData", vssd_props)
         self._link("Msvm_SettingsDefineState", vm, vssd)
         for props in resources:
@@ -1270,6 +1275,11 @@ class HyperVModel:
             return _Result(NOT_SUPPORTED)
         if vm.props["EnabledState"] not in (RUNNING, OFF, SAVED, PAUSED):
             return _Result(INVALID_STATE)
+        snapshot_type = self._vssd_of(vm).props.get("UserSnapshotType")
+        if snapshot_type == SNAPSHOT_DISABLED:
+            return _Result(NOT_SUPPORTED)
+        with_memory = snapshot_type == SNAPSHOT_STANDARD and \
+            vm.props["EnabledState"] in (RUNNING, PAUSED)
         iid = f"Microsoft:{_guid()}"
         path = self._path_for("Msvm_VirtualSystemSettingData", {"InstanceID": iid})
 
@@ -1288,7 +1298,7 @@ class HyperVModel:
             self._link("Msvm_SnapshotOfVirtualSystem", vm, snap)
             self._unlink("Msvm_MostCurrentSnapshotInBranch", vm)
             self._link("Msvm_MostCurrentSnapshotInBranch", vm, snap)
-            self._snapshot_memory[snap.path] = vm.props["EnabledState"] in (RUNNING, PAUSED)
+            self._snapshot_memory[snap.path] = with_memory
             return [snap.path]
 
         return _Result(outputs={"ResultingSnapshot": path}, effect=effect)

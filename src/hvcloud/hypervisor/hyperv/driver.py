@@ -91,6 +91,9 @@ RSC_START, RSC_OFF, RSC_SAVE, RSC_PAUSE, RSC_RESET = 2, 3, 6, 9, 11
 MIGRATE_VM, MIGRATE_VM_AND_STORAGE = 32768, 32771
 TRANSPORT_TCP = 5
 SNAPSHOT_FULL = 2
+#: Msvm_VirtualSystemSettingData.UserSnapshotType: standard checkpoints keep the memory (saved
+#: state); production ones (the default since Server 2016) do not, and revert to a VM that is off
+USER_SNAPSHOT_PRODUCTION, USER_SNAPSHOT_STANDARD = 3, 5
 #: ReturnValue "invalid state" of a power change: the VM is (already) in the requested state
 ALREADY_IN_STATE = 32775
 #: os-win retries resource and feature setting changes (the host sometimes refuses one briefly)
@@ -938,9 +941,15 @@ class HyperVDriver(Driver):
         if self._snapshot(vm, snapshot) is not None:
             raise DriverError(f"VM {name} already has a snapshot named {snapshot}")
         memory = with_memory and self._state(vm) in (VmState.RUNNING, VmState.PAUSED)
-        out, job = self._call(self._service("Msvm_VirtualSystemSnapshotService"), "CreateSnapshot",
-                              f"snapshot {name}", AffectedSystem=vm.path, SnapshotSettings="",
-                              SnapshotType=SNAPSHOT_FULL)
+        wanted = USER_SNAPSHOT_STANDARD if memory else USER_SNAPSHOT_PRODUCTION
+        previous = self._set_snapshot_type(vm, wanted)
+        try:
+            out, job = self._call(self._service("Msvm_VirtualSystemSnapshotService"),
+                                  "CreateSnapshot", f"snapshot {name}", AffectedSystem=vm.path,
+                                  SnapshotSettings="", SnapshotType=SNAPSHOT_FULL)
+        finally:
+            if previous is not None:
+                self._set_snapshot_type(vm, previous)
         snap = self._conn.get(self._resulting(out, "ResultingSnapshot", job,
                                               "Msvm_VirtualSystemSettingData"))
         snap["ElementName"] = snapshot
@@ -948,6 +957,24 @@ class HyperVDriver(Driver):
         self._call(self._vsms(), "ModifySystemSettings", f"name snapshot {snapshot}",
                    SystemSettings=self._conn.embed(snap))
         return next(s for s in self.list_snapshots(name) if s.name == snapshot)
+
+    def _set_snapshot_type(self, vm: WmiObject, wanted: int) -> int | None:
+        """Make the VM take ``wanted`` checkpoints (``UserSnapshotType``); the type it had before,
+        or None when it already had that one.
+
+        A memory snapshot needs a standard checkpoint; without memory a production one is asked
+        for, so a VM whose owner chose standard checkpoints does not save its memory unasked.
+        """
+        vssd = self._vssd(vm)
+        current = vssd["UserSnapshotType"]
+        if current == wanted:
+            return None
+        vssd["UserSnapshotType"] = wanted
+        self._call(self._vsms(), "ModifySystemSettings",
+                   f"set checkpoint type {wanted} of {vm['ElementName']}",
+                   SystemSettings=self._conn.embed(vssd))
+        log.info("snapshot_type_set", vm=vm["ElementName"], type=wanted, previous=current)
+        return int(current) if current is not None else USER_SNAPSHOT_PRODUCTION
 
     def list_snapshots(self, name: str) -> list[SnapshotInfo]:
         vm = self._vm(name)

@@ -78,7 +78,8 @@ _CLASSES: list[ClassDef] = [
         "ConfigurationFile:string")),
     ClassDef("Msvm_VirtualSystemSettingData", V2, "CIM_VirtualSystemSettingData", _props(
         "VirtualSystemSubType:string AutomaticStartupAction:uint16 AutomaticShutdownAction:uint16 "
-        "Parent:string BootOrder:uint16[] IsSaved:boolean Version:string")),
+        "Parent:string BootOrder:uint16[] IsSaved:boolean Version:string "
+        "UserSnapshotType:uint16")),
     ClassDef("Msvm_ResourceAllocationSettingData", V2, "CIM_ResourceAllocationSettingData", {}),
     ClassDef("Msvm_StorageAllocationSettingData", V2, "CIM_ResourceAllocationSettingData",
              _props("HostExtentStartingAddress:uint64 HostExtentName:string")),

@@ -5,6 +5,7 @@ Each test failed against the driver before its fix, with the model refusing what
 
 from __future__ import annotations
 
+from hvcloud.hypervisor.driver import VmState
 from hvcloud.hypervisor.hyperv import HyperVDriver, schema
 from tests.support.hyperv_fake import HyperVModel
 
@@ -76,3 +77,35 @@ def test_kvp_classes_have_their_documented_parents() -> None:
     assert schema.is_subclass("Msvm_KvpExchangeComponentSettingData",
                               "CIM_ResourceAllocationSettingData")
     assert schema.is_subclass("Msvm_KvpExchangeDataItem", "CIM_ManagedElement")
+
+
+# ------------------------------------------------------------------ 7: checkpoint type
+
+
+def _snapshot_type(model: HyperVModel) -> int:
+    vssd = model.connection().query("Msvm_VirtualSystemSettingData",
+                                     {"ElementName": "i-2-17-VM",
+                                      "VirtualSystemType": "Microsoft:Hyper-V:System:Realized"})[0]
+    return int(vssd["UserSnapshotType"])
+
+
+def test_a_memory_snapshot_is_a_standard_checkpoint(driver: HyperVDriver,
+                                                    model: HyperVModel) -> None:
+    driver.define_vm(spec())
+    driver.start_vm("i-2-17-VM")
+    assert _snapshot_type(model) == 3  # production checkpoints by default since Server 2016
+    snap = driver.create_snapshot("i-2-17-VM", "mem", with_memory=True)
+    assert snap.with_memory
+    assert _snapshot_type(model) == 3  # the VM's own setting is put back
+    driver.revert_snapshot("i-2-17-VM", "mem")
+    assert driver.get_vm("i-2-17-VM").state == VmState.RUNNING
+
+
+def test_a_snapshot_without_memory_reverts_to_off(driver: HyperVDriver,
+                                                  model: HyperVModel) -> None:
+    driver.define_vm(spec())
+    driver.start_vm("i-2-17-VM")
+    snap = driver.create_snapshot("i-2-17-VM", "disk-only")
+    assert not snap.with_memory
+    driver.revert_snapshot("i-2-17-VM", "disk-only")
+    assert driver.get_vm("i-2-17-VM").state == VmState.STOPPED
