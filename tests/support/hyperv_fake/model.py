@@ -204,6 +204,10 @@ class HyperVModel:
         self.guests: dict[str, Guest] = {}
         self.peers: dict[str, HyperVModel] = {}
         self.sync_methods: set[str] = set()
+        #: methods whose answer after 4096 carries no reference out-parameter and whose job
+        #: links no affected element: a host is not bound to fill either (os-win looks the
+        #: result up by name instead)
+        self.bare_jobs: set[str] = set()
         self._fail_next: dict[str, int] = {}
         self._fail_next_job: dict[str, tuple[int, str]] = {}
         self._hang_next_job: set[str] = set()
@@ -437,6 +441,8 @@ class HyperVModel:
                 return outputs | {"ReturnValue": OK}
             job = self._start_job(method, result.effect)
             job.target = target.path
+            if method in self.bare_jobs:
+                outputs = empty
             return outputs | {"Job": job.record.path, "ReturnValue": JOB_STARTED}
 
     # ------------------------------------------------------------------ jobs and time
@@ -484,7 +490,7 @@ class HyperVModel:
                                  ErrorSummaryDescription=exc.text)
                 continue
             rec.props.update(JobState=7, PercentComplete=100)
-            for path in affected:
+            for path in [] if job.method in self.bare_jobs else affected:
                 other = self._lookup(path)
                 if other is not None:
                     self._link("Msvm_AffectedJobElement", rec, other)

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -139,6 +139,10 @@ def _cim_time(value: str | None) -> float:
         return 0.0
 
 
+def _path_of(obj: WmiObject | None) -> str | None:
+    return obj.path if obj is not None else None
+
+
 def _memory_units(memory_mib: int) -> int:
     """Hyper-V allocates memory in 2 MB units and refuses an odd number of megabytes."""
     if memory_mib % 2:
@@ -249,7 +253,13 @@ class HyperVDriver(Driver):
         raise DriverError(f"no default {class_name} for {subtype}")
 
     def _resulting(self, out: dict[str, Any], key: str, job: WmiObject | None,
-                   result_class: str) -> str:
+                   result_class: str, lookup: Callable[[], str | None] | None = None) -> str:
+        """The path of what a method made: its reference out-parameter, else the finished job's
+        affected element, else ``lookup`` (how os-win finds it: by name, after the job).
+
+        After a 4096 answer a host need not fill the out-parameter, nor link the result to the
+        job, so neither alone is enough.
+        """
         value = out.get(key)
         if isinstance(value, list) and value:
             value = value[0]
@@ -260,6 +270,10 @@ class HyperVDriver(Driver):
                                            result_class=result_class)
             if found:
                 return found[0].path
+        path = lookup() if lookup is not None else None
+        if path:
+            log.info("result_looked_up", key=key, path=path)
+            return path
         raise DriverError(f"Hyper-V did not return the {key}")
 
     # ------------------------------------------------------------------ lookups
@@ -487,7 +501,8 @@ class HyperVDriver(Driver):
                          NOTES_MARK + json.dumps(meta, separators=(",", ":"))]
         out, job = self._call(self._vsms(), "DefineSystem", f"define VM {spec.name}",
                               SystemSettings=self._conn.embed(vssd))
-        vm = self._conn.get(self._resulting(out, "ResultingSystem", job, "Msvm_ComputerSystem"))
+        vm = self._conn.get(self._resulting(out, "ResultingSystem", job, "Msvm_ComputerSystem",
+                                            lambda: _path_of(self._find_vm(spec.name))))
         try:
             self._configure(vm, spec)
         except BaseException:
@@ -951,7 +966,8 @@ class HyperVDriver(Driver):
             if previous is not None:
                 self._set_snapshot_type(vm, previous)
         snap = self._conn.get(self._resulting(out, "ResultingSnapshot", job,
-                                              "Msvm_VirtualSystemSettingData"))
+                                              "Msvm_VirtualSystemSettingData",
+                                              lambda: self._current_snapshot_path(vm)))
         snap["ElementName"] = snapshot
         snap["Notes"] = [description, NOTES_MARK + json.dumps({"with_memory": memory})]
         self._call(self._vsms(), "ModifySystemSettings", f"name snapshot {snapshot}",
@@ -975,6 +991,12 @@ class HyperVDriver(Driver):
                    SystemSettings=self._conn.embed(vssd))
         log.info("snapshot_type_set", vm=vm["ElementName"], type=wanted, previous=current)
         return int(current) if current is not None else USER_SNAPSHOT_PRODUCTION
+
+    def _current_snapshot_path(self, vm: WmiObject) -> str | None:
+        """The VM's newest snapshot in its branch: where a just-made snapshot is found."""
+        found = self._conn.associators(vm, assoc_class="Msvm_MostCurrentSnapshotInBranch",
+                                       result_class="Msvm_VirtualSystemSettingData")
+        return found[0].path if found else None
 
     def list_snapshots(self, name: str) -> list[SnapshotInfo]:
         vm = self._vm(name)
@@ -1045,19 +1067,34 @@ class HyperVDriver(Driver):
 
     def import_vm(self, config_file: str, *, new_identity: bool = True) -> VmInfo:
         """Hyper-V extra: import an exported VM (planned VM, validated, then realized)."""
+        before = self._planned_names()
         out, job = self._call(self._vsms(), "ImportSystemDefinition", f"import {config_file}",
                               SystemDefinitionFile=config_file, SnapshotFolder="",
                               GenerateNewSystemIdentifier=new_identity)
         planned = self._conn.get(self._resulting(out, "ImportedSystem", job,
-                                                 "Msvm_PlannedComputerSystem"))
+                                                 "Msvm_PlannedComputerSystem",
+                                                 lambda: self._new_planned(before)))
         if self._find_vssd(str(planned["ElementName"])) is not None:
             raise VmAlreadyExists(str(planned["ElementName"]))
         self._call(self._vsms(), "ValidatePlannedSystem", f"validate {config_file}",
                    PlannedSystem=planned.path)
         out, job = self._call(self._vsms(), "RealizePlannedSystem", f"realize {config_file}",
                               PlannedSystem=planned.path)
-        vm = self._conn.get(self._resulting(out, "ResultingSystem", job, "Msvm_ComputerSystem"))
+        guid = str(planned["Name"])
+        vm = self._conn.get(self._resulting(
+            out, "ResultingSystem", job, "Msvm_ComputerSystem",
+            lambda: _path_of(next(iter(self._conn.query("Msvm_ComputerSystem",
+                                                        {"Name": guid})), None))))
         return self._info(vm, self._vssd(vm))
+
+    def _planned_names(self) -> set[str]:
+        return {str(p["Name"]).lower() for p in self._conn.query("Msvm_PlannedComputerSystem")}
+
+    def _new_planned(self, before: set[str]) -> str | None:
+        """The one planned VM that appeared since ``before`` (the import's result)."""
+        new = [p for p in self._conn.query("Msvm_PlannedComputerSystem")
+               if str(p["Name"]).lower() not in before]
+        return new[0].path if len(new) == 1 else None
 
     # ------------------------------------------------------------------ switches
 

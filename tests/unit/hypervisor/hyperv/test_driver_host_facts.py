@@ -109,3 +109,32 @@ def test_a_snapshot_without_memory_reverts_to_off(driver: HyperVDriver,
     assert not snap.with_memory
     driver.revert_snapshot("i-2-17-VM", "disk-only")
     assert driver.get_vm("i-2-17-VM").state == VmState.STOPPED
+
+
+# ------------------------------------------------------------------ 8: results after a 4096 answer
+
+_BARE = {"DefineSystem", "CreateSnapshot", "ImportSystemDefinition", "RealizePlannedSystem"}
+
+
+def test_define_finds_the_vm_when_the_job_names_nothing(driver: HyperVDriver,
+                                                        model: HyperVModel) -> None:
+    model.bare_jobs |= {"DefineSystem"}
+    assert driver.define_vm(spec()).name == "i-2-17-VM"
+
+
+def test_snapshot_is_found_when_the_job_names_nothing(driver: HyperVDriver,
+                                                      model: HyperVModel) -> None:
+    driver.define_vm(spec())
+    model.bare_jobs |= {"CreateSnapshot"}
+    assert driver.create_snapshot("i-2-17-VM", "s1").name == "s1"
+    assert driver.create_snapshot("i-2-17-VM", "s2").name == "s2"
+    assert [s.name for s in driver.list_snapshots("i-2-17-VM") if s.current] == ["s2"]
+
+
+def test_import_finds_the_vm_when_the_jobs_name_nothing(driver: HyperVDriver,
+                                                        model: HyperVModel) -> None:
+    driver.define_vm(spec())
+    config = driver.export_vm("i-2-17-VM", "D:\\exports")
+    driver.undefine_vm("i-2-17-VM")
+    model.bare_jobs |= _BARE
+    assert driver.import_vm(config).name == "i-2-17-VM"
