@@ -1385,6 +1385,23 @@ class HyperVModel:
             path_map[res["__path"]] = rec.path
         return vm
 
+    def _restore_snapshots(self, vm: _Record, snaps: list[dict[str, Any]]) -> None:
+        paths: dict[str, str] = {}
+        for item in snaps:
+            iid = f"Microsoft:{_guid()}"
+            props = dict(item["props"]) | {"InstanceID": iid,
+                                           "VirtualSystemIdentifier": vm.props["Name"]}
+            rec = self._add("Msvm_VirtualSystemSettingData", props)
+            paths[item["path"]] = rec.path
+            self._link("Msvm_SnapshotOfVirtualSystem", vm, rec)
+            self._snapshot_memory[rec.path] = item["memory"]
+            if item["current"]:
+                self._link("Msvm_MostCurrentSnapshotInBranch", vm, rec)
+        for rec_path in paths.values():
+            rec = self._lookup(rec_path)
+            if rec is not None and rec.props.get("Parent"):
+                rec.props["Parent"] = paths.get(rec.props["Parent"])
+
     def _m_ExportSystemDefinition(self, target: _Record, p: dict[str, Any]) -> _Result:
         vm = self._lookup(p["ComputerSystem"])
         if vm is None or vm is self.host_record or not p.get("ExportDirectory"):
@@ -1404,11 +1421,24 @@ class HyperVModel:
                         self.add_file(dst)
                         res["HostResource"] = [dst]
             config = f"{base}\\Virtual Machines\\{vm.props['Name']}.vmcx"
+            if opts.get("CopySnapshotConfiguration") in (None, 0):  # 0: all snapshots
+                blob["snapshot_folder"] = f"{base}\\Snapshots"
+                blob["snapshots"] = self._snapshot_blobs(vm, blob["snapshot_folder"])
             self.add_file(config)
             self.exports[config.lower()] = blob
             return [vm.path]
 
         return _Result(effect=effect)
+
+    def _snapshot_blobs(self, vm: _Record, folder: str) -> list[dict[str, Any]]:
+        out = []
+        for snap in self._related(vm, "Msvm_SnapshotOfVirtualSystem",
+                                  "CIM_VirtualSystemSettingData"):
+            self.add_file(f"{folder}\\{snap.props['InstanceID'].split(':')[-1]}.vmcx")
+            out.append({"path": snap.path, "props": dict(snap.props),
+                        "memory": self._snapshot_memory.get(snap.path, False),
+                        "current": self._current_snapshot(vm) is snap})
+        return out
 
     def _m_ImportSystemDefinition(self, target: _Record, p: dict[str, Any]) -> _Result:
         file = str(p.get("SystemDefinitionFile") or "")
@@ -1416,6 +1446,12 @@ class HyperVModel:
         blob = self.exports.get(file.lower())
         if blob is None:
             return _Result(effect=lambda: _fail(FAILED, f"'{file}': {_FILE_NOT_FOUND}"))
+        folder = str(p.get("SnapshotFolder") or "").rstrip("\\")
+        if blob.get("snapshots") and folder.lower() != blob["snapshot_folder"].lower():
+            # the snapshots' configurations are read from SnapshotFolder: without the export's
+            # Snapshots folder the import of a VM that has snapshots fails
+            return _Result(effect=lambda: _fail(
+                FAILED, f"'{folder}\\…vmcx': {_FILE_NOT_FOUND} (snapshot configuration)"))
         guid = _guid() if new_id else blob["guid"]
         planned_path = self._path_for("Msvm_PlannedComputerSystem", {"Name": guid})
 
@@ -1460,7 +1496,9 @@ class HyperVModel:
         def effect() -> list[str]:
             blob = self._planned.pop(planned.path)
             self._remove(planned)
-            return [self._restore_blob(blob, guid).path]
+            vm = self._restore_blob(blob, guid)
+            self._restore_snapshots(vm, blob.get("snapshots") or [])
+            return [vm.path]
 
         return _Result(outputs={"ResultingSystem": path}, effect=effect)
 

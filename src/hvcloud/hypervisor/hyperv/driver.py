@@ -16,6 +16,7 @@ from __future__ import annotations
 import calendar
 import ipaddress
 import json
+import ntpath
 import re
 import threading
 import time
@@ -137,6 +138,11 @@ def _cim_time(value: str | None) -> float:
         return float(calendar.timegm(time.strptime(value[:14], "%Y%m%d%H%M%S")))
     except ValueError:
         return 0.0
+
+
+def _export_snapshots(config_file: str) -> str:
+    """``<export>\\Snapshots`` for ``<export>\\Virtual Machines\\<id>.vmcx``."""
+    return ntpath.join(ntpath.dirname(ntpath.dirname(config_file)), "Snapshots")
 
 
 def _path_of(obj: WmiObject | None) -> str | None:
@@ -1065,11 +1071,18 @@ class HyperVDriver(Driver):
                    ExportDirectory=directory, ExportSettingData=self._conn.embed(opts))
         return f"{directory.rstrip(chr(92))}\\{name}\\Virtual Machines\\{vm['Name']}.vmcx"
 
-    def import_vm(self, config_file: str, *, new_identity: bool = True) -> VmInfo:
-        """Hyper-V extra: import an exported VM (planned VM, validated, then realized)."""
+    def import_vm(self, config_file: str, *, new_identity: bool = True,
+                  snapshot_folder: str | None = None) -> VmInfo:
+        """Hyper-V extra: import an exported VM (planned VM, validated, then realized).
+
+        The snapshots' configurations are read from ``SnapshotFolder``, so an export that has
+        snapshots imports only with its folder: by default the ``Snapshots`` folder beside the
+        export's ``Virtual Machines`` folder (os-win passes it the same way).
+        """
+        folder = snapshot_folder if snapshot_folder is not None else _export_snapshots(config_file)
         before = self._planned_names()
         out, job = self._call(self._vsms(), "ImportSystemDefinition", f"import {config_file}",
-                              SystemDefinitionFile=config_file, SnapshotFolder="",
+                              SystemDefinitionFile=config_file, SnapshotFolder=folder,
                               GenerateNewSystemIdentifier=new_identity)
         planned = self._conn.get(self._resulting(out, "ImportedSystem", job,
                                                  "Msvm_PlannedComputerSystem",

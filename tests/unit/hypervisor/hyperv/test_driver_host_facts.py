@@ -138,3 +138,34 @@ def test_import_finds_the_vm_when_the_jobs_name_nothing(driver: HyperVDriver,
     driver.undefine_vm("i-2-17-VM")
     model.bare_jobs |= _BARE
     assert driver.import_vm(config).name == "i-2-17-VM"
+
+
+# ------------------------------------------------------------------ 6: import with snapshots
+
+
+def test_import_of_an_export_with_snapshots_gives_the_snapshot_folder(driver: HyperVDriver,
+                                                                      model: HyperVModel) -> None:
+    driver.define_vm(spec())
+    driver.create_snapshot("i-2-17-VM", "s1", "first")
+    driver.create_snapshot("i-2-17-VM", "s2")
+    config = driver.export_vm("i-2-17-VM", "D:\\exports")
+    driver.undefine_vm("i-2-17-VM")
+    assert driver.import_vm(config).name == "i-2-17-VM"
+    snaps = driver.list_snapshots("i-2-17-VM")
+    assert [(s.name, s.parent, s.current) for s in snaps] == [("s1", None, False),
+                                                              ("s2", "s1", True)]
+
+
+def test_the_model_refuses_an_import_with_snapshots_without_their_folder(
+        driver: HyperVDriver, model: HyperVModel) -> None:
+    driver.define_vm(spec())
+    driver.create_snapshot("i-2-17-VM", "s1")
+    config = driver.export_vm("i-2-17-VM", "D:\\exports")
+    driver.undefine_vm("i-2-17-VM")
+    conn = model.connection()
+    out = conn.invoke(_vsms(model), "ImportSystemDefinition", SystemDefinitionFile=config,
+                      SnapshotFolder="", GenerateNewSystemIdentifier=True)
+    job = conn.get(out["Job"])
+    for _ in range(5):
+        job = conn.get(out["Job"])
+    assert job["JobState"] == 10
