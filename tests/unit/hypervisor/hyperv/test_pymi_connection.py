@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from hvcloud.hypervisor import contract
-from hvcloud.hypervisor.hyperv import HyperVDriver, schema
+from hvcloud.hypervisor.hyperv import HyperVDriver, host_checks, schema
 from hvcloud.hypervisor.hyperv.connection import PyMIConnection
 from hvcloud.hypervisor.hyperv.errors import WmiError, WmiNotFound
 from hvcloud.hypervisor.hyperv.jobs import Clock
@@ -92,4 +92,5 @@ def test_the_smoke_script_runs_over_pymi(model: HyperVModel, monkeypatch: pytest
     monkeypatch.setattr(mod, "file_exists", model.has_file)
     assert mod.main(["--switch", "public", "--disk-dir", "C:\\smoke"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * len(contract.CHECKS), lines
+    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * (
+        len(contract.CHECKS) + len(host_checks.CHECKS)), lines
