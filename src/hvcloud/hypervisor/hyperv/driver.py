@@ -151,10 +151,7 @@ def _path_of(obj: WmiObject | None) -> str | None:
 
 def _memory_units(memory_mib: int) -> int:
     """Hyper-V allocates memory in 2 MB units and refuses an odd number of megabytes."""
-    if memory_mib % 2:
-        log.info("memory_rounded_up", requested_mib=memory_mib, given_mib=memory_mib + 1)
-        return memory_mib + 1
-    return memory_mib
+    return memory_mib + memory_mib % 2
 
 
 def _disk_location(disk: DiskSpec) -> tuple[str, int, int]:
@@ -389,6 +386,9 @@ class HyperVDriver(Driver):
             elif r.class_name == "Msvm_MemorySettingData":
                 memory = int(r["VirtualQuantity"] or 0)
         meta = self._notes_meta(vssd)
+        asked = meta.get("memory_mib")
+        if isinstance(asked, int) and _memory_units(asked) == memory:
+            memory = asked  # read back what was asked for, not the 2 MB rounding of it
         spec = VmSpec(
             name=str(vm["ElementName"]), vcpus=vcpus, memory_mib=memory,
             uuid=meta.get("uuid"), cpu_mhz=meta.get("cpu_mhz"),
@@ -502,6 +502,7 @@ class HyperVDriver(Driver):
         vssd["AutomaticStartupAction"] = 2
         vssd["AutomaticShutdownAction"] = 4
         meta = {"uuid": spec.uuid, "cpu_mhz": spec.cpu_mhz, "boot_args": spec.boot_args,
+                "memory_mib": spec.memory_mib,
                 "os_type": spec.os_type, "metadata": dict(spec.metadata)}
         vssd["Notes"] = ["Created by hvcloud, do not edit.",
                          NOTES_MARK + json.dumps(meta, separators=(",", ":"))]
@@ -525,6 +526,9 @@ class HyperVDriver(Driver):
         vssd = self._vssd(vm)
         changes = []
         memory_mib = _memory_units(spec.memory_mib)
+        if memory_mib != spec.memory_mib:
+            log.info("memory_rounded_up", vm=spec.name, requested_mib=spec.memory_mib,
+                     given_mib=memory_mib)
         for r in self._resources(vssd):
             if r.class_name == "Msvm_MemorySettingData":
                 r["DynamicMemoryEnabled"] = False
