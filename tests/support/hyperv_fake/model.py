@@ -805,7 +805,7 @@ class HyperVModel:
         vssd = self._vssd_of(vm)
         for snap in self._related(vm, "Msvm_SnapshotOfVirtualSystem", "CIM_VirtualSystemSettingData"):
             for part in self._parts(snap):
-                self._remove(part)
+                self._remove_rasd_tree(part)
             self._remove(snap)
         for part in self._related(vssd, "Msvm_VirtualSystemSettingDataComponent", "CIM_SettingData"):
             self._remove_rasd_tree(part)
@@ -1297,10 +1297,8 @@ class HyperVModel:
                 "ElementName": f"{vm.props['ElementName']} - checkpoint",
                 "Parent": current.path if current else None}
             snap = self._add("Msvm_VirtualSystemSettingData", props)
-            for part in self._parts(vssd):
-                copy_props = dict(part.props) | {"InstanceID": f"{iid}\\{_guid()}"}
-                self._link("Msvm_VirtualSystemSettingDataComponent", snap,
-                           self._add(part.class_name, copy_props))
+            self._copy_parts(self._parts(vssd), lambda cls, props: self._add(
+                cls, props | {"InstanceID": f"{iid}\\{_guid()}"}), snap)
             self._link("Msvm_SnapshotOfVirtualSystem", vm, snap)
             self._unlink("Msvm_MostCurrentSnapshotInBranch", vm)
             self._link("Msvm_MostCurrentSnapshotInBranch", vm, snap)
@@ -1308,6 +1306,24 @@ class HyperVModel:
             return [snap.path]
 
         return _Result(outputs={"ResultingSnapshot": path}, effect=effect)
+
+    def _copy_parts(self, parts: list[_Record], make: Callable[[str, dict[str, Any]], _Record],
+                    owner: _Record | None = None) -> None:
+        """Copy a settings tree, pointing each copy's ``Parent`` at the copy of its parent."""
+        copies: dict[str, _Record] = {}
+        for part in parts:
+            copies[part.path] = rec = make(part.class_name, dict(part.props))
+            if owner is not None:
+                self._link("Msvm_VirtualSystemSettingDataComponent", owner, rec)
+            for feature in self._related(part, "Msvm_EthernetPortSettingDataComponent",
+                                         "Msvm_EthernetSwitchPortFeatureSettingData"):
+                self._link("Msvm_EthernetPortSettingDataComponent", rec, self._add(
+                    feature.class_name, dict(feature.props) | {
+                        "InstanceID": f"{rec.props['InstanceID']}\\{_guid()}"}))
+        for rec in copies.values():
+            parent = rec.props.get("Parent")
+            if parent in copies:
+                rec.props["Parent"] = copies[parent].path
 
     def _current_snapshot(self, vm: _Record) -> _Record | None:
         found = self._related(vm, "Msvm_MostCurrentSnapshotInBranch",
@@ -1330,9 +1346,8 @@ class HyperVModel:
             vssd = self._vssd_of(vm)
             for part in self._parts(vssd):
                 self._remove_rasd_tree(part)
-            for part in self._parts(snap):
-                self._attach_rasd(vm, vssd, part.class_name,
-                                  {k: v for k, v in part.props.items() if k != "InstanceID"})
+            self._copy_parts(self._parts(snap), lambda cls, props: self._attach_rasd(
+                vm, vssd, cls, {k: v for k, v in props.items() if k != "InstanceID"}))
             self._unlink("Msvm_MostCurrentSnapshotInBranch", vm)
             self._link("Msvm_MostCurrentSnapshotInBranch", vm, snap)
             self._set_state(vm, SAVED if self._snapshot_memory.get(snap.path) else OFF)
@@ -1354,7 +1369,7 @@ class HyperVModel:
                     other.props["Parent"] = parent_path
             was_current = self._current_snapshot(vm) is snap
             for part in self._parts(snap):
-                self._remove(part)
+                self._remove_rasd_tree(part)
             self._remove(snap)
             parent = self._lookup(parent_path) if parent_path else None
             if was_current and parent is not None:
@@ -1392,6 +1407,8 @@ class HyperVModel:
             props = dict(item["props"]) | {"InstanceID": iid,
                                            "VirtualSystemIdentifier": vm.props["Name"]}
             rec = self._add("Msvm_VirtualSystemSettingData", props)
+            self._copy_parts(item["parts"], lambda cls, part, iid=iid: self._add(
+                cls, part | {"InstanceID": f"{iid}\\{_guid()}"}), rec)
             paths[item["path"]] = rec.path
             self._link("Msvm_SnapshotOfVirtualSystem", vm, rec)
             self._snapshot_memory[rec.path] = item["memory"]
@@ -1436,6 +1453,8 @@ class HyperVModel:
                                   "CIM_VirtualSystemSettingData"):
             self.add_file(f"{folder}\\{snap.props['InstanceID'].split(':')[-1]}.vmcx")
             out.append({"path": snap.path, "props": dict(snap.props),
+                        "parts": [_Record(p.class_name, dict(p.props), p.path)
+                                  for p in self._parts(snap)],
                         "memory": self._snapshot_memory.get(snap.path, False),
                         "current": self._current_snapshot(vm) is snap})
         return out

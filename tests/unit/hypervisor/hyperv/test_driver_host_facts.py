@@ -106,10 +106,14 @@ def test_a_snapshot_without_memory_reverts_to_off(driver: HyperVDriver,
                                                   model: HyperVModel) -> None:
     driver.define_vm(spec())
     driver.start_vm("i-2-17-VM")
+    before = driver.get_vm("i-2-17-VM").spec
     snap = driver.create_snapshot("i-2-17-VM", "disk-only")
     assert not snap.with_memory
     driver.revert_snapshot("i-2-17-VM", "disk-only")
-    assert driver.get_vm("i-2-17-VM").state == VmState.STOPPED
+    after = driver.get_vm("i-2-17-VM")
+    assert after.state == VmState.STOPPED
+    # the model keeps a snapshot's device tree whole (drives still on their controllers)
+    assert (after.spec.disks, after.spec.nics) == (before.disks, before.nics)
 
 
 # ------------------------------------------------------------------ 8: results after a 4096 answer
@@ -155,6 +159,8 @@ def test_import_of_an_export_with_snapshots_gives_the_snapshot_folder(driver: Hy
     snaps = driver.list_snapshots("i-2-17-VM")
     assert [(s.name, s.parent, s.current) for s in snaps] == [("s1", None, False),
                                                               ("s2", "s1", True)]
+    driver.revert_snapshot("i-2-17-VM", "s1")
+    assert driver.get_vm("i-2-17-VM").spec.disks  # the snapshot came with its hardware
 
 
 def test_the_model_refuses_an_import_with_snapshots_without_their_folder(
