@@ -3,9 +3,10 @@
 For whoever has a Hyper-V host (Windows Server / Hyper-V Server 2016+, elevated, with hvcloud and
 PyMI installed): it builds ``HyperVDriver.connect()`` and runs exactly the checks the Linux contract
 suite (``tests/contract``) runs against the WMI model, from :mod:`hvcloud.hypervisor.contract`,
-printing PASS/FAIL/SKIP per check. It makes tiny VMs (64 MiB, 1 vCPU) named ``hvsmoke-<id>-N`` and
-small dynamic VHDX files in ``--disk-dir``; every VM is removed, the VHDX files are left for you to
-delete (the last check proves undefine keeps them).
+then the Hyper-V-only checks of :mod:`hvcloud.hypervisor.hyperv.host_checks`, printing
+PASS/FAIL/SKIP per check. It makes tiny VMs (64 MiB, 1 vCPU) named ``hvsmoke-<id>-N``, small
+dynamic VHDX files in ``--disk-dir`` and exports in ``--disk-dir\\exports``; every VM is removed,
+the VHDX files and exports are left for you to delete (a check proves undefine keeps disks).
 
     python deploy/windows/smoke_test.py --switch <existing vSwitch> --disk-dir C:\\hvsmoke
 """
@@ -13,11 +14,13 @@ delete (the last check proves undefine keeps them).
 from __future__ import annotations
 
 import argparse
+import functools
 import ntpath
 import os.path
 import sys
 import traceback
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 DISK_BYTES = 16 * 1024 * 1024
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Imported only here, so --help and the refusal work anywhere, even without hvcloud installed.
     from hvcloud.hypervisor import contract
-    from hvcloud.hypervisor.hyperv import HyperVDriver
+    from hvcloud.hypervisor.hyperv import HyperVDriver, host_checks
 
     driver = HyperVDriver.connect(args.host)
     images = driver.image_management()
@@ -149,29 +152,24 @@ def main(argv: list[str] | None = None) -> int:
         make_disk=make_disk, disk_exists=file_exists, console_protocol=driver.console_protocol,
         capabilities={**driver.host_capabilities(), **({"vlan": "--no-vlan given"} if args.no_vlan else {})})
 
+    host_env = host_checks.HostCheckEnv(driver=driver, prefix=env.prefix, network=args.switch,
+                                        export_dir=ntpath.join(args.disk_dir, "exports"))
+    runs: list[tuple[Callable[[], None], str]] = [
+        (functools.partial(c, env), c.__name__) for c in contract.CHECKS]
+    runs += [(functools.partial(c, host_env), c.__name__) for c in host_checks.CHECKS]
+    runs += [(functools.partial(c, env, driver, args.disk_dir), c.__name__.removeprefix("hv_"))
+             for c in HYPERV_CHECKS]
+
     failed = 0
     try:
-        for check in contract.CHECKS:
-            name = check.__name__.removeprefix("check_")
+        for run, check_name in runs:
+            name = check_name.removeprefix("check_")
             if args.only and name not in args.only:
                 continue
             try:
-                check(env)
+                run()
             except contract.CapabilityMissing as exc:
                 print(f"SKIP {name}: {exc}")
-            except Exception as exc:  # report every failure and go on
-                failed += 1
-                print(f"FAIL {name}: {type(exc).__name__}: {exc}")
-                if args.verbose:
-                    traceback.print_exc()
-            else:
-                print(f"PASS {name}")
-        for hv_check in HYPERV_CHECKS:
-            name = hv_check.__name__.removeprefix("hv_check_")
-            if args.only and name not in args.only:
-                continue
-            try:
-                hv_check(env, driver, args.disk_dir)
             except Exception as exc:  # report every failure and go on
                 failed += 1
                 print(f"FAIL {name}: {type(exc).__name__}: {exc}")

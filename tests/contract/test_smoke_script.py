@@ -12,7 +12,7 @@ from types import ModuleType
 import pytest
 
 from hvcloud.hypervisor import contract
-from hvcloud.hypervisor.hyperv import HyperVDriver, schema
+from hvcloud.hypervisor.hyperv import HyperVDriver, host_checks, schema
 from hvcloud.hypervisor.hyperv.jobs import Clock
 from tests.support.hyperv_fake import HyperVModel
 
@@ -54,6 +54,6 @@ def test_runs_every_check_over_the_model(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(mod, "file_exists", model.has_file)
     assert mod.main(["--switch", "public", "--disk-dir", "C:\\smoke"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    expected = len(contract.CHECKS) + len(mod.HYPERV_CHECKS)
+    expected = len(contract.CHECKS) + len(mod.HYPERV_CHECKS) + len(host_checks.CHECKS)
     assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * expected, lines
     assert drv.list_vms() == []

@@ -207,6 +207,9 @@ def check_nic_vlan(env: ContractEnv) -> None:
         out = env.driver.update_nic(name, mac, vlan=42)
         assert out.vlan == 42, out
         assert env.driver.list_nics(name)[0].vlan == 42
+        # a change from one VLAN to another (Hyper-V refuses to modify a port's VLAN setting)
+        assert env.driver.update_nic(name, mac, vlan=43).vlan == 43
+        assert env.driver.list_nics(name)[0].vlan == 43
         env.driver.update_nic(name, mac, vlan=None)
         assert env.driver.list_nics(name)[0].vlan is None
         try:

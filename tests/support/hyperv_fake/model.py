@@ -33,6 +33,8 @@ from tests.support.hyperv_fake.types import (
 
 OK, JOB_STARTED = 0, 4096
 FAILED, NOT_SUPPORTED, INVALID_PARAMETER, IN_USE, INVALID_STATE = 32768, 32770, 32773, 32774, 32775
+#: Msvm_VirtualSystemSettingData.UserSnapshotType
+SNAPSHOT_DISABLED, SNAPSHOT_PRODUCTION, SNAPSHOT_PRODUCTION_ONLY, SNAPSHOT_STANDARD = 2, 3, 4, 5
 
 RUNNING, OFF, SHUTTING_DOWN, SAVED, PAUSED = 2, 3, 4, 6, 9
 STARTING, SAVING, STOPPING, PAUSING, RESUMING, SNAPSHOTTING = 32770, 32773, 32774, 32776, 32777, 32771
@@ -213,6 +215,10 @@ class HyperVModel:
         self.guests: dict[str, Guest] = {}
         self.peers: dict[str, HyperVModel] = {}
         self.sync_methods: set[str] = set()
+        #: methods whose answer after 4096 carries no reference out-parameter and whose job
+        #: links no affected element: a host is not bound to fill either (os-win looks the
+        #: result up by name instead)
+        self.bare_jobs: set[str] = set()
         self._fail_next: dict[str, int] = {}
         self._fail_next_job: dict[str, tuple[int, str]] = {}
         self._hang_next_job: set[str] = set()
@@ -452,6 +458,8 @@ class HyperVModel:
             job = self._start_job(method, result.effect, _JOB_CLASS.get(obj.class_name,
                                                                          "Msvm_ConcreteJob"))
             job.target = target.path
+            if method in self.bare_jobs:
+                outputs = empty
             return outputs | {"Job": job.record.path, "ReturnValue": JOB_STARTED}
 
     # ------------------------------------------------------------------ jobs and time
@@ -499,7 +507,7 @@ class HyperVModel:
                                  ErrorSummaryDescription=exc.text)
                 continue
             rec.props.update(JobState=7, PercentComplete=100)
-            for path in affected:
+            for path in [] if job.method in self.bare_jobs else affected:
                 other = self._lookup(path)
                 if other is not None:
                     self._link("Msvm_AffectedJobElement", rec, other)
@@ -521,6 +529,8 @@ class HyperVModel:
             "DefaultVirtualHardDiskPath": "C:\\Users\\Public\\Documents\\Hyper-V\\Virtual Hard Disks",
             "DefaultExternalDataRoot": "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V"})
         self._add("Msvm_VirtualSystemSnapshotService", {"Name": "vssnap", "SystemName": self.host})
+        self.terminal_settings = self._add("Msvm_TerminalServiceSettingData", {
+            "InstanceID": "Microsoft:TerminalServiceSettingData", "ListenerPort": 2179})
         self._add("Msvm_ImageManagementService", {
             "Name": "vhdsvc", "SystemName": self.host, "ElementName": "Image Management Service"})
         self._add("Msvm_VirtualSystemMigrationService", {
@@ -587,8 +597,10 @@ class HyperVModel:
         return found[0] if found else None
 
     def _parts(self, vssd: _Record) -> list[_Record]:
-        return self._related(vssd, "Msvm_VirtualSystemSettingDataComponent",
-                             "CIM_ResourceAllocationSettingData")
+        """The VM's devices (the KVP settings, a resource allocation too, stay with the VM)."""
+        return [r for r in self._related(vssd, "Msvm_VirtualSystemSettingDataComponent",
+                                         "CIM_ResourceAllocationSettingData")
+                if r.class_name != "Msvm_KvpExchangeComponentSettingData"]
 
     def _owner(self, rasd: _Record) -> _Record | None:
         found = self._related(rasd, "Msvm_VirtualSystemSettingDataComponent",
@@ -620,16 +632,22 @@ class HyperVModel:
             "InstanceID": f"Microsoft:{guid}", "VirtualSystemIdentifier": guid,
             "VirtualSystemType": REALIZED, "CreationTime": _now()}
         vssd_props.setdefault("VirtualSystemSubType", "Microsoft:Hyper-V:SubType:1")
+        # since Server 2016 a new VM takes production checkpoints (no memory), falling back to
+        # standard ones only when the guest cannot make a production one
+        vssd_props.setdefault("UserSnapshotType", SNAPSHOT_PRODUCTION)
         vssd = self._add("Msvm_VirtualSystemSettingData", vssd_props)
         self._link("Msvm_SettingsDefineState", vm, vssd)
         for props in resources:
             self._attach_rasd(vm, vssd, props["__class"], {k: v for k, v in props.items()
                                                             if k != "__class"})
         # Host KVP items belong to the VM's settings, whatever its state: reached from the
-        # realized Msvm_VirtualSystemSettingData through Msvm_VirtualSystemSettingDataComponent.
+        # realized Msvm_VirtualSystemSettingData through Msvm_VirtualSystemSettingDataComponent
+        # (a resource allocation setting, as Microsoft documents its parent class).
         kvp_sd = self._add("Msvm_KvpExchangeComponentSettingData", {
             "InstanceID": f"Microsoft:{guid}\\KvpExchange", "HostExchangeItems": [],
-            "HostOnlyItems": []})
+            "HostOnlyItems": [], "ResourceType": 1, "ResourceSubType": None,
+            "OtherResourceType": "Microsoft:Hyper-V:Key-Value Pair Exchange Component",
+            "EnabledState": RUNNING})
         self._link("Msvm_VirtualSystemSettingDataComponent", vssd, kvp_sd)
         self.guests.setdefault(guid, Guest())
         self._refresh_guest(vm)
@@ -864,7 +882,7 @@ class HyperVModel:
         vssd = self._vssd_of(vm)
         for snap in self._related(vm, "Msvm_SnapshotOfVirtualSystem", "CIM_VirtualSystemSettingData"):
             for part in self._parts(snap):
-                self._remove(part)
+                self._remove_rasd_tree(part)
             self._remove(snap)
         for part in self._related(vssd, "Msvm_VirtualSystemSettingDataComponent", "CIM_SettingData"):
             self._remove_rasd_tree(part)
@@ -1035,6 +1053,10 @@ class HyperVModel:
             if rec.class_name in ("Msvm_MemorySettingData", "Msvm_ProcessorSettingData") and \
                     running and props.get("VirtualQuantity") != rec.props.get("VirtualQuantity"):
                 return _Result(INVALID_STATE)
+            if rec.class_name == "Msvm_MemorySettingData" and any(
+                    int(props.get(k) or 0) % 2 for k in ("VirtualQuantity", "Reservation", "Limit")):
+                # Hyper-V gives memory in 2 MB units and refuses an odd number of megabytes
+                return _Result(INVALID_PARAMETER)
             if rec.class_name == "Msvm_MemorySettingData" and props.get("DynamicMemoryEnabled") \
                     is False and props.get("Reservation") not in (None, props.get("VirtualQuantity")):
                 return _Result(INVALID_PARAMETER)
@@ -1126,6 +1148,11 @@ class HyperVModel:
                 else None
             if rec is None or not _valid_feature(class_name, rec.props | props):
                 return _Result(INVALID_PARAMETER)
+            if class_name == "Msvm_EthernetSwitchPortVlanSettingData":
+                # os-win removes and re-adds a port's VLAN setting because a host refuses to
+                # modify it in place; the model refuses the same way
+                return _Result(effect=lambda: _fail(
+                    FAILED, "Failed to modify the VLAN setting of the switch port."))
             changes.append((rec, props))
 
         def effect() -> list[str]:
@@ -1230,8 +1257,8 @@ class HyperVModel:
 
     def _m_GetSummaryInformation(self, target: _Record, p: dict[str, Any]) -> _Result:
         fields = {0: "Name", 1: "ElementName", 4: "NumberOfProcessors", 100: "EnabledState",
-                  101: "ProcessorLoad", 102: "HealthState", 103: "MemoryUsage", 104: "Heartbeat",
-                  105: "UpTime"}
+                  101: "ProcessorLoad", 102: "ProcessorLoadHistory", 103: "MemoryUsage",
+                  104: "Heartbeat", 105: "UpTime", 109: "HealthState"}
         wanted = list(p.get("RequestedInformation") or [])
         for code in wanted:
             if code not in fields:
@@ -1249,6 +1276,7 @@ class HyperVModel:
             full = {"Name": vm.props["Name"], "ElementName": vm.props["ElementName"],
                     "NumberOfProcessors": cpus, "EnabledState": vm.props["EnabledState"],
                     "ProcessorLoad": guest.cpu_load if running else 0, "HealthState": 5,
+                    "ProcessorLoadHistory": [guest.cpu_load if running else 0] * 100,
                     "MemoryUsage": self._vm_memory(vm) if running else 0,
                     "Heartbeat": 2 if running and guest.ic_running else 12,
                     "UpTime": 60000 if running else 0}
@@ -1327,6 +1355,11 @@ class HyperVModel:
             return _Result(NOT_SUPPORTED)
         if vm.props["EnabledState"] not in (RUNNING, OFF, SAVED, PAUSED):
             return _Result(INVALID_STATE)
+        snapshot_type = self._vssd_of(vm).props.get("UserSnapshotType")
+        if snapshot_type == SNAPSHOT_DISABLED:
+            return _Result(NOT_SUPPORTED)
+        with_memory = snapshot_type == SNAPSHOT_STANDARD and \
+            vm.props["EnabledState"] in (RUNNING, PAUSED)
         iid = f"Microsoft:{_guid()}"
         path = self._path_for("Msvm_VirtualSystemSettingData", {"InstanceID": iid})
 
@@ -1338,17 +1371,33 @@ class HyperVModel:
                 "ElementName": f"{vm.props['ElementName']} - checkpoint",
                 "Parent": current.path if current else None}
             snap = self._add("Msvm_VirtualSystemSettingData", props)
-            for part in self._parts(vssd):
-                copy_props = dict(part.props) | {"InstanceID": f"{iid}\\{_guid()}"}
-                self._link("Msvm_VirtualSystemSettingDataComponent", snap,
-                           self._add(part.class_name, copy_props))
+            self._copy_parts(self._parts(vssd), lambda cls, props: self._add(
+                cls, props | {"InstanceID": f"{iid}\\{_guid()}"}), snap)
             self._link("Msvm_SnapshotOfVirtualSystem", vm, snap)
             self._unlink("Msvm_MostCurrentSnapshotInBranch", vm)
             self._link("Msvm_MostCurrentSnapshotInBranch", vm, snap)
-            self._snapshot_memory[snap.path] = vm.props["EnabledState"] in (RUNNING, PAUSED)
+            self._snapshot_memory[snap.path] = with_memory
             return [snap.path]
 
         return _Result(outputs={"ResultingSnapshot": path}, effect=effect)
+
+    def _copy_parts(self, parts: list[_Record], make: Callable[[str, dict[str, Any]], _Record],
+                    owner: _Record | None = None) -> None:
+        """Copy a settings tree, pointing each copy's ``Parent`` at the copy of its parent."""
+        copies: dict[str, _Record] = {}
+        for part in parts:
+            copies[part.path] = rec = make(part.class_name, dict(part.props))
+            if owner is not None:
+                self._link("Msvm_VirtualSystemSettingDataComponent", owner, rec)
+            for feature in self._related(part, "Msvm_EthernetPortSettingDataComponent",
+                                         "Msvm_EthernetSwitchPortFeatureSettingData"):
+                self._link("Msvm_EthernetPortSettingDataComponent", rec, self._add(
+                    feature.class_name, dict(feature.props) | {
+                        "InstanceID": f"{rec.props['InstanceID']}\\{_guid()}"}))
+        for rec in copies.values():
+            parent = rec.props.get("Parent")
+            if parent in copies:
+                rec.props["Parent"] = copies[parent].path
 
     def _current_snapshot(self, vm: _Record) -> _Record | None:
         found = self._related(vm, "Msvm_MostCurrentSnapshotInBranch",
@@ -1371,9 +1420,8 @@ class HyperVModel:
             vssd = self._vssd_of(vm)
             for part in self._parts(vssd):
                 self._remove_rasd_tree(part)
-            for part in self._parts(snap):
-                self._attach_rasd(vm, vssd, part.class_name,
-                                  {k: v for k, v in part.props.items() if k != "InstanceID"})
+            self._copy_parts(self._parts(snap), lambda cls, props: self._attach_rasd(
+                vm, vssd, cls, {k: v for k, v in props.items() if k != "InstanceID"}))
             self._unlink("Msvm_MostCurrentSnapshotInBranch", vm)
             self._link("Msvm_MostCurrentSnapshotInBranch", vm, snap)
             self._set_state(vm, SAVED if self._snapshot_memory.get(snap.path) else OFF)
@@ -1395,7 +1443,7 @@ class HyperVModel:
                     other.props["Parent"] = parent_path
             was_current = self._current_snapshot(vm) is snap
             for part in self._parts(snap):
-                self._remove(part)
+                self._remove_rasd_tree(part)
             self._remove(snap)
             parent = self._lookup(parent_path) if parent_path else None
             if was_current and parent is not None:
@@ -1426,6 +1474,25 @@ class HyperVModel:
             path_map[res["__path"]] = rec.path
         return vm
 
+    def _restore_snapshots(self, vm: _Record, snaps: list[dict[str, Any]]) -> None:
+        paths: dict[str, str] = {}
+        for item in snaps:
+            iid = f"Microsoft:{_guid()}"
+            props = dict(item["props"]) | {"InstanceID": iid,
+                                           "VirtualSystemIdentifier": vm.props["Name"]}
+            rec = self._add("Msvm_VirtualSystemSettingData", props)
+            self._copy_parts(item["parts"], lambda cls, part, iid=iid: self._add(
+                cls, part | {"InstanceID": f"{iid}\\{_guid()}"}), rec)
+            paths[item["path"]] = rec.path
+            self._link("Msvm_SnapshotOfVirtualSystem", vm, rec)
+            self._snapshot_memory[rec.path] = item["memory"]
+            if item["current"]:
+                self._link("Msvm_MostCurrentSnapshotInBranch", vm, rec)
+        for rec_path in paths.values():
+            rec = self._lookup(rec_path)
+            if rec is not None and rec.props.get("Parent"):
+                rec.props["Parent"] = paths.get(rec.props["Parent"])
+
     def _m_ExportSystemDefinition(self, target: _Record, p: dict[str, Any]) -> _Result:
         vm = self._lookup(p["ComputerSystem"])
         if vm is None or vm is self.host_record or not p.get("ExportDirectory"):
@@ -1445,11 +1512,26 @@ class HyperVModel:
                         self.add_file(dst)
                         res["HostResource"] = [dst]
             config = f"{base}\\Virtual Machines\\{vm.props['Name']}.vmcx"
+            if opts.get("CopySnapshotConfiguration") in (None, 0):  # 0: all snapshots
+                blob["snapshot_folder"] = f"{base}\\Snapshots"
+                blob["snapshots"] = self._snapshot_blobs(vm, blob["snapshot_folder"])
             self.add_file(config)
             self.exports[config.lower()] = blob
             return [vm.path]
 
         return _Result(effect=effect)
+
+    def _snapshot_blobs(self, vm: _Record, folder: str) -> list[dict[str, Any]]:
+        out = []
+        for snap in self._related(vm, "Msvm_SnapshotOfVirtualSystem",
+                                  "CIM_VirtualSystemSettingData"):
+            self.add_file(f"{folder}\\{snap.props['InstanceID'].split(':')[-1]}.vmcx")
+            out.append({"path": snap.path, "props": dict(snap.props),
+                        "parts": [_Record(p.class_name, dict(p.props), p.path)
+                                  for p in self._parts(snap)],
+                        "memory": self._snapshot_memory.get(snap.path, False),
+                        "current": self._current_snapshot(vm) is snap})
+        return out
 
     def _m_ImportSystemDefinition(self, target: _Record, p: dict[str, Any]) -> _Result:
         file = str(p.get("SystemDefinitionFile") or "")
@@ -1457,6 +1539,12 @@ class HyperVModel:
         blob = self.exports.get(file.lower())
         if blob is None:
             return _Result(effect=lambda: _fail(FAILED, f"'{file}': {_FILE_NOT_FOUND}"))
+        folder = str(p.get("SnapshotFolder") or "").rstrip("\\")
+        if blob.get("snapshots") and folder.lower() != blob["snapshot_folder"].lower():
+            # the snapshots' configurations are read from SnapshotFolder: without the export's
+            # Snapshots folder the import of a VM that has snapshots fails
+            return _Result(effect=lambda: _fail(
+                FAILED, f"'{folder}\\…vmcx': {_FILE_NOT_FOUND} (snapshot configuration)"))
         guid = _guid() if new_id else blob["guid"]
         planned_path = self._path_for("Msvm_PlannedComputerSystem", {"Name": guid})
 
@@ -1501,7 +1589,9 @@ class HyperVModel:
         def effect() -> list[str]:
             blob = self._planned.pop(planned.path)
             self._remove(planned)
-            return [self._restore_blob(blob, guid).path]
+            vm = self._restore_blob(blob, guid)
+            self._restore_snapshots(vm, blob.get("snapshots") or [])
+            return [vm.path]
 
         return _Result(outputs={"ResultingSystem": path}, effect=effect)
 

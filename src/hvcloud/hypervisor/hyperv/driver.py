@@ -17,11 +17,12 @@ import calendar
 import datetime
 import ipaddress
 import json
+import ntpath
 import re
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,7 +52,12 @@ from hvcloud.hypervisor.driver import (
 )
 from hvcloud.hypervisor.hyperv import cimxml, jobs, png, schema
 from hvcloud.hypervisor.hyperv.connection import WmiConnection, WmiObject
-from hvcloud.hypervisor.hyperv.errors import HyperVError, WmiNotFound
+from hvcloud.hypervisor.hyperv.errors import (
+    HyperVError,
+    HyperVJobCancelled,
+    HyperVJobTimeout,
+    WmiNotFound,
+)
 from hvcloud.hypervisor.hyperv.images import ImageManagement
 from hvcloud.hypervisor.hyperv.states import vm_state_of
 
@@ -87,6 +93,17 @@ RSC_START, RSC_OFF, RSC_SAVE, RSC_PAUSE, RSC_RESET = 2, 3, 6, 9, 11
 MIGRATE_VM, MIGRATE_VM_AND_STORAGE = 32768, 32771
 TRANSPORT_TCP = 5
 SNAPSHOT_FULL = 2
+#: Msvm_VirtualSystemSettingData.UserSnapshotType: standard checkpoints keep the memory (saved
+#: state); production ones (the default since Server 2016) do not, and revert to a VM that is off
+USER_SNAPSHOT_PRODUCTION, USER_SNAPSHOT_STANDARD = 3, 5
+#: ReturnValue "invalid state" of a power change: the VM is (already) in the requested state
+ALREADY_IN_STATE = 32775
+#: os-win retries resource and feature setting changes (the host sometimes refuses one briefly)
+RETRIED_METHODS = frozenset({"AddResourceSettings", "ModifyResourceSettings",
+                             "RemoveResourceSettings", "AddFeatureSettings",
+                             "ModifyFeatureSettings", "RemoveFeatureSettings"})
+RETRY_ATTEMPTS = 3
+RETRY_DELAY = 1.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,20 @@ def _cim_time(value: object) -> float:
     if len(offset) == 4 and offset[0] in "+-" and offset[1:].isdigit():
         seconds -= int(offset) * 60
     return seconds
+
+
+def _export_snapshots(config_file: str) -> str:
+    """``<export>\\Snapshots`` for ``<export>\\Virtual Machines\\<id>.vmcx``."""
+    return ntpath.join(ntpath.dirname(ntpath.dirname(config_file)), "Snapshots")
+
+
+def _path_of(obj: WmiObject | None) -> str | None:
+    return obj.path if obj is not None else None
+
+
+def _memory_units(memory_mib: int) -> int:
+    """Hyper-V allocates memory in 2 MB units and refuses an odd number of megabytes."""
+    return memory_mib + memory_mib % 2
 
 
 def _disk_location(disk: DiskSpec) -> tuple[str, int, int]:
@@ -196,6 +227,23 @@ class HyperVDriver(Driver):
     def _call(self, obj: WmiObject, method: str, operation: str, *,
               timeout: float | None = None, success: Sequence[int] = (0,),
               **params: Any) -> tuple[dict[str, Any], WmiObject | None]:
+        attempts = RETRY_ATTEMPTS if method in RETRIED_METHODS else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._call_once(obj, method, operation, timeout, success, params)
+            except (HyperVJobTimeout, HyperVJobCancelled):
+                raise
+            except HyperVError as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("hyperv_call_retried", operation=operation, attempt=attempt,
+                            code=exc.code, error=exc.text)
+                self._clock.sleep(RETRY_DELAY * attempt)
+        raise AssertionError("unreachable")
+
+    def _call_once(self, obj: WmiObject, method: str, operation: str, timeout: float | None,
+                   success: Sequence[int], params: dict[str, Any]
+                   ) -> tuple[dict[str, Any], WmiObject | None]:
         out = self._conn.invoke(obj, method, **params)
         job = jobs.check(self._conn, out, operation, self._policy(timeout), success=success)
         return out, job
@@ -227,7 +275,13 @@ class HyperVDriver(Driver):
         raise DriverError(f"no default {class_name} for {subtype}")
 
     def _resulting(self, out: dict[str, Any], key: str, job: WmiObject | None,
-                   result_class: str) -> str:
+                   result_class: str, lookup: Callable[[], str | None] | None = None) -> str:
+        """The path of what a method made: its reference out-parameter, else the finished job's
+        affected element, else ``lookup`` (how os-win finds it: by name, after the job).
+
+        After a 4096 answer a host need not fill the out-parameter, nor link the result to the
+        job, so neither alone is enough.
+        """
         value = out.get(key)
         if isinstance(value, list) and value:
             value = value[0]
@@ -238,6 +292,10 @@ class HyperVDriver(Driver):
                                            result_class=result_class)
             if found:
                 return found[0].path
+        path = lookup() if lookup is not None else None
+        if path:
+            log.info("result_looked_up", key=key, path=path)
+            return path
         raise DriverError(f"Hyper-V did not return the {key}")
 
     # ------------------------------------------------------------------ lookups
@@ -347,6 +405,9 @@ class HyperVDriver(Driver):
             elif r.class_name == "Msvm_MemorySettingData":
                 memory = int(r["VirtualQuantity"] or 0)
         meta = self._notes_meta(vssd)
+        asked = meta.get("memory_mib")
+        if isinstance(asked, int) and _memory_units(asked) == memory:
+            memory = asked  # read back what was asked for, not the 2 MB rounding of it
         spec = VmSpec(
             name=str(vm["ElementName"]), vcpus=vcpus, memory_mib=memory,
             uuid=meta.get("uuid"), cpu_mhz=meta.get("cpu_mhz"),
@@ -460,12 +521,14 @@ class HyperVDriver(Driver):
         vssd["AutomaticStartupAction"] = 2
         vssd["AutomaticShutdownAction"] = 4
         meta = {"uuid": spec.uuid, "cpu_mhz": spec.cpu_mhz, "boot_args": spec.boot_args,
+                "memory_mib": spec.memory_mib,
                 "os_type": spec.os_type, "metadata": dict(spec.metadata)}
         vssd["Notes"] = ["Created by hvcloud, do not edit.",
                          NOTES_MARK + json.dumps(meta, separators=(",", ":"))]
         out, job = self._call(self._vsms(), "DefineSystem", f"define VM {spec.name}",
                               SystemSettings=self._conn.embed(vssd))
-        vm = self._conn.get(self._resulting(out, "ResultingSystem", job, "Msvm_ComputerSystem"))
+        vm = self._conn.get(self._resulting(out, "ResultingSystem", job, "Msvm_ComputerSystem",
+                                            lambda: _path_of(self._find_vm(spec.name))))
         try:
             self._configure(vm, spec)
         except BaseException:
@@ -481,11 +544,15 @@ class HyperVDriver(Driver):
     def _configure(self, vm: WmiObject, spec: VmSpec) -> None:
         vssd = self._vssd(vm)
         changes = []
+        memory_mib = _memory_units(spec.memory_mib)
+        if memory_mib != spec.memory_mib:
+            log.info("memory_rounded_up", vm=spec.name, requested_mib=spec.memory_mib,
+                     given_mib=memory_mib)
         for r in self._resources(vssd):
             if r.class_name == "Msvm_MemorySettingData":
                 r["DynamicMemoryEnabled"] = False
                 for prop in ("VirtualQuantity", "Reservation", "Limit"):
-                    r[prop] = spec.memory_mib
+                    r[prop] = memory_mib
                 changes.append(self._conn.embed(r))
             elif r.class_name == "Msvm_ProcessorSettingData":
                 r["VirtualQuantity"] = spec.vcpus
@@ -523,7 +590,9 @@ class HyperVDriver(Driver):
     # ------------------------------------------------------------------ power
 
     def _request(self, vm: WmiObject, state: int, operation: str) -> None:
-        self._call(vm, "RequestStateChange", operation, RequestedState=state)
+        # like os-win, take 32775 (invalid state) as done: the VM already is where it was sent
+        self._call(vm, "RequestStateChange", operation, RequestedState=state,
+                   success=(0, ALREADY_IN_STATE))
 
     def start_vm(self, name: str) -> None:
         vm = self._vm(name)
@@ -779,23 +848,29 @@ class HyperVDriver(Driver):
         return self._add_resource(vssd, alloc, f"connect a NIC to {switch['ElementName']}")
 
     def _set_vlan(self, alloc: WmiObject, vlan: int | None) -> None:
-        current = self._vlan_setting(alloc)
-        if vlan is None:
-            if current is not None:
-                self._call(self._vsms(), "RemoveFeatureSettings", "remove VLAN",
-                           FeatureSettings=[current.path])
-            return
-        if not 1 <= vlan <= 4094:
+        """Set or clear the port's access VLAN.
+
+        A host refuses ``ModifyFeatureSettings`` on a port's VLAN setting (os-win therefore removes
+        the old setting and adds a new one), so a change is a remove followed by an add.
+        """
+        if vlan is not None and not 1 <= vlan <= 4094:
             raise DriverError(f"VLAN {vlan} is outside 1-4094")
-        sd = current or self._conn.new_instance("Msvm_EthernetSwitchPortVlanSettingData")
+        current = self._vlan_setting(alloc)
+        if current is not None:
+            if vlan is not None and current["OperationMode"] == 1 and \
+                    current["AccessVlanId"] == vlan:
+                return
+            self._call(self._vsms(), "RemoveFeatureSettings", "remove VLAN",
+                       FeatureSettings=[current.path])
+            log.info("vlan_removed", port=alloc["InstanceID"], vlan=current["AccessVlanId"])
+        if vlan is None:
+            return
+        sd = self._conn.new_instance("Msvm_EthernetSwitchPortVlanSettingData")
         sd["OperationMode"] = 1
         sd["AccessVlanId"] = vlan
-        if current is None:
-            self._call(self._vsms(), "AddFeatureSettings", f"set VLAN {vlan}",
-                       AffectedConfiguration=alloc.path, FeatureSettings=[self._conn.embed(sd)])
-        else:
-            self._call(self._vsms(), "ModifyFeatureSettings", f"set VLAN {vlan}",
-                       FeatureSettings=[self._conn.embed(sd)])
+        self._call(self._vsms(), "AddFeatureSettings", f"set VLAN {vlan}",
+                   AffectedConfiguration=alloc.path, FeatureSettings=[self._conn.embed(sd)])
+        log.info("vlan_set", port=alloc["InstanceID"], vlan=vlan)
 
     def resize_disk(self, name: str, path: str, size: int) -> int | None:
         """Grow a disk of ``name`` while the VM holds it; None lets the storage backend resize the
@@ -898,8 +973,15 @@ class HyperVDriver(Driver):
     def console(self, name: str) -> ConsoleEndpoint:
         vm = self._vm(name)
         host = self._console_host or self.host_info().hostname
-        return ConsoleEndpoint(protocol="rdp", host=host, port=RDP_PORT,
+        return ConsoleEndpoint(protocol="rdp", host=host, port=self._console_port(),
                                instance_id=str(vm["Name"]))
+
+    def _console_port(self) -> int:
+        """The VMConnect (RDP) listener port: ``Msvm_TerminalServiceSettingData.ListenerPort``,
+        which an administrator can change from the default 2179."""
+        found = self._conn.query("Msvm_TerminalServiceSettingData")
+        port = int(found[0]["ListenerPort"] or 0) if found else 0
+        return port if 0 < port < 65536 else RDP_PORT
 
     def vm_stats(self, names: Sequence[str]) -> dict[str, VmStats]:
         settings = [sd for sd in (self._find_vssd(n) for n in names) if sd is not None]
@@ -934,16 +1016,47 @@ class HyperVDriver(Driver):
         if self._snapshot(vm, snapshot) is not None:
             raise DriverError(f"VM {name} already has a snapshot named {snapshot}")
         memory = with_memory and self._state(vm) in (VmState.RUNNING, VmState.PAUSED)
-        out, job = self._call(self._service("Msvm_VirtualSystemSnapshotService"), "CreateSnapshot",
-                              f"snapshot {name}", AffectedSystem=vm.path, SnapshotSettings="",
-                              SnapshotType=SNAPSHOT_FULL)
+        wanted = USER_SNAPSHOT_STANDARD if memory else USER_SNAPSHOT_PRODUCTION
+        previous = self._set_snapshot_type(vm, wanted)
+        try:
+            out, job = self._call(self._service("Msvm_VirtualSystemSnapshotService"),
+                                  "CreateSnapshot", f"snapshot {name}", AffectedSystem=vm.path,
+                                  SnapshotSettings="", SnapshotType=SNAPSHOT_FULL)
+        finally:
+            if previous is not None:
+                self._set_snapshot_type(vm, previous)
         snap = self._conn.get(self._resulting(out, "ResultingSnapshot", job,
-                                              "Msvm_VirtualSystemSettingData"))
+                                              "Msvm_VirtualSystemSettingData",
+                                              lambda: self._current_snapshot_path(vm)))
         snap["ElementName"] = snapshot
         snap["Notes"] = [description, NOTES_MARK + json.dumps({"with_memory": memory})]
         self._call(self._vsms(), "ModifySystemSettings", f"name snapshot {snapshot}",
                    SystemSettings=self._conn.embed(snap))
         return next(s for s in self.list_snapshots(name) if s.name == snapshot)
+
+    def _set_snapshot_type(self, vm: WmiObject, wanted: int) -> int | None:
+        """Make the VM take ``wanted`` checkpoints (``UserSnapshotType``); the type it had before,
+        or None when it already had that one.
+
+        A memory snapshot needs a standard checkpoint; without memory a production one is asked
+        for, so a VM whose owner chose standard checkpoints does not save its memory unasked.
+        """
+        vssd = self._vssd(vm)
+        current = vssd["UserSnapshotType"]
+        if current == wanted:
+            return None
+        vssd["UserSnapshotType"] = wanted
+        self._call(self._vsms(), "ModifySystemSettings",
+                   f"set checkpoint type {wanted} of {vm['ElementName']}",
+                   SystemSettings=self._conn.embed(vssd))
+        log.info("snapshot_type_set", vm=vm["ElementName"], type=wanted, previous=current)
+        return int(current) if current is not None else USER_SNAPSHOT_PRODUCTION
+
+    def _current_snapshot_path(self, vm: WmiObject) -> str | None:
+        """The VM's newest snapshot in its branch: where a just-made snapshot is found."""
+        found = self._conn.associators(vm, assoc_class="Msvm_MostCurrentSnapshotInBranch",
+                                       result_class="Msvm_VirtualSystemSettingData")
+        return found[0].path if found else None
 
     def list_snapshots(self, name: str) -> list[SnapshotInfo]:
         vm = self._vm(name)
@@ -1012,21 +1125,43 @@ class HyperVDriver(Driver):
                    ExportDirectory=directory, ExportSettingData=self._conn.embed(opts))
         return f"{directory.rstrip(chr(92))}\\{name}\\Virtual Machines\\{vm['Name']}.vmcx"
 
-    def import_vm(self, config_file: str, *, new_identity: bool = True) -> VmInfo:
-        """Hyper-V extra: import an exported VM (planned VM, validated, then realized)."""
+    def import_vm(self, config_file: str, *, new_identity: bool = True,
+                  snapshot_folder: str | None = None) -> VmInfo:
+        """Hyper-V extra: import an exported VM (planned VM, validated, then realized).
+
+        The snapshots' configurations are read from ``SnapshotFolder``, so an export that has
+        snapshots imports only with its folder: by default the ``Snapshots`` folder beside the
+        export's ``Virtual Machines`` folder (os-win passes it the same way).
+        """
+        folder = snapshot_folder if snapshot_folder is not None else _export_snapshots(config_file)
+        before = self._planned_names()
         out, job = self._call(self._vsms(), "ImportSystemDefinition", f"import {config_file}",
-                              SystemDefinitionFile=config_file, SnapshotFolder="",
+                              SystemDefinitionFile=config_file, SnapshotFolder=folder,
                               GenerateNewSystemIdentifier=new_identity)
         planned = self._conn.get(self._resulting(out, "ImportedSystem", job,
-                                                 "Msvm_PlannedComputerSystem"))
+                                                 "Msvm_PlannedComputerSystem",
+                                                 lambda: self._new_planned(before)))
         if self._find_vssd(str(planned["ElementName"])) is not None:
             raise VmAlreadyExists(str(planned["ElementName"]))
         self._call(self._vsms(), "ValidatePlannedSystem", f"validate {config_file}",
                    PlannedSystem=planned.path)
         out, job = self._call(self._vsms(), "RealizePlannedSystem", f"realize {config_file}",
                               PlannedSystem=planned.path)
-        vm = self._conn.get(self._resulting(out, "ResultingSystem", job, "Msvm_ComputerSystem"))
+        guid = str(planned["Name"])
+        vm = self._conn.get(self._resulting(
+            out, "ResultingSystem", job, "Msvm_ComputerSystem",
+            lambda: _path_of(next(iter(self._conn.query("Msvm_ComputerSystem",
+                                                        {"Name": guid})), None))))
         return self._info(vm, self._vssd(vm))
+
+    def _planned_names(self) -> set[str]:
+        return {str(p["Name"]).lower() for p in self._conn.query("Msvm_PlannedComputerSystem")}
+
+    def _new_planned(self, before: set[str]) -> str | None:
+        """The one planned VM that appeared since ``before`` (the import's result)."""
+        new = [p for p in self._conn.query("Msvm_PlannedComputerSystem")
+               if str(p["Name"]).lower() not in before]
+        return new[0].path if len(new) == 1 else None
 
     # ------------------------------------------------------------------ switches
 

@@ -85,7 +85,8 @@ _CLASSES: list[ClassDef] = [
         "ConfigurationFile:string")),
     ClassDef("Msvm_VirtualSystemSettingData", V2, "CIM_VirtualSystemSettingData", _props(
         "VirtualSystemSubType:string AutomaticStartupAction:uint16 AutomaticShutdownAction:uint16 "
-        "Parent:string BootOrder:uint16[] IsSaved:boolean Version:string")),
+        "Parent:string BootOrder:uint16[] IsSaved:boolean Version:string "
+        "UserSnapshotType:uint16")),
     ClassDef("Msvm_ResourceAllocationSettingData", V2, "CIM_ResourceAllocationSettingData", {}),
     ClassDef("Msvm_StorageAllocationSettingData", V2, "CIM_ResourceAllocationSettingData",
              _props("HostExtentStartingAddress:uint64 HostExtentName:string")),
@@ -122,9 +123,16 @@ _CLASSES: list[ClassDef] = [
     ClassDef("Msvm_KvpExchangeComponent", V2, "CIM_LogicalElement", _props(
         "SystemName:string DeviceID:string GuestIntrinsicExchangeItems:string[] "
         "GuestExchangeItems:string[]")),
-    ClassDef("Msvm_KvpExchangeComponentSettingData", V2, "CIM_SettingData",
-             _props("HostExchangeItems:string[] HostOnlyItems:string[]")),
-    ClassDef("Msvm_KvpExchangeDataItem", V2, None, _props("Name:string Data:string Source:uint16")),
+    # both parents as Microsoft documents them: the KVP settings are a resource allocation (so they
+    # are among a VM's settings components) and a data item is a plain managed element
+    ClassDef("Msvm_KvpExchangeComponentSettingData", V2, "CIM_ResourceAllocationSettingData",
+             _props("HostExchangeItems:string[] HostOnlyItems:string[] EnabledState:uint16 "
+                    "DisableHostKVPItems:boolean")),
+    ClassDef("Msvm_KvpExchangeDataItem", V2, "CIM_ManagedElement",
+             _props("Name:string Data:string Source:uint16")),
+    # the host's VM console (RDP over VMConnect) listener; its port is configurable
+    ClassDef("Msvm_TerminalServiceSettingData", V2, "CIM_SettingData",
+             _props("ListenerPort:uint32")),
     # ------------------------------------------------------------------ services
     ClassDef("Msvm_VirtualSystemManagementService", V2, "CIM_LogicalElement",
              _props("Name:string SystemName:string"), {
@@ -201,8 +209,8 @@ _CLASSES: list[ClassDef] = [
         "CreateVmExportSubdirectory:boolean SnapshotVirtualSystem:string")),
     ClassDef("Msvm_SummaryInformation", V2, None, _props(
         "Name:string ElementName:string EnabledState:uint16 NumberOfProcessors:uint16 "
-        "ProcessorLoad:uint16 MemoryUsage:uint64 UpTime:uint64 Heartbeat:uint16 "
-        "HealthState:uint16")),
+        "ProcessorLoad:uint16 ProcessorLoadHistory:uint16[] MemoryUsage:uint64 UpTime:uint64 "
+        "Heartbeat:uint16 HealthState:uint16")),
     ClassDef("Msvm_VirtualSystemSnapshotService", V2, "CIM_LogicalElement",
              _props("Name:string SystemName:string"), {
                  "CreateSnapshot": MethodDef(
