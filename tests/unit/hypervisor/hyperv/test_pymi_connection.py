@@ -93,4 +93,4 @@ def test_the_smoke_script_runs_over_pymi(model: HyperVModel, monkeypatch: pytest
     assert mod.main(["--switch", "public", "--disk-dir", "C:\\smoke"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * (
-        len(contract.CHECKS) + len(host_checks.CHECKS)), lines
+        len(contract.CHECKS) + len(host_checks.CHECKS) + len(mod.HYPERV_CHECKS)), lines
