@@ -8,7 +8,6 @@ import pytest
 
 from hvcloud.hypervisor.driver import PowerState, VmState, power_state_of
 from hvcloud.hypervisor.hyperv import cimxml, jobs, png, wql
-from hvcloud.hypervisor.hyperv.driver import parse_kvp_items
 from hvcloud.hypervisor.hyperv.errors import (
     HyperVInvalidState,
     HyperVJobCancelled,
@@ -16,6 +15,7 @@ from hvcloud.hypervisor.hyperv.errors import (
     HyperVNotSupported,
     WmiError,
 )
+from hvcloud.hypervisor.hyperv.kvp import parse_kvp_items
 from hvcloud.hypervisor.hyperv.states import vm_state_of
 from tests.support.hyperv_fake import HyperVModel
 
