@@ -12,6 +12,8 @@ from __future__ import annotations
 # -- errorcode (ApiErrorCode) ----------------------------------------------------------------------
 UNAUTHORIZED = 401
 METHOD_NOT_ALLOWED = 405
+#: ApiErrorCode.API_LIMIT_EXCEED (the API rate limit)
+API_LIMIT_EXCEED = 429
 MALFORMED_PARAMETER = 430
 PARAM_ERROR = 431
 UNSUPPORTED_ACTION = 432

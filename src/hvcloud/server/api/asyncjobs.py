@@ -12,11 +12,11 @@ import json
 from typing import Any
 
 from hvcloud.server.api.context import CallContext
-from hvcloud.server.api.envelope import compact
 from hvcloud.server.api.results import AsyncResult, Result, body_of
 from hvcloud.server.db.models import AsyncJob
 from hvcloud.server.errors import CloudError
 from hvcloud.server.jobs import store
+from hvcloud.server.views.fields import compact
 
 JOB_IN_PROGRESS = store.IN_PROGRESS
 JOB_SUCCEEDED = store.SUCCEEDED

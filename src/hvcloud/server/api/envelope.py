@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from hvcloud.server.views.fields import compact as compact
-from hvcloud.server.views.fields import format_date as format_date
+from hvcloud.server.views.fields import format_date
 
 CLOUDSTACK_VERSION = "4.15.2.0"
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"

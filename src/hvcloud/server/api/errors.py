@@ -5,6 +5,7 @@ the API raises (credentials, parameters of a command)."""
 from __future__ import annotations
 
 from hvcloud.server.errors import ACCOUNT_ERROR as ACCOUNT_ERROR
+from hvcloud.server.errors import API_LIMIT_EXCEED as API_LIMIT_EXCEED
 from hvcloud.server.errors import CS_INSUFFICIENT_CAPACITY as CS_INSUFFICIENT_CAPACITY
 from hvcloud.server.errors import CS_INVALID_PARAMETER as CS_INVALID_PARAMETER
 from hvcloud.server.errors import CS_PERMISSION_DENIED as CS_PERMISSION_DENIED

@@ -21,10 +21,6 @@ from hvcloud.server.api import errors
 
 log = logs.get(__name__)
 
-#: CloudStack's ApiErrorCode.API_LIMIT_EXCEED
-API_LIMIT_EXCEED = 429
-
-
 @dataclass
 class _Window:
     expires: float
@@ -72,7 +68,7 @@ class ApiRateLimiter:
                 return
             expire_ms = max(int((window.expires - now) * 1000), 0)
         log.warning("api rate limit reached", account_id=account_id, retry_after_ms=expire_ms)
-        raise errors.ApiError(API_LIMIT_EXCEED, "The given user has reached his/her account api limit, "
+        raise errors.ApiError(errors.API_LIMIT_EXCEED, "The given user has reached his/her account api limit, "
                               f"please retry after {expire_ms} ms.")
 
     def status(self, account_id: str) -> LimitStatus:

@@ -156,7 +156,8 @@ def _attach_plan(db: Session, volume_id: str, vm_id: str) -> tuple[str, str, boo
                                                Volume.removed.is_(None))).first()
         pool = root.pool if root is not None else None
         if pool is None or not planner.reserve_pool(db, volume, pool):
-            raise JobFailure(533, f"no room for volume {volume.name} on the VM's primary storage pool")
+            raise JobFailure(errors.INSUFFICIENT_CAPACITY,
+                             f"no room for volume {volume.name} on the VM's primary storage pool")
     return vm.host_id, vm.instance_name, create
 
 

@@ -6,11 +6,11 @@ from typing import Any
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.context import CallContext
-from hvcloud.server.api.envelope import compact
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, Result
 from hvcloud.server.db.models import Cluster, Pod, Zone
 from hvcloud.server.orchestration import capacity
+from hvcloud.server.views.fields import compact
 
 command = REGISTRY.command
 

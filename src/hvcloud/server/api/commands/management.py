@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy import select
 
 from hvcloud.server.api.context import CallContext, keyword_pattern
-from hvcloud.server.api.envelope import compact
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, Result
 from hvcloud.server.db.models import ManagementServer
 from hvcloud.server.jobs import leases, store
 from hvcloud.server.orchestration.resources import management_servers
+from hvcloud.server.views.fields import compact
 
 command = REGISTRY.command
 

@@ -8,11 +8,11 @@ from sqlalchemy import select
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.context import CallContext, keyword_pattern
-from hvcloud.server.api.envelope import compact
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.db.models import DiskOffering, ServiceOffering, utcnow
 from hvcloud.server.orchestration import offerings
+from hvcloud.server.views.fields import compact
 
 command = REGISTRY.command
 

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
-from hvcloud.server.api.envelope import format_date
 from hvcloud.server.api.params import map_as_key_values
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Result, SuccessResult
@@ -30,6 +29,7 @@ from hvcloud.server.jobs import store as job_store
 from hvcloud.server.orchestration import template_jobs
 from hvcloud.server.orchestration import templates as tpl
 from hvcloud.server.orchestration.catalog import HYPERVISORS
+from hvcloud.server.views.fields import format_date
 from hvcloud.server.views.templates import template_view
 from hvcloud.storage.errors import StoreError, UnsafeUrl
 from hvcloud.storage.transfer import parse_checksum
