@@ -44,6 +44,40 @@ def validate_vlan(vlan: int) -> int:
     return vlan
 
 
+def validate_vni(vni: int) -> int:
+    if not 1 <= vni <= 16777215:
+        raise NetworkError(f"VXLAN VNI {vni} is outside 1..16777215")
+    return vni
+
+
+def vxlan_device_name(vni: int) -> str:
+    return f"vxlan{validate_vni(vni)}"
+
+
+def vxlan_bridge_name(vni: int) -> str:
+    """``brvx-<vni>``, as CloudStack's KVM agent names a VXLAN segment's bridge."""
+    return f"brvx-{validate_vni(vni)}"
+
+
+def vxlan_group(vni: int) -> str:
+    """The multicast group a VNI floods to (239.x.y.z from the VNI's three bytes), as CloudStack's
+    ``modifyvxlan.sh`` derives it, so hosts agree without coordination."""
+    v = validate_vni(vni)
+    return f"239.{(v >> 16) & 0xFF}.{(v >> 8) & 0xFF}.{v & 0xFF}"
+
+
+def segment_bridge_name(trunk: str | None, vlan: int | None = None, vxlan: int | None = None) -> str:
+    """The bridge a NIC (or a router port) on this segment joins: the trunk itself when untagged,
+    ``<trunk>-<vlan>`` for a VLAN, ``brvx-<vni>`` for a VXLAN."""
+    if vlan is not None and vxlan is not None:
+        raise NetworkError("a segment has a VLAN or a VXLAN VNI, not both")
+    if vxlan is not None:
+        return vxlan_bridge_name(vxlan)
+    if trunk is None:
+        raise NetworkError("the segment names no trunk bridge")
+    return vlan_bridge_name(trunk, vlan) if vlan is not None else validate_ifname(trunk)
+
+
 def vlan_device_name(trunk: str, vlan: int) -> str:
     suffix = f".{validate_vlan(vlan)}"
     return validate_ifname(trunk)[: IFNAMSIZ - len(suffix)] + suffix
@@ -93,6 +127,38 @@ class Bridges:
         self._run(["link", "set", "dev", vdev, "master", vbr])
         self._run(["link", "set", "dev", vdev, "up"])
         return vbr
+
+    def ensure_vxlan_bridge(self, trunk: str, vni: int) -> str:
+        """The bridge that carries VXLAN ``vni`` over ``trunk`` (the device its UDP packets leave
+        through), created if missing; returns its name."""
+        if not self.exists(trunk):
+            raise NetworkError(f"trunk device {trunk} does not exist")
+        vdev = vxlan_device_name(vni)
+        vbr = vxlan_bridge_name(vni)
+        if not self.exists(vdev):
+            self._run(["link", "add", vdev, "type", "vxlan", "id", str(vni), "group", vxlan_group(vni),
+                       "dev", validate_ifname(trunk), "dstport", "4789"])
+        self.ensure_bridge(vbr)
+        self._run(["link", "set", "dev", vdev, "master", vbr])
+        self._run(["link", "set", "dev", vdev, "up"])
+        return vbr
+
+    def ensure_segment(self, trunk: str | None, vlan: int | None = None, vxlan: int | None = None) -> str:
+        """The segment's bridge (see :func:`segment_bridge_name`), created if missing."""
+        name = segment_bridge_name(trunk, vlan, vxlan)
+        if trunk is None:
+            raise NetworkError("the segment names no trunk bridge")
+        if vxlan is not None:
+            return self.ensure_vxlan_bridge(trunk, vxlan)
+        if vlan is not None:
+            return self.ensure_vlan_bridge(trunk, vlan)
+        if not self.exists(name):
+            raise NetworkError(f"bridge {name} does not exist on this host")
+        return name
+
+    def remove_vxlan_bridge(self, vni: int) -> None:
+        self.delete(vxlan_device_name(vni))
+        self.delete(vxlan_bridge_name(vni))
 
     def delete(self, name: str) -> None:
         if self.exists(name):
