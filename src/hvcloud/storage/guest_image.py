@@ -152,6 +152,7 @@ emit() {
   say "@META@ $1-b64 $(base64 -w 0 "$2")"
 }
 emit_b64() { say "@META@ $1-b64 $(base64 -w 0 "$2")"; }
+# (this busybox's wget has no -T: it crashes on it; every fetch runs under timeout instead)
 # a few quick discovers, then udhcpc keeps trying and renewing in the background
 udhcpc -i eth0 -s /etc/udhcpc/default.script -t 5 -T 2 -A 5 -b -p "$state/udhcpc.pid" \
   > "$state/udhcpc.log" 2>&1
@@ -165,11 +166,11 @@ srv=$(sed -n 's/.* server=\([0-9.]*\) .*/\1/p' "$state/lease")
 [ -n "$srv" ] || { say "@META@ error server"; exit 0; }
 @FETCHES@
 rm -f "$state/pw"
-if wget -q -T 5 -O "$state/pw" --header "@PWHEADER@: send_my_password" "http://$srv:@PWPORT@/" 2>/dev/null; then
+if timeout 10 wget -q -O "$state/pw" --header "@PWHEADER@: send_my_password" "http://$srv:@PWPORT@/" 2>/dev/null; then
   emit password "$state/pw"
   case "$(cat "$state/pw")" in
     ""|saved_password|bad_request) ;;
-    *) wget -q -T 5 -O /dev/null --header "@PWHEADER@: saved_password" "http://$srv:@PWPORT@/" 2>/dev/null ;;
+    *) timeout 10 wget -q -O /dev/null --header "@PWHEADER@: saved_password" "http://$srv:@PWPORT@/" 2>/dev/null ;;
   esac
 else
   say "@META@ error password"
@@ -193,7 +194,7 @@ def _fetch_lines() -> str:
     for key, path in META_PATHS:
         out = f'"$state/meta.{key}"'
         emit = "emit_b64" if key in META_ALWAYS_B64 else "emit"
-        lines.append(f'if wget -q -T 5 -O {out} "http://$srv{path}" 2>/dev/null; then {emit} {key} {out}; '
+        lines.append(f'if timeout 10 wget -q -O {out} "http://$srv{path}" 2>/dev/null; then {emit} {key} {out}; '
                      f'else rm -f {out}; say "@META@ error {key}"; fi')
     return "\n".join(lines)
 
