@@ -60,6 +60,8 @@ class FakeRouter:
     netmask: str
     domain: str
     workdir: Path
+    #: the router's end of the veth pair, inside the namespace (dnsmasq's interface)
+    ns_if: str = ""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -116,8 +118,8 @@ def fake_router(workdir: Path, guests: Sequence[GuestEntry], extra_hosts: Mappin
     sfx = uuid.uuid4().hex[:6]
     workdir.mkdir(parents=True, exist_ok=True)
     router = FakeRouter(bridge=f"hvgb{sfx}", netns=f"hvg-{sfx}", address=str(net.network_address + 1),
-                        netmask=str(net.netmask), domain=domain, workdir=workdir)
-    host_end, ns_end = f"hvgh{sfx}", f"hvgr{sfx}"
+                        netmask=str(net.netmask), domain=domain, workdir=workdir, ns_if=f"hvgr{sfx}")
+    host_end, ns_end = f"hvgh{sfx}", router.ns_if
     bridges = Bridges()
     made_ns = False
     try:
@@ -148,8 +150,8 @@ def fake_router(workdir: Path, guests: Sequence[GuestEntry], extra_hosts: Mappin
         def started() -> bool:
             for proc, what in zip(router.procs, ("dnsmasq", "http"), strict=True):
                 if proc.poll() is not None:
-                    raise FakeRouterUnavailable(
-                        f"{what} exited: {(workdir / f'{what}.stderr').read_text(errors='replace')[-2000:]}")
+                    raise RuntimeError(
+                        f"the stand-in router's {what} exited: {(workdir / f'{what}.stderr').read_text(errors='replace')[-2000:]}")
             log = router.dnsmasq_log.read_text(errors="replace") if router.dnsmasq_log.exists() else ""
             return "DHCP, static leases only" in log and (workdir / "http-ready").exists()
 
