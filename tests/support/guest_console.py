@@ -111,7 +111,7 @@ def nicup_to_lease_seconds(log: Log) -> float | None:
     got = lease(log)
     up = nicup_time(log)
     t = _seconds(got.get("t")) if got else None
-    return None if t is None or up is None else t - up
+    return None if t is None or up is None else round(t - up, 3)
 
 
 def _decode_b64(value: str) -> str | None:
