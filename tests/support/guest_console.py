@@ -164,7 +164,7 @@ def script_rc(log: Log) -> int | None:
 
 def marker_lines(log: Log, marker: str) -> list[str]:
     """Every line that is ``marker`` or starts with ``marker`` and a space, whole."""
-    return [f"{marker} {rest}" if rest else marker for rest in _tagged(log, marker)]
+    return [ln for ln in lines(log) if ln == marker or ln.startswith(marker + " ")]
 
 
 def wait_for_marker(path: os.PathLike[str], marker: str, timeout: float = 180, count: int = 1) -> str:

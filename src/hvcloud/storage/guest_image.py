@@ -136,10 +136,9 @@ exit 0
 
 #: ``/bin/hvcloud-net``, started in the background by init once eth0 is up: DHCP, then metadata,
 #: password and user data from the DHCP server (CloudStack's virtual router), all reported on ttyS0
-NET_SCRIPT = r"""#!/bin/sh
-state=/run/hvcloud
-mkdir -p "$state" /etc/udhcpc
-say() { echo "$*" > /dev/ttyS0; }
+#: the shell functions :data:`NET_SCRIPT` prints with (``say`` writes to ``$HVCLOUD_TTY``, default
+#: ttyS0), apart so that tests can run them alone
+NET_FUNCTIONS = r"""say() { echo "$*" >> "${HVCLOUD_TTY:-/dev/ttyS0}"; }
 # a value on one line: plain when the file is one safe token (and maybe a newline), else base64
 # of the exact bytes under <key>-b64
 emit() {
@@ -152,7 +151,12 @@ emit() {
   say "@META@ $1-b64 $(base64 -w 0 "$2")"
 }
 emit_b64() { say "@META@ $1-b64 $(base64 -w 0 "$2")"; }
-# (this busybox's wget has no -T: it crashes on it; every fetch runs under timeout instead)
+"""
+
+NET_SCRIPT = r"""#!/bin/sh
+state=/run/hvcloud
+mkdir -p "$state" /etc/udhcpc
+@FUNCTIONS@# (this busybox's wget has no -T: it crashes on it; every fetch runs under timeout instead)
 # a few quick discovers, then udhcpc keeps trying and renewing in the background
 udhcpc -i eth0 -s /etc/udhcpc/default.script -t 5 -T 2 -A 5 -b -p "$state/udhcpc.pid" \
   > "$state/udhcpc.log" 2>&1
@@ -200,13 +204,14 @@ def _fetch_lines() -> str:
 
 
 def _fill(script: str) -> str:
-    for placeholder, value in (("@FETCHES@", _fetch_lines()), ("@META@", META_MARKER), ("@LEASE@", LEASE_MARKER),
+    for placeholder, value in (("@FUNCTIONS@", NET_FUNCTIONS), ("@FETCHES@", _fetch_lines()), ("@META@", META_MARKER), ("@LEASE@", LEASE_MARKER),
                                ("@SCRIPTDONE@", SCRIPT_DONE_MARKER), ("@SCRIPT@", SCRIPT_MARKER),
                                ("@PWHEADER@", PASSWORD_HEADER), ("@PWPORT@", str(PASSWORD_PORT))):
         script = script.replace(placeholder, value)
     return script
 
 
+NET_FUNCTIONS = _fill(NET_FUNCTIONS)
 NET_SCRIPT = _fill(NET_SCRIPT)
 #: files the initramfs holds besides ``/init`` and busybox: path -> (text, mode)
 GUEST_FILES: dict[str, tuple[str, int]] = {
