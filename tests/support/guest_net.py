@@ -79,12 +79,12 @@ class FakeRouter:
 
     def netns_exec(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """Run a command in the router's namespace (for probes from the router's side)."""
-        return subprocess.run(["ip", "netns", "exec", self.netns, *args],  # noqa: S603, S607
+        return subprocess.run(["ip", "netns", "exec", self.netns, *args],  # noqa: S603
                               capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _ip(*args: str) -> None:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)  # noqa: S603
     if proc.returncode != 0:
         raise FakeRouterUnavailable(f"ip {' '.join(args)} failed: {proc.stderr.strip()}")
 
@@ -150,8 +150,8 @@ def fake_router(workdir: Path, guests: Sequence[GuestEntry], extra_hosts: Mappin
         def started() -> bool:
             for proc, what in zip(router.procs, ("dnsmasq", "http"), strict=True):
                 if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"the stand-in router's {what} exited: {(workdir / f'{what}.stderr').read_text(errors='replace')[-2000:]}")
+                    err = (workdir / f"{what}.stderr").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"the stand-in router's {what} exited: {err}")
             log = router.dnsmasq_log.read_text(errors="replace") if router.dnsmasq_log.exists() else ""
             return "DHCP, static leases only" in log and (workdir / "http-ready").exists()
 
@@ -161,8 +161,8 @@ def fake_router(workdir: Path, guests: Sequence[GuestEntry], extra_hosts: Mappin
         for proc in router.procs:
             terminate(proc, grace=5)
         if made_ns:
-            subprocess.run(["ip", "netns", "del", router.netns], capture_output=True, check=False)  # noqa: S603, S607
-        subprocess.run(["ip", "link", "del", host_end], capture_output=True, check=False)  # noqa: S603, S607
+            subprocess.run(["ip", "netns", "del", router.netns], capture_output=True, check=False)  # noqa: S603
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True, check=False)  # noqa: S603
         bridges.delete(router.bridge)
 
 
@@ -176,11 +176,14 @@ class _Handler(BaseHTTPRequestHandler):
     log_path = ""
     lock = threading.Lock()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         return
 
+    def _port(self) -> int:
+        return int(self.connection.getsockname()[1])
+
     def _record(self, status: int) -> None:
-        entry = {"client": self.client_address[0], "port": str(self.server.server_address[1]),
+        entry = {"client": self.client_address[0], "port": str(self._port()),
                  "path": self.path[:256], "request": (self.headers.get("DomU_Request") or "")[:64],
                  "status": str(status)}
         with self.lock, open(self.log_path, "a") as f:
@@ -195,9 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
         self._record(status)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         guest = self.guests.get(self.client_address[0])
-        if self.server.server_address[1] == 8080:
+        if self._port() == 8080:
             self._password(guest)
             return
         if guest is None:

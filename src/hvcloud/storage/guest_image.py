@@ -204,7 +204,8 @@ def _fetch_lines() -> str:
 
 
 def _fill(script: str) -> str:
-    for placeholder, value in (("@FUNCTIONS@", NET_FUNCTIONS), ("@FETCHES@", _fetch_lines()), ("@META@", META_MARKER), ("@LEASE@", LEASE_MARKER),
+    for placeholder, value in (("@FUNCTIONS@", NET_FUNCTIONS), ("@FETCHES@", _fetch_lines()),
+                               ("@META@", META_MARKER), ("@LEASE@", LEASE_MARKER),
                                ("@SCRIPTDONE@", SCRIPT_DONE_MARKER), ("@SCRIPT@", SCRIPT_MARKER),
                                ("@PWHEADER@", PASSWORD_HEADER), ("@PWPORT@", str(PASSWORD_PORT))):
         script = script.replace(placeholder, value)

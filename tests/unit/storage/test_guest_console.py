@@ -82,7 +82,8 @@ def test_malformed_leases_are_ignored(line: str) -> None:
 
 
 @pytest.mark.parametrize("line", [
-    "HVCLOUD-META", "HVCLOUD-META ", "HVCLOUD-META UPPER x", "HVCLOUD-META key/../x v", "HVCLOUD-META user-data-b64 !!!",
+    "HVCLOUD-META", "HVCLOUD-META ", "HVCLOUD-META UPPER x", "HVCLOUD-META key/../x v",
+    "HVCLOUD-META user-data-b64 !!!",
     "HVCLOUD-META user-data-b64 abc", "HVCLOUD-META -lead x", "HVCLOUD-META " + "k" * 100 + " v",
     "HVCLOUD-META error", "HVCLOUD-META error BAD KEY",
 ])
