@@ -50,6 +50,8 @@ class GuestEntry:
     user_data: str = ""
     public_keys: str = ""
     password: str | None = None
+    #: False: dnsmasq leases to it, but the metadata and password servers do not know it
+    metadata: bool = True
 
 
 @dataclass
@@ -133,7 +135,7 @@ def fake_router(workdir: Path, guests: Sequence[GuestEntry], extra_hosts: Mappin
         _ip("-n", router.netns, "link", "set", ns_end, "up")
         config = {"address": router.address, "log": str(workdir / "http-requests.jsonl"),
                   "ready": str(workdir / "http-ready"),
-                  "guests": {g.ip: asdict(g) for g in guests}}
+                  "guests": {g.ip: asdict(g) for g in guests if g.metadata}}
         (workdir / "http.json").write_text(json.dumps(config))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
         with open(workdir / "dnsmasq.stderr", "wb") as err:
