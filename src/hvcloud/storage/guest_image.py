@@ -134,8 +134,6 @@ esac
 exit 0
 """
 
-#: ``/bin/hvcloud-net``, started in the background by init once eth0 is up: DHCP, then metadata,
-#: password and user data from the DHCP server (CloudStack's virtual router), all reported on ttyS0
 #: the shell functions :data:`NET_SCRIPT` prints with (``say`` writes to ``$HVCLOUD_TTY``, default
 #: ttyS0), apart so that tests can run them alone
 NET_FUNCTIONS = r"""say() { echo "$*" >> "${HVCLOUD_TTY:-/dev/ttyS0}"; }
@@ -153,6 +151,9 @@ emit() {
 emit_b64() { say "@META@ $1-b64 $(base64 -w 0 "$2")"; }
 """
 
+#: ``/bin/hvcloud-net``, started in the background by init once eth0 is up: DHCP, then metadata,
+#: password and user data from the DHCP server (CloudStack's virtual router), all reported on ttyS0.
+#: The password is acknowledged (``saved_password``) as CloudStack's cloud-set-guest-password does.
 NET_SCRIPT = r"""#!/bin/sh
 state=/run/hvcloud
 mkdir -p "$state" /etc/udhcpc
