@@ -23,19 +23,24 @@ class RouterBook:
     #: by MAC, in the order they were added
     entries: dict[str, DhcpEntry] = field(default_factory=dict)
 
-    def set_entry(self, entry: DhcpEntry) -> bool:
-        """Add ``entry``, replacing any entry with its MAC or its address; True when it changed."""
+    def set_entry(self, entry: DhcpEntry) -> list[DhcpEntry] | None:
+        """Add ``entry``, replacing any entry with its MAC or its address. None when nothing
+        changed, else the replaced entries whose MAC/address lease the guest no longer holds."""
         if self.entries.get(entry.mac) == entry:
-            return False
+            return None
+        displaced = []
         for mac, old in list(self.entries.items()):
             if old.ip == entry.ip or mac == entry.mac:
                 del self.entries[mac]
+                if (old.mac, old.ip) != (entry.mac, entry.ip):
+                    displaced.append(old)
         self.entries[entry.mac] = entry
-        return True
+        return displaced
 
-    def remove_entry(self, entry: DhcpEntry) -> bool:
-        """Withdraw the lease of ``entry``'s MAC; True when there was one."""
-        return self.entries.pop(entry.mac, None) is not None
+    def remove_entry(self, entry: DhcpEntry) -> list[DhcpEntry] | None:
+        """Withdraw the lease of ``entry``'s MAC: None when there was none, else ``[it]``."""
+        old = self.entries.pop(entry.mac, None)
+        return None if old is None else [old]
 
     def reconfigure(self, spec: RouterSpec) -> list[DhcpEntry]:
         """Take a new spec; entries whose address left the subnet are dropped and returned."""

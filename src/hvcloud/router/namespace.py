@@ -29,7 +29,7 @@ from pathlib import Path
 from hvcloud import logs
 from hvcloud.atomic_file import load_json, save_json, write_atomic
 from hvcloud.network.bridges import Bridges, NetworkError
-from hvcloud.router import processes, validation
+from hvcloud.router import processes, release, validation
 from hvcloud.router.api import (
     DhcpEntry,
     InvalidRouterRequest,
@@ -225,6 +225,21 @@ class NamespaceRouterHost:
             log.info("router.services_started", router=spec.name, services=started)
         return started
 
+    def _release(self, book: RouterBook, old: DhcpEntry) -> None:
+        """Drop dnsmasq's lease of a withdrawn entry now (its name and address are free at once)."""
+        d = self._dir(book.spec.name)
+        if not release.has_lease(d.dnsmasq.leases, old.mac, old.ip):
+            return
+        argv = ["ip", "netns", "exec", namespace_name(book.spec.name), self._python, "-m", "hvcloud.router.release",
+                "--server", book.spec.address, "--ip", old.ip, "--mac", old.mac, "--interface", PORT]
+        client_id = release.lease_client_id(d.dnsmasq.leases, old.mac, old.ip)
+        if client_id:
+            argv += ["--client-id", client_id.hex()]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
+        if proc.returncode != 0:
+            log.warning("router.release_failed", router=book.spec.name, mac=old.mac, ip=old.ip,
+                        error=proc.stderr.strip()[-300:])
+
     def _tear_down(self, name: str) -> None:
         d = self._dir(name)
         processes.stop(d.dnsmasq.pid, d.dnsmasq_marker)
@@ -288,8 +303,8 @@ class NamespaceRouterHost:
         with self._lock(name):
             book = self._book(name)
             checked = validation.entry(book.spec, entry)
-            changed = book.remove_entry(checked) if remove else book.set_entry(checked)
-            if not changed:
+            released = book.remove_entry(checked) if remove else book.set_entry(checked)
+            if released is None:
                 return
             self._save(book)
             d = self._dir(name)
@@ -297,6 +312,8 @@ class NamespaceRouterHost:
                 pid = processes.running(d.dnsmasq.pid, d.dnsmasq_marker)
                 if pid is not None:
                     processes.reload(pid)
+                    for old in released:
+                        self._release(book, old)
             log.info("router.dhcp_entry", router=name, mac=checked.mac, ip=checked.ip, remove=remove)
 
     def vm_data(self, name: str, ip: str, data: VmData) -> None:

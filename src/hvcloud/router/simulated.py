@@ -134,7 +134,7 @@ class SimulatedRouterHost:
             router = self._get(name)
             checked = validation.entry(router.book.spec, entry)
             changed = router.book.remove_entry(checked) if remove else router.book.set_entry(checked)
-            if changed:
+            if changed is not None:
                 if router.services:
                     router.reloads += 1
                 self._save(router)
