@@ -33,9 +33,9 @@ def resolve(path: str, files: VmFiles) -> bytes | None:
         return manifest(files)
     if rest.startswith("meta-data/"):
         key = rest[len("meta-data/"):]
-        return files.get("metadata", key) if _KEY_RE.match(key) and key not in (".", "..") else None
+        return files.get("metadata", key) if _KEY_RE.fullmatch(key) and key not in (".", "..") else None
     key = rest.removesuffix("/")
-    if not _KEY_RE.match(key) or key in (".", ".."):
+    if not _KEY_RE.fullmatch(key) or key in (".", ".."):
         return None
     for folder in SERVED_FOLDERS:
         body = files.get(folder, key)
@@ -56,10 +56,10 @@ def files_from_json(data: Any) -> VmFiles:
     if not isinstance(data, dict):
         return VmFiles(out)
     for folder, names in data.items():
-        if not isinstance(folder, str) or not _KEY_RE.match(folder) or not isinstance(names, dict):
+        if not isinstance(folder, str) or not _KEY_RE.fullmatch(folder) or not isinstance(names, dict):
             continue
         for name, body in names.items():
-            if isinstance(name, str) and _KEY_RE.match(name) and isinstance(body, str):
+            if isinstance(name, str) and _KEY_RE.fullmatch(name) and isinstance(body, str):
                 try:
                     out.setdefault(folder, {})[name] = base64.b64decode(body, validate=True)
                 except (binascii.Error, ValueError):

@@ -57,6 +57,14 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = REQUEST_TIMEOUT
     directory: Path
 
+    def handle(self) -> None:
+        """One request per connection, whatever the client asks for."""
+        self.close_connection = True
+        try:
+            self.handle_one_request()
+        except (ConnectionError, TimeoutError):
+            pass  # the client went away or stalled: nothing to answer
+
     def handle_one_request(self) -> None:
         # the base class reads a request line of up to 64 KiB: cap it lower before it parses
         try:
@@ -65,9 +73,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if len(line) > MAX_LINE:
-            self.requestline, self.request_version, self.command = "", "HTTP/1.0", "GET"
+            self.requestline, self.command = "", "GET"
             self.send_error(414)
-            self.close_connection = True
             return
         self.raw_requestline = line
         if not line:
@@ -84,6 +91,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def serve(self) -> None:
         raise NotImplementedError
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A short plain answer, with a status line even to a garbled or HTTP/0.9 request."""
+        self.request_version = "HTTP/1.0"
+        self.command = getattr(self, "command", None) or "GET"
+        self.close_connection = True
+        self.reply(code, f"{code} {self.responses.get(code, ('Error',))[0]}\n".encode())
 
     def reply(self, code: int, body: bytes) -> None:
         self.send_response(code)
@@ -123,9 +137,10 @@ class PasswordHandler(_Handler):
         self.reply(200, reply.encode())
 
 
-class _Server(ThreadingHTTPServer):
+class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = MAX_CONNECTIONS
 
     def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
         super().__init__(address, handler)
@@ -152,10 +167,16 @@ def handler_for(base: type[_Handler], directory: Path) -> type[_Handler]:
     return type(base.__name__, (base,), {"directory": directory})
 
 
+def make_servers(directory: Path, address: str, metadata_port: int = METADATA_PORT,
+                 password_port: int = PASSWORD_PORT) -> tuple[Server, Server]:
+    """The metadata and the password server, bound (port 0: any free port)."""
+    return (Server((address, metadata_port), handler_for(MetadataHandler, directory)),
+            Server((address, password_port), handler_for(PasswordHandler, directory)))
+
+
 def serve(directory: Path, address: str, pid_file: Path | None,
           metadata_port: int = METADATA_PORT, password_port: int = PASSWORD_PORT) -> None:
-    servers = [_Server((address, metadata_port), handler_for(MetadataHandler, directory)),
-               _Server((address, password_port), handler_for(PasswordHandler, directory))]
+    servers = make_servers(directory, address, metadata_port, password_port)
     for srv in servers[1:]:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
     # the agent reloads dnsmasq with SIGHUP; this service reads its files per request

@@ -84,7 +84,11 @@ class FilePasswords:
             save_json(self._path(ip), {"password": password, "delivered": False})
 
     def pending(self, ip: str) -> str | None:
-        data = load_json(self._path(ip), {})
+        try:
+            data = load_json(self._path(ip), {})
+        except ValueError:
+            # a torn or edited file: nothing to hand out (the agent's next save replaces it)
+            return None
         value = data.get("password") if isinstance(data, dict) and not data.get("delivered") else None
         return value if isinstance(value, str) and value else None
 

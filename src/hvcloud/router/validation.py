@@ -34,7 +34,7 @@ _ROUTER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 def router_name(name: str) -> str:
-    if not isinstance(name, str) or not _ROUTER_NAME_RE.match(name):
+    if not isinstance(name, str) or not _ROUTER_NAME_RE.fullmatch(name):
         raise InvalidRouterRequest(f"invalid router name {name!r}: letters, digits, '.', '_', '-', at most 63")
     return name
 
@@ -42,7 +42,7 @@ def router_name(name: str) -> str:
 def mac(value: str) -> str:
     """The MAC in dnsmasq's canonical form (lower case)."""
     norm = value.lower() if isinstance(value, str) else ""
-    if not _MAC_RE.match(norm):
+    if not _MAC_RE.fullmatch(norm):
         raise InvalidRouterRequest(f"invalid MAC address {value!r}")
     if norm == "00:00:00:00:00:00" or int(norm[:2], 16) & 1:
         raise InvalidRouterRequest(f"MAC address {value!r} is not a unicast address")
@@ -51,7 +51,7 @@ def mac(value: str) -> str:
 
 def hostname(value: str) -> str:
     """One RFC 1123 label: letters, digits and inner hyphens, 1 to 63 characters."""
-    if not isinstance(value, str) or not _LABEL_RE.match(value) or value.isdigit():
+    if not isinstance(value, str) or not _LABEL_RE.fullmatch(value) or value.isdigit():
         raise InvalidRouterRequest(f"invalid hostname {value!r}: one RFC 1123 label (letters, digits, '-')")
     return value
 
@@ -61,7 +61,7 @@ def domain(value: str) -> str:
         raise InvalidRouterRequest(f"invalid network domain {value!r}")
     labels = value.rstrip(".").split(".")
     for label in labels:
-        if not _LABEL_RE.match(label):
+        if not _LABEL_RE.fullmatch(label):
             raise InvalidRouterRequest(f"invalid network domain {value!r}")
     return ".".join(labels)
 
@@ -118,7 +118,7 @@ def entry(spec_: RouterSpec, value: DhcpEntry) -> DhcpEntry:
 
 
 def key(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _KEY_RE.match(value) or value in (".", ".."):
+    if not isinstance(value, str) or not _KEY_RE.fullmatch(value) or value in (".", ".."):
         raise InvalidRouterRequest(f"invalid vm data {what} name {value!r}: [A-Za-z0-9._-], at most 64")
     return value
 
