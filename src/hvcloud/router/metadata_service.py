@@ -10,6 +10,7 @@ HTTP/1.0 answers, one request per connection (busybox wget, curl and cloud-init 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
 import signal
@@ -60,10 +61,9 @@ class _Handler(BaseHTTPRequestHandler):
     def handle(self) -> None:
         """One request per connection, whatever the client asks for."""
         self.close_connection = True
-        try:
+        # a client that went away or stalled gets nothing
+        with contextlib.suppress(ConnectionError, TimeoutError):
             self.handle_one_request()
-        except (ConnectionError, TimeoutError):
-            pass  # the client went away or stalled: nothing to answer
 
     def handle_one_request(self) -> None:
         # the base class reads a request line of up to 64 KiB: cap it lower before it parses

@@ -90,7 +90,8 @@ def test_book_round_trips_and_refuses_edited_state() -> None:
     data["entries"][0]["hostname"] = "evil\ndhcp-option=3,6.6.6.6"
     with pytest.raises(validation.InvalidRouterRequest):
         RouterBook.from_json(data)
-    for broken in ({}, {"spec": {}}, {"spec": {"segment": {}}}, None, {"spec": book.to_json()["spec"], "entries": [{}]}):
+    spec = book.to_json()["spec"]
+    for broken in ({}, {"spec": {}}, {"spec": {"segment": {}}}, None, {"spec": spec, "entries": [{}]}):
         with pytest.raises(RouterError):
             RouterBook.from_json(broken)
 

@@ -26,7 +26,8 @@ def test_plain_labels_are_accepted(name: str) -> None:
 
 
 @pytest.mark.parametrize("mac", ["02:00:00:00:00", "02-00-00-00-00-0a", "02:00:00:00:00:0g", "0200.0000.000a",
-                                 "01:00:5e:00:00:01", "00:00:00:00:00:00", "02:00:00:00:00:0a\n", "", "ff:ff:ff:ff:ff:ff"])
+                                 "01:00:5e:00:00:01", "00:00:00:00:00:00", "02:00:00:00:00:0a\n", "",
+                                 "ff:ff:ff:ff:ff:ff"])
 def test_bad_macs_are_refused(mac: str) -> None:
     with pytest.raises(InvalidRouterRequest):
         validation.mac(mac)
