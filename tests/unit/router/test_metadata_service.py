@@ -20,7 +20,7 @@ from hvcloud.router.passwords import FilePasswords
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[tuple[Path, int, int]]:
     servers = make_servers(tmp_path, "127.0.0.1", 0, 0)
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    threads = [threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True) for s in servers]
     for t in threads:
         t.start()
     yield tmp_path, servers[0].server_address[1], servers[1].server_address[1]
