@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hvcloud.router import validation
-from hvcloud.router.api import DhcpEntry, RouterError, RouterSpec, Segment
+from hvcloud.router.api import DhcpEntry, InvalidRouterRequest, RouterError, RouterSpec, Segment
 from hvcloud.router.book import RouterBook
 from hvcloud.router.dnsmasq import DnsmasqPaths, render_conf, render_hosts, render_names
 from hvcloud.router.metadata import files_from_json, files_to_json, resolve
@@ -88,9 +88,10 @@ def test_book_round_trips_and_refuses_edited_state() -> None:
     assert again == book
     data = book.to_json()
     data["entries"][0]["hostname"] = "evil\ndhcp-option=3,6.6.6.6"
-    with pytest.raises(validation.InvalidRouterRequest):
+    with pytest.raises(InvalidRouterRequest):
         RouterBook.from_json(data)
     spec = book.to_json()["spec"]
+    broken: object
     for broken in ({}, {"spec": {}}, {"spec": {"segment": {}}}, None, {"spec": spec, "entries": [{}]}):
         with pytest.raises(RouterError):
             RouterBook.from_json(broken)

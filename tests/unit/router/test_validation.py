@@ -53,7 +53,7 @@ def test_addresses_outside_the_subnet_or_malformed_are_refused(ip: str) -> None:
 def test_bad_specs_are_refused(change: dict[str, object]) -> None:
     fields = {**SPEC.__dict__, **change}
     with pytest.raises(InvalidRouterRequest):
-        validation.spec(RouterSpec(**fields))  # type: ignore[arg-type]
+        validation.spec(RouterSpec(**fields))
 
 
 def _b64(data: bytes) -> str:
