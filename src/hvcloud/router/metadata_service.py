@@ -117,7 +117,7 @@ class MetadataHandler(_Handler):
         ip = _peer(self)
         files = vm_files(self.directory, ip) if ip else None
         body = metadata.resolve(self.path, files) if files is not None else None
-        log.info("metadata.request", client=ip, path=self.path[:200], found=body is not None)
+        log.debug("metadata.request", client=ip, path=self.path[:200], found=body is not None)
         if body is None:
             self.reply(404, b"Not Found\n")
         else:

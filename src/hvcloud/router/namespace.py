@@ -124,7 +124,10 @@ class NamespaceRouterHost:
     def _find(self, name: str) -> RouterBook | None:
         book = self._books.get(name)
         if book is None:
-            data = load_json(self._dir(name).book, None)
+            try:
+                data = load_json(self._dir(name).book, None)
+            except ValueError as exc:
+                raise RouterError(f"saved state of router {name} is unreadable: {exc}") from exc
             if data is None:
                 return None
             book = self._books[name] = RouterBook.from_json(data)

@@ -14,7 +14,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from hvcloud.router.api import DhcpEntry, InvalidRouterRequest, RouterSpec, VmData
+from hvcloud.network.bridges import NetworkError, segment_bridge_name
+from hvcloud.router.api import DhcpEntry, InvalidRouterRequest, RouterSpec, Segment, VmData
 
 #: CloudStack's ceiling for user data (``vm.userdata.max.length`` may be raised up to 1 MiB)
 MAX_USER_DATA = 1 << 20
@@ -30,6 +31,7 @@ USER_DATA_FOLDER = "userdata"
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,15}")
 _ROUTER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
@@ -99,9 +101,22 @@ def address_in(spec: RouterSpec, value: str) -> str:
     return str(ip)
 
 
+def segment(value: Segment) -> Segment:
+    """A trunk name the kernel accepts and at most one of a VLAN id (1..4094) or a VNI."""
+    if value.trunk is not None and not _IFNAME_RE.fullmatch(value.trunk):
+        # (bridges' own check uses ``$``, which lets a trailing newline through)
+        raise InvalidRouterRequest(f"invalid segment: trunk name {value.trunk!r}")
+    try:
+        segment_bridge_name(value.trunk, value.vlan, value.vxlan)
+    except NetworkError as exc:
+        raise InvalidRouterRequest(f"invalid segment: {exc}") from exc
+    return value
+
+
 def spec(value: RouterSpec) -> RouterSpec:
     """The spec with its MAC, domain and DNS servers in canonical form; raises on any bad field."""
     router_name(value.name)
+    segment(value.segment)
     network(value)
     if len(value.dns) > 3:
         raise InvalidRouterRequest("at most 3 upstream DNS servers")

@@ -116,3 +116,16 @@ def test_empty_and_none_contents_withdraw_a_file() -> None:
 def test_bad_passwords_are_refused(pw: str) -> None:
     with pytest.raises(InvalidRouterRequest):
         validation.password(pw)
+
+
+@pytest.mark.parametrize("seg", [Segment(None), Segment("br0\n"), Segment("a" * 16), Segment("br0", vlan=0),
+                                 Segment("br0", vlan=4095), Segment("br0", vxlan=1 << 24),
+                                 Segment("br0", vlan=5, vxlan=5), Segment("../x")])
+def test_bad_segments_are_refused(seg: Segment) -> None:
+    with pytest.raises(InvalidRouterRequest, match="segment"):
+        validation.spec(RouterSpec(**{**SPEC.__dict__, "segment": seg}))
+
+
+def test_good_segments_pass() -> None:
+    for seg in (Segment("br0"), Segment("br0", vlan=4094), Segment("eth1", vxlan=5001)):
+        assert validation.spec(RouterSpec(**{**SPEC.__dict__, "segment": seg})).segment == seg
