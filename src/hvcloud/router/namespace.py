@@ -267,7 +267,15 @@ class NamespaceRouterHost:
                 log.info("router.reconfigured", router=spec.name, dropped=[e.mac for e in dropped])
             book.running = True
             self._save(book)
-            self._bring_up(book, restart)
+            try:
+                self._bring_up(book, restart)
+            except RouterError:
+                # nothing half-made stays behind, and recover() will not retry it: the management
+                # server sees the failed start and decides
+                book.running = False
+                self._save(book)
+                self._tear_down(spec.name)
+                raise
             log.info("router.started", router=spec.name, namespace=namespace_name(spec.name))
             return self._status(book)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hvcloud.router import processes
-from hvcloud.router.api import DhcpEntry, RouterSpec, Segment
+from hvcloud.router.api import DhcpEntry, RouterError, RouterSpec, Segment
 from hvcloud.router.namespace import NamespaceRouterHost, RouterDir
 from hvcloud.router.netns import namespace_name, veth_name
 from tests.support.router_lab import Client, Lab, missing_tools, run
@@ -233,3 +233,26 @@ def test_stop_start_and_destroy_leave_nothing_behind(setup: Setup, tmp_path: Pat
     assert run(["ip", "link", "show", "dev", veth_name(name)], check=False).returncode != 0
     for pid in pids:
         assert not Path(f"/proc/{pid}/cmdline").exists() or not Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def test_a_failed_start_leaves_nothing_half_made(setup: Setup, tmp_path: Path) -> None:
+    host = NamespaceRouterHost(tmp_path / "state")
+    name = f"f-{setup.lab.suffix}"
+    spec = RouterSpec(name=name, segment=Segment(f"nob{setup.lab.suffix}"), mac="02:79:00:00:00:01",
+                      address="10.79.0.1", prefix=24, domain="net79.internal")
+    with pytest.raises(RouterError, match="bridge"):
+        host.start(spec)
+    assert host.status(name).state == "Stopped"
+    assert host.recover() == []
+    assert namespace_name(name) not in run(["ip", "netns", "list"]).stdout
+    # the address is already taken by another process in the namespace: the service cannot bind
+    busy = NamespaceRouterHost(tmp_path / "busy", metadata_port=53)
+    name2 = f"g-{setup.lab.suffix}"
+    with pytest.raises(RouterError, match="metadata service did not start"):
+        busy.start(RouterSpec(name=name2, segment=Segment(setup.lab.bridge), mac="02:79:00:00:00:02",
+                              address="10.79.1.1", prefix=24, domain="net79.internal"))
+    assert namespace_name(name2) not in run(["ip", "netns", "list"]).stdout
+    status = busy.status(name2)
+    assert status.state == "Stopped" and not status.details["dnsmasq_pid"]
+    busy.destroy(name2)
+    host.destroy(name)
