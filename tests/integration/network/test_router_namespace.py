@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from hvcloud.network.bridges import Bridges, vxlan_bridge_name
 from hvcloud.router import processes
 from hvcloud.router.api import DhcpEntry, RouterError, RouterSpec, Segment
 from hvcloud.router.namespace import NamespaceRouterHost, RouterDir
@@ -256,3 +257,35 @@ def test_a_failed_start_leaves_nothing_half_made(setup: Setup, tmp_path: Path) -
     assert status.state == "Stopped" and not status.details["dnsmasq_pid"]
     busy.destroy(name2)
     host.destroy(name)
+
+
+def test_router_on_a_vxlan_segment(setup: Setup, tmp_path: Path) -> None:
+    """The segment bridge comes from Bridges.ensure_segment; the trunk is the lab's bridge, which
+    has no uplink, so the VXLAN's packets stay on this machine."""
+    vni = 100000 + int(setup.lab.suffix, 16) % 16000000
+    bridges = Bridges()
+    host = NamespaceRouterHost(tmp_path / "state")
+    name = f"x-{setup.lab.suffix}"
+    try:
+        try:
+            host.start(RouterSpec(name=name, segment=Segment(setup.lab.bridge, vxlan=vni), mac="02:7a:00:00:00:01",
+                                  address="10.80.0.1", prefix=24, domain="net80.internal"))
+        except RouterError as exc:
+            if "vxlan" in str(exc).lower() and "not supported" in str(exc).lower():
+                pytest.skip(f"this kernel cannot make VXLAN devices: {exc}")
+            raise
+        assert bridges.is_bridge(vxlan_bridge_name(vni))
+        assert veth_name(name) in bridges.ports(vxlan_bridge_name(vni))
+        host.dhcp_entry(name, DhcpEntry("02:7a:00:00:00:0a", "10.80.0.10", "vx"))
+        client = setup.lab.client("02:7a:00:00:00:0a")
+        run(["ip", "link", "set", "dev", client.veth, "nomaster"])
+        run(["ip", "link", "set", "dev", client.veth, "master", vxlan_bridge_name(vni)])
+        lease = client.dhcp()
+        assert lease is not None and lease["ip"] == "10.80.0.10" and lease["router"] == "10.80.0.1"
+        # the same MAC on the plain bridge gets nothing from this router: the segments are apart
+        other = setup.lab.client("02:7a:00:00:00:0b")
+        host.dhcp_entry(name, DhcpEntry(other.mac, "10.80.0.11", "vy"))
+        assert other.dhcp(tries=2) is None
+    finally:
+        host.destroy(name)
+        bridges.remove_vxlan_bridge(vni)
