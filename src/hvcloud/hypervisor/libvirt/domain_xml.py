@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from hvcloud.hypervisor.driver import DiskSpec, DriverError, NicSpec, VmSpec
 from hvcloud.hypervisor.libvirt.spec_codec import spec_to_json
-from hvcloud.network.bridges import NetworkError, validate_ifname, vlan_bridge_name
+from hvcloud.network.bridges import NetworkError, segment_bridge_name, validate_ifname
 
 METADATA_NS = "https://hvcloud.dev/xmlns/libvirt/vm/1"
 METADATA_PREFIX = "hvcloud"
@@ -107,11 +107,13 @@ def disk_element(disk: DiskSpec, boot_order: int | None = None) -> ET.Element:
 
 
 def nic_bridge(nic: NicSpec, settings: XmlSettings) -> str:
+    """The bridge the NIC's tap joins: the trunk (the NIC's network or the host's default bridge)
+    when untagged, its VLAN bridge, or the VXLAN segment's ``brvx-<vni>``."""
     trunk = nic.network or settings.default_bridge
     if not trunk:
         raise InvalidSpec(f"NIC {nic.mac} names no bridge and the host has no default bridge")
     try:
-        return vlan_bridge_name(trunk, nic.vlan) if nic.vlan else validate_ifname(trunk)
+        return segment_bridge_name(validate_ifname(trunk), nic.vlan or None, nic.vxlan)
     except NetworkError as exc:
         raise InvalidSpec(f"NIC {nic.mac}: {exc}") from None
 
