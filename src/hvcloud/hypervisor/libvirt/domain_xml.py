@@ -134,6 +134,15 @@ def nic_element(nic: NicSpec, settings: XmlSettings) -> ET.Element:
     return el
 
 
+def interface_xml(xml: str, mac: str) -> str | None:
+    """The ``<interface>`` element with that MAC in a domain's XML, as text, or None."""
+    for el in ET.fromstring(xml).findall("devices/interface"):
+        found = el.find("mac")
+        if found is not None and (found.get("address") or "").lower() == mac.lower():
+            return ET.tostring(el, encoding="unicode")
+    return None
+
+
 def metadata_element(spec: VmSpec) -> ET.Element:
     el = ET.Element(f"{{{METADATA_NS}}}vm")
     ET.SubElement(el, f"{{{METADATA_NS}}}spec").text = spec_to_json(spec)

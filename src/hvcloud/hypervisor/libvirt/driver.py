@@ -55,6 +55,7 @@ from hvcloud.hypervisor.libvirt.domain_xml import (
     disk_element,
     disk_target,
     domain_xml,
+    interface_xml,
     metadata_xml,
     nic_bridge,
     nic_element,
@@ -263,11 +264,14 @@ class LibvirtDriver(Driver):
     # ---------------------------------------------------------------- host
 
     def host_capabilities(self) -> Mapping[str, str | None]:
-        """VLAN-tagged NICs go through VLAN bridges, which need the host's 8021q kernel module."""
-        if os.path.exists("/sys/module/8021q"):
-            return self.capabilities
-        return {**self.capabilities,
-                "vlan": "VLAN-tagged NICs need the 8021q kernel module (modprobe 8021q) for VLAN bridges"}
+        """VLAN-tagged NICs go through VLAN bridges, which need the host's 8021q kernel module; VXLAN
+        NICs need its vxlan module."""
+        caps = dict(self.capabilities)
+        if not os.path.exists("/sys/module/8021q"):
+            caps["vlan"] = "VLAN-tagged NICs need the 8021q kernel module (modprobe 8021q) for VLAN bridges"
+        if not os.path.exists("/sys/module/vxlan"):
+            caps["vxlan"] = "VXLAN NICs need the vxlan kernel module (modprobe vxlan) for their segment bridges"
+        return caps
 
     def host_info(self) -> HostInfo:
         conn = self.conn
@@ -596,15 +600,14 @@ class LibvirtDriver(Driver):
         dom = self._dom(name)
         spec = self._spec(dom)
         nic = next((n for n in spec.nics if n.mac.lower() == mac.lower()), None)
-        facts = self._facts(dom)
-        if nic is None and mac.lower() not in facts.nic_targets:
+        # the device as libvirt holds it (found by its MAC), not as the spec would render it
+        with self._libvirt_call(f"reading {name}"):
+            found = interface_xml(dom.XMLDesc(0), mac)
+        if found is None:
             raise DeviceNotFound(f"{name} has no NIC with MAC {mac}")
         flags = self._device_flags(dom)
-        # libvirt finds the device by its MAC; the rest of the element need not match
-        el = ET.Element("interface", type="bridge")
-        ET.SubElement(el, "mac", address=mac.lower())
         with self._libvirt_call(f"unplugging NIC {mac} from {name}"):
-            dom.detachDeviceFlags(ET.tostring(el, encoding="unicode"), flags)
+            dom.detachDeviceFlags(found, flags)
         self._write_spec(dom, replace(spec, nics=tuple(n for n in spec.nics if n is not nic)))
         if flags & libvirt.VIR_DOMAIN_AFFECT_LIVE:
             self._wait_nic_detached(dom, mac.lower(), name)
