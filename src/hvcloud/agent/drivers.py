@@ -71,7 +71,7 @@ def namespace_routers(state_dir: Path) -> RouterHost | None:
     """The virtual routers of a Linux host: one network namespace each, on the host's bridges.
     None (the host then refuses router commands) when the runtime is not installed."""
     try:
-        from hvcloud.router.namespace_host import NamespaceRouterHost  # type: ignore[import-not-found]
+        from hvcloud.router.namespace import NamespaceRouterHost  # type: ignore[import-not-found]
     except ImportError as exc:
         log.warning("no router runtime", reason=str(exc))
         return None
