@@ -13,7 +13,7 @@ import pytest
 
 from hvcloud.hypervisor.driver import DeviceNotFound, DiskSpec, InvalidVmState, NicSpec, VmSpec, VmState
 from hvcloud.hypervisor.libvirt.config import LibvirtConfig
-from hvcloud.hypervisor.libvirt.domain_xml import parse_domain
+from hvcloud.hypervisor.libvirt.domain_xml import VXLAN_NIC_MTU, parse_domain
 from hvcloud.hypervisor.libvirt.driver import LibvirtDriver
 from hvcloud.network.bridges import Bridges, vxlan_bridge_name, vxlan_device_name, vxlan_group
 from hvcloud.storage import guest_image
@@ -64,6 +64,8 @@ def test_vxlan_guest_and_nic_hot_plug(tmp_path: Path, guest: guest_image.GuestIm
     tap = nic_targets(name)[first.mac]
     assert set(bridges.ports(seg)) == {tap, vxlan_device_name(vni)}
     assert tap not in bridges.ports(bridge)
+    tap_info = bridges.link(tap)
+    assert tap_info is not None and tap_info["mtu"] == VXLAN_NIC_MTU, "the tap fits the VXLAN device's MTU"
     assert [(n.mac, n.vxlan, n.vlan) for n in drv.list_nics(name)] == [(first.mac, vni, None)]
 
     # a second NIC, on another VXLAN segment, hot-plugged into the running guest

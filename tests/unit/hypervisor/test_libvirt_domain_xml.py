@@ -151,6 +151,8 @@ def test_vxlan_nic_joins_the_segment_bridge() -> None:
     root = ET.fromstring(domain_xml(s, SETTINGS))
     bridges = [n.find("source").get("bridge") for n in root.findall("devices/interface")]  # type: ignore[union-attr]
     assert bridges == ["brvx-5001", "brvx-16777215"]
+    assert [n.find("mtu").get("size") for n in root.findall("devices/interface")] == ["1450", "1450"]  # type: ignore[union-attr]
+    assert ET.fromstring(domain_xml(spec(), SETTINGS)).find("devices/interface/mtu") is None
     assert spec_from_json(spec_to_json(s)).nics == s.nics
 
 
