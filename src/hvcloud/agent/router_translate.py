@@ -43,6 +43,8 @@ def is_router(vm: VirtualMachineTO | None) -> bool:
 def target_router(cmd: NetworkElementCommand) -> str:
     """The router a routing command is for: ``accessDetails["router.name"]``."""
     name = cmd.router_name()
+    if name is not None and not isinstance(name, str):
+        raise TranslationError(f"{type(cmd).__name__}: accessDetails[\"router.name\"] is not a string")
     if not name:
         raise TranslationError(f"{type(cmd).__name__} names no router (accessDetails[\"router.name\"] is missing)")
     return vm_name(name, "router")

@@ -286,3 +286,11 @@ def test_recovery_reports_names_and_survives_a_failing_runtime(agent: AgentHarne
     assert recover_routers(agent.host) == []
     agent.host.routers = None
     assert recover_routers(agent.host) == []
+
+
+@pytest.mark.parametrize("value", [12345, 1e300, ["r-12-VM"], {"a": 1}, True])
+def test_router_name_that_is_not_text_is_refused(agent: AgentHarness, running: FakeRouterHost, value: Any) -> None:
+    """Found by fuzzing: accessDetails is a map of anything on the wire."""
+    body = with_router("DhcpEntryCommand")
+    body["accessDetails"]["router.name"] = value
+    assert "is not a string" in refused(agent, R.DhcpEntryCommand.FQCN, body)

@@ -50,7 +50,8 @@ def routers_of(ctx: HostContext) -> RouterHost:
 
 def _lock_name(cmd: NetworkElementCommand) -> str | None:
     """Routing commands for one router run one at a time, and never beside its start or stop."""
-    return cmd.router_name()
+    name = cmd.router_name()
+    return name if isinstance(name, str) else None
 
 
 def router_status(ctx: HostContext, name: str | None) -> RouterStatus | None:
