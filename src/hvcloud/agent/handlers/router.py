@@ -14,7 +14,7 @@ from hvcloud.agent import router_translate as RT
 from hvcloud.agent.context import HostContext
 from hvcloud.agent.dispatch import handles
 from hvcloud.host_errors import HostError
-from hvcloud.router.api import RouterHost, RouterNotFound, RouterStatus
+from hvcloud.router.api import InvalidRouterRequest, RouterHost, RouterNotFound, RouterStatus
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.base import Answer
@@ -60,7 +60,7 @@ def router_status(ctx: HostContext, name: str | None) -> RouterStatus | None:
         return None
     try:
         return ctx.routers.status(name)
-    except RouterNotFound:
+    except (RouterNotFound, InvalidRouterRequest):
         return None
 
 
