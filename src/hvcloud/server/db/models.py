@@ -649,6 +649,241 @@ class ResourceCount(Base):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class PhysicalNetwork(Base):
+    """A zone's physical network (``createPhysicalNetwork``): how guest segments are isolated
+    (``isolation_methods``: VLAN or VXLAN) and the range of ids they take (``vnet_range``: "100-199",
+    several ranges comma-separated). ``state`` Disabled until ``updatePhysicalNetwork state=Enabled``."""
+
+    __tablename__ = "physical_network"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zone.id"), index=True)
+    domain_id: Mapped[str | None] = mapped_column(ForeignKey("domain.id"), nullable=True)
+    state: Mapped[str] = mapped_column(String(32), default="Disabled")
+    isolation_methods: Mapped[str] = mapped_column(String(255), default="VLAN")
+    vnet_range: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    broadcast_domain_range: Mapped[str] = mapped_column(String(32), default="ZONE")
+    network_speed: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    tags: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PhysicalNetworkTrafficType(Base):
+    """``addTrafficType``: a kind of traffic (Guest, Public, Management, Storage) a physical network
+    carries, with each hypervisor's label for it: the Linux bridge (KVM) or Hyper-V switch to use."""
+
+    __tablename__ = "physical_network_traffic_type"
+    __table_args__ = (UniqueConstraint("physical_network_id", "traffic_type"),)
+    id: Mapped[str] = _id_column()
+    physical_network_id: Mapped[str] = mapped_column(ForeignKey("physical_network.id", ondelete="CASCADE"))
+    traffic_type: Mapped[str] = mapped_column(String(32))
+    kvm_label: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    hyperv_label: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    xen_label: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    vmware_label: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    simulator_label: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    vlan: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class NetworkServiceProvider(Base):
+    """A provider of network services on a physical network (VirtualRouter, SecurityGroupProvider,
+    …); ``services``: comma-separated service names it can offer."""
+
+    __tablename__ = "network_service_provider"
+    __table_args__ = (UniqueConstraint("physical_network_id", "name"),)
+    id: Mapped[str] = _id_column()
+    physical_network_id: Mapped[str] = mapped_column(ForeignKey("physical_network.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(32), default="Disabled")
+    services: Mapped[str] = mapped_column(String(1024), default="")
+    created: Mapped[datetime] = _created_column()
+
+
+class VirtualRouterElement(Base):
+    """``listVirtualRouterElements``: the VirtualRouter provider's element; ``enabled`` by
+    ``configureVirtualRouterElement``."""
+
+    __tablename__ = "virtual_router_element"
+    id: Mapped[str] = _id_column()
+    provider_id: Mapped[str] = mapped_column(ForeignKey("network_service_provider.id", ondelete="CASCADE"),
+                                             unique=True)
+    element_type: Mapped[str] = mapped_column(String(32), default="VirtualRouter")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class NetworkOffering(Base):
+    """What a network offers (``listNetworkOfferings``). ``services_json``: {service: [providers]}
+    (Dhcp, Dns, UserData, SourceNat, StaticNat, PortForwarding, Firewall, Lb, SecurityGroup, …)."""
+
+    __tablename__ = "network_offering"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    unique_name: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
+    display_text: Mapped[str] = mapped_column(String(255))
+    guest_ip_type: Mapped[str] = mapped_column(String(32))
+    traffic_type: Mapped[str] = mapped_column(String(32), default="Guest")
+    state: Mapped[str] = mapped_column(String(32), default="Disabled")
+    availability: Mapped[str] = mapped_column(String(32), default="Optional")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_system: Mapped[bool] = mapped_column(Boolean, default=False)
+    specify_vlan: Mapped[bool] = mapped_column(Boolean, default=False)
+    specify_ip_ranges: Mapped[bool] = mapped_column(Boolean, default=False)
+    conserve_mode: Mapped[bool] = mapped_column(Boolean, default=True)
+    egress_default_policy: Mapped[bool] = mapped_column(Boolean, default=False)
+    network_rate: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tags: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    services_json: Mapped[str] = mapped_column(Text, default="{}")
+    details_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Network(Base):
+    """A guest network. ``state``: Allocated (in the database only), Implementing, Implemented (segment
+    id taken, router up), Shutdown, Destroy. ``broadcast_uri``: ``vlan://N`` or ``vxlan://N`` once a
+    segment id is taken (or given by the admin for a shared network). ``acl_type`` Account (isolated,
+    owned by ``account_id``) or Domain (shared)."""
+
+    __tablename__ = "network"
+    __table_args__ = (Index("ix_network_account", "account_id", "removed"),)
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    display_text: Mapped[str] = mapped_column(String(255))
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zone.id"), index=True)
+    physical_network_id: Mapped[str | None] = mapped_column(ForeignKey("physical_network.id"), nullable=True)
+    network_offering_id: Mapped[str] = mapped_column(ForeignKey("network_offering.id"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
+    acl_type: Mapped[str] = mapped_column(String(32), default="Account")
+    subdomain_access: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    guest_type: Mapped[str] = mapped_column(String(32))
+    traffic_type: Mapped[str] = mapped_column(String(32), default="Guest")
+    state: Mapped[str] = mapped_column(String(32), default="Allocated")
+    cidr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    gateway: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    start_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    end_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    broadcast_domain_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    broadcast_uri: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: the segment id taken from the physical network's range while implemented (isolated) or given
+    #: (shared); unique per physical network through ``guest_vnet``
+    vnet: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    specify_vlan: Mapped[bool] = mapped_column(Boolean, default=False)
+    network_domain: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dns1: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    dns2: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    restart_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    display_network: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: when the network last had no running VM (the network garbage collector's clock), or None
+    idle_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    zone: Mapped[Zone] = relationship(lazy="select")
+    account: Mapped[Account] = relationship(lazy="select")
+    offering: Mapped[NetworkOffering] = relationship(lazy="select")
+
+
+class GuestVnet(Base):
+    """A taken segment id (VLAN id or VXLAN VNI) of a physical network: the primary key makes two
+    networks taking the same id impossible, whichever management server allocates."""
+
+    __tablename__ = "guest_vnet"
+    physical_network_id: Mapped[str] = mapped_column(ForeignKey("physical_network.id", ondelete="CASCADE"),
+                                                     primary_key=True)
+    vnet: Mapped[int] = mapped_column(Integer, primary_key=True)
+    network_id: Mapped[str | None] = mapped_column(ForeignKey("network.id", ondelete="SET NULL"), nullable=True,
+                                                   index=True)
+    taken: Mapped[datetime] = _created_column()
+
+
+class VlanIpRange(Base):
+    """CloudStack's ``vlan`` table (``createVlanIpRange``): an address range on a VLAN/VNI of a physical
+    network, public (``for_virtual_network``) or a shared network's guest range (``network_id``)."""
+
+    __tablename__ = "vlan_ip_range"
+    id: Mapped[str] = _id_column()
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zone.id"), index=True)
+    physical_network_id: Mapped[str | None] = mapped_column(ForeignKey("physical_network.id"), nullable=True,
+                                                            index=True)
+    network_id: Mapped[str | None] = mapped_column(ForeignKey("network.id"), nullable=True, index=True)
+    pod_id: Mapped[str | None] = mapped_column(ForeignKey("pod.id"), nullable=True)
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("account.id"), nullable=True)
+    domain_id: Mapped[str | None] = mapped_column(ForeignKey("domain.id"), nullable=True)
+    vlan_tag: Mapped[str] = mapped_column(String(255), default="untagged")
+    gateway: Mapped[str] = mapped_column(String(64))
+    netmask: Mapped[str] = mapped_column(String(64))
+    start_ip: Mapped[str] = mapped_column(String(64))
+    end_ip: Mapped[str] = mapped_column(String(64))
+    for_virtual_network: Mapped[bool] = mapped_column(Boolean, default=False)
+    for_system_vms: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Nic(Base):
+    """A VM's network interface. ``network_id`` None: a NIC of a zone without guest networks (the
+    zone's untagged guest bridge, no addresses), as every VM had before networks. ``ip4_address`` is
+    unique per network among live NICs (``ip_key``: ``<network id>/<address>`` while held, None after
+    release, so the unique index works the same on SQLite and PostgreSQL)."""
+
+    __tablename__ = "nic"
+    __table_args__ = (Index("ix_nic_vm", "vm_id", "removed"), Index("ix_nic_network", "network_id", "removed"))
+    id: Mapped[str] = _id_column()
+    vm_id: Mapped[str] = mapped_column(ForeignKey("vm_instance.id", ondelete="CASCADE"))
+    network_id: Mapped[str | None] = mapped_column(ForeignKey("network.id"), nullable=True)
+    device_id: Mapped[int] = mapped_column(Integer, default=0)
+    mac_address: Mapped[str] = mapped_column(String(17), unique=True)
+    ip4_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ip_key: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)
+    netmask: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    gateway: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    broadcast_uri: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    isolation_uri: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=True)
+    mode: Mapped[str] = mapped_column(String(32), default="Dhcp")
+    reservation_strategy: Mapped[str] = mapped_column(String(32), default="Start")
+    state: Mapped[str] = mapped_column(String(32), default="Allocated")
+    #: the legacy NIC's bridge/switch label (``network_id`` None)
+    network_label: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    network: Mapped[Network | None] = relationship(lazy="select")
+
+
+class DomainRouter(Base):
+    """A virtual router (``listRouters``): one per implemented network that needs one. It runs on
+    ``host_id`` (as a network namespace on a Linux host, in the simulator's state on a simulated one)
+    and holds the network's gateway address. ``state``: Starting, Running, Stopping, Stopped,
+    Destroyed."""
+
+    __tablename__ = "domain_router"
+    __table_args__ = (Index("ix_domain_router_network", "network_id", "removed"),)
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    vm_number: Mapped[int] = mapped_column(BigInteger, unique=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("network.id"))
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zone.id"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
+    host_id: Mapped[str | None] = mapped_column(ForeignKey("host.id", ondelete="SET NULL"), nullable=True,
+                                                index=True)
+    last_host_id: Mapped[str | None] = mapped_column(ForeignKey("host.id", ondelete="SET NULL"), nullable=True)
+    state: Mapped[str] = mapped_column(String(32), default="Stopped")
+    guest_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    guest_mac: Mapped[str] = mapped_column(String(17), unique=True)
+    public_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    role: Mapped[str] = mapped_column(String(32), default="VIRTUAL_ROUTER")
+    redundant_state: Mapped[str] = mapped_column(String(32), default="UNKNOWN")
+    version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    service_offering_id: Mapped[str | None] = mapped_column(ForeignKey("service_offering.id"), nullable=True)
+    state_changed: Mapped[datetime] = _created_column()
+    created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    network: Mapped[Network] = relationship(lazy="select")
+    host: Mapped[Host | None] = relationship(lazy="select", foreign_keys=[host_id])
+
+
 def as_dict(obj: Base) -> dict[str, Any]:
     """Column values of a row, for debugging and tests."""
     return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}
