@@ -64,7 +64,7 @@ def libvirt_host(config: AgentConfig) -> HostContext:
     ))
     storage = LocalStorageBackend(data / "storage", policy=config.path_policy(local_pool))
     return HostContext(config.host_address, driver, storage, data, stop_timeout=config.stop_timeout,
-                       routers=namespace_routers(data / "routers"))
+                       routers=namespace_routers(data / "routers"), default_trunk=config.default_bridge)
 
 
 def namespace_routers(state_dir: Path) -> RouterHost | None:

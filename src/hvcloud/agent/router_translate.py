@@ -114,11 +114,11 @@ def _guest_nic(nics: Sequence[NicTO]) -> NicTO:
     return next((n for n in nics if (n.type or "").lower() == "guest"), nics[0])
 
 
-def router_spec(vm: VirtualMachineTO) -> RouterSpec:
+def router_spec(vm: VirtualMachineTO, default_trunk: str | None = None) -> RouterSpec:
     """The router a ``StartCommand`` of a ``DomainRouter`` describes: its guest NIC (the first NIC
     of type Guest, else the first) gives the MAC, address, mask, segment and trunk (the NIC's
-    ``name``, the zone's traffic label); the boot arguments give the domain and DNS servers and
-    must agree with the NIC where both speak."""
+    ``name``, the zone's traffic label, else the host's ``default_trunk``); the boot arguments give
+    the domain and DNS servers and must agree with the NIC where both speak."""
     name = vm_name(vm.name, "router")
     args = parse_boot_args(vm.bootArgs)
     if "name" in args and args["name"] != name:
@@ -136,7 +136,7 @@ def router_spec(vm: VirtualMachineTO) -> RouterSpec:
     if prefix > 30:
         raise TranslationError(f"a /{prefix} guest network has no room for VMs")
     vlan, vxlan = segment_of(nic.broadcastUri or nic.isolationUri)
-    trunk = nic.name or None
+    trunk = nic.name or default_trunk or None
     if trunk is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,15}", trunk):
         raise TranslationError(f"invalid traffic label (trunk bridge) {trunk[:64]!r}")
     dns = tuple(ipv4(args[k], f"boot argument {k}") for k in ("dns1", "dns2") if k in args)

@@ -118,6 +118,9 @@ def test_router_spec_defaults_from_the_nic_when_boot_args_are_silent() -> None:
     spec = RT.router_spec(VirtualMachineTO.model_validate(body))
     assert (spec.address, spec.prefix, spec.domain) == ("10.9.9.1", 24, "example.org")
     assert spec.segment == Segment(trunk=None)
+    # no traffic label: the host's default bridge, as its VM NICs get
+    assert RT.router_spec(VirtualMachineTO.model_validate(body), "cloudbr0").segment == Segment(trunk="cloudbr0")
+    assert RT.router_spec(router_vm(), "cloudbr0").segment.trunk == "cloudbr1"
 
 
 def test_is_router() -> None:

@@ -129,7 +129,7 @@ def ip_assoc(ctx: HostContext, cmd: IpAssocCommand) -> Answer:
 
 def start_router(ctx: HostContext, cmd: C.StartCommand) -> Answer:
     routers = routers_of(ctx)
-    spec = RT.router_spec(cmd.vm)
+    spec = RT.router_spec(cmd.vm, ctx.default_trunk)
     status = routers.start(spec)
     log.info("router_started", router=spec.name, state=status.state, address=f"{spec.address}/{spec.prefix}",
              vlan=spec.segment.vlan, vxlan=spec.segment.vxlan, trunk=spec.segment.trunk)
