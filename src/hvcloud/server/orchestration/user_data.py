@@ -26,6 +26,10 @@ _PARAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 MAX_PARAMS = 64
 MAX_DETAILS = 64
 _WHITESPACE = re.compile(r"\s+")
+#: the files a router's metadata service serves itself: user data parameters may not take these names
+METADATA_FILE_NAMES = ("service-offering", "availability-zone", "local-ipv4", "local-hostname", "public-ipv4",
+                       "public-hostname", "instance-id", "vm-id", "public-keys", "cloud-identifier",
+                       "hypervisor-host-name", "user-data")
 
 
 def validate(raw: str, *, method: str, max_length: int = DEFAULT_MAX_LENGTH) -> str:
@@ -66,6 +70,9 @@ def parse_params(raw: str | None) -> list[str]:
     for name in names:
         if not _PARAM_NAME.match(name):
             raise errors.param_error(f"Invalid user data parameter name: {name[:64]}")
+    reserved = [n for n in names if n in METADATA_FILE_NAMES]
+    if reserved:
+        raise errors.param_error(f"Params passed here have a few virtual router metadata file names {reserved}")
     if len(set(names)) != len(names):
         raise errors.param_error("User data parameters must be unique")
     return names
@@ -77,7 +84,7 @@ def check_details(params: list[str], details: dict[str, str]) -> str | None:
     if len(details) > MAX_DETAILS:
         raise errors.param_error(f"At most {MAX_DETAILS} userdatadetails")
     for key, value in details.items():
-        if not _PARAM_NAME.match(key) or len(value) > 4096:
+        if not _PARAM_NAME.match(key) or key in METADATA_FILE_NAMES or len(value) > 4096:
             raise errors.param_error(f"Invalid userdatadetails entry: {key[:64]}")
     missing = [p for p in params if p not in details]
     if missing:
