@@ -61,7 +61,8 @@ class CallContext:
             return None
         return column == self.account.id  # type: ignore[no-any-return]
 
-    def owner_and_domain_filter(self, account_column: Any, domain_column: Any, args: Args) -> ColumnElement[bool] | None:
+    def owner_and_domain_filter(self, account_column: Any, domain_column: Any,
+                                args: Args) -> ColumnElement[bool] | None:
         """CloudStack's list visibility for rows with an owner account and domain: a user sees its
         own; an admin its own unless ``listall``, or those of ``account`` (a name, with ``domainid``),
         or of the domain ``domainid`` (and its sub-domains with ``isrecursive``)."""

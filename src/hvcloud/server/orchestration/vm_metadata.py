@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import VMInstance
+from hvcloud.server.orchestration.user_data import load_details
 
 USERDATA_DIR = "userdata"
 METADATA_DIR = "metadata"
@@ -92,8 +93,6 @@ def input_for(vm: VMInstance, *, guest_ip: str, zone_name: str, service_offering
               shared_network: bool = True, public_ip: str | None = None, router_public_ip: str | None = None,
               cloud_identifier: str | None = None, hypervisor_host_name: str | None = None) -> VmDataInput:
     """The :class:`VmDataInput` of a VM row plus what the caller knows about its network."""
-    from hvcloud.server.orchestration.user_data import load_details
-
     return VmDataInput(vm_id=vm.id, hostname=vm.name, service_offering=service_offering, zone_name=zone_name,
                        guest_ip=guest_ip, shared_network=shared_network, public_ip=public_ip,
                        router_public_ip=router_public_ip, public_keys=vm.ssh_public_keys or None,
