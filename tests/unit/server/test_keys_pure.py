@@ -20,20 +20,24 @@ from hvcloud.server.orchestration import vm_metadata as M
 needs_ssh_keygen = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen is not installed")
 
 
+def _tool(*cmd: str) -> bytes:
+    """Run ssh-keygen or openssl with fixed arguments; its stdout."""
+    return subprocess.run(list(cmd), check=True, capture_output=True).stdout  # noqa: S603 - fixed tools
+
+
 def _keygen(tmp_path: Path, kind: str, bits: int | None = None, comment: str = "me@host") -> str:
     path = tmp_path / f"id_{kind}_{bits}"
     cmd = ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", comment, "-f", str(path)]
     if bits is not None:
         cmd += ["-b", str(bits)]
-    subprocess.run(cmd, check=True, capture_output=True)
+    _tool(*cmd)
     return (tmp_path / f"{path.name}.pub").read_text().strip()
 
 
 def _md5_of(tmp_path: Path, line: str) -> str:
     path = tmp_path / "fp.pub"
     path.write_text(line + "\n")
-    out = subprocess.run(["ssh-keygen", "-l", "-E", "md5", "-f", str(path)], check=True, capture_output=True,
-                         text=True).stdout
+    out = _tool("ssh-keygen", "-l", "-E", "md5", "-f", str(path)).decode()
     return out.split()[1].removeprefix("MD5:")
 
 
@@ -97,9 +101,8 @@ def test_generated_key_pair_matches_and_password_decrypts_with_it(tmp_path: Path
     if shutil.which("openssl") is not None:
         (tmp_path / "k.pem").write_text(private)
         (tmp_path / "pw.bin").write_bytes(base64.b64decode(encrypted))
-        out = subprocess.run(["openssl", "pkeyutl", "-decrypt", "-inkey", str(tmp_path / "k.pem"),
-                              "-pkeyopt", "rsa_padding_mode:pkcs1", "-in", str(tmp_path / "pw.bin")],
-                             check=True, capture_output=True).stdout
+        out = _tool("openssl", "pkeyutl", "-decrypt", "-inkey", str(tmp_path / "k.pem"),
+                    "-pkeyopt", "rsa_padding_mode:pkcs1", "-in", str(tmp_path / "pw.bin"))
         assert out == b"Secr3tPw"
 
 
