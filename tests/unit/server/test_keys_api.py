@@ -334,3 +334,27 @@ def test_a_vm_keeps_its_copy_of_a_deleted_key_pair(state: ServerState, user_call
     with state.sessions() as db:
         assert db.scalar(select(VMInstance.ssh_public_keys).where(VMInstance.id == vm["id"])) == \
             ssh_keys.normalise(other)
+
+
+def test_deleting_an_account_removes_its_keys_and_user_data(state: ServerState, admin: Caller,
+                                                             user_caller: Caller, cloud: dict[str, Any]) -> None:
+    user_caller.ok("createSSHKeyPair", name="k")
+    data = user_caller.ok("registerUserData", name="d", userdata=_b64(b"x"))["userdata"]
+    vm = _deployed(user_caller, cloud, keypair="k", userdataid=data["id"])
+    account = admin.ok("listAccounts", name="alice")["account"][0]
+    assert admin.job("deleteAccount", id=account["id"])["jobstatus"] == 1
+    assert admin.ok("listSSHKeyPairs", listall="true") == {} and admin.ok("listUserData", listall="true") == {}
+    with state.sessions() as db:
+        row = db.get(VMInstance, vm["id"])
+        assert row is not None and row.user_data_id is None and row.user_data == _b64(b"x")
+
+
+def test_settings_bounds() -> None:
+    from hvcloud.server.config import parse_settings
+
+    assert parse_settings({"vm.userdata.max.length": "1048576", "vm.password.length": "12"}) == \
+        {"vm_userdata_max_length": 1048576, "vm_password_length": 12}
+    for bad in ({"vm.userdata.max.length": "1048577"}, {"vm.userdata.max.length": "0"},
+                {"vm.password.length": "5"}, {"vm.password.length": "x"}):
+        with pytest.raises(ValueError):
+            parse_settings(bad)

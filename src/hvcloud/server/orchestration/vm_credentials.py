@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from hvcloud import logs
@@ -142,6 +142,17 @@ def set_user_data(vm: VMInstance, content: str | None, source: UserData | None, 
     vm.user_data = content
     vm.user_data_id = source.id if source is not None else None
     vm.user_data_details = details
+
+
+def forget_account(db: Session, account_id: str) -> None:
+    """A removed account's key pairs and registered user data go, as CloudStack's account cleanup
+    removes them; its VMs (destroyed by the account's deletion) keep their copies."""
+    db.execute(update(VMInstance).where(VMInstance.user_data_id.in_(
+        select(UserData.id).where(UserData.account_id == account_id))).values(user_data_id=None)
+        .execution_options(synchronize_session="fetch"))
+    db.execute(delete(UserData).where(UserData.account_id == account_id).execution_options(synchronize_session=False))
+    db.execute(delete(SSHKeyPair).where(SSHKeyPair.account_id == account_id)
+               .execution_options(synchronize_session=False))
 
 
 # ---------------------------------------------------------------------- passwords
