@@ -40,9 +40,8 @@ from hvcloud.server.db.models import (
 )
 from hvcloud.server.errors import INTERNAL_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
-from hvcloud.server.orchestration import events
+from hvcloud.server.orchestration import events, vm_credentials
 from hvcloud.server.orchestration import templates as tpl
-from hvcloud.server.orchestration import vm_credentials
 from hvcloud.server.orchestration.transaction_jobs import transaction_job
 from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.orchestration.vm import states as S
