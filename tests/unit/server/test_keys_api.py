@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from sqlalchemy import select
 
-from hvcloud.server.db.models import Account, TemplateStoreRef, VMInstance, VMTemplate
+from hvcloud.server.db.models import Account, AsyncJob, TemplateStoreRef, VMInstance, VMTemplate
 from hvcloud.server.orchestration import ssh_keys
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.state import ServerState
@@ -358,3 +358,41 @@ def test_settings_bounds() -> None:
                 {"vm.password.length": "5"}, {"vm.password.length": "x"}):
         with pytest.raises(ValueError):
             parse_settings(bad)
+
+
+def test_changes_reach_the_routers(monkeypatch: pytest.MonkeyPatch, state: ServerState, admin: Caller,
+                                   cloud: dict[str, Any]) -> None:
+    """User data, key and password changes call ``networks.routing.refresh_vm_data`` for the VM; a
+    router that cannot be reached fails nothing (the change is committed; the VM's next start
+    publishes it)."""
+    from hvcloud.server.orchestration.networks import routing
+    from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
+    from tests.support.wait import wait_for
+
+    calls: list[str] = []
+    fail = {"on": False}
+
+    async def record(steps: Steps, vm_id: str) -> None:
+        calls.append(vm_id)
+        if fail["on"]:
+            raise StepFailed("router r-1 did not answer")
+
+    monkeypatch.setattr(routing, "refresh_vm_data", record)
+    admin.ok("createSSHKeyPair", name="k")
+    vm = _deployed(admin, cloud, templateid=cloud["pw_template"])
+    assert calls == []
+    admin.ok("updateVirtualMachine", id=vm["id"], userdata=_b64(b"new"))
+    wait_for("the user data refresh", lambda: calls == [vm["id"]])
+    assert admin.job("resetSSHKeyForVirtualMachine", id=vm["id"], keypair="k")["jobstatus"] == 1
+    assert calls == [vm["id"]] * 2
+    fail["on"] = True
+    job = admin.job("resetPasswordForVirtualMachine", id=vm["id"])
+    assert job["jobstatus"] == 1 and calls == [vm["id"]] * 3
+    admin.ok("updateVirtualMachine", id=vm["id"], displayname="no user data change")
+    admin.ok("updateVirtualMachine", id=vm["id"], userdata=_b64(b"newer"))
+    wait_for("the second user data refresh", lambda: len(calls) == 4)
+    with state.sessions() as db:
+        queued = db.scalars(select(AsyncJob.handler).where(AsyncJob.instance_id == vm["id"])).all()
+    assert sorted(h for h in queued if h and "refresh" in h) == ["vm.refresh_vm_data"] * 2
+    assert admin.ok("getVirtualMachineUserData", virtualmachineid=vm["id"])["virtualmachineuserdata"]["userdata"] \
+        == _b64(b"newer")

@@ -3,8 +3,9 @@
 The API checks parameters and visibility; these functions write in the request's transaction (the
 caller commits). Resetting a VM's SSH keys or password is a job on the VM (it must be Stopped, as
 CloudStack requires), so it queues behind the VM's other jobs; its result carries the new password
-once. Whenever what a VM's router serves changes (user data, keys, password),
-:func:`publish_changed` is called with the VM's id.
+once. Whenever what a VM's router serves changes (user data, keys, password), the routers of its
+networks are told (``networks.routing.refresh_vm_data``): by the reset jobs themselves, and by a
+``vm.refresh_vm_data`` job that updateVirtualMachine queues in its transaction.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from hvcloud.server.db.models import Account, SSHKeyPair, User, UserData, VMInst
 from hvcloud.server.errors import PARAM_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import events, ssh_keys
+from hvcloud.server.orchestration.networks import routing
 from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 
 log = logs.get(__name__)
 
 JOB_RESET_SSH_KEY = "vm.reset_ssh_key"
 JOB_RESET_PASSWORD = "vm.reset_password"
+JOB_REFRESH_VM_DATA = "vm.refresh_vm_data"
 
 
 # ---------------------------------------------------------------------- key pairs
@@ -183,13 +187,29 @@ def encrypted_password(vm: VMInstance, box: SecretBox) -> str:
 # ---------------------------------------------------------------------- the router
 
 
-def publish_changed(vm_id: str) -> None:
-    """What the VM's router serves changed (user data, keys, password).
+async def _publish_changed(jctx: JobContext, vm_id: str) -> None:
+    """What the VM's routers serve changed (user data, keys, password): push it to them again
+    (``networks.routing.refresh_vm_data``). The change is committed already, and a router that
+    misses it gets it when the VM next starts, so a failure here is logged, not the job's."""
+    steps = Steps(jctx.sessions, jctx.agents, jctx.state.box)
+    try:
+        await routing.refresh_vm_data(steps, vm_id)
+    except StepFailed as exc:
+        log.warning("vm_data_refresh_failed", vm=vm_id, reason=exc.text)
 
-    LEAD / MERGE POINT: call ``hvcloud.server.orchestration.networks.routing.refresh_vm_data(vm_id)``
-    here once that module is on main; it is not on this branch, so this only logs. The one call
-    site for every change of user data, keys and password is this function."""
-    log.info("vm_data_changed", vm=vm_id)
+
+async def run_refresh_vm_data(jctx: JobContext) -> dict[str, Any]:
+    """Queued by updateVirtualMachine when it changes the user data (its answer does not wait)."""
+    vm_id = str(jctx.params["vm_id"])
+    await _publish_changed(jctx, vm_id)
+
+    def result() -> dict[str, Any]:
+        with jctx.sessions() as db:
+            vm = db.get(VMInstance, vm_id)
+            if vm is None:
+                raise JobFailure(PARAM_ERROR, f"VM {vm_id} does not exist")
+            return _result(db, vm, None)
+    return await asyncio.to_thread(result)
 
 
 # ---------------------------------------------------------------------- jobs
@@ -250,7 +270,7 @@ async def _in_tx(jctx: JobContext, fn: Any) -> dict[str, Any]:
         with jctx.sessions.begin() as db:
             return fn(db, jctx)  # type: ignore[no-any-return]
     body = await asyncio.to_thread(run)
-    publish_changed(str(jctx.params["vm_id"]))
+    await _publish_changed(jctx, str(jctx.params["vm_id"]))
     return body
 
 
@@ -265,3 +285,4 @@ async def run_reset_password(jctx: JobContext) -> dict[str, Any]:
 # one transaction each: a run interrupted before its commit left nothing behind and runs again
 register(JOB_RESET_SSH_KEY, run_reset_ssh_key, resumable=True)
 register(JOB_RESET_PASSWORD, run_reset_password, resumable=True)
+register(JOB_REFRESH_VM_DATA, run_refresh_vm_data, resumable=True)

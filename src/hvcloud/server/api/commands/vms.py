@@ -377,7 +377,7 @@ def update_vm(ctx: CallContext, args: Args) -> Result:
     userdata = user_data_of(ctx, args, vm.account)
     if userdata is not None:
         creds.set_user_data(vm, userdata.content, userdata.source, userdata.details)
-        creds.publish_changed(vm.id)
+        _job(ctx, creds.JOB_REFRESH_VM_DATA, vm)  # the routers get the new user data; the answer does not wait
     return ObjectResult("virtualmachine", vm_view(ctx.db, vm))
 
 
