@@ -229,3 +229,36 @@ def test_vm_data_of_an_isolated_network_shows_the_public_address() -> None:
 def test_unicode_escape_matches_java() -> None:
     assert M.unicode_escape("plain-ASCII ~") == "plain-ASCII ~"
     assert M.unicode_escape("\u00e9\U0001f4a9") == "\\u00e9\\ud83d\\udca9"
+
+
+def test_the_password_goes_to_the_routers_once_per_new_password(tmp_path: Path) -> None:
+    from hvcloud.server.db.crypto import SecretBox
+    from hvcloud.server.db.models import VMInstance
+    from hvcloud.server.orchestration import vm_credentials as creds
+
+    box = SecretBox.from_data_dir(tmp_path)
+    vm = VMInstance(id="v", name="web", password_enc=None, password_pending=False)
+    assert M.password_for_router(vm, box) is None
+    first = creds.new_password(vm, box, 8)
+    assert M.password_for_router(vm, box) == first and len(first) == 8
+    assert M.password_for_router(vm, box) == first  # until the routers confirm it
+    M.password_saved(vm)
+    assert M.password_for_router(vm, box) is None and vm.password_enc is not None
+    second = creds.new_password(vm, box, 8)
+    assert M.password_for_router(vm, box) == second != first
+
+
+def test_input_for_a_vm_row() -> None:
+    from hvcloud.server.db.models import VMInstance
+
+    vm = VMInstance(id="0b7e3c3e-0000-4000-8000-000000000001", name="db-1", instance_name="i-2-7-VM",
+                    ssh_public_keys="ssh-ed25519 AAAA", user_data="aGk=", user_data_details='{"role": "db"}')
+    files = {(f, n): c for f, n, c in M.vm_data(M.input_for(vm, guest_ip="10.0.0.9", zone_name="z1",
+                                                            service_offering="Small", hypervisor_host_name="h1"))}
+    assert files[("metadata", "instance-id")] == vm.id == files[("metadata", "vm-id")]
+    assert files[("metadata", "local-hostname")] == "db-1" and files[("metadata", "role")] == "db"
+    assert files[("metadata", "public-keys")] == "ssh-ed25519 AAAA" and files[("userdata", "user-data")] == "aGk="
+    bare = VMInstance(id="x", name="n", ssh_public_keys="", user_data=None, user_data_details=None)
+    files = {(f, n): c for f, n, c in M.vm_data(M.input_for(bare, guest_ip="10.0.0.2", zone_name="z",
+                                                            service_offering="s"))}
+    assert files[("metadata", "public-keys")] is None and files[("metadata", "hypervisor-host-name")] is None

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -572,6 +573,9 @@ class VMInstance(Base):
     user_data_details: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: the guest password of a password-enabled template (deploy, resetPasswordForVirtualMachine)
     password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the password is new and its routers have not been handed it yet (``SavePasswordCommand``
+    #: goes once per new password: a guest that changed it is not reset at every boot)
+    password_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     mac_address: Mapped[str] = mapped_column(String(17), unique=True)
     nic_id: Mapped[str] = mapped_column(String(36), default=new_id)
     network_label: Mapped[str] = mapped_column(String(255), default="guest")

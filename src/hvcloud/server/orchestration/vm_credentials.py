@@ -170,6 +170,7 @@ def password_enabled(db: Session, vm: VMInstance) -> bool:
 def new_password(vm: VMInstance, box: SecretBox, length: int) -> str:
     password = ssh_keys.generate_password(length)
     vm.password_enc = box.encrypt(password)
+    vm.password_pending = True
     return password
 
 

@@ -101,8 +101,16 @@ def input_for(vm: VMInstance, *, guest_ip: str, zone_name: str, service_offering
 
 
 def password_for_router(vm: VMInstance, box: SecretBox) -> str | None:
-    """The password to push with ``SavePasswordCommand`` (the VM's template is password-enabled and
-    a password was set at deploy or by ``resetPasswordForVirtualMachine``), or None."""
-    if not vm.password_enc:
+    """The password to push with ``SavePasswordCommand``: set at deploy or by
+    ``resetPasswordForVirtualMachine`` on a password-enabled template and not handed to the routers
+    yet; None otherwise (a guest that changed its password is not reset at each boot). Once every
+    router of the VM took it, call :func:`password_saved` in the same transaction as the success."""
+    if not vm.password_enc or not vm.password_pending:
         return None
     return box.decrypt(vm.password_enc)
+
+
+def password_saved(vm: VMInstance) -> None:
+    """The routers have the VM's password: it is not pushed again until it changes. ``getVMPassword``
+    still answers it (encrypted with the VM's key)."""
+    vm.password_pending = False
