@@ -52,7 +52,8 @@ def downgrade() -> None:
     with op.batch_alter_table('vm_instance', schema=None) as batch_op:
         batch_op.drop_constraint('fk_vm_instance_user_data_id', type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_vm_instance_user_data_id'))
-        for column in ('password_pending', 'password_enc', 'user_data_details', 'user_data_id', 'ssh_public_keys', 'keypairs'):
+        for column in ('password_pending', 'password_enc', 'user_data_details', 'user_data_id', 'ssh_public_keys',
+                       'keypairs'):
             batch_op.drop_column(column)
     op.drop_table('user_data')
     op.drop_index(op.f('ix_ssh_keypair_fingerprint'), table_name='ssh_keypair')
