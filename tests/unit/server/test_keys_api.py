@@ -396,3 +396,20 @@ def test_changes_reach_the_routers(monkeypatch: pytest.MonkeyPatch, state: Serve
     assert sorted(h for h in queued if h and "refresh" in h) == ["vm.refresh_vm_data"] * 2
     assert admin.ok("getVirtualMachineUserData", virtualmachineid=vm["id"])["virtualmachineuserdata"]["userdata"] \
         == _b64(b"newer")
+
+
+def test_out_of_order_calls_are_refused(state: ServerState, admin: Caller, cloud: dict[str, Any]) -> None:
+    admin.ok("createSSHKeyPair", name="k")
+    assert admin.call("deleteUserData", id="0b7e3c3e-0000-4000-8000-000000000000")[0] == 431
+    assert admin.call("deleteSSHKeyPair", name="never-made")[0] == 431
+    vm = _deployed(admin, cloud, templateid=cloud["pw_template"], keypair="k")
+    assert admin.job("destroyVirtualMachine", id=vm["id"])["jobstatus"] == 1
+    status, body = admin.call("resetSSHKeyForVirtualMachine", id=vm["id"], keypair="k")
+    assert status == 431 and "not in the right state" in body["errortext"]
+    assert admin.call("resetPasswordForVirtualMachine", id=vm["id"])[0] == 431
+    assert admin.job("destroyVirtualMachine", id=vm["id"], expunge="true")["jobstatus"] == 1
+    for command, params in (("getVMPassword", {"id": vm["id"]}),
+                            ("getVirtualMachineUserData", {"virtualmachineid": vm["id"]}),
+                            ("resetSSHKeyForVirtualMachine", {"id": vm["id"], "keypair": "k"}),
+                            ("resetPasswordForVirtualMachine", {"id": vm["id"]})):
+        assert admin.call(command, **params)[0] == 431, command
