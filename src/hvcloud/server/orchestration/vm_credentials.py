@@ -249,7 +249,7 @@ def _reset_keys(db: Session, jctx: JobContext) -> dict[str, Any]:
         events.record(db, user, "VM.RESETSSHKEY", f"Resetting the SSH keys of VM {vm.instance_name}",
                       resource_type="VirtualMachine", resource_id=vm.id)
     db.flush()
-    return jctx.finish_in(db, _result(db, vm, password))
+    return _result(db, vm, password)
 
 
 def _reset_password(db: Session, jctx: JobContext) -> dict[str, Any]:
@@ -263,7 +263,7 @@ def _reset_password(db: Session, jctx: JobContext) -> dict[str, Any]:
         events.record(db, user, "VM.RESETPASSWORD", f"Resetting the password of VM {vm.instance_name}",
                       resource_type="VirtualMachine", resource_id=vm.id)
     db.flush()
-    return jctx.finish_in(db, _result(db, vm, password))
+    return _result(db, vm, password)
 
 
 async def _in_tx(jctx: JobContext, fn: Any) -> dict[str, Any]:
@@ -283,7 +283,8 @@ async def run_reset_password(jctx: JobContext) -> dict[str, Any]:
     return await _in_tx(jctx, _reset_password)
 
 
-# one transaction each: a run interrupted before its commit left nothing behind and runs again
+# one transaction each, then the routers: a run interrupted before its result is recorded runs again
+# (a reset makes one more new password, which its result then shows)
 register(JOB_RESET_SSH_KEY, run_reset_ssh_key, resumable=True)
 register(JOB_RESET_PASSWORD, run_reset_password, resumable=True)
 register(JOB_REFRESH_VM_DATA, run_refresh_vm_data, resumable=True)
