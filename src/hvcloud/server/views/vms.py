@@ -8,8 +8,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from hvcloud.server.db.models import Account, Domain, Host, ServiceOffering, VMInstance, VMTemplate, Volume, Zone
+from hvcloud.server.db.models import (
+    Account,
+    Domain,
+    Host,
+    ServiceOffering,
+    UserData,
+    VMInstance,
+    VMTemplate,
+    Volume,
+    Zone,
+)
 from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.orchestration.user_data import load_details
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.views.fields import compact
 
@@ -26,7 +37,8 @@ _VIEW_QUERY = (
            VMInstance.iso_id, VMInstance.service_offering_id, VMInstance.cpu_number, VMInstance.cpu_speed,
            VMInstance.memory, VMInstance.account_id, VMInstance.user_id, VMInstance.created, VMInstance.ha_enabled,
            VMInstance.display_vm, VMInstance.os_type_id, VMInstance.group_name, VMInstance.user_data,
-           VMInstance.nic_id, VMInstance.network_label, VMInstance.mac_address,
+           VMInstance.nic_id, VMInstance.network_label, VMInstance.mac_address, VMInstance.keypairs,
+           VMInstance.user_data_id, VMInstance.user_data_details, UserData.name.label("userdataname"),
            Zone.name.label("zonename"), Host.name.label("hostname"), Host.hypervisor.label("host_hypervisor"),
            Host.status.label("host_status"),
            _TEMPLATE.name.label("templatename"), _TEMPLATE.display_text.label("templatedisplaytext"),
@@ -39,7 +51,8 @@ _VIEW_QUERY = (
     .join(Domain, Domain.id == Account.domain_id)
     .outerjoin(Host, Host.id == VMInstance.host_id)
     .outerjoin(_TEMPLATE, _TEMPLATE.id == VMInstance.template_id)
-    .outerjoin(_ISO, _ISO.id == VMInstance.iso_id))
+    .outerjoin(_ISO, _ISO.id == VMInstance.iso_id)
+    .outerjoin(UserData, UserData.id == VMInstance.user_data_id))
 
 
 def nic_view(vm: Any) -> dict[str, Any]:
@@ -89,6 +102,14 @@ def vm_view_becoming(db: Session, vm_id: str, state: str, state_reason: str | No
     return _view(row, data_disk_offerings(db, [vm_id]))
 
 
+def _details_text(stored: str | None) -> str | None:
+    """``userdatadetails`` as CloudStack prints the map: ``{key1=value1, key2=value2}``."""
+    details = load_details(stored)
+    if not details:
+        return None
+    return "{" + ", ".join(f"{k}={v}" for k, v in details.items()) + "}"
+
+
 def _view(vm: Any, offerings: dict[str, str | None] | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": vm.id, "name": vm.name, "displayname": vm.display_name, "instancename": vm.instance_name,
@@ -106,7 +127,9 @@ def _view(vm: Any, offerings: dict[str, str | None] | None) -> dict[str, Any]:
         "haenable": vm.ha_enabled, "passwordenabled": bool(vm.password_enabled),
         "displayvm": vm.display_vm, "isdynamicallyscalable": False,
         "guestosid": vm.os_type_id, "ostypeid": vm.os_type_id, "rootdeviceid": 0,
-        "rootdevicetype": ROOT_DEVICE_TYPE, "group": vm.group_name, "keypairs": None,
+        "rootdevicetype": ROOT_DEVICE_TYPE, "group": vm.group_name,
+        "keypairs": vm.keypairs, "keypair": vm.keypairs, "userdataid": vm.user_data_id,
+        "userdataname": vm.userdataname, "userdatadetails": _details_text(vm.user_data_details),
         "nic": [nic_view(vm)], "securitygroup": [], "affinitygroup": [], "tags": [],
     }
     if vm.state_reason:
