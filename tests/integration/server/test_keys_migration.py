@@ -1,5 +1,5 @@
 """Migration ``0011_keys_userdata`` on SQLite and PostgreSQL: it builds exactly the models, goes
-down to ``0009_resource_limits`` and up again, and the database enforces its constraints."""
+down to ``0010_networks`` and up again, and the database enforces its constraints."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_keys_migration_down_and_up(engine: Engine) -> None:
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
 
-    _alembic(engine, "downgrade", "0009_resource_limits")
+    _alembic(engine, "downgrade", "0010_networks")
     tables = set(inspect(engine).get_table_names())
     assert not tables & {"ssh_keypair", "user_data"}
     assert not {c["name"] for c in inspect(engine).get_columns("vm_instance")} & {"keypairs", "password_enc"}

@@ -1,7 +1,7 @@
 """SSH key pairs, registered user data, and a VM's key pairs, user data reference and guest password
 
 Revision ID: 0011_keys_userdata
-Revises: 0009_resource_limits
+Revises: 0010_networks
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0011_keys_userdata'
-down_revision = '0009_resource_limits'
+down_revision = '0010_networks'
 branch_labels = None
 depends_on = None
 
