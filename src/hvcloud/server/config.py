@@ -78,6 +78,10 @@ class ServerConfig:
     api_throttling_interval: int = 1
     api_throttling_max: int = 25
     api_throttling_cachesize: int = 50000
+    #: CloudStack's ``network.gc.interval`` / ``network.gc.wait``: how often the network garbage
+    #: collector runs, and how long an isolated network stays implemented without an active VM
+    network_gc_interval_seconds: float = 600.0
+    network_gc_wait_seconds: float = 600.0
     #: ``max.account.*`` / ``max.domain.*`` settings given (name, value); CloudStack's defaults otherwise
     limit_defaults: tuple[tuple[str, int], ...] = ()
 
@@ -139,6 +143,8 @@ SETTINGS: dict[str, tuple[str, type[float] | type[int], float]] = {
     "api.throttling.interval": ("api_throttling_interval", int, 1),
     "api.throttling.max": ("api_throttling_max", int, 1),
     "api.throttling.cachesize": ("api_throttling_cachesize", int, 1),
+    "network.gc.interval": ("network_gc_interval_seconds", float, 0.05),
+    "network.gc.wait": ("network_gc_wait_seconds", float, 0.0),
 }
 
 #: boolean settings (``true``/``false``): name → config field
