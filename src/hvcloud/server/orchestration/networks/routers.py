@@ -414,7 +414,7 @@ def _begin_stop(db: Session, router_id: str, destroy: bool) -> tuple[str | None,
     return router.host_id or router.last_host_id, router.name
 
 
-def _stopped(db: Session, router_id: str, *, destroy: bool) -> None:
+def _stopped(db: Session, router_id: str, destroy: bool) -> None:
     """Record the stop, unless a deploy took the router back meanwhile (it is Starting or Running
     again: that deploy's start wins)."""
     router = db.get(DomainRouter, router_id)
@@ -455,7 +455,7 @@ async def stop_router(steps: Steps, router_id: str, *, forced: bool, destroy: bo
                 await steps.tx(_restore_running, router_id, host_id)
                 raise
             log.warning("router_stop_unconfirmed", router=name, host=host_id, reason=exc.text[:300])
-    await steps.tx(_stopped, router_id, destroy=destroy)
+    await steps.tx(_stopped, router_id, destroy)
     log.info("router_destroyed" if destroy else "router_stopped", router=name, host=host_id)
 
 
