@@ -50,7 +50,7 @@ DEFAULT_DOMAIN = "cloud.internal"
 #: VLAN ids 0..4095, VXLAN VNIs 0..2^24-1; a range list longer than this is refused as hostile
 MAX_SEGMENT_ID = 16_777_215
 MAX_RANGE_PARTS = 64
-_RANGE_PART = re.compile(r"\s*(\d{1,9})\s*(?:-\s*(\d{1,9})\s*)?")
+_RANGE_PART = re.compile(r"\s*([0-9]{1,9})\s*(?:-\s*([0-9]{1,9})\s*)?", re.ASCII)
 
 
 def offering_services(services_json: str | None) -> dict[str, list[str]]:

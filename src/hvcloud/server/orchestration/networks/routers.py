@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -83,6 +83,8 @@ class RouterRef:
     host_id: str
     network_id: str
     access: dict[str, str]
+    #: the router was just (re)started and holds every entry of the network's active VMs
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,7 @@ async def ensure_router(steps: Steps, network_id: str, preferred_host: str | Non
         await steps.tx(_running, ref.id, ref.host_id)
         log.info("router_started", router=ref.name, host=ref.host_id, network=network_id)
         await replay(steps, ref, exclude_vm=exclude_vm)
-        return ref
+        return replace(ref, replayed=True)
     raise StepFailed(f"Unable to start the router of network {network_id} on {len(avoid)} host(s); "
                      f"last error: {last_error}", host_fault=False)
 
@@ -380,6 +382,8 @@ async def sync_network(steps: Steps, network_id: str, preferred_host: str | None
     """restartNetwork cleanup=false: the router running (started if stopped or gone) with every entry
     of the network's active VMs pushed again."""
     ref = await ensure_router(steps, network_id, preferred_host)
+    if ref.replayed:
+        return ref
     try:
         await replay(steps, ref)
     except StepFailed as exc:
