@@ -119,9 +119,10 @@ class World:
             return fn(db, *args)
 
     def network(self, name: str = "net", cidr: str = "10.1.1.0/24", guest_type: str = N.ISOLATED,
-                offering: str | None = None) -> str:
+                offering: str | None = None, owner: str = "admin") -> str:
+        """A network owned by the account of the user named ``owner``."""
         def make(db: Session) -> str:
-            admin = db.scalars(select(User).where(User.username == "admin")).one()
+            admin = db.scalars(select(User).where(User.username == owner)).one()
             net = Network(name=name, display_text=name, zone_id=self.zone,
                           network_offering_id=offering or self.offering, account_id=admin.account_id,
                           domain_id=admin.account.domain_id, guest_type=guest_type,
