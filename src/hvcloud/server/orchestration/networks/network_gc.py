@@ -68,9 +68,7 @@ async def collect(steps: Steps, wait_seconds: float, now: datetime | None = None
                 done.append(network_id)
         except StepFailed as exc:
             log.warning("network_gc_shutdown_failed", network=network_id, reason=exc.text[:300])
-        except Exception as exc:  # one network's failure must not stop the round
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+        except Exception:  # one network's failure must not stop the round
             log.exception("network_gc_shutdown_error", network=network_id)
     if done:
         log.info("network_gc_round", shut_down=len(done))

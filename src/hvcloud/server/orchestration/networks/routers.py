@@ -218,21 +218,30 @@ def _claim(db: Session, network_id: str, preferred_host: str | None, avoid: list
     return _Claim(ref_of(db, network, router), start_command(db, network, router, target, zone))
 
 
+def locked_router(db: Session, router_id: str) -> DomainRouter | None:
+    """The router row read after taking its network's lock (so what it says is current)."""
+    network_id = db.scalar(select(DomainRouter.network_id).where(DomainRouter.id == router_id))
+    if network_id is None:
+        return None
+    N.lock_network(db, network_id)
+    return db.scalars(select(DomainRouter).where(DomainRouter.id == router_id)
+                      .execution_options(populate_existing=True)).first()
+
+
 def _start_failed(db: Session, router_id: str, host_id: str, reason: str) -> None:
-    router = db.get(DomainRouter, router_id)
+    router = locked_router(db, router_id)
     if router is None:
         return
-    N.lock_network(db, router.network_id)
     router.last_host_id, router.host_id = host_id, None
     _set_state(router, STOPPED)
     log.warning("router_start_failed", router=router.name, host=host_id, reason=reason[:300])
 
 
 def _running(db: Session, router_id: str, host_id: str) -> None:
-    router = db.get(DomainRouter, router_id)
+    router = locked_router(db, router_id)
     if router is None:
         return
-    network = N.lock_network(db, router.network_id)
+    network = db.get(Network, router.network_id)
     router.host_id, router.last_host_id = host_id, host_id
     _set_state(router, RUNNING)
     if network is not None and network.state in (N.ALLOCATED, N.IMPLEMENTING, N.SHUTDOWN):
@@ -357,9 +366,8 @@ def _router_lost(db: Session, ref: RouterRef, exc: StepFailed) -> bool:
     gone = bool(_ROUTER_GONE.search(exc.text)) or (exc.unanswered and (host is None or host.status != HOST_UP))
     if not gone:
         return False
-    router = db.get(DomainRouter, ref.id)
-    if router is not None and router.removed is None and router.state != DESTROYED:
-        N.lock_network(db, router.network_id)
+    router = locked_router(db, ref.id)
+    if router is not None and router.removed is None and router.state in (RUNNING, STARTING):
         _set_state(router, STOPPED)
         log.warning("router_lost", router=router.name, host=ref.host_id, reason=exc.text[:300])
     return True
@@ -406,12 +414,11 @@ def _router(db: Session, router_id: str) -> DomainRouter:
 def _begin_stop(db: Session, router_id: str, destroy: bool) -> tuple[str | None, str] | None:
     """Mark the router Stopping; where to send the stop (a destroy of a stopped router still asks its
     last host to forget it). None when there is nothing to do (stopped already; destroyed already)."""
-    router = db.get(DomainRouter, router_id)
+    router = locked_router(db, router_id)
     if router is None or router.removed is not None or router.state == DESTROYED:
         if destroy:
             return None
         raise JobFailure(PARAM_ERROR, f"Router {router_id} does not exist")
-    N.lock_network(db, router.network_id)
     if router.state == STOPPED:
         return (router.last_host_id, router.name) if destroy else None
     _set_state(router, STOPPING)
@@ -421,10 +428,9 @@ def _begin_stop(db: Session, router_id: str, destroy: bool) -> tuple[str | None,
 def _stopped(db: Session, router_id: str, destroy: bool) -> None:
     """Record the stop, unless a deploy took the router back meanwhile (it is Starting or Running
     again: that deploy's start wins)."""
-    router = db.get(DomainRouter, router_id)
+    router = locked_router(db, router_id)
     if router is None or router.removed is not None:
         return
-    N.lock_network(db, router.network_id)
     if router.state not in (STOPPING, STOPPED):
         return
     if router.host_id is not None:
@@ -464,7 +470,7 @@ async def stop_router(steps: Steps, router_id: str, *, forced: bool, destroy: bo
 
 
 def _restore_running(db: Session, router_id: str, host_id: str) -> None:
-    router = db.get(DomainRouter, router_id)
+    router = locked_router(db, router_id)
     if router is not None and router.state == STOPPING:
         router.host_id = host_id
         _set_state(router, RUNNING)

@@ -23,6 +23,7 @@ from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.networks import implement as N
 from hvcloud.server.orchestration.networks import routers as RT
 from hvcloud.server.orchestration.networks.vm_data import pending_password, vm_data_triples
+from hvcloud.server.orchestration.vm.steps import StepFailed
 from hvcloud.wire import routing as R
 from hvcloud.wire.base import Command
 
@@ -71,8 +72,8 @@ async def withdraw_vm(steps: Steps, vm_id: str, nic_ids: Sequence[str] | None = 
         try:
             for command in commands:
                 await steps.send(ref.host_id, command, f"router {ref.name}: withdrawing {vm_id}")
-        except Exception as exc:  # best effort: the router is corrected on its next restart
-            log.warning("router_withdraw_failed", router=ref.name, vm=vm_id, reason=str(exc)[:300])
+        except StepFailed as exc:  # best effort: the router is corrected on its next restart
+            log.warning("router_withdraw_failed", router=ref.name, vm=vm_id, reason=exc.text[:300])
 
 
 async def refresh_vm_data(steps: Steps, vm_id: str) -> None:
@@ -83,8 +84,8 @@ async def refresh_vm_data(steps: Steps, vm_id: str) -> None:
         try:
             for command in commands:
                 await steps.send(ref.host_id, command, f"router {ref.name}: refreshing {vm_id}")
-        except Exception as exc:
-            log.warning("router_refresh_failed", router=ref.name, vm=vm_id, reason=str(exc)[:300])
+        except StepFailed as exc:
+            log.warning("router_refresh_failed", router=ref.name, vm=vm_id, reason=exc.text[:300])
 
 
 async def shutdown_network(steps: Steps, network_id: str, *, destroy: bool) -> None:
