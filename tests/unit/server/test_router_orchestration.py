@@ -336,6 +336,53 @@ def test_reboot_replays_entries(world: World) -> None:
     assert [type(c).__name__ for _h, c in world.agents.sent] == ["RebootCommand", "DhcpEntryCommand", "VmDataCommand"]
 
 
+def test_jobs_interrupted_by_a_crash_converge_when_run_again(world: World) -> None:
+    net = world.network()
+    vm = world.vm(net)
+    run(routing.prepare_vm_start(world.steps(), vm, world.hosts[0]))
+    world.set_vm_state(vm, S.RUNNING)
+    [router] = world.routers(net)
+    # stopRouter cut short after its first transaction: the router is left Stopping
+    world.tx(RT._begin_stop, router.id, False)
+    run(RT.stop_router(world.steps(), router.id, forced=False))
+    assert world.routers(net)[0].state == RT.STOPPED
+    # restartNetwork cleanup=true cut short after the old router was destroyed: the rerun starts one
+    run(RT.stop_router(world.steps(), router.id, forced=True, destroy=True))
+    assert world.routers(net) == []
+    run(RT.restart_network(world.steps(), net, cleanup=True))
+    [new] = world.routers(net)
+    assert new.state == RT.RUNNING and len(world.agents.leases(new.host_id or "", new.name)) == 1
+    # a start cut short after its StartCommand: the router is Starting; the rerun sends it again
+    def starting(db: Any) -> None:
+        row = db.get(DomainRouter, new.id)
+        row.state = RT.STARTING
+    world.tx(starting)
+    world.agents.sent.clear()
+    run(RT.sync_network(world.steps(), net, None))
+    assert [type(c).__name__ for _h, c in world.agents.sent] == ["StartCommand", "DhcpEntryCommand", "VmDataCommand"]
+    assert world.routers(net)[0].state == RT.RUNNING and len(world.routers(net, live=False)) == 2
+
+
+def test_a_stop_in_progress_makes_a_deploy_wait_then_start_the_router_again(world: World) -> None:
+    net = world.network()
+    first = world.vm(net)
+    run(routing.prepare_vm_start(world.steps(), first, world.hosts[0]))
+    [router] = world.routers(net)
+    world.tx(RT._begin_stop, router.id, False)  # stopRouter's job is between its first step and its stop
+
+    async def both() -> None:
+        deploy = asyncio.create_task(routing.prepare_vm_start(world.steps(), world.vm(net), world.hosts[0]))
+        await asyncio.sleep(RT.STOPPING_POLL_SECONDS * 2)
+        assert not deploy.done(), "the deploy waits for the stop to finish"
+        await RT.stop_router(world.steps(), router.id, forced=False)
+        await deploy
+    world.agents.sent.clear()
+    run(both())
+    kinds = [type(c).__name__ for _h, c in world.agents.sent]
+    assert kinds[:2] == ["StopCommand", "StartCommand"], kinds
+    assert world.routers(net)[0].state == RT.RUNNING
+
+
 # ---------------------------------------------------------------------- garbage collection
 
 

@@ -163,6 +163,8 @@ def test_stop_start_reboot_destroy_through_jobs(world: World, admin: Caller) -> 
     [new] = admin.ok("listRouters", networkid=net)["router"]
     assert new["id"] != router.id and new["state"] == "Running"
     assert len(world.agents.of_type(R.DhcpEntryCommand)) == 2
+    types = {e["type"] for e in admin.ok("listEvents", listall=True, pagesize=500, page=1)["event"]}
+    assert {"ROUTER.STOP", "ROUTER.START", "ROUTER.REBOOT", "ROUTER.DESTROY", "NETWORK.RESTART"} <= types
 
 
 def test_restart_network_cleanup_replaces_the_router(world: World, admin: Caller) -> None:

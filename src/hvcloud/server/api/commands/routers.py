@@ -36,7 +36,13 @@ def _router(ctx: CallContext, args: Args) -> DomainRouter:
     return router
 
 
+_EVENTS = {RT.JOB_START: ("ROUTER.START", "Starting"), RT.JOB_STOP: ("ROUTER.STOP", "Stopping"),
+           RT.JOB_REBOOT: ("ROUTER.REBOOT", "Rebooting"), RT.JOB_DESTROY: ("ROUTER.DESTROY", "Destroying")}
+
+
 def _job(ctx: CallContext, handler: str, router: DomainRouter, params: dict[str, Any] | None = None) -> Result:
+    event, verb = _EVENTS[handler]
+    ctx.event(event, f"{verb} router {router.name}", resource_type="DomainRouter", resource_id=router.id)
     return submit_job(ctx, handler, {"router_id": router.id, **(params or {})}, instance_type="DomainRouter",
                       instance_id=router.id, object_key=f"Network:{router.network_id}")
 
@@ -137,5 +143,8 @@ def restart_network(ctx: CallContext, args: Args) -> Result:
                                  + ", ".join(_RESTARTABLE))
     if not N.needs_router(network):
         raise errors.param_error(f"Network {network.name} has no network elements to restart")
+    cleanup = " with cleanup" if args.bool("cleanup") else ""
+    ctx.event("NETWORK.RESTART", f"Restarting network {network.name}{cleanup}", resource_type="Network",
+              resource_id=network.id)
     return submit_job(ctx, RT.JOB_RESTART_NETWORK, {"network_id": network.id, "cleanup": args.bool("cleanup")},
                       instance_type="Network", instance_id=network.id, object_key=f"Network:{network.id}")
