@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hvcloud.server.db.models import (
@@ -156,7 +156,8 @@ class World:
             if network_id is not None:
                 net = db.get(Network, network_id)
                 assert net is not None and net.cidr is not None
-                ip = f"{net.cidr.rsplit('.', 1)[0]}.{number % 200 + 10}"
+                held = db.scalar(select(func.count()).select_from(Nic).where(Nic.network_id == network_id)) or 0
+                ip = f"{net.cidr.rsplit('.', 1)[0]}.{held + 10}"
             db.add(Nic(vm_id=vm.id, network_id=network_id, mac_address=vm_wire.mac_for(number), ip4_address=ip,
                        ip_key=f"{network_id}/{ip}" if ip else None, netmask="255.255.255.0" if ip else None,
                        is_default=True, device_id=0, state="Reserved", network_label=None if network_id else "guest"))
