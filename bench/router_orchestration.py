@@ -16,11 +16,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from tests.support.router_world import build_world
+
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.orchestration.networks import network_gc, routing
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.state import ServerState
-from tests.support.router_world import build_world
 
 
 def _pct(values: list[float], q: float) -> float:
