@@ -383,6 +383,26 @@ def test_a_stop_in_progress_makes_a_deploy_wait_then_start_the_router_again(worl
     assert world.routers(net)[0].state == RT.RUNNING
 
 
+def test_shutdown_without_destroy_keeps_a_stopped_router_for_the_next_implement(world: World) -> None:
+    net = world.network()
+    vm = world.vm(net)
+    run(routing.prepare_vm_start(world.steps(), vm, world.hosts[0]))
+    [router] = world.routers(net)
+    run(routing.shutdown_network(world.steps(), net, destroy=False))
+    [stopped] = world.routers(net)
+    assert (stopped.id, stopped.state, stopped.host_id) == (router.id, RT.STOPPED, None)
+    row = world.net_row(net)
+    assert (row.state, row.vnet, row.broadcast_uri) == (N.ALLOCATED, None, None) and world.vnets() == []
+    run(routing.shutdown_network(world.steps(), net, destroy=False))  # again: nothing to do
+    world.agents.sent.clear()
+    run(routing.prepare_vm_start(world.steps(), vm, world.hosts[1]))
+    [again] = world.routers(net)
+    assert (again.id, again.state, again.host_id) == (router.id, RT.RUNNING, world.hosts[1])
+    assert world.net_row(net).state == N.IMPLEMENTED and world.vnets() == [(5000, net)]
+    start = world.agents.of_type(C.StartCommand)[0][1]
+    assert start.vm.nics[0].broadcastUri == "vxlan://5000"
+
+
 # ---------------------------------------------------------------------- garbage collection
 
 

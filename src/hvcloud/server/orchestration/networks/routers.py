@@ -547,8 +547,9 @@ def _finish_shutdown(db: Session, network_id: str) -> bool:
         return True
     if network.state not in (N.SHUTDOWN, N.ALLOCATED):
         return False
-    if live_router(db, network_id) is not None and network.state == N.SHUTDOWN:
-        return False
+    router = live_router(db, network_id)
+    if router is not None and router.state != STOPPED:
+        return False  # a start took the router back
     N.release_segment(db, network)
     network.state, network.idle_since = N.ALLOCATED, None
     log.info("network_shut_down", network=network_id)
