@@ -230,8 +230,8 @@ def locked_router(db: Session, router_id: str) -> DomainRouter | None:
 
 def _start_failed(db: Session, router_id: str, host_id: str, reason: str) -> None:
     router = locked_router(db, router_id)
-    if router is None:
-        return
+    if router is None or router.state != STARTING or router.host_id != host_id:
+        return  # another job moved it on meanwhile (started it, or is stopping it)
     router.last_host_id, router.host_id = host_id, None
     _set_state(router, STOPPED)
     log.warning("router_start_failed", router=router.name, host=host_id, reason=reason[:300])
@@ -239,10 +239,10 @@ def _start_failed(db: Session, router_id: str, host_id: str, reason: str) -> Non
 
 def _running(db: Session, router_id: str, host_id: str) -> None:
     router = locked_router(db, router_id)
-    if router is None:
-        return
+    if router is None or router.state not in (STARTING, RUNNING) or router.host_id != host_id:
+        return  # a stop (or a start elsewhere) came in meanwhile: that job's outcome stands
     network = db.get(Network, router.network_id)
-    router.host_id, router.last_host_id = host_id, host_id
+    router.last_host_id = host_id
     _set_state(router, RUNNING)
     if network is not None and network.state in (N.ALLOCATED, N.IMPLEMENTING, N.SHUTDOWN):
         network.state = N.IMPLEMENTED
