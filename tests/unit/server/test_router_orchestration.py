@@ -473,6 +473,47 @@ def test_routers_and_segments_add_up_after_many_starts(world: World) -> None:
         assert db.scalar(select(func.count(func.distinct(DomainRouter.guest_mac)))) == 5
 
 
+def test_the_gc_loop_runs_rounds_until_cancelled(world: World) -> None:
+    net = world.network()
+    vm = world.vm(net)
+    run(routing.prepare_vm_start(world.steps(), vm, world.hosts[0]))
+    world.set_vm_state(vm, S.STOPPED)
+
+    async def loop_until_shut_down() -> None:
+        task = asyncio.create_task(network_gc.gc_loop(world.state.sessions, world.agents, world.state.box, 0.05, 0))
+        try:
+            while world.net_row(net).state != N.ALLOCATED:
+                assert not task.done(), task
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    asyncio.run(asyncio.wait_for(loop_until_shut_down(), 60))
+    assert world.routers(net) == [] and world.vnets() == []
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    ({}, (600.0, 600.0)),
+    ({"network.gc.interval": "30", "network.gc.wait": "0"}, (30.0, 0.0)),
+])
+def test_gc_settings(settings: dict[str, str], expected: tuple[float, float], tmp_path: Any) -> None:
+    from hvcloud.server.config import ServerConfig
+
+    config = ServerConfig.build(tmp_path, db_url="sqlite://", settings=settings)
+    assert (config.network_gc_interval_seconds, config.network_gc_wait_seconds) == expected
+
+
+@pytest.mark.parametrize("settings", [{"network.gc.interval": "0"}, {"network.gc.interval": "-5"},
+                                      {"network.gc.wait": "-1"}, {"network.gc.wait": "nan"},
+                                      {"network.gc.wait": "1e999"}, {"network.gc.interval": "ten"}])
+def test_bad_gc_settings_are_refused(settings: dict[str, str], tmp_path: Any) -> None:
+    from hvcloud.server.config import ServerConfig
+
+    with pytest.raises(ValueError, match="network.gc"):
+        ServerConfig.build(tmp_path, db_url="sqlite://", settings=settings)
+
+
 # ---------------------------------------------------------------------- parsers
 
 
