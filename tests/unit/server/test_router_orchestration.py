@@ -510,7 +510,7 @@ def test_gc_settings(settings: dict[str, str], expected: tuple[float, float], tm
 def test_bad_gc_settings_are_refused(settings: dict[str, str], tmp_path: Any) -> None:
     from hvcloud.server.config import ServerConfig
 
-    with pytest.raises(ValueError, match="network.gc"):
+    with pytest.raises(ValueError, match=r"network\.gc\."):
         ServerConfig.build(tmp_path, db_url="sqlite://", settings=settings)
 
 
