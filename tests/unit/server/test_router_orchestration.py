@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import (
     DomainRouter,
     Network,
@@ -498,8 +499,6 @@ def test_the_gc_loop_runs_rounds_until_cancelled(world: World) -> None:
     ({"network.gc.interval": "30", "network.gc.wait": "0"}, (30.0, 0.0)),
 ])
 def test_gc_settings(settings: dict[str, str], expected: tuple[float, float], tmp_path: Any) -> None:
-    from hvcloud.server.config import ServerConfig
-
     config = ServerConfig.build(tmp_path, db_url="sqlite://", settings=settings)
     assert (config.network_gc_interval_seconds, config.network_gc_wait_seconds) == expected
 
@@ -508,8 +507,6 @@ def test_gc_settings(settings: dict[str, str], expected: tuple[float, float], tm
                                       {"network.gc.wait": "-1"}, {"network.gc.wait": "nan"},
                                       {"network.gc.wait": "1e999"}, {"network.gc.interval": "ten"}])
 def test_bad_gc_settings_are_refused(settings: dict[str, str], tmp_path: Any) -> None:
-    from hvcloud.server.config import ServerConfig
-
     with pytest.raises(ValueError, match=r"network\.gc\."):
         ServerConfig.build(tmp_path, db_url="sqlite://", settings=settings)
 

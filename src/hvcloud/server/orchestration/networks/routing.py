@@ -11,7 +11,6 @@ sends nothing. The work is in :mod:`.routers` (router lifecycle) and :mod:`.impl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,12 +22,9 @@ from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.networks import implement as N
 from hvcloud.server.orchestration.networks import routers as RT
 from hvcloud.server.orchestration.networks.vm_data import pending_password, vm_data_triples
-from hvcloud.server.orchestration.vm.steps import StepFailed
+from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 from hvcloud.wire import routing as R
 from hvcloud.wire.base import Command
-
-if TYPE_CHECKING:
-    from hvcloud.server.orchestration.vm.steps import Steps
 
 log = logs.get(__name__)
 
