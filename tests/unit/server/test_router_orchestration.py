@@ -278,7 +278,8 @@ def test_restart_with_cleanup_replaces_the_router_and_replays_every_entry(world:
     for vm in vms:
         run(routing.prepare_vm_start(world.steps(), vm, world.hosts[0]))
         world.set_vm_state(vm, S.RUNNING)
-    world.set_vm_state(vms[2], S.STOPPED)  # a stopped VM's entries are not replayed
+    world.set_vm_state(vms[1], S.STOPPED)  # a stopped VM keeps its entries
+    world.set_vm_state(vms[2], S.DESTROYED)  # a destroyed one's are not replayed
     [old] = world.routers(net)
     world.agents.sent.clear()
     run(RT.restart_network(world.steps(), net, cleanup=True))

@@ -56,8 +56,10 @@ ROUTER_RAM_MB = 256
 MiB = 1024 * 1024
 #: hosts a router start is tried on before the step fails
 START_ATTEMPTS = 3
-#: a VM's NICs are published to the router while the VM is in one of these states (restart replays)
+#: a network with a VM in one of these states is in use (the network GC leaves it)
 ACTIVE_VM_STATES = (VS.STARTING, VS.RUNNING, VS.STOPPING, VS.MIGRATING)
+#: a (re)started router gets the entries of every live NIC but those of VMs in these states
+UNPUBLISHED_VM_STATES = (VS.DESTROYED, VS.EXPUNGING, VS.ERROR)
 #: a router Stopping longer than this was left so by a crash: a start takes it over
 STOPPING_TAKEOVER = timedelta(seconds=120)
 #: how often a start waiting for a router's stop looks again
@@ -257,7 +259,7 @@ def _next_router_number(sessions: sessionmaker[Session]) -> int:
 async def ensure_router(steps: Steps, network_id: str, preferred_host: str | None, *,
                         exclude_vm: str | None = None) -> RouterRef:
     """The network implemented and its router running (started, or moved to another Up host when
-    its own is gone); a router (re)started gets every entry of the network's active VMs but
+    its own is gone); a router (re)started gets the entries of every live NIC of the network but
     ``exclude_vm``'s (its caller publishes those)."""
     avoid: list[str] = []
     number: int | None = None
@@ -333,7 +335,7 @@ def _network_entries(db: Session, box: SecretBox, ref: RouterRef, exclude_vm: st
         return []
     stmt = (select(Nic, VMInstance).join(VMInstance, VMInstance.id == Nic.vm_id)
             .where(Nic.network_id == network.id, Nic.removed.is_(None), VMInstance.removed.is_(None),
-                   VMInstance.state.in_(ACTIVE_VM_STATES))
+                   VMInstance.state.not_in(UNPUBLISHED_VM_STATES))
             .order_by(VMInstance.vm_number, Nic.device_id))
     if exclude_vm is not None:
         stmt = stmt.where(VMInstance.id != exclude_vm)
@@ -352,7 +354,8 @@ async def _send_all(steps: Steps, ref: RouterRef, commands: Sequence[Command]) -
 
 
 async def replay(steps: Steps, ref: RouterRef, *, exclude_vm: str | None = None) -> None:
-    """Send the router every entry of its network's active VMs (idempotent on the router)."""
+    """Send the router the entries of every live NIC of its network (idempotent on the router); a
+    stopped VM keeps its lease and metadata, as in CloudStack, so it finds them when it starts."""
     commands = await steps.tx(_network_entries, steps.box, ref, exclude_vm)
     if commands:
         log.info("router_replay", router=ref.name, commands=len(commands))
@@ -387,8 +390,8 @@ async def publish_vm(steps: Steps, network_id: str, vm_id: str, host_id: str | N
 
 
 async def sync_network(steps: Steps, network_id: str, preferred_host: str | None) -> RouterRef:
-    """restartNetwork cleanup=false: the router running (started if stopped or gone) with every entry
-    of the network's active VMs pushed again."""
+    """restartNetwork cleanup=false: the router running (started if stopped or gone) with the entries
+    of every live NIC of the network pushed again."""
     ref = await ensure_router(steps, network_id, preferred_host)
     if ref.replayed:
         return ref
