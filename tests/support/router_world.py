@@ -108,7 +108,8 @@ class World:
     hosts: list[str]
     pn: str
     offering: str
-    agents: RouterHosts
+    #: the AgentSender the world's steps use: in-memory RouterHosts unless a test gives another
+    agents: Any
     number: int = 100
 
     def steps(self) -> Steps:
@@ -196,7 +197,8 @@ class World:
             return [(v.vnet, v.network_id) for v in db.scalars(select(GuestVnet).order_by(GuestVnet.vnet))]
 
 
-def build_world(state: ServerState, *, vnet_range: str = "5000-5009", hosts: int = 2) -> World:
+def build_world(state: ServerState, *, vnet_range: str = "5000-5009", hosts: int = 2,
+                agents: Any = None) -> World:
     def make(db: Session) -> World:
         zone = Zone(name="zone1", network_type="Advanced", dns1="192.0.2.53", dns2="192.0.2.54",
                     internal_dns1="10.0.0.1", allocation_state="Enabled")
@@ -225,6 +227,6 @@ def build_world(state: ServerState, *, vnet_range: str = "5000-5009", hosts: int
                                    state="Enabled", services_json=VR_SERVICES)
         db.add(offering)
         db.flush()
-        return World(state, zone.id, host_ids, pn.id, offering.id, RouterHosts())
+        return World(state, zone.id, host_ids, pn.id, offering.id, agents if agents is not None else RouterHosts())
     with state.sessions.begin() as db:
         return make(db)
