@@ -135,6 +135,15 @@ def test_router_life_on_simulated_hosts(cloud: tuple[World, AgentProcess]) -> No
     assert report(agent, 0) == {router.name: "PowerOn"}
     assert entries(agent, 0, router.name) == expected(world, vms)
 
+    # reboot, stop and start (stopRouter, startRouter): the entries stay
+    asyncio.run(RT.reboot_router(world.steps(), router.id))
+    assert report(agent, 0) == {router.name: "PowerOn"}
+    asyncio.run(RT.stop_router(world.steps(), router.id, forced=False))
+    assert report(agent, 0) == {router.name: "PowerOff"}
+    asyncio.run(RT.sync_network(world.steps(), net, None))
+    assert report(agent, 0) == {router.name: "PowerOn"}
+    assert entries(agent, 0, router.name) == expected(world, vms)
+
     # withdraw one VM's entries
     asyncio.run(routing.withdraw_vm(world.steps(), vms[2]))
     world.set_vm_state(vms[2], S.DESTROYED)
