@@ -144,6 +144,8 @@ def test_stop_start_reboot_destroy_through_jobs(world: World, admin: Caller) -> 
     world.agents.sent.clear()
     job = _job(admin, "rebootRouter", id=router.id)
     assert job["jobstatus"] == 1, job
+    assert job["jobresult"]["router"] == admin.ok("listRouters", id=router.id)["router"][0], \
+        "a job's router is the router listRouters shows"
     assert [type(c).__name__ for _h, c in world.agents.sent] == \
         ["RebootCommand"] + ["DhcpEntryCommand", "VmDataCommand"] * 2
 
