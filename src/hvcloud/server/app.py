@@ -19,6 +19,7 @@ from hvcloud.server.api.uploads import make_upload_handler
 from hvcloud.server.jobs.engine import EngineSettings, JobEngine
 from hvcloud.server.orchestration import job_handlers, storage_cleanup
 from hvcloud.server.orchestration.agent_manager import AgentManager
+from hvcloud.server.orchestration.networks import network_gc
 from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.state import ServerState
 
@@ -51,6 +52,9 @@ def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
                 state.sessions, config.ping_interval_seconds, config.power_report_grace_seconds)))
             background.append(asyncio.create_task(storage_cleanup.cleanup_loop(
                 state.sessions, manager, state.box, config.ping_interval_seconds)))
+            background.append(asyncio.create_task(network_gc.gc_loop(
+                state.sessions, manager, state.box, config.network_gc_interval_seconds,
+                config.network_gc_wait_seconds)))
             await manager.start()
             state.agents = manager
         if run_jobs:

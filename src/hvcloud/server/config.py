@@ -78,6 +78,10 @@ class ServerConfig:
     api_throttling_interval: int = 1
     api_throttling_max: int = 25
     api_throttling_cachesize: int = 50000
+    #: CloudStack's ``network.gc.interval`` / ``network.gc.wait``: how often the network garbage
+    #: collector runs, and how long an isolated network stays implemented without an active VM
+    network_gc_interval_seconds: float = 600.0
+    network_gc_wait_seconds: float = 600.0
     #: ``max.account.*`` / ``max.domain.*`` settings given (name, value); CloudStack's defaults otherwise
     limit_defaults: tuple[tuple[str, int], ...] = ()
     #: CloudStack's ``vm.userdata.max.length``: the longest user data (base64 characters) accepted
@@ -145,6 +149,8 @@ SETTINGS: dict[str, tuple[str, type[float] | type[int], float]] = {
     "api.throttling.cachesize": ("api_throttling_cachesize", int, 1),
     "vm.userdata.max.length": ("vm_userdata_max_length", int, 1),
     "vm.password.length": ("vm_password_length", int, 6),
+    "network.gc.interval": ("network_gc_interval_seconds", float, 0.05),
+    "network.gc.wait": ("network_gc_wait_seconds", float, 0.0),
 }
 
 #: upper bounds of numeric settings, where CloudStack has one

@@ -68,7 +68,7 @@ def set_state(vm: VMInstance, state: str, reason: str | None = None) -> None:
 
 
 def _steps(jctx: JobContext) -> Steps:
-    return Steps(jctx.sessions, jctx.agents, jctx.state.box)
+    return Steps(jctx.sessions, jctx.agents, jctx.state.box, jctx.state.config.instance_name_suffix)
 
 
 def _vm(db: Session, vm_id: str) -> VMInstance:

@@ -63,10 +63,14 @@ class StepFailed(Exception):
 class Steps:
     """Runs the steps for one job: ``agents`` is the AgentManager, ``sessions`` the database."""
 
-    def __init__(self, sessions: sessionmaker[Session], agents: AgentSender | None, box: SecretBox) -> None:
+    def __init__(self, sessions: sessionmaker[Session], agents: AgentSender | None, box: SecretBox,
+                 name_suffix: str = "VM") -> None:
         self.sessions = sessions
         self.agents = agents
         self.box = box
+        #: CloudStack's ``instance.name``: the last part of the names of the system VMs (routers)
+        #: these steps create, so that clouds sharing a host never reuse a name
+        self.name_suffix = name_suffix
 
     async def tx(self, fn: Callable[..., T], *args: Any) -> T:
         def run() -> T:
