@@ -211,8 +211,10 @@ def ip_range(gateway: str, netmask: str, start: str, end: str | None) -> IpRange
     host_in(net, gw, "gateway")
     first = ipv4(start, "startip")
     last = ipv4(end, "endip") if end else first
-    host_in(net, first, "startip")
-    host_in(net, last, "endip")
+    for address, name in ((first, "startip"), (last, "endip")):
+        if address not in net or address in (net.network_address, net.broadcast_address):
+            raise errors.param_error(f"Invalid {name} {address}: not a host address of {net}, the subnet of gateway "
+                                     f"{gw}")
     if int(first) > int(last):
         raise errors.param_error(f"Invalid endip {last}: it is before startip {first}")
     if first <= gw <= last:
