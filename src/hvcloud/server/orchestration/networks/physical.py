@@ -155,9 +155,13 @@ def delete_physical_network(db: Session, actor: User, pn: PhysicalNetwork) -> No
     for row in db.scalars(select(PhysicalNetworkTrafficType).where(
             PhysicalNetworkTrafficType.physical_network_id == pn.id)):
         db.delete(row)
-    for nsp in db.scalars(select(NetworkServiceProvider).where(NetworkServiceProvider.physical_network_id == pn.id)):
-        for element in db.scalars(select(VirtualRouterElement).where(VirtualRouterElement.provider_id == nsp.id)):
-            db.delete(element)
+    providers = list(db.scalars(select(NetworkServiceProvider).where(
+        NetworkServiceProvider.physical_network_id == pn.id)))
+    for element in db.scalars(select(VirtualRouterElement).where(
+            VirtualRouterElement.provider_id.in_([p.id for p in providers]))):
+        db.delete(element)
+    db.flush()
+    for nsp in providers:
         db.delete(nsp)
     pn.removed = utcnow()
     pn.state = "Disabled"
