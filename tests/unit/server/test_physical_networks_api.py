@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from hvcloud.server.db.models import GuestVnet, Nic, VMInstance, VlanIpRange
+from hvcloud.server.db.models import GuestVnet, Nic, VlanIpRange
 from hvcloud.server.state import ServerState
 from tests.support.network_setup import add_physical_network, job_result, offering_id
 from tests.support.server_api import Caller, build_zone
-from tests.unit.server.network_checks import refused
+from tests.unit.server.network_checks import hold_address, refused
 
 
 @pytest.fixture
@@ -236,32 +236,9 @@ def test_shared_network_ranges(state: ServerState, admin: Caller, zone: dict[str
     refused(state, admin, "createVlanIpRange", field="networkid", networkid=isolated["network"]["id"],
             startip="10.1.1.50")
     # an address of the range held by a NIC: the range stays
-    _hold_address(state, admin, zone, shared["id"], "192.168.10.120")
+    hold_address(state, admin, zone, shared["id"], "192.168.10.120")
     refused(state, admin, "deleteVlanIpRange", field="in use", id=more["id"])
     assert admin.ok("deleteVlanIpRange", id=first[0]["id"]) == {"success": True}
-
-
-def _hold_address(state: ServerState, admin: Caller, zone: dict[str, str], network_id: str, address: str) -> str:
-    """A NIC row of a (stopped) VM holding ``address`` on the network, as the NIC manager writes it."""
-    with state.sessions.begin() as db:
-        from hvcloud.server.db.models import Account, ServiceOffering
-
-        account = db.scalars(select(Account).where(Account.name == "admin")).one()
-        offering = db.scalars(select(ServiceOffering)).first()
-        assert offering is not None
-        user_id = account.users[0].id
-        number = 900 + len(list(db.scalars(select(VMInstance.id))))
-        vm = VMInstance(name=f"holder-{number}", display_name="holder", instance_name=f"i-1-{number}-VM",
-                        vm_number=number, account_id=account.id, user_id=user_id, zone_id=zone["zoneid"],
-                        service_offering_id=offering.id, cpu_number=1, cpu_speed=500, memory=512,
-                        mac_address=f"02:00:00:00:{number // 256:02x}:{number % 256:02x}")
-        db.add(vm)
-        db.flush()
-        nic = Nic(vm_id=vm.id, network_id=network_id, mac_address=f"02:00:01:00:{number // 256:02x}:{number % 256:02x}",
-                  ip4_address=address, ip_key=f"{network_id}/{address}", state="Reserved")
-        db.add(nic)
-        db.flush()
-        return nic.id
 
 
 def test_deleted_network_gives_back_its_segment_and_ranges(state: ServerState, admin: Caller,
@@ -273,7 +250,7 @@ def test_deleted_network_gives_back_its_segment_and_ranges(state: ServerState, a
     with state.sessions() as db:
         assert db.get(GuestVnet, (pn["id"], 130)) is not None
     refused(state, admin, "createNetwork", field="vlan", name="b", **params)
-    nic = _hold_address(state, admin, zone, shared["id"], "192.168.20.10")
+    nic = hold_address(state, admin, zone, shared["id"], "192.168.20.10")
     refused(state, admin, "deleteNetwork", field="NIC", id=shared["id"])
     with state.sessions.begin() as db:
         row = db.get(Nic, nic)
