@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hvcloud import logs
@@ -223,7 +224,13 @@ def create_network(db: Session, actor: User, req: NetworkRequest) -> Network:
     db.add(network)
     db.flush()
     if segment is not None and segment.vnet is not None:
-        db.add(GuestVnet(physical_network_id=pn.id, vnet=segment.vnet, network_id=network.id))
+        try:
+            with db.begin_nested():
+                db.add(GuestVnet(physical_network_id=pn.id, vnet=segment.vnet, network_id=network.id))
+        except IntegrityError:
+            # another server took the id between the check above and this insert
+            raise errors.param_error(f"Invalid vlan {segment.vnet}: already in use on physical network "
+                                     f"{pn.name}") from None
     if guest_type == "Shared" and rng is not None:
         db.add(VlanIpRange(zone_id=req.zone.id, physical_network_id=pn.id, network_id=network.id,
                            vlan_tag=network.broadcast_uri or "vlan://untagged", gateway=str(rng.gateway),
