@@ -103,7 +103,7 @@ def test_update_physical_network_range_keeps_segments_in_use(state: ServerState,
     assert grown["vlan"] == "100-160,300-310"
     cut = job_result(admin, "updatePhysicalNetwork", id=pn["id"], removevlan="300-305,100-109")["physicalnetwork"]
     assert cut["vlan"] == "110-160,306-310"
-    refused(state, admin, "deletePhysicalNetwork", field="network", id=pn["id"])
+    refused(state, admin, "deletePhysicalNetwork", code=530, field="networks", id=pn["id"])
     assert admin.job("deleteNetwork", id=shared["id"])["jobstatus"] == 1
     disabled = job_result(admin, "updatePhysicalNetwork", id=pn["id"], state="disabled")["physicalnetwork"]
     assert disabled["state"] == "Disabled"
@@ -119,15 +119,21 @@ def test_traffic_types(state: ServerState, admin: Caller, zone: dict[str, str]) 
                        kvmnetworklabel="br-guest", hypervnetworklabel="vSwitch0")["traffictype"]
     assert guest["traffictype"] == "Guest" and guest["kvmnetworklabel"] == "br-guest"
     assert guest["hypervnetworklabel"] == "vSwitch0" and guest["physicalnetworkid"] == pn["id"]
-    refused(state, admin, "addTrafficType", field="traffictype", physicalnetworkid=pn["id"], traffictype="Guest")
+    refused(state, admin, "addTrafficType", code=530, field="Guest", physicalnetworkid=pn["id"], traffictype="Guest")
     refused(state, admin, "addTrafficType", field="traffictype", physicalnetworkid=pn["id"], traffictype="Control")
     refused(state, admin, "addTrafficType", field="isolationmethod", physicalnetworkid=pn["id"],
             traffictype="Public", isolationmethod="VXLAN")
     refused(state, admin, "addTrafficType", field="kvmnetworklabel", physicalnetworkid=pn["id"],
             traffictype="Public", kvmnetworklabel="x" * 300)
     second = _create_pn(admin, zone["zoneid"], name="pn2", vlan="30-40")
-    refused(state, admin, "addTrafficType", field="Guest", physicalnetworkid=second["id"], traffictype="Guest")
+    refused(state, admin, "addTrafficType", code=530, field="tags", physicalnetworkid=second["id"],
+            traffictype="Guest")
     job_result(admin, "addTrafficType", physicalnetworkid=pn["id"], traffictype="Management")
+    refused(state, admin, "addTrafficType", code=530, field="Management", physicalnetworkid=second["id"],
+            traffictype="Management")
+    tagged = _create_pn(admin, zone["zoneid"], name="pn3", vlan="50-60", tags="fast")
+    assert job_result(admin, "addTrafficType", physicalnetworkid=tagged["id"], traffictype="Guest")[
+        "traffictype"]["traffictype"] == "Guest"
     listed = admin.ok("listTrafficTypes", physicalnetworkid=pn["id"])
     assert [t["traffictype"] for t in listed["traffictype"]] == ["Guest", "Management"]
     updated = job_result(admin, "updateTrafficType", id=guest["id"], kvmnetworklabel="br-new")["traffictype"]
@@ -150,6 +156,10 @@ def test_enabling_the_virtual_router_needs_its_element(state: ServerState, admin
     refused(state, admin, "updateNetworkServiceProvider", field="servicelist", id=vr["id"],
             servicelist="Dhcp,SecurityGroup")
     refused(state, admin, "updateNetworkServiceProvider", field="state", id=vr["id"], state="On")
+    sg = admin.ok("listNetworkServiceProviders", physicalnetworkid=pn["id"], name="SecurityGroupProvider")[
+        "networkserviceprovider"][0]
+    refused(state, admin, "updateNetworkServiceProvider", field="servicelist", id=sg["id"],
+            servicelist="SecurityGroup")
     element = admin.ok("listVirtualRouterElements", nspid=vr["id"])["virtualrouterelement"][0]
     configured = job_result(admin, "configureVirtualRouterElement", id=element["id"], enabled="true")
     assert configured["virtualrouterelement"] == {"id": element["id"], "nspid": vr["id"], "enabled": True}
@@ -263,3 +273,12 @@ def test_deleted_network_gives_back_its_segment_and_ranges(state: ServerState, a
         assert all(r.removed is not None for r in db.scalars(select(VlanIpRange)))
     again = admin.ok("createNetwork", name="b", **params)["network"]
     assert again["vlan"] == "130"
+
+
+def test_a_deleted_physical_network_takes_its_public_ranges(admin: Caller, zone: dict[str, str],
+                                                            pn: dict[str, Any]) -> None:
+    made = admin.ok("createVlanIpRange", zoneid=zone["zoneid"], forvirtualnetwork="true", gateway="203.0.113.1",
+                    netmask="255.255.255.0", startip="203.0.113.10")["vlan"]
+    assert made["endip"] == "203.0.113.10" and made["vlan"] == "vlan://untagged"
+    assert job_result(admin, "deletePhysicalNetwork", id=pn["id"]) == {"success": True}
+    assert admin.ok("listVlanIpRanges", zoneid=zone["zoneid"]) == {}

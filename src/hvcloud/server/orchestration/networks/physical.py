@@ -142,16 +142,20 @@ def update_physical_network(db: Session, actor: User, pn: PhysicalNetwork, *, st
 
 
 def delete_physical_network(db: Session, actor: User, pn: PhysicalNetwork) -> None:
+    """CloudStack's rule (checkIfPhysicalNetworkIsDeletable, a CloudRuntimeException: 530): not while
+    networks use it or segment ids are taken; its public IP ranges go with it."""
     used = db.scalar(select(func.count()).select_from(Network).where(Network.physical_network_id == pn.id,
                                                                      Network.removed.is_(None)))
     if used:
-        raise errors.param_error(f"Invalid id: physical network {pn.name} is used by {used} network(s); delete "
-                                 "them first")
-    ranges = db.scalar(select(func.count()).select_from(VlanIpRange).where(
-        VlanIpRange.physical_network_id == pn.id, VlanIpRange.removed.is_(None)))
-    if ranges:
-        raise errors.param_error(f"Invalid id: physical network {pn.name} has {ranges} IP range(s); delete them "
-                                 "first")
+        raise errors.internal(f"The Physical Network is not deletable because there are networks associated to this "
+                              f"physical network ({used} network(s) on {pn.name}; delete them first)")
+    if vnets_in_use(db, pn.id):
+        raise errors.internal("The Physical Network is not deletable because there are allocated vnets for this "
+                              "physical network")
+    now = utcnow()
+    for rng in db.scalars(select(VlanIpRange).where(VlanIpRange.physical_network_id == pn.id,
+                                                    VlanIpRange.removed.is_(None))):
+        rng.removed = now
     for row in db.scalars(select(PhysicalNetworkTrafficType).where(
             PhysicalNetworkTrafficType.physical_network_id == pn.id)):
         db.delete(row)
@@ -163,7 +167,7 @@ def delete_physical_network(db: Session, actor: User, pn: PhysicalNetwork) -> No
     db.flush()
     for nsp in providers:
         db.delete(nsp)
-    pn.removed = utcnow()
+    pn.removed = now
     pn.state = "Disabled"
     db.flush()
     events.record(db, actor, "PHYSICAL.NETWORK.DELETE", f"Deleting physical network {pn.name}",
@@ -175,17 +179,18 @@ def delete_physical_network(db: Session, actor: User, pn: PhysicalNetwork) -> No
 
 def add_traffic_type(db: Session, actor: User, pn: PhysicalNetwork, traffic_type: str,
                      labels: dict[str, str | None], vlan: str | None) -> PhysicalNetworkTrafficType:
-    existing = db.scalar(select(PhysicalNetworkTrafficType).where(
-        PhysicalNetworkTrafficType.physical_network_id == pn.id,
-        PhysicalNetworkTrafficType.traffic_type == traffic_type))
-    if existing is not None:
-        raise errors.param_error(f"Invalid traffictype: physical network {pn.name} already carries {traffic_type} "
-                                 "traffic")
-    if traffic_type == "Guest":
-        for other in live_physical_networks(db, pn.zone_id):
-            if other.id != pn.id and carries(db, other.id, "Guest") and not (pn.tags and other.tags):
-                raise errors.param_error(f"Invalid traffictype: physical network {other.name} of the zone already "
-                                         "carries Guest traffic; tag both physical networks to have several")
+    """CloudStack's rules (CloudRuntimeExceptions, 530): a traffic type once per physical network;
+    Public, Management and Storage once per zone; an untagged physical network may not add a traffic
+    type another untagged physical network of the zone carries."""
+    if carries(db, pn.id, traffic_type):
+        raise errors.internal(f"This physical network already supports the traffic type: {traffic_type}")
+    others = [o for o in live_physical_networks(db, pn.zone_id) if o.id != pn.id and carries(db, o.id, traffic_type)]
+    if traffic_type != "Guest" and others:
+        raise errors.internal("Fail to add the traffic type to physical network because Zone already has a physical "
+                              f"network with this traffic type: {traffic_type}")
+    if not pn.tags and any(not o.tags for o in others):
+        raise errors.internal(f"There are more than 1 physical network without tags in the zone carrying "
+                              f"{traffic_type} traffic: tag physical network {pn.name}")
     row = PhysicalNetworkTrafficType(physical_network_id=pn.id, traffic_type=traffic_type, vlan=vlan,
                                      **{column: labels.get(param) for param, column in LABEL_PARAMS.items()})
     db.add(row)
@@ -256,6 +261,9 @@ def update_provider(db: Session, actor: User, nsp: NetworkServiceProvider, state
             raise errors.internal("Provider is not ready, cannot Enable the provider, please configure the provider "
                                   "first (configureVirtualRouterElement enabled=true)")
     if services is not None:
+        if nsp.name != VIRTUAL_ROUTER:
+            raise errors.param_error(f"Invalid servicelist: cannot update set of Services for this Service Provider "
+                                     f"'{nsp.name}'")
         known = PROVIDER_SERVICES.get(nsp.name, ())
         for service in services:
             if service not in known:
