@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from hvcloud.server.db.models import GuestVnet, Nic, VlanIpRange
+from hvcloud.server.orchestration.networks import physical
 from hvcloud.server.state import ServerState
 from tests.support.network_setup import add_physical_network, job_result, offering_id
 from tests.support.server_api import Caller, build_zone
@@ -282,3 +283,34 @@ def test_a_deleted_physical_network_takes_its_public_ranges(admin: Caller, zone:
     assert made["endip"] == "203.0.113.10" and made["vlan"] == "vlan://untagged"
     assert job_result(admin, "deletePhysicalNetwork", id=pn["id"]) == {"success": True}
     assert admin.ok("listVlanIpRanges", zoneid=zone["zoneid"]) == {}
+
+
+def test_traffic_label_per_hypervisor(state: ServerState, admin: Caller, zone: dict[str, str]) -> None:
+    pn = add_physical_network(admin, zone["zoneid"], guest_label="br-g")
+    with state.sessions() as db:
+        assert physical.traffic_label(db, pn["id"], "KVM") == "br-g"
+        assert physical.traffic_label(db, pn["id"], "Hyperv") == "br-g-switch"
+        assert physical.traffic_label(db, pn["id"], "Simulator") == "br-g"
+        assert physical.traffic_label(db, pn["id"], "KVM", "Public") == "cloudbr1"
+        assert physical.traffic_label(db, pn["id"], "KVM", "Storage") is None
+        guest_pn = physical.guest_physical_network(db, zone["zoneid"])
+        assert guest_pn is not None and guest_pn.id == pn["id"]
+
+
+def test_calls_on_deleted_objects_are_refused(state: ServerState, admin: Caller, zone: dict[str, str]) -> None:
+    pn = add_physical_network(admin, zone["zoneid"], vlan="10-20")
+    nsp = admin.ok("listNetworkServiceProviders", physicalnetworkid=pn["id"])["networkserviceprovider"][0]
+    element = admin.ok("listVirtualRouterElements")["virtualrouterelement"][0]
+    traffic = admin.ok("listTrafficTypes", physicalnetworkid=pn["id"])["traffictype"][0]
+    job_result(admin, "deletePhysicalNetwork", id=pn["id"])
+    refused(state, admin, "addTrafficType", field="physicalnetworkid", physicalnetworkid=pn["id"],
+            traffictype="Storage")
+    refused(state, admin, "updateNetworkServiceProvider", field="id", id=nsp["id"], state="Enabled")
+    refused(state, admin, "configureVirtualRouterElement", field="id", id=element["id"], enabled="true")
+    refused(state, admin, "updateTrafficType", field="id", id=traffic["id"], kvmnetworklabel="x")
+    refused(state, admin, "deletePhysicalNetwork", field="id", id=pn["id"])
+    refused(state, admin, "createNetwork", field="physicalnetworkid", name="n", zoneid=zone["zoneid"],
+            physicalnetworkid=pn["id"], networkofferingid=offering_id(admin, "DefaultL2NetworkOffering"))
+    refused(state, admin, "createVlanIpRange", field="physicalnetworkid", zoneid=zone["zoneid"],
+            physicalnetworkid=pn["id"], forvirtualnetwork="true", gateway="203.0.113.1", netmask="255.255.255.0",
+            startip="203.0.113.10")

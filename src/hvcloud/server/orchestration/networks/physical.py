@@ -239,6 +239,21 @@ def guest_physical_network(db: Session, zone_id: str) -> PhysicalNetwork | None:
         .limit(1))
 
 
+def traffic_label(db: Session, pn_id: str, hypervisor: str, traffic_type: str = "Guest") -> str | None:
+    """The bridge (KVM) or switch (Hyper-V) a host of ``hypervisor`` puts ``traffic_type`` on: the
+    traffic type's label for that hypervisor (simulated hosts use the KVM label), or None."""
+    row = db.scalar(select(PhysicalNetworkTrafficType).where(
+        PhysicalNetworkTrafficType.physical_network_id == pn_id,
+        PhysicalNetworkTrafficType.traffic_type == traffic_type))
+    if row is None:
+        return None
+    if hypervisor.lower() == "hyperv":
+        return row.hyperv_label
+    if hypervisor.lower() == "simulator":
+        return row.simulator_label or row.kvm_label
+    return row.kvm_label
+
+
 def carries(db: Session, pn_id: str, traffic_type: str) -> bool:
     return db.scalar(select(PhysicalNetworkTrafficType.id).where(
         PhysicalNetworkTrafficType.physical_network_id == pn_id,
