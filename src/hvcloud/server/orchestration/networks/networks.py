@@ -158,10 +158,11 @@ def _addresses(req: NetworkRequest, guest_type: str) -> tuple[ipaddress.IPv4Netw
         gateway = V.ipv4(req.gateway, "gateway")
         net = ipaddress.IPv4Network(f"{gateway}/{V.netmask_prefix(req.netmask)}", strict=False)
         V.check_size(net, "netmask")
+        V.check_private(net, "gateway")
     else:
         net = V.guest_cidr(req.zone.guest_cidr or DEFAULT_GUEST_CIDR, "guestcidraddress")
+        V.check_private(net, "guestcidraddress")
         gateway = net.network_address + 1
-    V.check_private(net, "gateway")
     V.host_in(net, gateway, "gateway")
     rng: V.IpRange | None = None
     if req.start_ip:
@@ -204,7 +205,8 @@ def create_network(db: Session, actor: User, req: NetworkRequest) -> Network:
         domain = req.owner.network_domain or req.zone.network_domain or default_network_domain(req.owner)
     network = Network(
         name=req.name, display_text=req.display_text, zone_id=req.zone.id, physical_network_id=pn.id,
-        network_offering_id=offering.id, account_id=req.owner.id, domain_id=req.domain_id, acl_type=acl,
+        network_offering_id=offering.id, account_id=req.owner.id,
+        domain_id=req.domain_id if acl == "Domain" else req.owner.domain_id, acl_type=acl,
         subdomain_access=req.subdomain_access if acl == "Domain" else None, guest_type=guest_type,
         traffic_type="Guest", state="Allocated", broadcast_domain_type=V.BROADCAST_TYPES[pn.isolation_methods],
         specify_vlan=offering.specify_vlan, network_domain=domain, display_network=req.display_network)
