@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from hvcloud.server.db.models import GuestVnet, Network, Nic
+from hvcloud.server.db.models import Domain, GuestVnet, Network, Nic
 from hvcloud.server.state import ServerState
 from tests.support.network_setup import add_physical_network, offering_id
 from tests.support.server_api import Caller, build_zone
@@ -308,3 +308,39 @@ def test_delete_network(state: ServerState, admin: Caller, user_caller: Caller, 
         assert list(db.scalars(select(GuestVnet).where(GuestVnet.network_id == network["id"]))) == []
     refused(state, user_caller, "deleteNetwork", field="id", id=network["id"])
     assert user_caller.ok("listNetworks") == {}
+
+
+def test_domain_networks_and_subdomain_access(state: ServerState, admin: Caller, user_caller: Caller,
+                                              cloud: dict[str, Any]) -> None:
+    """A domain-wide (shared) network is seen by the accounts of its domain, and by those of its
+    subdomains when it gives them access; never by a parent domain's accounts."""
+    with state.sessions.begin() as db:
+        root = db.scalars(select(Domain).where(Domain.path == "ROOT")).one()
+        child = Domain(name="sales", path="ROOT/sales", parent_id=root.id, level=1)
+        db.add(child)
+        db.flush()
+        root_id, child_id = root.id, child.id
+    account = admin.ok("createAccount", username="carol", password="pw-123456", firstname="C", lastname="C",
+                       accounttype=0, domainid=child_id)["account"]
+    keys = admin.ok("registerUserKeys", id=account["user"][0]["id"])["userkeys"]
+    carol = Caller(admin.http, keys["apikey"], keys["secretkey"])
+    _shared(admin, cloud, "root-only", "5051", "192.168.51")
+    reaching = admin.ok("createNetwork", name="root-down", zoneid=cloud["zoneid"], vlan="5052",
+                        networkofferingid=cloud["offerings"][SHARED], gateway="192.168.52.1",
+                        netmask="255.255.255.0", startip="192.168.52.10", domainid=root_id,
+                        subdomainaccess="true")["network"]
+    assert reaching["subdomainaccess"] is True and reaching["domainid"] == root_id
+    sales = admin.ok("createNetwork", name="sales-only", zoneid=cloud["zoneid"], vlan="5053",
+                     networkofferingid=cloud["offerings"][SHARED], gateway="192.168.53.1",
+                     netmask="255.255.255.0", startip="192.168.53.10", domainid=child_id)["network"]
+    assert sales["domain"] == "sales" and sales["domainpath"] == "ROOT/sales"
+    assert {n["name"] for n in carol.ok("listNetworks")["network"]} == {"root-down", "sales-only"}
+    assert {n["name"] for n in user_caller.ok("listNetworks")["network"]} == {"root-only", "root-down"}
+    assert user_caller.ok("listNetworks", id=sales["id"]) == {}
+    refused(state, user_caller, "listNetworks", code=531, domainid=child_id)
+    assert {n["name"] for n in admin.ok("listNetworks", domainid=root_id, isrecursive="true")["network"]} == {
+        "root-only", "root-down", "sales-only"}
+    assert {n["name"] for n in admin.ok("listNetworks", domainid=child_id)["network"]} == {"sales-only"}
+    mine = carol.ok("createNetwork", name="carol-net", zoneid=cloud["zoneid"],
+                    networkofferingid=cloud["offerings"][SNAT])["network"]
+    assert mine["domainid"] == child_id and mine["account"] == "carol"
