@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from hvcloud.server.db.models import Domain, GuestVnet, Network, Nic
+from hvcloud.server.orchestration.networks import routing
+from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 from hvcloud.server.state import ServerState
 from tests.support.network_setup import add_physical_network, offering_id
 from tests.support.server_api import Caller, build_zone
@@ -344,3 +347,34 @@ def test_domain_networks_and_subdomain_access(state: ServerState, admin: Caller,
     mine = carol.ok("createNetwork", name="carol-net", zoneid=cloud["zoneid"],
                     networkofferingid=cloud["offerings"][SNAT])["network"]
     assert mine["domainid"] == child_id and mine["account"] == "carol"
+
+
+def _network_state(db: Session, network_id: str) -> str | None:
+    row = db.get(Network, network_id)
+    return None if row is None or row.removed is not None else row.state
+
+
+def test_delete_shuts_the_network_down_first(state: ServerState, user_caller: Caller, cloud: dict[str, Any],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job asks the routing contract to shut the network down (router destroyed) before it releases
+    anything; a router that cannot be reached leaves the network whole, and a later delete retries."""
+    network = user_caller.ok("createNetwork", name="n", zoneid=cloud["zoneid"],
+                             networkofferingid=cloud["offerings"][SNAT])["network"]
+    calls: list[tuple[str, bool, str | None]] = []
+    fail = [True]
+
+    async def shutdown(steps: Steps, network_id: str, *, destroy: bool) -> None:
+        row_state = await steps.tx(_network_state, network_id)
+        calls.append((network_id, destroy, row_state))
+        if fail[0]:
+            raise StepFailed("router host unreachable")
+
+    monkeypatch.setattr(routing, "shutdown_network", shutdown)
+    job = user_caller.job("deleteNetwork", id=network["id"])
+    assert job["jobstatus"] == 2 and job["jobresultcode"] == 530
+    assert "router host unreachable" in job["jobresult"]["errortext"]
+    assert user_caller.ok("listNetworks", id=network["id"])["count"] == 1
+    fail[0] = False
+    assert user_caller.job("deleteNetwork", id=network["id"])["jobstatus"] == 1
+    assert calls == [(network["id"], True, "Allocated"), (network["id"], True, "Allocated")]
+    assert user_caller.ok("listNetworks", id=network["id"]) == {}

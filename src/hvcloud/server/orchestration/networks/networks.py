@@ -31,12 +31,12 @@ from hvcloud.server.db.models import (
     Zone,
     utcnow,
 )
-from hvcloud.server.errors import PARAM_ERROR
+from hvcloud.server.errors import INTERNAL_ERROR, PARAM_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import events
 from hvcloud.server.orchestration.networks import physical, ranges, routing
 from hvcloud.server.orchestration.networks import validation as V
-from hvcloud.server.orchestration.vm.steps import Steps
+from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 
 log = logs.get(__name__)
 
@@ -325,7 +325,12 @@ async def run_delete(jctx: JobContext) -> dict[str, Any]:
     network_id = str(jctx.params["network_id"])
     steps = Steps(jctx.sessions, jctx.agents, jctx.state.box)
     await steps.tx(_check_still_deletable, network_id)
-    await routing.shutdown_network(steps, network_id, destroy=True)
+    try:
+        await routing.shutdown_network(steps, network_id, destroy=True)
+    except StepFailed as exc:
+        # the network stays as it is: deleteNetwork again retries once the router's host answers
+        log.warning("network_delete_shutdown_failed", id=network_id, error=exc.text)
+        raise JobFailure(INTERNAL_ERROR, f"Failed to delete network: {exc.text}") from None
     await steps.tx(_release, network_id)
     return {"success": True}
 
