@@ -135,12 +135,27 @@ def test_traffic_types(state: ServerState, admin: Caller, zone: dict[str, str]) 
     tagged = _create_pn(admin, zone["zoneid"], name="pn3", vlan="50-60", tags="fast")
     assert job_result(admin, "addTrafficType", physicalnetworkid=tagged["id"], traffictype="Guest")[
         "traffictype"]["traffictype"] == "Guest"
+    # a network lands on the physical network tagged like its offering, else on the untagged one
+    fast = admin.ok("createNetworkOffering", name="fast", guestiptype="L2", traffictype="Guest", tags="fast",
+                    enable="true")["networkoffering"]
+    slow = admin.ok("createNetworkOffering", name="slow", guestiptype="L2", traffictype="Guest", tags="slow",
+                    enable="true")["networkoffering"]
+    on_fast = admin.ok("createNetwork", name="f", zoneid=zone["zoneid"], networkofferingid=fast["id"])["network"]
+    assert on_fast["physicalnetworkid"] == tagged["id"]
+    refused(state, admin, "createNetwork", field="tagged", name="s", zoneid=zone["zoneid"],
+            networkofferingid=slow["id"])
+    plain = admin.ok("createNetwork", name="p", zoneid=zone["zoneid"],
+                     networkofferingid=offering_id(admin, "DefaultL2NetworkOffering"))["network"]
+    assert plain["physicalnetworkid"] == pn["id"]
+    for made in (on_fast, plain):
+        admin.job("deleteNetwork", id=made["id"])
     listed = admin.ok("listTrafficTypes", physicalnetworkid=pn["id"])
     assert [t["traffictype"] for t in listed["traffictype"]] == ["Guest", "Management"]
     updated = job_result(admin, "updateTrafficType", id=guest["id"], kvmnetworklabel="br-new")["traffictype"]
     assert updated["kvmnetworklabel"] == "br-new" and updated["hypervnetworklabel"] == "vSwitch0"
-    isolated = admin.ok("createNetwork", name="iso", zoneid=zone["zoneid"],
+    isolated = admin.ok("createNetwork", name="iso", zoneid=zone["zoneid"], physicalnetworkid=pn["id"],
                         networkofferingid=offering_id(admin, "DefaultIsolatedNetworkOfferingWithSourceNatService"))
+    assert isolated["network"]["physicalnetworkid"] == pn["id"]
     refused(state, admin, "deleteTrafficType", field="network", id=guest["id"])
     admin.job("deleteNetwork", id=isolated["network"]["id"])
     assert job_result(admin, "deleteTrafficType", id=guest["id"]) == {"success": True}

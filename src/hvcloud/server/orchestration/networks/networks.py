@@ -84,11 +84,19 @@ def _physical_network(db: Session, req: NetworkRequest) -> PhysicalNetwork:
         if not physical.carries(db, pn.id, "Guest"):
             raise errors.param_error(f"Invalid physicalnetworkid: physical network {pn.name} carries no Guest traffic")
         return pn
-    found = physical.guest_physical_network(db, req.zone.id)
-    if found is None:
+    candidates = [p for p in physical.live_physical_networks(db, req.zone.id) if physical.carries(db, p.id, "Guest")]
+    if not candidates:
         raise errors.param_error(f"Invalid zoneid: zone {req.zone.name} has no physical network carrying Guest "
                                  "traffic (createPhysicalNetwork, addTrafficType traffictype=Guest)")
-    return found
+    tag = req.offering.tags
+    if tag:
+        # CloudStack: the physical network whose tag is the offering's
+        tagged = [p for p in candidates if p.tags == tag]
+        if not tagged:
+            raise errors.param_error(f"Invalid networkofferingid: no physical network of zone {req.zone.name} is "
+                                     f"tagged {tag[:64]!r} like network offering {req.offering.name}")
+        return tagged[0]
+    return next((p for p in candidates if not p.tags), candidates[0])
 
 
 def _acl_type(req: NetworkRequest, guest_type: str) -> str:

@@ -230,13 +230,13 @@ def delete_traffic_type(db: Session, actor: User, row: PhysicalNetworkTrafficTyp
 
 
 def guest_physical_network(db: Session, zone_id: str) -> PhysicalNetwork | None:
-    """The zone's (first) live physical network carrying Guest traffic, or None (a zone without
-    guest networks: VMs keep the untagged guest bridge)."""
+    """The zone's live physical network carrying Guest traffic (an untagged one first), or None (a zone
+    without guest networks: VMs keep the untagged guest bridge)."""
     return db.scalar(select(PhysicalNetwork).join(
         PhysicalNetworkTrafficType, PhysicalNetworkTrafficType.physical_network_id == PhysicalNetwork.id).where(
         PhysicalNetwork.zone_id == zone_id, PhysicalNetwork.removed.is_(None),
-        PhysicalNetworkTrafficType.traffic_type == "Guest").order_by(PhysicalNetwork.created, PhysicalNetwork.id)
-        .limit(1))
+        PhysicalNetworkTrafficType.traffic_type == "Guest").order_by(
+        PhysicalNetwork.tags.is_not(None), PhysicalNetwork.created, PhysicalNetwork.id).limit(1))
 
 
 def traffic_label(db: Session, pn_id: str, hypervisor: str, traffic_type: str = "Guest") -> str | None:
