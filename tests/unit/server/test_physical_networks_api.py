@@ -106,8 +106,11 @@ def test_update_physical_network_range_keeps_segments_in_use(state: ServerState,
     assert cut["vlan"] == "110-160,306-310"
     refused(state, admin, "deletePhysicalNetwork", code=530, field="networks", id=pn["id"])
     assert admin.job("deleteNetwork", id=shared["id"])["jobstatus"] == 1
-    disabled = job_result(admin, "updatePhysicalNetwork", id=pn["id"], state="disabled")["physicalnetwork"]
-    assert disabled["state"] == "Disabled"
+    disabled = job_result(admin, "updatePhysicalNetwork", id=pn["id"], state="disabled", tags="gold",
+                          networkspeed="25G")["physicalnetwork"]
+    assert disabled["state"] == "Disabled" and disabled["tags"] == "gold" and disabled["networkspeed"] == "25G"
+    untagged = job_result(admin, "updatePhysicalNetwork", id=pn["id"], tags="")["physicalnetwork"]
+    assert "tags" not in untagged and untagged["vlan"] == "110-160,306-310"
     assert job_result(admin, "deletePhysicalNetwork", id=pn["id"]) == {"success": True}
     assert admin.ok("listPhysicalNetworks", zoneid=zone["zoneid"]) == {}
     assert admin.ok("listNetworkServiceProviders", physicalnetworkid=pn["id"]) == {}

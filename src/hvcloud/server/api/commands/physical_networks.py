@@ -142,10 +142,9 @@ def update_physical_network(ctx: CallContext, args: Args) -> Result:
         base = new_ranges if new_ranges is not None else V.stored_ranges(pn.vnet_range)
         new_ranges = V.subtract_ranges(base, V.parse_vnet_ranges(remove, method, "removevlan"))
     state = args.opt_str("state")
-    tags = _tags(args) if args.has("tags") else None
+    tags = (_tags(args) or "") if args.has("tags") else None  # "": tags cleared
     physical.update_physical_network(ctx.db, ctx.user, pn, state=physical.state_name(state) if state else None,
-                                     vnet_ranges=new_ranges, network_speed=args.opt_str("networkspeed"),
-                                     tags=tags if tags is not None else ("" if args.has("tags") else None))
+                                     vnet_ranges=new_ranges, network_speed=args.opt_str("networkspeed"), tags=tags)
     return _pn_result(ctx, pn)
 
 
@@ -395,8 +394,7 @@ def list_vlan_ip_ranges(ctx: CallContext, args: Args) -> Result:
         owner = _range_owner(ctx, args)
         stmt = stmt.where(VlanIpRange.account_id == (owner.id if owner else None))
     if args.has("projectid"):
-        rows_empty: list[VlanIpRange] = []
-        return ListResult("vlaniprange", [vlan_range_view(r) for r in rows_empty], 0)
+        return ListResult("vlaniprange", [], 0)  # no projects here: no range belongs to one
     rows, count = ctx.page(stmt.order_by(VlanIpRange.created, VlanIpRange.id), args)
     zones = {z.id: z for z in ctx.db.scalars(select(Zone).where(Zone.id.in_({r.zone_id for r in rows})))}
     return ListResult("vlaniprange", [vlan_range_view(r, zones.get(r.zone_id)) for r in rows], count)
