@@ -21,7 +21,7 @@ MAX_RANGES = 64
 #: the smallest guest network: /29 (a gateway and five addresses); /30 and smaller are refused
 MAX_PREFIX = 29
 MIN_PREFIX = 8
-_RANGE = re.compile(r"^\s*(\d{1,9})\s*(?:-\s*(\d{1,9})\s*)?$")
+_RANGE = re.compile(r"^\s*([0-9]{1,9})\s*(?:-\s*([0-9]{1,9})\s*)?$", re.ASCII)
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
@@ -131,9 +131,9 @@ def parse_segment(value: str, method: str, name: str = "vlan") -> Segment:
             return Segment(method, None)
         if scheme.upper() != method:
             raise errors.param_error(f"Invalid {name} {value[:32]!r}: the physical network isolates by {method}")
-    if text == "untagged":
+    if text == "untagged" and not sep:
         return Segment(method, None)
-    if not text.isdigit() or len(text) > 9:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise errors.param_error(f"Invalid {name} {value[:32]!r}: expected a {method} id")
     vnet = int(text)
     low, high = SEGMENT_LIMITS[method]
@@ -150,10 +150,16 @@ def ipv4(value: str, name: str) -> ipaddress.IPv4Address:
 
 
 def netmask_prefix(value: str, name: str = "netmask") -> int:
+    """A dotted netmask (``255.255.255.0``) as its prefix length; a bare prefix length is refused."""
+    if value.count(".") != 3:
+        raise errors.param_error(f"Invalid {name} {value[:64]!r}: not an IPv4 netmask")
     try:
-        return ipaddress.IPv4Network(f"0.0.0.0/{value.strip()}").prefixlen
+        net = ipaddress.IPv4Network(f"0.0.0.0/{value.strip()}")
     except ValueError:
-        raise errors.param_error(f"Invalid {name} {value[:64]!r}: not an IPv4 netmask") from None
+        net = None
+    if net is None or str(net.netmask) != value.strip():  # a host mask (0.0.0.255) reads as a netmask too
+        raise errors.param_error(f"Invalid {name} {value[:64]!r}: not an IPv4 netmask")
+    return net.prefixlen
 
 
 def guest_cidr(value: str, name: str = "cidr") -> ipaddress.IPv4Network:
