@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from hvcloud.server.db.models import NetworkOffering
 from hvcloud.server.db.seed import DEFAULT_NETWORK_OFFERINGS, seed
 from hvcloud.server.state import ServerState
-from tests.support.network_setup import add_physical_network, offering_id
+from tests.support.network_setup import add_physical_network, job_result, offering_id
 from tests.support.server_api import Caller, build_zone
 from tests.unit.server.network_checks import refused
 
@@ -146,7 +146,8 @@ def test_create_update_delete(state: ServerState, admin: Caller, user_caller: Ca
     refused(state, admin, "deleteNetworkOffering", field="default",
             id=offering_id(admin, "DefaultL2NetworkOffering"))
     ids = build_zone(admin)
-    add_physical_network(admin, ids["zoneid"])
+    pn = add_physical_network(admin, ids["zoneid"])
+    job_result(admin, "updatePhysicalNetwork", id=pn["id"], tags="fast")  # the offering's tag picks it
     network = admin.ok("createNetwork", name="uses", zoneid=ids["zoneid"], networkofferingid=made["id"])["network"]
     refused(state, admin, "deleteNetworkOffering", field="used", id=made["id"])
     admin.job("deleteNetwork", id=network["id"])
