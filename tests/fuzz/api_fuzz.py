@@ -215,9 +215,10 @@ WEIGHTS = {"too-many": 2, "long": 4, "valid": 12}
 AUTH_MODES = ("good",) * 46 + ("none", "bad", "expired", "wrong-key")
 
 
-def cases(seed: int, count: int, fx: Fixtures) -> Iterator[ApiCase]:
+def cases(seed: int, count: int, fx: Fixtures, only: Iterable[str] | None = None) -> Iterator[ApiCase]:
+    """``count`` cases over every registered command in turn (or over the commands ``only`` names)."""
     rng = random.Random(seed)
-    commands = [c.name for c in REGISTRY.all()] + ["noSuchCommand"]
+    commands = [c.name for c in REGISTRY.all()] + ["noSuchCommand"] if only is None else sorted(only)
     weights = [WEIGHTS.get(m, 8) for m in MUTATIONS]
     for i in range(count):
         name = commands[i % len(commands)]
@@ -416,6 +417,28 @@ def call(client: httpx.Client, url: str, keys: tuple[str, str], command: str, /,
     return body
 
 
+def _network_fixtures(client: httpx.Client, url: str, admin: tuple[str, str], zone_id: str) -> list[str]:
+    """A physical network carrying Guest traffic, its providers and element, the network offerings, and a
+    victim's isolated network and a shared network: ids the network commands may be fuzzed with."""
+    pn = call(client, url, admin, "createPhysicalNetwork", zoneid=zone_id, name="fz-pn", isolationmethods="VXLAN",
+              vlan="7000-7099")["id"]
+    call(client, url, admin, "addTrafficType", physicalnetworkid=pn, traffictype="Guest", kvmnetworklabel="fzbr0")
+    ids = [pn]
+    nsps = call(client, url, admin, "listNetworkServiceProviders", physicalnetworkid=pn)["networkserviceprovider"]
+    ids += [p["id"] for p in nsps]
+    ids += [e["id"] for e in call(client, url, admin, "listVirtualRouterElements").get("virtualrouterelement", [])]
+    offerings = {o["name"]: o["id"] for o in call(client, url, admin, "listNetworkOfferings")["networkoffering"]}
+    ids += list(offerings.values())
+    root = call(client, url, admin, "listDomains")["domain"][0]["id"]
+    ids.append(call(client, url, admin, "createNetwork", name="fz-bob-net", zoneid=zone_id, account="fz-bob",
+                    domainid=root, networkofferingid=offerings["DefaultIsolatedNetworkOfferingWithSourceNatService"])[
+        "network"]["id"])
+    ids.append(call(client, url, admin, "createNetwork", name="fz-shared", zoneid=zone_id, vlan="7050",
+                    gateway="192.168.77.1", netmask="255.255.255.0", startip="192.168.77.10",
+                    networkofferingid=offerings["DefaultSharedNetworkOffering"])["network"]["id"])
+    return ids
+
+
 def set_up(client: httpx.Client, url: str, admin: tuple[str, str]) -> tuple[Keys, Fixtures]:
     """A zone layout, the fuzzing user (alice) and victim accounts whose ids the fuzzer may use."""
     fx = Fixtures()
@@ -439,4 +462,5 @@ def set_up(client: httpx.Client, url: str, admin: tuple[str, str]) -> tuple[Keys
         fx.ids.append(victim["user"][0]["id"])
     fx.ids += [d["id"] for d in call(client, url, admin, "listDomains").get("domain", [])]
     fx.ids += [o["id"] for o in call(client, url, admin, "listOsTypes").get("ostype", [])][:5]
+    fx.ids += _network_fixtures(client, url, admin, zone["id"])
     return {"admin": admin, "user": (user_keys["apikey"], user_keys["secretkey"])}, fx

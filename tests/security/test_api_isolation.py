@@ -23,7 +23,8 @@ from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.state import ServerState
 from tests.fuzz.api_fuzz import db_fingerprint, settle
-from tests.support.server_api import keys_of
+from tests.support.network_setup import add_physical_network
+from tests.support.server_api import Caller, keys_of
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -93,18 +94,24 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                         url="http://images.example.test/bob.qcow2", format="QCOW2", hypervisor="Simulator",
                         zoneid=zone["zone"]["id"])["template"][0]
         assert settle(state.engine)
+        add_physical_network(Caller(http, admin.apikey, admin.secret), zone["zone"]["id"])
+        root = w.ok(admin, "listDomains")["domain"][0]["id"]
+        snat = w.ok(admin, "listNetworkOfferings", name="DefaultIsolatedNetworkOfferingWithSourceNatService")[
+            "networkoffering"][0]["id"]
+        bob_network = w.ok(admin, "createNetwork", name="bobs-private-net", zoneid=zone["zone"]["id"],
+                           networkofferingid=snat, account="bobby", domainid=root)["network"]
         admin_me = w.ok(admin, "listUsers", username="admin")["user"][0]
         bob_events = [e["id"] for e in w.ok(bob, "listEvents").get("event", [])]
         admin_events = [e["id"] for e in w.ok(admin, "listEvents").get("event", [])]
         assert bob_events and admin_events
         w.foreign_ids = {"bob-account": bob_acc["id"], "bob-user": bob_user, "admin-account": admin_me["accountid"],
                          "admin-user": admin_me["id"], "admin-job": job, "bob-event": bob_events[0],
-                         "bob-template": template["id"],
+                         "bob-template": template["id"], "bob-network": bob_network["id"],
                          "admin-event": admin_events[0]}
         w.foreign_private = {**w.foreign_ids, "bob-apikey": bob.apikey, "bob-secret": bob.secret,
                              "admin-apikey": admin.apikey, "admin-secret": admin.secret,
                              "bob-name": "bobby", "bob-firstname": "Bobby-the-private",
-                             "bob-template-name": "bobs-private-template"}
+                             "bob-template-name": "bobs-private-template", "bob-network-name": "bobs-private-net"}
         yield w
     state.close()
 

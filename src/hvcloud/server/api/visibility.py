@@ -8,12 +8,14 @@ from typing import Any
 #: volume's disk lives (UserVmJoinDaoImpl, VolumeJoinDaoImpl)
 VM_ADMIN_FIELDS = ("instancename", "hostid", "hostname")
 VOLUME_ADMIN_FIELDS = ("storageid", "storage", "hypervisor", "path")
-_ADMIN_FIELDS = {"virtualmachine": VM_ADMIN_FIELDS, "volume": VOLUME_ADMIN_FIELDS}
+#: a network's segment (NetworkResponse: "visible to ROOT admins only")
+NETWORK_ADMIN_FIELDS = ("vlan", "broadcasturi")
+_ADMIN_FIELDS = {"virtualmachine": VM_ADMIN_FIELDS, "volume": VOLUME_ADMIN_FIELDS, "network": NETWORK_ADMIN_FIELDS}
 
 
 def for_user(body: Any) -> Any:
-    """``body`` as a non-admin sees it: the admin-only fields of every ``virtualmachine`` and
-    ``volume`` object dropped, wherever they are (an answer, a list, a job's ``jobresult``)."""
+    """``body`` as a non-admin sees it: the admin-only fields of every ``virtualmachine``,
+    ``volume`` and ``network`` object dropped, wherever they are (an answer, a list, a job's ``jobresult``)."""
     if isinstance(body, list):
         return [for_user(item) for item in body]
     if not isinstance(body, dict):

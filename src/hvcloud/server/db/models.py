@@ -827,6 +827,8 @@ class Network(Base):
     zone: Mapped[Zone] = relationship(lazy="select")
     account: Mapped[Account] = relationship(lazy="select")
     offering: Mapped[NetworkOffering] = relationship(lazy="select")
+    domain: Mapped[Domain] = relationship(lazy="select")
+    physical_network: Mapped[PhysicalNetwork | None] = relationship(lazy="select")
 
 
 class GuestVnet(Base):

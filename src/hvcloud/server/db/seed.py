@@ -1,7 +1,9 @@
-"""First-start data: the ROOT domain, the root admin with API keys, and guest OS types."""
+"""First-start data: the ROOT domain, the root admin with API keys, guest OS types, and the default
+offerings (service, disk and network offerings, the latter as CloudStack seeds them)."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -10,7 +12,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hvcloud.server.db.crypto import SecretBox, hash_password, new_api_key
-from hvcloud.server.db.models import Account, DiskOffering, Domain, OsCategory, OsType, ServiceOffering, User
+from hvcloud.server.db.models import (
+    Account,
+    DiskOffering,
+    Domain,
+    NetworkOffering,
+    OsCategory,
+    OsType,
+    ServiceOffering,
+    User,
+)
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD_FILE = "admin-password"
@@ -26,6 +37,53 @@ GUEST_OS: dict[str, list[str]] = {
                 "Windows Server 2022 (64-bit)", "Windows 10 (64-bit)", "Windows 11 (64-bit)"],
     "Other": ["Other Linux (64-bit)", "Other (64-bit)", "Other PV (64-bit)"],
 }
+
+
+_VR = ["VirtualRouter"]
+_VR_BASIC = {"Dhcp": _VR, "Dns": _VR, "UserData": _VR}
+_VR_SOURCE_NAT = {**_VR_BASIC, "Firewall": _VR, "Gateway": _VR, "Lb": _VR, "SourceNat": _VR, "StaticNat": _VR,
+                  "PortForwarding": _VR, "Vpn": _VR}
+#: CloudStack's default network offerings (ConfigurationServerImpl): unique name, display text, guest
+#: type, availability, specifyvlan, specifyipranges, services {service: [providers]} and capabilities
+DEFAULT_NETWORK_OFFERINGS: tuple[dict[str, object], ...] = (
+    {"name": "DefaultSharedNetworkOfferingWithSGService", "display_text": "Offering for Shared Security group "
+     "enabled networks", "guest_ip_type": "Shared", "availability": "Optional", "specify_vlan": True,
+     "specify_ip_ranges": True, "services": {**_VR_BASIC, "SecurityGroup": ["SecurityGroupProvider"]}},
+    {"name": "DefaultSharedNetworkOffering", "display_text": "Offering for Shared networks",
+     "guest_ip_type": "Shared", "availability": "Optional", "specify_vlan": True, "specify_ip_ranges": True,
+     "services": _VR_BASIC},
+    {"name": "DefaultIsolatedNetworkOfferingWithSourceNatService", "display_text": "Offering for Isolated "
+     "networks with Source Nat service enabled", "guest_ip_type": "Isolated", "availability": "Required",
+     "specify_vlan": False, "specify_ip_ranges": False, "services": _VR_SOURCE_NAT,
+     "capabilities": {"SourceNat": {"SupportedSourceNatTypes": "peraccount", "RedundantRouter": "false"},
+                      "Lb": {"SupportedLBIsolation": "dedicated", "ElasticLb": "false"},
+                      "StaticNat": {"ElasticIp": "false", "AssociatePublicIP": "false"}}},
+    {"name": "DefaultIsolatedNetworkOffering", "display_text": "Offering for Isolated networks with no Source Nat "
+     "service", "guest_ip_type": "Isolated", "availability": "Optional", "specify_vlan": True,
+     "specify_ip_ranges": True, "services": _VR_BASIC},
+    {"name": "DefaultL2NetworkOffering", "display_text": "Offering for L2 networks", "guest_ip_type": "L2",
+     "availability": "Optional", "specify_vlan": False, "specify_ip_ranges": False, "services": {}},
+    {"name": "DefaultL2NetworkOfferingVlan", "display_text": "Offering for L2 networks VLAN",
+     "guest_ip_type": "L2", "availability": "Optional", "specify_vlan": True, "specify_ip_ranges": False,
+     "services": {}},
+)
+
+
+def _seed_network_offerings(session: Session) -> None:
+    """Each default network offering once, by its unique name (so a later release can add more)."""
+    existing = set(session.scalars(select(NetworkOffering.unique_name).where(NetworkOffering.unique_name.is_not(None))))
+    for spec in DEFAULT_NETWORK_OFFERINGS:
+        name = str(spec["name"])
+        if name in existing:
+            continue
+        session.add(NetworkOffering(
+            name=name, unique_name=name, display_text=str(spec["display_text"]),
+            guest_ip_type=str(spec["guest_ip_type"]), traffic_type="Guest", state="Enabled",
+            availability=str(spec["availability"]), is_default=True, is_system=False,
+            specify_vlan=bool(spec["specify_vlan"]), specify_ip_ranges=bool(spec["specify_ip_ranges"]),
+            conserve_mode=True, egress_default_policy=False,
+            services_json=json.dumps(spec["services"], sort_keys=True),
+            details_json=json.dumps({"capabilities": spec.get("capabilities", {})}, sort_keys=True)))
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -73,4 +131,5 @@ def seed(session: Session, box: SecretBox, data_dir: Path) -> None:
             DiskOffering(name="Small", display_text="Small Disk, 5 GB", disk_size_gb=5),
             DiskOffering(name="Medium", display_text="Medium Disk, 20 GB", disk_size_gb=20),
             DiskOffering(name="Custom", display_text="Custom Disk", disk_size_gb=0, customized=True)])
+    _seed_network_offerings(session)
     session.flush()

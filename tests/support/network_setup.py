@@ -1,0 +1,42 @@
+"""A zone's guest networking set up through the API, as CloudStack's zone wizard does it: a physical
+network with a segment range, Guest (and Public) traffic with the bridge labels, the VirtualRouter
+element configured and its provider enabled, the physical network enabled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.server_api import Caller
+
+
+def job_result(caller: Caller, command: str, **params: Any) -> dict[str, Any]:
+    """Run an async command and return its ``jobresult``, asserting the job succeeded."""
+    job = caller.job(command, **params)
+    assert job["jobstatus"] == 1, job
+    result: dict[str, Any] = job["jobresult"]
+    return result
+
+
+def add_physical_network(admin: Caller, zoneid: str, *, name: str = "pn1", method: str = "VXLAN",
+                         vlan: str = "100-199", guest_label: str = "cloudbr0",
+                         public: bool = True) -> dict[str, Any]:
+    """A ready physical network (``physicalnetwork`` object) carrying Guest (and Public) traffic."""
+    pn = job_result(admin, "createPhysicalNetwork", zoneid=zoneid, name=name, isolationmethods=method,
+                    vlan=vlan)["physicalnetwork"]
+    job_result(admin, "addTrafficType", physicalnetworkid=pn["id"], traffictype="Guest",
+               kvmnetworklabel=guest_label, hypervnetworklabel=f"{guest_label}-switch")
+    if public:
+        job_result(admin, "addTrafficType", physicalnetworkid=pn["id"], traffictype="Public",
+                   kvmnetworklabel="cloudbr1")
+    vr = admin.ok("listNetworkServiceProviders", physicalnetworkid=pn["id"], name="VirtualRouter")
+    nsp = vr["networkserviceprovider"][0]
+    element = admin.ok("listVirtualRouterElements", nspid=nsp["id"])["virtualrouterelement"][0]
+    job_result(admin, "configureVirtualRouterElement", id=element["id"], enabled=True)
+    job_result(admin, "updateNetworkServiceProvider", id=nsp["id"], state="Enabled")
+    return job_result(admin, "updatePhysicalNetwork", id=pn["id"], state="Enabled")["physicalnetwork"]  # type: ignore[no-any-return]
+
+
+def offering_id(caller: Caller, name: str) -> str:
+    found = caller.ok("listNetworkOfferings", name=name)["networkoffering"]
+    assert len(found) == 1
+    return str(found[0]["id"])
