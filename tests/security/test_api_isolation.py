@@ -206,7 +206,8 @@ def test_user_lists_never_show_another_accounts_resources(world: World, name: st
         settle(world.state.engine)
         before = db_fingerprint(world.state.engine)
         status, text, _ = world.call(world.alice, name, _fill(cmd.params, override))
-        assert status in (200, 431), text
+        # 531: CloudStack's refusal of a user naming another account (listSSHKeyPairs account=bobby)
+        assert status in (200, 431, 531), text
         assert _leaks(world, text, override) == [], f"{name} {override} shows {_leaks(world, text, override)}"
         assert db_fingerprint(world.state.engine) == before
         tried += 1
