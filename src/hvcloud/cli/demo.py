@@ -270,6 +270,28 @@ def _watch_boot(deployed: list[dict[str, Any]], console_dir: Path, children: lis
                                        f"console within {BOOT_TIMEOUT:.0f} s (see {log})")
                 time.sleep(1)
         console.print(f"guest [bold]{vm['instancename']}[/bold] booted: {BOOT_MARKER} on its serial console ({log})")
+        listed = vm["nic"][0].get("ipaddress")
+        if listed:
+            lease = _wait_lease(log, children)
+            verdict = "as listed" if lease == listed else f"but the API lists {listed}"
+            console.print(f"guest [bold]{vm['instancename']}[/bold] got [bold]{lease or 'no address'}[/bold] by DHCP "
+                          f"from its network's router, {verdict}")
+
+
+def _wait_lease(log: Path, children: list[Child], timeout: float = 120.0) -> str | None:
+    """The address the guest reports it leased (``HVCLOUD-LEASE ip=…``), or None if it gave up."""
+    from hvcloud.storage.guest_image import LEASE_MARKER
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in (log.read_text(errors="replace") if log.exists() else "").splitlines():
+            if line.startswith(LEASE_MARKER + " "):
+                fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+                return fields.get("ip")
+        for child in children:
+            child.check()
+        time.sleep(1)
+    return None
 
 
 def _stop_vms(api: ApiClient) -> None:
@@ -282,6 +304,11 @@ def _stop_vms(api: ApiClient) -> None:
                 api.wait(str(jobid), timeout=120)
         if jobs:
             console.print(f"stopped {len(jobs)} VM(s)")
+        # routers are network namespaces and processes on this host: stopped, they keep their state
+        # for the next run
+        routers = api.call("listRouters", listall=True, state="Running").get("router", [])
+        for jobid in [api.call("stopRouter", id=r["id"])["jobid"] for r in routers]:
+            api.wait(str(jobid), timeout=120)
     except (ApiError, httpx.HTTPError) as exc:
         console.print(f"[yellow]could not stop the VMs ({exc}); stop them with virsh[/yellow]")
 
@@ -309,6 +336,7 @@ def _build(api: ApiClient, driver: str, addresses: list[str], port: int, user: s
                      zoneid=zone["id"])
         details = {"details[0].key": "guest.network.label", "details[0].value": bridge}
         api.call("updateZone", id=zone["id"], allocationstate="Enabled", **details)
+        network = _guest_network(api, zone["id"], bridge)
     known = {h["ipaddress"] for h in api.call("listHosts", zoneid=zone["id"]).get("host", [])}
     with console.status(f"adding {len(addresses)} host(s)"):
         for addr in addresses:
@@ -342,7 +370,7 @@ def _build(api: ApiClient, driver: str, addresses: list[str], port: int, user: s
     deployed: list[dict[str, Any]] = []
     with console.status(f"deploying {count} VM(s)"):
         jobs = [api.call("deployVirtualMachine", serviceofferingid=offering["id"], templateid=template["id"],
-                         zoneid=zone["id"])["jobid"] for _ in range(count)]
+                         zoneid=zone["id"], networkids=network["id"])["jobid"] for _ in range(count)]
         for jobid in jobs:
             try:
                 deployed.append(api.wait(str(jobid))["virtualmachine"])
@@ -351,12 +379,49 @@ def _build(api: ApiClient, driver: str, addresses: list[str], port: int, user: s
     return deployed
 
 
+#: the VXLAN ids the demo's physical network hands its isolated networks (bridges brvx-<id> on the host)
+DEMO_VNI_RANGE = "7000-7099"
+
+
+def _guest_network(api: ApiClient, zone_id: str, bridge: str) -> dict[str, Any]:
+    """The zone's guest networking as CloudStack's zone wizard sets it up (a physical network isolating
+    segments by VXLAN over ``bridge``, the virtual router provider enabled) and the demo's isolated
+    network, whose router (DHCP, DNS, metadata) starts with its first VM."""
+    physical = api.call("listPhysicalNetworks", zoneid=zone_id).get("physicalnetwork")
+    if not physical:
+        pn = api.call("createPhysicalNetwork", zoneid=zone_id, name="physical", isolationmethods="VXLAN",
+                      vlan=DEMO_VNI_RANGE)
+        pn = api.wait(str(pn["jobid"]))["physicalnetwork"] if "jobid" in pn else pn["physicalnetwork"]
+        _wait_job(api, api.call("addTrafficType", physicalnetworkid=pn["id"], traffictype="Guest",
+                                kvmnetworklabel=bridge, simulatorlabel=bridge))
+        provider = api.call("listNetworkServiceProviders", physicalnetworkid=pn["id"],
+                            name="VirtualRouter")["networkserviceprovider"][0]
+        element = api.call("listVirtualRouterElements", nspid=provider["id"])["virtualrouterelement"][0]
+        _wait_job(api, api.call("configureVirtualRouterElement", id=element["id"], enabled=True))
+        _wait_job(api, api.call("updateNetworkServiceProvider", id=provider["id"], state="Enabled"))
+        _wait_job(api, api.call("updatePhysicalNetwork", id=pn["id"], state="Enabled"))
+    networks = api.call("listNetworks", zoneid=zone_id, name="demo-net").get("network")
+    if networks:
+        return dict(networks[0])
+    offering = api.call("listNetworkOfferings", name="DefaultIsolatedNetworkOffering")["networkoffering"][0]
+    network = api.call("createNetwork", name="demo-net", displaytext="the demo's isolated network",
+                       networkofferingid=offering["id"], zoneid=zone_id)["network"]
+    console.print(f"network [bold]demo-net[/bold] {network['cidr']} (isolated, VXLAN) {network['id']}")
+    return dict(network)
+
+
+def _wait_job(api: ApiClient, answer: dict[str, Any]) -> dict[str, Any]:
+    return api.wait(str(answer["jobid"])) if "jobid" in answer else answer
+
+
 def _report(endpoint: str, keys: dict[str, str], deployed: list[dict[str, Any]], data_dir: Path) -> None:
     table = Table(title="Virtual machines")
-    for column in ("name", "state", "host", "MAC", "id"):
+    for column in ("name", "state", "host", "address", "network", "MAC", "id"):
         table.add_column(column, no_wrap=True)
     for vm in deployed:
-        table.add_row(vm["name"], vm["state"], vm.get("hostname", "-"), vm["nic"][0]["macaddress"], vm["id"])
+        nic = vm["nic"][0]
+        table.add_row(vm["name"], vm["state"], vm.get("hostname", "-"), nic.get("ipaddress", "-"),
+                      nic.get("networkname", "-"), nic["macaddress"], vm["id"])
     if not console.is_terminal:
         console.width = max(console.width, 120)
     console.print(table)
