@@ -128,6 +128,11 @@ class PlugNicAnswer(Answer):
 
 
 @answer
+class UnPlugNicAnswer(Answer):
+    FQCN: ClassVar[str] = "com.cloud.agent.api.UnPlugNicAnswer"
+
+
+@answer
 class SetupAnswer(Answer):
     FQCN: ClassVar[str] = "com.cloud.agent.api.SetupAnswer"
 

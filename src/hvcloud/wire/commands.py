@@ -115,6 +115,14 @@ class PlugNicCommand(Command):
 
 
 @command
+class UnPlugNicCommand(Command):
+    FQCN: ClassVar[str] = "com.cloud.agent.api.UnPlugNicCommand"
+
+    nic: NicTO | None = None
+    instanceName: str | None = None
+
+
+@command
 class PrepareForMigrationCommand(Command):
     FQCN: ClassVar[str] = "com.cloud.agent.api.PrepareForMigrationCommand"
 

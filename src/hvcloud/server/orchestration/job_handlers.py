@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("vm.manager", "volumes", "accounts", "template_jobs", "host_jobs", "resources.storage_pools")
+MODULES = ("vm.manager", "volumes", "accounts", "template_jobs", "host_jobs", "resources.storage_pools",
+           "networks.nic_jobs")
 
 
 def load() -> None:

@@ -88,7 +88,8 @@ def can_use(db: Session, account: Account, network: Network) -> bool:
     return bool(parent) and own.startswith(parent.rstrip("/") + "/")
 
 
-def _network(db: Session, account: Account, zone: Zone, raw: str, param: str) -> Network:
+def usable_network(db: Session, account: Account, zone: Zone, raw: str, param: str) -> Network:
+    """The network ``raw`` names, if ``account`` may put a VM of ``zone`` on it: else 431 naming ``param``."""
     try:
         network_id = str(uuid.UUID(raw))
     except ValueError:
@@ -180,7 +181,7 @@ def plan_deploy(db: Session, account: Account, zone: Zone, *, network_ids: Seque
     out: list[NicRequest] = []
     seen: set[str] = set()
     for i, (raw, addr, net_param, ip_param) in enumerate(wanted):
-        network = _network(db, account, zone, raw, net_param)
+        network = usable_network(db, account, zone, raw, net_param)
         if network.id in seen:
             raise errors.param_error(f"Invalid parameter {net_param}: network {network.name} is given more than once")
         seen.add(network.id)
