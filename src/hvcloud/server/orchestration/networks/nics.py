@@ -249,10 +249,11 @@ def add_nic(db: Session, vm: VMInstance, network: Network, ip: str | None, mac: 
         mac = check_mac(mac)
         if not _mac_free(db, mac):
             raise errors.param_error(f"Invalid parameter macaddress value={mac}: the MAC address is in use")
-    device = max((n.device_id for n in nics), default=-1) + 1
+    used = {n.device_id for n in nics}
+    device = next(d for d in range(MAX_NICS + 1) if d not in used)  # the lowest free, as CloudStack
     req = NicRequest(network, addresses.check_requested(db, network, ip, "ipaddress") if ip is not None else None,
                      "ipaddress", mac)
-    return _new_nic(db, vm, req, device, not nics, mac or _free_mac(db, vm.vm_number, device), DEFAULT_LABEL,
+    return _new_nic(db, vm, req, device, not nics, mac or _free_mac(db, vm.vm_number, len(nics) + 1), DEFAULT_LABEL,
                     addresses.prepare(db, network))
 
 
