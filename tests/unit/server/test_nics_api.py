@@ -6,13 +6,17 @@ Networks are rows here (their own API is tested elsewhere)."""
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from hvcloud.agent import translate
 from hvcloud.server.db.models import (
     Account,
+    DomainRouter,
+    Host,
     Network,
     Nic,
     ResourceCount,
@@ -21,6 +25,9 @@ from hvcloud.server.db.models import (
     VMTemplate,
     utcnow,
 )
+from hvcloud.server.errors import CloudError
+from hvcloud.server.orchestration.networks import addresses
+from hvcloud.server.orchestration.vm import steps as vm_steps
 from hvcloud.server.state import ServerState
 from tests.support import guest_networks as G
 from tests.support.server_api import Caller, build_zone
@@ -296,3 +303,102 @@ def test_a_zone_without_guest_networks_keeps_the_legacy_nic(state: ServerState, 
     for params in ({"networkids": OTHER_UUID}, {"ipaddress": "10.0.0.5"}, {"securitygroupids": OTHER_UUID}):
         status, body = _deploy(admin, legacy, **params)
         assert status == 431, (params, body)
+
+
+def _host(db: Any, cloud: dict[str, Any], name: str, hypervisor: str) -> str:
+    host = Host(name=name, guid=f"guid-{name}", zone_id=cloud["zoneid"], pod_id=cloud["podid"],
+                cluster_id=cloud["clusterid"], status="Up", hypervisor=hypervisor, url=f"http://{name}")
+    db.add(host)
+    db.flush()
+    return host.id
+
+
+def test_the_start_command_carries_each_live_nic_as_the_agent_reads_it(
+        state: ServerState, user_caller: Caller, cloud: dict[str, Any]) -> None:
+    nets = cloud["nets"]
+    vm = _vm(user_caller, cloud, networkids=f"{nets['alice']},{nets['shared']},{nets['l2']}")
+    listed = {n["networkid"]: n for n in vm["nic"]}
+    with state.sessions.begin() as db:
+        kvm, hyperv = _host(db, cloud, "kvm1", "KVM"), _host(db, cloud, "hv1", "Hyperv")
+    with state.sessions() as db, pytest.raises(vm_steps.StepFailed) as refused:
+        vm_steps._vm_to(db, state.box, vm["id"], None, kvm)
+    assert "not implemented" in refused.value.text and not refused.value.host_fault
+    with state.sessions.begin() as db:  # what router orchestration writes when it implements the network
+        net = db.get_one(Network, nets["alice"])
+        net.broadcast_uri, net.state = "vxlan://5001", "Implemented"
+        db.add(DomainRouter(name="r-9-VM", vm_number=900009, network_id=net.id, zone_id=cloud["zoneid"],
+                            account_id=net.account_id, domain_id=net.domain_id, guest_ip="10.1.1.1",
+                            guest_mac="02:00:aa:00:00:09", state="Running"))
+    with state.sessions() as db:
+        to = vm_steps._vm_to(db, state.box, vm["id"], None, kvm)
+        on_hyperv = vm_steps._vm_to(db, state.box, vm["id"], None, hyperv)
+    assert to.nics is not None and on_hyperv.nics is not None
+    isolated, shared, l2 = to.nics
+    mine = listed[nets["alice"]]
+    assert (isolated.deviceId, isolated.defaultNic, isolated.uuid, isolated.mac) == (0, True, mine["id"],
+                                                                                    mine["macaddress"])
+    assert (isolated.ip, isolated.netmask, isolated.gateway) == (mine["ipaddress"], "255.255.255.0", "10.1.1.1")
+    assert (isolated.broadcastUri, isolated.broadcastType, isolated.type) == ("vxlan://5001", "Vxlan", "Guest")
+    assert isolated.name == G.KVM_LABEL and isolated.dns1 == "10.1.1.1", "the router serves DNS"
+    assert (shared.deviceId, shared.defaultNic, shared.broadcastUri, shared.broadcastType) == (1, False, "vlan://300",
+                                                                                              "Vlan")
+    assert shared.dns1 == "8.8.8.8", "a network without a router: the zone's DNS"
+    assert (l2.ip, l2.broadcastType, l2.broadcastUri) == (None, "Vxlan", "vxlan://5050")
+    assert [n.name for n in on_hyperv.nics] == [G.HYPERV_LABEL] * 3
+    wire = json.loads(json.dumps(to.to_json_obj()))
+    assert type(to).model_validate(wire) == to, "the NICs survive the wire unchanged"
+    # the agent's reading of a VLAN NIC (VXLAN segments are the agent side's part of issue 15)
+    spec = translate.nic_spec(shared, 1)
+    assert (spec.mac, spec.network, spec.vlan) == (shared.mac, G.KVM_LABEL, 300)
+
+
+def test_router_addresses_are_not_given_to_vms(state: ServerState, user_caller: Caller,
+                                               cloud: dict[str, Any]) -> None:
+    nets = cloud["nets"]  # alice2: 10.7.0.0/29, gateway .1; a router holding .2 leaves .3-.6
+    with state.sessions.begin() as db:
+        net = db.get_one(Network, nets["alice2"])
+        db.add(DomainRouter(name="r-8-VM", vm_number=900008, network_id=net.id, zone_id=cloud["zoneid"],
+                            account_id=net.account_id, domain_id=net.domain_id, guest_ip="10.7.0.2",
+                            guest_mac="02:00:aa:00:00:08", state="Running"))
+    status, body = _deploy(user_caller, cloud, networkids=nets["alice2"], ipaddress="10.7.0.2")
+    assert status == 431 and "ipaddress" in body["errortext"]
+    got = [_vm(user_caller, cloud, networkids=nets["alice2"])["nic"][0]["ipaddress"] for _ in range(4)]
+    assert got == ["10.7.0.3", "10.7.0.4", "10.7.0.5", "10.7.0.6"], "the lowest free address first"
+    status, body = _deploy(user_caller, cloud, networkids=nets["alice2"])
+    assert status == 533 and "no free address" in body["errortext"]
+
+
+def test_a_lost_address_race_takes_the_next_address_or_refuses_an_explicit_one(
+        state: ServerState, user_caller: Caller, cloud: dict[str, Any]) -> None:
+    """Two transactions that read the same free address: the database's unique ip_key lets one
+    write it; the other takes the next one in a savepoint (its transaction stays usable), or, for an
+    address the caller asked for, is refused with 431."""
+    vm_ids = [_vm(user_caller, cloud, networkids=cloud["nets"]["l2"])["id"] for _ in range(4)]
+
+    def nic(vm_id: str, n: int) -> Nic:
+        return Nic(vm_id=vm_id, device_id=1, mac_address=f"02:aa:00:00:00:{n:02x}")
+
+    first, second = state.sessions(), state.sessions()
+    try:
+        nets = [db.get_one(Network, cloud["nets"]["alice"]) for db in (first, second)]
+        prepared = [addresses.prepare(db, net) for db, net in zip((first, second), nets, strict=True)]
+        a, b = nic(vm_ids[0], 1), nic(vm_ids[1], 2)
+        addresses.assign(first, a, prepared[0])
+        first.commit()
+        addresses.assign(second, b, prepared[1])
+        second.commit()
+        assert (a.ip4_address, b.ip4_address) == ("10.1.1.2", "10.1.1.3")
+        prepared = [addresses.prepare(db, db.get_one(Network, cloud["nets"]["alice"])) for db in (first, second)]
+        c, d = nic(vm_ids[2], 3), nic(vm_ids[3], 4)
+        addresses.assign(first, c, prepared[0], "10.1.1.9")
+        first.commit()
+        with pytest.raises(CloudError) as lost:
+            addresses.assign(second, d, prepared[1], "10.1.1.9")
+        assert lost.value.code == 431 and "in use" in lost.value.text
+        second.rollback()
+    finally:
+        first.close()
+        second.close()
+    with state.sessions() as db:
+        keys = db.scalars(select(Nic.ip_key).where(Nic.network_id == cloud["nets"]["alice"])).all()
+        assert sorted(k.split("/")[1] for k in keys if k) == ["10.1.1.2", "10.1.1.3", "10.1.1.9"]
