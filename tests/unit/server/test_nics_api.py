@@ -402,3 +402,17 @@ def test_a_lost_address_race_takes_the_next_address_or_refuses_an_explicit_one(
     with state.sessions() as db:
         keys = db.scalars(select(Nic.ip_key).where(Nic.network_id == cloud["nets"]["alice"])).all()
         assert sorted(k.split("/")[1] for k in keys if k) == ["10.1.1.2", "10.1.1.3", "10.1.1.9"]
+
+
+def test_a_chosen_mac_never_blocks_a_later_vm(user_caller: Caller, cloud: dict[str, Any]) -> None:
+    """VMs' default MACs derive from their numbers; a caller may choose the MAC a later VM's number
+    gives, and that VM then takes another one instead of failing."""
+    net = cloud["nets"]["alice"]
+    first = _vm(user_caller, cloud, networkids=net)["nic"][0]["macaddress"]
+    number = int(first.replace(":", "")[4:], 16)
+    upcoming = [f"02:00:{(n >> 24) & 255:02x}:{(n >> 16) & 255:02x}:{(n >> 8) & 255:02x}:{n & 255:02x}"
+                for n in (number + 2, number + 3)]
+    chosen = [_vm(user_caller, cloud, networkids=net, macaddress=m.upper())["nic"][0]["macaddress"] for m in upcoming]
+    assert chosen == upcoming, "a chosen MAC is stored in canonical form"
+    later = [_vm(user_caller, cloud, networkids=net)["nic"][0]["macaddress"] for _ in range(2)]
+    assert len({first, *chosen, *later}) == 5

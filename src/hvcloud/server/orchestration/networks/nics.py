@@ -206,16 +206,30 @@ def _free_mac(db: Session, vm_number: int, first_attempt: int) -> str:
     raise errors.internal("Could not allocate a unique MAC address; try again")
 
 
-def create_nics(db: Session, vm: VMInstance, requests: Sequence[NicRequest], legacy_label: str) -> list[Nic]:
-    """The NIC rows of a new VM, device ids in request order, addresses taken (the VM row must be in
-    session; the networks' pools are read first, then the VM is written, then the NICs)."""
+@dataclass(frozen=True)
+class NicPlan:
+    """What writing a new VM's NICs needs, read before the deploy's first write (so that on SQLite
+    its transaction holds the write lock only for its writes): MACs and the networks' pools."""
+
+    requests: tuple[NicRequest, ...]
+    macs: tuple[str, ...]
+    prepared: dict[str, addresses.Prepared]
+
+
+def plan_nics(db: Session, vm_number: int, requests: Sequence[NicRequest]) -> NicPlan:
+    # the default NIC's MAC derives from the VM number (one lookup: a MAC a caller chose may hold it)
+    macs = tuple(req.mac or _free_mac(db, vm_number, device) for device, req in enumerate(requests))
     prepared = {r.network.id: addresses.prepare(db, r.network) for r in requests if r.network is not None}
-    macs = [req.mac or (vm_wire.mac_for(vm.vm_number) if device == 0 else _free_mac(db, vm.vm_number, device))
-            for device, req in enumerate(requests)]
+    return NicPlan(tuple(requests), macs, prepared)
+
+
+def create_nics(db: Session, vm: VMInstance, plan: NicPlan, legacy_label: str) -> list[Nic]:
+    """The NIC rows of a new VM, device ids in request order, addresses taken (the VM row must be in
+    the session; it is written first, then the NICs)."""
     db.flush()
-    return [_new_nic(db, vm, req, device, device == 0, macs[device], legacy_label,
-                     prepared[req.network.id] if req.network is not None else None)
-            for device, req in enumerate(requests)]
+    return [_new_nic(db, vm, req, device, device == 0, plan.macs[device], legacy_label,
+                     plan.prepared[req.network.id] if req.network is not None else None)
+            for device, req in enumerate(plan.requests)]
 
 
 def _new_nic(db: Session, vm: VMInstance, req: NicRequest, device: int, default: bool, mac: str,

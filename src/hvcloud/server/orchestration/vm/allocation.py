@@ -80,10 +80,11 @@ def allocate(db: Session, config: ServerConfig, box: SecretBox, actor: User, new
                       volume_type="DATADISK", device_id=1, size=new.data_size,
                       disk_offering_id=new.disk_offering.id, attached=utcnow())
     volumes = [root] if data is None else [root, data]
+    nic_plan = nics.plan_nics(db, number, new.nics)
     limits.charge(db, config, actor.account,
                   {**limits.vm_deltas(vm), **limits.volume_deltas(sum(v.size for v in volumes), len(volumes))})
     db.add_all([vm, *volumes])
-    nics.create_nics(db, vm, new.nics, new.network_label)
+    nics.create_nics(db, vm, nic_plan, new.network_label)
     events.record(db, actor, "VM.CREATE", f"Creating VM {new.instance_name}", resource_type="VirtualMachine",
                   resource_id=vm.id)
     return vm
