@@ -60,6 +60,18 @@ def test_nic_vlan(env: ContractEnv) -> None:
     run(contract.check_nic_vlan, env)
 
 
+def test_nic_plug_unplug(env: ContractEnv) -> None:
+    run(contract.check_nic_plug_unplug, env)
+
+
+def test_nic_hotplug(env: ContractEnv) -> None:
+    run(contract.check_nic_hotplug, env)
+
+
+def test_vxlan_nic(env: ContractEnv) -> None:
+    run(contract.check_vxlan_nic, env)
+
+
 def test_console(env: ContractEnv) -> None:
     run(contract.check_console, env)
 

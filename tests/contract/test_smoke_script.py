@@ -55,5 +55,9 @@ def test_runs_every_check_over_the_model(monkeypatch: pytest.MonkeyPatch,
     assert mod.main(["--switch", "public", "--disk-dir", "C:\\smoke"]) == 0
     lines = capsys.readouterr().out.splitlines()
     expected = len(contract.CHECKS) + len(mod.HYPERV_CHECKS) + len(host_checks.CHECKS)
-    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * expected, lines
+    # Hyper-V lacks these by its capability table (generation 1 VMs take NICs only while off; VLANs only)
+    skipped = {"nic_hotplug", "vxlan_nic"}
+    assert [ln.split()[0] for ln in lines[:-1] if ln.split()[1].rstrip(":") not in skipped] == \
+        ["PASS"] * (expected - len(skipped)), lines
+    assert sorted(ln.split()[1].rstrip(":") for ln in lines if ln.startswith("SKIP")) == sorted(skipped), lines
     assert drv.list_vms() == []

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from hvcloud.atomic_file import load_json, save_json
 from hvcloud.hypervisor.driver import Driver
+from hvcloud.router.api import RouterHost
 from hvcloud.storage.backend import PoolRef, StorageBackend
 
 if TYPE_CHECKING:
@@ -62,10 +63,16 @@ class VmLocks:
 
 class HostContext:
     def __init__(self, address: str, driver: Driver, storage: StorageBackend, data_dir: Path,
-                 *, hooks: Sequence[CommandHook] = (), stop_timeout: float = 120.0) -> None:
+                 *, hooks: Sequence[CommandHook] = (), stop_timeout: float = 120.0,
+                 routers: RouterHost | None = None, default_trunk: str | None = None) -> None:
         self.address = address
         self.driver = driver
         self.storage = storage
+        #: the virtual routers this host runs; None: it runs none and refuses router commands
+        self.routers = routers
+        #: the bridge a router's guest port joins when its NIC names no traffic label (the same
+        #: default the host's VM NICs get)
+        self.default_trunk = default_trunk
         self.data_dir = data_dir
         #: run around every dispatched command; the core installs none (the simulator's wiring
         #: installs its fault injection here)

@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from hvcloud import logs
 from hvcloud.agent.app import ControlEndpoint
 from hvcloud.agent.config import AgentConfig, ConfigError
 from hvcloud.agent.context import HostContext
 from hvcloud.hypervisor.driver import HypervisorUnavailable
+from hvcloud.router.api import RouterHost
+
+log = logs.get(__name__)
 
 
 def build_hosts(config: AgentConfig) -> list[HostContext]:
@@ -59,7 +63,20 @@ def libvirt_host(config: AgentConfig) -> HostContext:
         nic_rate_limits=config.nic_rate_limits,
     ))
     storage = LocalStorageBackend(data / "storage", policy=config.path_policy(local_pool))
-    return HostContext(config.host_address, driver, storage, data, stop_timeout=config.stop_timeout)
+    return HostContext(config.host_address, driver, storage, data, stop_timeout=config.stop_timeout,
+                       routers=namespace_routers(data / "routers"), default_trunk=config.default_bridge)
+
+
+def namespace_routers(state_dir: Path) -> RouterHost | None:
+    """The virtual routers of a Linux host: one network namespace each, on the host's bridges.
+    None (the host then refuses router commands) when the runtime is not installed."""
+    try:
+        from hvcloud.router.namespace import NamespaceRouterHost  # type: ignore[import-not-found]
+    except ImportError as exc:
+        log.warning("no router runtime", reason=str(exc))
+        return None
+    routers: RouterHost = NamespaceRouterHost(state_dir, bridges=None)
+    return routers
 
 
 def hyperv_host(config: AgentConfig) -> HostContext:

@@ -16,6 +16,7 @@ from hvcloud.agent.auth import Authenticator
 from hvcloud.agent.config import AgentConfig, ConfigError
 from hvcloud.agent.context import HostContext, HostRegistry
 from hvcloud.agent.credentials import Credentials, load_or_create
+from hvcloud.agent.handlers.router import recover_routers
 from hvcloud.agent.tls import ensure_self_signed, fingerprint
 from hvcloud.hypervisor.driver import DriverError, HypervisorUnavailable
 
@@ -76,6 +77,9 @@ def run_agent(config: AgentConfig) -> None:
         raise
     except DriverError as exc:
         raise HypervisorUnavailable(str(exc)) from None
+    recovered = sum(len(recover_routers(h)) for h in hosts)
+    if recovered:
+        log.info("routers back", count=recovered)
     for h in hosts[:3]:
         vms = h.driver.list_vms()
         lacks = {cap: why for cap, why in h.driver.host_capabilities().items() if why is not None}

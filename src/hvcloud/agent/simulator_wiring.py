@@ -7,9 +7,12 @@ agent core (app, dispatch, context, service) knows neither the simulator nor fau
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import os
 import signal
+from pathlib import Path
+from typing import Any
 
 from starlette.responses import PlainTextResponse, Response
 
@@ -20,6 +23,7 @@ from hvcloud.agent.context import HostContext
 from hvcloud.agent.dispatch import Handler, HookVerdict
 from hvcloud.hypervisor.simulator.driver import HostProfile, SimulatedCluster, SimulatorDriver
 from hvcloud.hypervisor.simulator.faults import FaultPlan, FaultPlanError
+from hvcloud.router.api import RouterHost
 from hvcloud.storage.simulated import SharedPools, SimulatedStorage
 from hvcloud.wire import codec
 
@@ -74,8 +78,28 @@ def simulated_hosts(config: AgentConfig) -> list[HostContext]:
         driver = SimulatorDriver(hdir, profile, cluster)
         storage = SimulatedStorage(hdir, driver.local_pool(), shared=shared)
         hosts.append(HostContext(addr, driver, storage, hdir, hooks=[FaultHook(FaultPlan(hdir / "faults.json"))],
-                                 stop_timeout=config.stop_timeout))
+                                 stop_timeout=config.stop_timeout, routers=simulated_routers(hdir / "routers")))
     return hosts
+
+
+def simulated_routers(state_dir: Path) -> RouterHost | None:
+    """A simulated host's virtual routers, in memory and in ``state_dir`` (so an agent restart
+    finds them); None when the simulated router runtime is not installed."""
+    cls = _simulated_router_class()
+    if cls is None:
+        return None
+    routers: RouterHost = cls(state_dir)
+    return routers
+
+
+@functools.cache
+def _simulated_router_class() -> Any:
+    try:
+        from hvcloud.router.simulated import SimulatedRouterHost  # type: ignore[import-not-found]
+    except ImportError as exc:
+        log.warning("no simulated router runtime", reason=str(exc))
+        return None
+    return SimulatedRouterHost
 
 
 def set_faults(ctx: HostContext, body: bytes) -> Response:

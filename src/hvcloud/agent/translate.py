@@ -42,6 +42,8 @@ _FORMATS: dict[str, ImageFormat] = {"qcow2": "qcow2", "raw": "raw", "vhd": "vhd"
 _POOL_TYPES: dict[str, PoolType] = {"filesystem": "Filesystem", "networkfilesystem": "NetworkFilesystem",
                                     "nfs": "NetworkFilesystem", "smb": "SMB", "cifs": "SMB"}
 _VLAN = re.compile(r"^(?:vlan|storage)://(\d{1,4})$", re.IGNORECASE)
+_VXLAN = re.compile(r"^vxlan://(\d{1,8})$", re.IGNORECASE)
+MAX_VNI = 16777215
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([:-]?)[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2}){4}$")
 
 
@@ -183,6 +185,19 @@ def vlan_of(uri: str | None) -> int | None:
     return vlan
 
 
+def segment_of(uri: str | None) -> tuple[int | None, int | None]:
+    """A broadcast or isolation URI as ``(vlan, vxlan)``: ``vlan://261`` → (261, None),
+    ``vxlan://5001`` → (None, 5001), ``vlan://untagged`` or nothing → (None, None)."""
+    if uri is not None:
+        m = _VXLAN.match(uri.strip())
+        if m:
+            vni = int(m.group(1))
+            if not 1 <= vni <= MAX_VNI:
+                raise TranslationError(f"VXLAN VNI {vni} out of range 1-{MAX_VNI}")
+            return None, vni
+    return vlan_of(uri), None
+
+
 def normalise_mac(mac: str | None) -> str:
     if not mac or not _MAC.match(mac):
         raise TranslationError(f"invalid MAC address {mac!r}")
@@ -192,13 +207,18 @@ def normalise_mac(mac: str | None) -> str:
 
 def nic_spec(nic: NicTO, index: int) -> NicSpec:
     disabled = nic.ip == "0.0.0.0" and nic.netmask == "255.255.255.255"
+    vlan, vxlan = segment_of(nic.broadcastUri or nic.isolationUri)
+    device_id = nic.deviceId if nic.deviceId is not None else index
+    if not 0 <= device_id < 64:
+        raise TranslationError(f"NIC device id {device_id} out of range 0-63")
     return NicSpec(
-        device_id=nic.deviceId if nic.deviceId is not None else index,
+        device_id=device_id,
         mac=normalise_mac(nic.mac),
         network=nic.name or None,
-        vlan=vlan_of(nic.broadcastUri or nic.isolationUri),
+        vlan=vlan,
         rate_mbps=nic.networkRateMbps if nic.networkRateMbps and nic.networkRateMbps > 0 else None,
         enabled=not disabled,
+        vxlan=vxlan,
     )
 
 
@@ -238,11 +258,18 @@ def canonical_uuid(value: str | None) -> str | None:
         return None
 
 
+def vm_name(name: str | None, what: str = "VM") -> str:
+    """A VM's (or router's) instance name as CloudStack forms them (``i-2-17-VM``, ``r-12-VM``);
+    refuses anything a file or device name could be abused with."""
+    if not name:
+        raise TranslationError(f"the {what} has no name")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}", name):
+        raise TranslationError(f"invalid {what} name {name[:100]!r}")
+    return name
+
+
 def vm_spec(vm: VirtualMachineTO, storage: StorageBackend) -> VmSpec:
-    if not vm.name:
-        raise TranslationError("the VM has no name")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}", vm.name):
-        raise TranslationError(f"invalid VM name {vm.name!r}")
+    name = vm_name(vm.name)
     cpus = vm.cpus or 1
     if not 1 <= cpus <= 1024:
         raise TranslationError(f"invalid vCPU count {cpus}")
@@ -256,6 +283,6 @@ def vm_spec(vm: VirtualMachineTO, storage: StorageBackend) -> VmSpec:
     meta = {"cloudstack.type": vm.type or "User"}
     if vm.id is not None:
         meta["cloudstack.id"] = str(vm.id)
-    return VmSpec(name=vm.name, vcpus=cpus, memory_mib=ram // MiB, uuid=canonical_uuid(vm.uuid),
+    return VmSpec(name=name, vcpus=cpus, memory_mib=ram // MiB, uuid=canonical_uuid(vm.uuid),
                   cpu_mhz=vm.maxSpeed or vm.speed, disks=disks, nics=nics, boot_args=vm.bootArgs or "",
                   vnc_password=vm.vncPassword, os_type=vm.os, metadata=meta)

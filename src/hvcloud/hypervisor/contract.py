@@ -219,6 +219,55 @@ def check_nic_vlan(env: ContractEnv) -> None:
         raise AssertionError("update_nic of an unknown MAC did not raise DeviceNotFound")
 
 
+def _macs(env: ContractEnv, name: str) -> list[str]:
+    return [n.mac.lower() for n in env.driver.list_nics(name)]
+
+
+def check_nic_plug_unplug(env: ContractEnv) -> None:
+    """NICs plugged into and unplugged from a stopped VM; plugging the same NIC again is a no-op."""
+    s = env.spec()
+    extra = NicSpec(device_id=1, mac="02:00:00:01:00:01", network=env.network)
+    with vm(env, s) as name:
+        info = env.driver.plug_nic(name, extra)
+        assert (info.mac.lower(), info.device_id) == (extra.mac, 1), info
+        env.driver.plug_nic(name, extra)
+        assert _macs(env, name) == [s.nics[0].mac, extra.mac], _macs(env, name)
+        env.driver.unplug_nic(name, extra.mac)
+        assert _macs(env, name) == [s.nics[0].mac], _macs(env, name)
+        try:
+            env.driver.unplug_nic(name, extra.mac)
+        except DeviceNotFound:
+            return
+        raise AssertionError("unplug_nic of a NIC that is not there did not raise DeviceNotFound")
+
+
+def check_nic_hotplug(env: ContractEnv) -> None:
+    """A NIC plugged into a running VM is in its definition; it stays after a stop."""
+    env.require("nic_hotplug")
+    s = env.spec()
+    extra = NicSpec(device_id=1, mac="02:00:00:01:00:02", network=env.network)
+    with vm(env, s) as name:
+        env.driver.start_vm(name)
+        env.driver.plug_nic(name, extra)
+        assert extra in env.driver.get_vm(name).spec.nics
+        env.driver.stop_vm(name, timeout=STOP_TIMEOUT, force=True)
+        assert _macs(env, name) == [s.nics[0].mac, extra.mac], _macs(env, name)
+        env.driver.unplug_nic(name, extra.mac)
+        assert _macs(env, name) == [s.nics[0].mac], _macs(env, name)
+
+
+def check_vxlan_nic(env: ContractEnv) -> None:
+    """A NIC on a VXLAN segment over the NIC network is defined and reported with its VNI."""
+    env.require("vxlan")
+    s = env.spec()
+    vx = NicSpec(device_id=0, mac=s.nics[0].mac, network=env.network, vxlan=5001)
+    s = VmSpec(name=s.name, vcpus=s.vcpus, memory_mib=s.memory_mib, nics=(vx,), metadata=s.metadata)
+    with vm(env, s) as name:
+        assert env.driver.get_vm(name).spec.nics == (vx,)
+        nics = env.driver.list_nics(name)
+        assert [(n.vxlan, n.vlan) for n in nics] == [(5001, None)], nics
+
+
 def check_console(env: ContractEnv) -> None:
     with vm(env) as name:
         env.driver.start_vm(name)
@@ -254,6 +303,9 @@ CHECKS: tuple[Callable[[ContractEnv], None], ...] = (
     check_attach_detach_disk,
     check_resize_disk_of_a_stopped_vm,
     check_nic_vlan,
+    check_nic_plug_unplug,
+    check_nic_hotplug,
+    check_vxlan_nic,
     check_console,
     check_undefine_keeps_disks,
 )

@@ -149,6 +149,8 @@ class NicSpec:
 
     ``network`` is the switch the NIC plugs into (a Linux bridge, a Hyper-V vSwitch, or the
     simulator's name for one); ``None`` means the host's default. ``vlan`` ``None`` is untagged.
+    ``vxlan`` is a VXLAN VNI carried over ``network`` (the trunk), set instead of ``vlan``; drivers
+    without VXLAN refuse it with :class:`NotSupported`.
     ``rate_mbps`` ``None`` or 0 means unlimited. A disabled NIC exists but is disconnected.
     """
 
@@ -159,6 +161,7 @@ class NicSpec:
     rate_mbps: int | None = None
     model: NicModel = "synthetic"
     enabled: bool = True
+    vxlan: int | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,12 @@ class NicInfo:
     network: str | None
     vlan: int | None
     enabled: bool
+    vxlan: int | None = None
+
+    @classmethod
+    def of(cls, nic: NicSpec) -> NicInfo:
+        return cls(mac=nic.mac, device_id=nic.device_id, network=nic.network, vlan=nic.vlan,
+                   enabled=nic.enabled, vxlan=nic.vxlan)
 
 
 @dataclass(frozen=True)
@@ -387,6 +396,17 @@ class Driver(abc.ABC):
     ) -> NicInfo:
         """Change a NIC's VLAN (None = untagged), switch or link state. DeviceNotFound if no NIC
         has that MAC."""
+
+    def plug_nic(self, name: str, nic: NicSpec) -> NicInfo:
+        """Add a NIC to the VM, live when it runs and to its definition. Plugging the same MAC
+        again with the same spec is a no-op; another NIC with that MAC or device id is
+        InvalidVmState. Default: NotSupported."""
+        raise NotSupported(f"the {self.name} driver cannot hot-plug NICs")
+
+    def unplug_nic(self, name: str, mac: str) -> None:
+        """Remove the NIC with that MAC, live when the VM runs and from its definition.
+        DeviceNotFound if it has none. Default: NotSupported."""
+        raise NotSupported(f"the {self.name} driver cannot unplug NICs")
 
     @abc.abstractmethod
     def console(self, name: str) -> ConsoleEndpoint:

@@ -33,7 +33,7 @@ def run_ip(args: Sequence[str]) -> str:
 
 
 def validate_ifname(name: str) -> str:
-    if not _NAME_RE.match(name) or name in (".", ".."):
+    if not _NAME_RE.fullmatch(name) or name in (".", ".."):
         raise NetworkError(f"invalid interface name {name!r}")
     return name
 

@@ -80,6 +80,10 @@ class ServerConfig:
     api_throttling_cachesize: int = 50000
     #: ``max.account.*`` / ``max.domain.*`` settings given (name, value); CloudStack's defaults otherwise
     limit_defaults: tuple[tuple[str, int], ...] = ()
+    #: CloudStack's ``vm.userdata.max.length``: the longest user data (base64 characters) accepted
+    vm_userdata_max_length: int = 32768
+    #: CloudStack's ``vm.password.length``: generated guest passwords
+    vm_password_length: int = 6
 
     @classmethod
     def build(cls, data_dir: Path, db_url: str | None = None, listen: str = DEFAULT_LISTEN,
@@ -139,7 +143,12 @@ SETTINGS: dict[str, tuple[str, type[float] | type[int], float]] = {
     "api.throttling.interval": ("api_throttling_interval", int, 1),
     "api.throttling.max": ("api_throttling_max", int, 1),
     "api.throttling.cachesize": ("api_throttling_cachesize", int, 1),
+    "vm.userdata.max.length": ("vm_userdata_max_length", int, 1),
+    "vm.password.length": ("vm_password_length", int, 6),
 }
+
+#: upper bounds of numeric settings, where CloudStack has one
+SETTING_MAXIMA: dict[str, float] = {"vm.userdata.max.length": 1048576}
 
 #: boolean settings (``true``/``false``): name → config field
 BOOL_SETTINGS: dict[str, str] = {
@@ -186,6 +195,8 @@ def parse_settings(settings: dict[str, str]) -> dict[str, Any]:
             raise ValueError(f"setting {name} must be a number, got {raw!r}") from None
         if not value >= minimum or value != value or value == float("inf"):
             raise ValueError(f"setting {name} must be a finite number >= {minimum}, got {raw!r}")
+        if name in SETTING_MAXIMA and value > SETTING_MAXIMA[name]:
+            raise ValueError(f"setting {name} must be at most {SETTING_MAXIMA[name]:g}, got {raw!r}")
         out[field_name] = value
     return out
 

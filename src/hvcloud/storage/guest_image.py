@@ -6,7 +6,12 @@ a ``newc`` cpio archive here, so no device nodes are created on the host) loads 
 prints :data:`BOOT_MARKER` on the serial console, powers off on the ACPI power button (printing
 :data:`POWEROFF_MARKER`), brings up ``eth0`` and then reports the block
 devices it sees whenever they change (``HVCLOUD-GUEST-DISKS vda vdb``), so tests can watch hot-plug
-from inside the guest. The kernel and initramfs go onto a FAT disk made bootable by ``syslinux
+from inside the guest. Meanwhile, in the background (so a guest without any DHCP server boots as
+fast as before), :data:`NET_SCRIPT` asks for a lease with busybox ``udhcpc``, reports it
+(:data:`LEASE_MARKER`), fetches the instance's metadata, user data, public keys and password from
+the DHCP server the way CloudStack's guest scripts do (:data:`META_MARKER` lines) and runs user data
+that starts with ``#!/bin/sh`` (:data:`SCRIPT_MARKER` lines); ``tests/support/guest_console.py``
+parses those lines. The kernel and initramfs go onto a FAT disk made bootable by ``syslinux
 --install`` and filled with ``mcopy`` (no mounting), written as raw, qcow2 and VHD.
 
 Results are cached by content (package versions plus this builder's inputs), so repeated runs
@@ -24,7 +29,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +42,31 @@ BOOT_MARKER = "HVCLOUD-GUEST-BOOTED"
 NET_MARKER = "HVCLOUD-GUEST-NET"
 DISKS_MARKER = "HVCLOUD-GUEST-DISKS"
 POWEROFF_MARKER = "HVCLOUD-GUEST-POWEROFF"
-BUILDER_VERSION = "2"
+#: ``HVCLOUD-NICUP t=<uptime>``: eth0 is up, DHCP starts
+NICUP_MARKER = "HVCLOUD-NICUP"
+#: ``HVCLOUD-LEASE ip=.. mask=.. router=.. dns=a,b domain=.. host=.. server=.. t=<uptime>`` or ``HVCLOUD-LEASE none``
+LEASE_MARKER = "HVCLOUD-LEASE"
+#: ``HVCLOUD-META <key> <value>``, ``HVCLOUD-META <key>-b64 <base64>`` or ``HVCLOUD-META error <key>``
+META_MARKER = "HVCLOUD-META"
+#: ``HVCLOUD-SCRIPT <line>``: one line of output of a ``#!/bin/sh`` user data script
+SCRIPT_MARKER = "HVCLOUD-SCRIPT"
+#: ``HVCLOUD-SCRIPT-DONE rc=<exit status>``
+SCRIPT_DONE_MARKER = "HVCLOUD-SCRIPT-DONE"
+#: the metadata the guest fetches from ``http://<DHCP server>/``: (marker key, path); values that
+#: are not one plain token are printed base64-encoded under ``<key>-b64``
+META_PATHS = (
+    ("instance-id", "/latest/meta-data/instance-id"),
+    ("local-hostname", "/latest/meta-data/local-hostname"),
+    ("local-ipv4", "/latest/meta-data/local-ipv4"),
+    ("public-keys", "/latest/meta-data/public-keys"),
+    ("user-data", "/latest/user-data"),
+)
+#: keys always printed base64-encoded (``<key>-b64``)
+META_ALWAYS_B64 = ("public-keys", "user-data")
+#: CloudStack's password server port on the router, and the header its guest script sends
+PASSWORD_PORT = 8080
+PASSWORD_HEADER = "DomU_Request"
+BUILDER_VERSION = "3"
 DISK_SIZE = 64 * 1024 * 1024
 #: modules the guest needs (with their dependencies): virtio PCI transport, disks, network, and the
 #: ACPI power button (so a graceful shutdown request powers the guest off)
@@ -61,6 +90,8 @@ echo {BOOT_MARKER} > /dev/ttyS0
 ip link set lo up
 if ip link set eth0 up 2>/dev/null; then
   echo "{NET_MARKER} eth0 up $(cat /sys/class/net/eth0/address)" > /dev/ttyS0
+  echo "{NICUP_MARKER} t=$(cut -d' ' -f1 /proc/uptime)" > /dev/ttyS0
+  /bin/hvcloud-net < /dev/null > /dev/null 2>&1 &
 else
   echo "{NET_MARKER} no-eth0" > /dev/ttyS0
 fi
@@ -71,6 +102,124 @@ while true; do
   sleep 1
 done
 """
+
+#: the udhcpc event script (``/etc/udhcpc/default.script`` in the guest): applies the lease to the
+#: interface, the default route, /etc/resolv.conf and the hostname, and records the first lease
+DHCP_SCRIPT = r"""#!/bin/sh
+# udhcpc runs this with deconfig|bound|renew|leasefail|nak and the lease in its environment
+state=/run/hvcloud
+case "$1" in
+deconfig)
+  ip -4 addr flush dev "$interface"
+  ip link set "$interface" up
+  ;;
+bound|renew)
+  ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}"
+  gw=""
+  for r in $router; do gw="$r"; break; done
+  [ -n "$gw" ] && ip route replace default via "$gw" dev "$interface"
+  {
+    [ -n "$domain" ] && echo "search $domain"
+    for d in $dns; do echo "nameserver $d"; done
+  } > /etc/resolv.conf.new && mv /etc/resolv.conf.new /etc/resolv.conf
+  [ -n "$hostname" ] && hostname "$hostname"
+  if [ ! -e "$state/lease" ]; then
+    t=$(cut -d' ' -f1 /proc/uptime)
+    dl=$(echo $dns | tr ' ' ',')
+    echo "ip=$ip mask=$subnet router=$gw dns=$dl domain=$domain host=$hostname server=$serverid t=$t" \
+      > "$state/lease.new" && mv "$state/lease.new" "$state/lease"
+  fi
+  ;;
+esac
+exit 0
+"""
+
+#: the shell functions :data:`NET_SCRIPT` prints with (``say`` writes to ``$HVCLOUD_TTY``, default
+#: ttyS0), apart so that tests can run them alone
+NET_FUNCTIONS = r"""say() { echo "$*" >> "${HVCLOUD_TTY:-/dev/ttyS0}"; }
+# a value on one line: plain when the file is one safe token (and maybe a newline), else base64
+# of the exact bytes under <key>-b64
+emit() {
+  v=$(cat "$2")
+  case "$v" in
+    *[!A-Za-z0-9._:@/+=,_-]*) ;;
+    *) if printf '%s' "$v" | cmp -s - "$2" || printf '%s\n' "$v" | cmp -s - "$2"; then
+         say "@META@ $1 $v"; return; fi ;;
+  esac
+  say "@META@ $1-b64 $(base64 -w 0 "$2")"
+}
+emit_b64() { say "@META@ $1-b64 $(base64 -w 0 "$2")"; }
+"""
+
+#: ``/bin/hvcloud-net``, started in the background by init once eth0 is up: DHCP, then metadata,
+#: password and user data from the DHCP server (CloudStack's virtual router), all reported on ttyS0.
+#: The password is acknowledged (``saved_password``) as CloudStack's cloud-set-guest-password does.
+NET_SCRIPT = r"""#!/bin/sh
+state=/run/hvcloud
+mkdir -p "$state" /etc/udhcpc
+@FUNCTIONS@# (this busybox's wget has no -T: it crashes on it; every fetch runs under timeout instead)
+# a few quick discovers, then udhcpc keeps trying and renewing in the background
+udhcpc -i eth0 -s /etc/udhcpc/default.script -t 5 -T 2 -A 5 -b -p "$state/udhcpc.pid" \
+  > "$state/udhcpc.log" 2>&1
+if [ ! -s "$state/lease" ]; then
+  say "@LEASE@ none"
+  exit 0
+fi
+say "@LEASE@ $(cat "$state/lease")"
+srv=$(sed -n 's/.* server=\([0-9.]*\) .*/\1/p' "$state/lease")
+[ -n "$srv" ] || srv=$(sed -n 's/.* router=\([0-9.]*\) .*/\1/p' "$state/lease")
+[ -n "$srv" ] || { say "@META@ error server"; exit 0; }
+@FETCHES@
+rm -f "$state/pw"
+if timeout 10 wget -q -O "$state/pw" --header "@PWHEADER@: send_my_password" "http://$srv:@PWPORT@/" 2>/dev/null; then
+  emit password "$state/pw"
+  case "$(cat "$state/pw")" in
+    ""|saved_password|bad_request) ;;
+    *) timeout 10 wget -q -O /dev/null --header "@PWHEADER@: saved_password" "http://$srv:@PWPORT@/" 2>/dev/null ;;
+  esac
+else
+  say "@META@ error password"
+fi
+ud="$state/meta.user-data"
+if [ -s "$ud" ]; then
+  case "$(head -n 1 "$ud")" in
+    '#!/bin/sh'|'#!/bin/sh '*)
+      cp "$ud" "$state/user-data.sh"
+      { timeout 300 sh "$state/user-data.sh" < /dev/null 2>&1; echo $? > "$state/script.rc"; } |
+        while IFS= read -r line || [ -n "$line" ]; do say "@SCRIPT@ $line"; done
+      say "@SCRIPTDONE@ rc=$(cat "$state/script.rc")"
+      ;;
+  esac
+fi
+"""
+
+
+def _fetch_lines() -> str:
+    lines = []
+    for key, path in META_PATHS:
+        out = f'"$state/meta.{key}"'
+        emit = "emit_b64" if key in META_ALWAYS_B64 else "emit"
+        lines.append(f'if timeout 10 wget -q -O {out} "http://$srv{path}" 2>/dev/null; then {emit} {key} {out}; '
+                     f'else rm -f {out}; say "@META@ error {key}"; fi')
+    return "\n".join(lines)
+
+
+def _fill(script: str) -> str:
+    for placeholder, value in (("@FUNCTIONS@", NET_FUNCTIONS), ("@FETCHES@", _fetch_lines()),
+                               ("@META@", META_MARKER), ("@LEASE@", LEASE_MARKER),
+                               ("@SCRIPTDONE@", SCRIPT_DONE_MARKER), ("@SCRIPT@", SCRIPT_MARKER),
+                               ("@PWHEADER@", PASSWORD_HEADER), ("@PWPORT@", str(PASSWORD_PORT))):
+        script = script.replace(placeholder, value)
+    return script
+
+
+NET_FUNCTIONS = _fill(NET_FUNCTIONS)
+NET_SCRIPT = _fill(NET_SCRIPT)
+#: files the initramfs holds besides ``/init`` and busybox: path -> (text, mode)
+GUEST_FILES: dict[str, tuple[str, int]] = {
+    "etc/udhcpc/default.script": (DHCP_SCRIPT, 0o755),
+    "bin/hvcloud-net": (NET_SCRIPT, 0o755),
+}
 
 SYSLINUX_CFG = """DEFAULT linux
 PROMPT 0
@@ -230,9 +379,10 @@ class CpioWriter:
         return self._buf.getvalue()
 
 
-def build_initramfs(busybox: bytes, modules: Sequence[tuple[str, bytes]], init: str = INIT_SCRIPT) -> bytes:
+def build_initramfs(busybox: bytes, modules: Sequence[tuple[str, bytes]], init: str = INIT_SCRIPT,
+                    files: Mapping[str, tuple[str, int]] = GUEST_FILES) -> bytes:
     cpio = CpioWriter()
-    for d in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"):
+    for d in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules", "etc", "etc/udhcpc", "run"):
         cpio.dir(d)
     cpio.chardev("dev/console", 5, 1)
     cpio.chardev("dev/null", 1, 3)
@@ -240,6 +390,8 @@ def build_initramfs(busybox: bytes, modules: Sequence[tuple[str, bytes]], init: 
     cpio.file("bin/busybox", busybox, 0o755)
     cpio.symlink("bin/sh", "busybox")
     cpio.file("init", init.encode(), 0o755)
+    for path, (text, mode) in sorted(files.items()):
+        cpio.file(path, text.encode(), mode)
     for name, data in modules:
         cpio.file(f"lib/modules/{name}.ko", data)
     cpio.file("lib/modules/load-order", "".join(f"{n}\n" for n, _ in modules).encode())
@@ -271,7 +423,8 @@ def build(cache_dir: Path | None = None, out_dir: Path | None = None) -> GuestIm
     kdeb = download(kpkg, debs)
     bdeb = download(BUSYBOX, debs)
     key = hashlib.sha256("\x00".join(
-        [BUILDER_VERSION, kdeb.name, bdeb.name, INIT_SCRIPT, SYSLINUX_CFG, *ROOT_MODULES]).encode()
+        [BUILDER_VERSION, kdeb.name, bdeb.name, INIT_SCRIPT, SYSLINUX_CFG, *ROOT_MODULES,
+         *(f"{path}\x00{text}\x00{mode}" for path, (text, mode) in sorted(GUEST_FILES.items()))]).encode()
     ).hexdigest()[:16]
     result_dir = cache / "images" / key
     image = GuestImage(raw=result_dir / "guest.raw", qcow2=result_dir / "guest.qcow2",

@@ -116,10 +116,13 @@ class PlugNicCommand(Command):
 
 @command
 class UnPlugNicCommand(Command):
+    """Remove one NIC (found by its MAC) from a VM, live when it runs."""
+
     FQCN: ClassVar[str] = "com.cloud.agent.api.UnPlugNicCommand"
 
     nic: NicTO | None = None
     instanceName: str | None = None
+    vlanToPersistenceMap: dict[str, bool] | None = None
 
 
 @command

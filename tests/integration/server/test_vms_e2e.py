@@ -414,6 +414,51 @@ def test_host_maintenance_refuses_running_vms_or_force_stops_them(cloud: Cloud) 
     cloud.capacity_matches_recount()
 
 
+def test_keys_user_data_and_passwords_with_the_cs_client(cloud: Cloud) -> None:
+    """issue 15: a password-enabled template deployed and started with a key pair and registered user
+    data; the job's answer carries the password once, ``getVMPassword`` gives it encrypted with the
+    key; resets need a stopped VM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    cs = cloud.cs
+    private = cs.createSSHKeyPair(name="e2e-key")["keypair"]["privatekey"]
+    key = serialization.load_pem_private_key(private.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+
+    def decrypt(vm_id: str) -> str:
+        encrypted = cs.getVMPassword(id=vm_id)["password"]["encryptedpassword"]
+        return key.decrypt(base64.b64decode(encrypted), padding.PKCS1v15()).decode()
+
+    content = base64.b64encode(b"#cloud-config\nhostname: {{ role }}\n").decode()
+    data = cs.registerUserData(name="e2e-data", userdata=content, params="role")["userdata"]
+    cs.updateTemplate(id=cloud.template["id"], passwordenabled=True)
+    try:
+        vm = _deploy(cloud, keypair="e2e-key", userdataid=data["id"], **{"userdatadetails[0].role": "web"})
+        assert vm["state"] == "Running" and vm["keypairs"] == "e2e-key" and vm["userdataname"] == "e2e-data"
+        assert decrypt(vm["id"]) == vm["password"]
+        assert "password" not in cs.listVirtualMachines(id=vm["id"])["virtualmachine"][0]
+        assert cs.getVirtualMachineUserData(virtualmachineid=vm["id"])["virtualmachineuserdata"]["userdata"] == content
+        with pytest.raises(CloudStackApiException) as exc:
+            cs.resetPasswordForVirtualMachine(id=vm["id"])
+        assert exc.value.error["errorcode"] == 431
+        with pytest.raises(CloudStackApiException) as exc:
+            cs.deleteUserData(id=data["id"])
+        assert exc.value.error["errorcode"] == 530
+        cs.stopVirtualMachine(id=vm["id"])
+        reset = cs.resetPasswordForVirtualMachine(id=vm["id"])["virtualmachine"]
+        assert reset["password"] != vm["password"] and decrypt(vm["id"]) == reset["password"]
+        started = cs.startVirtualMachine(id=vm["id"])["virtualmachine"]
+        assert started["state"] == "Running" and "password" not in started
+        cs.destroyVirtualMachine(id=vm["id"], expunge=True)
+        assert cs.deleteUserData(id=data["id"])["success"]
+        assert cs.deleteSSHKeyPair(name="e2e-key")["success"]
+    finally:
+        cs.updateTemplate(id=cloud.template["id"], passwordenabled=False)
+    _destroy_all(cloud)
+    cloud.capacity_matches_recount()
+
+
 def test_server_killed_mid_deploy_recovers(cloud: Cloud) -> None:
     """SIGKILL the server while deploys wait on a slow StartCommand; after the restart every VM is
     Running or rolled back with a reason, no volume is orphaned, and capacity equals a recount (the

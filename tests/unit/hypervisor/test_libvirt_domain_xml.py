@@ -143,3 +143,37 @@ def test_corrupt_metadata_is_reported_not_crashing(text: str) -> None:
 
 def test_spec_json_is_stable() -> None:
     assert spec_to_json(spec()) == spec_to_json(spec())
+
+
+def test_vxlan_nic_joins_the_segment_bridge() -> None:
+    s = spec(nics=(NicSpec(device_id=0, mac="02:00:51:2c:00:0e", network="cloudbr1", vxlan=5001),
+                   NicSpec(device_id=1, mac="02:00:51:2c:00:0f", vxlan=16777215)))
+    root = ET.fromstring(domain_xml(s, SETTINGS))
+    bridges = [n.find("source").get("bridge") for n in root.findall("devices/interface")]  # type: ignore[union-attr]
+    assert bridges == ["brvx-5001", "brvx-16777215"]
+    assert [n.find("mtu").get("size") for n in root.findall("devices/interface")] == ["1450", "1450"]  # type: ignore[union-attr]
+    assert ET.fromstring(domain_xml(spec(), SETTINGS)).find("devices/interface/mtu") is None
+    assert spec_from_json(spec_to_json(s)).nics == s.nics
+
+
+@pytest.mark.parametrize("nic,needle", [
+    (NicSpec(device_id=0, mac="02:00:51:2c:00:0e", vxlan=0), "VNI 0"),
+    (NicSpec(device_id=0, mac="02:00:51:2c:00:0e", vxlan=1 << 24), "outside"),
+    (NicSpec(device_id=0, mac="02:00:51:2c:00:0e", vlan=5, vxlan=5001), "not both"),
+    (NicSpec(device_id=0, mac="02:00:51:2c:00:0e", network="br;rm -rf", vxlan=5001), "invalid interface name"),
+])
+def test_bad_vxlan_nics_are_refused(nic: NicSpec, needle: str) -> None:
+    with pytest.raises(InvalidSpec, match=needle):
+        domain_xml(spec(nics=(nic,)), SETTINGS)
+
+
+def test_metadata_written_before_vxlan_still_loads() -> None:
+    doc = json.loads(spec_to_json(spec()))
+    for n in doc["spec"]["nics"]:
+        del n["vxlan"]
+    loaded = spec_from_json(json.dumps(doc))
+    assert all(n.vxlan is None for n in loaded.nics) and loaded.nics == spec().nics
+    for n in doc["spec"]["nics"]:
+        n["vxlan"] = "5001"
+    with pytest.raises(CorruptMetadata, match="vxlan"):
+        spec_from_json(json.dumps(doc))

@@ -211,3 +211,40 @@ def test_shared_pools_are_one_storage_for_the_hosts_of_a_process(tmp_path: Path)
 def _files(state_dir: Path) -> set[str]:
     data = json.loads((state_dir / "storage.json").read_text())
     return {name for pool in data["pools"].values() for name in pool["files"]}
+
+
+def test_nic_plug_unplug_and_vxlan(tmp_path: Path, sim: SimulatorDriver) -> None:
+    sim.define_vm(spec())
+    vx = NicSpec(device_id=1, mac="02:00:00:00:00:02", network="cloudbr1", vxlan=5001)
+    info = sim.plug_nic("i-1-1-VM", vx)
+    assert (info.device_id, info.vxlan, info.vlan, info.network) == (1, 5001, None, "cloudbr1")
+    assert sim.plug_nic("i-1-1-VM", vx) == info  # the same NIC again: no-op
+    with pytest.raises(InvalidVmState, match="MAC"):
+        sim.plug_nic("i-1-1-VM", NicSpec(device_id=2, mac="02:00:00:00:00:02"))
+    with pytest.raises(InvalidVmState, match="device 1"):
+        sim.plug_nic("i-1-1-VM", NicSpec(device_id=1, mac="02:00:00:00:00:03"))
+    sim.start_vm("i-1-1-VM")
+    sim.plug_nic("i-1-1-VM", NicSpec(device_id=2, mac="02:00:00:00:00:03"))
+    # a VLAN change puts the NIC on that VLAN and off its VXLAN
+    assert sim.update_nic("i-1-1-VM", "02:00:00:00:00:02", vlan=7).vxlan is None
+    sim.update_nic("i-1-1-VM", "02:00:00:00:00:02", vlan="keep", enabled=False)
+    again = SimulatorDriver(tmp_path, sim.profile, fsync=False)
+    assert [(n.mac, n.vlan, n.vxlan) for n in again.list_nics("i-1-1-VM")] == [
+        ("02:00:00:00:00:01", 100, None), ("02:00:00:00:00:02", 7, None), ("02:00:00:00:00:03", None, None)]
+    sim.unplug_nic("i-1-1-VM", "02:00:00:00:00:02")
+    with pytest.raises(DeviceNotFound):
+        sim.unplug_nic("i-1-1-VM", "02:00:00:00:00:02")
+    with pytest.raises(VmNotFound):
+        sim.unplug_nic("i-9-9-VM", "02:00:00:00:00:01")
+    assert [n.mac for n in sim.list_nics("i-1-1-VM")] == ["02:00:00:00:00:01", "02:00:00:00:00:03"]
+
+
+def test_state_written_before_vxlan_still_loads(tmp_path: Path, sim: SimulatorDriver) -> None:
+    sim.define_vm(spec())
+    state = json.loads((tmp_path / "vms.json").read_text())
+    for rec in state["vms"].values():
+        for n in rec["spec"]["nics"]:
+            del n["vxlan"]
+    (tmp_path / "vms.json").write_text(json.dumps(state))
+    again = SimulatorDriver(tmp_path, sim.profile, fsync=False)
+    assert again.get_vm("i-1-1-VM").spec.nics == spec().nics

@@ -52,6 +52,23 @@ def test_initramfs_holds_init_busybox_and_modules_in_order() -> None:
     assert entries["lib/modules/load-order"][1] == b"virtio\nvirtio_net\n"
 
 
+def test_initramfs_holds_the_network_scripts() -> None:
+    from hvcloud.storage import guest_image
+
+    entries = parse_newc(gzip.decompress(build_initramfs(b"BB", [])))
+    assert entries["bin/hvcloud-net"] == (0o100755, guest_image.NET_SCRIPT.encode())
+    assert entries["etc/udhcpc/default.script"] == (0o100755, guest_image.DHCP_SCRIPT.encode())
+    # init starts the network part in the background, after the NIC-up marker, before the disk watch
+    init = entries["init"][1].decode()
+    assert init.index(guest_image.NICUP_MARKER) < init.index("/bin/hvcloud-net <") < init.index(
+        guest_image.DISKS_MARKER)
+    assert "/bin/hvcloud-net < /dev/null > /dev/null 2>&1 &" in init
+    # every fetch is bounded (this busybox's wget has no timeout of its own), and no placeholder is left
+    assert guest_image.NET_SCRIPT.count("wget -q") == guest_image.NET_SCRIPT.count("timeout 10 wget -q") == 7
+    assert "@" not in guest_image.NET_SCRIPT.replace("A-Za-z0-9._:@/", "")
+    assert "wget -T" not in guest_image.NET_SCRIPT
+
+
 def test_module_dependencies_are_resolved_first(tmp_path: object) -> None:
     from pathlib import Path
 

@@ -6,6 +6,7 @@ import time
 
 from hvcloud.agent.context import HostContext, HostIdentity
 from hvcloud.agent.dispatch import handles
+from hvcloud.agent.handlers.router import router_states
 from hvcloud.hosttypes import HostNic
 from hvcloud.hypervisor.driver import power_state_of
 from hvcloud.wire import answers as A
@@ -68,6 +69,8 @@ def startup(ctx: HostContext, objs: list[WireModel]) -> list[WireModel]:
     if not cmd.hypervisorType:
         cmd.hypervisorType = info.hypervisor_type
     cmd.vms = {vm.name: {"state": vm.state.value, "host": cmd.privateIpAddress} for vm in ctx.driver.list_vms()}
+    if ctx.routers is not None:
+        cmd.vms.update({r.name: {"state": r.state, "host": cmd.privateIpAddress} for r in ctx.routers.routers()})
     out: list[WireModel] = [cmd]
     pool = ctx.driver.local_pool()
     if pool is not None:
@@ -82,7 +85,9 @@ def startup(ctx: HostContext, objs: list[WireModel]) -> list[WireModel]:
 
 def vm_state_report(ctx: HostContext) -> dict[str, str]:
     """Every VM on the host with its exact CloudStack PowerState name (reference §3.4)."""
-    return {vm.name: power_state_of(vm.state).value for vm in ctx.driver.list_vms()}
+    states = {vm.name: power_state_of(vm.state).value for vm in ctx.driver.list_vms()}
+    states.update(router_states(ctx))
+    return states
 
 
 @handles(C.SetupCommand, A.SetupAnswer, blocking=False)

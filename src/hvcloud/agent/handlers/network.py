@@ -1,10 +1,13 @@
-"""NIC commands used by CloudStack's virtual-router logic (reference §2.5)."""
+"""NIC commands: VLAN and link changes (CloudStack's virtual-router logic, reference §2.5) and NIC hot-plug."""
 
 from __future__ import annotations
 
-from hvcloud.agent import translate
+from dataclasses import replace
+
+from hvcloud.agent import router_translate, translate
 from hvcloud.agent.context import HostContext
 from hvcloud.agent.dispatch import handles
+from hvcloud.agent.handlers import router
 from hvcloud.hypervisor.driver import DeviceNotFound
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
@@ -53,6 +56,41 @@ def modify_vm_nic(ctx: HostContext, cmd: C.ModifyVmNicConfigCommand) -> Answer:
                                      details="ModifyVmNicConfigCommand failed: give a MAC address or an index >= 1")
 
 
-@handles(C.PlugNicCommand, A.PlugNicAnswer, blocking=False)
+def _instance(name: str | None, command: str) -> str:
+    if not name:
+        raise translate.TranslationError(f"{command} names no VM (instanceName)")
+    return translate.vm_name(name)
+
+
+@handles(C.PlugNicCommand, A.PlugNicAnswer, vm=lambda c: c.instanceName)
 def plug_nic(ctx: HostContext, cmd: C.PlugNicCommand) -> Answer:
-    return A.PlugNicAnswer(details="NIC hot-plug is done by the management server through ModifyVmNicConfig")
+    """Add the NIC to the VM, live when it runs; a NIC with that MAC already there is success, as
+    CloudStack's KVM agent answers."""
+    name = _instance(cmd.instanceName, "PlugNicCommand")
+    if cmd.vmType == router_translate.ROUTER_TYPE or router.is_router_name(ctx, name):
+        return A.PlugNicAnswer(result=False, details=f"PlugNicCommand failed: {router.NO_PUBLIC_IPS}")
+    if cmd.nic is None:
+        raise translate.TranslationError("PlugNicCommand carries no NIC")
+    mac = translate.normalise_mac(cmd.nic.mac)
+    current = ctx.driver.list_nics(name)
+    if any(n.mac.lower() == mac for n in current):
+        return A.PlugNicAnswer(details=f"VM {name} already has NIC {mac}")
+    free = max((n.device_id for n in current), default=-1) + 1
+    spec = translate.nic_spec(cmd.nic, free)
+    if any(n.device_id == spec.device_id for n in current):
+        spec = replace(spec, device_id=free)
+    info = ctx.driver.plug_nic(name, spec)
+    return A.PlugNicAnswer(details=f"NIC {info.mac} plugged into VM {name} as device {info.device_id}")
+
+
+@handles(C.UnPlugNicCommand, A.UnPlugNicAnswer, vm=lambda c: c.instanceName)
+def unplug_nic(ctx: HostContext, cmd: C.UnPlugNicCommand) -> Answer:
+    """Remove the NIC with the command's MAC; a NIC that is not there is already unplugged."""
+    name = _instance(cmd.instanceName, "UnPlugNicCommand")
+    if cmd.nic is None:
+        raise translate.TranslationError("UnPlugNicCommand carries no NIC")
+    mac = translate.normalise_mac(cmd.nic.mac)
+    if not any(n.mac.lower() == mac for n in ctx.driver.list_nics(name)):
+        return A.UnPlugNicAnswer(details=f"VM {name} has no NIC {mac}")
+    ctx.driver.unplug_nic(name, mac)
+    return A.UnPlugNicAnswer(details=f"NIC {mac} unplugged from VM {name}")

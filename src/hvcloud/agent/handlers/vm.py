@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from hvcloud.agent import translate
+from hvcloud.agent import router_translate, translate
 from hvcloud.agent.context import HostContext
 from hvcloud.agent.dispatch import handles
+from hvcloud.agent.handlers import router
 from hvcloud.hypervisor.driver import DriverError, InvalidVmState, VmNotFound, VmSpec, VmState, power_state_of
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
@@ -20,7 +21,10 @@ def _same_definition(a: VmSpec, b: VmSpec) -> bool:
 @handles(C.StartCommand, A.StartAnswer, vm=lambda c: c.vm.name)
 def start(ctx: HostContext, cmd: C.StartCommand) -> Answer:
     """Define and start the VM (reference §4). A VM of that name that already runs with the same
-    definition is success; a stopped leftover definition is replaced; the disks are never touched."""
+    definition is success; a stopped leftover definition is replaced; the disks are never touched.
+    A ``DomainRouter`` starts on the host's router runtime instead."""
+    if router_translate.is_router(cmd.vm):
+        return router.start_router(ctx, cmd)
     spec = translate.vm_spec(cmd.vm, ctx.storage)
     driver = ctx.driver
     try:
@@ -48,7 +52,10 @@ def start(ctx: HostContext, cmd: C.StartCommand) -> Answer:
 
 @handles(C.StopCommand, A.StopAnswer, vm=lambda c: c.vmName)
 def stop(ctx: HostContext, cmd: C.StopCommand) -> Answer:
-    """Stop and remove the definition, keeping disks. A missing VM is already stopped."""
+    """Stop and remove the definition, keeping disks. A missing VM is already stopped. A router
+    stops (or, with ``expungeVM``, is destroyed) on the router runtime."""
+    if router.is_router_name(ctx, cmd.vmName):
+        return router.stop_router(ctx, cmd)
     try:
         current = ctx.driver.get_vm(cmd.vmName)
     except VmNotFound:
@@ -64,12 +71,19 @@ def stop(ctx: HostContext, cmd: C.StopCommand) -> Answer:
 
 @handles(C.RebootCommand, A.RebootAnswer, vm=lambda c: c.vmName)
 def reboot(ctx: HostContext, cmd: C.RebootCommand) -> Answer:
+    status = router.router_status(ctx, cmd.vmName)
+    if status is not None:
+        return router.reboot_router(ctx, status)
     ctx.driver.reboot_vm(cmd.vmName)
     return A.RebootAnswer()
 
 
 @handles(C.CheckVirtualMachineCommand, A.CheckVirtualMachineAnswer)
 def check_vm(ctx: HostContext, cmd: C.CheckVirtualMachineCommand) -> Answer:
+    status = router.router_status(ctx, cmd.vmName)
+    if status is not None:
+        return A.CheckVirtualMachineAnswer(state=router.router_power_state(status),
+                                           details=f"router {status.name} is {status.state}")
     try:
         info = ctx.driver.get_vm(cmd.vmName)
     except VmNotFound:

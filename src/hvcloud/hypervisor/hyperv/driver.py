@@ -44,7 +44,7 @@ from hvcloud.hypervisor.hyperv.host import HostOps
 from hvcloud.hypervisor.hyperv.images import ImageManagement
 from hvcloud.hypervisor.hyperv.kvp import IntegrationService, KvpOps, parse_kvp_items
 from hvcloud.hypervisor.hyperv.migration import MigrationOps
-from hvcloud.hypervisor.hyperv.networking import NetworkOps, SwitchInfo
+from hvcloud.hypervisor.hyperv.networking import VXLAN_REFUSED, NetworkOps, SwitchInfo
 from hvcloud.hypervisor.hyperv.session import MIB, WmiSession
 from hvcloud.hypervisor.hyperv.snapshots import SnapshotOps
 from hvcloud.hypervisor.hyperv.vmops import VmOps
@@ -54,7 +54,8 @@ __all__ = ["HyperVDriver", "IntegrationService", "SwitchInfo", "parse_kvp_items"
 
 class HyperVDriver(Driver):
     name = "hyperv"
-    capabilities = {"vlan": None}
+    capabilities = {"vlan": None, "vxlan": VXLAN_REFUSED,
+                    "nic_hotplug": "generation 1 VMs take NICs only while off (plug_nic into a stopped VM works)"}
     console_protocol = "rdp"
 
     def __init__(self, conn: WmiConnection, cimv2: WmiConnection, *,
@@ -149,6 +150,17 @@ class HyperVDriver(Driver):
         return self._network.add_nic(name, nic)
 
     def remove_nic(self, name: str, mac: str) -> None:
+        self._network.remove_nic(name, mac)
+
+    def plug_nic(self, name: str, nic: NicSpec) -> NicInfo:
+        """A NIC for a stopped VM (generation 1 VMs take NICs only while off); a running VM is
+        InvalidVmState."""
+        same = next((n for n in self.list_nics(name) if n.mac.lower() == nic.mac.lower()), None)
+        if same is not None:
+            return same
+        return self._network.add_nic(name, nic)
+
+    def unplug_nic(self, name: str, mac: str) -> None:
         self._network.remove_nic(name, mac)
 
     def console(self, name: str) -> ConsoleEndpoint:

@@ -16,6 +16,7 @@ from hvcloud.hypervisor.driver import (
     InvalidVmState,
     NicInfo,
     NicSpec,
+    NotSupported,
     VmState,
 )
 from hvcloud.hypervisor.hyperv.connection import WmiObject
@@ -50,6 +51,15 @@ def mac_hex(mac: str) -> str:
 def mac_colons(hex12: str) -> str:
     h = hex12.lower()
     return ":".join(h[i:i + 2] for i in range(0, 12, 2))
+
+
+VXLAN_REFUSED = ("Hyper-V NICs join VLANs on the virtual switch port; VXLAN segments (vxlan://) are not "
+                 "supported on Hyper-V hosts: give the zone's Hyper-V hosts VLAN isolation")
+
+
+def refuse_vxlan(nic: NicSpec) -> None:
+    if nic.vxlan is not None:
+        raise NotSupported(f"NIC {nic.mac} is on VXLAN {nic.vxlan}: {VXLAN_REFUSED}")
 
 
 class NetworkOps(Part):
@@ -110,6 +120,7 @@ class NetworkOps(Part):
         return None
 
     def add_port(self, vm: WmiObject, vssd: WmiObject, nic: NicSpec) -> None:
+        refuse_vxlan(nic)
         class_name, subtype = _NIC_CLASS[nic.model]
         port = self._default(class_name, subtype)
         port["ElementName"] = f"nic{nic.device_id}"
@@ -210,6 +221,7 @@ class NetworkOps(Part):
 
     def add_nic(self, name: str, nic: NicSpec) -> NicInfo:
         """Hyper-V extra: add a NIC (generation 1 VMs must be off)."""
+        refuse_vxlan(nic)
         vm = self._vm(name)
         if self._state(vm) != VmState.STOPPED:
             raise InvalidVmState("NICs can be added to a generation 1 VM only while it is off")

@@ -25,7 +25,7 @@ from hvcloud.hypervisor.hyperv.connection import WmiObject
 from hvcloud.hypervisor.hyperv.disks import SCSI_CONTROLLER, DiskOps
 from hvcloud.hypervisor.hyperv.errors import HyperVError
 from hvcloud.hypervisor.hyperv.kvp import KVP_DATA_MAX, USER_DATA_KVP, USERDATA_KVP, KvpOps
-from hvcloud.hypervisor.hyperv.networking import NetworkOps
+from hvcloud.hypervisor.hyperv.networking import NetworkOps, refuse_vxlan
 from hvcloud.hypervisor.hyperv.session import (
     MIB,
     NOTES_MARK,
@@ -108,6 +108,8 @@ class VmOps(Part):
             raise DriverError("a VM needs at least 1 vCPU and 32 MiB")
         if spec.user_data is not None and len(spec.user_data) > KVP_DATA_MAX:
             raise NotSupported(f"user data over {KVP_DATA_MAX} characters does not fit in KVP")
+        for nic in spec.nics:
+            refuse_vxlan(nic)
         vssd = self._conn.new_instance("Msvm_VirtualSystemSettingData")
         vssd["ElementName"] = spec.name
         vssd["VirtualSystemSubType"] = "Microsoft:Hyper-V:SubType:1"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from hvcloud.hypervisor.driver import DiskSpec, DriverError, NicSpec, VmSpec
 from hvcloud.hypervisor.libvirt.spec_codec import spec_to_json
-from hvcloud.network.bridges import NetworkError, validate_ifname, vlan_bridge_name
+from hvcloud.network.bridges import NetworkError, segment_bridge_name, validate_ifname
 
 METADATA_NS = "https://hvcloud.dev/xmlns/libvirt/vm/1"
 METADATA_PREFIX = "hvcloud"
@@ -30,6 +30,11 @@ MAX_DISK_SLOT = 25
 _VM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _LIBVIRT_FORMAT = {"qcow2": "qcow2", "raw": "raw", "vhd": "vpc", "iso": "raw"}
+
+
+#: a VXLAN NIC's MTU: 1500 on the trunk less the 50 bytes of VXLAN over IPv4 (as CloudStack's KVM
+#: agent leaves it); libvirt sets it on the tap and offers it to virtio guests (``host_mtu``)
+VXLAN_NIC_MTU = 1450
 
 
 class InvalidSpec(DriverError):
@@ -107,11 +112,13 @@ def disk_element(disk: DiskSpec, boot_order: int | None = None) -> ET.Element:
 
 
 def nic_bridge(nic: NicSpec, settings: XmlSettings) -> str:
+    """The bridge the NIC's tap joins: the trunk (the NIC's network or the host's default bridge)
+    when untagged, its VLAN bridge, or the VXLAN segment's ``brvx-<vni>``."""
     trunk = nic.network or settings.default_bridge
     if not trunk:
         raise InvalidSpec(f"NIC {nic.mac} names no bridge and the host has no default bridge")
     try:
-        return vlan_bridge_name(trunk, nic.vlan) if nic.vlan else validate_ifname(trunk)
+        return segment_bridge_name(validate_ifname(trunk), nic.vlan or None, nic.vxlan)
     except NetworkError as exc:
         raise InvalidSpec(f"NIC {nic.mac}: {exc}") from None
 
@@ -123,6 +130,8 @@ def nic_element(nic: NicSpec, settings: XmlSettings) -> ET.Element:
     ET.SubElement(el, "mac", address=nic.mac.lower())
     ET.SubElement(el, "source", bridge=nic_bridge(nic, settings))
     ET.SubElement(el, "model", type="virtio" if nic.model == "synthetic" else "e1000")
+    if nic.vxlan is not None:
+        ET.SubElement(el, "mtu", size=str(VXLAN_NIC_MTU))
     if nic.rate_mbps and settings.nic_rate_limits:
         kbytes = str(nic.rate_mbps * 125)
         bw = ET.SubElement(el, "bandwidth")
@@ -130,6 +139,15 @@ def nic_element(nic: NicSpec, settings: XmlSettings) -> ET.Element:
         ET.SubElement(bw, "outbound", average=kbytes)
     ET.SubElement(el, "link", state="up" if nic.enabled else "down")
     return el
+
+
+def interface_xml(xml: str, mac: str) -> str | None:
+    """The ``<interface>`` element with that MAC in a domain's XML, as text, or None."""
+    for el in ET.fromstring(xml).findall("devices/interface"):
+        found = el.find("mac")
+        if found is not None and (found.get("address") or "").lower() == mac.lower():
+            return ET.tostring(el, encoding="unicode")
+    return None
 
 
 def metadata_element(spec: VmSpec) -> ET.Element:

@@ -55,7 +55,9 @@ from hvcloud.hypervisor.libvirt.domain_xml import (
     disk_element,
     disk_target,
     domain_xml,
+    interface_xml,
     metadata_xml,
+    nic_bridge,
     nic_element,
     parse_domain,
     validate_name,
@@ -120,7 +122,7 @@ _EVENT_STATE = {
 
 class LibvirtDriver(Driver):
     name = "libvirt"
-    capabilities = {"vlan": None}
+    capabilities = {"vlan": None, "vxlan": None, "nic_hotplug": None}
     console_protocol = "vnc"
 
     def __init__(self, config: LibvirtConfig | None = None, *,
@@ -252,10 +254,7 @@ class LibvirtDriver(Driver):
             if not trunk:
                 continue
             try:
-                if nic.vlan:
-                    self._bridges.ensure_vlan_bridge(trunk, nic.vlan)
-                elif not self._bridges.exists(trunk):
-                    raise NetworkError(f"bridge {trunk} does not exist on this host")
+                self._bridges.ensure_segment(trunk, nic.vlan or None, nic.vxlan)
             except NetworkError as exc:
                 raise DriverError(f"network for NIC {nic.mac} of {spec.name}: {exc}") from None
 
@@ -265,11 +264,14 @@ class LibvirtDriver(Driver):
     # ---------------------------------------------------------------- host
 
     def host_capabilities(self) -> Mapping[str, str | None]:
-        """VLAN-tagged NICs go through VLAN bridges, which need the host's 8021q kernel module."""
-        if os.path.exists("/sys/module/8021q"):
-            return self.capabilities
-        return {**self.capabilities,
-                "vlan": "VLAN-tagged NICs need the 8021q kernel module (modprobe 8021q) for VLAN bridges"}
+        """VLAN-tagged NICs go through VLAN bridges, which need the host's 8021q kernel module; VXLAN
+        NICs need its vxlan module."""
+        caps = dict(self.capabilities)
+        if not os.path.exists("/sys/module/8021q"):
+            caps["vlan"] = "VLAN-tagged NICs need the 8021q kernel module (modprobe 8021q) for VLAN bridges"
+        if not os.path.exists("/sys/module/vxlan"):
+            caps["vxlan"] = "VXLAN NICs need the vxlan kernel module (modprobe vxlan) for their segment bridges"
+        return caps
 
     def host_info(self) -> HostInfo:
         conn = self.conn
@@ -566,8 +568,60 @@ class LibvirtDriver(Driver):
 
     def list_nics(self, name: str) -> list[NicInfo]:
         spec = self._spec(self._dom(name))
-        return [NicInfo(mac=n.mac, device_id=n.device_id, network=n.network, vlan=n.vlan,
-                        enabled=n.enabled) for n in sorted(spec.nics, key=lambda n: n.device_id)]
+        return [NicInfo.of(n) for n in sorted(spec.nics, key=lambda n: n.device_id)]
+
+    def plug_nic(self, name: str, nic: NicSpec) -> NicInfo:
+        """Attach the NIC to the definition and, when the VM runs, to the guest (a PCI hot-plug);
+        its segment's bridge is made first."""
+        dom = self._dom(name)
+        spec = self._spec(dom)
+        mac = nic.mac.lower()
+        same = next((n for n in spec.nics if n.mac.lower() == mac), None)
+        if same is not None:
+            if same == nic:
+                return NicInfo.of(same)
+            raise InvalidVmState(f"{name} already has a NIC with MAC {nic.mac}")
+        if any(n.device_id == nic.device_id for n in spec.nics):
+            raise InvalidVmState(f"{name} already has a NIC at device {nic.device_id}")
+        xml = ET.tostring(nic_element(nic, self.settings), encoding="unicode")
+        flags = self._device_flags(dom)
+        if flags & libvirt.VIR_DOMAIN_AFFECT_LIVE:
+            self._ensure_networks(replace(spec, nics=(nic,)))
+        with self._libvirt_call(f"plugging NIC {nic.mac} into {name}"):
+            dom.attachDeviceFlags(xml, flags)
+        self._write_spec(dom, replace(spec, nics=(*spec.nics, nic)))
+        log.info("libvirt.nic_plugged", vm=name, mac=nic.mac, bridge=nic_bridge(nic, self.settings),
+                 live=bool(flags & libvirt.VIR_DOMAIN_AFFECT_LIVE))
+        return NicInfo.of(nic)
+
+    def unplug_nic(self, name: str, mac: str) -> None:
+        """Detach the NIC from the definition and, when the VM runs, from the guest; waits (up to
+        the detach timeout) for the guest to release it."""
+        dom = self._dom(name)
+        spec = self._spec(dom)
+        nic = next((n for n in spec.nics if n.mac.lower() == mac.lower()), None)
+        # the device as libvirt holds it (found by its MAC), not as the spec would render it
+        with self._libvirt_call(f"reading {name}"):
+            found = interface_xml(dom.XMLDesc(0), mac)
+        if found is None:
+            raise DeviceNotFound(f"{name} has no NIC with MAC {mac}")
+        flags = self._device_flags(dom)
+        with self._libvirt_call(f"unplugging NIC {mac} from {name}"):
+            dom.detachDeviceFlags(found, flags)
+        self._write_spec(dom, replace(spec, nics=tuple(n for n in spec.nics if n is not nic)))
+        if flags & libvirt.VIR_DOMAIN_AFFECT_LIVE:
+            self._wait_nic_detached(dom, mac.lower(), name)
+        log.info("libvirt.nic_unplugged", vm=name, mac=mac)
+
+    def _wait_nic_detached(self, dom: Any, mac: str, name: str) -> None:
+        deadline = time.monotonic() + self.config.detach_timeout
+        while time.monotonic() < deadline:
+            if not dom.isActive() or mac not in self._facts(dom).nic_targets:
+                return
+            time.sleep(_POLL)
+        raise DriverTimeout(f"the guest of {name} did not release NIC {mac} within "
+                            f"{self.config.detach_timeout:.0f} s; it is removed from the definition "
+                            "and will be gone after the next stop")
 
     def update_nic(
         self,
@@ -589,6 +643,7 @@ class LibvirtDriver(Driver):
             vlan=nic.vlan if vlan == "keep" else vlan,
             rate_mbps=nic.rate_mbps, model=nic.model,
             enabled=nic.enabled if enabled is None else enabled,
+            vxlan=nic.vxlan if vlan == "keep" else None,
         )
         new_spec = replace(spec, nics=tuple(new if n is nic else n for n in spec.nics))
         if dom.isActive():
@@ -597,8 +652,7 @@ class LibvirtDriver(Driver):
         with self._libvirt_call(f"updating NIC {mac} of {name}"):
             dom.updateDeviceFlags(xml, self._device_flags(dom))
         self._write_spec(dom, new_spec)
-        return NicInfo(mac=new.mac, device_id=new.device_id, network=new.network, vlan=new.vlan,
-                       enabled=new.enabled)
+        return NicInfo.of(new)
 
     def console(self, name: str) -> ConsoleEndpoint:
         dom = self._dom(name)

@@ -74,6 +74,7 @@ def _nic(obj: Any) -> NicSpec:
         rate_mbps=_typed(obj, "rate_mbps", int, None),
         model=_choice(obj, "model", get_args(NicModel), "synthetic"),
         enabled=_typed(obj, "enabled", bool, True),
+        vxlan=_typed(obj, "vxlan", int, None),
     )
 
 

@@ -31,6 +31,7 @@ from hvcloud.hypervisor.driver import (
     InsufficientCapacity,
     InvalidVmState,
     NicInfo,
+    NicSpec,
     SnapshotInfo,
     SnapshotNotFound,
     VmAlreadyExists,
@@ -96,7 +97,7 @@ class _Vm:
 
 class SimulatorDriver(Driver):
     name = "simulator"
-    capabilities = {"vlan": None}
+    capabilities = {"vlan": None, "vxlan": None, "nic_hotplug": None}
     console_protocol = "vnc"
 
     def __init__(self, state_dir: Path, profile: HostProfile,
@@ -301,8 +302,30 @@ class SimulatorDriver(Driver):
     def list_nics(self, name: str) -> list[NicInfo]:
         with self._lock:
             vm = self._vm(name)
-            return [NicInfo(mac=n.mac, device_id=n.device_id, network=n.network, vlan=n.vlan,
-                            enabled=n.enabled) for n in sorted(vm.spec.nics, key=lambda n: n.device_id)]
+            return [NicInfo.of(n) for n in sorted(vm.spec.nics, key=lambda n: n.device_id)]
+
+    def plug_nic(self, name: str, nic: NicSpec) -> NicInfo:
+        with self._lock:
+            vm = self._vm(name)
+            same = next((n for n in vm.spec.nics if n.mac.lower() == nic.mac.lower()), None)
+            if same is not None:
+                if same == nic:
+                    return NicInfo.of(same)
+                raise InvalidVmState(f"VM {name} already has a NIC with MAC {nic.mac}")
+            if any(n.device_id == nic.device_id for n in vm.spec.nics):
+                raise InvalidVmState(f"VM {name} already has a NIC at device {nic.device_id}")
+            vm.spec = replace(vm.spec, nics=(*vm.spec.nics, nic))
+            self._save()
+            return NicInfo.of(nic)
+
+    def unplug_nic(self, name: str, mac: str) -> None:
+        with self._lock:
+            vm = self._vm(name)
+            kept = tuple(n for n in vm.spec.nics if n.mac.lower() != mac.lower())
+            if len(kept) == len(vm.spec.nics):
+                raise DeviceNotFound(f"VM {name} has no NIC with MAC {mac}")
+            vm.spec = replace(vm.spec, nics=kept)
+            self._save()
 
     def update_nic(self, name: str, mac: str, *, vlan: int | Literal["keep"] | None = "keep",
                    network: str | Literal["keep"] | None = "keep", enabled: bool | None = None) -> NicInfo:
@@ -314,14 +337,14 @@ class SimulatorDriver(Driver):
                     new = replace(
                         n,
                         vlan=n.vlan if vlan == "keep" else vlan,
+                        vxlan=n.vxlan if vlan == "keep" else None,
                         network=n.network if network == "keep" else network,
                         enabled=n.enabled if enabled is None else enabled,
                     )
                     nics[i] = new
                     vm.spec = replace(vm.spec, nics=tuple(nics))
                     self._save()
-                    return NicInfo(mac=new.mac, device_id=new.device_id, network=new.network,
-                                   vlan=new.vlan, enabled=new.enabled)
+                    return NicInfo.of(new)
             raise DeviceNotFound(f"VM {name} has no NIC with MAC {mac}")
 
     def console(self, name: str) -> ConsoleEndpoint:

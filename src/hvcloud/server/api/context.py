@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session, lazyload
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.registry import Args
-from hvcloud.server.db.models import Account, Base, User
+from hvcloud.server.db.models import Account, Base, Domain, User
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN
 from hvcloud.server.orchestration import events
 from hvcloud.server.state import ServerState
@@ -27,6 +27,8 @@ class CallContext:
     command: str
     #: jobs this call queued: the job engine is woken for them once the call commits
     queued_jobs: int = 0
+    #: the request's HTTP method: some limits differ for GET and POST (user data, as in CloudStack)
+    http_method: str = "GET"
 
     @property
     def account(self) -> Account:
@@ -58,6 +60,60 @@ class CallContext:
         if self.is_admin and args.bool("listall"):
             return None
         return column == self.account.id  # type: ignore[no-any-return]
+
+    def owner_and_domain_filter(self, account_column: Any, domain_column: Any,
+                                args: Args) -> ColumnElement[bool] | None:
+        """CloudStack's list visibility for rows with an owner account and domain: a user sees its
+        own; an admin its own unless ``listall``, or those of ``account`` (a name, with ``domainid``),
+        or of the domain ``domainid`` (and its sub-domains with ``isrecursive``)."""
+        if not self.is_admin:
+            if args.has("account") or args.has("domainid"):
+                domain_id = args.opt_str("domainid")
+                if domain_id is not None and domain_id != self.account.domain_id:
+                    raise errors.permission_denied("Caller does not have permission to operate with the domain")
+                name = args.opt_str("account")
+                if name is not None and name != self.account.name:
+                    raise errors.permission_denied(f"Caller cannot access account {name[:64]}")
+            return account_column == self.account.id  # type: ignore[no-any-return]
+        domain = self.optional(args, Domain, "domainid")
+        name = args.opt_str("account")
+        if name is not None:
+            if domain is None:
+                raise errors.param_error("Give domainid with account")
+            account = self.db.scalar(select(Account).where(Account.domain_id == domain.id, Account.name == name,
+                                                           Account.removed.is_(None)))
+            if account is None:
+                raise errors.param_error(f"Unable to find account {name[:64]} in domain {domain.id}")
+            return account_column == account.id  # type: ignore[no-any-return]
+        if domain is not None:
+            if args.bool("isrecursive"):
+                subdomains = select(Domain.id).where(or_(Domain.id == domain.id, Domain.path.startswith(
+                    domain.path + "/", autoescape=True)))
+                return domain_column.in_(subdomains)  # type: ignore[no-any-return]
+            return domain_column == domain.id  # type: ignore[no-any-return]
+        if args.bool("listall"):
+            return None
+        return account_column == self.account.id  # type: ignore[no-any-return]
+
+    def owner_for(self, args: Args) -> Account:
+        """The account a create/delete acts for: the caller's own, or (admins only) ``account`` in
+        ``domainid``, as CloudStack's ``finalizeOwner``."""
+        name = args.opt_str("account")
+        domain_id = args.opt_str("domainid")
+        if name is None and domain_id is None:
+            return self.account
+        if name is None or domain_id is None:
+            raise errors.param_error("Give both account and domainid to act for another account")
+        domain = self.get(Domain, "domainid", domain_id)
+        if not self.is_admin:
+            if domain.id != self.account.domain_id or name != self.account.name:
+                raise errors.permission_denied(f"Caller cannot act for account {name[:64]} in domain {domain.id}")
+            return self.account
+        account = self.db.scalar(select(Account).where(Account.domain_id == domain.id, Account.name == name,
+                                                       Account.removed.is_(None)))
+        if account is None:
+            raise errors.param_error(f"Unable to find account by name {name[:64]} in domain {domain.id}")
+        return account
 
     def page(self, stmt: Select[R], args: Args) -> tuple[list[R], int]:
         """Apply ``page``/``pagesize`` with CloudStack's rules; return the page and the total count."""

@@ -118,7 +118,7 @@ def process(state: ServerState, registry: Registry, method: str, params: Request
                 raise errors.param_error(f"Received value for parameter {bad[:64]} contains control "
                                          "characters, which are not allowed")
             args = bind(command, params)
-            ctx = CallContext(state=state, db=db, user=user, command=command.name)
+            ctx = CallContext(state=state, db=db, user=user, command=command.name, http_method=method)
             try:
                 result = command.handler(ctx, args)
                 db.commit()

@@ -15,6 +15,8 @@ ParamType = Literal["string", "boolean", "integer", "long", "short", "uuid", "li
 
 MAX_PARAMS = 512
 MAX_VALUE_LENGTH = 65536
+#: parameters allowed to be longer: user data may take up to 1 MiB in a POST (CloudStack's bound)
+LONG_VALUES = {"userdata": 1024 * 1024}
 _MAP_NAME = re.compile(r"^([^\[\]]+)\[(\d{1,6})\]\.([^\[\]]+)$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -43,7 +45,7 @@ class RequestParams:
             seen.add(name)
             if len(seen) > MAX_PARAMS:
                 raise errors.param_error(f"too many parameters (more than {MAX_PARAMS})")
-            if len(value) > MAX_VALUE_LENGTH or len(name) > 1024:
+            if len(value) > LONG_VALUES.get(name.lower(), MAX_VALUE_LENGTH) or len(name) > 1024:
                 raise errors.param_error(f"parameter {name[:64]} is too long")
             out.pairs.append((name, value))
             lower = name.lower()

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -562,6 +563,19 @@ class VMInstance(Base):
     ha_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     display_vm: Mapped[bool] = mapped_column(Boolean, default=True)
     vnc_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: CloudStack's ``keypairs``: the SSH key pair names, comma separated; ``ssh_public_keys`` the keys
+    #: themselves as they were at deploy/reset time (one per line), what the VM's metadata serves
+    keypairs: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ssh_public_keys: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the registered user data the VM's ``user_data`` came from (its content is copied), and the
+    #: ``userdatadetails`` given for its parameters (a JSON object)
+    user_data_id: Mapped[str | None] = mapped_column(ForeignKey("user_data.id"), nullable=True, index=True)
+    user_data_details: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the guest password of a password-enabled template (deploy, resetPasswordForVirtualMachine)
+    password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the password is new and its routers have not been handed it yet (``SavePasswordCommand``
+    #: goes once per new password: a guest that changed it is not reset at every boot)
+    password_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created: Mapped[datetime] = _created_column()
     removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     account: Mapped[Account] = relationship(lazy="select")
@@ -570,6 +584,37 @@ class VMInstance(Base):
     template: Mapped[VMTemplate | None] = relationship(lazy="select", foreign_keys=[template_id])
     iso: Mapped[VMTemplate | None] = relationship(lazy="select", foreign_keys=[iso_id])
     service_offering: Mapped[ServiceOffering] = relationship(lazy="select")
+
+
+class SSHKeyPair(Base):
+    """An SSH key pair (``createSSHKeyPair``/``registerSSHKeyPair``): only its public half is kept."""
+
+    __tablename__ = "ssh_keypair"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(128), index=True)
+    created: Mapped[datetime] = _created_column()
+    account: Mapped[Account] = relationship(lazy="joined")
+
+
+class UserData(Base):
+    """Registered user data (``registerUserData``): base64 as given, and the names of its parameters
+    (``params``, comma separated) that ``userdatadetails`` fill in at deploy."""
+
+    __tablename__ = "user_data"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
+    user_data: Mapped[str] = mapped_column(Text)
+    params: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created: Mapped[datetime] = _created_column()
+    account: Mapped[Account] = relationship(lazy="joined")
 
 
 class Volume(Base):

@@ -15,12 +15,14 @@ from hvcloud.server.db.models import (
     Network,
     Nic,
     ServiceOffering,
+    UserData,
     VMInstance,
     VMTemplate,
     Volume,
     Zone,
 )
 from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.orchestration.user_data import load_details
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.views.fields import compact
 
@@ -37,6 +39,8 @@ _VIEW_QUERY = (
            VMInstance.iso_id, VMInstance.service_offering_id, VMInstance.cpu_number, VMInstance.cpu_speed,
            VMInstance.memory, VMInstance.account_id, VMInstance.user_id, VMInstance.created, VMInstance.ha_enabled,
            VMInstance.display_vm, VMInstance.os_type_id, VMInstance.group_name, VMInstance.user_data,
+           VMInstance.keypairs, VMInstance.user_data_id, VMInstance.user_data_details,
+           UserData.name.label("userdataname"),
            Zone.name.label("zonename"), Host.name.label("hostname"), Host.hypervisor.label("host_hypervisor"),
            Host.status.label("host_status"),
            _TEMPLATE.name.label("templatename"), _TEMPLATE.display_text.label("templatedisplaytext"),
@@ -49,7 +53,8 @@ _VIEW_QUERY = (
     .join(Domain, Domain.id == Account.domain_id)
     .outerjoin(Host, Host.id == VMInstance.host_id)
     .outerjoin(_TEMPLATE, _TEMPLATE.id == VMInstance.template_id)
-    .outerjoin(_ISO, _ISO.id == VMInstance.iso_id))
+    .outerjoin(_ISO, _ISO.id == VMInstance.iso_id)
+    .outerjoin(UserData, UserData.id == VMInstance.user_data_id))
 
 
 #: a NIC as ``nic`` objects show it, with its network's name, type and segment: one query per page
@@ -140,6 +145,14 @@ def vm_view_becoming(db: Session, vm_id: str, state: str, state_reason: str | No
     return _view(row, data_disk_offerings(db, [vm_id]), nic_rows(db, [vm_id]).get(vm_id, []))
 
 
+def _details_text(stored: str | None) -> str | None:
+    """``userdatadetails`` as CloudStack prints the map: ``{key1=value1, key2=value2}``."""
+    details = load_details(stored)
+    if not details:
+        return None
+    return "{" + ", ".join(f"{k}={v}" for k, v in details.items()) + "}"
+
+
 def _view(vm: Any, offerings: dict[str, str | None] | None, nics: list[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": vm.id, "name": vm.name, "displayname": vm.display_name, "instancename": vm.instance_name,
@@ -157,7 +170,9 @@ def _view(vm: Any, offerings: dict[str, str | None] | None, nics: list[Any]) -> 
         "haenable": vm.ha_enabled, "passwordenabled": bool(vm.password_enabled),
         "displayvm": vm.display_vm, "isdynamicallyscalable": False,
         "guestosid": vm.os_type_id, "ostypeid": vm.os_type_id, "rootdeviceid": 0,
-        "rootdevicetype": ROOT_DEVICE_TYPE, "group": vm.group_name, "keypairs": None,
+        "rootdevicetype": ROOT_DEVICE_TYPE, "group": vm.group_name,
+        "keypairs": vm.keypairs, "keypair": vm.keypairs, "userdataid": vm.user_data_id,
+        "userdataname": vm.userdataname, "userdatadetails": _details_text(vm.user_data_details),
         "nic": [nic_view(n) for n in nics], "securitygroup": [], "affinitygroup": [], "tags": [],
     }
     if vm.state_reason:

@@ -96,6 +96,33 @@ def test_emulated_nic_and_add_remove(driver: HyperVDriver) -> None:
         driver.add_nic("i-2-17-VM", NicSpec(device_id=3, mac="02:00:00:00:00:04"))
 
 
+def test_plug_and_unplug_nic_of_a_stopped_vm(driver: HyperVDriver) -> None:
+    driver.define_vm(spec(nics=(NicSpec(device_id=1, mac="02:00:00:00:00:02"),)))
+    info = driver.plug_nic("i-2-17-VM", NicSpec(device_id=2, mac="02:00:00:00:00:03", vlan=12))
+    assert (info.mac, info.device_id, info.vlan) == ("02:00:00:00:00:03", 2, 12)
+    assert driver.plug_nic("i-2-17-VM", NicSpec(device_id=2, mac="02:00:00:00:00:03", vlan=12)) == info
+    assert len(driver.list_nics("i-2-17-VM")) == 2
+    driver.unplug_nic("i-2-17-VM", "02:00:00:00:00:03")
+    assert [n.mac for n in driver.list_nics("i-2-17-VM")] == ["02:00:00:00:00:02"]
+    with pytest.raises(DeviceNotFound):
+        driver.unplug_nic("i-2-17-VM", "02:00:00:00:00:03")
+    driver.start_vm("i-2-17-VM")
+    with pytest.raises(InvalidVmState, match="only while it is off"):
+        driver.plug_nic("i-2-17-VM", NicSpec(device_id=3, mac="02:00:00:00:00:04"))
+
+
+def test_vxlan_nics_are_refused_before_anything_is_made(driver: HyperVDriver) -> None:
+    vx = NicSpec(device_id=1, mac="02:00:00:00:00:02", network="public", vxlan=5001)
+    with pytest.raises(NotSupported, match="VXLAN segments"):
+        driver.define_vm(spec(nics=(vx,)))
+    assert driver.list_vms() == []
+    driver.define_vm(spec(nics=()))
+    with pytest.raises(NotSupported, match="VXLAN segments"):
+        driver.plug_nic("i-2-17-VM", vx)
+    assert driver.list_nics("i-2-17-VM") == []
+    assert driver.host_capabilities()["vxlan"] is not None
+
+
 def test_snapshots(driver: HyperVDriver, model: HyperVModel) -> None:
     driver.define_vm(spec())
     driver.start_vm("i-2-17-VM")

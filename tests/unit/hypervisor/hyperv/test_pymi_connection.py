@@ -92,5 +92,9 @@ def test_the_smoke_script_runs_over_pymi(model: HyperVModel, monkeypatch: pytest
     monkeypatch.setattr(mod, "file_exists", model.has_file)
     assert mod.main(["--switch", "public", "--disk-dir", "C:\\smoke"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS"] * (
-        len(contract.CHECKS) + len(host_checks.CHECKS) + len(mod.HYPERV_CHECKS)), lines
+    expected = len(contract.CHECKS) + len(mod.HYPERV_CHECKS) + len(host_checks.CHECKS)
+    # Hyper-V lacks these by its capability table (generation 1 VMs take NICs only while off; VLANs only)
+    skipped = {"nic_hotplug", "vxlan_nic"}
+    assert [ln.split()[0] for ln in lines[:-1] if ln.split()[1].rstrip(":") not in skipped] == \
+        ["PASS"] * (expected - len(skipped)), lines
+    assert sorted(ln.split()[1].rstrip(":") for ln in lines if ln.startswith("SKIP")) == sorted(skipped), lines

@@ -6,7 +6,7 @@ import importlib
 
 MODULES = ("meta", "accounts", "zones", "storage", "catalog", "events", "hosts", "capacity", "templates",
            "offerings", "vms", "volumes", "management",
-           "limits", "nics")
+           "limits", "keys", "nics")
 
 
 def load() -> None:

@@ -7,8 +7,6 @@ does the agent work.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Any
 
@@ -21,6 +19,7 @@ from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.params import map_as_key_values
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result
+from hvcloud.server.api.vm_access import KEYPAIR_PARAMS, USERDATA_PARAMS, keypairs_of, user_data_of
 from hvcloud.server.db.models import (
     Account,
     DiskOffering,
@@ -33,6 +32,7 @@ from hvcloud.server.db.models import (
 )
 from hvcloud.server.db.sequences import SequenceMissing
 from hvcloud.server.orchestration import planner
+from hvcloud.server.orchestration import vm_credentials as creds
 from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.networks import nics
 from hvcloud.server.orchestration.vm import allocation
@@ -45,7 +45,6 @@ command = REGISTRY.command
 VM_FIELDS = ("id", "name", "displayname", "state", "zoneid", "hostid", "templateid", "serviceofferingid",
              "cpunumber", "memory", "instancename", "nic")
 GiB = 1024**3
-MAX_USERDATA = 32 * 1024
 DEFAULT_CPU_SPEED = 500
 DEFAULT_NETWORK_LABEL = "guest"
 NETWORK_LABEL_DETAIL = "guest.network.label"
@@ -111,19 +110,6 @@ def _custom(args: Args, offering: ServiceOffering) -> tuple[int, int, int]:
     return cpus, speed, memory
 
 
-def _userdata(args: Args) -> str | None:
-    raw = args.opt_str("userdata")
-    if raw is None:
-        return None
-    if len(raw) > MAX_USERDATA * 4 // 3 + 4:
-        raise errors.param_error(f"User data is too long (limit {MAX_USERDATA} bytes decoded)")
-    try:
-        base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        raise errors.param_error("User data must be base64 encoded") from None
-    return raw
-
-
 def _ready_in_zone(ctx: CallContext, template: VMTemplate, zone: Zone) -> TemplateStoreRef:
     ref = ctx.db.scalars(select(TemplateStoreRef).where(TemplateStoreRef.template_id == template.id,
                                                         TemplateStoreRef.zone_id == zone.id)).first()
@@ -164,7 +150,7 @@ def _name(args: Args, default: str) -> str:
     Param("cpuspeed", "integer", description="CPU MHz of a custom service offering"),
     Param("memory", "integer", description="memory (MB) of a custom service offering"),
     Param("details", "map", description="cpuNumber, cpuSpeed, memory for custom offerings"),
-    Param("userdata", length=MAX_USERDATA * 2, description="base64 user data"),
+    *USERDATA_PARAMS, *KEYPAIR_PARAMS,
     Param("startvm", "boolean", description="true (default) to start the VM"),
     Param("group", description="an optional group for the virtual machine"),
     Param("hypervisor", description="the hypervisor on which to deploy the virtual machine"),
@@ -205,8 +191,9 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
     data_size = None
     if disk_offering is not None and not (image.is_iso and root_gb is None):
         data_size = _disk_size(args, disk_offering)
-    userdata = _userdata(args)
     account = ctx.account
+    userdata = user_data_of(ctx, args, account)
+    pairs = keypairs_of(ctx, args, account)
     nic_requests = _nic_requests(ctx, args, zone, account)
     number = next_number(ctx, "vm")
     instance = f"i-{_account_number(ctx, account)}-{number}-{ctx.state.config.instance_name_suffix}"
@@ -220,20 +207,30 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
     new = allocation.NewVm(
         number=number, instance_name=instance, name=name, display_name=args.opt_str("displayname") or name,
         zone_id=zone.id, offering=offering, image=image, image_size=image_ref.size, host_id=host_id, cpus=cpus,
-        speed=speed, memory=memory, user_data=userdata, group=args.opt_str("group"), network_label=label,
-        nics=nic_requests, root_size=root_size,
+        speed=speed, memory=memory, user_data=userdata.content if userdata else None, group=args.opt_str("group"),
+        network_label=label, nics=nic_requests, root_size=root_size,
         root_offering_id=disk_offering.id if image.is_iso and disk_offering and root_gb is None else None,
         disk_offering=disk_offering, data_size=data_size)
+    password = None
     try:
         vm = allocation.allocate(ctx.db, ctx.state.config, ctx.state.box, ctx.user, new)
+        if userdata is not None:
+            creds.set_user_data(vm, userdata.content, userdata.source, userdata.details)
+        if pairs:
+            creds.set_keys(vm, pairs)
+        if image.password_enabled and not image.is_iso:
+            password = creds.new_password(vm, ctx.state.box, ctx.state.config.vm_password_length)
         start = args.opt_bool("startvm") is not False
         result = _job(ctx, vms.JOB_START, vm, {"deploy": True}, create=True) if start else None
         ctx.db.flush()
     except IntegrityError:
         raise errors.internal("Could not allocate a unique instance name and MAC address; try again") from None
     if result is None:
-        return run_inline(ctx, ObjectResult("virtualmachine", vm_view(ctx.db, vm)),
-                          instance_type="VirtualMachine", instance_id=vm.id, create=True)
+        view = vm_view(ctx.db, vm)
+        if password is not None:
+            view["password"] = password
+        return run_inline(ctx, ObjectResult("virtualmachine", view), instance_type="VirtualMachine",
+                          instance_id=vm.id, create=True)
     return result
 
 
@@ -394,7 +391,7 @@ def _shown_state_is(state: str) -> ColumnElement[bool]:
     Param("group", description="group of the virtual machine"),
     Param("haenable", "boolean", description="true if high-availability is enabled"),
     Param("displayvm", "boolean", description="whether the VM is shown to the end user"),
-    Param("userdata", length=MAX_USERDATA * 2, description="base64 user data"),
+    *USERDATA_PARAMS,
 ], response=VM_FIELDS)
 def update_vm(ctx: CallContext, args: Args) -> Result:
     vm = owned_vm(ctx, args)
@@ -411,8 +408,10 @@ def update_vm(ctx: CallContext, args: Args) -> Result:
         vm.ha_enabled = args.bool("haenable")
     if args.opt_bool("displayvm") is not None:
         vm.display_vm = args.bool("displayvm")
-    if args.has("userdata"):
-        vm.user_data = _userdata(args)
+    userdata = user_data_of(ctx, args, vm.account)
+    if userdata is not None:
+        creds.set_user_data(vm, userdata.content, userdata.source, userdata.details)
+        _job(ctx, creds.JOB_REFRESH_VM_DATA, vm)  # the routers get the new user data; the answer does not wait
     return ObjectResult("virtualmachine", vm_view(ctx.db, vm))
 
 

@@ -231,7 +231,10 @@ def _started(db: Session, jctx: JobContext, vm_id: str, host_id: str, created: C
     if created is not None:
         record_volume(db, created)
     db.flush()
-    return jctx.finish_in(db, {"virtualmachine": view} if view is not None else _result_of(db, vm))
+    body = {"virtualmachine": view} if view is not None else _result_of(db, vm)
+    if jctx.params.get("deploy") and vm.password_enc:  # the generated password, shown in this result only
+        body["virtualmachine"]["password"] = jctx.state.box.decrypt(vm.password_enc)
+    return jctx.finish_in(db, body)
 
 
 def _failed_on_host(db: Session, vm_id: str, host_id: str, reason: str, deploy: bool) -> list[str]:

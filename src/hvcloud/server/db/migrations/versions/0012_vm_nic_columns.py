@@ -7,7 +7,7 @@ every NIC would be deleted (CASCADE) and every volume detached (SET NULL). Those
 aside and put back around each rebuild.
 
 Revision ID: 0012_vm_nic_columns
-Revises: 0010_networks
+Revises: 0011_keys_userdata
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0012_vm_nic_columns'
-down_revision = '0010_networks'
+down_revision = '0011_keys_userdata'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,365 @@
+"""The virtual router on a Linux host: one network namespace per router, as Neutron runs its DHCP
+agent.
+
+Each router gets the namespace ``hvr-<name>`` whose ``eth0`` (the router's MAC and address) is one
+end of a veth pair whose other end joins the segment's bridge; inside it run dnsmasq (static DHCP,
+DNS for the network domain) and :mod:`hvcloud.router.metadata_service` (metadata on port 80,
+passwords on 8080). Everything a router holds is saved under ``state_dir/<name>/``::
+
+    router.json            spec, running or stopped, static leases
+    dnsmasq/               dnsmasq.conf, dhcp-hosts, addn-hosts, leases, pid file, log
+    metadata/vmdata/       <ip>.json: what the VM at <ip> is served
+    metadata/passwords/    <ip>.json: its password until it is delivered
+    metadata.pid, metadata.log
+
+A new lease rewrites ``dhcp-hosts``/``addn-hosts`` atomically and sends dnsmasq SIGHUP; it is never
+restarted for a VM. :meth:`NamespaceRouterHost.recover` rebuilds a missing namespace, port or address
+and starts only the services that are not running (found by pid file and command line).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from hvcloud import logs
+from hvcloud.atomic_file import load_json, save_json, write_atomic
+from hvcloud.network.bridges import Bridges, NetworkError
+from hvcloud.router import processes, release, validation
+from hvcloud.router.api import (
+    DhcpEntry,
+    InvalidRouterRequest,
+    RouterError,
+    RouterNotFound,
+    RouterSpec,
+    RouterStatus,
+    VmData,
+)
+from hvcloud.router.book import RouterBook
+from hvcloud.router.dnsmasq import DEFAULT_LEASE, DnsmasqPaths, render_conf, render_hosts, render_names
+from hvcloud.router.metadata import files_to_json
+from hvcloud.router.metadata_service import METADATA_PORT, PASSWORD_PORT
+from hvcloud.router.netns import NETNS_DIR, PORT, Plumbing, namespace_name, veth_name
+from hvcloud.router.passwords import FilePasswords
+
+log = logs.get(__name__)
+
+BOOK = "router.json"
+
+
+class RouterDir:
+    """Where one router's files live."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.book = root / BOOK
+        self.dnsmasq = DnsmasqPaths(root / "dnsmasq")
+        self.metadata = root / "metadata"
+        self.vmdata = self.metadata / "vmdata"
+        self.passwords = self.metadata / "passwords"
+        self.metadata_pid = root / "metadata.pid"
+        self.metadata_log = root / "metadata.log"
+
+    @property
+    def dnsmasq_marker(self) -> str:
+        return f"--conf-file={self.dnsmasq.conf}"
+
+    @property
+    def metadata_marker(self) -> str:
+        return str(self.metadata)
+
+
+def _in_namespace(pid: int, ns: str) -> bool:
+    """The process runs in the namespace now named ``ns`` (not in one deleted by hand)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(NETNS_DIR / ns).st_ino
+    except OSError:
+        return False
+
+
+def _replace_if_changed(path: Path, text: str) -> bool:
+    data = text.encode()
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomic(path, data, fsync=False)
+    return True
+
+
+class NamespaceRouterHost:
+    """:class:`~hvcloud.router.api.RouterHost` on Linux: needs root, ``ip netns`` and dnsmasq."""
+
+    def __init__(self, state_dir: Path, bridges: Bridges | None = None, *, plumbing: Plumbing | None = None,
+                 python: str = sys.executable, dnsmasq: str = "dnsmasq", lease: str = DEFAULT_LEASE,
+                 metadata_port: int = METADATA_PORT, password_port: int = PASSWORD_PORT) -> None:
+        self.state_dir = state_dir
+        self._bridges = bridges or Bridges()
+        self._plumbing = plumbing or Plumbing()
+        self._python = python
+        self._dnsmasq = dnsmasq
+        self._lease = lease
+        self._ports = (metadata_port, password_port)
+        self._books: dict[str, RouterBook] = {}
+        self._locks: dict[str, threading.RLock] = {}
+        self._guard = threading.Lock()
+        #: metadata services this process started, kept so their exit is collected
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _lock(self, name: str) -> threading.RLock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.RLock())
+
+    def _dir(self, name: str) -> RouterDir:
+        return RouterDir(self.state_dir / validation.router_name(name))
+
+    def _find(self, name: str) -> RouterBook | None:
+        book = self._books.get(name)
+        if book is None:
+            try:
+                data = load_json(self._dir(name).book, None)
+            except ValueError as exc:
+                raise RouterError(f"saved state of router {name} is unreadable: {exc}") from exc
+            if data is None:
+                return None
+            book = self._books[name] = RouterBook.from_json(data)
+        return book
+
+    def _book(self, name: str) -> RouterBook:
+        book = self._find(name)
+        if book is None:
+            raise RouterNotFound(name)
+        return book
+
+    def _save(self, book: RouterBook) -> None:
+        save_json(self._dir(book.spec.name).book, book.to_json())
+        self._books[book.spec.name] = book
+
+    def _status(self, book: RouterBook) -> RouterStatus:
+        d = self._dir(book.spec.name)
+        dns_pid = processes.running(d.dnsmasq.pid, d.dnsmasq_marker)
+        md_pid = processes.running(d.metadata_pid, d.metadata_marker)
+        details = {"namespace": namespace_name(book.spec.name), "veth": veth_name(book.spec.name),
+                   "dnsmasq_pid": str(dns_pid or ""), "metadata_pid": str(md_pid or "")}
+        return RouterStatus(name=book.spec.name, state="Running" if book.running else "Stopped",
+                            spec=book.spec, leases=len(book.entries), details=details)
+
+    # -- services ------------------------------------------------------------------------------
+
+    def _write_dns_files(self, book: RouterBook) -> bool:
+        d = self._dir(book.spec.name)
+        entries = list(book.entries.values())
+        hosts = _replace_if_changed(d.dnsmasq.hosts, render_hosts(entries))
+        names = _replace_if_changed(d.dnsmasq.names, render_names(book.spec, entries))
+        return hosts or names
+
+    def _live(self, pid_file: Path, marker: str, ns: str) -> int | None:
+        pid = processes.running(pid_file, marker)
+        if pid is not None and not _in_namespace(pid, ns):
+            log.warning("router.service_in_stale_namespace", pid=pid, namespace=ns)
+            processes.stop(pid_file, marker)
+            return None
+        return pid
+
+    def _start_dnsmasq(self, book: RouterBook) -> None:
+        d, ns = self._dir(book.spec.name), namespace_name(book.spec.name)
+        d.dnsmasq.pid.unlink(missing_ok=True)
+        proc = processes.spawn(["ip", "netns", "exec", ns, self._dnsmasq, d.dnsmasq_marker], d.dnsmasq.log)
+        try:
+            processes.wait_started(d.dnsmasq.pid, d.dnsmasq_marker, proc, d.dnsmasq.log, "dnsmasq",
+                                   daemonizes=True)
+        finally:
+            if proc.poll() is None:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._children[proc.pid] = proc
+
+    def _start_metadata(self, book: RouterBook) -> None:
+        d, ns = self._dir(book.spec.name), namespace_name(book.spec.name)
+        d.metadata_pid.unlink(missing_ok=True)
+        d.vmdata.mkdir(parents=True, exist_ok=True, mode=0o700)
+        argv = ["ip", "netns", "exec", ns, self._python, "-m", "hvcloud.router.metadata_service",
+                "--dir", d.metadata_marker, "--address", book.spec.address, "--pid-file", str(d.metadata_pid),
+                "--metadata-port", str(self._ports[0]), "--password-port", str(self._ports[1])]
+        proc = processes.spawn(argv, d.metadata_log)
+        self._children[proc.pid] = proc
+        try:
+            processes.wait_started(d.metadata_pid, d.metadata_marker, proc, d.metadata_log, "metadata service")
+        except RouterError:
+            processes.stop(d.metadata_pid, d.metadata_marker)
+            raise
+
+    def _bring_up(self, book: RouterBook, restart: bool) -> list[str]:
+        """Port, files and services; returns the services it (re)started."""
+        spec, d = book.spec, self._dir(book.spec.name)
+        ns = namespace_name(spec.name)
+        try:
+            bridge = self._bridges.ensure_segment(spec.segment.trunk, spec.segment.vlan, spec.segment.vxlan)
+        except NetworkError as exc:
+            raise RouterError(f"router {spec.name}: no segment bridge: {exc}") from exc
+        self._plumbing.ensure(spec, bridge)
+        d.dnsmasq.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        conf_changed = _replace_if_changed(d.dnsmasq.conf, render_conf(spec, d.dnsmasq, PORT, self._lease))
+        files_changed = self._write_dns_files(book)
+        if restart or conf_changed:
+            processes.stop(d.dnsmasq.pid, d.dnsmasq_marker)
+        if restart:
+            processes.stop(d.metadata_pid, d.metadata_marker)
+        started = []
+        pid = self._live(d.dnsmasq.pid, d.dnsmasq_marker, ns)
+        if pid is None:
+            self._start_dnsmasq(book)
+            started.append("dnsmasq")
+        elif files_changed:
+            processes.reload(pid)
+        if self._live(d.metadata_pid, d.metadata_marker, ns) is None:
+            self._start_metadata(book)
+            started.append("metadata")
+        if started:
+            log.info("router.services_started", router=spec.name, services=started)
+        return started
+
+    def _release(self, book: RouterBook, old: DhcpEntry) -> None:
+        """Drop dnsmasq's lease of a withdrawn entry now (its name and address are free at once)."""
+        d = self._dir(book.spec.name)
+        if not release.has_lease(d.dnsmasq.leases, old.mac, old.ip):
+            return
+        argv = ["ip", "netns", "exec", namespace_name(book.spec.name), self._python, "-m", "hvcloud.router.release",
+                "--server", book.spec.address, "--ip", old.ip, "--mac", old.mac, "--interface", PORT]
+        client_id = release.lease_client_id(d.dnsmasq.leases, old.mac, old.ip)
+        if client_id:
+            argv += ["--client-id", client_id.hex()]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
+        if proc.returncode != 0:
+            log.warning("router.release_failed", router=book.spec.name, mac=old.mac, ip=old.ip,
+                        error=proc.stderr.strip()[-300:])
+
+    def _tear_down(self, name: str) -> None:
+        d = self._dir(name)
+        processes.stop(d.dnsmasq.pid, d.dnsmasq_marker)
+        processes.stop(d.metadata_pid, d.metadata_marker)
+        for pid, proc in list(self._children.items()):
+            if proc.poll() is not None:
+                del self._children[pid]
+        self._plumbing.remove(name)
+
+    # -- RouterHost ----------------------------------------------------------------------------
+
+    def start(self, spec: RouterSpec) -> RouterStatus:
+        spec = validation.spec(spec)
+        with self._lock(spec.name):
+            book = self._find(spec.name)
+            restart = False
+            if book is None:
+                book = RouterBook(spec)
+            elif book.spec != spec:
+                dropped = book.reconfigure(spec)
+                restart = True
+                log.info("router.reconfigured", router=spec.name, dropped=[e.mac for e in dropped])
+            book.running = True
+            self._save(book)
+            try:
+                self._bring_up(book, restart)
+            except RouterError:
+                # nothing half-made stays behind, and recover() will not retry it: the management
+                # server sees the failed start and decides
+                book.running = False
+                self._save(book)
+                self._tear_down(spec.name)
+                raise
+            log.info("router.started", router=spec.name, namespace=namespace_name(spec.name))
+            return self._status(book)
+
+    def stop(self, name: str) -> None:
+        with self._lock(name):
+            book = self._find(name)
+            if book is not None and book.running:
+                book.running = False
+                self._save(book)
+            self._tear_down(name)
+            log.info("router.stopped", router=name)
+
+    def destroy(self, name: str) -> None:
+        with self._lock(name):
+            d = self._dir(name)
+            self._tear_down(name)
+            shutil.rmtree(d.root, ignore_errors=True)
+            self._books.pop(name, None)
+            log.info("router.destroyed", router=name)
+
+    def status(self, name: str) -> RouterStatus:
+        with self._lock(name):
+            return self._status(self._book(name))
+
+    def routers(self) -> list[RouterStatus]:
+        out = []
+        for child in sorted(self.state_dir.iterdir()):
+            if (child / BOOK).is_file():
+                try:
+                    out.append(self.status(child.name))
+                except (RouterError, InvalidRouterRequest) as exc:
+                    log.warning("router.unreadable", router=child.name, error=str(exc))
+        return out
+
+    def dhcp_entry(self, name: str, entry: DhcpEntry, *, remove: bool = False) -> None:
+        with self._lock(name):
+            book = self._book(name)
+            checked = validation.entry(book.spec, entry)
+            released = book.remove_entry(checked) if remove else book.set_entry(checked)
+            if released is None:
+                return
+            self._save(book)
+            d = self._dir(name)
+            if self._write_dns_files(book) and book.running:
+                pid = processes.running(d.dnsmasq.pid, d.dnsmasq_marker)
+                if pid is not None:
+                    processes.reload(pid)
+                    for old in released:
+                        self._release(book, old)
+            log.info("router.dhcp_entry", router=name, mac=checked.mac, ip=checked.ip, remove=remove)
+
+    def vm_data(self, name: str, ip: str, data: VmData) -> None:
+        with self._lock(name):
+            book = self._book(name)
+            addr = validation.address_in(book.spec, ip)
+            files = validation.vm_data(data)
+            path = self._dir(name).vmdata / f"{addr}.json"
+            if files.files:
+                save_json(path, files_to_json(files))
+            else:
+                path.unlink(missing_ok=True)
+            log.info("router.vm_data", router=name, ip=addr, files=sum(len(f) for f in files.files.values()))
+
+    def save_password(self, name: str, ip: str, password: str) -> None:
+        with self._lock(name):
+            book = self._book(name)
+            addr = validation.address_in(book.spec, ip)
+            FilePasswords(self._dir(name).passwords).save(addr, validation.password(password))
+            log.info("router.password_saved", router=name, ip=addr)
+
+    def recover(self) -> list[str]:
+        recovered = []
+        for child in sorted(self.state_dir.iterdir()):
+            if not (child / BOOK).is_file():
+                continue
+            name = child.name
+            try:
+                with self._lock(name):
+                    book = self._book(name)
+                    if not book.running:
+                        continue
+                    started = self._bring_up(book, restart=False)
+                recovered.append(name)
+                log.info("router.recovered", router=name, restarted=started)
+            except (RouterError, InvalidRouterRequest) as exc:
+                log.error("router.recover_failed", router=name, error=str(exc))
+        return recovered

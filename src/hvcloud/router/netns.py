@@ -1,0 +1,114 @@
+"""A router's port: a network namespace and a veth pair into the segment's bridge.
+
+The namespace ``hvr-<router>`` holds ``lo`` and ``eth0`` (the router's MAC and address); the veth's
+host end (``vr`` + a hash of the router name, within the kernel's 15 characters) joins the bridge.
+Every step checks what is there first, so bringing a port up again after an agent restart leaves a
+working port untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from hvcloud.network.bridges import NetworkError, Runner, run_ip
+from hvcloud.router.api import RouterError, RouterSpec
+
+NETNS_DIR = Path("/run/netns")
+PORT = "eth0"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def namespace_name(router: str) -> str:
+    """``hvr-<router>``; a name with other characters than ``[A-Za-z0-9_.-]`` or longer than 40 is
+    cut and made unique with a hash."""
+    clean = _UNSAFE.sub("-", router)
+    if clean != router or len(clean) > 40:
+        clean = f"{clean[:31]}-{_digest(router)[:8]}"
+    return f"hvr-{clean}"
+
+
+def veth_name(router: str) -> str:
+    return f"vr{_digest(router)[:12]}"
+
+
+class Plumbing:
+    def __init__(self, runner: Runner = run_ip) -> None:
+        self._run = runner
+
+    def _ip(self, *args: str) -> str:
+        try:
+            return self._run(list(args))
+        except NetworkError as exc:
+            raise RouterError(str(exc)) from exc
+
+    def namespace_exists(self, ns: str) -> bool:
+        return (NETNS_DIR / ns).exists()
+
+    def _link(self, name: str, ns: str | None = None) -> dict[str, Any] | None:
+        prefix = ["-n", ns] if ns else []
+        try:
+            out = self._run([*prefix, "-j", "link", "show", "dev", name])
+        except NetworkError:
+            return None
+        data = json.loads(out or "[]")
+        return data[0] if data else None
+
+    def ensure(self, spec: RouterSpec, bridge: str) -> None:
+        ns, veth = namespace_name(spec.name), veth_name(spec.name)
+        if not self.namespace_exists(ns):
+            self._ip("netns", "add", ns)
+        self._ip("-n", ns, "link", "set", "dev", "lo", "up")
+        host = self._link(veth)
+        if host is None or self._link(PORT, ns) is None:
+            if host is not None:
+                self._ip("link", "del", "dev", veth)
+            if self._link(PORT, ns) is not None:
+                self._ip("-n", ns, "link", "del", "dev", PORT)
+            self._ip("link", "add", veth, "type", "veth", "peer", "name", PORT, "netns", ns)
+            host = self._link(veth)
+        if host is None or host.get("master") != bridge:
+            self._ip("link", "set", "dev", veth, "master", bridge)
+        self._ip("link", "set", "dev", veth, "up")
+        port = self._link(PORT, ns) or {}
+        if str(port.get("address", "")).lower() != spec.mac:
+            self._ip("-n", ns, "link", "set", "dev", PORT, "down")
+            self._ip("-n", ns, "link", "set", "dev", PORT, "address", spec.mac)
+        want = ipaddress.IPv4Interface(f"{spec.address}/{spec.prefix}")
+        have = self.addresses(ns)
+        for addr in have:
+            if addr != want:
+                self._ip("-n", ns, "addr", "del", str(addr), "dev", PORT)
+        if want not in have:
+            self._ip("-n", ns, "addr", "add", str(want), "dev", PORT)
+        self._ip("-n", ns, "link", "set", "dev", PORT, "up")
+
+    def addresses(self, ns: str) -> list[ipaddress.IPv4Interface]:
+        out = self._ip("-n", ns, "-j", "-4", "addr", "show", "dev", PORT)
+        found = []
+        for link in json.loads(out or "[]"):
+            for info in link.get("addr_info", []):
+                if info.get("family") == "inet":
+                    found.append(ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}"))
+        return found
+
+    def remove(self, router: str) -> None:
+        ns, veth = namespace_name(router), veth_name(router)
+        if self._link(veth) is not None:
+            self._ip("link", "del", "dev", veth)
+        if self.namespace_exists(ns):
+            self._ip("netns", "del", ns)
+
+    def port_up(self, router: str) -> bool:
+        """The namespace, the veth and the address are there."""
+        ns = namespace_name(router)
+        return self.namespace_exists(ns) and self._link(veth_name(router)) is not None \
+            and self._link(PORT, ns) is not None
