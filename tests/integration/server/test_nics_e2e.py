@@ -1,7 +1,7 @@
 """NICs of VMs that run, against a real simulator agent process: a VM on a shared network starts
 with the NIC the API lists (its MAC, the traffic label's bridge, the network's VLAN), a NIC added to
 it while it runs is hot-plugged (PlugNicCommand) and is there on its next start, a removed one is
-gone, and expunge gives the addresses back."""
+unplugged (UnPlugNicCommand), and expunge gives the addresses back."""
 
 from __future__ import annotations
 
@@ -76,16 +76,21 @@ def test_nics_of_a_running_vm(cloud: Cloud, nets: dict[str, str]) -> None:
     back = next(n for n in added["nic"] if n["networkid"] == nets["back"])
     assert (back["deviceid"], back["ipaddress"], back["isdefault"]) == ("1", "10.71.0.15", False)
 
+    def on_agent() -> list[tuple[str, int]]:
+        return sorted(((n["mac"], n["vlan"]) for n in _agent_nics(cloud, vm["instancename"])), key=lambda t: t[1])
+
+    both = [(front["macaddress"], 300), (back["macaddress"], 301)]
+    assert on_agent() == both, "hot-plugged into the running VM (PlugNicCommand)"
     cs.stopVirtualMachine(id=vm["id"])
     cs.startVirtualMachine(id=vm["id"])
-    shown = sorted(((n["mac"], n["vlan"]) for n in _agent_nics(cloud, vm["instancename"])), key=lambda t: t[1])
-    assert shown == [(front["macaddress"], 300), (back["macaddress"], 301)], "the next start carries both"
+    assert on_agent() == both, "and the next start carries both"
 
-    cs.stopVirtualMachine(id=vm["id"])
     left = cs.removeNicFromVirtualMachine(virtualmachineid=vm["id"], nicid=back["id"])["virtualmachine"]
     assert [n["id"] for n in left["nic"]] == [front["id"]]
+    assert on_agent() == [(front["macaddress"], 300)], "unplugged from the running VM (UnPlugNicCommand)"
+    cs.stopVirtualMachine(id=vm["id"])
     cs.startVirtualMachine(id=vm["id"])
-    assert [n["mac"] for n in _agent_nics(cloud, vm["instancename"])] == [front["macaddress"]]
+    assert on_agent() == [(front["macaddress"], 300)]
 
     cs.destroyVirtualMachine(id=vm["id"], expunge=True)
     again = cs.deployVirtualMachine(serviceofferingid=offering, templateid=cloud.template["id"],
