@@ -64,3 +64,44 @@ def test_downgrade_restores_the_columns_from_the_nic_table_and_upgrade_drops_the
         assert sorted(attached) == sorted(nics), "the volumes stay attached"
     finally:
         eng.dispose()
+
+
+def test_upgrading_a_sqlite_database_with_vms_keeps_their_nics_and_volumes(state: ServerState,
+                                                                            admin: Caller) -> None:
+    """Regression: the migrations after 0010 rebuild vm_instance on SQLite (batch mode); with foreign
+    keys on, each rebuild's DROP deleted every NIC (ON DELETE CASCADE) and detached every volume (SET
+    NULL). ``migrate.upgrade`` runs them with foreign keys off and checks them afterwards."""
+    ids = build_zone(admin)
+    with state.sessions.begin() as db:
+        owner = db.query(Account).filter_by(name="admin").one()
+        t = VMTemplate(name="t", display_text="t", format="QCOW2", hypervisor="Simulator", account_id=owner.id,
+                       is_public=True)
+        db.add(t)
+        db.flush()
+        db.add(TemplateStoreRef(template_id=t.id, zone_id=ids["zoneid"], download_state="DOWNLOADED",
+                                install_path="t.qcow2", size=1 << 30))
+        template = t.id
+    offering = admin.ok("listServiceOfferings", name="Small Instance")["serviceoffering"][0]["id"]
+    vms = [admin.job("deployVirtualMachine", serviceofferingid=offering, templateid=template, zoneid=ids["zoneid"],
+                     startvm="false")["jobresult"]["virtualmachine"] for _ in range(2)]
+    _alembic(state, command.downgrade, "0010_networks")
+    eng = db_engine.make_engine(state.config.db_url)
+    try:
+        with eng.begin() as conn:  # as a database at 0010 holds them: 0010 copied every VM's NIC
+            conn.execute(text("DELETE FROM nic"))
+            conn.execute(text(
+                "INSERT INTO nic (id, vm_id, network_id, device_id, mac_address, is_default, mode, "
+                "reservation_strategy, state, network_label, broadcast_uri, created) SELECT nic_id, id, NULL, 0, "
+                "mac_address, 1, 'Dhcp', 'Start', 'Reserved', network_label, 'vlan://untagged', created "
+                "FROM vm_instance"))
+            conn.execute(text("UPDATE volume SET vm_id = (SELECT v.id FROM vm_instance v WHERE "
+                              "'ROOT-' || v.vm_number = volume.name)"))
+        migrate.upgrade(eng)
+        with eng.connect() as conn:
+            nics = dict(conn.execute(text("SELECT vm_id, mac_address FROM nic")).all())
+            attached = conn.execute(text("SELECT count(*) FROM volume WHERE vm_id IS NOT NULL")).scalar_one()
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1, "foreign keys are on again"
+        assert nics == {vm["id"]: vm["nic"][0]["macaddress"] for vm in vms}
+        assert attached == 2
+    finally:
+        eng.dispose()
