@@ -246,7 +246,7 @@ def test_nic_commands_on_a_stopped_vm(state: ServerState, user_caller: Caller, c
     second = next(n for n in added["nic"] if n["networkid"] == nets["shared"])
     assert (second["deviceid"], second["isdefault"], second["ipaddress"]) == ("1", False, "10.2.0.10")
     status, body = user_caller.call("removeNicFromVirtualMachine", virtualmachineid=vm["id"], nicid=first["id"])
-    assert status == 431 and "default NIC" in body["errortext"]
+    assert status == 431 and "nic is default" in body["errortext"]
     status, body = user_caller.call("updateDefaultNicForVirtualMachine", virtualmachineid=vm["id"],
                                     nicid=first["id"])
     assert status == 431 and "already the default" in body["errortext"]

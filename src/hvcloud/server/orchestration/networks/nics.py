@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
 
 from hvcloud.server import errors
@@ -125,7 +125,7 @@ def default_network(db: Session, account: Account, zone: Zone) -> Network:
                                  "please specify networkIds")
     if shared:
         return shared[0]
-    raise errors.param_error("Unable to find a default network to start a vm; please specify networkIds")
+    raise errors.param_error("Unable to find a default network to start a vm")
 
 
 def check_mac(raw: str, param: str = "macaddress") -> str:
@@ -140,8 +140,10 @@ def check_mac(raw: str, param: str = "macaddress") -> str:
 
 
 def _mac_free(db: Session, mac: str) -> bool:
-    return db.scalar(select(Nic.id).where(Nic.mac_address == mac)) is None and \
-        db.scalar(select(DomainRouter.id).where(DomainRouter.guest_mac == mac)) is None
+    """No NIC and no router holds ``mac`` (one query)."""
+    taken = union_all(select(Nic.id).where(Nic.mac_address == mac),
+                      select(DomainRouter.id).where(DomainRouter.guest_mac == mac))
+    return db.scalar(select(taken.subquery().c.id).limit(1)) is None
 
 
 def plan_deploy(db: Session, account: Account, zone: Zone, *, network_ids: Sequence[str],
@@ -278,8 +280,9 @@ def check_removable(db: Session, vm: VMInstance, nic: Nic) -> None:
         raise errors.param_error(f"Unable to remove nic {nic.id} from VM {vm.instance_name}: it is the only NIC "
                                  "of the VM")
     if nic.is_default:
-        raise errors.param_error(f"Unable to remove nic {nic.id} from VM {vm.instance_name}: it is the default "
-                                 "NIC; make another NIC the default first")
+        network = db.get(Network, nic.network_id) if nic.network_id is not None else None
+        raise errors.param_error(f"Unable to remove nic from VM {vm.instance_name} in network "
+                                 f"{network.name if network else nic.network_label}, nic is default.")
 
 
 def remove_nic(nic: Nic) -> None:
