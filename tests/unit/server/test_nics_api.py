@@ -416,3 +416,33 @@ def test_a_chosen_mac_never_blocks_a_later_vm(user_caller: Caller, cloud: dict[s
     assert chosen == upcoming, "a chosen MAC is stored in canonical form"
     later = [_vm(user_caller, cloud, networkids=net)["nic"][0]["macaddress"] for _ in range(2)]
     assert len({first, *chosen, *later}) == 5
+
+
+def test_pools_of_odd_networks(state: ServerState, cloud: dict[str, Any]) -> None:
+    """Address ranges as stored: reversed or malformed ranges give nothing, several ranges give the
+    lowest address first, tiny CIDRs have no address to give, a shared network without ranges is full."""
+    with state.sessions.begin() as db:
+        alice = db.query(Account).filter_by(name="alice").one()
+        phys = db.get_one(Network, cloud["nets"]["alice"]).physical_network_id
+        assert phys is not None
+        odd = {
+            "reversed": G.network(db, cloud["zoneid"], phys, alice, "rev", guest_type="Shared", cidr=None,
+                                  gateway="10.3.0.1", ranges=(("10.3.0.20", "10.3.0.10"), ("x.y", "10.3.0.9"),
+                                                              ("10.3.0.40", "10.3.0.41"), ("10.3.0.30", "10.3.0.30"))),
+            "slash32": G.network(db, cloud["zoneid"], phys, alice, "s32", cidr="10.4.0.7/32", gateway=None),
+            "slash30": G.network(db, cloud["zoneid"], phys, alice, "s30", cidr="10.4.1.0/30", gateway="10.4.1.1"),
+            "empty": G.network(db, cloud["zoneid"], phys, alice, "empty", guest_type="Shared", cidr=None,
+                               gateway=None),
+        }
+    with state.sessions() as db:
+        def pool(name: str) -> list[str]:
+            p = addresses.pool_of(db, db.get_one(Network, odd[name]))
+            return [str(ipaddress.IPv4Address(ip)) for ip in p.candidates()]
+
+        assert pool("reversed") == ["10.3.0.30", "10.3.0.40", "10.3.0.41"], "the lowest address first"
+        assert pool("slash32") == [] and pool("empty") == []
+        assert pool("slash30") == ["10.4.1.2"], "network, broadcast and gateway are never given"
+        for name, ip in (("reversed", "10.3.0.15"), ("slash32", "10.4.0.7"), ("slash30", "10.4.1.3")):
+            with pytest.raises(CloudError) as refused:
+                addresses.check_requested(db, db.get_one(Network, odd[name]), ip, "ipaddress")
+            assert refused.value.code == 431 and "ipaddress" in refused.value.text

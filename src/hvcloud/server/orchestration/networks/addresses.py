@@ -70,7 +70,8 @@ def _int(text: str | None) -> int | None:
 
 
 def has_addresses(network: Network) -> bool:
-    return network.guest_type != L2 and bool(network.cidr or network.start_ip)
+    """L2 networks give no address; an isolated one needs its CIDR; a shared one has its ranges."""
+    return network.guest_type != L2 and bool(network.cidr or network.start_ip or network.guest_type == SHARED)
 
 
 def pool_of(db: Session, network: Network) -> Pool:
@@ -83,8 +84,7 @@ def pool_of(db: Session, network: Network) -> Pool:
     ranges: list[tuple[int, int]] = []
     if network.guest_type == SHARED:
         for r in db.scalars(select(VlanIpRange).where(VlanIpRange.network_id == network.id,
-                                                      VlanIpRange.removed.is_(None))
-                            .order_by(VlanIpRange.created, VlanIpRange.id)):
+                                                      VlanIpRange.removed.is_(None))):
             lo, hi = _int(r.start_ip), _int(r.end_ip)
             if lo is not None and hi is not None and lo <= hi:
                 ranges.append((lo, hi))
@@ -95,6 +95,7 @@ def pool_of(db: Session, network: Network) -> Pool:
                 ranges.append((lo, hi))
     if not ranges and cidr is not None and cidr.num_addresses > 2:
         ranges.append((int(cidr.network_address) + 1, int(cidr.broadcast_address) - 1))
+    ranges.sort()  # the lowest free address first, whatever order the ranges were added in
     reserved = {ip for ip in (_int(gateway),) if ip is not None}
     reserved.update(ip for ip in map(_int, db.scalars(select(DomainRouter.guest_ip).where(
         DomainRouter.network_id == network.id, DomainRouter.removed.is_(None)))) if ip is not None)
