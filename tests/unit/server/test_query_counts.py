@@ -28,6 +28,7 @@ from hvcloud.server.db.models import (
     DiskOffering,
     Host,
     ImageStore,
+    Nic,
     Pod,
     ServiceOffering,
     StoragePool,
@@ -143,9 +144,10 @@ class Cloud:
                                 account_id=self.other.id if odd else self.admin.account_id, user_id=self.admin.id,
                                 zone_id=self.ids["zone"], host_id=host_id, template_id=template,
                                 iso_id=iso if odd else None, service_offering_id=self.ids["offering"], cpu_number=1,
-                                cpu_speed=100, memory=128, mac_address=vm_wire.mac_for(number), state=S.RUNNING)
+                                cpu_speed=100, memory=128, state=S.RUNNING)
                 db.add(vm)
                 db.flush()
+                db.add(Nic(vm_id=vm.id, mac_address=vm_wire.mac_for(number), network_label="guest"))
                 db.add(Volume(name=f"ROOT-{n}", account_id=vm.account_id, zone_id=self.ids["zone"], vm_id=vm.id,
                               volume_type="ROOT", device_id=0, size=GiB, state="Ready", pool_id=self.ids["pool"],
                               path=f"{n}.qcow2", template_id=template))
@@ -230,9 +232,10 @@ def _stopped_vm(db: Session, cloud: Cloud, n: int) -> VMInstance:
     vm = VMInstance(name=f"p{n}", display_name=f"p{n}", instance_name=f"i-2-{number}-VM", vm_number=number,
                     account_id=cloud.admin.account_id, user_id=cloud.admin.id, zone_id=cloud.ids["zone"],
                     service_offering_id=cloud.ids["offering"], cpu_number=1, cpu_speed=100, memory=128,
-                    mac_address=vm_wire.mac_for(number), state=S.STOPPED)
+                    state=S.STOPPED)
     db.add(vm)
     db.flush()
+    db.add(Nic(vm_id=vm.id, mac_address=vm_wire.mac_for(number), network_label="guest"))
     return vm
 
 
@@ -274,8 +277,8 @@ def test_a_deploys_transactions_read_first_and_write_last(state: ServerState,
     with counted(state) as seen:
         job = api("deployVirtualMachine", serviceofferingid=cloud.ids["offering"], templateid=cloud.template,
                   zoneid=cloud.ids["zone"])
-    # the writes: the resource counts of the account and of its domain, then VM, volume, job and event
-    assert all(is_write(sql) for sql in _writes_last(seen)) and len(_writes_last(seen)) == 6, seen
+    # the writes: the resource counts of the account and of its domain, then VM, volume, NIC, job and event
+    assert all(is_write(sql) for sql in _writes_last(seen)) and len(_writes_last(seen)) == 7, seen
     with state.sessions.begin() as db:
         store.claim(db, "s1", 10)
     jctx = JobContext(job_id=job["jobid"], command="deployVirtualMachine", params={}, account_id="", user_id="",

@@ -20,6 +20,7 @@ from hvcloud.server.db.models import (
     AsyncJob,
     Cluster,
     Host,
+    Nic,
     Pod,
     ServiceOffering,
     StoragePool,
@@ -30,6 +31,7 @@ from hvcloud.server.db.models import (
     utcnow,
 )
 from hvcloud.server.orchestration import planner
+from hvcloud.server.orchestration.networks import nics
 from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.orchestration.vm import power_sync as P
 from hvcloud.server.orchestration.vm import states as S
@@ -72,7 +74,7 @@ def _vm(db: Session, zone_id: str, number: int, *, memory_mb: int = 1024, tags: 
     vm = VMInstance(name=f"vm{number}", display_name=f"vm{number}", instance_name=f"i-2-{number}-VM",
                     vm_number=number, account_id=admin.account_id, user_id=admin.id, zone_id=zone_id,
                     service_offering_id=offering.id, cpu_number=1, cpu_speed=500, memory=memory_mb,
-                    mac_address=vm_wire.mac_for(number), state=S.STOPPED)
+                    state=S.STOPPED)
     vm.service_offering = offering
     db.add(vm)
     db.flush()
@@ -224,7 +226,8 @@ def test_vm_to_is_what_the_agent_reads(state: ServerState, tmp_path: Path) -> No
     with state.sessions.begin() as db:
         ids = _cloud(db, hosts=1)
         vm = _vm(db, ids["zone"], 7, memory_mb=512)
-        vm.network_label = "cloudbr-guest"
+        db.add(Nic(vm_id=vm.id, mac_address=vm_wire.mac_for(7), network_label="cloudbr-guest",
+                   broadcast_uri="vlan://untagged"))
         pool = db.scalars(select(StoragePool)).one()
         root = Volume(name="ROOT-7", account_id=vm.account_id, zone_id=ids["zone"], vm_id=vm.id, volume_type="ROOT",
                       device_id=0, size=GiB, state=S.VOL_READY, pool_id=pool.id, path="root-7.qcow2")
@@ -233,7 +236,7 @@ def test_vm_to_is_what_the_agent_reads(state: ServerState, tmp_path: Path) -> No
                       path="data-7.qcow2")
         db.add_all([root, data])
         db.flush()
-        to = vm_wire.vm_to(vm, vm_steps.vm_disks(db, vm, state.box), "secret1")
+        to = vm_wire.vm_to(vm, vm_steps.vm_disks(db, vm, state.box), "secret1", nics.nic_tos(db, vm, "Simulator"))
     wire = json.loads(json.dumps(to.to_json_obj()))
     spec = translate.vm_spec(type(to).model_validate(wire), SimulatedStorage(tmp_path))
     assert spec.name == "i-2-7-VM" and spec.memory_mib == 512 and spec.vcpus == 1

@@ -136,7 +136,7 @@ def test_wrong_states_are_refused(state: ServerState, admin: Caller, cloud: dict
         vm = VMInstance(name="vm1", display_name="vm1", instance_name="i-2-99-VM", vm_number=99,
                         account_id=owner.id, user_id=user.id,
                         zone_id=cloud["zoneid"], service_offering_id=offering["id"], cpu_number=1, cpu_speed=500,
-                        memory=512, state="Starting", mac_address="02:00:00:00:00:63", network_label="guest")
+                        memory=512, state="Starting")
         db.add(vm)
         db.flush()
         volume = db.get(Volume, cloud["data-custom"])

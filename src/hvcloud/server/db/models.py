@@ -576,9 +576,6 @@ class VMInstance(Base):
     #: the password is new and its routers have not been handed it yet (``SavePasswordCommand``
     #: goes once per new password: a guest that changed it is not reset at every boot)
     password_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    mac_address: Mapped[str] = mapped_column(String(17), unique=True)
-    nic_id: Mapped[str] = mapped_column(String(36), default=new_id)
-    network_label: Mapped[str] = mapped_column(String(255), default="guest")
     created: Mapped[datetime] = _created_column()
     removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     account: Mapped[Account] = relationship(lazy="select")

@@ -12,6 +12,8 @@ from hvcloud.server.db.models import (
     Account,
     Domain,
     Host,
+    Network,
+    Nic,
     ServiceOffering,
     UserData,
     VMInstance,
@@ -37,8 +39,8 @@ _VIEW_QUERY = (
            VMInstance.iso_id, VMInstance.service_offering_id, VMInstance.cpu_number, VMInstance.cpu_speed,
            VMInstance.memory, VMInstance.account_id, VMInstance.user_id, VMInstance.created, VMInstance.ha_enabled,
            VMInstance.display_vm, VMInstance.os_type_id, VMInstance.group_name, VMInstance.user_data,
-           VMInstance.nic_id, VMInstance.network_label, VMInstance.mac_address, VMInstance.keypairs,
-           VMInstance.user_data_id, VMInstance.user_data_details, UserData.name.label("userdataname"),
+           VMInstance.keypairs, VMInstance.user_data_id, VMInstance.user_data_details,
+           UserData.name.label("userdataname"),
            Zone.name.label("zonename"), Host.name.label("hostname"), Host.hypervisor.label("host_hypervisor"),
            Host.status.label("host_status"),
            _TEMPLATE.name.label("templatename"), _TEMPLATE.display_text.label("templatedisplaytext"),
@@ -55,10 +57,50 @@ _VIEW_QUERY = (
     .outerjoin(UserData, UserData.id == VMInstance.user_data_id))
 
 
-def nic_view(vm: Any) -> dict[str, Any]:
-    return {"id": vm.nic_id, "networkname": vm.network_label, "macaddress": vm.mac_address,
-            "isdefault": True, "traffictype": "Guest", "type": "Shared", "broadcasturi": "vlan://untagged",
-            "isolationuri": "vlan://untagged", "deviceid": "0", "secondaryip": []}
+#: a NIC as ``nic`` objects show it, with its network's name, type and segment: one query per page
+_NIC_QUERY = (
+    select(Nic.id, Nic.vm_id, Nic.network_id, Nic.device_id, Nic.mac_address, Nic.ip4_address, Nic.netmask,
+           Nic.gateway, Nic.broadcast_uri, Nic.isolation_uri, Nic.is_default, Nic.network_label,
+           Network.name.label("network_name"), Network.guest_type, Network.traffic_type,
+           Network.broadcast_uri.label("network_uri"))
+    .outerjoin(Network, Network.id == Nic.network_id)
+    .where(Nic.removed.is_(None))
+    .order_by(Nic.vm_id, Nic.device_id))
+LEGACY_URI = "vlan://untagged"
+
+
+def nic_view(nic: Any) -> dict[str, Any]:
+    """CloudStack's ``nic`` object of a row of :data:`_NIC_QUERY`. A NIC of no network (a zone
+    without guest networks) shows the zone's guest bridge, as every VM's one NIC did before."""
+    if nic.network_id is None:
+        uri = nic.broadcast_uri or LEGACY_URI
+        return {"id": nic.id, "networkname": nic.network_label, "macaddress": nic.mac_address,
+                "isdefault": nic.is_default, "traffictype": "Guest", "type": "Shared", "broadcasturi": uri,
+                "isolationuri": nic.isolation_uri or uri, "deviceid": str(nic.device_id),
+                "virtualmachineid": nic.vm_id, "secondaryip": []}
+    uri = nic.network_uri or nic.broadcast_uri
+    return compact({"id": nic.id, "networkid": nic.network_id, "networkname": nic.network_name,
+                    "ipaddress": nic.ip4_address, "netmask": nic.netmask, "gateway": nic.gateway,
+                    "macaddress": nic.mac_address, "isdefault": nic.is_default,
+                    "traffictype": nic.traffic_type or "Guest", "type": nic.guest_type, "broadcasturi": uri,
+                    "isolationuri": nic.isolation_uri or uri, "deviceid": str(nic.device_id),
+                    "virtualmachineid": nic.vm_id, "secondaryip": []})
+
+
+def nic_rows(db: Session, vm_ids: list[str]) -> dict[str, list[Any]]:
+    """The live NICs of ``vm_ids`` (at most one chunk), by VM, in device order: one query."""
+    out: dict[str, list[Any]] = {}
+    for row in db.execute(_NIC_QUERY.where(Nic.vm_id.in_(vm_ids))):
+        out.setdefault(row.vm_id, []).append(row)
+    return out
+
+
+def nic_views(db: Session, *conditions: Any, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """``nic`` objects of the live NICs matching ``conditions`` (listNics), in VM and device order."""
+    stmt = _NIC_QUERY.where(*conditions).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [nic_view(row) for row in db.execute(stmt)]
 
 
 def data_disk_offerings(db: Session, vm_ids: list[str]) -> dict[str, str | None]:
@@ -76,13 +118,14 @@ def data_disk_offerings(db: Session, vm_ids: list[str]) -> dict[str, str | None]
 
 
 def vm_views(db: Session, vm_ids: list[str], *, details: bool = True) -> list[dict[str, Any]]:
-    """The ``virtualmachine`` objects of ``vm_ids``, in that order: two queries per 500 VMs."""
+    """The ``virtualmachine`` objects of ``vm_ids``, in that order: three queries per 500 VMs."""
     out: list[dict[str, Any]] = []
     for start in range(0, len(vm_ids), VIEW_CHUNK):
         chunk = vm_ids[start:start + VIEW_CHUNK]
         rows = {r.id: r for r in db.execute(_VIEW_QUERY.where(VMInstance.id.in_(chunk)))}
         offerings = data_disk_offerings(db, chunk) if details else None
-        out.extend(_view(rows[i], offerings) for i in chunk if i in rows)
+        nics = nic_rows(db, chunk)
+        out.extend(_view(rows[i], offerings, nics.get(i, [])) for i in chunk if i in rows)
     return out
 
 
@@ -99,7 +142,7 @@ def vm_view_becoming(db: Session, vm_id: str, state: str, state_reason: str | No
     if not rows:
         return None
     row = SimpleNamespace(**{**rows[0]._asdict(), "state": state, "state_reason": state_reason})
-    return _view(row, data_disk_offerings(db, [vm_id]))
+    return _view(row, data_disk_offerings(db, [vm_id]), nic_rows(db, [vm_id]).get(vm_id, []))
 
 
 def _details_text(stored: str | None) -> str | None:
@@ -110,7 +153,7 @@ def _details_text(stored: str | None) -> str | None:
     return "{" + ", ".join(f"{k}={v}" for k, v in details.items()) + "}"
 
 
-def _view(vm: Any, offerings: dict[str, str | None] | None) -> dict[str, Any]:
+def _view(vm: Any, offerings: dict[str, str | None] | None, nics: list[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": vm.id, "name": vm.name, "displayname": vm.display_name, "instancename": vm.instance_name,
         "state": S.shown(vm.state, None if vm.host_id is None else vm.host_status == HOST_UP),
@@ -130,7 +173,7 @@ def _view(vm: Any, offerings: dict[str, str | None] | None) -> dict[str, Any]:
         "rootdevicetype": ROOT_DEVICE_TYPE, "group": vm.group_name,
         "keypairs": vm.keypairs, "keypair": vm.keypairs, "userdataid": vm.user_data_id,
         "userdataname": vm.userdataname, "userdatadetails": _details_text(vm.user_data_details),
-        "nic": [nic_view(vm)], "securitygroup": [], "affinitygroup": [], "tags": [],
+        "nic": [nic_view(n) for n in nics], "securitygroup": [], "affinitygroup": [], "tags": [],
     }
     if vm.state_reason:
         out["details"] = {"statereason": vm.state_reason}

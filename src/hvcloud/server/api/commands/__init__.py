@@ -6,7 +6,7 @@ import importlib
 
 MODULES = ("meta", "accounts", "zones", "storage", "catalog", "events", "hosts", "capacity", "templates",
            "offerings", "vms", "volumes", "management",
-           "limits", "keys", "routers", "physical_networks", "networks")
+           "limits", "keys", "routers", "physical_networks", "networks", "nics")
 
 
 def load() -> None:

@@ -34,6 +34,7 @@ from hvcloud.server.db.sequences import SequenceMissing
 from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import vm_credentials as creds
 from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.orchestration.networks import nics
 from hvcloud.server.orchestration.vm import allocation
 from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.orchestration.vm import states as S
@@ -153,6 +154,14 @@ def _name(args: Args, default: str) -> str:
     Param("startvm", "boolean", description="true (default) to start the VM"),
     Param("group", description="an optional group for the virtual machine"),
     Param("hypervisor", description="the hypervisor on which to deploy the virtual machine"),
+    Param("networkids", "list", description="list of network ids used by the virtual machine (the first is "
+          "the default network)"),
+    Param("iptonetworklist", "map", description="ip to network mapping: iptonetworklist[0].networkid=..&"
+          "iptonetworklist[0].ip=.. (instead of networkids)"),
+    Param("ipaddress", description="the IPv4 address for the virtual machine's default network"),
+    Param("macaddress", description="the MAC address for the virtual machine's default network"),
+    Param("securitygroupids", "list", description="security group ids (zones with security groups only)"),
+    Param("securitygroupnames", "list", description="security group names (zones with security groups only)"),
 ], response=VM_FIELDS)
 def deploy_vm(ctx: CallContext, args: Args) -> Result:
     zone = ctx.require(args, Zone, "zoneid")
@@ -185,6 +194,7 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
     account = ctx.account
     userdata = user_data_of(ctx, args, account)
     pairs = keypairs_of(ctx, args, account)
+    nic_requests = _nic_requests(ctx, args, zone, account)
     number = next_number(ctx, "vm")
     instance = f"i-{_account_number(ctx, account)}-{number}-{ctx.state.config.instance_name_suffix}"
     name = _name(args, instance)
@@ -194,24 +204,24 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
         root_size = (root_gb * GiB) if root_gb is not None else _disk_size(args, disk_offering)  # type: ignore[arg-type]
     else:
         root_size = root_gb * GiB if root_gb else None
-    vm = allocation.allocate(ctx.db, ctx.state.config, ctx.state.box, ctx.user, allocation.NewVm(
+    new = allocation.NewVm(
         number=number, instance_name=instance, name=name, display_name=args.opt_str("displayname") or name,
         zone_id=zone.id, offering=offering, image=image, image_size=image_ref.size, host_id=host_id, cpus=cpus,
         speed=speed, memory=memory, user_data=userdata.content if userdata else None, group=args.opt_str("group"),
-        network_label=label,
-        root_size=root_size,
+        network_label=label, nics=nic_requests, root_size=root_size,
         root_offering_id=disk_offering.id if image.is_iso and disk_offering and root_gb is None else None,
-        disk_offering=disk_offering, data_size=data_size))
-    if userdata is not None:
-        creds.set_user_data(vm, userdata.content, userdata.source, userdata.details)
-    if pairs:
-        creds.set_keys(vm, pairs)
+        disk_offering=disk_offering, data_size=data_size)
     password = None
-    if image.password_enabled and not image.is_iso:
-        password = creds.new_password(vm, ctx.state.box, ctx.state.config.vm_password_length)
-    start = args.opt_bool("startvm") is not False
-    result = _job(ctx, vms.JOB_START, vm, {"deploy": True}, create=True) if start else None
     try:
+        vm = allocation.allocate(ctx.db, ctx.state.config, ctx.state.box, ctx.user, new)
+        if userdata is not None:
+            creds.set_user_data(vm, userdata.content, userdata.source, userdata.details)
+        if pairs:
+            creds.set_keys(vm, pairs)
+        if image.password_enabled and not image.is_iso:
+            password = creds.new_password(vm, ctx.state.box, ctx.state.config.vm_password_length)
+        start = args.opt_bool("startvm") is not False
+        result = _job(ctx, vms.JOB_START, vm, {"deploy": True}, create=True) if start else None
         ctx.db.flush()
     except IntegrityError:
         raise errors.internal("Could not allocate a unique instance name and MAC address; try again") from None
@@ -222,6 +232,30 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
         return run_inline(ctx, ObjectResult("virtualmachine", view), instance_type="VirtualMachine",
                           instance_id=vm.id, create=True)
     return result
+
+
+def _nic_requests(ctx: CallContext, args: Args, zone: Zone, account: Account) -> list[nics.NicRequest]:
+    """deployVirtualMachine's network parameters, checked (431 naming the parameter)."""
+    if args.list("securitygroupids") or args.list("securitygroupnames"):
+        param = "securitygroupids" if args.list("securitygroupids") else "securitygroupnames"
+        raise errors.param_error(f"Invalid parameter {param}: security groups are not supported in this zone"
+                                 if not zone.security_groups_enabled else
+                                 f"Invalid parameter {param}: security groups are not available yet")
+    entries = args.map("iptonetworklist")
+    if len(entries) > nics.MAX_NICS:
+        raise errors.param_error(f"Invalid parameter iptonetworklist: at most {nics.MAX_NICS} networks")
+    ip_to_network = [(e.get("networkid"), e.get("ip") or None) for _, e in sorted(entries.items())]
+    if any(set(e) - {"networkid", "ip", "ipv6", "mac"} for e in entries.values()):
+        raise errors.param_error("Invalid parameter iptonetworklist: entries take networkid, ip, ipv6 and mac")
+    if any(e.get("ipv6") for e in entries.values()):
+        raise errors.param_error("Invalid parameter iptonetworklist: IPv6 addresses are not supported")
+    macs = [e.get("mac") for _, e in sorted(entries.items())]
+    mac = args.opt_str("macaddress")
+    if any(m for m in macs[1:]) or (macs and macs[0] and mac is not None):
+        raise errors.param_error("Invalid parameter iptonetworklist: only the default network's MAC may be chosen")
+    return nics.plan_deploy(ctx.db, account, zone, network_ids=args.list("networkids"),
+                            ip_to_network=ip_to_network, ip=args.opt_str("ipaddress"),
+                            mac=mac or (macs[0] if macs else None))
 
 
 def _disk_size(args: Args, offering: DiskOffering) -> int:

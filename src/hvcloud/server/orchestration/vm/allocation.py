@@ -7,6 +7,7 @@ The caller commits; deploy's rows are flushed by the caller together with the jo
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -18,8 +19,9 @@ from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import DiskOffering, ServiceOffering, User, VMInstance, VMTemplate, Volume, new_id, utcnow
 from hvcloud.server.orchestration import events
 from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.orchestration.networks import nics
+from hvcloud.server.orchestration.networks.nics import NicRequest
 from hvcloud.server.orchestration.vm import states as S
-from hvcloud.server.orchestration.vm import wire as vm_wire
 from hvcloud.server.orchestration.vm.manager import set_state
 
 
@@ -42,7 +44,10 @@ class NewVm:
     memory: int
     user_data: str | None
     group: str | None
+    #: the legacy NIC's bridge/switch (zones without guest networks)
     network_label: str
+    #: the NICs in device order (``networks.nics.plan_deploy``)
+    nics: Sequence[NicRequest]
     root_size: int | None
     root_offering_id: str | None
     disk_offering: DiskOffering | None
@@ -50,7 +55,8 @@ class NewVm:
 
 
 def allocate(db: Session, config: ServerConfig, box: SecretBox, actor: User, new: NewVm) -> VMInstance:
-    """The VM (``Stopped``) and its volumes (``Allocated``), charged to the actor's account."""
+    """The VM (``Stopped``), its volumes (``Allocated``) and NICs (addresses taken), charged to the
+    actor's account."""
     image, offering, number, account_id = new.image, new.offering, new.number, actor.account_id
     vm = VMInstance(id=new_id(), name=new.name, display_name=new.display_name, instance_name=new.instance_name,
                     vm_number=number, account_id=account_id, user_id=actor.id, zone_id=new.zone_id,
@@ -58,8 +64,7 @@ def allocate(db: Session, config: ServerConfig, box: SecretBox, actor: User, new
                     iso_id=image.id if image.is_iso else None, service_offering_id=offering.id,
                     os_type_id=image.os_type_id, cpu_number=new.cpus, cpu_speed=new.speed, memory=new.memory,
                     state=S.STOPPED, user_data=new.user_data, group_name=new.group,
-                    ha_enabled=offering.offer_ha, mac_address=vm_wire.mac_for(number),
-                    network_label=new.network_label, vnc_password_enc=box.encrypt(secrets.token_urlsafe(6)))
+                    ha_enabled=offering.offer_ha, vnc_password_enc=box.encrypt(secrets.token_urlsafe(6)))
     if image.is_iso:
         root = Volume(name=f"ROOT-{number}", account_id=account_id, zone_id=new.zone_id, vm_id=vm.id,
                       volume_type="ROOT", device_id=0, size=new.root_size, attached=utcnow(),
@@ -75,9 +80,11 @@ def allocate(db: Session, config: ServerConfig, box: SecretBox, actor: User, new
                       volume_type="DATADISK", device_id=1, size=new.data_size,
                       disk_offering_id=new.disk_offering.id, attached=utcnow())
     volumes = [root] if data is None else [root, data]
+    nic_plan = nics.plan_nics(db, number, new.nics)
     limits.charge(db, config, actor.account,
                   {**limits.vm_deltas(vm), **limits.volume_deltas(sum(v.size for v in volumes), len(volumes))})
     db.add_all([vm, *volumes])
+    nics.create_nics(db, vm, nic_plan, new.network_label)
     events.record(db, actor, "VM.CREATE", f"Creating VM {new.instance_name}", resource_type="VirtualMachine",
                   resource_id=vm.id)
     return vm

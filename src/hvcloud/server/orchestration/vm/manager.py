@@ -35,6 +35,7 @@ from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.orchestration.networks import nics, routing
 from hvcloud.server.orchestration.vm import power_sync as P
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.orchestration.vm import wire as vm_wire
@@ -309,6 +310,7 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
                     created = await steps.create_volume(host_id, volume_id, name, template, record=not last)
                 if last:
                     unrecorded = created
+            await routing.prepare_vm_start(steps, vm_id, host_id)
             await steps.start(host_id, vm_id, created=unrecorded)
         except StepFailed as exc:
             last_error = exc.text
@@ -490,6 +492,7 @@ def _expunged(db: Session, vm_id: str) -> None:
         planner.release_host(db, vm)
         vm.host_id = None
         vm.removed = vm.removed or utcnow()
+        nics.release_vm_nics(db, vm_id)
 
 
 async def expunge_vm(steps: Steps, vm_id: str) -> None:
@@ -499,6 +502,8 @@ async def expunge_vm(steps: Steps, vm_id: str) -> None:
             await steps.delete_volume(volume_id, host_hint)
         except StepFailed as exc:
             raise JobFailure(INTERNAL_ERROR, f"Unable to expunge VM {vm_id}: {exc.text}") from None
+    # the routers forget the VM while its NICs still name their networks, then the addresses go back
+    await routing.withdraw_vm(steps, vm_id)
     await steps.tx(_expunged, vm_id)
 
 

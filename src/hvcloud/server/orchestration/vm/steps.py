@@ -155,7 +155,7 @@ class Steps:
         """StartCommand carries no ``wait`` of its own: the ``wait`` setting bounds it, as in CloudStack.
         ``created``: a volume of the VM whose creation the caller records after the start (with the
         VM Running, in one write); the command shows it as recorded."""
-        to = await self.tx(_vm_to, self.box, vm_id, created)
+        to = await self.tx(_vm_to, self.box, vm_id, created, host_id)
         answer = await self.send(host_id, C.StartCommand(vm=to), f"starting VM {to.name}")
         if not isinstance(answer, A.StartAnswer):
             raise StepFailed(f"starting VM {to.name} answered {type(answer).__name__}")
@@ -331,9 +331,18 @@ def iso_to(db: Session, vm: VMInstance, box: SecretBox) -> TemplateObjectTO | No
     return vm_wire.template_on_store_to(vm.iso, ref.store, ref.install_path, box)
 
 
-def _vm_to(db: Session, box: SecretBox, vm_id: str, created: Created | None = None) -> Any:
+def _vm_to(db: Session, box: SecretBox, vm_id: str, created: Created | None = None,
+           host_id: str | None = None) -> Any:
+    from hvcloud.server.orchestration.networks import nics
+
     vm = db.get(VMInstance, vm_id)
     if vm is None:
         raise StepFailed(f"VM {vm_id} no longer exists", host_fault=False)
     password = box.decrypt(vm.vnc_password_enc) if vm.vnc_password_enc else None
-    return vm_wire.vm_to(vm, vm_disks(db, vm, box, created), password)
+    host = db.get(Host, host_id) if host_id is not None else None
+    tos = nics.nic_tos(db, vm, host.hypervisor if host is not None else None)
+    for to in tos:
+        if to.broadcastUri is None:
+            raise StepFailed(f"the network of NIC {to.uuid} of VM {vm.instance_name} is not implemented (it has no "
+                             "segment id yet)", host_fault=False)
+    return vm_wire.vm_to(vm, vm_disks(db, vm, box, created), password, tos)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 
 from hvcloud.server.db.crypto import SecretBox
-from hvcloud.server.db.models import ImageStore, StoragePool, TemplatePoolRef, VMInstance, VMTemplate, Volume
+from hvcloud.server.db.models import ImageStore, Nic, StoragePool, TemplatePoolRef, VMInstance, VMTemplate, Volume
 from hvcloud.server.orchestration.agents import wire_id
 from hvcloud.server.orchestration.image_store_io import store_details
 from hvcloud.wire.base import DataStoreTO
@@ -97,13 +97,22 @@ def mac_for(vm_number: int, attempt: int = 0) -> str:
     return "02:01:" + ":".join(f"{b:02x}" for b in digest[:4])
 
 
-def vm_to(vm: VMInstance, disks: list[DiskTO], vnc_password: str | None) -> VirtualMachineTO:
-    nic = NicTO(deviceId=0, mac=vm.mac_address, name=vm.network_label, broadcastUri="vlan://untagged",
-                broadcastType="Vlan", type="Guest", defaultNic=True, nicUuid=vm.nic_id, uuid=vm.nic_id)
+def nic_to(nic: Nic, label: str, broadcast_uri: str | None, broadcast_type: str, dns1: str | None,
+           dns2: str | None) -> NicTO:
+    """A NIC row on the wire; ``label`` is the bridge or switch it joins on the host (the traffic
+    label), ``broadcast_uri`` its segment (``vlan://N``, ``vxlan://N``, ``vlan://untagged``)."""
+    return NicTO(deviceId=nic.device_id, mac=nic.mac_address, ip=nic.ip4_address, netmask=nic.netmask,
+                 gateway=nic.gateway, name=label, broadcastUri=broadcast_uri,
+                 isolationUri=nic.isolation_uri or broadcast_uri, broadcastType=broadcast_type, type="Guest",
+                 defaultNic=nic.is_default, dns1=dns1, dns2=dns2, nicUuid=nic.id, uuid=nic.id)
+
+
+def vm_to(vm: VMInstance, disks: list[DiskTO], vnc_password: str | None, nics: list[NicTO]) -> VirtualMachineTO:
+    """``nics``: the VM's live NICs in device order (``networks.nics.nic_tos``)."""
     details = {"hvcloud.userdata": vm.user_data} if vm.user_data else None
     return VirtualMachineTO(id=vm.vm_number, name=vm.instance_name, uuid=vm.id, type="User", cpus=vm.cpu_number,
                             speed=vm.cpu_speed, minSpeed=vm.cpu_speed, maxSpeed=vm.cpu_speed,
                             minRam=vm.memory * MiB, maxRam=vm.memory * MiB, hostName=vm.name,
                             os=vm.template.os_type.description if vm.template and vm.template.os_type else None,
                             bootloader="HVM", enableHA=vm.ha_enabled, limitCpuUse=False, vncPassword=vnc_password,
-                            disks=disks, nics=[nic], params=details)
+                            disks=disks, nics=nics, params=details)
