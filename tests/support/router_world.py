@@ -150,7 +150,7 @@ class World:
             vm = VMInstance(name=f"web{number}", display_name=f"web{number}", instance_name=f"i-2-{number}-VM",
                             vm_number=number, account_id=admin.account_id, user_id=admin.id, zone_id=self.zone,
                             service_offering_id=offering.id, cpu_number=1, cpu_speed=500, memory=512,
-                            mac_address=vm_wire.mac_for(number), state=state, user_data="I2Nsb3VkLWNvbmZpZw==")
+                            state=state, user_data="I2Nsb3VkLWNvbmZpZw==")
             db.add(vm)
             db.flush()
             ip = None

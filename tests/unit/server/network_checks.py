@@ -37,8 +37,7 @@ def hold_address(state: ServerState, admin: Caller, zone: dict[str, str], networ
         number = 900 + len(list(db.scalars(select(VMInstance.id))))
         vm = VMInstance(name=f"holder-{number}", display_name="holder", instance_name=f"i-1-{number}-VM",
                         vm_number=number, account_id=account.id, user_id=user_id, zone_id=zone["zoneid"],
-                        service_offering_id=offering.id, cpu_number=1, cpu_speed=500, memory=512,
-                        mac_address=f"02:00:00:00:{number // 256:02x}:{number % 256:02x}")
+                        service_offering_id=offering.id, cpu_number=1, cpu_speed=500, memory=512)
         db.add(vm)
         db.flush()
         nic = Nic(vm_id=vm.id, network_id=network_id, mac_address=f"02:00:01:00:{number // 256:02x}:{number % 256:02x}",
