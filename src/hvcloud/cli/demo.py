@@ -403,7 +403,8 @@ def _guest_network(api: ApiClient, zone_id: str, bridge: str) -> dict[str, Any]:
     networks = api.call("listNetworks", zoneid=zone_id, name="demo-net").get("network")
     if networks:
         return dict(networks[0])
-    offering = api.call("listNetworkOfferings", name="DefaultIsolatedNetworkOffering")["networkoffering"][0]
+    offering = api.call("listNetworkOfferings",
+                        name="DefaultIsolatedNetworkOfferingWithSourceNatService")["networkoffering"][0]
     network = api.call("createNetwork", name="demo-net", displaytext="the demo's isolated network",
                        networkofferingid=offering["id"], zoneid=zone_id)["network"]
     console.print(f"network [bold]demo-net[/bold] {network['cidr']} (isolated, VXLAN) {network['id']}")

@@ -22,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cs import CloudStack
 
+from hvcloud.network.bridges import Bridges, vxlan_bridge_name
 from hvcloud.storage import guest_image
 from tests.integration.libvirt.conftest import remove_domains
 from tests.integration.libvirt.test_agent_over_http import rate_limit_args
@@ -34,8 +37,7 @@ from tests.support.image_server import serve_images
 from tests.support.server_process import ServerProcess
 from tests.support.wait import wait_for
 
-PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHhvY2xvdWQtdGVzdC1rZXktZm9yLXRoZS1ndWVzdC1uZXR3b3Jr "
-              "e2e@hvcloud")
+PUBLIC_KEY = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
 
 
 @dataclass
@@ -140,7 +142,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, libvirt_ok: None, guest: gue
                      120, interval=0.25)
             offering = cs.createServiceOffering(name="net", displaytext="net", cpunumber=1, cpuspeed=500,
                                                 memory=192)["serviceoffering"]
-            isolated = cs.listNetworkOfferings(name="DefaultIsolatedNetworkOffering")["networkoffering"][0]
+            isolated = cs.listNetworkOfferings(
+                name="DefaultIsolatedNetworkOfferingWithSourceNatService")["networkoffering"][0]
             net_a = cs.createNetwork(name="a", displaytext="a", networkofferingid=isolated["id"],
                                      zoneid=zone["id"])["network"]
             net_b = cs.createNetwork(name="b", displaytext="b", networkofferingid=isolated["id"], zoneid=zone["id"],
@@ -158,6 +161,12 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, libvirt_ok: None, guest: gue
         remove_domains(lambda name: name.endswith(f"-{suffix}"))
         for ns in _netns_routers(suffix):
             subprocess.run(["ip", "netns", "del", ns], check=False)  # noqa: S603 - fallback cleanup
+        # the segments' bridges stay on the host after their networks shut down (as CloudStack's KVM agent
+        # leaves them); this run's go with it
+        bridges = Bridges()
+        for vni in range(first_vni, first_vni + 100):
+            if bridges.exists(vxlan_bridge_name(vni)):
+                bridges.remove_vxlan_bridge(vni)
 
 
 def _resolve(fqdn: str) -> str:
