@@ -5,6 +5,7 @@ libvirt host, where the guest's boot marker is reported and no VM outlives the d
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -118,6 +119,10 @@ def test_scripts_run_boots_the_guest_on_libvirt(tmp_path: Path, libvirt_demo: st
     name = f"i-2-1-{libvirt_demo}"
     assert f"guest {name} booted: {guest_image.BOOT_MARKER} on its serial console" in done.stdout
     assert guest_image.BOOT_MARKER in (tmp_path / "demo" / "agent" / "console" / f"{name}.log").read_text()
+    # on the demo's isolated network: the table's address is the one the guest leased from the router
+    assert "demo-net" in rows[0], done.stdout
+    leased = re.search(rf"guest {name} got (\S+) by DHCP from its network's router, as listed", done.stdout)
+    assert leased is not None and leased.group(1).startswith("10.1.1.") and leased.group(1) in rows[0], done.stdout
     assert "stopped 1 VM(s)" in done.stdout
 
 
