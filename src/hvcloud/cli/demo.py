@@ -246,7 +246,8 @@ def demo(
             api.close()
         for child in reversed(children):
             child.stop()
-        demo_host.remove_bridge(host)
+        first, last = (int(x) for x in DEMO_VNI_RANGE.split("-"))
+        demo_host.remove_bridge(host, range(first, last + 1))
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -105,10 +105,19 @@ def _bridge(requested: str | None) -> tuple[str, bool]:
     return DEMO_BRIDGE, True
 
 
-def remove_bridge(host: DemoHost) -> None:
-    """Remove the bridge the demo made (its VMs are stopped by then)."""
-    if host.made_bridge:
-        from hvcloud.network.bridges import Bridges, NetworkError
+def remove_bridge(host: DemoHost, vnis: range = range(0)) -> None:
+    """Remove the bridge the demo made and the segment bridges (``brvx-<vni>``) of its networks that
+    nothing uses any more (its VMs and routers are stopped by then)."""
+    if host.driver != "libvirt":
+        return
+    from hvcloud.network.bridges import Bridges, NetworkError, vxlan_bridge_name
 
+    bridges = Bridges()
+    for vni in vnis:
         with contextlib.suppress(NetworkError):
-            Bridges().delete(host.bridge)
+            name = vxlan_bridge_name(vni)
+            if bridges.exists(name) and not [p for p in bridges.ports(name) if not p.startswith("vxlan")]:
+                bridges.remove_vxlan_bridge(vni)
+    if host.made_bridge:
+        with contextlib.suppress(NetworkError):
+            bridges.delete(host.bridge)
