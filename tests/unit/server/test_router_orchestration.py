@@ -27,6 +27,7 @@ from hvcloud.server.jobs.handlers import JobFailure
 from hvcloud.server.orchestration.networks import implement as N
 from hvcloud.server.orchestration.networks import network_gc, routing
 from hvcloud.server.orchestration.networks import routers as RT
+from hvcloud.server.orchestration.networks import validation as V
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.orchestration.vm.steps import StepFailed
 from hvcloud.server.state import ServerState
@@ -533,7 +534,7 @@ def test_bad_gc_settings_are_refused(settings: dict[str, str], tmp_path: Any) ->
     ("\u0661\u0662", []),  # Arabic-Indic digits are not ids
 ])
 def test_vnet_range_parser(text: str | None, ranges: list[tuple[int, int]]) -> None:
-    assert N.parse_vnet_range(text) == ranges
+    assert V.stored_ranges(text) == ranges
 
 
 def test_free_ids_skip_taken_and_overlaps() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from collections.abc import Iterator
 
 from sqlalchemy import delete, select, update
@@ -21,10 +20,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hvcloud import logs
-from hvcloud.server.db.models import GuestVnet, Network, PhysicalNetwork, PhysicalNetworkTrafficType, Zone
+from hvcloud.server.db.models import GuestVnet, Network, PhysicalNetwork, Zone
 from hvcloud.server.errors import INSUFFICIENT_CAPACITY
 from hvcloud.server.jobs.handlers import JobFailure
 from hvcloud.server.orchestration import planner
+from hvcloud.server.orchestration.networks import physical as P
+from hvcloud.server.orchestration.networks import validation as V
 
 log = logs.get(__name__)
 
@@ -41,16 +42,12 @@ L2 = "L2"
 VIRTUAL_ROUTER = "VirtualRouter"
 #: what a shared network's router is for
 ROUTER_SERVICES = ("Dhcp", "Dns", "UserData")
-GUEST = "Guest"
 #: the zone detail naming the guest bridge of zones without physical networks (as the VM API reads it)
 NETWORK_LABEL_DETAIL = "guest.network.label"
 DEFAULT_LABEL = "guest"
 DEFAULT_DOMAIN = "cloud.internal"
 
 #: VLAN ids 0..4095, VXLAN VNIs 0..2^24-1; a range list longer than this is refused as hostile
-MAX_SEGMENT_ID = 16_777_215
-MAX_RANGE_PARTS = 64
-_RANGE_PART = re.compile(r"\s*([0-9]{1,9})\s*(?:-\s*([0-9]{1,9})\s*)?", re.ASCII)
 
 
 def offering_services(services_json: str | None) -> dict[str, list[str]]:
@@ -82,28 +79,6 @@ def needs_router(network: Network) -> bool:
     return any(VIRTUAL_ROUTER in services.get(s, []) for s in ROUTER_SERVICES)
 
 
-def parse_vnet_range(text: str | None) -> list[tuple[int, int]]:
-    """``"100-199,300,400-410"`` → ``[(100, 199), (300, 300), (400, 410)]``. Malformed parts, reversed
-    bounds and ids out of range are dropped (the physical network API checks what admins give); more
-    than :data:`MAX_RANGE_PARTS` parts read as no range at all."""
-    if not text:
-        return []
-    parts = text.split(",")
-    if len(parts) > MAX_RANGE_PARTS:
-        return []
-    ranges: list[tuple[int, int]] = []
-    for part in parts:
-        m = _RANGE_PART.fullmatch(part)
-        if m is None:
-            continue
-        low = int(m.group(1))
-        high = int(m.group(2)) if m.group(2) is not None else low
-        if low > high or high > MAX_SEGMENT_ID:
-            continue
-        ranges.append((low, high))
-    return sorted(ranges)
-
-
 def free_ids(ranges: list[tuple[int, int]], taken: set[int]) -> Iterator[int]:
     """The ids of ``ranges`` not in ``taken``, lowest first (each id once, however ranges overlap)."""
     last = -1
@@ -124,14 +99,10 @@ def lock_network(db: Session, network_id: str) -> Network | None:
 
 
 def physical_network_of(db: Session, network: Network) -> PhysicalNetwork | None:
-    """The network's physical network, or the zone's (first) one that carries guest traffic."""
+    """The network's physical network, or the zone's one that carries guest traffic."""
     if network.physical_network_id is not None:
         return db.get(PhysicalNetwork, network.physical_network_id)
-    return db.scalars(select(PhysicalNetwork).join(
-        PhysicalNetworkTrafficType, PhysicalNetworkTrafficType.physical_network_id == PhysicalNetwork.id)
-        .where(PhysicalNetwork.zone_id == network.zone_id, PhysicalNetwork.removed.is_(None),
-               PhysicalNetworkTrafficType.traffic_type == GUEST)
-        .order_by(PhysicalNetwork.created, PhysicalNetwork.id)).first()
+    return P.guest_physical_network(db, network.zone_id)
 
 
 def isolation_method(pn: PhysicalNetwork | None) -> str:
@@ -146,17 +117,11 @@ def isolation_method(pn: PhysicalNetwork | None) -> str:
 
 def traffic_label(db: Session, network: Network, hypervisor: str | None) -> str:
     """The trunk (Linux bridge or Hyper-V switch) the network's segment rides on for a host of
-    ``hypervisor``: the physical network's Guest traffic label (``kvm_label`` for libvirt and simulator
-    hosts, ``hyperv_label`` for Hyper-V), else the zone's ``guest.network.label``."""
+    ``hypervisor``: the physical network's Guest traffic label, else the zone's ``guest.network.label``."""
     pn = physical_network_of(db, network)
-    if pn is not None:
-        traffic = db.scalars(select(PhysicalNetworkTrafficType).where(
-            PhysicalNetworkTrafficType.physical_network_id == pn.id,
-            PhysicalNetworkTrafficType.traffic_type == GUEST)).first()
-        if traffic is not None:
-            label = traffic.hyperv_label if (hypervisor or "").lower() == "hyperv" else traffic.kvm_label
-            if label:
-                return label
+    label = P.traffic_label(db, pn.id, hypervisor or "") if pn is not None else None
+    if label:
+        return label
     zone = db.get(Zone, network.zone_id)
     return planner.zone_details(zone).get(NETWORK_LABEL_DETAIL, DEFAULT_LABEL) if zone else DEFAULT_LABEL
 
@@ -172,7 +137,7 @@ def take_segment(db: Session, network: Network) -> None:
         raise JobFailure(INSUFFICIENT_CAPACITY, f"Unable to implement network {network.name}: zone "
                                                 f"{network.zone_id} has no physical network with Guest traffic")
     taken = set(db.scalars(select(GuestVnet.vnet).where(GuestVnet.physical_network_id == pn.id)))
-    for vnet in free_ids(parse_vnet_range(pn.vnet_range), taken):
+    for vnet in free_ids(V.stored_ranges(pn.vnet_range), taken):
         try:
             with db.begin_nested():
                 db.add(GuestVnet(physical_network_id=pn.id, vnet=vnet, network_id=network.id))

@@ -22,13 +22,11 @@ from hvcloud.server.db.models import (
     DomainRouter,
     Network,
     Nic,
-    PhysicalNetwork,
-    PhysicalNetworkTrafficType,
     VMInstance,
     Zone,
     utcnow,
 )
-from hvcloud.server.orchestration.networks import addresses
+from hvcloud.server.orchestration.networks import addresses, physical
 from hvcloud.server.orchestration.vm import wire as vm_wire
 from hvcloud.wire.to import NicTO
 
@@ -62,10 +60,7 @@ class NicRequest:
 
 def zone_has_guest_networks(db: Session, zone_id: str) -> bool:
     """True when a physical network of the zone carries Guest traffic: VMs there join networks."""
-    return db.scalar(select(PhysicalNetwork.id).join(
-        PhysicalNetworkTrafficType, PhysicalNetworkTrafficType.physical_network_id == PhysicalNetwork.id)
-        .where(PhysicalNetwork.zone_id == zone_id, PhysicalNetwork.removed.is_(None),
-               PhysicalNetworkTrafficType.traffic_type == GUEST).limit(1)) is not None
+    return physical.guest_physical_network(db, zone_id) is not None
 
 
 def _domain_path(db: Session, domain_id: str) -> str:
@@ -314,14 +309,7 @@ def traffic_label(db: Session, network: Network | None, hypervisor: str | None) 
     ``hypervisor``: its physical network's Guest traffic label."""
     if network is None or network.physical_network_id is None:
         return None
-    traffic = db.scalar(select(PhysicalNetworkTrafficType).where(
-        PhysicalNetworkTrafficType.physical_network_id == network.physical_network_id,
-        PhysicalNetworkTrafficType.traffic_type == GUEST))
-    if traffic is None:
-        return None
-    if (hypervisor or "").lower() == "hyperv":
-        return traffic.hyperv_label
-    return traffic.kvm_label
+    return physical.traffic_label(db, network.physical_network_id, hypervisor or "")
 
 
 def broadcast_type(uri: str | None) -> str:

@@ -18,6 +18,8 @@ SEGMENT_LIMITS: dict[str, tuple[int, int]] = {"VLAN": (1, 4094), "VXLAN": (1, 16
 #: the broadcast domain type (``vlan://`` / ``vxlan://`` scheme) of each isolation method
 BROADCAST_TYPES = {"VLAN": "Vlan", "VXLAN": "Vxlan"}
 MAX_RANGES = 64
+#: the largest segment id of any isolation method (a VXLAN VNI is 24 bits)
+MAX_SEGMENT_ID = 16_777_215
 #: the smallest guest network: /29 (a gateway and five addresses); /30 and smaller are refused
 MAX_PREFIX = 29
 MIN_PREFIX = 8
@@ -67,13 +69,26 @@ def format_vnet_ranges(ranges: list[tuple[int, int]]) -> str | None:
 
 
 def stored_ranges(text: str | None) -> list[tuple[int, int]]:
-    """A physical network's ``vnet_range`` column as pairs (written by this module, so trusted)."""
-    out: list[tuple[int, int]] = []
-    for piece in (text or "").split(","):
-        if piece.strip():
-            low, _, high = piece.partition("-")
-            out.append((int(low), int(high or low)))
-    return out
+    """A physical network's ``vnet_range`` column as sorted (low, high) pairs: ``"100-199,300"`` →
+    ``[(100, 199), (300, 300)]``. The API writes it checked; a value changed behind its back reads
+    defensively: malformed parts, reversed bounds and ids out of range are dropped, and more than
+    :data:`MAX_RANGES` parts read as no range at all."""
+    if not text:
+        return []
+    parts = text.split(",")
+    if len(parts) > MAX_RANGES:
+        return []
+    ranges: list[tuple[int, int]] = []
+    for part in parts:
+        m = _RANGE.fullmatch(part)
+        if m is None:
+            continue
+        low = int(m.group(1))
+        high = int(m.group(2)) if m.group(2) is not None else low
+        if low > high or high > MAX_SEGMENT_ID:
+            continue
+        ranges.append((low, high))
+    return sorted(ranges)
 
 
 def ranges_overlap(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> tuple[int, int] | None:
