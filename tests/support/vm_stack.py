@@ -23,7 +23,10 @@ from tests.support.wait import wait_for
 
 SETTINGS = ["--setting", "ping.interval=0.5", "--setting", "ping.timeout=20", "--setting",
             "host.stats.interval=5", "--setting", "agent.connect.timeout=2",
-            "--allow-loopback-downloads", "--job-workers", "32"]
+            "--allow-loopback-downloads", "--job-workers", "32",
+            # the fault scenarios submit 100 deploys at once from one address (many clients in one test);
+            # on a busy machine more than the default 64 of them can be waiting to be read at once
+            "--max-pending-per-source", "256"]
 TEMPLATE_BYTES = 64 * 1024 * 1024
 
 
