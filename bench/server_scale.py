@@ -54,7 +54,7 @@ from typing import Any
 from tests.support.agent_process import AgentProcess
 from tests.support.server_process import ServerProcess, spawned_servers
 
-from hvcloud.cli.api_client import ApiClient
+from hvcloud.cli.api_client import ApiClient, ApiError
 from hvcloud.storage import qemu_img
 from hvcloud.wire import commands as C
 from hvcloud.wire.to import VirtualMachineTO
@@ -66,6 +66,9 @@ POLL_SECONDS = 0.25
 
 #: concurrent API clients deploying (each with its own keep-alive connection)
 CLIENTS = 16
+
+#: addHost tries per host (the agent may turn a connection away while the other hosts connect)
+ADD_HOST_ATTEMPTS = 5
 
 
 def idle_cpu(server: ServerProcess, seconds: float) -> float:
@@ -127,10 +130,22 @@ def build(api: ApiClient, agent: AgentProcess, base: Path, hosts: int, image_url
              clusterid=cluster)
     (base / "secondary").mkdir()
     api.call("addImageStore", provider="NFS", name="images", url=f"file://{base}/secondary", zoneid=zone)
+
+    def add_host(i: int) -> None:
+        for attempt in range(ADD_HOST_ATTEMPTS):
+            try:
+                api.call("addHost", hypervisor="Simulator", url=agent.url(i), username=agent.username,
+                         password=agent.password, zoneid=zone, podid=pod, clusterid=cluster)
+                return
+            except ApiError as exc:
+                # the agent's connection guard turns connections away while 1,000 hosts connect at once
+                if "too many pending connections" not in exc.text or attempt == ADD_HOST_ATTEMPTS - 1:
+                    raise
+                progress(f"addHost {i} refused ({exc.text[-60:]}); trying again")
+                time.sleep(1.0)
+
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda i: api.call("addHost", hypervisor="Simulator", url=agent.url(i),
-                                         username=agent.username, password=agent.password, zoneid=zone,
-                                         podid=pod, clusterid=cluster), range(hosts)))
+        list(pool.map(add_host, range(hosts)))
     api.call("updateZone", id=zone, allocationstate="Enabled")
     os_type = api.call("listOsTypes")["ostype"][0]["id"]
     template = api.call("registerTemplate", name="t", displaytext="t", format="QCOW2", hypervisor="Simulator",
