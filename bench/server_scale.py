@@ -22,7 +22,9 @@ and provider enabled, the physical network Enabled), then N accounts with one is
 starts; VM i is deployed by the admin for account i % N on that account's network, so each network is
 implemented (segment, virtual router on a simulated host) by its first VM and every VM start publishes
 its DHCP entry and metadata to its network's router. Extra figures: ``networks``, ``routers_running``
-(listRouters after the deploys) and ``failed`` as before. Progress goes to stderr.
+(listRouters after the deploys) and ``failed`` as before; the list calls then carry ``listall`` (the
+VMs are the accounts', not the admin's), ``list_vms_count`` says how many VMs they saw. Progress goes
+to stderr.
 
 Usage: ``python -m bench.server_scale [--hosts 200] [--vms 1000] [--networks 0] [--servers N]
 [--db sqlite|postgresql|URL] [--ping-interval 60] [--job-workers 64] [--json] [--profile out.txt]
