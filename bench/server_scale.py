@@ -14,8 +14,21 @@ the baseline measured in the same run, ``baseline_start_stop_per_s``: one client
 StartCommand + StopCommand straight to one simulated host back to back. The servers ping at
 ``--ping-interval`` (60 s, the production default) throughout, deploys included.
 
-Usage: ``python -m bench.server_scale [--hosts 200] [--vms 1000] [--servers N] [--db sqlite|postgresql|URL]
-[--ping-interval 60] [--job-workers 64] [--json] [--profile out.txt] [--profile-idle out.txt]``;
+With ``--networks N`` (default 0: no guest networking, the VMs deploy without NICs' networks as
+before) the zone gets its guest networking as CloudStack's zone wizard builds it (a VXLAN physical
+network whose range holds N segments, Guest traffic with the bridge labels, the VirtualRouter element
+and provider enabled, the physical network Enabled), then N accounts with one isolated network each
+(DefaultIsolatedNetworkOfferingWithSourceNatService), made by a thread pool before the deploy clock
+starts; VM i is deployed by the admin for account i % N on that account's network, so each network is
+implemented (segment, virtual router on a simulated host) by its first VM and every VM start publishes
+its DHCP entry and metadata to its network's router. Extra figures: ``networks``, ``routers_running``
+(listRouters after the deploys) and ``failed`` as before; the list calls then carry ``listall`` (the
+VMs are the accounts', not the admin's), ``list_vms_count`` says how many VMs they saw. Progress goes
+to stderr.
+
+Usage: ``python -m bench.server_scale [--hosts 200] [--vms 1000] [--networks 0] [--servers N]
+[--db sqlite|postgresql|URL] [--ping-interval 60] [--job-workers 64] [--json] [--profile out.txt]
+[--profile-idle out.txt]``;
 ``--profile`` samples the first server with py-spy during the deploy phase (``--profile-idle``: the
 idle phase) and writes collapsed stacks to the file (threads holding the GIL: where the CPU goes;
 with ``HVCLOUD_PROFILE_WALL=1`` every thread, idle ones included: where they wait).
@@ -43,7 +56,7 @@ from typing import Any
 from tests.support.agent_process import AgentProcess
 from tests.support.server_process import ServerProcess, spawned_servers
 
-from hvcloud.cli.api_client import ApiClient
+from hvcloud.cli.api_client import ApiClient, ApiError
 from hvcloud.storage import qemu_img
 from hvcloud.wire import commands as C
 from hvcloud.wire.to import VirtualMachineTO
@@ -56,6 +69,9 @@ POLL_SECONDS = 0.25
 #: concurrent API clients deploying (each with its own keep-alive connection)
 CLIENTS = 16
 
+#: addHost tries per host (the agent may turn a connection away while the other hosts connect)
+ADD_HOST_ATTEMPTS = 5
+
 
 def idle_cpu(server: ServerProcess, seconds: float) -> float:
     """The servers' CPU, in cores, over ``seconds`` in which nobody calls the API."""
@@ -64,14 +80,14 @@ def idle_cpu(server: ServerProcess, seconds: float) -> float:
     return (server_cpu(server) - cpu0) / (time.monotonic() - t0)
 
 
-def steady_latencies(api: ApiClient, seconds: float) -> list[float]:
+def steady_latencies(api: ApiClient, seconds: float, listall: bool | None = None) -> list[float]:
     """One small listVirtualMachines call every quarter second for ``seconds`` (a whole ping interval
     with the VMs running and nothing else asked of the servers): how host monitoring stalls the API."""
     out: list[float] = []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         started = time.monotonic()
-        api.call("listVirtualMachines", pagesize=20, page=1)
+        api.call("listVirtualMachines", pagesize=20, page=1, listall=listall)
         out.append(1000 * (time.monotonic() - started))
         time.sleep(max(0.25 - (time.monotonic() - started), 0))
     return out
@@ -116,10 +132,22 @@ def build(api: ApiClient, agent: AgentProcess, base: Path, hosts: int, image_url
              clusterid=cluster)
     (base / "secondary").mkdir()
     api.call("addImageStore", provider="NFS", name="images", url=f"file://{base}/secondary", zoneid=zone)
+
+    def add_host(i: int) -> None:
+        for attempt in range(ADD_HOST_ATTEMPTS):
+            try:
+                api.call("addHost", hypervisor="Simulator", url=agent.url(i), username=agent.username,
+                         password=agent.password, zoneid=zone, podid=pod, clusterid=cluster)
+                return
+            except ApiError as exc:
+                # the agent's connection guard turns connections away while 1,000 hosts connect at once
+                if "too many pending connections" not in exc.text or attempt == ADD_HOST_ATTEMPTS - 1:
+                    raise
+                progress(f"addHost {i} refused ({exc.text[-60:]}); trying again")
+                time.sleep(1.0)
+
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda i: api.call("addHost", hypervisor="Simulator", url=agent.url(i),
-                                         username=agent.username, password=agent.password, zoneid=zone,
-                                         podid=pod, clusterid=cluster), range(hosts)))
+        list(pool.map(add_host, range(hosts)))
     api.call("updateZone", id=zone, allocationstate="Enabled")
     os_type = api.call("listOsTypes")["ostype"][0]["id"]
     template = api.call("registerTemplate", name="t", displaytext="t", format="QCOW2", hypervisor="Simulator",
@@ -129,6 +157,71 @@ def build(api: ApiClient, agent: AgentProcess, base: Path, hosts: int, image_url
     offering = api.call("createServiceOffering", name="bench", displaytext="bench", cpunumber=1, cpuspeed=100,
                         memory=128)["serviceoffering"]["id"]
     return {"zone": zone, "template": template, "offering": offering}
+
+
+#: the first VXLAN segment id of the bench's physical network (its range holds one id per network)
+FIRST_VNI = 10000
+
+
+def wait_job(api: ApiClient, answer: dict[str, Any]) -> dict[str, Any]:
+    """An async command's job result (``answer`` itself for a synchronous one)."""
+    return api.wait(str(answer["jobid"])) if "jobid" in answer else answer
+
+
+def guest_networking(api: ApiClient, zone: str, networks: int) -> None:
+    """The zone wizard's guest networking: a VXLAN physical network with ``networks`` segment ids,
+    Guest traffic, the virtual router provider enabled, the physical network Enabled."""
+    pn = wait_job(api, api.call("createPhysicalNetwork", zoneid=zone, name="bench-physical",
+                                isolationmethods="VXLAN",
+                                vlan=f"{FIRST_VNI}-{FIRST_VNI + networks - 1}"))["physicalnetwork"]
+    wait_job(api, api.call("addTrafficType", physicalnetworkid=pn["id"], traffictype="Guest",
+                           kvmnetworklabel="cloudbr0", simulatorlabel="cloudbr0"))
+    provider = api.call("listNetworkServiceProviders", physicalnetworkid=pn["id"],
+                        name="VirtualRouter")["networkserviceprovider"][0]
+    element = api.call("listVirtualRouterElements", nspid=provider["id"])["virtualrouterelement"][0]
+    wait_job(api, api.call("configureVirtualRouterElement", id=element["id"], enabled=True))
+    wait_job(api, api.call("updateNetworkServiceProvider", id=provider["id"], state="Enabled"))
+    wait_job(api, api.call("updatePhysicalNetwork", id=pn["id"], state="Enabled"))
+
+
+def account_networks(apis: list[ApiClient], zone: str, networks: int) -> list[dict[str, str]]:
+    """``networks`` accounts, each with one isolated network (a thread pool of the API clients):
+    ``[{"account", "domainid", "network"}]`` in account order."""
+    api = apis[0]
+    offering = api.call("listNetworkOfferings", name="DefaultIsolatedNetworkOfferingWithSourceNatService"
+                        )["networkoffering"][0]["id"]
+    done = [0]
+
+    def make(i: int) -> dict[str, str]:
+        client = apis[i % len(apis)]
+        account = client.call("createAccount", username=f"bench-{i}", password=f"bench-pw-{i}-x",
+                              firstname="Bench", lastname=str(i), email=f"bench-{i}@example.org",
+                              accounttype=0)["account"]
+        network = wait_job(client, client.call(
+            "createNetwork", name=f"bench-net-{i}", displaytext=f"bench network {i}", networkofferingid=offering,
+            zoneid=zone, account=account["name"], domainid=account["domainid"]))["network"]
+        done[0] += 1
+        if done[0] % 100 == 0:
+            progress(f"{done[0]}/{networks} accounts with a network")
+        return {"account": str(account["name"]), "domainid": str(account["domainid"]), "network": str(network["id"])}
+
+    with ThreadPoolExecutor(len(apis)) as pool:
+        return list(pool.map(make, range(networks)))
+
+
+def running_routers(api: ApiClient) -> int:
+    """How many virtual routers listRouters shows Running (every page)."""
+    count, page = 0, 1
+    while True:
+        found = api.call("listRouters", listall=True, state="Running", pagesize=500, page=page).get("router", [])
+        count += len(found)
+        if len(found) < 500:
+            return count
+        page += 1
+
+
+def progress(message: str) -> None:
+    print(f"[server_scale {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
@@ -202,7 +295,8 @@ def database(db: str, base: Path) -> Iterator[str | None]:
 
 
 def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, servers: int = 1,
-        db: str = "sqlite", job_workers: int = 64, profile_idle: Path | None = None) -> dict[str, Any]:
+        db: str = "sqlite", job_workers: int = 64, profile_idle: Path | None = None,
+        networks: int = 0) -> dict[str, Any]:
     from tests.support.image_server import serve_images
 
     with tempfile.TemporaryDirectory() as tmp, database(db, Path(tmp)) as url:
@@ -219,7 +313,14 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
                 apis = [ApiClient(server.endpoint, server.keys["apikey"], server.keys["secretkey"], timeout=300)
                         for _ in range(CLIENTS)]
                 api = apis[0]
+                progress(f"building the zone: {hosts} hosts")
                 ids = build(api, agent, base, hosts, images.url("t.qcow2"))
+            owners: list[dict[str, str]] = []
+            if networks:
+                progress(f"guest networking, {networks} accounts with an isolated network each")
+                guest_networking(api, ids["zone"], networks)
+                owners = account_networks(apis, ids["zone"], networks)
+            progress(f"idle for one ping interval ({ping_seconds:g} s)")
             idle_profiler = start_profiler(first_server_pid(server), profile_idle) if profile_idle is not None else None
             ping_cpu_fraction = idle_cpu(server, ping_seconds)
             if idle_profiler is not None:
@@ -228,40 +329,60 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
             latencies: list[float] = []
 
             def submit(i: int) -> str:
+                owner = ({"account": owners[i % networks]["account"], "domainid": owners[i % networks]["domainid"],
+                          "networkids": owners[i % networks]["network"]} if networks else {})
                 started = time.monotonic()
                 out = apis[i % len(apis)].call("deployVirtualMachine", serviceofferingid=ids["offering"],
-                                               templateid=ids["template"], zoneid=ids["zone"])
+                                               templateid=ids["template"], zoneid=ids["zone"], **owner)
                 latencies.append(1000 * (time.monotonic() - started))
+                if (i + 1) % 1000 == 0:
+                    progress(f"{i + 1}/{vms} deploys submitted")
                 return str(out["jobid"])
 
             profiler = start_profiler(first_server_pid(server), profile) if profile is not None else None
             first, deploy_cpu0 = time.monotonic(), server_cpu(server)
             assert agent.proc is not None
             agent_cpu0, machine0 = cpu_seconds(agent.proc.pid), machine_busy_seconds()
+            progress(f"deploying {vms} VMs")
             with ThreadPoolExecutor(CLIENTS) as pool:
                 jobs = list(pool.map(submit, range(vms)))
             failed = 0
-            for jobid in jobs:
+            first_error = ""
+            for n, jobid in enumerate(jobs, 1):
                 while True:
                     job = api.call("queryAsyncJobResult", jobid=jobid)
                     if job["jobstatus"] != 0:
-                        failed += job["jobstatus"] == 2
+                        if job["jobstatus"] == 2:
+                            failed += 1
+                            first_error = first_error or str((job.get("jobresult") or {}).get("errortext"))
                         break
                     time.sleep(POLL_SECONDS)
+                if n % 1000 == 0:
+                    progress(f"{n}/{vms} deploys done ({failed} failed)")
+            if first_error:
+                progress(f"first failed deploy: {first_error}")
             deploy_seconds = time.monotonic() - first
             deploy_cpu = (server_cpu(server) - deploy_cpu0) / deploy_seconds
             agent_cpu = cpu_seconds(agent.proc.pid) - agent_cpu0
             machine_cores = (machine_busy_seconds() - machine0) / deploy_seconds
             if profiler is not None:
                 stop_profiler(profiler)
+            routers_running = running_routers(api) if networks else 0
+            progress(f"deploys done; {routers_running} routers running; idle and steady-API phases")
+            # the VMs are the accounts' with networks: the admin lists them all (listall), as the
+            # baseline's admin lists its own
+            listall = True if networks else None
             list_ms: list[float] = []
+            listed = 0
             pages = max(1, (vms + 499) // 500)
             for i in range(20):
                 started = time.monotonic()
-                apis[i % len(apis)].call("listVirtualMachines", page=i % pages + 1, pagesize=500)
+                page = apis[i % len(apis)].call("listVirtualMachines", page=i % pages + 1, pagesize=500,
+                                                listall=listall)
                 list_ms.append(1000 * (time.monotonic() - started))
+                listed = max(listed, int(page.get("count", 0)))
             ping_cpu_with_vms = idle_cpu(server, ping_seconds)
-            steady_ms = steady_latencies(api, ping_seconds)
+            steady_ms = steady_latencies(api, ping_seconds, listall)
             for client in apis:
                 client.close()
         finally:
@@ -269,11 +390,13 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
                 server.stop()
             agent.stop()
     db_name = url.split(":", 1)[0].split("+", 1)[0] if url else "sqlite"
-    return {"hosts": hosts, "vms": vms, "servers": servers, "database": db_name,
+    return {"hosts": hosts, "vms": vms, "networks": networks, "routers_running": routers_running,
+            "servers": servers, "database": db_name,
             "ping_interval_s": ping_seconds, "job_workers": job_workers, "failed": failed,
             "deploy_seconds": round(deploy_seconds, 2),
             "deploy_vms_per_s": round(vms / deploy_seconds, 2), "api_p95_ms": round(p95(latencies), 1),
-            "list_vms_p95_ms": round(p95(list_ms), 1), "ping_cpu_fraction": round(ping_cpu_fraction, 4),
+            "list_vms_p95_ms": round(p95(list_ms), 1), "list_vms_count": listed,
+            "ping_cpu_fraction": round(ping_cpu_fraction, 4),
             "ping_cpu_fraction_with_vms": round(ping_cpu_with_vms, 4),
             "steady_api_p50_ms": round(statistics.median(steady_ms), 1),
             "steady_api_p99_ms": round(statistics.quantiles(steady_ms, n=100, method="inclusive")[-1], 1),
@@ -289,6 +412,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--vms", type=int, default=1000)
+    parser.add_argument("--networks", type=int, default=0,
+                        help="accounts with an isolated network each; VM i goes on network i %% N (0: none)")
     parser.add_argument("--ping-interval", type=float, default=60.0, help="the server's ping.interval (s)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--profile", type=Path, help="write py-spy collapsed stacks of the deploy phase here "
@@ -302,13 +427,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.servers < 1:
         parser.error("--servers must be at least 1")
+    if args.networks < 0:
+        parser.error("--networks must not be negative")
     result = run(args.hosts, args.vms, args.ping_interval, args.profile, args.servers, args.db, args.job_workers,
-                 args.profile_idle)
+                 args.profile_idle, args.networks)
     if args.json:
         print(json.dumps(result))
         return
     print(f"{result['hosts']} simulated hosts, {result['vms']} VMs ({result['failed']} failed), "
           f"{result['servers']} server process(es) on {result['database']}")
+    if result["networks"]:
+        print(f"{result['networks']} isolated networks (one per account); {result['routers_running']} routers "
+              f"running after the deploys")
     print(f"deploy: {result['deploy_vms_per_s']} VMs/s ({result['deploy_seconds']} s); submission p95 "
           f"{result['api_p95_ms']} ms")
     print(f"server CPU while deploying: {result['server_cpu_cores_during_deploy']} cores, "

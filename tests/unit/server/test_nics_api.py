@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hvcloud.agent import translate
+from hvcloud.server import resource_types as R
 from hvcloud.server.db.models import (
     Account,
     DomainRouter,
@@ -21,6 +22,7 @@ from hvcloud.server.db.models import (
     Nic,
     ResourceCount,
     TemplateStoreRef,
+    User,
     VMInstance,
     VMTemplate,
     utcnow,
@@ -446,3 +448,45 @@ def test_pools_of_odd_networks(state: ServerState, cloud: dict[str, Any]) -> Non
             with pytest.raises(CloudError) as refused:
                 addresses.check_requested(db, db.get_one(Network, odd[name]), ip, "ipaddress")
             assert refused.value.code == 431 and "ipaddress" in refused.value.text
+
+
+def test_an_admin_deploys_for_an_account_on_its_network(state: ServerState, admin: Caller, user_caller: Caller,
+                                                        cloud: dict[str, Any]) -> None:
+    """deployVirtualMachine's ``account`` + ``domainid`` (CloudStack's finalizeOwner): the VM, its
+    address and its charge belong to that account; the network must be one that account may use."""
+    alice = admin.ok("listAccounts", name="alice")["account"][0]
+    vm = _vm(admin, cloud, account="alice", domainid=alice["domainid"], networkids=cloud["nets"]["alice"])
+    assert vm["account"] == "alice" and vm["domainid"] == alice["domainid"]
+    assert vm["nic"][0]["networkid"] == cloud["nets"]["alice"]
+    assert [v["id"] for v in user_caller.ok("listVirtualMachines")["virtualmachine"]] == [vm["id"]]
+    with state.sessions() as db:
+        row = db.get_one(VMInstance, vm["id"])
+        assert row.account.name == "alice"
+        assert db.get_one(User, row.user_id).account.name == "admin", "the caller stays the VM's user"
+        counted = db.scalar(select(ResourceCount.count).where(ResourceCount.account_id == row.account_id,
+                                                              ResourceCount.resource_type == R.USER_VM))
+        assert counted == 1
+    before = _footprint(state)
+    hostile: list[tuple[dict[str, str], int, str]] = [
+        ({"account": "alice"}, 431, "domainid"),                                  # account without domainid
+        ({"domainid": alice["domainid"]}, 431, "account"),                        # domainid without account
+        ({"account": "nobody", "domainid": alice["domainid"]}, 431, "nobody"),
+        ({"account": "alice", "domainid": OTHER_UUID}, 431, "domainid"),
+        ({"account": "alice", "domainid": "not-a-uuid"}, 431, "domainid"),
+        ({"account": "alice' OR '1'='1", "domainid": alice["domainid"]}, 431, "account"),
+        ({"account": "a" * 5000, "domainid": alice["domainid"]}, 431, ""),
+        # the admin's own isolated network is not alice's to use
+        ({"account": "alice", "domainid": alice["domainid"], "networkids": cloud["nets"]["admin"]}, 431, "networkids"),
+    ]
+    for params, code, needle in hostile:
+        status, body = _deploy(admin, cloud, **params)
+        assert status == code, (params, body)
+        assert needle.lower() in body["errortext"].lower(), (params, body["errortext"])
+        assert _footprint(state) == before, params
+    # a plain user may name only itself; another account is refused (531) and nothing changes
+    status, body = _deploy(user_caller, cloud, account="admin", domainid=alice["domainid"],
+                           networkids=cloud["nets"]["alice"])
+    assert status == 531, body
+    assert _footprint(state) == before
+    mine = _vm(user_caller, cloud, account="alice", domainid=alice["domainid"], networkids=cloud["nets"]["alice2"])
+    assert mine["account"] == "alice"

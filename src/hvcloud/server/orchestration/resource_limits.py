@@ -65,6 +65,16 @@ def account_limit(db: Session, config: ServerConfig, account: Account, resource_
     return found if found is not None else default_limit(config, "account", resource_type)
 
 
+def account_limits(db: Session, config: ServerConfig, account: Account, types: Iterable[int]) -> dict[int, int]:
+    """:func:`account_limit` of several resource types, with one query."""
+    wanted = sorted(set(types))
+    if account.account_type == ACCOUNT_TYPE_ADMIN:
+        return {t: R.UNLIMITED for t in wanted}
+    explicit: dict[int, int] = dict(db.execute(select(ResourceLimit.resource_type, ResourceLimit.max).where(  # type: ignore[arg-type]
+        ResourceLimit.account_id == account.id, ResourceLimit.resource_type.in_(wanted))).all()) if wanted else {}
+    return {t: explicit[t] if t in explicit else default_limit(config, "account", t) for t in wanted}
+
+
 def domain_path(db: Session, domain: Domain) -> list[Domain]:
     """``domain`` and its parents, leaf first."""
     path = [domain]
@@ -216,12 +226,12 @@ def _apply(db: Session, account: Account, deltas: Mapping[int, int], config: Ser
     checked = config is not None and account.account_type != ACCOUNT_TYPE_ADMIN
     growing = [t for t in sorted(todo) if todo[t] > 0] if checked else []
     assert config is not None or not growing
-    account_limits = {t: account_limit(db, config, account, t) for t in growing}  # type: ignore[arg-type]
+    own_limits = account_limits(db, config, account, growing) if growing else {}  # type: ignore[arg-type]
     domain_limits = [{t: domain_limit(db, config, d, t) for t in growing} for d in path]  # type: ignore[arg-type]
     owners = [ResourceCount.account_id == account.id, *(ResourceCount.domain_id == d.id for d in path)]
     _lock_rows(db, owners, sorted(todo))
-    if not _bump(db, owners[0], todo, account_limits):
-        raise exceeded(_over(db, owners[0], todo, account_limits), account=account)
+    if not _bump(db, owners[0], todo, own_limits):
+        raise exceeded(_over(db, owners[0], todo, own_limits), account=account)
     for domain, owner, limits in zip(path, owners[1:], domain_limits, strict=True):
         if not _bump(db, owner, todo, limits):
             raise exceeded(_over(db, owner, todo, limits), domain=domain)

@@ -162,6 +162,8 @@ def _name(args: Args, default: str) -> str:
     Param("macaddress", description="the MAC address for the virtual machine's default network"),
     Param("securitygroupids", "list", description="security group ids (zones with security groups only)"),
     Param("securitygroupnames", "list", description="security group names (zones with security groups only)"),
+    Param("account", description="an optional account for the virtual machine; must be used with domainid"),
+    Param("domainid", "uuid", description="an optional domain ID for the virtual machine; with account"),
 ], response=VM_FIELDS)
 def deploy_vm(ctx: CallContext, args: Args) -> Result:
     zone = ctx.require(args, Zone, "zoneid")
@@ -191,7 +193,7 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
     data_size = None
     if disk_offering is not None and not (image.is_iso and root_gb is None):
         data_size = _disk_size(args, disk_offering)
-    account = ctx.account
+    account = ctx.owner_for(args)
     userdata = user_data_of(ctx, args, account)
     pairs = keypairs_of(ctx, args, account)
     nic_requests = _nic_requests(ctx, args, zone, account)
@@ -213,7 +215,7 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
         disk_offering=disk_offering, data_size=data_size)
     password = None
     try:
-        vm = allocation.allocate(ctx.db, ctx.state.config, ctx.state.box, ctx.user, new)
+        vm = allocation.allocate(ctx.db, ctx.state.config, ctx.state.box, ctx.user, new, owner=account)
         if userdata is not None:
             creds.set_user_data(vm, userdata.content, userdata.source, userdata.details)
         if pairs:

@@ -121,7 +121,7 @@ def live_router(db: Session, network_id: str) -> DomainRouter | None:
                       .order_by(DomainRouter.created.desc(), DomainRouter.vm_number.desc())).first()
 
 
-def _can_run_routers(host: Host | None, avoid: Collection[str]) -> bool:
+def can_run_routers(host: Host | None, avoid: Collection[str]) -> bool:
     return host is not None and host.status == HOST_UP and host.resource_state == "Enabled" \
         and host.id not in avoid and host.hypervisor.lower() not in NO_ROUTER_HYPERVISORS
 
@@ -131,11 +131,11 @@ def pick_host(db: Session, zone_id: str, preferred: Sequence[str | None], avoid:
     host of the zone running the fewest routers."""
     for host_id in preferred:
         host = db.get(Host, host_id) if host_id else None
-        if host is not None and host.zone_id == zone_id and _can_run_routers(host, avoid):
+        if host is not None and host.zone_id == zone_id and can_run_routers(host, avoid):
             return host
     hosts = [h for h in db.scalars(select(Host).where(Host.zone_id == zone_id, Host.status == HOST_UP,
                                                       Host.host_type == "Routing").order_by(Host.name, Host.id))
-             if _can_run_routers(h, avoid)]
+             if can_run_routers(h, avoid)]
     if not hosts:
         return None
     load: dict[str, int] = {}
@@ -192,7 +192,7 @@ def _claim(db: Session, network_id: str, preferred_host: str | None, avoid: list
         if router.state == STOPPING and utcnow() - router.state_changed < STOPPING_TAKEOVER:
             return _Claim(None, busy=True)
         host = db.get(Host, router.host_id) if router.host_id else None
-        usable = _can_run_routers(host, avoid)
+        usable = can_run_routers(host, avoid)
         if router.state == RUNNING and usable and network.state == N.IMPLEMENTED:
             return _Claim(ref_of(db, network, router))
         target = host if usable else pick_host(db, network.zone_id, [preferred_host, router.last_host_id], avoid)
@@ -324,7 +324,12 @@ def _vm_entries(db: Session, box: SecretBox, ref: RouterRef, vm_id: str) -> list
     vm = db.get(VMInstance, vm_id)
     if network is None or vm is None:
         return []
-    nics = db.scalars(select(Nic).where(Nic.vm_id == vm_id, Nic.network_id == network.id, Nic.removed.is_(None))
+    return vm_entries_on(db, box, ref, network, vm)
+
+
+def vm_entries_on(db: Session, box: SecretBox, ref: RouterRef, network: Network, vm: VMInstance) -> list[Command]:
+    """The router's entries for the VM's live NICs on ``network``."""
+    nics = db.scalars(select(Nic).where(Nic.vm_id == vm.id, Nic.network_id == network.id, Nic.removed.is_(None))
                       .order_by(Nic.device_id))
     return [c for nic in nics for c in nic_entries(db, box, ref, vm, nic, network)]
 
@@ -348,7 +353,7 @@ def _what(command: Command) -> str:
     return f"{name} for {ip}" if ip else name
 
 
-async def _send_all(steps: Steps, ref: RouterRef, commands: Sequence[Command]) -> None:
+async def send_all(steps: Steps, ref: RouterRef, commands: Sequence[Command]) -> None:
     for command in commands:
         await steps.send(ref.host_id, command, f"router {ref.name}: {_what(command)}")
 
@@ -359,10 +364,10 @@ async def replay(steps: Steps, ref: RouterRef, *, exclude_vm: str | None = None)
     commands = await steps.tx(_network_entries, steps.box, ref, exclude_vm)
     if commands:
         log.info("router_replay", router=ref.name, commands=len(commands))
-    await _send_all(steps, ref, commands)
+    await send_all(steps, ref, commands)
 
 
-def _router_lost(db: Session, ref: RouterRef, exc: StepFailed) -> bool:
+def router_lost(db: Session, ref: RouterRef, exc: StepFailed) -> bool:
     """After a failed router command: is the router gone (destroyed by hand, host rebuilt, host
     down)? Then it is marked Stopped, so that the next :func:`ensure_router` starts it again."""
     host = db.get(Host, ref.host_id) if ref.host_id else None
@@ -381,12 +386,12 @@ async def publish_vm(steps: Steps, network_id: str, vm_id: str, host_id: str | N
     out to be gone is started again (everything replayed) and the entries sent once more."""
     ref = await ensure_router(steps, network_id, host_id, exclude_vm=vm_id)
     try:
-        await _send_all(steps, ref, await steps.tx(_vm_entries, steps.box, ref, vm_id))
+        await send_all(steps, ref, await steps.tx(_vm_entries, steps.box, ref, vm_id))
     except StepFailed as exc:
-        if not await steps.tx(_router_lost, ref, exc):
+        if not await steps.tx(router_lost, ref, exc):
             raise
         ref = await ensure_router(steps, network_id, host_id, exclude_vm=vm_id)
-        await _send_all(steps, ref, await steps.tx(_vm_entries, steps.box, ref, vm_id))
+        await send_all(steps, ref, await steps.tx(_vm_entries, steps.box, ref, vm_id))
 
 
 async def sync_network(steps: Steps, network_id: str, preferred_host: str | None) -> RouterRef:
@@ -398,7 +403,7 @@ async def sync_network(steps: Steps, network_id: str, preferred_host: str | None
     try:
         await replay(steps, ref)
     except StepFailed as exc:
-        if not await steps.tx(_router_lost, ref, exc):
+        if not await steps.tx(router_lost, ref, exc):
             raise
         ref = await ensure_router(steps, network_id, preferred_host)
     return ref
@@ -487,7 +492,7 @@ async def reboot_router(steps: Steps, router_id: str) -> None:
     try:
         await steps.send(host_id, C.RebootCommand(vmName=name), f"rebooting router {name}")
     except StepFailed as exc:
-        if not await steps.tx(_router_lost, _ref_of(router_id, host_id, name, network_id), exc):
+        if not await steps.tx(router_lost, _ref_of(router_id, host_id, name, network_id), exc):
             raise
     await sync_network(steps, network_id, host_id)
 

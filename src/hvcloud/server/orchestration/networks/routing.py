@@ -11,6 +11,7 @@ sends nothing. The work is in :mod:`.routers` (router lifecycle) and :mod:`.impl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -53,14 +54,60 @@ def _running_router(db: Session, network_id: str) -> RT.RouterRef | None:
     return RT.ref_of(db, network, router)
 
 
+@dataclass(frozen=True)
+class _Publish:
+    """One network of a starting VM: where its router runs and the VM's entries for it, or
+    ``ref`` None when the network must be implemented (or its router started) first."""
+
+    network_id: str
+    ref: RT.RouterRef | None
+    commands: list[Command]
+
+
+def _start_plan(db: Session, box: SecretBox, vm_id: str) -> tuple[list[_Publish], bool]:
+    """One read transaction for a starting VM: for each routed network of its NICs, its router if it
+    runs (with the VM's entries), and whether a password is pending. Each network row is read with
+    a shared lock (PostgreSQL: a shutdown's update waits, and a shutdown already committed is seen;
+    SQLite runs one writer, and the VM became Starting before this read, so a shutdown either saw it
+    or is seen here), as :func:`routers._claim` takes it exclusively."""
+    vm = db.get(VMInstance, vm_id)
+    if vm is None:
+        return [], False
+    out: list[_Publish] = []
+    for network_id in _routed_networks(db, vm_id):
+        network = db.scalars(select(Network).where(Network.id == network_id).with_for_update(read=True)
+                             .execution_options(populate_existing=True)).first()
+        router = RT.live_router(db, network_id) if network is not None and network.removed is None else None
+        host = db.get(Host, router.host_id) if router is not None and router.host_id else None
+        if network is None or router is None or host is None or router.state != RT.RUNNING \
+                or network.state != N.IMPLEMENTED or not RT.can_run_routers(host, ()):
+            out.append(_Publish(network_id, None, []))
+            continue
+        ref = RT.ref_of(db, network, router)
+        out.append(_Publish(network_id, ref, RT.vm_entries_on(db, box, ref, network, vm)))
+    return out, bool(vm.password_pending)
+
+
 async def prepare_vm_start(steps: Steps, vm_id: str, host_id: str) -> None:
     """Before the VM's StartCommand goes to ``host_id``: implement each network of the VM's NICs that
     is not implemented yet (segment id, router running) and publish the VM's entries on each
-    network's router. Raises ``StepFailed`` when a router cannot be reached or refuses."""
-    networks = await steps.tx(_routed_networks, vm_id)
-    for network_id in networks:
-        await RT.publish_vm(steps, network_id, vm_id, host_id)
-    if networks:
+    network's router. Raises ``StepFailed`` when a router cannot be reached or refuses.
+
+    The usual case, a network whose router runs, costs one read transaction for all the VM's
+    networks and the entries' commands; the rest (and a router found gone) goes through
+    :func:`routers.publish_vm`."""
+    plan, password = await steps.tx(_start_plan, steps.box, vm_id)
+    for item in plan:
+        if item.ref is None:
+            await RT.publish_vm(steps, item.network_id, vm_id, host_id)
+            continue
+        try:
+            await RT.send_all(steps, item.ref, item.commands)
+        except StepFailed as exc:
+            if not await steps.tx(RT.router_lost, item.ref, exc):
+                raise
+            await RT.publish_vm(steps, item.network_id, vm_id, host_id)
+    if plan and password:
         await steps.tx(password_delivered, vm_id)
 
 

@@ -16,7 +16,17 @@ from sqlalchemy.orm import Session
 from hvcloud.server import resource_types as R
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import SecretBox
-from hvcloud.server.db.models import DiskOffering, ServiceOffering, User, VMInstance, VMTemplate, Volume, new_id, utcnow
+from hvcloud.server.db.models import (
+    Account,
+    DiskOffering,
+    ServiceOffering,
+    User,
+    VMInstance,
+    VMTemplate,
+    Volume,
+    new_id,
+    utcnow,
+)
 from hvcloud.server.orchestration import events
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration.networks import nics
@@ -54,10 +64,12 @@ class NewVm:
     data_size: int | None
 
 
-def allocate(db: Session, config: ServerConfig, box: SecretBox, actor: User, new: NewVm) -> VMInstance:
-    """The VM (``Stopped``), its volumes (``Allocated``) and NICs (addresses taken), charged to the
-    actor's account."""
-    image, offering, number, account_id = new.image, new.offering, new.number, actor.account_id
+def allocate(db: Session, config: ServerConfig, box: SecretBox, actor: User, new: NewVm,
+             owner: Account | None = None) -> VMInstance:
+    """The VM (``Stopped``), its volumes (``Allocated``) and NICs (addresses taken), owned by and
+    charged to ``owner`` (an admin deploying for an account; default the actor's account)."""
+    owner = actor.account if owner is None else owner
+    image, offering, number, account_id = new.image, new.offering, new.number, owner.id
     vm = VMInstance(id=new_id(), name=new.name, display_name=new.display_name, instance_name=new.instance_name,
                     vm_number=number, account_id=account_id, user_id=actor.id, zone_id=new.zone_id,
                     requested_host_id=new.host_id, template_id=None if image.is_iso else image.id,
@@ -81,7 +93,7 @@ def allocate(db: Session, config: ServerConfig, box: SecretBox, actor: User, new
                       disk_offering_id=new.disk_offering.id, attached=utcnow())
     volumes = [root] if data is None else [root, data]
     nic_plan = nics.plan_nics(db, number, new.nics)
-    limits.charge(db, config, actor.account,
+    limits.charge(db, config, owner,
                   {**limits.vm_deltas(vm), **limits.volume_deltas(sum(v.size for v in volumes), len(volumes))})
     db.add_all([vm, *volumes])
     nics.create_nics(db, vm, nic_plan, new.network_label)
