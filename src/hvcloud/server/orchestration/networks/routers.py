@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -600,55 +600,48 @@ def _router_result(jctx: JobContext, router_id: str) -> dict[str, Any]:
         return {"router": router_view(db, router)}
 
 
-def _failure(exc: StepFailed) -> JobFailure:
-    return JobFailure(INTERNAL_ERROR, exc.text)
+async def _as_job(work: Awaitable[object]) -> None:
+    """Run a router job's steps; an agent's refusal fails the job with its text (530)."""
+    try:
+        await work
+    except StepFailed as exc:
+        raise JobFailure(INTERNAL_ERROR, exc.text) from None
+
+
+def _router_place(db: Session, router_id: str) -> tuple[str, str | None]:
+    router = _router(db, router_id)
+    return router.network_id, router.last_host_id
 
 
 async def run_start(jctx: JobContext) -> dict[str, Any]:
     router_id = str(jctx.params["router_id"])
     steps = _steps(jctx)
-    network_id, host_id = await steps.tx(lambda db: (_router(db, router_id).network_id,
-                                                     _router(db, router_id).last_host_id))
-    try:
-        await sync_network(steps, network_id, host_id)
-    except StepFailed as exc:
-        raise _failure(exc) from None
+    network_id, host_id = await steps.tx(_router_place, router_id)
+    await _as_job(sync_network(steps, network_id, host_id))
     return _router_result(jctx, router_id)
 
 
 async def run_stop(jctx: JobContext) -> dict[str, Any]:
     router_id = str(jctx.params["router_id"])
-    try:
-        await stop_router(_steps(jctx), router_id, forced=bool(jctx.params.get("forced")))
-    except StepFailed as exc:
-        raise _failure(exc) from None
+    await _as_job(stop_router(_steps(jctx), router_id, forced=bool(jctx.params.get("forced"))))
     return _router_result(jctx, router_id)
 
 
 async def run_reboot(jctx: JobContext) -> dict[str, Any]:
     router_id = str(jctx.params["router_id"])
-    try:
-        await reboot_router(_steps(jctx), router_id)
-    except StepFailed as exc:
-        raise _failure(exc) from None
+    await _as_job(reboot_router(_steps(jctx), router_id))
     return _router_result(jctx, router_id)
 
 
 async def run_destroy(jctx: JobContext) -> dict[str, Any]:
     router_id = str(jctx.params["router_id"])
-    try:
-        await stop_router(_steps(jctx), router_id, forced=True, destroy=True)
-    except StepFailed as exc:
-        raise _failure(exc) from None
+    await _as_job(stop_router(_steps(jctx), router_id, forced=True, destroy=True))
     return _router_result(jctx, router_id)
 
 
 async def run_restart_network(jctx: JobContext) -> dict[str, Any]:
     network_id = str(jctx.params["network_id"])
-    try:
-        await restart_network(_steps(jctx), network_id, cleanup=bool(jctx.params.get("cleanup")))
-    except StepFailed as exc:
-        raise _failure(exc) from None
+    await _as_job(restart_network(_steps(jctx), network_id, cleanup=bool(jctx.params.get("cleanup"))))
     return {"success": True}
 
 
