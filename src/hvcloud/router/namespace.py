@@ -33,10 +33,12 @@ from hvcloud.router import processes, release, validation
 from hvcloud.router.api import (
     DhcpEntry,
     InvalidRouterRequest,
+    PublicState,
     RouterError,
     RouterNotFound,
     RouterSpec,
     RouterStatus,
+    RuleChange,
     VmData,
 )
 from hvcloud.router.book import RouterBook
@@ -345,6 +347,12 @@ class NamespaceRouterHost:
             addr = validation.address_in(book.spec, ip)
             FilePasswords(self._dir(name).passwords).save(addr, validation.password(password))
             log.info("router.password_saved", router=name, ip=addr)
+
+    def apply(self, name: str, change: RuleChange) -> PublicState:
+        raise RouterError("public addresses and rules are not built yet (issue 16)")
+
+    def public_state(self, name: str) -> PublicState:
+        raise RouterError("public addresses and rules are not built yet (issue 16)")
 
     def recover(self) -> list[str]:
         recovered = []

@@ -20,10 +20,12 @@ from hvcloud.router import metadata, passwords, validation
 from hvcloud.router.api import (
     DhcpEntry,
     InvalidRouterRequest,
+    PublicState,
     RouterError,
     RouterNotFound,
     RouterSpec,
     RouterStatus,
+    RuleChange,
     VmData,
 )
 from hvcloud.router.book import RouterBook
@@ -155,6 +157,12 @@ class SimulatedRouterHost:
             router = self._get(name)
             router.passwords.save(validation.address_in(router.book.spec, ip), validation.password(password))
             self._save(router)
+
+    def apply(self, name: str, change: RuleChange) -> PublicState:
+        raise RouterError("public addresses and rules are not built yet (issue 16)")
+
+    def public_state(self, name: str) -> PublicState:
+        raise RouterError("public addresses and rules are not built yet (issue 16)")
 
     def recover(self) -> list[str]:
         with self._lock:

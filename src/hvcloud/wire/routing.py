@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from hvcloud.wire.base import Answer, Command, JInt, JLong, StrMap, WireModel, answer, command
+from hvcloud.wire.to import NicTO
 
 ROUTER_NAME = "router.name"
 ROUTER_IP = "router.ip"
@@ -130,5 +133,183 @@ class IpAssocAnswer(Answer):
     """``results``: one entry per address, the address or ``"Failed"``, as CloudStack reads it."""
 
     FQCN: ClassVar[str] = "com.cloud.agent.api.routing.IpAssocAnswer"
+
+    results: list[str] | None = None
+
+
+# --------------------------------------------------------------------------- part 2: public side
+#: ``FirewallRuleTO.purpose`` (``FirewallRule.Purpose``)
+PURPOSE_FIREWALL = "Firewall"
+PURPOSE_PORT_FORWARDING = "PortForwarding"
+PURPOSE_STATIC_NAT = "StaticNat"
+PURPOSE_LOAD_BALANCING = "LoadBalancing"
+#: ``FirewallRuleTO.trafficType`` (``FirewallRule.TrafficType``)
+TRAFFIC_INGRESS = "Ingress"
+TRAFFIC_EGRESS = "Egress"
+
+
+@command
+class SetSourceNatCommand(NetworkElementCommand):
+    """Make ``ipAddress`` the router's source NAT address (``add`` False: stop using it)."""
+
+    FQCN: ClassVar[str] = "com.cloud.agent.api.routing.SetSourceNatCommand"
+
+    ipAddress: IpAddressTO | None = None
+    add: bool | None = None
+
+
+class FirewallRuleTO(WireModel):
+    """``com.cloud.agent.api.to.FirewallRuleTO``: one rule on a public address (ingress) or on the
+    guest network's way out (egress, ``trafficType`` ``Egress``, ``srcIp`` None). ``srcPortRange`` is
+    ``[start]`` or ``[start, end]``; ``revoked`` asks the router to drop the rule, ``alreadyAdded``
+    says it was applied before (sent again for completeness). ``sourceCidrList``: who may reach the
+    address (ingress); ``destCidrList``: where guests may go (egress). ``defaultEgressPolicy``: the
+    network offering's egress default (True: allow), sent with egress rules."""
+
+    id: JLong | None = None
+    srcVlanTag: str | None = None
+    srcIp: str | None = None
+    protocol: str | None = None
+    srcPortRange: list[JInt] | None = None
+    revoked: bool | None = None
+    alreadyAdded: bool | None = None
+    sourceCidrList: list[str] | None = None
+    destCidrList: list[str] | None = None
+    purpose: str | None = None
+    icmpType: JInt | None = None
+    icmpCode: JInt | None = None
+    trafficType: str | None = None
+    guestCidr: str | None = None
+    defaultEgressPolicy: bool | None = None
+    type: str | None = None
+
+
+class PortForwardingRuleTO(FirewallRuleTO):
+    """``srcIp:srcPortRange`` → ``dstIp:dstPortRange`` (ranges of equal length)."""
+
+    dstIp: str | None = None
+    dstPortRange: list[JInt] | None = None
+
+
+class StaticNatRuleTO(FirewallRuleTO):
+    """One-to-one NAT of ``srcIp`` (public) to ``dstIp`` (the VM's guest address), both ways."""
+
+    dstIp: str | None = None
+    shouldApplyCrossNetworkSnat: bool | None = None
+
+
+@command
+class SetPortForwardingRulesCommand(NetworkElementCommand):
+    FQCN: ClassVar[str] = "com.cloud.agent.api.routing.SetPortForwardingRulesCommand"
+
+    rules: list[PortForwardingRuleTO] | None = None
+
+
+@command
+class SetStaticNatRulesCommand(NetworkElementCommand):
+    FQCN: ClassVar[str] = "com.cloud.agent.api.routing.SetStaticNatRulesCommand"
+
+    rules: list[StaticNatRuleTO] | None = None
+    vpcId: JLong | None = None
+
+
+@command
+class SetFirewallRulesCommand(NetworkElementCommand):
+    """Ingress rules on public addresses or the network's egress rules (never both in one)."""
+
+    FQCN: ClassVar[str] = "com.cloud.agent.api.routing.SetFirewallRulesCommand"
+
+    rules: list[FirewallRuleTO] | None = None
+
+
+class DestinationTO(WireModel):
+    """``LoadBalancerTO.DestinationTO``: one backend (a VM's guest address and port)."""
+
+    destIp: str | None = None
+    destPort: JInt | None = None
+    revoked: bool | None = None
+    alreadyAdded: bool | None = None
+    monitorState: str | None = None
+
+
+class LoadBalancerTO(WireModel):
+    """``com.cloud.agent.api.to.LoadBalancerTO``: ``srcIp:srcPort`` spread over ``destinations`` by
+    ``algorithm`` (``roundrobin``, ``leastconn``, ``source``)."""
+
+    uuid: str | None = None
+    srcIp: str | None = None
+    srcPort: JInt | None = None
+    protocol: str | None = None
+    lbProtocol: str | None = None
+    algorithm: str | None = None
+    revoked: bool | None = None
+    alreadyAdded: bool | None = None
+    inline: bool | None = None
+    srcIpVlan: str | None = None
+    srcIpGateway: str | None = None
+    srcIpNetmask: str | None = None
+    networkId: JLong | None = None
+    destinations: list[DestinationTO] | None = None
+
+
+@command
+class LoadBalancerConfigCommand(NetworkElementCommand):
+    """Every load balancer rule of the router (CloudStack sends the whole set each time)."""
+
+    FQCN: ClassVar[str] = "com.cloud.agent.api.routing.LoadBalancerConfigCommand"
+
+    loadBalancers: list[LoadBalancerTO] | None = None
+    lbStatsVisibility: str | None = None
+    lbStatsPublicIP: str | None = None
+    lbStatsPrivateIP: str | None = None
+    lbStatsGuestIP: str | None = None
+    lbStatsPort: str | None = None
+    lbStatsSrcCidrs: str | None = None
+    lbStatsAuth: str | None = Field(None, repr=False)
+    lbStatsUri: str | None = None
+    maxconn: str | None = None
+    lbProtocol: str | None = None
+    keepAliveEnabled: bool | None = None
+    nic: NicTO | None = None
+    vpcId: JLong | None = None
+    isTransparent: bool | None = None
+    networkCidr: str | None = None
+
+
+#: ``AggregationControlCommand.action``
+AGGREGATION_START = "Start"
+AGGREGATION_FINISH = "Finish"
+AGGREGATION_CLEANUP = "Cleanup"
+
+
+@command
+class AggregationControlCommand(NetworkElementCommand):
+    """Brackets a batch of router commands: after ``Start`` the router queues what it is sent and
+    applies it all at ``Finish`` (one configuration load); ``Cleanup`` drops the queue."""
+
+    FQCN: ClassVar[str] = "com.cloud.agent.api.routing.AggregationControlCommand"
+
+    action: str | None = None
+
+
+@answer
+class SetPortForwardingRulesAnswer(Answer):
+    """``results``: one entry per rule, in the command's order; ``"Failed"`` for a rule not applied."""
+
+    FQCN: ClassVar[str] = "com.cloud.agent.api.routing.SetPortForwardingRulesAnswer"
+
+    results: list[str] | None = None
+
+
+@answer
+class SetStaticNatRulesAnswer(Answer):
+    FQCN: ClassVar[str] = "com.cloud.agent.api.routing.SetStaticNatRulesAnswer"
+
+    results: list[str] | None = None
+
+
+@answer
+class SetFirewallRulesAnswer(Answer):
+    FQCN: ClassVar[str] = "com.cloud.agent.api.routing.SetFirewallRulesAnswer"
 
     results: list[str] | None = None
