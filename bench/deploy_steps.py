@@ -96,7 +96,7 @@ def _measure(state: ServerState, deploys: int, hosts: int) -> dict[str, Any]:
                           recovering=False, attempt=1, _write_progress=lambda *_: None, server_id="bench")
         placed = step("place", tx, vms._place_and_prepare, state.box, job["id"], [], True, jctx)
         created = vm_steps.Created(placed.todo[0], f"{placed.todo[0]}.qcow2", None)
-        step("before_start", tx, vm_steps._vm_to, state.box, job["id"], created)
+        step("before_start", tx, vm_steps.start_vm_to, state.box, job["id"], created)
         step("started", tx, vms._started, jctx, job["id"], placed.host_id, created)
         step("query", api, "queryAsyncJobResult", jobid=job["jobid"])
     per = {name: round(1000 * seconds / deploys, 2) for name, seconds in cpu.items()}

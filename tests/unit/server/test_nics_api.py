@@ -323,7 +323,7 @@ def test_the_start_command_carries_each_live_nic_as_the_agent_reads_it(
     with state.sessions.begin() as db:
         kvm, hyperv = _host(db, cloud, "kvm1", "KVM"), _host(db, cloud, "hv1", "Hyperv")
     with state.sessions() as db, pytest.raises(vm_steps.StepFailed) as refused:
-        vm_steps._vm_to(db, state.box, vm["id"], None, kvm)
+        vm_steps.start_vm_to(db, state.box, vm["id"], None, kvm)
     assert "not implemented" in refused.value.text and not refused.value.host_fault
     with state.sessions.begin() as db:  # what router orchestration writes when it implements the network
         net = db.get_one(Network, nets["alice"])
@@ -332,8 +332,8 @@ def test_the_start_command_carries_each_live_nic_as_the_agent_reads_it(
                             account_id=net.account_id, domain_id=net.domain_id, guest_ip="10.1.1.1",
                             guest_mac="02:00:aa:00:00:09", state="Running"))
     with state.sessions() as db:
-        to = vm_steps._vm_to(db, state.box, vm["id"], None, kvm)
-        on_hyperv = vm_steps._vm_to(db, state.box, vm["id"], None, hyperv)
+        to = vm_steps.start_vm_to(db, state.box, vm["id"], None, kvm)
+        on_hyperv = vm_steps.start_vm_to(db, state.box, vm["id"], None, hyperv)
     assert to.nics is not None and on_hyperv.nics is not None
     isolated, shared, l2 = to.nics
     mine = listed[nets["alice"]]

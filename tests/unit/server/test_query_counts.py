@@ -304,7 +304,7 @@ def test_a_deploys_transactions_read_first_and_write_last(state: ServerState,
         assert db.get(AsyncJob, job["jobid"]).proc_percent == 20  # type: ignore[union-attr]
 
     created = vm_steps.Created(placed.todo[0], "/primary/root.qcow2", 2 * GiB)
-    seen, to = tx(vm_steps._vm_to, state.box, job["id"], created)
+    seen, to = tx(vm_steps.start_vm_to, state.box, job["id"], created)
     assert not any(is_write(sql) for sql in seen), seen
     root_to = to.disks[0].data
     assert (root_to.uuid, root_to.path, root_to.size) == (created.volume_id, created.path, 2 * GiB)

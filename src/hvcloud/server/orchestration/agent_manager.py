@@ -37,7 +37,7 @@ from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.orchestration import discovery
 from hvcloud.server.orchestration.agents import HostNotConnected
-from hvcloud.server.orchestration.agents.links import Links
+from hvcloud.server.orchestration.agents.links import HostRow, Links
 from hvcloud.server.orchestration.agents.ownership import Ownership
 from hvcloud.server.orchestration.agents.pings import Pinger
 from hvcloud.server.orchestration.agents.remote import RemoteHosts
@@ -157,10 +157,12 @@ class AgentManager:
         timeout = float(wait or (command.wait if command.wait and command.wait > 0 else None)
                         or self.config.command_wait_seconds)
         link = self._links.by_host.get(host_id)
+        remote: HostRow | bool | None = True  # not looked up
         if link is None and not self._links.forgotten(host_id):
-            # a host of ours that addHost connected moments ago, before the scheduler's next pass
-            rows = await asyncio.to_thread(self._links.own_rows, host_id)
-            link = self._links.link_for(rows[0]) if rows else None
+            # another server's host, or one of ours that addHost connected moments ago, before the
+            # scheduler's next pass: one read says which
+            own, remote = await asyncio.to_thread(self._remote.route, host_id)
+            link = self._links.link_for(own) if own is not None else None
         if link is not None and not link.connected and link.failures == 0 and link.task is not None:
             # a host this server has just claimed (or is reconnecting): its connect sequence is under way
             started = time.monotonic()
@@ -169,7 +171,7 @@ class AgentManager:
         if link is None or not link.connected:
             if self.server_id is None:
                 raise HostNotConnected(f"host {host_id} is not connected")
-            return await self._remote.send(host_id, command, timeout)
+            return await self._remote.send(host_id, command, timeout, remote if link is None else True)
         return await tracked(link.host_id, link.inflight, link.client.send(command), type(command).__name__,
                              seconds=timeout)
 

@@ -116,6 +116,11 @@ def owns(host: Host, server_id: str) -> bool:
 def owner_if_alive(db: Session, host_id: str, lease_seconds: float) -> str | None:
     """The host's owner when that server is alive, else None."""
     owner = db.scalar(select(Host.owner_server_id).where(Host.id == host_id))
-    if owner is None or owner not in leases.live_server_ids(db, lease_seconds):
+    if owner is None or not is_live(db, owner, lease_seconds):
         return None
     return str(owner)
+
+
+def is_live(db: Session, server_id: str, lease_seconds: float) -> bool:
+    """Is that server alive (:func:`leases.live_server_ids`)?"""
+    return server_id in leases.live_server_ids(db, lease_seconds)

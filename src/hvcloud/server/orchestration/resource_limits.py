@@ -17,8 +17,9 @@ Limits: an explicit ``resource_limit`` row, else the ``max.account.*`` / ``max.d
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import cast
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -147,16 +148,17 @@ def ensure_rows(db: Session, account: Account, types: Iterable[int] = R.NAMES) -
     wanted = set(types)
     path = domain_path(db, account.domain)
     with db.no_autoflush:
-        have = set(db.scalars(select(ResourceCount.resource_type).where(ResourceCount.account_id == account.id,
-                                                                        ResourceCount.resource_type.in_(wanted))))
+        # one query for the account's and every domain's rows: they exist but for the first time
+        have = db.execute(select(ResourceCount.account_id, ResourceCount.domain_id, ResourceCount.resource_type).where(
+            or_(ResourceCount.account_id == account.id, ResourceCount.domain_id.in_([d.id for d in path])),
+            ResourceCount.resource_type.in_(wanted))).all()
+        held = {(a or d, t) for a, d, t in have}
         rows: list[dict[str, object]] = [
             {"id": new_id(), "account_id": account.id, "domain_id": None, "resource_type": t,
-             "count": recount_account(db, account.id, t)} for t in sorted(wanted - have)]
+             "count": recount_account(db, account.id, t)} for t in sorted(wanted) if (account.id, t) not in held]
         for domain in path:
-            have = set(db.scalars(select(ResourceCount.resource_type).where(
-                ResourceCount.domain_id == domain.id, ResourceCount.resource_type.in_(wanted))))
             rows += [{"id": new_id(), "account_id": None, "domain_id": domain.id, "resource_type": t,
-                      "count": recount_domain(db, domain, t)} for t in sorted(wanted - have)]
+                      "count": recount_domain(db, domain, t)} for t in sorted(wanted) if (domain.id, t) not in held]
     _insert_missing(db, rows)
     return path
 
@@ -191,8 +193,10 @@ def _bump(db: Session, owner: ColumnElement[bool], amounts: Mapping[int, int], l
     if checked:
         limit = case(checked, value=ResourceCount.resource_type, else_=None)
         cond.append(or_(limit.is_(None), ResourceCount.count + amount <= limit))
-    done = db.execute(update(ResourceCount).where(*cond).values(count=ResourceCount.count + amount)
-                      .execution_options(synchronize_session=False))
+    # a Core UPDATE of the table: the ORM's bulk-update path costs more than the statement here, and
+    # no loaded ResourceCount object needs synchronising
+    table = cast(Table, ResourceCount.__table__)
+    done = db.execute(update(table).where(*cond).values(count=table.c.count + amount))
     return done.rowcount == len(types)  # type: ignore[attr-defined,no-any-return]
 
 

@@ -156,14 +156,6 @@ class Links(Part):
             if row.id not in self._tombstones:
                 self.link_for(row)
 
-    def own_rows(self, host_id: str) -> list[HostRow]:
-        """The host's row if this server drives it (it owns it, or there are no leases)."""
-        with self.sessions() as db:
-            owner = db.scalar(select(Host.owner_server_id).where(Host.id == host_id))
-        if self.server_id is not None and owner != self.server_id:
-            return []
-        return self.load_rows(host_id)
-
     def load_rows(self, host_id: str | None) -> list[HostRow]:
         """One host's row, or (``None``) the rows of every host this server drives."""
         with self.sessions() as db:

@@ -34,10 +34,12 @@ class RemoteHosts(Part):
         #: commands sent to other servers' hosts and not yet answered, by host
         self._inflight: dict[str, Inflight] = {}
 
-    async def send(self, host_id: str, command: Command, deadline: float) -> Answer:
-        """Send to a host another live server owns and reports Up; else HostNotConnected."""
-        row = await asyncio.to_thread(self._row, host_id)
-        if row is None:
+    async def send(self, host_id: str, command: Command, deadline: float, row: HostRow | bool | None = True) -> Answer:
+        """Send to a host another live server owns and reports Up; else HostNotConnected. ``row``:
+        what :meth:`route` found just now (``True``: not looked up yet)."""
+        if row is True:
+            row = await asyncio.to_thread(self._row, host_id)
+        if not isinstance(row, HostRow):
             raise HostNotConnected(f"host {host_id} is not connected")
         cached = self._clients.get(host_id)
         if cached is None or cached[0] != row.key:
@@ -50,13 +52,24 @@ class RemoteHosts(Part):
         return await tracked(host_id, inflight, cached[1].send(command), type(command).__name__, seconds=deadline)
 
     def _row(self, host_id: str) -> HostRow | None:
+        return self.route(host_id)[1]
+
+    def route(self, host_id: str) -> tuple[HostRow | None, HostRow | None]:
+        """Who drives a host this server has no link to, with one read: ``(row, None)`` when this
+        server does (it owns the host, or there are no leases), ``(None, row)`` when another live
+        server owns it and it is Up (commands go straight to its agent), else ``(None, None)``."""
         with self.sessions() as db:
-            host = db.get(Host, host_id)
-            if host is None or host.status != HOST_UP or host.owner_server_id in (None, self.server_id):
-                return None
-            if host_leases.owner_if_alive(db, host_id, self.config.lease_seconds) is None:
-                return None
-            return HostRow.of(host)
+            found = db.execute(select(Host.id, Host.guid, Host.url, Host.private_ip, Host.agent_username,
+                                      Host.agent_password_enc, Host.cert_fingerprint, Host.owner_server_id,
+                                      Host.status).where(Host.id == host_id)).first()
+            if found is None:
+                return None, None
+            row, owner, status = HostRow(*found[:7]), found[7], found[8]
+            if self.server_id is None or owner == self.server_id:
+                return row, None
+            if owner is None or status != HOST_UP or not host_leases.is_live(db, owner, self.config.lease_seconds):
+                return None, None
+            return None, row
 
     def drop(self, host_id: str) -> None:
         """Forget the client of a host this server now owns (or that is deleted)."""

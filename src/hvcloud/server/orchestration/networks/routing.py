@@ -64,15 +64,29 @@ class _Publish:
     commands: list[Command]
 
 
-def _start_plan(db: Session, box: SecretBox, vm_id: str) -> tuple[list[_Publish], bool]:
-    """One read transaction for a starting VM: for each routed network of its NICs, its router if it
-    runs (with the VM's entries), and whether a password is pending. Each network row is read with
-    a shared lock (PostgreSQL: a shutdown's update waits, and a shutdown already committed is seen;
-    SQLite runs one writer, and the VM became Starting before this read, so a shutdown either saw it
-    or is seen here), as :func:`routers._claim` takes it exclusively."""
+@dataclass(frozen=True)
+class StartPlan:
+    """What publishing a starting VM needs (:func:`start_plan`): its routed networks and whether a
+    password is pending. ``ready``: every network's router runs, so nothing is implemented and the
+    VM's NICs already have their segments (its StartCommand can be built in the same read)."""
+
+    items: tuple[_Publish, ...]
+    password: bool
+
+    @property
+    def ready(self) -> bool:
+        return all(item.ref is not None for item in self.items)
+
+
+def start_plan(db: Session, box: SecretBox, vm_id: str) -> StartPlan:
+    """One read for a starting VM: for each routed network of its NICs, its router if it runs (with
+    the VM's entries), and whether a password is pending. Each network row is read with a shared
+    lock (PostgreSQL: a shutdown's update waits, and a shutdown already committed is seen; SQLite
+    runs one writer, and the VM became Starting before this read, so a shutdown either saw it or is
+    seen here), as :func:`routers._claim` takes it exclusively."""
     vm = db.get(VMInstance, vm_id)
     if vm is None:
-        return [], False
+        return StartPlan((), False)
     out: list[_Publish] = []
     for network_id in _routed_networks(db, vm_id):
         network = db.scalars(select(Network).where(Network.id == network_id).with_for_update(read=True)
@@ -85,20 +99,25 @@ def _start_plan(db: Session, box: SecretBox, vm_id: str) -> tuple[list[_Publish]
             continue
         ref = RT.ref_of(db, network, router)
         out.append(_Publish(network_id, ref, RT.vm_entries_on(db, box, ref, network, vm)))
-    return out, bool(vm.password_pending)
+    return StartPlan(tuple(out), bool(vm.password_pending))
 
 
 async def prepare_vm_start(steps: Steps, vm_id: str, host_id: str) -> None:
     """Before the VM's StartCommand goes to ``host_id``: implement each network of the VM's NICs that
     is not implemented yet (segment id, router running) and publish the VM's entries on each
-    network's router. Raises ``StepFailed`` when a router cannot be reached or refuses.
+    network's router. Raises ``StepFailed`` when a router cannot be reached or refuses."""
+    await publish_start(steps, await steps.tx(start_plan, steps.box, vm_id), vm_id, host_id)
 
-    The usual case, a network whose router runs, costs one read transaction for all the VM's
-    networks and the entries' commands; the rest (and a router found gone) goes through
-    :func:`routers.publish_vm`."""
-    plan, password = await steps.tx(_start_plan, steps.box, vm_id)
-    for item in plan:
+
+async def publish_start(steps: Steps, plan: StartPlan, vm_id: str, host_id: str) -> bool:
+    """:func:`prepare_vm_start` with the plan read already. The usual case, a network whose router
+    runs, costs no transaction but the plan's; the rest (and a router found gone) goes through
+    :func:`routers.publish_vm`. True when every network took the usual path (nothing was
+    implemented or restarted since the plan was read)."""
+    usual = True
+    for item in plan.items:
         if item.ref is None:
+            usual = False
             await RT.publish_vm(steps, item.network_id, vm_id, host_id)
             continue
         try:
@@ -106,9 +125,11 @@ async def prepare_vm_start(steps: Steps, vm_id: str, host_id: str) -> None:
         except StepFailed as exc:
             if not await steps.tx(RT.router_lost, item.ref, exc):
                 raise
+            usual = False
             await RT.publish_vm(steps, item.network_id, vm_id, host_id)
-    if plan and password:
+    if plan.items and plan.password:
         await steps.tx(password_delivered, vm_id)
+    return usual
 
 
 async def withdraw_vm(steps: Steps, vm_id: str, nic_ids: Sequence[str] | None = None) -> None:

@@ -47,6 +47,7 @@ from hvcloud.server.orchestration.vm.steps import (
     mark_creating,
     record_volume,
     retire_volume,
+    start_vm_to,
     template_tos,
 )
 from hvcloud.wire.to import VolumeObjectTO
@@ -208,6 +209,14 @@ def _book(db: Session, vm: VMInstance, host: Host, plan: _Plan) -> Placed:
                   template=plan.template, first_volume=plan.first_volume, loaded=(vm, host, pool, *plan.todo))
 
 
+def _start_reads(db: Session, box: SecretBox, vm_id: str, created: Created | None,
+                 host_id: str) -> tuple[routing.StartPlan, Any]:
+    """The reads before a start, in one transaction: what the VM's routers need and, when every
+    network's router runs already (the usual case), the StartCommand's VirtualMachineTO."""
+    plan = routing.start_plan(db, box, vm_id)
+    return plan, start_vm_to(db, box, vm_id, created, host_id) if plan.ready else None
+
+
 def _note_reason(db: Session, vm_id: str, text: str) -> None:
     vm = db.get(VMInstance, vm_id)
     if vm is not None:
@@ -310,8 +319,10 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
                     created = await steps.create_volume(host_id, volume_id, name, template, record=not last)
                 if last:
                     unrecorded = created
-            await routing.prepare_vm_start(steps, vm_id, host_id)
-            await steps.start(host_id, vm_id, created=unrecorded)
+            plan, to = await steps.tx(_start_reads, steps.box, vm_id, unrecorded, host_id)
+            if not await routing.publish_start(steps, plan, vm_id, host_id):
+                to = None  # a network was implemented or its router restarted: read the NICs again
+            await steps.start(host_id, vm_id, created=unrecorded, to=to)
         except StepFailed as exc:
             last_error = exc.text
             log.warning("VM start failed", vm=name, host=host_id, reason=exc.text)

@@ -151,11 +151,13 @@ class Steps:
 
     # ------------------------------------------------------------------ the VM
 
-    async def start(self, host_id: str, vm_id: str, *, created: Created | None = None) -> None:
+    async def start(self, host_id: str, vm_id: str, *, created: Created | None = None, to: Any = None) -> None:
         """StartCommand carries no ``wait`` of its own: the ``wait`` setting bounds it, as in CloudStack.
         ``created``: a volume of the VM whose creation the caller records after the start (with the
-        VM Running, in one write); the command shows it as recorded."""
-        to = await self.tx(_vm_to, self.box, vm_id, created, host_id)
+        VM Running, in one write); the command shows it as recorded. ``to``: the VirtualMachineTO
+        when the caller read it already (:func:`start_vm_to`, in its own transaction)."""
+        if to is None:
+            to = await self.tx(start_vm_to, self.box, vm_id, created, host_id)
         answer = await self.send(host_id, C.StartCommand(vm=to), f"starting VM {to.name}")
         if not isinstance(answer, A.StartAnswer):
             raise StepFailed(f"starting VM {to.name} answered {type(answer).__name__}")
@@ -331,7 +333,7 @@ def iso_to(db: Session, vm: VMInstance, box: SecretBox) -> TemplateObjectTO | No
     return vm_wire.template_on_store_to(vm.iso, ref.store, ref.install_path, box)
 
 
-def _vm_to(db: Session, box: SecretBox, vm_id: str, created: Created | None = None,
+def start_vm_to(db: Session, box: SecretBox, vm_id: str, created: Created | None = None,
            host_id: str | None = None) -> Any:
     from hvcloud.server.orchestration.networks import nics
 
