@@ -23,8 +23,8 @@ starts; VM i is deployed by the admin for account i % N on that account's networ
 implemented (segment, virtual router on a simulated host) by its first VM and every VM start publishes
 its DHCP entry and metadata to its network's router. Extra figures: ``networks``, ``routers_running``
 (listRouters after the deploys) and ``failed`` as before; the list calls then carry ``listall`` (the
-VMs are the accounts', not the admin's), ``list_vms_count`` says how many VMs they saw. Progress goes
-to stderr.
+VMs are the accounts', not the admin's), ``list_vms_count`` says how many VMs they saw
+(``list_vms_samples_ms``: each call, in order). Progress goes to stderr.
 
 Usage: ``python -m bench.server_scale [--hosts 200] [--vms 1000] [--networks 0] [--servers N]
 [--db sqlite|postgresql|URL] [--ping-interval 60] [--job-workers 64] [--json] [--profile out.txt]
@@ -396,6 +396,7 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
             "deploy_seconds": round(deploy_seconds, 2),
             "deploy_vms_per_s": round(vms / deploy_seconds, 2), "api_p95_ms": round(p95(latencies), 1),
             "list_vms_p95_ms": round(p95(list_ms), 1), "list_vms_count": listed,
+            "list_vms_samples_ms": [round(ms, 1) for ms in list_ms],
             "ping_cpu_fraction": round(ping_cpu_fraction, 4),
             "ping_cpu_fraction_with_vms": round(ping_cpu_with_vms, 4),
             "steady_api_p50_ms": round(statistics.median(steady_ms), 1),
