@@ -11,6 +11,12 @@ passwords on 8080). Everything a router holds is saved under ``state_dir/<name>/
     metadata/vmdata/       <ip>.json: what the VM at <ip> is served
     metadata/passwords/    <ip>.json: its password until it is delivered
     metadata.pid, metadata.log
+    public.json            the public side: addresses and rules (:mod:`hvcloud.router.public`)
+    haproxy/               haproxy.cfg, pid file, log (only while the router has load balancers)
+
+The public side (part 2): the first public address makes ``eth1`` (:class:`PublicPlumbing`); the
+rules live in one nftables table (:mod:`hvcloud.router.nft`) changed by one transaction per
+:meth:`NamespaceRouterHost.apply`; load balancers run in HAProxy (:mod:`hvcloud.router.haproxy`).
 
 A new lease rewrites ``dhcp-hosts``/``addn-hosts`` atomically and sends dnsmasq SIGHUP; it is never
 restarted for a VM. :meth:`NamespaceRouterHost.recover` rebuilds a missing namespace, port or address
@@ -19,6 +25,7 @@ and starts only the services that are not running (found by pid file and command
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -29,7 +36,7 @@ from pathlib import Path
 from hvcloud import logs
 from hvcloud.atomic_file import load_json, save_json, write_atomic
 from hvcloud.network.bridges import Bridges, NetworkError
-from hvcloud.router import processes, release, validation
+from hvcloud.router import nft, processes, release, validation
 from hvcloud.router.api import (
     DhcpEntry,
     InvalidRouterRequest,
@@ -43,10 +50,13 @@ from hvcloud.router.api import (
 )
 from hvcloud.router.book import RouterBook
 from hvcloud.router.dnsmasq import DEFAULT_LEASE, DnsmasqPaths, render_conf, render_hosts, render_names
+from hvcloud.router.haproxy import HaproxyPaths
+from hvcloud.router.haproxy import render as render_haproxy
 from hvcloud.router.metadata import files_to_json
 from hvcloud.router.metadata_service import METADATA_PORT, PASSWORD_PORT
-from hvcloud.router.netns import NETNS_DIR, PORT, Plumbing, namespace_name, veth_name
+from hvcloud.router.netns import NETNS_DIR, PORT, Plumbing, PublicPlumbing, namespace_name, veth_name
 from hvcloud.router.passwords import FilePasswords
+from hvcloud.router.public import PublicBook, Touched, merge
 
 log = logs.get(__name__)
 
@@ -65,6 +75,8 @@ class RouterDir:
         self.passwords = self.metadata / "passwords"
         self.metadata_pid = root / "metadata.pid"
         self.metadata_log = root / "metadata.log"
+        self.public = root / "public.json"
+        self.haproxy = HaproxyPaths(root / "haproxy")
 
     @property
     def dnsmasq_marker(self) -> str:
@@ -99,7 +111,9 @@ class NamespaceRouterHost:
 
     def __init__(self, state_dir: Path, bridges: Bridges | None = None, *, plumbing: Plumbing | None = None,
                  python: str = sys.executable, dnsmasq: str = "dnsmasq", lease: str = DEFAULT_LEASE,
-                 metadata_port: int = METADATA_PORT, password_port: int = PASSWORD_PORT) -> None:
+                 metadata_port: int = METADATA_PORT, password_port: int = PASSWORD_PORT,
+                 public_plumbing: PublicPlumbing | None = None, nft_binary: str = "nft",
+                 haproxy: str = "haproxy") -> None:
         self.state_dir = state_dir
         self._bridges = bridges or Bridges()
         self._plumbing = plumbing or Plumbing()
@@ -108,6 +122,12 @@ class NamespaceRouterHost:
         self._lease = lease
         self._ports = (metadata_port, password_port)
         self._books: dict[str, RouterBook] = {}
+        self._public_plumbing = public_plumbing or PublicPlumbing()
+        self._nft = nft.Nft(nft_binary)
+        self._haproxy = haproxy
+        self._publics: dict[str, PublicBook] = {}
+        #: firewall rule id -> nft rule handle, per router (read again after each full load)
+        self._handles: dict[str, dict[str, int]] = {}
         self._locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
         #: metadata services this process started, kept so their exit is collected
@@ -226,6 +246,7 @@ class NamespaceRouterHost:
         if self._live(d.metadata_pid, d.metadata_marker, ns) is None:
             self._start_metadata(book)
             started.append("metadata")
+        self._bring_up_public(book)
         if started:
             log.info("router.services_started", router=spec.name, services=started)
         return started
@@ -249,10 +270,111 @@ class NamespaceRouterHost:
         d = self._dir(name)
         processes.stop(d.dnsmasq.pid, d.dnsmasq_marker)
         processes.stop(d.metadata_pid, d.metadata_marker)
+        processes.stop(d.haproxy.pid, d.haproxy.marker)
+        self._handles.pop(name, None)
         for pid, proc in list(self._children.items()):
             if proc.poll() is not None:
                 del self._children[pid]
+        self._public_plumbing.remove(name)
         self._plumbing.remove(name)
+
+    # -- the public side ------------------------------------------------------------------------
+
+    def _public(self, book: RouterBook) -> PublicBook:
+        name = book.spec.name
+        pub = self._publics.get(name)
+        if pub is None:
+            try:
+                data = load_json(self._dir(name).public, None)
+            except ValueError as exc:
+                raise RouterError(f"saved public state of router {name} is unreadable: {exc}") from exc
+            pub = self._publics[name] = PublicBook.from_json(book.spec, data)
+        return pub
+
+    def _public_port(self, book: RouterBook, pub: PublicBook) -> None:
+        """eth1 as the book says: made by the first address, removed with the last."""
+        name = book.spec.name
+        if not pub.addresses:
+            self._public_plumbing.remove(name)
+            return
+        first = next(iter(pub.addresses.values()))
+        gateway = (pub.source_nat() or first).gateway
+        seg = first.segment
+        try:
+            bridge = self._bridges.ensure_segment(seg.trunk, seg.vlan, seg.vxlan)
+        except NetworkError as exc:
+            raise RouterError(f"router {name}: no public segment bridge: {exc}") from exc
+        addrs = [ipaddress.IPv4Interface(f"{a.ip}/{a.prefix}") for a in pub.addresses.values()]
+        self._public_plumbing.ensure(name, bridge, first.mac, addrs, gateway)
+
+    def _load_full(self, book: RouterBook, pub: PublicBook) -> None:
+        ns = namespace_name(book.spec.name)
+        self._nft.load(ns, nft.full(book.spec, pub))
+        self._handles[book.spec.name] = self._nft.handles(ns)
+
+    def _load_delta(self, book: RouterBook, old: PublicBook, new: PublicBook, touched: Touched) -> None:
+        name, ns = book.spec.name, namespace_name(book.spec.name)
+        handles = self._handles.get(name)
+        try:
+            if handles is None:
+                raise KeyError(name)
+            d = nft.delta(book.spec, old, new, touched, handles)
+            added = self._nft.load(ns, "\n".join(d.commands) + "\n", echo=bool(d.added_rules))
+        except (KeyError, RouterError) as exc:
+            # the kernel's table is not what the book says (flushed by hand, handles lost): one
+            # full load puts it right
+            log.warning("router.nft_full_reload", router=name, reason=str(exc)[:300])
+            self._load_full(book, new)
+            return
+        for rid in d.removed_rules:
+            handles.pop(rid, None)
+        handles.update(added)
+        missing = [rid for rid in d.added_rules if rid not in added]
+        if missing:
+            self._handles[name] = self._nft.handles(ns)
+
+    def _load_balancers(self, book: RouterBook, pub: PublicBook) -> None:
+        """HAProxy runs with the book's LB rules (stopped when there are none); a new set starts a
+        new HAProxy with ``-sf``: the old one hands over and finishes its connections."""
+        d, ns = self._dir(book.spec.name), namespace_name(book.spec.name)
+        hp = d.haproxy
+        if not pub.balancers:
+            processes.stop(hp.pid, hp.marker)
+            hp.conf.unlink(missing_ok=True)
+            return
+        hp.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        changed = _replace_if_changed(hp.conf, render_haproxy(pub.balancers.values()))
+        old = self._live(hp.pid, hp.marker, ns)
+        if old is not None and not changed:
+            return
+        check = subprocess.run([self._haproxy, "-c", "-q", "-f", str(hp.conf)], capture_output=True,  # noqa: S603
+                               text=True, timeout=30, check=False)
+        if check.returncode != 0:
+            raise RouterError(f"haproxy refused its configuration: {(check.stdout + check.stderr).strip()[-600:]}")
+        argv = ["ip", "netns", "exec", ns, self._haproxy, "-f", hp.marker, "-p", str(hp.pid), "-D"]
+        if old is not None:
+            argv += ["-sf", str(old)]
+        hp.pid.unlink(missing_ok=True)
+        proc = processes.spawn(argv, hp.log)
+        try:
+            processes.wait_started(hp.pid, hp.marker, proc, hp.log, "haproxy", daemonizes=True)
+        except RouterError:
+            if old is not None:
+                hp.pid.write_text(f"{old}\n")
+            raise
+        finally:
+            if proc.poll() is None:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._children[proc.pid] = proc
+
+    def _bring_up_public(self, book: RouterBook) -> None:
+        """At start and recover: eth1, the whole table, HAProxy."""
+        pub = self._public(book)
+        self._public_port(book, pub)
+        self._load_full(book, pub)
+        self._load_balancers(book, pub)
 
     # -- RouterHost ----------------------------------------------------------------------------
 
@@ -296,6 +418,7 @@ class NamespaceRouterHost:
             self._tear_down(name)
             shutil.rmtree(d.root, ignore_errors=True)
             self._books.pop(name, None)
+            self._publics.pop(name, None)
             log.info("router.destroyed", router=name)
 
     def status(self, name: str) -> RouterStatus:
@@ -349,10 +472,34 @@ class NamespaceRouterHost:
             log.info("router.password_saved", router=name, ip=addr)
 
     def apply(self, name: str, change: RuleChange) -> PublicState:
-        raise RouterError("public addresses and rules are not built yet (issue 16)")
+        with self._lock(name):
+            book = self._book(name)
+            old = self._public(book)
+            new, touched = merge(book.spec, old, change)
+            if book.running:
+                try:
+                    if touched.addresses:
+                        self._public_port(book, new)
+                    self._load_delta(book, old, new, touched)
+                    if touched.balancers:
+                        self._load_balancers(book, new)
+                except RouterError:
+                    # put back what the book still says, then report
+                    try:
+                        self._bring_up_public(book)
+                    except RouterError as again:
+                        log.error("router.public_restore_failed", router=name, error=str(again)[:300])
+                    raise
+            save_json(self._dir(name).public, new.to_json(), fsync=False)
+            self._publics[name] = new
+            log.info("router.public_applied", router=name, addresses=len(new.addresses),
+                     forwards=len(new.forwards), statics=len(new.statics), firewall=len(new.firewall),
+                     balancers=len(new.balancers))
+            return new.state()
 
     def public_state(self, name: str) -> PublicState:
-        raise RouterError("public addresses and rules are not built yet (issue 16)")
+        with self._lock(name):
+            return self._public(self._book(name)).state()
 
     def recover(self) -> list[str]:
         recovered = []
