@@ -112,18 +112,23 @@ def address(spec: RouterSpec, value: PublicAddress, where: str) -> PublicAddress
     if not isinstance(value.prefix, int) or isinstance(value.prefix, bool) or not 8 <= value.prefix <= 32:
         raise _bad(f"{where}.prefix", f"/{value.prefix} is outside /8../32")
     net = ipaddress.IPv4Interface(f"{ip}/{value.prefix}").network
+    if ipaddress.IPv4Address(ip) in _guest_net(spec):
+        raise _bad(f"{where}.ip", f"{ip} lies in the guest network {_guest_net(spec)}")
     gateway = _ip(value.gateway, f"{where}.gateway")
     if ipaddress.IPv4Address(gateway) not in net or gateway == ip:
         raise _bad(f"{where}.gateway", f"{gateway} is not another address of {net}")
-    if ipaddress.IPv4Address(ip) in _guest_net(spec):
-        raise _bad(f"{where}.ip", f"{ip} lies in the guest network {_guest_net(spec)}")
     if net.prefixlen < 31 and ipaddress.IPv4Address(ip) in (net.network_address, net.broadcast_address):
         raise _bad(f"{where}.ip", f"{ip} is the network's or the broadcast address of {net}")
     try:
         mac = validation.mac(value.mac)
+    except InvalidRouterRequest as exc:
+        raise _bad(f"{where}.mac", str(exc)) from None
+    if not isinstance(value.segment, Segment) or value.segment.trunk is None:
+        raise _bad(f"{where}.segment", "names no trunk (the Public traffic label)")
+    try:
         seg = validation.segment(value.segment)
     except InvalidRouterRequest as exc:
-        raise _bad(where, str(exc)) from None
+        raise _bad(f"{where}.segment", str(exc)) from None
     if seg.trunk is None:
         raise _bad(f"{where}.segment", "names no trunk (the Public traffic label)")
     return PublicAddress(ip=ip, prefix=value.prefix, gateway=gateway, mac=mac, segment=seg,
@@ -414,3 +419,28 @@ def merge(spec: RouterSpec, old: PublicBook, change: RuleChange) -> tuple[Public
     if book.rules() > MAX_RULES:
         raise _bad("rules", f"a router holds at most {MAX_RULES} rules")
     return book, touched
+
+
+def combine(first: RuleChange, then: RuleChange) -> RuleChange:
+    """One change that does what ``first`` and then ``then`` do (an aggregated batch is applied as
+    one). :func:`merge` applies removals before additions, so an addition in ``first`` that
+    ``then`` removes (or whose address ``then`` releases) is dropped here instead."""
+    released = set(then.release)
+    rm_pf, rm_st, rm_fw = set(then.remove_port_forwards), set(then.remove_static_nats), set(then.remove_firewall)
+    return RuleChange(
+        addresses=tuple(a for a in first.addresses if a.ip not in released) + then.addresses,
+        release=first.release + then.release,
+        port_forwards=tuple(f for f in first.port_forwards
+                            if f.rule_id not in rm_pf and f.public_ip not in released) + then.port_forwards,
+        remove_port_forwards=first.remove_port_forwards + then.remove_port_forwards,
+        static_nats=tuple(s for s in first.static_nats
+                          if s.public_ip not in rm_st and s.public_ip not in released) + then.static_nats,
+        remove_static_nats=first.remove_static_nats + then.remove_static_nats,
+        firewall=tuple(r for r in first.firewall
+                       if r.rule_id not in rm_fw and (r.public_ip is None or r.public_ip not in released))
+        + then.firewall,
+        remove_firewall=first.remove_firewall + then.remove_firewall,
+        load_balancers=then.load_balancers if then.load_balancers is not None else first.load_balancers,
+        egress_default_allow=(then.egress_default_allow if then.egress_default_allow is not None
+                              else first.egress_default_allow),
+    )
