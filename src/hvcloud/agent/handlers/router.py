@@ -196,12 +196,23 @@ def _per_rule(ctx: HostContext, cmd: NetworkElementCommand, rules: list[Any], id
     return answer(result=True, results=ids, details=details)
 
 
+def _public_trunk(ctx: HostContext, cmd: NetworkElementCommand) -> str | None:
+    """Where a public address without a traffic label (``networkName``) goes: the host's default
+    trunk, else the trunk of the router's guest segment (public ranges are usually untagged on it)."""
+    if ctx.default_trunk:
+        return ctx.default_trunk
+    try:
+        return routers_of(ctx).status(RT.target_router(cmd)).spec.segment.trunk
+    except HostError:
+        return None
+
+
 @handles(IpAssocCommand, IpAssocAnswer, vm=_lock_name)
 def ip_assoc(ctx: HostContext, cmd: IpAssocCommand) -> Answer:
     """Each address's result is the address, or ``"Failed"`` (all of them: one change)."""
     addresses = cmd.ipAddresses or []
     try:
-        details = _apply(ctx, cmd, RT.ip_assoc(cmd, ctx.default_trunk))
+        details = _apply(ctx, cmd, RT.ip_assoc(cmd, _public_trunk(ctx, cmd)))
     except HostError as exc:
         return IpAssocAnswer(result=False, results=["Failed"] * len(addresses),
                              details=f"IpAssocCommand failed: {exc}")
@@ -210,7 +221,7 @@ def ip_assoc(ctx: HostContext, cmd: IpAssocCommand) -> Answer:
 
 @handles(SetSourceNatCommand, Answer, vm=_lock_name)
 def set_source_nat(ctx: HostContext, cmd: SetSourceNatCommand) -> Answer:
-    return Answer(details=_apply(ctx, cmd, RT.source_nat(cmd, ctx.default_trunk)))
+    return Answer(details=_apply(ctx, cmd, RT.source_nat(cmd, _public_trunk(ctx, cmd))))
 
 
 def _ids(rules: list[Any]) -> list[str]:
