@@ -43,7 +43,7 @@ def fw_to(rid: int, ports: list[int] | None = None, cidrs: list[str] | None = No
 def routers(agent: AgentHarness) -> SimulatedRouterHost:
     host = SimulatedRouterHost()
     agent.host.routers = host
-    cls, fields = agent.answer(START, sample("StartCommand-router"))
+    _, fields = agent.answer(START, sample("StartCommand-router"))
     assert fields["result"] is True, fields
     _cls, fields = agent.answer(R.IpAssocCommand.FQCN, {"ipAddresses": [ip_to(SNAT, True), ip_to(PUB)],
                                                        "accessDetails": ACCESS})
@@ -57,7 +57,7 @@ def test_ip_assoc_makes_addresses_and_release_drops_their_rules(agent: AgentHarn
     assert [(a.ip, a.source_nat, a.segment.trunk, a.prefix) for a in state.addresses] == [
         (SNAT, True, "cloudbr0", 24), (PUB, False, "cloudbr0", 24)]
     agent.answer(R.SetPortForwardingRulesCommand.FQCN, {"rules": [pf_to(7, [80], [8080])], "accessDetails": ACCESS})
-    _cls, fields = agent.answer(R.IpAssocCommand.FQCN, {"ipAddresses": [ip_to(PUB, add=False)], "accessDetails": ACCESS})
+    _, fields = agent.answer(R.IpAssocCommand.FQCN, {"ipAddresses": [ip_to(PUB, add=False)], "accessDetails": ACCESS})
     assert fields["result"] is True
     state = routers.public_state(ROUTER)
     assert [a.ip for a in state.addresses] == [SNAT] and state.port_forwards == ()
