@@ -11,7 +11,9 @@ passwords on 8080). Everything a router holds is saved under ``state_dir/<name>/
     metadata/vmdata/       <ip>.json: what the VM at <ip> is served
     metadata/passwords/    <ip>.json: its password until it is delivered
     metadata.pid, metadata.log
-    public.json            the public side: addresses and rules (:mod:`hvcloud.router.public`)
+    public.json            the public side: addresses and rules (:mod:`hvcloud.router.public`) ...
+    public.log             ... and the changes applied since, one JSON line each (folded into
+                           public.json every COMPACT_EVERY changes: a change costs what it holds)
     haproxy/               haproxy.cfg, pid file, log (only while the router has load balancers)
 
 The public side (part 2): the first public address makes ``eth1`` (:class:`PublicPlumbing`); the
@@ -26,12 +28,14 @@ and starts only the services that are not running (found by pid file and command
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from hvcloud import logs
 from hvcloud.atomic_file import load_json, save_json, write_atomic
@@ -56,11 +60,13 @@ from hvcloud.router.metadata import files_to_json
 from hvcloud.router.metadata_service import METADATA_PORT, PASSWORD_PORT
 from hvcloud.router.netns import NETNS_DIR, PORT, Plumbing, PublicPlumbing, namespace_name, veth_name
 from hvcloud.router.passwords import FilePasswords
-from hvcloud.router.public import PublicBook, Touched, merge
+from hvcloud.router.public import PublicBook, Touched, change_to_json, merge
 
 log = logs.get(__name__)
 
 BOOK = "router.json"
+#: changes appended to public.log before it is folded into public.json
+COMPACT_EVERY = 256
 
 
 class RouterDir:
@@ -76,6 +82,7 @@ class RouterDir:
         self.metadata_pid = root / "metadata.pid"
         self.metadata_log = root / "metadata.log"
         self.public = root / "public.json"
+        self.public_log = root / "public.log"
         self.haproxy = HaproxyPaths(root / "haproxy")
 
     @property
@@ -93,6 +100,25 @@ def _in_namespace(pid: int, ns: str) -> bool:
         return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(NETNS_DIR / ns).st_ino
     except OSError:
         return False
+
+
+def _log_lines(path: Path, router: str) -> tuple[list[Any], bool]:
+    """The changes saved in public.log, and whether its last line was torn (a crash while
+    appending: that line is dropped)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return [], False
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            if i == len(lines) - 1:
+                log.warning("router.public_log_torn", router=router)
+                return out, True
+            raise RouterError(f"saved public changes of router {router} are unreadable (line {i + 1})") from None
+    return out, False
 
 
 def _replace_if_changed(path: Path, text: str) -> bool:
@@ -126,6 +152,7 @@ class NamespaceRouterHost:
         self._nft = nft.Nft(nft_binary)
         self._haproxy = haproxy
         self._publics: dict[str, PublicBook] = {}
+        self._log_counts: dict[str, int] = {}
         #: firewall rule id -> nft rule handle, per router (read again after each full load)
         self._handles: dict[str, dict[str, int]] = {}
         self._locks: dict[str, threading.RLock] = {}
@@ -284,12 +311,33 @@ class NamespaceRouterHost:
         name = book.spec.name
         pub = self._publics.get(name)
         if pub is None:
+            d = self._dir(name)
             try:
-                data = load_json(self._dir(name).public, None)
+                data = load_json(d.public, None)
             except ValueError as exc:
                 raise RouterError(f"saved public state of router {name} is unreadable: {exc}") from exc
-            pub = self._publics[name] = PublicBook.from_json(book.spec, data)
+            changes, torn = _log_lines(d.public_log, name)
+            pub = self._publics[name] = PublicBook.from_json(book.spec, data, changes)
+            self._log_counts[name] = len(changes)
+            if torn:
+                # fold now, so the next append does not land after the torn line
+                save_json(d.public, pub.to_json(), fsync=False)
+                d.public_log.unlink(missing_ok=True)
+                self._log_counts[name] = 0
         return pub
+
+    def _save_public(self, name: str, change: RuleChange, new: PublicBook) -> None:
+        """Append the change to public.log; fold the log into public.json now and then."""
+        d = self._dir(name)
+        count = self._log_counts.get(name, 0) + 1
+        if count > COMPACT_EVERY:
+            save_json(d.public, new.to_json(), fsync=False)
+            d.public_log.unlink(missing_ok=True)
+            count = 0
+        else:
+            with d.public_log.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(change_to_json(change), separators=(",", ":")) + "\n")
+        self._log_counts[name] = count
 
     def _public_port(self, book: RouterBook, pub: PublicBook) -> None:
         """eth1 as the book says: made by the first address, removed with the last."""
@@ -313,13 +361,20 @@ class NamespaceRouterHost:
         self._handles[book.spec.name] = self._nft.handles(ns)
 
     def _load_delta(self, book: RouterBook, old: PublicBook, new: PublicBook, touched: Touched) -> None:
+        """One nft transaction of what the change touched. Added firewall rules are loaded without
+        echo (nft's echo reads the whole table back); their handles are read, one bucket chain at a
+        time, only when one of them is removed or replaced."""
         name, ns = book.spec.name, namespace_name(book.spec.name)
         handles = self._handles.get(name)
         try:
             if handles is None:
                 raise KeyError(name)
+            unknown = {nft.firewall_rule(old.firewall[rid])[0] for rid in touched.firewall
+                       if rid in old.firewall and old.firewall[rid] != new.firewall.get(rid) and rid not in handles}
+            for chain in sorted(unknown):
+                handles.update(self._nft.handles(ns, chain))
             d = nft.delta(book.spec, old, new, touched, handles)
-            added = self._nft.load(ns, "\n".join(d.commands) + "\n", echo=bool(d.added_rules))
+            self._nft.load(ns, "\n".join(d.commands) + "\n")
         except (KeyError, RouterError) as exc:
             # the kernel's table is not what the book says (flushed by hand, handles lost): one
             # full load puts it right
@@ -328,10 +383,6 @@ class NamespaceRouterHost:
             return
         for rid in d.removed_rules:
             handles.pop(rid, None)
-        handles.update(added)
-        missing = [rid for rid in d.added_rules if rid not in added]
-        if missing:
-            self._handles[name] = self._nft.handles(ns)
 
     def _load_balancers(self, book: RouterBook, pub: PublicBook) -> None:
         """HAProxy runs with the book's LB rules (stopped when there are none); a new set starts a
@@ -419,6 +470,7 @@ class NamespaceRouterHost:
             shutil.rmtree(d.root, ignore_errors=True)
             self._books.pop(name, None)
             self._publics.pop(name, None)
+            self._log_counts.pop(name, None)
             log.info("router.destroyed", router=name)
 
     def status(self, name: str) -> RouterStatus:
@@ -490,7 +542,7 @@ class NamespaceRouterHost:
                     except RouterError as again:
                         log.error("router.public_restore_failed", router=name, error=str(again)[:300])
                     raise
-            save_json(self._dir(name).public, new.to_json(), fsync=False)
+            self._save_public(name, change, new)
             self._publics[name] = new
             log.info("router.public_applied", router=name, addresses=len(new.addresses),
                      forwards=len(new.forwards), statics=len(new.statics), firewall=len(new.firewall),

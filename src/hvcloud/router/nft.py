@@ -3,13 +3,14 @@
 Layout (``eth0`` guest side, ``eth1`` public side)::
 
     set  pubaddrs     the public addresses the router holds
-    map  pf           daddr . l4proto . dport -> guest addr . port   (shifted port ranges, one element a port)
+    map  pf           daddr . l4proto . dport -> guest addr . port   (single ports and shifted ranges: one
+                      exact element a port)
     map  pfk          daddr . l4proto . dport range -> guest addr    (ranges kept as they are: one element)
     map  static_in    public -> guest (DNAT)      map static_out  guest -> public (SNAT)
     map  srcnat       guest CIDR -> the source NAT address
     chain ingress     prerouting filter: established/related pass, new connections to a public address
-                      go through fw_in (one rule per firewall rule), everything else to them is dropped
-    chain egress      forward, guest -> outside: fw_out (one rule per egress rule, verdict in
+                      go through fw_in (one rule per firewall rule, in fwi_0..31), the rest is dropped
+    chain forward_    guest -> outside: fw_out (one rule per egress rule, in fwo_0..31, verdict in
                       egress_exc), then egress_dflt (one rule: the default)
 
 Port forwards and static NAT are map elements. Firewall rules are chain rules (one each, found
@@ -22,8 +23,8 @@ router starts or is recovered (or when the kernel's table no longer matches the 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
+import zlib
 from dataclasses import dataclass, field
 
 from hvcloud.router.api import FirewallRule, PortForward, RouterError, RouterSpec
@@ -33,15 +34,19 @@ from hvcloud.router.validation import network
 TABLE = "hvr"
 GUEST_IF = "eth0"
 PUBLIC_IF = "eth1"
-_HANDLE_RE = re.compile(r'comment "fw:([A-Za-z0-9._:-]+)" # handle (\d+)')
+#: firewall rules are spread over this many chains per direction (by a hash of the rule id), all
+#: jumped to in turn: matching is the same, but learning the handle of an added rule (to remove
+#: it later) lists one bucket's rules, not all of them
+BUCKETS = 32
 
 
 def _pf_elements(f: PortForward) -> tuple[str, list[str]]:
-    """(``pf`` or ``pfk``, its elements) of one port forward."""
+    """(``pf`` or ``pfk``, its elements) of one port forward. A single port, or a range shifted to
+    other ports, is exact-match elements of ``pf`` (a hash: adding one costs the same whatever the
+    map holds); a range kept as it is, one interval element of ``pfk``."""
     (ps, pe), (qs, _) = f.public_ports, f.private_ports
-    if ps == qs:
-        ports = str(ps) if ps == pe else f"{ps}-{pe}"
-        return "pfk", [f"{f.public_ip} . {f.protocol} . {ports} : {f.private_ip}"]
+    if ps == qs and ps != pe:
+        return "pfk", [f"{f.public_ip} . {f.protocol} . {ps}-{pe} : {f.private_ip}"]
     return "pf", [f"{f.public_ip} . {f.protocol} . {p} : {f.private_ip} . {qs + p - ps}" for p in range(ps, pe + 1)]
 
 
@@ -70,14 +75,18 @@ def _cidr_match(key: str, cidrs: tuple[str, ...]) -> str:
     return f"{key} {{ {', '.join(cidrs)} }}"
 
 
+def bucket(rule_id: str) -> int:
+    return zlib.crc32(rule_id.encode()) % BUCKETS
+
+
 def firewall_rule(r: FirewallRule) -> tuple[str, str]:
-    """(chain, rule text) of one firewall rule."""
+    """(chain, rule text) of one firewall rule: ``fwi_<bucket>`` (ingress) or ``fwo_<bucket>``."""
     if r.direction == "ingress":
         parts = [f"ip daddr {r.public_ip}", _cidr_match("ip saddr", r.cidrs), _proto_match(r), "accept"]
-        chain = "fw_in"
+        chain = f"fwi_{bucket(r.rule_id)}"
     else:
         parts = [_cidr_match("ip daddr", r.cidrs), _proto_match(r), "goto egress_exc"]
-        chain = "fw_out"
+        chain = f"fwo_{bucket(r.rule_id)}"
     body = " ".join(p for p in parts if p)
     return chain, f'{body} comment "fw:{r.rule_id}"'
 
@@ -104,25 +113,30 @@ def full(spec: RouterSpec, book: PublicBook) -> str:
     def els(name: str) -> str:
         return f"elements = {{ {', '.join(elements[name])} }}" if elements[name] else ""
 
-    fw_in = [firewall_rule(r)[1] for r in book.firewall.values() if r.direction == "ingress"]
-    fw_out = [firewall_rule(r)[1] for r in book.firewall.values() if r.direction == "egress"]
+    chains: dict[str, list[str]] = {f"{d}_{i}": [] for d in ("fwi", "fwo") for i in range(BUCKETS)}
+    for r in book.firewall.values():
+        chain, text = firewall_rule(r)
+        chains[chain].append(text)
+    bucket_lines = []
+    for chain, rules in chains.items():
+        bucket_lines += [f"  chain {chain} {{", *[f"    {r}" for r in rules], "  }"]
     allow = book.egress_default_allow
     lines = [
         f"table ip {TABLE} {{}}",
         f"delete table ip {TABLE}",
         f"table ip {TABLE} {{",
         f"  set pubaddrs {{ type ipv4_addr; {els('pubaddrs')} }}",
-        f"  map pf {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; "
-        f"{els('pf')} }}",
+        f"  map pf {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; {els('pf')} }}",
         f"  map pfk {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; {els('pfk')} }}",
         f"  map static_in {{ type ipv4_addr : ipv4_addr; {els('static_in')} }}",
         f"  map static_out {{ type ipv4_addr : ipv4_addr; {els('static_out')} }}",
         f"  map srcnat {{ type ipv4_addr : ipv4_addr; flags interval; {els('srcnat')} }}",
+        *bucket_lines,
         "  chain fw_in {",
-        *[f"    {r}" for r in fw_in],
+        *[f"    jump fwi_{i}" for i in range(BUCKETS)],
         "  }",
         "  chain fw_out {",
-        *[f"    {r}" for r in fw_out],
+        *[f"    jump fwo_{i}" for i in range(BUCKETS)],
         "  }",
         f"  chain egress_exc {{ {_verdict(not allow)}; }}",
         f"  chain egress_dflt {{ {_verdict(allow)}; }}",
@@ -158,7 +172,7 @@ def full(spec: RouterSpec, book: PublicBook) -> str:
 @dataclass
 class Delta:
     """One change as nft commands; ``removed_rules``/``added_rules``: firewall rule ids whose chain
-    rules go (by handle) or come (their handles are read from nft's echo)."""
+    rules go (by handle) or come (their handles are read when they are next removed)."""
 
     commands: list[str] = field(default_factory=list)
     removed_rules: list[str] = field(default_factory=list)
@@ -242,17 +256,15 @@ class Nft:
             raise RouterError(f"nft failed in {ns}: {proc.stderr.strip()[-600:]}")
         return proc.stdout
 
-    def load(self, ns: str, script: str, *, echo: bool = False) -> dict[str, int]:
-        """One transaction; with ``echo`` the handles of the firewall rules it added."""
-        if not script.strip():
-            return {}
-        args = ["-e", "-a", "-f", "-"] if echo else ["-f", "-"]
-        out = self._run(ns, args, script)
-        return {m.group(1): int(m.group(2)) for m in _HANDLE_RE.finditer(out)} if echo else {}
+    def load(self, ns: str, script: str) -> None:
+        """One transaction."""
+        if script.strip():
+            self._run(ns, ["-f", "-"], script)
 
-    def handles(self, ns: str) -> dict[str, int]:
-        """Every firewall rule's handle, by rule id (after a full load)."""
-        out = self._run(ns, ["-j", "-a", "list", "table", "ip", TABLE])
+    def handles(self, ns: str, chain: str | None = None) -> dict[str, int]:
+        """The firewall rules' handles by rule id: of one chain, or of the whole table."""
+        what = ["chain", "ip", TABLE, chain] if chain else ["table", "ip", TABLE]
+        out = self._run(ns, ["-j", "-a", "list", *what])
         found: dict[str, int] = {}
         for item in json.loads(out or "{}").get("nftables", []):
             rule = item.get("rule")

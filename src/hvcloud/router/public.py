@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from hvcloud.router import validation
@@ -177,37 +177,74 @@ class PublicBook:
         return not self.addresses and not self.rules() and self.egress_default_allow
 
     def to_json(self) -> dict[str, Any]:
-        return {"addresses": [asdict(a) for a in self.addresses.values()],
-                "port_forwards": [asdict(f) for f in self.forwards.values()],
-                "static_nats": [asdict(s) for s in self.statics.values()],
-                "firewall": [asdict(r) for r in self.firewall.values()],
-                "load_balancers": [asdict(b) for b in self.balancers.values()],
-                "egress_default_allow": self.egress_default_allow}
+        return change_to_json(RuleChange(
+            addresses=tuple(self.addresses.values()), port_forwards=tuple(self.forwards.values()),
+            static_nats=tuple(self.statics.values()), firewall=tuple(self.firewall.values()),
+            load_balancers=tuple(self.balancers.values()), egress_default_allow=self.egress_default_allow))
 
     @classmethod
-    def from_json(cls, spec: RouterSpec, data: Any) -> PublicBook:
-        """A book as saved, validated again by merging it into an empty one."""
-        if not data:
-            return cls()
+    def from_json(cls, spec: RouterSpec, data: Any, changes: Iterable[Any] = ()) -> PublicBook:
+        """A book as saved (a snapshot and the changes applied since), validated again by merging
+        it into an empty one."""
+        book = cls()
         try:
-            change = RuleChange(
-                addresses=tuple(PublicAddress(**{**a, "segment": Segment(**a["segment"])})
-                                for a in data.get("addresses", [])),
-                port_forwards=tuple(PortForward(**{**f, "public_ports": tuple(f["public_ports"]),
-                                                   "private_ports": tuple(f["private_ports"]),
-                                                   "source_cidrs": tuple(f.get("source_cidrs", ()))})
-                                    for f in data.get("port_forwards", [])),
-                static_nats=tuple(StaticNat(**s) for s in data.get("static_nats", [])),
-                firewall=tuple(FirewallRule(**{**r, "cidrs": tuple(r["cidrs"]),
-                                               "ports": tuple(r["ports"]) if r.get("ports") else None})
-                               for r in data.get("firewall", [])),
-                load_balancers=tuple(LoadBalancer(**{**b, "backends": tuple(b["backends"])})
-                                     for b in data.get("load_balancers", [])),
-                egress_default_allow=bool(data.get("egress_default_allow", True)),
-            )
-            return merge(spec, cls(), change)[0]
-        except (KeyError, TypeError, AttributeError, InvalidRouterRequest) as exc:
+            if data:
+                book = merge(spec, book, change_from_json(data))[0]
+            for item in changes:
+                book = merge(spec, book, change_from_json(item))[0]
+        except (KeyError, TypeError, AttributeError, ValueError, InvalidRouterRequest) as exc:
             raise RouterError(f"saved public state is unreadable: {exc}") from exc
+        return book
+
+
+def change_to_json(c: RuleChange) -> dict[str, Any]:
+    """A change as saved (by hand: ``dataclasses.asdict`` deep-copies, 145 ms for 2,000 rules)."""
+    out: dict[str, Any] = {
+        "addresses": [{"ip": a.ip, "prefix": a.prefix, "gateway": a.gateway, "mac": a.mac,
+                       "segment": {"trunk": a.segment.trunk, "vlan": a.segment.vlan, "vxlan": a.segment.vxlan},
+                       "source_nat": a.source_nat} for a in c.addresses],
+        "port_forwards": [{"rule_id": f.rule_id, "public_ip": f.public_ip, "protocol": f.protocol,
+                           "public_ports": list(f.public_ports), "private_ip": f.private_ip,
+                           "private_ports": list(f.private_ports), "source_cidrs": list(f.source_cidrs)}
+                          for f in c.port_forwards],
+        "static_nats": [{"public_ip": s.public_ip, "private_ip": s.private_ip} for s in c.static_nats],
+        "firewall": [{"rule_id": r.rule_id, "direction": r.direction, "protocol": r.protocol, "cidrs": list(r.cidrs),
+                      "public_ip": r.public_ip, "ports": list(r.ports) if r.ports is not None else None,
+                      "icmp_type": r.icmp_type, "icmp_code": r.icmp_code} for r in c.firewall],
+        "load_balancers": None if c.load_balancers is None else [
+            {"rule_id": b.rule_id, "public_ip": b.public_ip, "public_port": b.public_port,
+             "private_port": b.private_port, "protocol": b.protocol, "algorithm": b.algorithm,
+             "backends": list(b.backends)} for b in c.load_balancers],
+        "egress_default_allow": c.egress_default_allow,
+    }
+    for name in ("release", "remove_port_forwards", "remove_static_nats", "remove_firewall"):
+        values = getattr(c, name)
+        if values:
+            out[name] = list(values)
+    return out
+
+
+def change_from_json(data: Any) -> RuleChange:
+    lbs = data.get("load_balancers")
+    egress = data.get("egress_default_allow")
+    return RuleChange(
+        addresses=tuple(PublicAddress(**{**a, "segment": Segment(**a["segment"])}) for a in data.get("addresses", [])),
+        release=tuple(data.get("release", ())),
+        port_forwards=tuple(PortForward(**{**f, "public_ports": tuple(f["public_ports"]),
+                                           "private_ports": tuple(f["private_ports"]),
+                                           "source_cidrs": tuple(f.get("source_cidrs", ()))})
+                            for f in data.get("port_forwards", [])),
+        remove_port_forwards=tuple(data.get("remove_port_forwards", ())),
+        static_nats=tuple(StaticNat(**s) for s in data.get("static_nats", [])),
+        remove_static_nats=tuple(data.get("remove_static_nats", ())),
+        firewall=tuple(FirewallRule(**{**r, "cidrs": tuple(r["cidrs"]),
+                                       "ports": tuple(r["ports"]) if r.get("ports") else None})
+                       for r in data.get("firewall", [])),
+        remove_firewall=tuple(data.get("remove_firewall", ())),
+        load_balancers=None if lbs is None else tuple(LoadBalancer(**{**b, "backends": tuple(b["backends"])})
+                                                      for b in lbs),
+        egress_default_allow=None if egress is None else bool(egress),
+    )
 
 
 # --------------------------------------------------------------------------- merging a change

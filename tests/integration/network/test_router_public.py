@@ -264,3 +264,25 @@ def test_release_removes_the_address_and_its_rules(world: World) -> None:
     assert not [r for r in state.firewall if r.public_ip == extra]
     assert world.from_outside(f"http://{extra}/", wait=2) is None
     assert f"{extra}/" not in run(["ip", "-n", namespace_name(n), "-4", "-o", "addr", "show"]).stdout
+
+
+def test_saved_changes_fold_into_the_snapshot(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvcloud.router import namespace
+
+    monkeypatch.setattr(namespace, "COMPACT_EVERY", 3)
+    h, n = world.host, world.name
+    for i in range(7):
+        h.apply(n, RuleChange(firewall=(FirewallRule(f"c{i}", "egress", "udp", (f"203.0.113.{i}/32",), None,
+                                                     (53, 53)),)))
+    h.apply(n, RuleChange(remove_firewall=("c2",)))
+    # a torn last line (a crash while appending) is dropped, not fatal
+    log_path = world.state / n / "public.log"
+    with log_path.open("a") as fh:
+        fh.write('{"firewall": [{"rule_')
+    fresh = NamespaceRouterHost(world.state)
+    assert fresh.public_state(n) == h.public_state(n)
+    assert {r.rule_id for r in fresh.public_state(n).firewall} >= {"c0", "c1", "c3", "c6"}
+    assert not log_path.exists()  # folded at once: the next change does not land after the torn line
+    fresh.apply(n, RuleChange(remove_firewall=tuple(f"c{i}" for i in range(7))))
+    assert NamespaceRouterHost(world.state).public_state(n) == fresh.public_state(n)
+    world.host = fresh

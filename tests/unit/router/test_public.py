@@ -192,12 +192,12 @@ def test_delta_is_the_size_of_the_change_not_of_the_router() -> None:
                                                remove_firewall=("7",)))
     d = nft.delta(SPEC, big, new, touched, handles)
     assert d.commands == [
-        "add element ip hvr pfk { 192.0.2.11 . tcp . 3000 : 10.1.1.10 }",
-        "delete rule ip hvr fw_in handle 17",
+        "add element ip hvr pf { 192.0.2.11 . tcp . 3000 : 10.1.1.10 . 3000 }",
+        f"delete rule ip hvr fwi_{nft.bucket('7')} handle 17",
     ]
     assert d.removed_rules == ["7"] and d.added_rules == []
     full = nft.full(SPEC, new)
-    assert full.count('comment "fw:') == 499 and "192.0.2.11 . tcp . 3000 : 10.1.1.10" in full
+    assert full.count('comment "fw:') == 499 and "192.0.2.11 . tcp . 3000 : 10.1.1.10 . 3000" in full
 
 
 def test_shifted_ranges_are_per_port_elements_and_kept_ranges_one() -> None:
@@ -211,10 +211,10 @@ def test_shifted_ranges_are_per_port_elements_and_kept_ranges_one() -> None:
 
 def test_firewall_rule_text() -> None:
     assert nft.firewall_rule(FirewallRule("9", "ingress", "icmp", ("203.0.113.0/24",), "192.0.2.11", None, 8, 0)) \
-        == ("fw_in", 'ip daddr 192.0.2.11 ip saddr { 203.0.113.0/24 } meta l4proto icmp icmp type 8 icmp code 0 '
+        == (f"fwi_{nft.bucket('9')}", 'ip daddr 192.0.2.11 ip saddr { 203.0.113.0/24 } meta l4proto icmp icmp type 8 icmp code 0 '
                      'accept comment "fw:9"')
     assert nft.firewall_rule(FirewallRule("9", "egress", "udp", ("0.0.0.0/0",), None, (53, 53))) \
-        == ("fw_out", 'meta l4proto udp th dport 53 goto egress_exc comment "fw:9"')
+        == (f"fwo_{nft.bucket('9')}", 'meta l4proto udp th dport 53 goto egress_exc comment "fw:9"')
 
 
 def test_delta_with_an_unknown_handle_raises_for_a_full_load() -> None:
