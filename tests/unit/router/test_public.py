@@ -213,7 +213,8 @@ def test_firewall_rule_text() -> None:
     icmp = FirewallRule("9", "ingress", "icmp", ("203.0.113.0/24",), "192.0.2.11", None, 8, 0)
     assert nft.firewall_rule(icmp) == (
         f"fwi_{nft.bucket('9')}",
-        'ip daddr 192.0.2.11 ip saddr { 203.0.113.0/24 } meta l4proto icmp icmp type 8 icmp code 0 accept comment "fw:9"')
+        'ip daddr 192.0.2.11 ip saddr { 203.0.113.0/24 } meta l4proto icmp icmp type 8 icmp code 0 accept '
+        'comment "fw:9"')
     assert nft.firewall_rule(FirewallRule("9", "egress", "udp", ("0.0.0.0/0",), None, (53, 53))) \
         == (f"fwo_{nft.bucket('9')}", 'meta l4proto udp th dport 53 goto egress_exc comment "fw:9"')
 
