@@ -366,9 +366,10 @@ class NamespaceRouterHost:
         time, only when one of them is removed or replaced."""
         name, ns = book.spec.name, namespace_name(book.spec.name)
         handles = self._handles.get(name)
+        if handles is None:
+            self._load_full(book, new)
+            return
         try:
-            if handles is None:
-                raise KeyError(name)
             unknown = {nft.firewall_rule(old.firewall[rid])[0] for rid in touched.firewall
                        if rid in old.firewall and old.firewall[rid] != new.firewall.get(rid) and rid not in handles}
             for chain in sorted(unknown):
@@ -421,10 +422,19 @@ class NamespaceRouterHost:
                     self._children[proc.pid] = proc
 
     def _bring_up_public(self, book: RouterBook) -> None:
-        """At start and recover: eth1, the whole table, HAProxy."""
+        """At start and recover: eth1, the whole table, HAProxy. A router without a public side
+        gets none of them (it needs no nft then, and its namespace does not forward)."""
         pub = self._public(book)
         self._public_port(book, pub)
-        self._load_full(book, pub)
+        if pub.empty():
+            # (the first change loads the whole table: there are no handles to go by)
+            self._handles.pop(book.spec.name, None)
+            try:
+                self._nft.delete_table(namespace_name(book.spec.name))
+            except (RouterError, OSError) as exc:
+                log.debug("router.no_public_table", router=book.spec.name, reason=str(exc)[:200])
+        else:
+            self._load_full(book, pub)
         self._load_balancers(book, pub)
 
     # -- RouterHost ----------------------------------------------------------------------------

@@ -242,3 +242,15 @@ def test_simulated_host_applies_saves_and_recovers(tmp_path: Path) -> None:
     again = SimulatedRouterHost(tmp_path)
     assert again.public_state("r-1-VM") == host.public_state("r-1-VM")
     assert again.recover() == ["r-1-VM"]
+
+
+def test_haproxy_config_has_every_rule_checked_backends() -> None:
+    from hvcloud.router.haproxy import render
+
+    text = render([LoadBalancer("lb:1", "192.0.2.11", 80, 8080, "tcp", "leastconn", ("10.1.1.10", "10.1.1.11")),
+                   LoadBalancer("lb2", "192.0.2.11", 443, 443, "tcp", "source", ())])
+    assert "listen lb_lb_1\n  bind 192.0.2.11:80\n  balance leastconn\n" in text
+    assert "  server b0 10.1.1.10:8080 check inter 500ms fall 2 rise 1\n" in text
+    assert "  server b1 10.1.1.11:8080 check" in text
+    assert "listen lb_lb2\n  bind 192.0.2.11:443\n  balance source\n" in text
+    assert "mode tcp" in text
