@@ -134,7 +134,8 @@ def test_aggregation_applies_one_change(agent: AgentHarness, routers: SimulatedR
     agent.answer(agg, {"action": "Start", "accessDetails": ACCESS})
     agent.answer(R.SetFirewallRulesCommand.FQCN, {"rules": [fw_to(9, [80], revoked=True)], "accessDetails": ACCESS})
     agent.answer(agg, {"action": "Cleanup", "accessDetails": ACCESS})
-    assert agent.answer(agg, {"action": "Finish", "accessDetails": ACCESS})[1]["result"] is True
+    # nothing to finish: the server learns its batch was not applied
+    assert agent.answer(agg, {"action": "Finish", "accessDetails": ACCESS})[1]["result"] is False
     assert [r.rule_id for r in routers.public_state(ROUTER).firewall] == ["9"]
     assert agent.answer(agg, {"action": "Explode", "accessDetails": ACCESS})[1]["result"] is False
 
@@ -186,3 +187,18 @@ def test_hosts_without_routers_refuse(agent: AgentHarness) -> None:
     assert fields["result"] is False and fields["results"] == ["Failed"]
     _, fields = agent.answer(R.SetFirewallRulesCommand.FQCN, {"rules": [fw_to(1)], "accessDetails": ACCESS})
     assert fields["result"] is False and "does not run virtual routers" in fields["details"]
+
+
+def test_an_abandoned_batch_expires(agent: AgentHarness, routers: SimulatedRouterHost,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvcloud.agent.handlers import router as handlers
+
+    agg = R.AggregationControlCommand.FQCN
+    agent.answer(agg, {"action": "Start", "accessDetails": ACCESS})
+    _, fields = agent.answer(R.SetFirewallRulesCommand.FQCN, {"rules": [fw_to(9, [80])], "accessDetails": ACCESS})
+    assert "queued" in fields["details"]
+    monkeypatch.setattr(handlers, "BATCH_TTL", -1.0)
+    _, fields = agent.answer(R.SetFirewallRulesCommand.FQCN, {"rules": [fw_to(10, [81])], "accessDetails": ACCESS})
+    assert fields["result"] is True and "queued" not in fields["details"]
+    assert [r.rule_id for r in routers.public_state(ROUTER).firewall] == ["10"]
+    assert agent.answer(agg, {"action": "Finish", "accessDetails": ACCESS})[1]["result"] is False

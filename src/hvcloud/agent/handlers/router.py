@@ -10,6 +10,7 @@ router runtime (``HostContext.routers`` None) answers every one of them ``result
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -143,15 +144,18 @@ def dnsmasq_config(ctx: HostContext, cmd: DnsMasqConfigCommand) -> Answer:
 class _Batches:
     """``AggregationControlCommand``: between ``Start`` and ``Finish`` a router's rule changes are
     queued (and answered as queued); ``Finish`` applies them as ONE change, ``Cleanup`` drops them.
-    Kept per host context (one agent serves one host)."""
+    Kept per host context (one agent serves one host). A batch left open longer than
+    :data:`BATCH_TTL` seconds (a management server that died between Start and Finish) is dropped,
+    so the router's later changes are applied rather than queued for ever."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queues: weakref.WeakKeyDictionary[HostContext, dict[str, RuleChange]] = weakref.WeakKeyDictionary()
+        self._queues: weakref.WeakKeyDictionary[HostContext, dict[str, tuple[float, RuleChange]]] = \
+            weakref.WeakKeyDictionary()
 
     def start(self, ctx: HostContext, name: str) -> None:
         with self._lock:
-            self._queues.setdefault(ctx, {})[name] = RuleChange()
+            self._queues.setdefault(ctx, {})[name] = (time.monotonic(), RuleChange())
 
     def queue(self, ctx: HostContext, name: str, change: RuleChange) -> bool:
         """Queue ``change`` when a batch is open for the router; False: apply it now."""
@@ -159,14 +163,27 @@ class _Batches:
             queues = self._queues.get(ctx, {})
             if name not in queues:
                 return False
-            queues[name] = combine(queues[name], change)
+            started, queued = queues[name]
+            if time.monotonic() - started > BATCH_TTL:
+                del queues[name]
+                log.warning("router_batch_expired", router=name, seconds=BATCH_TTL)
+                return False
+            queues[name] = (started, combine(queued, change))
             return True
 
     def take(self, ctx: HostContext, name: str) -> RuleChange | None:
         with self._lock:
-            return self._queues.get(ctx, {}).pop(name, None)
+            item = self._queues.get(ctx, {}).pop(name, None)
+        if item is None:
+            return None
+        if time.monotonic() - item[0] > BATCH_TTL:
+            log.warning("router_batch_expired", router=name, seconds=BATCH_TTL)
+            return None
+        return item[1]
 
 
+#: how long an aggregation may stay open (CloudStack sends Finish right after the batch)
+BATCH_TTL = 300.0
 BATCHES = _Batches()
 
 
@@ -267,7 +284,8 @@ def aggregation_control(ctx: HostContext, cmd: AggregationControlCommand) -> Ans
     if action == AGGREGATION_FINISH:
         change = BATCHES.take(ctx, name)
         if change is None:
-            return Answer(details=f"no aggregation open on {name}")
+            return Answer(result=False, details=f"AggregationControlCommand failed: no aggregation open on {name} "
+                          f"(never started, cleaned up, or older than {BATCH_TTL:.0f} s)")
         state = routers.apply(name, change)
         return Answer(details=f"aggregation applied on {name} as one change ({len(state.firewall)} firewall rules, "
                       f"{len(state.port_forwards)} port forwards)")
