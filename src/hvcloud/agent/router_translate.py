@@ -364,16 +364,21 @@ def static_nats(cmd: SetStaticNatRulesCommand) -> RuleChange:
 
 def firewall_rules(cmd: SetFirewallRulesCommand) -> RuleChange:
     """Ingress rules (``srcIp`` the public address, ``sourceCidrList`` who) or egress rules
-    (``trafficType`` Egress, ``destCidrList`` where; ``defaultEgressPolicy`` the default)."""
+    (``trafficType`` Egress, ``destCidrList`` where; ``defaultEgressPolicy`` the default; the
+    ``System`` rule CloudStack sends for the default is not a rule here)."""
     add: list[FirewallRule] = []
     remove: list[str] = []
     egress_default: bool | None = None
     for i, r in enumerate(_count(cmd.rules, "rules")):
         where = _where("rules", i)
-        rid = _rule_id(r.id, where)
         egress = (r.trafficType or "").lower() == "egress"
         if egress and r.defaultEgressPolicy is not None:
             egress_default = bool(r.defaultEgressPolicy)
+        if egress and (r.type or "").lower() == "system":
+            # CloudStack's default egress rule (protocol all, the guest CIDR to 0.0.0.0/0, type
+            # System): it carries the offering's default, it is no exception to it
+            continue
+        rid = _rule_id(r.id, where)
         if r.revoked:
             remove.append(rid)
             continue

@@ -99,6 +99,14 @@ def test_egress_rules_and_default(agent: AgentHarness, routers: SimulatedRouterH
     assert state.egress_default_allow is False
     (rule,) = state.firewall
     assert rule.direction == "egress" and rule.cidrs == ("198.51.100.0/24",) and rule.public_ip is None
+    # CloudStack's default egress rule (type System, id 0, protocol all): the default only
+    _, fields = agent.answer(R.SetFirewallRulesCommand.FQCN, {"rules": [
+        {"id": 0, "protocol": "all", "sourceCidrList": ["10.1.1.0/24"], "destCidrList": ["0.0.0.0/0"],
+         "trafficType": "Egress", "type": "System", "defaultEgressPolicy": True, "purpose": "Firewall"}],
+        "accessDetails": ACCESS})
+    assert fields["result"] is True, fields
+    state = routers.public_state(ROUTER)
+    assert state.egress_default_allow is True and [r.rule_id for r in state.firewall] == ["20"]
 
 
 def test_load_balancer_config_is_the_whole_set(agent: AgentHarness, routers: SimulatedRouterHost) -> None:
