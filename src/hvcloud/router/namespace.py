@@ -198,6 +198,9 @@ class NamespaceRouterHost:
         md_pid = processes.running(d.metadata_pid, d.metadata_marker)
         details = {"namespace": namespace_name(book.spec.name), "veth": veth_name(book.spec.name),
                    "dnsmasq_pid": str(dns_pid or ""), "metadata_pid": str(md_pid or "")}
+        pub = self._publics.get(book.spec.name)
+        if pub is not None:
+            details.update(public_addresses=str(len(pub.addresses)), rules=str(pub.rules()))
         return RouterStatus(name=book.spec.name, state="Running" if book.running else "Stopped",
                             spec=book.spec, leases=len(book.entries), details=details)
 

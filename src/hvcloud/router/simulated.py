@@ -91,6 +91,13 @@ class SimulatedRouterHost:
         return router
 
     def _status(self, router: _Router) -> RouterStatus:
+        status = self._base_status(router)
+        if router.rule_loads or not router.public.empty():
+            status.details.update(public_addresses=str(len(router.public.addresses)),
+                                  rules=str(router.public.rules()), rule_loads=str(router.rule_loads))
+        return status
+
+    def _base_status(self, router: _Router) -> RouterStatus:
         return RouterStatus(name=router.book.spec.name, state="Running" if router.book.running else "Stopped",
                             spec=router.book.spec, leases=len(router.book.entries),
                             details={"services": "up" if router.services else "down",
