@@ -376,8 +376,9 @@ def merge(spec: RouterSpec, old: PublicBook, change: RuleChange) -> tuple[Public
     for i, rid in enumerate(change.remove_port_forwards):
         if book.forwards.pop(rule_id(rid, f"remove_port_forwards[{i}]"), None) is not None:
             touched.forwards.add(rid)
-    for i, ip in enumerate(change.remove_static_nats):
-        if book.statics.pop(_ip(ip, f"remove_static_nats[{i}]"), None) is not None:
+    for i, raw in enumerate(change.remove_static_nats):
+        ip = _ip(raw, f"remove_static_nats[{i}]")
+        if book.statics.pop(ip, None) is not None:
             touched.statics.add(ip)
     for i, rid in enumerate(change.remove_firewall):
         if book.firewall.pop(rule_id(rid, f"remove_firewall[{i}]"), None) is not None:
