@@ -254,3 +254,16 @@ def test_haproxy_config_has_every_rule_checked_backends() -> None:
     assert "  server b1 10.1.1.11:8080 check" in text
     assert "listen lb_lb2\n  bind 192.0.2.11:443\n  balance source\n" in text
     assert "mode tcp" in text
+
+
+def test_simulated_host_takes_thousands_of_routers_with_public_sides() -> None:
+    host = SimulatedRouterHost()
+    for n in range(2000):
+        spec = replace(SPEC, name=f"r-{n}-VM", address=f"10.{n // 250}.{n % 250}.1")
+        host.start(spec)
+        host.apply(spec.name, RuleChange(addresses=(pub(f"192.0.{n // 250}.{n % 250 + 2}", True, prefix=16,
+                                                        gateway="192.0.255.254"),),
+                                         firewall=(FirewallRule("1", "egress", "all", ()),)))
+    assert len(host.routers()) == 2000
+    assert host.status("r-1999-VM").details["rules"] == "1"
+    assert host.public_state("r-7-VM").addresses[0].ip == "192.0.0.9"
