@@ -8,7 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hvcloud.router.api import DhcpEntry, RouterNotFound, RouterSpec, RouterState, RouterStatus, VmData
+from hvcloud.router.api import (
+    DhcpEntry,
+    PublicState,
+    RouterNotFound,
+    RouterSpec,
+    RouterState,
+    RouterStatus,
+    RuleChange,
+    VmData,
+)
 
 
 @dataclass
@@ -77,6 +86,15 @@ class FakeRouterHost:
     def save_password(self, name: str, ip: str, password: str) -> None:
         self.calls.append(("save_password", (name, ip)))
         self._get(name).passwords[ip] = password
+
+    def apply(self, name: str, change: RuleChange) -> PublicState:
+        self.calls.append(("apply", (name, change)))
+        self._get(name)
+        return PublicState(addresses=change.addresses)
+
+    def public_state(self, name: str) -> PublicState:
+        self._get(name)
+        return PublicState()
 
     def recover(self) -> list[str]:
         self.recovered = [n for n, r in self.held.items() if r.state == "Running"]

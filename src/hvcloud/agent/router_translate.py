@@ -11,10 +11,34 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from hvcloud.agent.translate import TranslationError, normalise_mac, segment_of, vm_name
-from hvcloud.router.api import DhcpEntry, RouterSpec, Segment
-from hvcloud.wire.routing import DhcpEntryCommand, DhcpTO, NetworkElementCommand, VmDataCommand
+from hvcloud.router.api import (
+    DhcpEntry,
+    FirewallRule,
+    LoadBalancer,
+    PortForward,
+    PublicAddress,
+    RouterSpec,
+    RuleChange,
+    Segment,
+    StaticNat,
+)
+from hvcloud.wire.routing import (
+    DhcpEntryCommand,
+    DhcpTO,
+    IpAddressTO,
+    IpAssocCommand,
+    LoadBalancerConfigCommand,
+    NetworkElementCommand,
+    SetFirewallRulesCommand,
+    SetPortForwardingRulesCommand,
+    SetSourceNatCommand,
+    SetStaticNatRulesCommand,
+    VmDataCommand,
+)
 from hvcloud.wire.to import NicTO, VirtualMachineTO
 
 ROUTER_TYPE = "DomainRouter"
@@ -194,3 +218,220 @@ def password(value: str | None) -> str:
 def dhcp_subnets(dhcp: Sequence[DhcpTO]) -> list[tuple[str, int]]:
     """``(router address, prefix)`` of each DhcpTO, as DnsMasqConfigCommand lists them."""
     return [(ipv4(d.routerIp, "DhcpTO routerIp"), prefix_of(d.netmask)) for d in dhcp]
+
+
+# --------------------------------------------------------------------------- part 2: the public side
+#: rules in one command (CloudStack sends every rule of a network or an address)
+MAX_RULES = 10_000
+MAX_CIDRS = 256
+_PROTOCOLS = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "all": "all"}
+
+
+def _where(kind: str, index: int) -> str:
+    return f"{kind}[{index}]"
+
+
+def _ports(value: Sequence[int] | None, where: str) -> tuple[int, int] | None:
+    """``[start]`` or ``[start, end]`` as CloudStack's ``int[]`` port ranges; None: none given."""
+    if value is None or len(value) == 0:
+        return None
+    if len(value) > 2:
+        raise TranslationError(f"{where}: a port range has one or two ports, not {len(value)}")
+    start, end = value[0], value[-1]
+    for p in (start, end):
+        if not isinstance(p, int) or not 1 <= p <= 65535:
+            raise TranslationError(f"{where}: port {str(p)[:16]} is outside 1-65535")
+    if start > end:
+        raise TranslationError(f"{where}: port range {start}-{end} starts after it ends")
+    return (start, end)
+
+
+def _protocol(value: str | None, where: str, allowed: Sequence[str]) -> str:
+    proto = (value or "").strip().lower()
+    if proto not in allowed:
+        raise TranslationError(f"{where}.protocol: {str(value)[:16]!r} is not one of {', '.join(allowed)}")
+    return _PROTOCOLS[proto]
+
+
+def _cidr_list(values: Sequence[str] | None, where: str) -> tuple[str, ...]:
+    items = list(values or [])
+    if len(items) > MAX_CIDRS:
+        raise TranslationError(f"{where}: {len(items)} CIDRs, at most {MAX_CIDRS}")
+    out = []
+    for i, v in enumerate(items):
+        if not isinstance(v, str):
+            raise TranslationError(f"{where}[{i}] is not a CIDR")
+        try:
+            out.append(str(ipaddress.IPv4Network(v.strip(), strict=False)))
+        except ValueError:
+            raise TranslationError(f"{where}[{i}]: {v[:64]!r} is not a CIDR (a.b.c.d/n)") from None
+    return tuple(out)
+
+
+def _rule_id(value: int | None, where: str) -> str:
+    if value is None or not isinstance(value, int) or value < 0:
+        raise TranslationError(f"{where}.id is missing or negative")
+    return str(value)
+
+
+def _count(rules: Sequence[object] | None, what: str) -> list[Any]:
+    items = list(rules or [])
+    if len(items) > MAX_RULES:
+        raise TranslationError(f"{what}: {len(items)} rules, at most {MAX_RULES}")
+    return items
+
+
+def public_address(to: IpAddressTO, default_trunk: str | None, where: str = "ipAddress") -> PublicAddress:
+    """An ``IpAddressTO`` the router takes: ``networkName`` is the Public traffic label (the trunk
+    bridge), ``broadcastUri`` its VLAN (``vlan://untagged``: none)."""
+    ip = ipv4(to.publicIp, f"{where}.publicIp")
+    gateway = ipv4(to.vlanGateway, f"{where}.vlanGateway")
+    try:
+        prefix = prefix_of(to.vlanNetmask)
+    except TranslationError as exc:
+        raise TranslationError(f"{where}.vlanNetmask: {exc}") from None
+    try:
+        mac = normalise_mac(to.vifMacAddress)
+    except TranslationError as exc:
+        raise TranslationError(f"{where}.vifMacAddress: {exc}") from None
+    try:
+        vlan, vxlan = segment_of(to.broadcastUri)
+    except TranslationError as exc:
+        raise TranslationError(f"{where}.broadcastUri: {exc}") from None
+    trunk = to.networkName or default_trunk or None
+    if trunk is None or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,15}", trunk):
+        raise TranslationError(f"{where}.networkName: invalid or missing traffic label {str(trunk)[:64]!r}")
+    return PublicAddress(ip=ip, prefix=prefix, gateway=gateway, mac=mac,
+                         segment=Segment(trunk=trunk, vlan=vlan, vxlan=vxlan), source_nat=bool(to.sourceNat))
+
+
+def ip_assoc(cmd: IpAssocCommand, default_trunk: str | None) -> RuleChange:
+    """``add`` true: take the address (and its source NAT role); false: release it and its rules."""
+    adds: list[PublicAddress] = []
+    release: list[str] = []
+    for i, to in enumerate(_count(cmd.ipAddresses, "ipAddresses")):
+        where = _where("ipAddresses", i)
+        if to.add is False:
+            release.append(ipv4(to.publicIp, f"{where}.publicIp"))
+        else:
+            adds.append(public_address(to, default_trunk, where))
+    return RuleChange(addresses=tuple(adds), release=tuple(release))
+
+
+def source_nat(cmd: SetSourceNatCommand, default_trunk: str | None) -> RuleChange:
+    if cmd.ipAddress is None:
+        raise TranslationError("SetSourceNatCommand.ipAddress is missing")
+    addr = public_address(cmd.ipAddress, default_trunk)
+    return RuleChange(addresses=(replace(addr, source_nat=cmd.add is not False),))
+
+
+def port_forwards(cmd: SetPortForwardingRulesCommand) -> RuleChange:
+    add: list[PortForward] = []
+    remove: list[str] = []
+    for i, r in enumerate(_count(cmd.rules, "rules")):
+        where = _where("rules", i)
+        rid = _rule_id(r.id, where)
+        if r.revoked:
+            remove.append(rid)
+            continue
+        public = _ports(r.srcPortRange, f"{where}.srcPortRange")
+        private = _ports(r.dstPortRange, f"{where}.dstPortRange")
+        if public is None or private is None:
+            raise TranslationError(f"{where}: a port forward needs srcPortRange and dstPortRange")
+        if public[1] - public[0] != private[1] - private[0]:
+            raise TranslationError(f"{where}.dstPortRange: {private[0]}-{private[1]} is not as long as "
+                                   f"srcPortRange {public[0]}-{public[1]}")
+        proto = _protocol(r.protocol, where, ("tcp", "udp"))
+        add.append(PortForward(rule_id=rid, public_ip=ipv4(r.srcIp, f"{where}.srcIp"),
+                               protocol="tcp" if proto == "tcp" else "udp", public_ports=public,
+                               private_ip=ipv4(r.dstIp, f"{where}.dstIp"), private_ports=private,
+                               source_cidrs=_cidr_list(r.sourceCidrList, f"{where}.sourceCidrList")))
+    return RuleChange(port_forwards=tuple(add), remove_port_forwards=tuple(remove))
+
+
+def static_nats(cmd: SetStaticNatRulesCommand) -> RuleChange:
+    add: list[StaticNat] = []
+    remove: list[str] = []
+    for i, r in enumerate(_count(cmd.rules, "rules")):
+        where = _where("rules", i)
+        public = ipv4(r.srcIp, f"{where}.srcIp")
+        if r.revoked:
+            remove.append(public)
+        else:
+            add.append(StaticNat(public_ip=public, private_ip=ipv4(r.dstIp, f"{where}.dstIp")))
+    return RuleChange(static_nats=tuple(add), remove_static_nats=tuple(remove))
+
+
+def firewall_rules(cmd: SetFirewallRulesCommand) -> RuleChange:
+    """Ingress rules (``srcIp`` the public address, ``sourceCidrList`` who) or egress rules
+    (``trafficType`` Egress, ``destCidrList`` where; ``defaultEgressPolicy`` the default; the
+    ``System`` rule CloudStack sends for the default is not a rule here)."""
+    add: list[FirewallRule] = []
+    remove: list[str] = []
+    egress_default: bool | None = None
+    for i, r in enumerate(_count(cmd.rules, "rules")):
+        where = _where("rules", i)
+        egress = (r.trafficType or "").lower() == "egress"
+        if egress and r.defaultEgressPolicy is not None:
+            egress_default = bool(r.defaultEgressPolicy)
+        if egress and (r.type or "").lower() == "system":
+            # CloudStack's default egress rule (protocol all, the guest CIDR to 0.0.0.0/0, type
+            # System): it carries the offering's default, it is no exception to it
+            continue
+        rid = _rule_id(r.id, where)
+        if r.revoked:
+            remove.append(rid)
+            continue
+        proto = _protocol(r.protocol, where, tuple(_PROTOCOLS))
+        ports = _ports(r.srcPortRange, f"{where}.srcPortRange")
+        if ports is not None and proto not in ("tcp", "udp"):
+            raise TranslationError(f"{where}.srcPortRange: ports make no sense for protocol {proto}")
+        icmp_type = r.icmpType if r.icmpType is not None and r.icmpType != -1 else None
+        icmp_code = r.icmpCode if r.icmpCode is not None and r.icmpCode != -1 else None
+        if proto != "icmp":
+            icmp_type = icmp_code = None
+        for name, value in (("icmpType", icmp_type), ("icmpCode", icmp_code)):
+            if value is not None and not 0 <= value <= 255:
+                raise TranslationError(f"{where}.{name}: {value} is outside 0-255 (or -1: any)")
+        if egress:
+            cidrs = _cidr_list(r.destCidrList, f"{where}.destCidrList")
+            public_ip = None
+        else:
+            cidrs = _cidr_list(r.sourceCidrList, f"{where}.sourceCidrList")
+            public_ip = ipv4(r.srcIp, f"{where}.srcIp")
+        add.append(FirewallRule(rule_id=rid, direction="egress" if egress else "ingress",
+                                protocol=proto,  # type: ignore[arg-type]
+                                cidrs=cidrs, public_ip=public_ip, ports=ports, icmp_type=icmp_type,
+                                icmp_code=icmp_code))
+    return RuleChange(firewall=tuple(add), remove_firewall=tuple(remove), egress_default_allow=egress_default)
+
+
+def load_balancers(cmd: LoadBalancerConfigCommand) -> RuleChange:
+    """The whole set: revoked rules and revoked backends are left out."""
+    out: list[LoadBalancer] = []
+    for i, lb in enumerate(_count(cmd.loadBalancers, "loadBalancers")):
+        where = _where("loadBalancers", i)
+        if lb.revoked:
+            continue
+        public = ipv4(lb.srcIp, f"{where}.srcIp")
+        port = _ports([lb.srcPort] if lb.srcPort is not None else None, f"{where}.srcPort")
+        if port is None:
+            raise TranslationError(f"{where}.srcPort is missing")
+        _protocol(lb.protocol or "tcp", where, ("tcp",))
+        algorithm = (lb.algorithm or "roundrobin").strip().lower()
+        if algorithm not in ("roundrobin", "leastconn", "source"):
+            raise TranslationError(f"{where}.algorithm: {algorithm[:32]!r} is not roundrobin, leastconn or source")
+        dests = [d for d in _count(lb.destinations, f"{where}.destinations") if not d.revoked]
+        backends = tuple(ipv4(d.destIp, f"{where}.destinations[{j}].destIp") for j, d in enumerate(dests))
+        private_ports = {_ports([d.destPort] if d.destPort is not None else None,
+                                f"{where}.destinations[{j}].destPort") for j, d in enumerate(dests)}
+        if None in private_ports:
+            raise TranslationError(f"{where}.destinations: a destination has no destPort")
+        if len(private_ports) > 1:
+            raise TranslationError(f"{where}.destinations: every backend listens on one port")
+        private = next(iter(private_ports))[0] if private_ports else port[0]  # type: ignore[index]
+        rid = lb.uuid or f"{public}:{port[0]}"
+        out.append(LoadBalancer(rule_id=rid, public_ip=public, public_port=port[0], private_port=private,
+                                protocol="tcp", algorithm=algorithm,  # type: ignore[arg-type]
+                                backends=backends))
+    return RuleChange(load_balancers=tuple(out))

@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,90 @@ class Plumbing:
         ns = namespace_name(router)
         return self.namespace_exists(ns) and self._link(veth_name(router)) is not None \
             and self._link(PORT, ns) is not None
+
+
+PUBLIC_PORT = "eth1"
+
+
+def public_veth_name(router: str) -> str:
+    return f"vp{_digest(router)[:12]}"
+
+
+class PublicPlumbing:
+    """The router's public interface ``eth1``: a veth into the Public traffic label's bridge,
+    carrying every public address the router holds and its default route. Built only when the
+    router holds an address; each step checks what is there first."""
+
+    def __init__(self, runner: Runner = run_ip) -> None:
+        self._run = runner
+
+    def _ip(self, *args: str) -> str:
+        try:
+            return self._run(list(args))
+        except NetworkError as exc:
+            raise RouterError(str(exc)) from exc
+
+    def _link(self, name: str, ns: str | None = None) -> dict[str, Any] | None:
+        prefix = ["-n", ns] if ns else []
+        try:
+            out = self._run([*prefix, "-j", "link", "show", "dev", name])
+        except NetworkError:
+            return None
+        data = json.loads(out or "[]")
+        return data[0] if data else None
+
+    def ensure(self, router: str, bridge: str, mac: str, addresses: list[ipaddress.IPv4Interface],
+               gateway: str) -> None:
+        ns, veth = namespace_name(router), public_veth_name(router)
+        host = self._link(veth)
+        if host is None or self._link(PUBLIC_PORT, ns) is None:
+            if host is not None:
+                self._ip("link", "del", "dev", veth)
+            if self._link(PUBLIC_PORT, ns) is not None:
+                self._ip("-n", ns, "link", "del", "dev", PUBLIC_PORT)
+            self._ip("link", "add", veth, "type", "veth", "peer", "name", PUBLIC_PORT, "netns", ns)
+            host = self._link(veth)
+        if host is None or host.get("master") != bridge:
+            self._ip("link", "set", "dev", veth, "master", bridge)
+        self._ip("link", "set", "dev", veth, "up")
+        port = self._link(PUBLIC_PORT, ns) or {}
+        if str(port.get("address", "")).lower() != mac:
+            self._ip("-n", ns, "link", "set", "dev", PUBLIC_PORT, "down")
+            self._ip("-n", ns, "link", "set", "dev", PUBLIC_PORT, "address", mac)
+        self._ip("-n", ns, "link", "set", "dev", PUBLIC_PORT, "up")
+        self.set_addresses(router, addresses, gateway)
+        _sysctl(ns, "net.ipv4.ip_forward", "1")
+
+    def set_addresses(self, router: str, addresses: list[ipaddress.IPv4Interface], gateway: str) -> None:
+        """Exactly ``addresses`` on eth1 and the default route via ``gateway``."""
+        ns = namespace_name(router)
+        have = self.addresses(ns)
+        for addr in have:
+            if addr not in addresses:
+                self._ip("-n", ns, "addr", "del", str(addr), "dev", PUBLIC_PORT)
+        for addr in addresses:
+            if addr not in have:
+                self._ip("-n", ns, "addr", "add", str(addr), "dev", PUBLIC_PORT)
+        self._ip("-n", ns, "route", "replace", "default", "via", gateway, "dev", PUBLIC_PORT)
+
+    def addresses(self, ns: str) -> list[ipaddress.IPv4Interface]:
+        out = self._ip("-n", ns, "-j", "-4", "addr", "show", "dev", PUBLIC_PORT)
+        found = []
+        for link in json.loads(out or "[]"):
+            for info in link.get("addr_info", []):
+                if info.get("family") == "inet":
+                    found.append(ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}"))
+        return found
+
+    def remove(self, router: str) -> None:
+        veth = public_veth_name(router)
+        if self._link(veth) is not None:
+            self._ip("link", "del", "dev", veth)
+
+
+def _sysctl(ns: str, key: str, value: str) -> None:
+    """Write a sysctl inside the namespace (the namespace's own ``/proc/sys/net``)."""
+    proc = subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}"],  # noqa: S603
+                          capture_output=True, text=True, timeout=30, check=False)
+    if proc.returncode != 0:
+        raise RouterError(f"sysctl {key} in {ns}: {proc.stderr.strip()[-300:]}")

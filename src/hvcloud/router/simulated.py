@@ -29,6 +29,7 @@ from hvcloud.router.api import (
     VmData,
 )
 from hvcloud.router.book import RouterBook
+from hvcloud.router.public import PublicBook, merge
 from hvcloud.router.validation import VmFiles
 
 
@@ -42,10 +43,17 @@ class _Router:
     #: how often the simulated dnsmasq re-read its files / was restarted
     reloads: int = 0
     restarts: int = 0
+    #: the public side (addresses and rules), validated as the namespace runtime does
+    public: PublicBook = field(default_factory=PublicBook)
+    #: how many rule changes were applied (each one configuration load on a real router)
+    rule_loads: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.book.to_json(), "vm": {ip: metadata.files_to_json(f) for ip, f in self.vm.items()},
-                "passwords": dict(self.passwords.by_ip)}
+        out = {**self.book.to_json(), "vm": {ip: metadata.files_to_json(f) for ip, f in self.vm.items()},
+               "passwords": dict(self.passwords.by_ip)}
+        if not self.public.empty():
+            out["public"] = self.public.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> _Router:
@@ -54,6 +62,7 @@ class _Router:
             router.vm[validation.address_in(router.book.spec, ip)] = metadata.files_from_json(files)
         for ip, pw in (data.get("passwords") or {}).items():
             router.passwords.save(validation.address_in(router.book.spec, ip), validation.password(pw))
+        router.public = PublicBook.from_json(router.book.spec, data.get("public"))
         return router
 
 
@@ -82,6 +91,13 @@ class SimulatedRouterHost:
         return router
 
     def _status(self, router: _Router) -> RouterStatus:
+        status = self._base_status(router)
+        if router.rule_loads or not router.public.empty():
+            status.details.update(public_addresses=str(len(router.public.addresses)),
+                                  rules=str(router.public.rules()), rule_loads=str(router.rule_loads))
+        return status
+
+    def _base_status(self, router: _Router) -> RouterStatus:
         return RouterStatus(name=router.book.spec.name, state="Running" if router.book.running else "Stopped",
                             spec=router.book.spec, leases=len(router.book.entries),
                             details={"services": "up" if router.services else "down",
@@ -159,10 +175,16 @@ class SimulatedRouterHost:
             self._save(router)
 
     def apply(self, name: str, change: RuleChange) -> PublicState:
-        raise RouterError("public addresses and rules are not built yet (issue 16)")
+        with self._lock:
+            router = self._get(name)
+            router.public, _ = merge(router.book.spec, router.public, change)
+            router.rule_loads += 1
+            self._save(router)
+            return router.public.state()
 
     def public_state(self, name: str) -> PublicState:
-        raise RouterError("public addresses and rules are not built yet (issue 16)")
+        with self._lock:
+            return self._get(name).public.state()
 
     def recover(self) -> list[str]:
         with self._lock:

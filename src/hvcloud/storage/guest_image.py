@@ -10,7 +10,9 @@ from inside the guest. Meanwhile, in the background (so a guest without any DHCP
 fast as before), :data:`NET_SCRIPT` asks for a lease with busybox ``udhcpc``, reports it
 (:data:`LEASE_MARKER`), fetches the instance's metadata, user data, public keys and password from
 the DHCP server the way CloudStack's guest scripts do (:data:`META_MARKER` lines) and runs user data
-that starts with ``#!/bin/sh`` (:data:`SCRIPT_MARKER` lines); ``tests/support/guest_console.py``
+that starts with ``#!/bin/sh`` (:data:`SCRIPT_MARKER` lines). After the lease it starts busybox
+``httpd`` on port 80 (:data:`HTTPD_MARKER`): ``/`` names the guest and its address, and
+``/cgi-bin/stream?mb=N`` streams N MiB of zeros. ``tests/support/guest_console.py``
 parses those lines. The kernel and initramfs go onto a FAT disk made bootable by ``syslinux
 --install`` and filled with ``mcopy`` (no mounting), written as raw, qcow2 and VHD.
 
@@ -52,6 +54,12 @@ META_MARKER = "HVCLOUD-META"
 SCRIPT_MARKER = "HVCLOUD-SCRIPT"
 #: ``HVCLOUD-SCRIPT-DONE rc=<exit status>``
 SCRIPT_DONE_MARKER = "HVCLOUD-SCRIPT-DONE"
+#: ``HVCLOUD-HTTPD port=80 ip=<address>``: the guest's HTTP server runs (after the lease)
+HTTPD_MARKER = "HVCLOUD-HTTPD"
+#: the guest's HTTP server: ``/`` is ``<hostname> <address>`` (so a load balancer test can tell
+#: backends apart), ``/cgi-bin/stream?mb=N`` streams N MiB of zeros (at most :data:`STREAM_MAX_MB`)
+HTTPD_PORT = 80
+STREAM_MAX_MB = 4096
 #: the metadata the guest fetches from ``http://<DHCP server>/``: (marker key, path); values that
 #: are not one plain token are printed base64-encoded under ``<key>-b64``
 META_PATHS = (
@@ -66,7 +74,7 @@ META_ALWAYS_B64 = ("public-keys", "user-data")
 #: CloudStack's password server port on the router, and the header its guest script sends
 PASSWORD_PORT = 8080
 PASSWORD_HEADER = "DomU_Request"
-BUILDER_VERSION = "3"
+BUILDER_VERSION = "4"
 DISK_SIZE = 64 * 1024 * 1024
 #: modules the guest needs (with their dependencies): virtio PCI transport, disks, network, and the
 #: ACPI power button (so a graceful shutdown request powers the guest off)
@@ -166,6 +174,9 @@ if [ ! -s "$state/lease" ]; then
   exit 0
 fi
 say "@LEASE@ $(cat "$state/lease")"
+addr=$(sed -n 's/^ip=\([0-9.]*\) .*/\1/p' "$state/lease")
+echo "$(hostname) $addr" > /www/index.html
+if httpd -p @HTTPDPORT@ -h /www; then say "@HTTPD@ port=@HTTPDPORT@ ip=$addr"; else say "@HTTPD@ failed"; fi
 srv=$(sed -n 's/.* server=\([0-9.]*\) .*/\1/p' "$state/lease")
 [ -n "$srv" ] || srv=$(sed -n 's/.* router=\([0-9.]*\) .*/\1/p' "$state/lease")
 [ -n "$srv" ] || { say "@META@ error server"; exit 0; }
@@ -208,17 +219,31 @@ def _fill(script: str) -> str:
     for placeholder, value in (("@FUNCTIONS@", NET_FUNCTIONS), ("@FETCHES@", _fetch_lines()),
                                ("@META@", META_MARKER), ("@LEASE@", LEASE_MARKER),
                                ("@SCRIPTDONE@", SCRIPT_DONE_MARKER), ("@SCRIPT@", SCRIPT_MARKER),
-                               ("@PWHEADER@", PASSWORD_HEADER), ("@PWPORT@", str(PASSWORD_PORT))):
+                               ("@PWHEADER@", PASSWORD_HEADER), ("@PWPORT@", str(PASSWORD_PORT)),
+                               ("@HTTPD@", HTTPD_MARKER), ("@HTTPDPORT@", str(HTTPD_PORT)),
+                               ("@STREAMMAX@", str(STREAM_MAX_MB))):
         script = script.replace(placeholder, value)
     return script
 
 
+#: ``/www/cgi-bin/stream`` (busybox httpd CGI): ``?mb=N`` streams N MiB of zeros, for throughput
+#: benches; anything but 1-5 digits is 1 MiB
+STREAM_CGI = r"""#!/bin/sh
+mb=$(echo "$QUERY_STRING" | sed -n 's/^\(.*&\)\{0,1\}mb=\([0-9]\{1,5\}\)\(&.*\)\{0,1\}$/\2/p')
+[ -n "$mb" ] || mb=1
+[ "$mb" -le @STREAMMAX@ ] || mb=@STREAMMAX@
+printf 'Content-Type: application/octet-stream\r\n\r\n'
+dd if=/dev/zero bs=1048576 count="$mb" 2>/dev/null
+"""
+
 NET_FUNCTIONS = _fill(NET_FUNCTIONS)
 NET_SCRIPT = _fill(NET_SCRIPT)
+STREAM_CGI = _fill(STREAM_CGI)
 #: files the initramfs holds besides ``/init`` and busybox: path -> (text, mode)
 GUEST_FILES: dict[str, tuple[str, int]] = {
     "etc/udhcpc/default.script": (DHCP_SCRIPT, 0o755),
     "bin/hvcloud-net": (NET_SCRIPT, 0o755),
+    "www/cgi-bin/stream": (STREAM_CGI, 0o755),
 }
 
 SYSLINUX_CFG = """DEFAULT linux
@@ -382,7 +407,8 @@ class CpioWriter:
 def build_initramfs(busybox: bytes, modules: Sequence[tuple[str, bytes]], init: str = INIT_SCRIPT,
                     files: Mapping[str, tuple[str, int]] = GUEST_FILES) -> bytes:
     cpio = CpioWriter()
-    for d in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules", "etc", "etc/udhcpc", "run"):
+    for d in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules", "etc", "etc/udhcpc", "run", "www",
+              "www/cgi-bin"):
         cpio.dir(d)
     cpio.chardev("dev/console", 5, 1)
     cpio.chardev("dev/null", 1, 3)

@@ -29,7 +29,8 @@ def busybox(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "bin" / "busybox"
 
 
-APPLETS = ("udhcpc", "wget", "cat", "sed", "mkdir", "timeout", "base64", "cmp", "head", "cp", "rm")
+APPLETS = ("udhcpc", "wget", "cat", "sed", "mkdir", "timeout", "base64", "cmp", "head", "cp", "rm", "echo", "dd",
+           "printf")
 
 
 def applet_dir(busybox: Path, tmp_path: Path) -> Path:
@@ -41,7 +42,8 @@ def applet_dir(busybox: Path, tmp_path: Path) -> Path:
     return bindir
 
 
-@pytest.mark.parametrize("text", [guest_image.NET_SCRIPT, guest_image.DHCP_SCRIPT, guest_image.INIT_SCRIPT])
+@pytest.mark.parametrize("text", [guest_image.NET_SCRIPT, guest_image.DHCP_SCRIPT, guest_image.INIT_SCRIPT,
+                                  guest_image.STREAM_CGI])
 def test_guest_scripts_parse(busybox: Path, text: str) -> None:
     proc = subprocess.run([str(busybox), "sh", "-n", "-c", text], capture_output=True, text=True, check=False)  # noqa: S603
     assert proc.returncode == 0, proc.stderr
@@ -94,3 +96,25 @@ def test_network_script_gives_up_without_an_interface(busybox: Path, tmp_path: P
     assert log.splitlines() == [f"{guest_image.LEASE_MARKER} none"]
     assert guest_console.lease_gave_up(log) and guest_console.lease(log) is None
     assert guest_console.meta(log) == {}
+
+
+@pytest.mark.parametrize("query,mib", [
+    ("mb=2", 2), ("x=1&mb=3", 3), ("mb=2&y=1", 2), ("", 1), ("mb=1;reboot", 1), ("mb=$(id)", 1),
+    ("mb=-5", 1), ("mb=" + "9" * 400, 1), ("mb=99999", guest_image.STREAM_MAX_MB),
+])
+def test_stream_cgi_sends_what_is_asked_within_bounds(busybox: Path, tmp_path: Path, query: str, mib: int) -> None:
+    """The guest's ``/cgi-bin/stream``: N MiB of zeros after a CGI header; hostile queries get 1 MiB."""
+    if mib > 64:
+        # only the header and the count matter: check the capped count without streaming 4 GiB
+        script = guest_image.STREAM_CGI.replace('dd if=/dev/zero bs=1048576 count="$mb"', 'echo "$mb"')
+    else:
+        script = guest_image.STREAM_CGI
+    proc = subprocess.run([str(busybox), "sh", "-c", script], env={"PATH": str(applet_dir(busybox, tmp_path)),  # noqa: S603
+                          "QUERY_STRING": query}, capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    head, _, body = proc.stdout.partition(b"\r\n\r\n")
+    assert head == b"Content-Type: application/octet-stream"
+    if mib > 64:
+        assert body.strip() == str(mib).encode()
+    else:
+        assert body == b"\0" * (mib << 20)

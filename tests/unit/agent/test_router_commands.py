@@ -196,14 +196,20 @@ def test_dnsmasq_config_is_checked_against_the_router(agent: AgentHarness, runni
     assert [c[0] for c in running.calls] == ["start"]
 
 
-def test_ip_assoc_is_refused_per_address(agent: AgentHarness, running: FakeRouterHost) -> None:
+def test_ip_assoc_reaches_the_runtime_one_result_per_address(agent: AgentHarness, running: FakeRouterHost) -> None:
     body = sample("IpAssocCommand")
-    body["ipAddresses"].append(dict(body["ipAddresses"][0], publicIp="192.0.2.41"))
+    body["ipAddresses"].append(dict(body["ipAddresses"][0], publicIp="192.0.2.41", sourceNat=False))
+    body["ipAddresses"].append(dict(body["ipAddresses"][0], publicIp="192.0.2.42", add=False))
     cls, fields = agent.answer(R.IpAssocCommand.FQCN, body)
     assert cls == "com.cloud.agent.api.routing.IpAssocAnswer"
-    assert fields["result"] is False and fields["results"] == ["Failed", "Failed"]
-    assert "issue #16" in fields["details"]
-    assert agent.answer(R.IpAssocCommand.FQCN, {"ipAddresses": None})[1]["results"] == []
+    assert fields["result"] is True and fields["results"] == ["192.0.2.40", "192.0.2.41", "192.0.2.42"]
+    ((_, (name, change)),) = [c for c in running.calls if c[0] == "apply"]
+    assert name == ROUTER and [a.ip for a in change.addresses] == ["192.0.2.40", "192.0.2.41"]
+    assert change.addresses[0].source_nat and change.release == ("192.0.2.42",)
+    bad = sample("IpAssocCommand")
+    bad["ipAddresses"][0]["vlanNetmask"] = "255.0.255.0"
+    cls, fields = agent.answer(R.IpAssocCommand.FQCN, bad)
+    assert fields["result"] is False and fields["results"] == ["Failed"] and "vlanNetmask" in fields["details"]
 
 
 @pytest.mark.parametrize("name,router,fields,needle", [

@@ -9,30 +9,52 @@ router runtime (``HostContext.routers`` None) answers every one of them ``result
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
 from hvcloud import logs
 from hvcloud.agent import router_translate as RT
 from hvcloud.agent.context import HostContext
 from hvcloud.agent.dispatch import handles
 from hvcloud.host_errors import HostError
-from hvcloud.router.api import InvalidRouterRequest, RouterHost, RouterNotFound, RouterStatus
+from hvcloud.router.api import InvalidRouterRequest, RouterHost, RouterNotFound, RouterStatus, RuleChange
+from hvcloud.router.public import combine
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.base import Answer
 from hvcloud.wire.routing import (
+    AGGREGATION_CLEANUP,
+    AGGREGATION_FINISH,
+    AGGREGATION_START,
+    AggregationControlCommand,
     DhcpEntryCommand,
     DnsMasqConfigCommand,
     IpAssocAnswer,
     IpAssocCommand,
+    LoadBalancerConfigCommand,
     NetworkElementCommand,
     SavePasswordCommand,
+    SetFirewallRulesAnswer,
+    SetFirewallRulesCommand,
+    SetPortForwardingRulesAnswer,
+    SetPortForwardingRulesCommand,
+    SetSourceNatCommand,
+    SetStaticNatRulesAnswer,
+    SetStaticNatRulesCommand,
     VmDataCommand,
 )
 
 log = logs.get(__name__)
 
 NO_ROUTERS = "this host does not run virtual routers (Hyper-V hosts get a router system VM in a later issue)"
-NO_PUBLIC_IPS = ("public addresses (source NAT, static NAT, port forwarding) arrive with part 2 of guest "
-                 "networks (issue #16); this router serves its guest network only")
+
+#: a router's public interface is made by its first public address (IpAssocCommand), so a NIC is
+#: never plugged into a router (issue #16 built the public side this way)
+NO_PUBLIC_IPS = ("a router's public interface (eth1) comes with its first public address (IpAssocCommand); "
+                 "NICs are not plugged into routers (issue #16)")
 
 
 class NoRouters(HostError):
@@ -116,12 +138,159 @@ def dnsmasq_config(ctx: HostContext, cmd: DnsMasqConfigCommand) -> Answer:
     return Answer(details=f"router {name} serves {spec.address}/{spec.prefix}")
 
 
-@handles(IpAssocCommand, IpAssocAnswer, blocking=False)
+# --------------------------------------------------------------------------- the public side
+
+
+class _Batches:
+    """``AggregationControlCommand``: between ``Start`` and ``Finish`` a router's rule changes are
+    queued (and answered as queued); ``Finish`` applies them as ONE change, ``Cleanup`` drops them.
+    Kept per host context (one agent serves one host). A batch left open longer than
+    :data:`BATCH_TTL` seconds (a management server that died between Start and Finish) is dropped,
+    so the router's later changes are applied rather than queued for ever."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues: weakref.WeakKeyDictionary[HostContext, dict[str, tuple[float, RuleChange]]] = \
+            weakref.WeakKeyDictionary()
+
+    def start(self, ctx: HostContext, name: str) -> None:
+        with self._lock:
+            self._queues.setdefault(ctx, {})[name] = (time.monotonic(), RuleChange())
+
+    def queue(self, ctx: HostContext, name: str, change: RuleChange) -> bool:
+        """Queue ``change`` when a batch is open for the router; False: apply it now."""
+        with self._lock:
+            queues = self._queues.get(ctx, {})
+            if name not in queues:
+                return False
+            started, queued = queues[name]
+            if time.monotonic() - started > BATCH_TTL:
+                del queues[name]
+                log.warning("router_batch_expired", router=name, seconds=BATCH_TTL)
+                return False
+            queues[name] = (started, combine(queued, change))
+            return True
+
+    def take(self, ctx: HostContext, name: str) -> RuleChange | None:
+        with self._lock:
+            item = self._queues.get(ctx, {}).pop(name, None)
+        if item is None:
+            return None
+        if time.monotonic() - item[0] > BATCH_TTL:
+            log.warning("router_batch_expired", router=name, seconds=BATCH_TTL)
+            return None
+        return item[1]
+
+
+#: how long an aggregation may stay open (CloudStack sends Finish right after the batch)
+BATCH_TTL = 300.0
+BATCHES = _Batches()
+
+
+def _apply(ctx: HostContext, cmd: NetworkElementCommand, change: RuleChange) -> str:
+    """Apply (or queue) ``change`` on the command's router; the words for the answer's details."""
+    routers = routers_of(ctx)
+    name = RT.target_router(cmd)
+    routers.status(name)  # RouterNotFound before anything is queued
+    if BATCHES.queue(ctx, name, change):
+        return f"queued on {name} until the aggregation finishes"
+    state = routers.apply(name, change)
+    return (f"{name} holds {len(state.addresses)} public addresses, {len(state.port_forwards)} port forwards, "
+            f"{len(state.static_nats)} static NATs, {len(state.firewall)} firewall rules, "
+            f"{len(state.load_balancers)} load balancers")
+
+
+def _per_rule(ctx: HostContext, cmd: NetworkElementCommand, rules: list[Any], ids: list[str],
+              translate: Callable[[], RuleChange], answer: Callable[..., Answer]) -> Answer:
+    """Translate and apply a Set*RulesCommand; ``results`` one entry per rule in the command's
+    order: the rule's id when applied, ``"Failed"`` when not (all or nothing: one change)."""
+    try:
+        change = translate()
+        details = _apply(ctx, cmd, change)
+    except HostError as exc:
+        return answer(result=False, results=["Failed"] * len(rules),
+                      details=f"{type(cmd).__name__} failed: {exc}")
+    return answer(result=True, results=ids, details=details)
+
+
+def _public_trunk(ctx: HostContext, cmd: NetworkElementCommand) -> str | None:
+    """Where a public address without a traffic label (``networkName``) goes: the host's default
+    trunk, else the trunk of the router's guest segment (public ranges are usually untagged on it)."""
+    if ctx.default_trunk:
+        return ctx.default_trunk
+    try:
+        return routers_of(ctx).status(RT.target_router(cmd)).spec.segment.trunk
+    except HostError:
+        return None
+
+
+@handles(IpAssocCommand, IpAssocAnswer, vm=_lock_name)
 def ip_assoc(ctx: HostContext, cmd: IpAssocCommand) -> Answer:
-    """Refused honestly: each address is reported ``Failed``."""
+    """Each address's result is the address, or ``"Failed"`` (all of them: one change)."""
     addresses = cmd.ipAddresses or []
-    return IpAssocAnswer(result=False, results=["Failed"] * len(addresses),
-                         details=f"IpAssocCommand failed: {NO_PUBLIC_IPS}")
+    try:
+        details = _apply(ctx, cmd, RT.ip_assoc(cmd, _public_trunk(ctx, cmd)))
+    except HostError as exc:
+        return IpAssocAnswer(result=False, results=["Failed"] * len(addresses),
+                             details=f"IpAssocCommand failed: {exc}")
+    return IpAssocAnswer(result=True, results=[a.publicIp or "" for a in addresses], details=details)
+
+
+@handles(SetSourceNatCommand, Answer, vm=_lock_name)
+def set_source_nat(ctx: HostContext, cmd: SetSourceNatCommand) -> Answer:
+    return Answer(details=_apply(ctx, cmd, RT.source_nat(cmd, _public_trunk(ctx, cmd))))
+
+
+def _ids(rules: list[Any]) -> list[str]:
+    return [str(r.id) if r.id is not None else "" for r in rules]
+
+
+@handles(SetPortForwardingRulesCommand, SetPortForwardingRulesAnswer, vm=_lock_name)
+def set_port_forwards(ctx: HostContext, cmd: SetPortForwardingRulesCommand) -> Answer:
+    rules = list(cmd.rules or [])
+    return _per_rule(ctx, cmd, rules, _ids(rules), lambda: RT.port_forwards(cmd), SetPortForwardingRulesAnswer)
+
+
+@handles(SetStaticNatRulesCommand, SetStaticNatRulesAnswer, vm=_lock_name)
+def set_static_nats(ctx: HostContext, cmd: SetStaticNatRulesCommand) -> Answer:
+    rules = list(cmd.rules or [])
+    return _per_rule(ctx, cmd, rules, [r.srcIp or "" for r in rules], lambda: RT.static_nats(cmd),
+                     SetStaticNatRulesAnswer)
+
+
+@handles(SetFirewallRulesCommand, SetFirewallRulesAnswer, vm=_lock_name)
+def set_firewall_rules(ctx: HostContext, cmd: SetFirewallRulesCommand) -> Answer:
+    rules = list(cmd.rules or [])
+    return _per_rule(ctx, cmd, rules, _ids(rules), lambda: RT.firewall_rules(cmd), SetFirewallRulesAnswer)
+
+
+@handles(LoadBalancerConfigCommand, Answer, vm=_lock_name)
+def load_balancer_config(ctx: HostContext, cmd: LoadBalancerConfigCommand) -> Answer:
+    return Answer(details=_apply(ctx, cmd, RT.load_balancers(cmd)))
+
+
+@handles(AggregationControlCommand, Answer, vm=_lock_name)
+def aggregation_control(ctx: HostContext, cmd: AggregationControlCommand) -> Answer:
+    routers = routers_of(ctx)
+    name = RT.target_router(cmd)
+    action = (cmd.action or "").strip()
+    if action == AGGREGATION_START:
+        routers.status(name)
+        BATCHES.start(ctx, name)
+        return Answer(details=f"aggregation started on {name}")
+    if action == AGGREGATION_CLEANUP:
+        BATCHES.take(ctx, name)
+        return Answer(details=f"aggregation on {name} dropped")
+    if action == AGGREGATION_FINISH:
+        change = BATCHES.take(ctx, name)
+        if change is None:
+            return Answer(result=False, details=f"AggregationControlCommand failed: no aggregation open on {name} "
+                          f"(never started, cleaned up, or older than {BATCH_TTL:.0f} s)")
+        state = routers.apply(name, change)
+        return Answer(details=f"aggregation applied on {name} as one change ({len(state.firewall)} firewall rules, "
+                      f"{len(state.port_forwards)} port forwards)")
+    return Answer(result=False, details=f"AggregationControlCommand failed: action {action[:32]!r} is not "
+                  f"{AGGREGATION_START}, {AGGREGATION_FINISH} or {AGGREGATION_CLEANUP}")
 
 
 # --------------------------------------------------------------------------- router lifecycle
