@@ -151,7 +151,7 @@ def test_an_older_policy_is_ignored(world: World) -> None:
 
 def test_hundreds_of_cidrs_are_one_load(world: World) -> None:
     w = world
-    cidrs = tuple(f"172.{16 + i // 256}.{i % 256}.0/24" for i in range(800)) + (f"{w.router.ip}/32",)
+    cidrs = (*(f"172.{16 + i // 256}.{i % 256}.0/24" for i in range(800)), f"{w.router.ip}/32")
     loads = w.sg.loads
     assert w.sg.apply_policy(w.a.tap, policy(w.a, SgRule("tcp", cidrs, (80, 80)),
                                              SgRule("udp", cidrs[:400], (1, 65535))))
