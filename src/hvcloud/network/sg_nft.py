@@ -62,7 +62,11 @@ class SgError(HostError):
 
 
 def run_command(argv: Sequence[str], stdin: str | None = None) -> str:
-    proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, check=False)  # noqa: S603
+    try:
+        proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, check=False,  # noqa: S603
+                              timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SgError(f"{' '.join(argv[:4])} failed: {exc}") from None
     if proc.returncode != 0:
         raise SgError(f"{' '.join(argv[:4])} failed: {proc.stderr.strip()[:2000]}")
     return proc.stdout
@@ -421,6 +425,11 @@ class NftSecurityGroups:
                     raise
             ports.pop(tap, None)
         log.info("sg.port_removed", tap=tap)
+
+    def holds(self, tap: str) -> bool:
+        """Whether ``tap`` has security-group rules (read from the kernel the first time)."""
+        with self._lock:
+            return tap in self._state()
 
     def seq_of(self, tap: str) -> int | None:
         with self._lock:
