@@ -419,8 +419,10 @@ class Driver(abc.ABC):
         """Enforce ``policy`` (the whole rule set, see :mod:`hvcloud.network.security_groups`) on
         the port of VM ``name``'s NIC with MAC ``policy.mac``; a policy older (``seq``) than the one in
         force is ignored. Invalid policies raise :class:`~hvcloud.host_errors.InvalidRequest` and
-        change nothing; DeviceNotFound when the VM has no such NIC, InvalidVmState when the VM is
-        not running (its port does not exist). Capability ``security_groups``. Default: NotSupported."""
+        change nothing; DeviceNotFound when the VM has no such NIC; drivers whose ports exist only
+        while the VM runs (libvirt's taps, the simulator) raise InvalidVmState for a stopped VM, while
+        Hyper-V keeps port ACLs with the VM's configuration. Capability ``security_groups``.
+        Default: NotSupported."""
         raise NotSupported(f"the {self.name} driver cannot enforce security groups")
 
     @abc.abstractmethod
