@@ -59,7 +59,8 @@ def test_policy_replaces_the_generation_and_seq_orders_them(driver: HyperVDriver
     assert set(acls) == {"hvsg:base", "hvsg:4"}
     ins = [a for a in acls["hvsg:4"] if a["Direction"] == 1 and a["LocalPort"] != "68"]
     assert {(a["RemoteIPAddress"], a["Protocol"], a["LocalPort"], a["Stateful"]) for a in ins} == {
-        ("198.51.100.0/24", "TCP", "22", True), ("192.0.2.0/24", "TCP", "22", True), ("10.0.0.0/8", "ICMPv4", "ANY", False)}
+        ("198.51.100.0/24", "TCP", "22", True), ("192.0.2.0/24", "TCP", "22", True),
+        ("10.0.0.0/8", "ICMPv4", "ANY", False)}
     # the new generation took the other half of the weights, so adding it never collided
     assert all(int(a["Weight"]) >= P.BAND for a in acls["hvsg:4"])  # type: ignore[call-overload]
     driver.apply_security_groups(VM, pol(seq=3))            # older: ignored
