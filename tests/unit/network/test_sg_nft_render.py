@@ -20,9 +20,9 @@ BRIDGE = json.dumps([{"ifname": "br0", "linkinfo": {"info_kind": "bridge",
 class FakeKernel:
     """Answers the enforcer's ``ip``/``nft`` calls; records what it loads."""
 
-    def __init__(self, ports_json: str = '{"nftables": []}', table_json: str = '{"nftables": []}') -> None:
+    def __init__(self, bridge_json: str = '{"nftables": []}', table_json: str = '{"nftables": []}') -> None:
         self.loaded: list[str] = []
-        self.ports_json, self.table_json = ports_json, table_json
+        self.bridge_json, self.table_json = bridge_json, table_json
         self.fail_next = False
         self.calls: list[list[str]] = []
 
@@ -38,10 +38,8 @@ class FakeKernel:
                 raise SgError("nft: No such file or directory")
             self.loaded.append(stdin)
             return ""
-        if args[:4] == ["nft", "-j", "list", "map"]:
-            return self.ports_json
         if args[:3] == ["nft", "-j", "-t"]:
-            return self.table_json
+            return self.bridge_json if args[-2] == "bridge" else self.table_json
         raise AssertionError(f"unexpected command {args}")
 
 
@@ -106,25 +104,35 @@ def test_a_failed_load_is_retried_once_after_reading_the_kernel() -> None:
     k.fail_next = True
     assert sg.apply_policy("tap1", pol(seq=2))
     # the retry starts from the kernel's (empty) state: no delete of what is not there
-    assert "delete element inet hvsg ports" not in k.loaded[-1]
+    assert "delete set bridge hvsg p1-ips" not in k.loaded[-1]
     assert "flush chain inet hvsg forward" in k.loaded[-1]
 
 
 def test_state_is_read_back_from_the_kernel() -> None:
-    ports = {"nftables": [{"metainfo": {}}, {"map": {"name": "ports", "elem": [
-        [{"elem": {"val": "tap7", "comment": port_comment(MAC, 41)}}, 3],
-        [{"elem": {"val": "tapx", "comment": "hostile \" comment"}}, 4],
-        ["tapy", 5],
-        "garbage",
-    ]}}]}
+    bridge = {"nftables": [{"metainfo": {}},
+                           {"set": {"name": "p3-ips", "comment": port_comment("tap7", MAC, 41)}},
+                           {"set": {"name": "p4-ips", "comment": "hostile \" comment"}},
+                           {"set": {"name": "p5-ips"}},
+                           {"set": {"name": "x9-ips", "comment": port_comment("tap9", MAC, 1)}},
+                           "garbage", {"chain": {"name": "p3-out"}}]}
     table = {"nftables": [{"set": {"name": "in3r0"}}, {"set": {"name": "eg3r1"}}, {"set": {"name": "in9r0"}},
                           {"set": {"name": "p3-ips"}}, {"chain": {"name": "in3"}}]}
-    sg = NftSecurityGroups(runner=FakeKernel(json.dumps(ports), json.dumps(table)))
+    sg = NftSecurityGroups(runner=FakeKernel(json.dumps(bridge), json.dumps(table)))
     state = sg.ports()
     assert list(state) == ["tap7"]
     assert (state["tap7"].n, state["tap7"].seq, state["tap7"].mac) == (3, 41, MAC)
     assert sorted(state["tap7"].sets) == ["eg3r1", "in3r0"]
     assert not sg.apply_policy("tap7", pol(seq=40))
+
+
+def test_a_change_adds_no_element_to_shared_maps() -> None:
+    """nft fetches every set's elements before an ``add element``: a change must not do one."""
+    k = FakeKernel()
+    sg = NftSecurityGroups(runner=k)
+    sg.apply_defaults("tap1", MAC, ["10.0.0.5"])
+    assert "add element" in k.loaded[-1]
+    assert sg.apply_policy("tap1", pol(SgRule("tcp", ("10.0.0.0/8",), (22, 22)), seq=2))
+    assert "add element" not in k.loaded[-1] and "delete element" not in k.loaded[-1]
 
 
 def test_garbage_from_nft_is_an_error_not_a_crash() -> None:
@@ -158,9 +166,10 @@ def test_bad_netns_name_is_refused() -> None:
 
 
 def test_comment_round_trip() -> None:
-    assert parse_port_comment(port_comment(MAC, -1)) == (MAC, -1)
-    assert parse_port_comment("mac=x seq=1") is None
-    assert parse_port_comment("mac=02:00:00:00:00:01 seq=1" + "0" * 30) is None
+    assert parse_port_comment(port_comment("tap1", MAC, -1)) == ("tap1", MAC, -1)
+    assert parse_port_comment("tap=t mac=x seq=1") is None
+    assert parse_port_comment("tap=t mac=02:00:00:00:00:01 seq=1" + "0" * 30) is None
+    assert parse_port_comment('tap=t" mac=02:00:00:00:00:01 seq=1') is None
 
 
 def test_icmp_and_egress_rules_render_to_the_expected_matches() -> None:
