@@ -369,7 +369,9 @@ class NftSecurityGroups:
             n = old.n if old is not None else self._free_n(ports.values())
             new = PortState(tap=tap, n=n, mac=mac, seq=seq)
             stmts, sets = render_port(old, new, ips, ingress, egress)
-            head = base_ruleset() + ([] if self._base_done else base_rules())
+            # the base tables once per enforcer (or after a failure): a ruleset flushed behind our
+            # back makes the load fail, and the retry below writes them again
+            head = [] if self._base_done else base_ruleset() + base_rules()
             try:
                 self._nft("\n".join(head + stmts) + "\n")
             except SgError:
