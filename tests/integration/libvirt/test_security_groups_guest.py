@@ -1,7 +1,8 @@
 """Security groups on a real QEMU/TCG guest through the libvirt driver: the guest starts paused
 with anti-spoofing and default deny on its tap, still leases its address by DHCP and reads its
 metadata from the (stand-in) router, is not reachable until a policy admits it, and a newer policy
-closes it again while an older one is ignored. The stand-in router lives in a namespace on a bridge
+closes it again while an older one is ignored; a hot-plugged NIC is protected before its link
+comes up. The stand-in router lives in a namespace on a bridge
 this test creates; no packet leaves the machine."""
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ def test_guest_starts_protected_leases_and_follows_its_policy(
                 mac=mac, ips=(ip,), ingress=(SgRule("all", ("0.0.0.0/0",)),), egress=(), seq=1))
             assert not pings(router, ip)                     # older: ignored
             assert NftSecurityGroups().seq_of(tap) == 2
+
+            # a security-group NIC hot-plugged into the running guest: plugged with its link down,
+            # given the defaults, then brought up
+            mac2 = "02:01:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(4))
+            driver.plug_nic(name, NicSpec(device_id=1, mac=mac2, network=router.bridge, security_groups=True,
+                                          ips=("10.1.1.32",)))
+            plugged = {p.mac: (t, p.seq) for t, p in NftSecurityGroups().ports().items()}
+            assert plugged[mac2][1] == -1
+            assert [n.enabled for n in driver.list_nics(name) if n.mac == mac2] == [True]
+            driver.unplug_nic(name, mac2)
+            assert mac2 not in {p.mac for p in NftSecurityGroups().ports().values()}
         # the VM is gone: so are its rules
         assert tap not in NftSecurityGroups().ports()
     finally:
