@@ -64,6 +64,7 @@ def test_guest_starts_protected_leases_and_follows_its_policy(
             text = guest_console.last_boot(console)
             lease = guest_console.lease(text)
             assert lease is not None and lease["ip"] == ip   # DHCP passes the anti-spoofing
+            guest_console.wait_for_marker(console, guest_image.META_MARKER, 90)
             assert any(r["client"] == ip for r in router.requests())   # and egress is open
 
             assert not pings(router, ip)                     # default deny inbound

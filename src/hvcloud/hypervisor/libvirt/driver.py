@@ -407,8 +407,8 @@ class LibvirtDriver(Driver):
                     continue
                 if nic.security_groups:
                     self._sg.apply_defaults(tap, nic.mac.lower(), nic.ips)
-                elif self._sg.holds(tap):
-                    self._sg.remove(tap)
+                else:
+                    self._sg_drop(name, [tap] if self._sg_holds(tap) else [])
         except (HostError, libvirt.libvirtError) as exc:
             with suppress(libvirt.libvirtError):
                 dom.destroy()
@@ -425,7 +425,16 @@ class LibvirtDriver(Driver):
         except libvirt.libvirtError:
             return []
         return [tap for mac, tap in targets.items()
-                if (macs is None or mac in macs) and tap and self._sg.holds(tap)]
+                if (macs is None or mac in macs) and tap and self._sg_holds(tap)]
+
+    def _sg_holds(self, tap: str) -> bool:
+        """Whether the tap has rules; a host whose nftables cannot be read holds none (best effort:
+        only used to clean up after a previous holder of the tap's name)."""
+        try:
+            return self._sg.holds(tap)
+        except HostError as exc:
+            log.warning("libvirt.sg_state_unreadable", tap=tap, error=str(exc))
+            return False
 
     def _sg_drop(self, name: str, taps: Sequence[str]) -> None:
         for tap in taps:
@@ -539,8 +548,10 @@ class LibvirtDriver(Driver):
         state = _state_of(dom)
         if state not in (VmState.RUNNING, VmState.PAUSED):
             raise InvalidVmState(f"{name} is {state.value}; only a running or paused VM can be saved")
+        taps = self._sg_taps(dom)
         with self._libvirt_call(f"saving {name}"):
             dom.managedSave(0)
+        self._sg_drop(name, taps)
 
     def restore_vm(self, name: str) -> None:
         dom = self._dom(name)
@@ -671,6 +682,10 @@ class LibvirtDriver(Driver):
             self._ensure_networks(replace(spec, nics=(nic,)))
         with self._libvirt_call(f"plugging NIC {nic.mac} into {name}"):
             dom.attachDeviceFlags(xml, flags)
+        if live and not nic.security_groups:
+            # a tap name libvirt reuses may still carry a dead VM's rules
+            self._sg_drop(name, [t for m, t in self._facts(dom).nic_targets.items()
+                                 if m == mac and t and self._sg_holds(t)])
         if guarded:
             tap = self._facts(dom).nic_targets.get(mac)
             if not tap:
