@@ -424,6 +424,12 @@ class NftSecurityGroups:
             ports.pop(tap, None)
         log.info("sg.port_removed", tap=tap)
 
+    def follow_bridge(self, tap: str) -> None:
+        """The tap joined another bridge: give that bridge the netfilter options (a port we do not
+        hold is left alone)."""
+        if self.holds(tap):
+            self._enable_bridge_netfilter(self._bridge_of(tap))
+
     def holds(self, tap: str) -> bool:
         """Whether ``tap`` has security-group rules (read from the kernel the first time)."""
         with self._lock:

@@ -78,6 +78,10 @@ def test_guest_starts_protected_leases_and_follows_its_policy(
                 mac=mac, ips=(ip,), ingress=(SgRule("all", ("0.0.0.0/0",)),), egress=(), seq=1))
             assert not pings(router, ip)                     # older: ignored
             assert NftSecurityGroups().seq_of(tap) == 2
+            # changing the NIC keeps it a security-group NIC (for the next start)
+            driver.update_nic(name, mac, enabled=True)
+            assert [(n.security_groups, n.ips) for n in driver.get_vm(name).spec.nics] == [(True, (ip,))]
+            assert NftSecurityGroups().seq_of(tap) == 2
 
             # a security-group NIC hot-plugged into the running guest: plugged with its link down,
             # given the defaults, then brought up

@@ -193,3 +193,17 @@ def test_a_flushed_ruleset_is_rebuilt_on_the_next_change(world: World) -> None:
     assert not w.router.reaches("tcp", w.a.ip, 22)
     assert set(w.sg.ports()) == {w.a.tap}
 
+
+
+def test_a_port_moved_to_another_bridge_stays_filtered(world: World) -> None:
+    w = world
+    assert w.sg.apply_policy(w.a.tap, policy(w.a, SgRule("tcp", (f"{w.router.ip}/32",), (80, 80))))
+    w.lab.hrun("ip", "link", "add", "br1", "type", "bridge")
+    w.lab.hrun("ip", "link", "set", "br1", "up")
+    for vm in (w.a, w.router):
+        w.lab.hrun("ip", "link", "set", vm.tap, "master", "br1")
+    w.sg.follow_bridge(w.a.tap)
+    info = w.lab.hrun("ip", "-d", "link", "show", "br1").stdout
+    assert "nf_call_iptables 1" in info
+    assert w.router.reaches("tcp", w.a.ip, 80)
+    assert not w.router.reaches("tcp", w.a.ip, 22)

@@ -744,11 +744,11 @@ class LibvirtDriver(Driver):
         nic = next((n for n in spec.nics if n.mac.lower() == mac.lower()), None)
         if nic is None:
             raise DeviceNotFound(f"{name} has no NIC with MAC {mac}")
-        new = NicSpec(
-            device_id=nic.device_id, mac=nic.mac,
+        # replace() keeps every other field (security groups, addresses) as they were
+        new = replace(
+            nic,
             network=nic.network if network == "keep" else network,
             vlan=nic.vlan if vlan == "keep" else vlan,
-            rate_mbps=nic.rate_mbps, model=nic.model,
             enabled=nic.enabled if enabled is None else enabled,
             vxlan=nic.vxlan if vlan == "keep" else None,
         )
@@ -759,6 +759,11 @@ class LibvirtDriver(Driver):
         with self._libvirt_call(f"updating NIC {mac} of {name}"):
             dom.updateDeviceFlags(xml, self._device_flags(dom))
         self._write_spec(dom, new_spec)
+        if new.security_groups and dom.isActive():
+            tap = self._facts(dom).nic_targets.get(new.mac.lower())
+            if tap:
+                # a NIC moved to another bridge: that bridge's IP traffic must reach the inet hooks
+                self._sg.follow_bridge(tap)
         return NicInfo.of(new)
 
     def console(self, name: str) -> ConsoleEndpoint:
