@@ -21,6 +21,17 @@ def running_guest(workdir: Path, image: guest_image.GuestImage, bridge: str, mac
                   memory_mib: int = 128) -> Iterator[Path]:
     """Define and start ``name`` (domain type qemu) from a linked clone of the template, its NIC
     ``mac`` on ``bridge``; yields the console log's path; destroys and undefines it on exit."""
+    with guest_on_driver(workdir, image, NicSpec(device_id=0, mac=mac, network=bridge), name, memory_mib) as (_, log):
+        yield log
+
+
+@contextlib.contextmanager
+def guest_on_driver(workdir: Path, image: guest_image.GuestImage, nic: NicSpec, name: str,
+                    memory_mib: int = 128) -> Iterator[tuple[LibvirtDriver, Path]]:
+    """As :func:`running_guest` with the NIC given whole (e.g. with security groups); yields the
+    driver too, for calls on the running guest."""
+    bridge = nic.network
+    assert bridge is not None
     backend = LocalStorageBackend(workdir / "data")
     pool = PoolRef(uuid="p1", pool_type="Filesystem", path=str(workdir / "primary"))
     store = StoreRef(kind="local", url=str(image.qcow2.parent))
@@ -32,11 +43,11 @@ def running_guest(workdir: Path, image: guest_image.GuestImage, bridge: str, mac
                                          default_bridge=bridge, vnc_listen="127.0.0.1",
                                          local_pool_dir=str(workdir / "primary")))
     spec = VmSpec(name=name, vcpus=1, memory_mib=memory_mib, disks=(DiskSpec(slot=0, path=root, boot=True),),
-                  nics=(NicSpec(device_id=0, mac=mac, network=bridge),))
+                  nics=(nic,))
     try:
         driver.define_vm(spec)
         driver.start_vm(name)
-        yield console_dir / f"{name}.log"
+        yield driver, console_dir / f"{name}.log"
     finally:
         with contextlib.suppress(Exception):
             driver.stop_vm(name, timeout=0, force=True)

@@ -7,6 +7,7 @@ in-band ``result:false``) for input that cannot be acted on.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from typing import cast
@@ -44,6 +45,7 @@ _POOL_TYPES: dict[str, PoolType] = {"filesystem": "Filesystem", "networkfilesyst
 _VLAN = re.compile(r"^(?:vlan|storage)://(\d{1,4})$", re.IGNORECASE)
 _VXLAN = re.compile(r"^vxlan://(\d{1,8})$", re.IGNORECASE)
 MAX_VNI = 16777215
+MAX_SECONDARY_IPS = 63
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([:-]?)[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2}){4}$")
 
 
@@ -219,7 +221,30 @@ def nic_spec(nic: NicTO, index: int) -> NicSpec:
         rate_mbps=nic.networkRateMbps if nic.networkRateMbps and nic.networkRateMbps > 0 else None,
         enabled=not disabled,
         vxlan=vxlan,
+        security_groups=bool(nic.isSecurityGroupEnabled),
+        ips=nic_ips(nic.ip, nic.nicSecIps) if not disabled else (),
     )
+
+
+def nic_ips(ip: str | None, secondary: list[str] | None, *, fields: tuple[str, str] = ("ip", "nicSecIps")
+            ) -> tuple[str, ...]:
+    """A NIC's IPv4 addresses, primary first: the ones a security-group port lets it use.
+    An address that does not parse is refused (naming the field); an absent one is left out."""
+    out: list[str] = []
+    if secondary is not None and len(secondary) > MAX_SECONDARY_IPS:
+        raise TranslationError(f"{fields[1]}: more than {MAX_SECONDARY_IPS} addresses")
+    for field, value in [(fields[0], ip), *((f"{fields[1]}[{i}]", v) for i, v in enumerate(secondary or []))]:
+        if value is None or value == "":
+            continue
+        try:
+            addr = ipaddress.IPv4Address(value)
+        except (ipaddress.AddressValueError, ValueError, TypeError):
+            raise TranslationError(f"{field}: {str(value)[:60]!r} is not an IPv4 address") from None
+        if addr.is_unspecified:
+            continue
+        if str(addr) not in out:
+            out.append(str(addr))
+    return tuple(out)
 
 
 def disk_spec(disk: DiskTO, storage: StorageBackend) -> DiskSpec:

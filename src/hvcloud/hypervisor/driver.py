@@ -23,6 +23,7 @@ from typing import ClassVar, Literal
 
 from hvcloud.host_errors import HostError
 from hvcloud.hosttypes import HostNic, PoolStats
+from hvcloud.network.security_groups import NicPolicy
 
 # --------------------------------------------------------------------------- errors
 
@@ -152,6 +153,10 @@ class NicSpec:
     ``vxlan`` is a VXLAN VNI carried over ``network`` (the trunk), set instead of ``vlan``; drivers
     without VXLAN refuse it with :class:`NotSupported`.
     ``rate_mbps`` ``None`` or 0 means unlimited. A disabled NIC exists but is disconnected.
+    ``security_groups``: the NIC is on a security-group network; the driver puts anti-spoofing
+    (its MAC and ``ips``) and default deny of new inbound connections on its port before the guest
+    can send, and :meth:`Driver.apply_security_groups` replaces them with a policy later.
+    ``ips``: the NIC's IPv4 addresses (the first is its primary, then secondary ones).
     """
 
     device_id: int
@@ -162,6 +167,8 @@ class NicSpec:
     model: NicModel = "synthetic"
     enabled: bool = True
     vxlan: int | None = None
+    security_groups: bool = False
+    ips: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -408,6 +415,16 @@ class Driver(abc.ABC):
         DeviceNotFound if it has none. Default: NotSupported."""
         raise NotSupported(f"the {self.name} driver cannot unplug NICs")
 
+    def apply_security_groups(self, name: str, policy: NicPolicy) -> None:
+        """Enforce ``policy`` (the whole rule set, see :mod:`hvcloud.network.security_groups`) on
+        the port of VM ``name``'s NIC with MAC ``policy.mac``; a policy older (``seq``) than the one in
+        force is ignored. Invalid policies raise :class:`~hvcloud.host_errors.InvalidRequest` and
+        change nothing; DeviceNotFound when the VM has no such NIC; drivers whose ports exist only
+        while the VM runs (libvirt's taps, the simulator) raise InvalidVmState for a stopped VM, while
+        Hyper-V keeps port ACLs with the VM's configuration. Capability ``security_groups``.
+        Default: NotSupported."""
+        raise NotSupported(f"the {self.name} driver cannot enforce security groups")
+
     @abc.abstractmethod
     def console(self, name: str) -> ConsoleEndpoint:
         """Where the VM's console listens."""
@@ -466,7 +483,8 @@ def vm_spec_from_dict(data: Mapping[str, object]) -> VmSpec:
     """Inverse of :func:`vm_spec_to_dict`; raises DriverError on a malformed record."""
     try:
         disks = tuple(DiskSpec(**d) for d in data.get("disks", ()))  # type: ignore[attr-defined]
-        nics = tuple(NicSpec(**n) for n in data.get("nics", ()))  # type: ignore[attr-defined]
+        nics = tuple(NicSpec(**{**n, "ips": tuple(n.get("ips") or ())})  # type: ignore[attr-defined]
+                     for n in data.get("nics", ()))  # type: ignore[attr-defined]
         meta = data.get("metadata") or {}
         return VmSpec(
             name=str(data["name"]), vcpus=int(data["vcpus"]),  # type: ignore[call-overload]

@@ -13,6 +13,7 @@ it is sent back through a method, exactly as with real WMI.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -1123,11 +1124,22 @@ class HyperVModel:
             "Msvm_EthernetSwitchPortFeatureSettingData")}
         items = [self._parse(t, "Msvm_EthernetSwitchPortFeatureSettingData")
                  for t in p.get("FeatureSettings") or []]
+        weights = {(f.props.get("Direction"), f.props.get("Weight")) for f in self._related(
+            alloc, "Msvm_EthernetPortSettingDataComponent", _EXT_ACL)}
         for class_name, props in items:
-            if class_name in existing or class_name == "Msvm_EthernetSwitchPortFeatureSettingData":
+            if class_name == "Msvm_EthernetSwitchPortFeatureSettingData":
+                return _Result(INVALID_PARAMETER)
+            # a port holds one setting of each feature class, but any number of ACLs
+            if class_name in existing and class_name != _EXT_ACL:
                 return _Result(INVALID_PARAMETER)
             if not _valid_feature(class_name, props):
                 return _Result(INVALID_PARAMETER)
+            if class_name == _EXT_ACL:
+                # extended ACL weights are unique per direction on a port
+                key = (props.get("Direction"), props.get("Weight"))
+                if key in weights:
+                    return _Result(INVALID_PARAMETER)
+                weights.add(key)
         paths = [self._path_for(c, {"InstanceID": f"{alloc.props['InstanceID']}\\{_guid()}"})
                  for c, _ in items]
 
@@ -1717,7 +1729,54 @@ def _is_mac(value: Any) -> bool:
         all(c in "0123456789ABCDEFabcdef" for c in value)
 
 
+_EXT_ACL = "Msvm_EthernetSwitchPortExtendedAclSettingData"
+_ACL_PROTOCOLS = {"ANY", "TCP", "UDP", "ICMPV4", "ICMPV6"}
+_STATEFUL_PROTOCOLS = {"TCP", "UDP", "6", "17"}
+
+
+def _acl_address(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) > 40:
+        return False
+    if value.upper() == "ANY":
+        return True
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return False
+    return True
+
+
+def _acl_port(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) > 21:
+        return False
+    if value.upper() == "ANY":
+        return True
+    parts = value.split("-")
+    if len(parts) > 2 or not all(p.isdigit() and int(p) <= 65535 for p in parts):
+        return False
+    return len(parts) == 1 or int(parts[0]) <= int(parts[1])
+
+
+def _valid_ext_acl(props: Mapping[str, Any]) -> bool:
+    """What a host refuses in an extended port ACL (Microsoft's class documentation: MaxLen of the
+    strings, the enumerations; stateful ACLs are Allow rules for TCP or UDP)."""
+    proto = str(props.get("Protocol") or "ANY").upper()
+    if len(proto) > 15 or not (proto in _ACL_PROTOCOLS or (proto.isdigit() and int(proto) <= 255)):
+        return False
+    if props.get("Direction") not in (1, 2) or props.get("Action") not in (1, 2, 3):
+        return False
+    if not all(_acl_address(props.get(k, "ANY")) for k in ("LocalIPAddress", "RemoteIPAddress")):
+        return False
+    if not all(_acl_port(props.get(k, "ANY")) for k in ("LocalPort", "RemotePort")):
+        return False
+    if len(str(props.get("Name") or "")) > 64 or not 1 <= int(props.get("Weight") or 0) <= 65535:
+        return False
+    return not props.get("Stateful") or (props.get("Action") == 1 and proto in _STATEFUL_PROTOCOLS)
+
+
 def _valid_feature(class_name: str, props: Mapping[str, Any]) -> bool:
+    if class_name == _EXT_ACL:
+        return _valid_ext_acl(props)
     if class_name == "Msvm_EthernetSwitchPortVlanSettingData":
         mode = props.get("OperationMode")
         if mode == 1:

@@ -48,6 +48,7 @@ from hvcloud.hypervisor.hyperv.networking import VXLAN_REFUSED, NetworkOps, Swit
 from hvcloud.hypervisor.hyperv.session import MIB, WmiSession
 from hvcloud.hypervisor.hyperv.snapshots import SnapshotOps
 from hvcloud.hypervisor.hyperv.vmops import VmOps
+from hvcloud.network.security_groups import NicPolicy
 
 __all__ = ["HyperVDriver", "IntegrationService", "SwitchInfo", "parse_kvp_items"]
 
@@ -55,7 +56,8 @@ __all__ = ["HyperVDriver", "IntegrationService", "SwitchInfo", "parse_kvp_items"
 class HyperVDriver(Driver):
     name = "hyperv"
     capabilities = {"vlan": None, "vxlan": VXLAN_REFUSED,
-                    "nic_hotplug": "generation 1 VMs take NICs only while off (plug_nic into a stopped VM works)"}
+                    "nic_hotplug": "generation 1 VMs take NICs only while off (plug_nic into a stopped VM works)",
+                    "security_groups": None}
     console_protocol = "rdp"
 
     def __init__(self, conn: WmiConnection, cimv2: WmiConnection, *,
@@ -162,6 +164,15 @@ class HyperVDriver(Driver):
 
     def unplug_nic(self, name: str, mac: str) -> None:
         self._network.remove_nic(name, mac)
+
+    def apply_security_groups(self, name: str, policy: NicPolicy) -> None:
+        """Extended port ACLs on the NIC's switch port (see hyperv/port_acls.py); they live with the
+        VM's configuration, so a stopped VM takes them too and keeps them across restarts."""
+        self._network.apply_security_groups(name, policy)
+
+    def security_acls(self, name: str, mac: str) -> list[dict[str, object]]:
+        """Hyper-V extra: the NIC's security-group port ACLs."""
+        return self._network.security_acls(name, mac)
 
     def console(self, name: str) -> ConsoleEndpoint:
         return self._host.console(name)

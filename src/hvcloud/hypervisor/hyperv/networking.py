@@ -19,9 +19,12 @@ from hvcloud.hypervisor.driver import (
     NotSupported,
     VmState,
 )
+from hvcloud.hypervisor.hyperv import port_acls
 from hvcloud.hypervisor.hyperv.connection import WmiObject
 from hvcloud.hypervisor.hyperv.errors import WmiNotFound
 from hvcloud.hypervisor.hyperv.session import Part
+from hvcloud.network.security_groups import NicPolicy
+from hvcloud.network.sg_policy import check_policy
 
 log = logs.get(__name__)
 
@@ -134,6 +137,9 @@ class NetworkOps(Part):
             return
         alloc_path = self._connect(vssd, port_path, switch, nic.enabled)
         alloc = self._conn.get(alloc_path)
+        if nic.security_groups:
+            # the VM is off while its NICs are added: the port is protected before the guest runs
+            self._set_acls(alloc, NicPolicy(mac=nic.mac.lower(), ips=nic.ips, ingress=(), egress=(), seq=0), -1)
         if nic.vlan is not None:
             self._set_vlan(alloc, nic.vlan)
         if nic.rate_mbps:
@@ -173,6 +179,64 @@ class NetworkOps(Part):
         self._call(self._vsms(), "AddFeatureSettings", f"set VLAN {vlan}",
                    AffectedConfiguration=alloc.path, FeatureSettings=[self._conn.embed(sd)])
         log.info("vlan_set", port=alloc["InstanceID"], vlan=vlan)
+
+    # ---------------------------------------------------------------- security groups (port ACLs)
+
+    def _acls(self, alloc: WmiObject) -> list[WmiObject]:
+        return self._conn.associators(alloc, assoc_class="Msvm_EthernetPortSettingDataComponent",
+                                      result_class=port_acls.ACL_CLASS)
+
+    def _set_acls(self, alloc: WmiObject, policy: NicPolicy, seq: int) -> bool:
+        """Replace the port's generation of security-group ACLs (see :mod:`.port_acls`); False
+        when the port holds a newer one."""
+        existing = self._acls(alloc)
+        props = [{k: acl[k] for k in ("Name", "Weight")} for acl in existing]
+        current = [acl for acl in existing if port_acls.seq_of(acl["Name"]) is not None]
+        in_force = max((port_acls.seq_of(acl["Name"]) or 0 for acl in current), default=None)
+        if in_force is not None and seq < in_force:
+            return False
+        old_band = port_acls.band_of(props)
+        band = 0 if old_band is None else 1 - old_band
+        new = port_acls.weighted(port_acls.plan(policy), band, f"hvsg:{seq}")
+        if not any(acl["Name"] == port_acls.BASE_NAME for acl in existing):
+            new = port_acls.base_acls() + new
+        texts = []
+        for item in new:
+            obj = self._conn.new_instance(port_acls.ACL_CLASS)
+            for key, value in item.items():
+                obj[key] = value
+            texts.append(self._conn.embed(obj))
+        self._call(self._vsms(), "AddFeatureSettings", f"security groups on port {alloc['InstanceID']}",
+                   AffectedConfiguration=alloc.path, FeatureSettings=texts)
+        if current:
+            self._call(self._vsms(), "RemoveFeatureSettings", "remove the previous security groups",
+                       FeatureSettings=[acl.path for acl in current])
+        log.info("sg_acls_set", port=alloc["InstanceID"], seq=seq, acls=len(new), removed=len(current))
+        return True
+
+    def apply_security_groups(self, name: str, policy: NicPolicy) -> None:
+        check_policy(policy)
+        vm = self._vm(name)
+        resources = self._resources(self._vssd(vm))
+        port = self._port_by_mac(resources, policy.mac)
+        alloc = next((r for r in resources if r.class_name == "Msvm_EthernetPortAllocationSettingData"
+                      and str(r["Parent"] or "").lower() == port.path.lower()), None)
+        if alloc is None:
+            raise DeviceNotFound(f"NIC {policy.mac} of {name} is not connected to a switch port")
+        self._set_acls(alloc, policy, policy.seq)
+
+    def security_acls(self, name: str, mac: str) -> list[dict[str, object]]:
+        """Hyper-V extra (tests, operators): the port's security-group ACLs as property maps."""
+        vm = self._vm(name)
+        resources = self._resources(self._vssd(vm))
+        port = self._port_by_mac(resources, mac)
+        for r in resources:
+            if r.class_name == "Msvm_EthernetPortAllocationSettingData" and \
+                    str(r["Parent"] or "").lower() == port.path.lower():
+                keys = ("Name", "Direction", "Action", "Protocol", "LocalIPAddress", "RemoteIPAddress",
+                        "LocalPort", "RemotePort", "Weight", "Stateful")
+                return [{k: acl[k] for k in keys} for acl in self._acls(r)]
+        return []
 
     def list_nics(self, name: str) -> list[NicInfo]:
         vm = self._vm(name)

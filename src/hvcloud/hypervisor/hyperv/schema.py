@@ -107,6 +107,11 @@ _CLASSES: list[ClassDef] = [
     ClassDef("Msvm_EthernetSwitchPortBandwidthSettingData", V2,
              "Msvm_EthernetSwitchPortFeatureSettingData",
              _props("Limit:uint64 Reservation:uint64 BurstLimit:uint64 BurstSize:uint64")),
+    ClassDef("Msvm_EthernetSwitchPortExtendedAclSettingData", V2,
+             "Msvm_EthernetSwitchPortFeatureSettingData", _props(
+                 "Name:string Direction:uint8 Action:uint8 LocalIPAddress:string RemoteIPAddress:string "
+                 "LocalPort:string RemotePort:string Protocol:string Weight:uint16 Stateful:boolean "
+                 "IdleSessionTimeout:uint16 IsolationID:uint32")),
     ClassDef("Msvm_GuestNetworkAdapterConfiguration", V2, "CIM_SettingData", _props(
         "IPAddresses:string[] Subnets:string[] DefaultGateways:string[] DNSServers:string[] "
         "DHCPEnabled:boolean ProtocolIFType:uint16")),

@@ -9,17 +9,19 @@ created, and restarting the agent never touches a running VM.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any, Literal
 
 import libvirt
 
 from hvcloud import logs
+from hvcloud.host_errors import HostError
 from hvcloud.hosttypes import PoolStats
 from hvcloud.hypervisor.driver import (
     ConsoleEndpoint,
@@ -66,6 +68,9 @@ from hvcloud.hypervisor.libvirt.events import ensure_event_loop
 from hvcloud.hypervisor.libvirt.spec_codec import CorruptMetadata, spec_from_json
 from hvcloud.network.bridges import Bridges, NetworkError
 from hvcloud.network.host_nics import host_nics, net_bytes
+from hvcloud.network.security_groups import NicPolicy
+from hvcloud.network.sg_nft import NftSecurityGroups
+from hvcloud.network.sg_policy import check_policy
 
 log = logs.get(__name__)
 
@@ -122,14 +127,17 @@ _EVENT_STATE = {
 
 class LibvirtDriver(Driver):
     name = "libvirt"
-    capabilities = {"vlan": None, "vxlan": None, "nic_hotplug": None}
+    capabilities = {"vlan": None, "vxlan": None, "nic_hotplug": None, "security_groups": None}
     console_protocol = "vnc"
 
     def __init__(self, config: LibvirtConfig | None = None, *,
-                 on_event: EventCallback | None = None, bridges: Bridges | None = None) -> None:
+                 on_event: EventCallback | None = None, bridges: Bridges | None = None,
+                 security_groups: NftSecurityGroups | None = None) -> None:
         self.config = config or LibvirtConfig()
         self.settings = self.config.xml_settings()
         self._bridges = bridges or Bridges()
+        #: security groups at the VMs' taps (nftables; see hvcloud.network.sg_nft)
+        self._sg = security_groups or NftSecurityGroups()
         self._on_event = on_event
         self._lock = threading.Lock()
         self._cpu_samples: dict[str, tuple[float, int]] = {}
@@ -271,6 +279,11 @@ class LibvirtDriver(Driver):
             caps["vlan"] = "VLAN-tagged NICs need the 8021q kernel module (modprobe 8021q) for VLAN bridges"
         if not os.path.exists("/sys/module/vxlan"):
             caps["vxlan"] = "VXLAN NICs need the vxlan kernel module (modprobe vxlan) for their segment bridges"
+        if shutil.which("nft") is None:
+            caps["security_groups"] = "security groups need nftables (the nft command) on the host"
+        elif not os.path.exists("/proc/sys/net/bridge"):
+            caps["security_groups"] = ("security groups need bridge netfilter (br_netfilter) for conntrack "
+                                       "on bridged traffic (modprobe br_netfilter)")
         return caps
 
     def host_info(self) -> HostInfo:
@@ -373,12 +386,79 @@ class LibvirtDriver(Driver):
         os.makedirs(self.settings.console_log_dir, exist_ok=True)
         if spec.memory_mib * 1024 > self._mem_available_kb():
             raise InsufficientCapacity(f"not enough free memory on the host to start {name}")
+        guarded = [n for n in spec.nics if n.security_groups]
         with self._libvirt_call(f"starting {name}"):
-            dom.create()
+            # a VM with security-group NICs starts paused: its ports get anti-spoofing and default
+            # deny before its first instruction runs
+            dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED if guarded else 0)
+        self._sg_ports_started(dom, name, spec, resume=bool(guarded))
         log.info("libvirt.vm_started", vm=name, restored=state == VmState.SAVED)
+
+    # ---------------------------------------------------------------- security groups
+
+    def _sg_ports_started(self, dom: Any, name: str, spec: VmSpec, *, resume: bool) -> None:
+        """Defaults on the VM's security-group taps; any rules a previous holder of a non-SG tap's
+        name left are dropped. On failure the VM is destroyed (never run unprotected)."""
+        try:
+            targets = self._facts(dom).nic_targets
+            for nic in spec.nics:
+                tap = targets.get(nic.mac.lower())
+                if not tap:
+                    continue
+                if nic.security_groups:
+                    self._sg.apply_defaults(tap, nic.mac.lower(), nic.ips)
+                else:
+                    self._sg_drop(name, [tap] if self._sg_holds(tap) else [])
+        except (HostError, libvirt.libvirtError) as exc:
+            with suppress(libvirt.libvirtError):
+                dom.destroy()
+            raise DriverError(f"security groups of {name}: {exc}") from None
+        if resume:
+            with self._libvirt_call(f"resuming {name}"):
+                dom.resume()
+
+    def _sg_taps(self, dom: Any, macs: Sequence[str] | None = None) -> list[str]:
+        """The VM's taps (all, or those of ``macs``) that hold security-group rules; read before
+        the VM or NIC goes, dropped with :meth:`_sg_drop` after (never leave it unprotected)."""
+        try:
+            targets = self._facts(dom).nic_targets if dom.isActive() else {}
+        except libvirt.libvirtError:
+            return []
+        return [tap for mac, tap in targets.items()
+                if (macs is None or mac in macs) and tap and self._sg_holds(tap)]
+
+    def _sg_holds(self, tap: str) -> bool:
+        """Whether the tap has rules; a host whose nftables cannot be read holds none (best effort:
+        only used to clean up after a previous holder of the tap's name)."""
+        try:
+            return self._sg.holds(tap)
+        except HostError as exc:
+            log.warning("libvirt.sg_state_unreadable", tap=tap, error=str(exc))
+            return False
+
+    def _sg_drop(self, name: str, taps: Sequence[str]) -> None:
+        for tap in taps:
+            try:
+                self._sg.remove(tap)
+            except HostError as exc:
+                log.warning("libvirt.sg_release_failed", vm=name, tap=tap, error=str(exc))
+
+    def apply_security_groups(self, name: str, policy: NicPolicy) -> None:
+        check_policy(policy)
+        dom = self._dom(name)
+        spec = self._spec(dom)
+        if not any(n.mac.lower() == policy.mac for n in spec.nics):
+            raise DeviceNotFound(f"{name} has no NIC with MAC {policy.mac}")
+        if not dom.isActive():
+            raise InvalidVmState(f"{name} is not running: its NIC {policy.mac} has no port")
+        tap = self._facts(dom).nic_targets.get(policy.mac)
+        if not tap:
+            raise DeviceNotFound(f"{name}'s NIC {policy.mac} has no tap device")
+        self._sg.apply_policy(tap, policy)
 
     def stop_vm(self, name: str, timeout: float, force: bool = False) -> None:
         dom = self._dom(name)
+        taps = self._sg_taps(dom)
         with self._libvirt_call(f"stopping {name}"):
             if not dom.isActive():
                 if dom.hasManagedSaveImage(0):
@@ -386,6 +466,7 @@ class LibvirtDriver(Driver):
                 return
             graceful = not force and _state_of(dom) == VmState.RUNNING and timeout > 0
             if graceful and self._shut_down(dom, name, timeout):
+                self._sg_drop(name, taps)
                 log.info("libvirt.vm_stopped", vm=name, graceful=True)
                 return
             try:
@@ -394,6 +475,7 @@ class LibvirtDriver(Driver):
                 if dom.isActive():
                     raise
                 log.debug("libvirt.destroy_raced", vm=name, error=exc.get_error_message())
+        self._sg_drop(name, taps)
         log.info("libvirt.vm_stopped", vm=name, graceful=False)
 
     def _shut_down(self, dom: Any, name: str, timeout: float) -> bool:
@@ -427,6 +509,7 @@ class LibvirtDriver(Driver):
             dom = self._dom(name)
         except VmNotFound:
             return
+        taps = self._sg_taps(dom)
         with self._libvirt_call(f"removing {name}"):
             if dom.isActive():
                 dom.destroy()
@@ -437,6 +520,7 @@ class LibvirtDriver(Driver):
             except libvirt.libvirtError as exc:
                 if _code(exc) != libvirt.VIR_ERR_NO_DOMAIN:
                     raise
+        self._sg_drop(name, taps)
         log.info("libvirt.vm_undefined", vm=name)
 
     def pause_vm(self, name: str) -> None:
@@ -464,17 +548,22 @@ class LibvirtDriver(Driver):
         state = _state_of(dom)
         if state not in (VmState.RUNNING, VmState.PAUSED):
             raise InvalidVmState(f"{name} is {state.value}; only a running or paused VM can be saved")
+        taps = self._sg_taps(dom)
         with self._libvirt_call(f"saving {name}"):
             dom.managedSave(0)
+        self._sg_drop(name, taps)
 
     def restore_vm(self, name: str) -> None:
         dom = self._dom(name)
         state = _state_of(dom)
         if state != VmState.SAVED:
             raise InvalidVmState(f"{name} is {state.value}, not saved")
-        self._ensure_networks(self._spec(dom))
+        spec = self._spec(dom)
+        self._ensure_networks(spec)
+        guarded = any(n.security_groups for n in spec.nics)
         with self._libvirt_call(f"restoring {name}"):
-            dom.create()
+            dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED if guarded else 0)
+        self._sg_ports_started(dom, name, spec, resume=guarded)
 
     # ---------------------------------------------------------------- devices
 
@@ -583,12 +672,28 @@ class LibvirtDriver(Driver):
             raise InvalidVmState(f"{name} already has a NIC with MAC {nic.mac}")
         if any(n.device_id == nic.device_id for n in spec.nics):
             raise InvalidVmState(f"{name} already has a NIC at device {nic.device_id}")
-        xml = ET.tostring(nic_element(nic, self.settings), encoding="unicode")
         flags = self._device_flags(dom)
-        if flags & libvirt.VIR_DOMAIN_AFFECT_LIVE:
+        live = bool(flags & libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        guarded = live and nic.security_groups
+        # a security-group NIC is plugged with its link down, protected, then brought up
+        first = replace(nic, enabled=False) if guarded and nic.enabled else nic
+        xml = ET.tostring(nic_element(first, self.settings), encoding="unicode")
+        if live:
             self._ensure_networks(replace(spec, nics=(nic,)))
         with self._libvirt_call(f"plugging NIC {nic.mac} into {name}"):
             dom.attachDeviceFlags(xml, flags)
+        if live and not nic.security_groups:
+            # a tap name libvirt reuses may still carry a dead VM's rules
+            self._sg_drop(name, [t for m, t in self._facts(dom).nic_targets.items()
+                                 if m == mac and t and self._sg_holds(t)])
+        if guarded:
+            tap = self._facts(dom).nic_targets.get(mac)
+            if not tap:
+                raise DriverError(f"NIC {nic.mac} of {name} has no tap after plugging")
+            self._sg.apply_defaults(tap, mac, nic.ips)
+            if first is not nic:
+                with self._libvirt_call(f"bringing NIC {nic.mac} of {name} up"):
+                    dom.updateDeviceFlags(ET.tostring(nic_element(nic, self.settings), encoding="unicode"), flags)
         self._write_spec(dom, replace(spec, nics=(*spec.nics, nic)))
         log.info("libvirt.nic_plugged", vm=name, mac=nic.mac, bridge=nic_bridge(nic, self.settings),
                  live=bool(flags & libvirt.VIR_DOMAIN_AFFECT_LIVE))
@@ -605,12 +710,14 @@ class LibvirtDriver(Driver):
             found = interface_xml(dom.XMLDesc(0), mac)
         if found is None:
             raise DeviceNotFound(f"{name} has no NIC with MAC {mac}")
+        taps = self._sg_taps(dom, [mac.lower()])
         flags = self._device_flags(dom)
         with self._libvirt_call(f"unplugging NIC {mac} from {name}"):
             dom.detachDeviceFlags(found, flags)
         self._write_spec(dom, replace(spec, nics=tuple(n for n in spec.nics if n is not nic)))
         if flags & libvirt.VIR_DOMAIN_AFFECT_LIVE:
             self._wait_nic_detached(dom, mac.lower(), name)
+        self._sg_drop(name, taps)
         log.info("libvirt.nic_unplugged", vm=name, mac=mac)
 
     def _wait_nic_detached(self, dom: Any, mac: str, name: str) -> None:
@@ -637,11 +744,11 @@ class LibvirtDriver(Driver):
         nic = next((n for n in spec.nics if n.mac.lower() == mac.lower()), None)
         if nic is None:
             raise DeviceNotFound(f"{name} has no NIC with MAC {mac}")
-        new = NicSpec(
-            device_id=nic.device_id, mac=nic.mac,
+        # replace() keeps every other field (security groups, addresses) as they were
+        new = replace(
+            nic,
             network=nic.network if network == "keep" else network,
             vlan=nic.vlan if vlan == "keep" else vlan,
-            rate_mbps=nic.rate_mbps, model=nic.model,
             enabled=nic.enabled if enabled is None else enabled,
             vxlan=nic.vxlan if vlan == "keep" else None,
         )
@@ -652,6 +759,11 @@ class LibvirtDriver(Driver):
         with self._libvirt_call(f"updating NIC {mac} of {name}"):
             dom.updateDeviceFlags(xml, self._device_flags(dom))
         self._write_spec(dom, new_spec)
+        if new.security_groups and dom.isActive():
+            tap = self._facts(dom).nic_targets.get(new.mac.lower())
+            if tap:
+                # a NIC moved to another bridge: that bridge's IP traffic must reach the inet hooks
+                self._sg.follow_bridge(tap)
         return NicInfo.of(new)
 
     def console(self, name: str) -> ConsoleEndpoint:

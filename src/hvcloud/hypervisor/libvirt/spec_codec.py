@@ -75,7 +75,15 @@ def _nic(obj: Any) -> NicSpec:
         model=_choice(obj, "model", get_args(NicModel), "synthetic"),
         enabled=_typed(obj, "enabled", bool, True),
         vxlan=_typed(obj, "vxlan", int, None),
+        security_groups=_typed(obj, "security_groups", bool, False),
+        ips=_ips(_typed(obj, "ips", list, [])),
     )
+
+
+def _ips(items: list[Any]) -> tuple[str, ...]:
+    if len(items) > 64 or not all(isinstance(i, str) and len(i) <= 45 for i in items):
+        raise CorruptMetadata("metadata field 'ips' must be a short list of addresses")
+    return tuple(items)
 
 
 def spec_from_json(text: str, vnc_password: str | None = None) -> VmSpec:

@@ -43,6 +43,8 @@ from hvcloud.hypervisor.driver import (
     vm_spec_from_dict,
     vm_spec_to_dict,
 )
+from hvcloud.network.security_groups import NicPolicy
+from hvcloud.network.sg_policy import check_policy
 
 GiB = 1024**3
 
@@ -97,7 +99,7 @@ class _Vm:
 
 class SimulatorDriver(Driver):
     name = "simulator"
-    capabilities = {"vlan": None, "vxlan": None, "nic_hotplug": None}
+    capabilities = {"vlan": None, "vxlan": None, "nic_hotplug": None, "security_groups": None}
     console_protocol = "vnc"
 
     def __init__(self, state_dir: Path, profile: HostProfile,
@@ -109,6 +111,9 @@ class SimulatorDriver(Driver):
         self._lock = threading.RLock()
         self._file = state_dir / "vms.json"
         self._vms: dict[str, _Vm] = {}
+        #: security-group policies in force, by (VM, MAC); in memory only, as a real host's
+        #: rules die with the host's ruleset (the server resends them at VM start)
+        self._policies: dict[tuple[str, str], NicPolicy] = {}
         self._load()
         self.cluster.register(self)
 
@@ -214,6 +219,8 @@ class SimulatorDriver(Driver):
                     f"host {self.profile.name} has {free_mib} MiB free, VM {name} needs {vm.spec.memory_mib} MiB")
             vm.state = VmState.RUNNING
             vm.started_at = time.time()
+            for nic in vm.spec.nics:
+                self._sg_defaults(name, nic)
             self._save()
 
     def stop_vm(self, name: str, timeout: float, force: bool = False) -> None:
@@ -223,6 +230,7 @@ class SimulatorDriver(Driver):
                 return
             vm.state = VmState.STOPPED
             vm.started_at = None
+            self._sg_forget(name)
             self._save()
 
     def reboot_vm(self, name: str, hard: bool = False) -> None:
@@ -235,6 +243,7 @@ class SimulatorDriver(Driver):
 
     def undefine_vm(self, name: str) -> None:
         with self._lock:
+            self._sg_forget(name)
             if self._vms.pop(name, None) is not None:
                 self._save()
 
@@ -315,6 +324,8 @@ class SimulatorDriver(Driver):
             if any(n.device_id == nic.device_id for n in vm.spec.nics):
                 raise InvalidVmState(f"VM {name} already has a NIC at device {nic.device_id}")
             vm.spec = replace(vm.spec, nics=(*vm.spec.nics, nic))
+            if vm.state in (VmState.RUNNING, VmState.PAUSED):
+                self._sg_defaults(name, nic)
             self._save()
             return NicInfo.of(nic)
 
@@ -325,7 +336,43 @@ class SimulatorDriver(Driver):
             if len(kept) == len(vm.spec.nics):
                 raise DeviceNotFound(f"VM {name} has no NIC with MAC {mac}")
             vm.spec = replace(vm.spec, nics=kept)
+            self._policies.pop((name, mac.lower()), None)
             self._save()
+
+    # ---------------------------------------------------------------- security groups
+
+    def _sg_defaults(self, name: str, nic: NicSpec) -> None:
+        """What a real host puts on a security-group port when it appears: no rule admits anything
+        inbound (``seq`` -1: any policy replaces it)."""
+        if nic.security_groups:
+            self._policies[(name, nic.mac.lower())] = NicPolicy(mac=nic.mac.lower(), ips=nic.ips, ingress=(),
+                                                                egress=(), seq=-1)
+
+    def _sg_forget(self, name: str) -> None:
+        for key in [k for k in self._policies if k[0] == name]:
+            del self._policies[key]
+
+    def apply_security_groups(self, name: str, policy: NicPolicy) -> None:
+        check_policy(policy)
+        with self._lock:
+            vm = self._vm(name)
+            if not any(n.mac.lower() == policy.mac for n in vm.spec.nics):
+                raise DeviceNotFound(f"VM {name} has no NIC with MAC {policy.mac}")
+            if vm.state not in (VmState.RUNNING, VmState.PAUSED):
+                raise InvalidVmState(f"VM {name} is {vm.state.value}: its NIC {policy.mac} has no port")
+            current = self._policies.get((name, policy.mac))
+            if current is not None and policy.seq < current.seq:
+                return
+            self._policies[(name, policy.mac)] = policy
+
+    def security_policy(self, name: str, mac: str) -> NicPolicy | None:
+        """The policy in force on the NIC (seq -1: the defaults), or None (no security groups)."""
+        with self._lock:
+            return self._policies.get((name, mac.lower()))
+
+    def security_policies(self) -> dict[tuple[str, str], NicPolicy]:
+        with self._lock:
+            return dict(self._policies)
 
     def update_nic(self, name: str, mac: str, *, vlan: int | Literal["keep"] | None = "keep",
                    network: str | Literal["keep"] | None = "keep", enabled: bool | None = None) -> NicInfo:
@@ -444,6 +491,7 @@ class SimulatorDriver(Driver):
                 raise InvalidVmState(f"live migration needs a running VM; {name} is {vm.state.value}")
             target.receive_vm(vm.spec, vm.state)
             del self._vms[name]
+            self._sg_forget(name)
             self._save()
 
     def receive_vm(self, spec: VmSpec, state: VmState) -> None:
