@@ -12,7 +12,6 @@ import base64
 import contextlib
 import random
 import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from tests.integration.libvirt.test_libvirt_driver import BOOT_TIMEOUT, console
 from tests.support import guest_console
 from tests.support.agent_process import PASSWORD, USER, AgentProcess
 from tests.support.image_server import serve_images
+from tests.support.public_lab import Outside, serve
+from tests.support.router_lab import run
 from tests.support.server_process import ServerProcess
 from tests.support.wait import wait_for
 
@@ -36,59 +37,18 @@ from tests.support.wait import wait_for
 PUBLIC_PREFIX = "198.51.100"
 PUBLIC_GATEWAY = f"{PUBLIC_PREFIX}.1"
 OUTSIDE_PORT = 8000
-#: ``/cgi-bin/whoami`` on the outside server answers ``remote=<client address>``
-WHOAMI_CGI = '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\nremote=%s\\n" "$REMOTE_ADDR"\n'
-
-
-def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check)  # noqa: S603
-
-
-@dataclass
-class Outside:
-    """A namespace ``ns`` on bridge ``bridge`` holding ``PUBLIC_GATEWAY``/24 and an HTTP server on
-    :data:`OUTSIDE_PORT`; :meth:`fetch` is an HTTP GET made from inside it."""
-
-    ns: str
-    bridge: str
-    root: Path
-
-    def fetch(self, url: str, timeout: float = 3.0) -> str | None:
-        """The body, or None when nothing answered within ``timeout`` seconds (or the answer was an
-        error)."""
-        done = _run("ip", "netns", "exec", self.ns, "timeout", str(timeout), "busybox", "wget", "-q", "-O", "-", url,
-                    check=False)
-        return done.stdout if done.returncode == 0 else None
-
-
 @contextlib.contextmanager
 def outside_world(tag: str) -> Iterator[Outside]:
-    bridge, ns, host_end = f"hvpub{tag}", f"hvout{tag}", f"hvo{tag}"
-    root = Path(f"/tmp/{ns}")
-    bridges = Bridges()
-    bridges.ensure_bridge(bridge)
+    """``tests/support/public_lab.py``'s outside (a bridge and a namespace holding
+    ``PUBLIC_GATEWAY``/24) serving HTTP on :data:`OUTSIDE_PORT` (``/cgi-bin/whoami`` answers the
+    client's address)."""
+    outside = Outside(tag, PUBLIC_GATEWAY, 24)
     try:
-        _run("ip", "netns", "add", ns)
-        _run("ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        _run("ip", "link", "set", host_end, "master", bridge, "up")
-        _run("ip", "netns", "exec", ns, "ip", "addr", "add", f"{PUBLIC_GATEWAY}/24", "dev", "eth0")
-        _run("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
-        _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        (root / "cgi-bin").mkdir(parents=True, exist_ok=True)
-        (root / "index.html").write_text("outside\n")
-        cgi = root / "cgi-bin" / "whoami"
-        cgi.write_text(WHOAMI_CGI)
-        cgi.chmod(0o755)
-        _run("ip", "netns", "exec", ns, "busybox", "httpd", "-p", str(OUTSIDE_PORT), "-h", str(root))
-        yield Outside(ns, bridge, root)
+        serve(outside.ns, Path(f"/tmp/{outside.ns}"), OUTSIDE_PORT, "outside\n")
+        yield outside
     finally:
-        _run("ip", "netns", "pids", ns, check=False)
-        for pid in _run("ip", "netns", "pids", ns, check=False).stdout.split():
-            _run("kill", pid, check=False)
-        _run("ip", "netns", "del", ns, check=False)
-        _run("ip", "link", "del", host_end, check=False)
-        bridges.delete(bridge)
-        shutil.rmtree(root, ignore_errors=True)
+        outside.close()
+        shutil.rmtree(f"/tmp/{outside.ns}", ignore_errors=True)
 
 
 @dataclass
@@ -139,7 +99,7 @@ class NetCloud:
 
 
 def netns_routers(suffix: str) -> list[str]:
-    out = _run("ip", "netns", "list", check=False).stdout
+    out = run(["ip", "netns", "list"], check=False).stdout
     return [line.split()[0] for line in out.splitlines() if line and suffix in line.split()[0]]
 
 
@@ -217,7 +177,7 @@ def net_cloud(base: Path, guest: guest_image.GuestImage, bridge: str, *,
         agent.kill()
         remove_domains(lambda name: name.endswith(f"-{suffix}"))
         for ns in netns_routers(suffix):
-            _run("ip", "netns", "del", ns, check=False)
+            run(["ip", "netns", "del", ns], check=False)
         # the segments' bridges stay on the host after their networks shut down (as CloudStack's KVM agent
         # leaves them); this run's go with it
         bridges = Bridges()
