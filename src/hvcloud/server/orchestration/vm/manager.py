@@ -35,7 +35,7 @@ from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration.agents import HOST_UP
-from hvcloud.server.orchestration.networks import nics, routing
+from hvcloud.server.orchestration.networks import nics, routing, sg_sync
 from hvcloud.server.orchestration.vm import power_sync as P
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.orchestration.vm import wire as vm_wire
@@ -312,6 +312,7 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
                     unrecorded = created
             await routing.prepare_vm_start(steps, vm_id, host_id)
             await steps.start(host_id, vm_id, created=unrecorded)
+            await sg_sync.vm_changed(steps, vm_id, host_id)
         except StepFailed as exc:
             last_error = exc.text
             log.warning("VM start failed", vm=name, host=host_id, reason=exc.text)
@@ -427,8 +428,10 @@ async def stop_vm(steps: Steps, vm_id: str, forced: bool) -> None:
                 await steps.tx(_stop_failed, vm_id, exc.text)
                 raise JobFailure(INTERNAL_ERROR, f"Unable to stop VM {name}: {exc.text}") from None
             await steps.tx(_stopped, vm_id, f"forced stop; the host did not confirm: {exc.text}")
+            await sg_sync.vm_changed(steps, vm_id)
             return
     await steps.tx(_stopped, vm_id)
+    await sg_sync.vm_changed(steps, vm_id)
 
 
 async def run_stop(jctx: JobContext) -> dict[str, Any]:
@@ -505,6 +508,7 @@ async def expunge_vm(steps: Steps, vm_id: str) -> None:
     # the routers forget the VM while its NICs still name their networks, then the addresses go back
     await routing.withdraw_vm(steps, vm_id)
     await steps.tx(_expunged, vm_id)
+    await sg_sync.vm_changed(steps, vm_id)
 
 
 async def destroy_vm(steps: Steps, vm_id: str) -> None:

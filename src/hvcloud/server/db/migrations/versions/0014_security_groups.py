@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = '0014_security_groups'
 down_revision = '0012_vm_nic_columns'
 branch_labels = None
