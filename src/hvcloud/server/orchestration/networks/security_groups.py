@@ -299,9 +299,10 @@ def vm_sg_nics(db: Session, vm_id: str) -> list[Nic]:
 
 
 def groups_for_deploy(db: Session, owner: Account, zone: Zone, networks: Sequence[Network | None],
-                      ids: Sequence[str], names: Sequence[str]) -> list[SecurityGroup]:
-    """The groups a new VM joins (``securitygroupids`` or ``securitygroupnames``, else the owner's
-    ``default`` group when one of its networks has security groups); CloudStack's refusals."""
+                      ids: Sequence[str], names: Sequence[str]) -> list[SecurityGroup] | None:
+    """The groups a new VM joins (``securitygroupids`` or ``securitygroupnames``; an empty list: the
+    owner's ``default`` group, made by :func:`join`), None when none of its networks has security
+    groups; CloudStack's refusals. Reads only (a deploy writes after taking its numbers)."""
     if ids and names:
         raise errors.param_error("Invalid securitygroupids: securitygroupids and securitygroupnames are mutually "
                                  "exclusive")
@@ -312,11 +313,11 @@ def groups_for_deploy(db: Session, owner: Account, zone: Zone, networks: Sequenc
         if wanted:
             raise errors.param_error(f"Invalid {param}: Can't create vm with security groups; security group feature "
                                      f"is not enabled for the network(s) of zone {zone.name}")
-        return []
+        return None
     if len(wanted) > MAX_GROUPS_PER_VM:
         raise errors.param_error(f"Invalid {param}: at most {MAX_GROUPS_PER_VM} security groups per virtual machine")
     if not wanted:
-        return [default_group(db, owner)]
+        return []
     out: list[SecurityGroup] = []
     for raw in wanted:
         group = db.get(SecurityGroup, raw) if ids else find_group(db, owner.id, raw)
@@ -329,8 +330,13 @@ def groups_for_deploy(db: Session, owner: Account, zone: Zone, networks: Sequenc
     return out
 
 
-def join(db: Session, vm: VMInstance, groups: Sequence[SecurityGroup]) -> None:
-    for group in groups:
+def join(db: Session, vm: VMInstance, groups: Sequence[SecurityGroup] | None) -> None:
+    """The new VM joins ``groups`` (:func:`groups_for_deploy`'s answer)."""
+    if groups is None:
+        return
+    account = db.get(Account, vm.account_id)
+    assert account is not None
+    for group in groups or [default_group(db, account)]:
         db.add(SecurityGroupVmMap(security_group_id=group.id, vm_id=vm.id))
     db.flush()
 
