@@ -311,8 +311,9 @@ def groups_for_deploy(db: Session, owner: Account, zone: Zone, networks: Sequenc
     with_sg = any(sg_network(n) for n in networks)
     if not with_sg:
         if wanted:
-            raise errors.param_error(f"Invalid {param}: Can't create vm with security groups; security group feature "
-                                     f"is not enabled for the network(s) of zone {zone.name}")
+            raise errors.param_error(f"Invalid {param}: security groups are not supported on the network(s) of the "
+                                     f"VM in zone {zone.name} (Can't create vm with security groups; security group "
+                                     "feature is not enabled)")
         return None
     if len(wanted) > MAX_GROUPS_PER_VM:
         raise errors.param_error(f"Invalid {param}: at most {MAX_GROUPS_PER_VM} security groups per virtual machine")
