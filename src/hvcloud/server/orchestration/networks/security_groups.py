@@ -243,6 +243,8 @@ def authorize(db: Session, actor: User, group: SecurityGroup, rule_type: str,
     """Write the rules a request asks for (one per CIDR and per group). A rule the group already has
     is refused, as is a request none of whose rules is new: nothing is written then."""
     checked = check_rule(db, group, spec)
+    # one writer per group at a time (CloudStack's lock table), so two requests cannot both add a rule
+    db.scalar(select(SecurityGroup.id).where(SecurityGroup.id == group.id).with_for_update())
     existing = {(r.allowed_cidr, r.allowed_group_id) for r in db.scalars(select(SecurityGroupRule).where(
         SecurityGroupRule.security_group_id == group.id, SecurityGroupRule.rule_type == rule_type,
         SecurityGroupRule.protocol == checked.protocol, SecurityGroupRule.start_port == checked.start,
