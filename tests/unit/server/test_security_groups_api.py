@@ -472,3 +472,23 @@ def test_vm_life_updates_the_groups_that_name_it(state: ServerState, user_caller
         "web's member got its set again; the log holds the last seqNum given (unsent ones leave gaps)"
     with state.sessions() as db:
         assert db.scalar(select(SecurityGroup.id).where(SecurityGroup.name == "lb")) is not None
+
+
+def test_out_of_order_and_repeated_input(state: ServerState, user_caller: Caller, admin: Caller,
+                                         cloud: dict[str, Any]) -> None:
+    web = _group(user_caller, "web")
+    _group(user_caller, "lb")
+    _group(user_caller, "db")
+    # map entries out of order and sparse, a CIDR given twice (and once more in another spelling)
+    shown = _ingress(user_caller, securitygroupid=web["id"], protocol="tcp", startport=5432, endport=5432,
+                     cidrlist="10.0.0.0/8, 10.0.0.0/8,10.1.2.3/8",
+                     **{"usersecuritygrouplist[7].group": "db", "usersecuritygrouplist[7].account": "alice",
+                        "usersecuritygrouplist[2].account": "alice", "usersecuritygrouplist[2].group": "lb"})
+    rules = shown["ingressrule"]
+    assert sorted(r.get("cidr") or r["securitygroupname"] for r in rules) == ["10.0.0.0/8", "db", "lb"]
+    # a name with control characters is refused before anything is written
+    refused(state, user_caller, "createSecurityGroup", name="bad\x01name")
+    # another account's VM is as unknown as a missing one
+    theirs = _vm(admin, cloud)
+    refused(state, user_caller, "listSecurityGroups", virtualmachineid=theirs["id"], field="virtualmachineid")
+    assert user_caller.ok("listSecurityGroups", virtualmachineid=_vm(user_caller, cloud)["id"])["count"] == 1

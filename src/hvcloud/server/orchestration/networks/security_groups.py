@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hvcloud import logs
@@ -30,6 +30,8 @@ from hvcloud.server.db.models import (
     User,
     VMInstance,
     Zone,
+    new_id,
+    utcnow,
 )
 from hvcloud.server.orchestration import events
 from hvcloud.server.orchestration.networks.offerings import has_service
@@ -56,23 +58,21 @@ def find_group(db: Session, account_id: str, name: str) -> SecurityGroup | None:
 
 
 def default_group(db: Session, account: Account) -> SecurityGroup:
-    """The account's ``default`` group, made now if it has none (a concurrent maker wins: the unique
-    (account, name) index lets one insert through, the other reads it)."""
+    """The account's ``default`` group, made now if it has none. ``INSERT … ON CONFLICT DO NOTHING`` on
+    the unique (account, name) index: a concurrent maker's row wins and is read back. (No savepoint:
+    pysqlite commits a SAVEPOINT taken before the transaction's first write when it is released, so a
+    request refused afterwards would keep the row.)"""
     group = find_group(db, account.id, DEFAULT_GROUP)
     if group is not None:
         return group
-    try:
-        with db.begin_nested():
-            group = SecurityGroup(name=DEFAULT_GROUP, description=DEFAULT_DESCRIPTION, account_id=account.id,
-                                  domain_id=account.domain_id)
-            db.add(group)
-            db.flush()
-    except IntegrityError:
-        found = find_group(db, account.id, DEFAULT_GROUP)
-        assert found is not None
-        return found
-    log.info("security_group_default_created", account=account.id, group=group.id)
-    return group
+    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+    db.execute(insert(SecurityGroup).values(id=new_id(), name=DEFAULT_GROUP, description=DEFAULT_DESCRIPTION,
+                                            account_id=account.id, domain_id=account.domain_id, created=utcnow())
+               .on_conflict_do_nothing(index_elements=["account_id", "name"]))
+    found = find_group(db, account.id, DEFAULT_GROUP)
+    assert found is not None
+    log.info("security_group_default", account=account.id, group=found.id)
+    return found
 
 
 def create_group(db: Session, actor: User, owner: Account, name: str, description: str | None) -> SecurityGroup:
@@ -80,9 +80,7 @@ def create_group(db: Session, actor: User, owner: Account, name: str, descriptio
     if not name:
         raise errors.param_error("Invalid name: Security group name cannot be empty")
     if name.lower() == DEFAULT_GROUP:
-        # the default group is made by the cloud (CloudStack: "The security group name default is reserved")
-        if find_group(db, owner.id, DEFAULT_GROUP) is None:
-            default_group(db, owner)
+        # the cloud makes the default group; every account has it (made when first needed)
         raise errors.param_error(f"Unable to create security group, a group with name {name} already exists.")
     if db.scalar(select(SecurityGroup.id).where(SecurityGroup.account_id == owner.id,
                                                 func.lower(SecurityGroup.name) == name.lower())) is not None:

@@ -82,9 +82,18 @@ def _member_cidrs(db: Session, group_ids: Iterable[str]) -> dict[str, set[str]]:
     return out
 
 
+def vm_group_ids(db: Session, vm_id: str) -> tuple[str, ...]:
+    return tuple(sorted(db.scalars(select(SecurityGroupVmMap.security_group_id)
+                                   .where(SecurityGroupVmMap.vm_id == vm_id))))
+
+
 def rules_for_vm(db: Session, vm_id: str, rule_type: str) -> dict[Key, list[str]]:
     """The VM's rule set of one direction: {(protocol, start, end): CIDRs}, entries without CIDRs left out."""
-    group_ids = list(db.scalars(select(SecurityGroupVmMap.security_group_id).where(SecurityGroupVmMap.vm_id == vm_id)))
+    return rules_for_groups(db, vm_group_ids(db, vm_id), rule_type)
+
+
+def rules_for_groups(db: Session, group_ids: Sequence[str], rule_type: str) -> dict[Key, list[str]]:
+    """The rule set of one direction of a VM in ``group_ids`` (what :func:`rules_for_vm` computes)."""
     if not group_ids:
         return {}
     rules = list(db.scalars(select(SecurityGroupRule).where(SecurityGroupRule.security_group_id.in_(group_ids),
@@ -134,10 +143,20 @@ def next_seq(db: Session, vm_id: str) -> int:
     raise RuntimeError(f"could not bump the rule-set sequence of VM {vm_id}")
 
 
-def command_for(db: Session, vm: VMInstance, nic: Nic) -> SecurityGroupRulesCmd:
-    """The NIC's whole rule set as the host gets it (takes the VM's next ``seqNum``)."""
-    ingress = _as_wire(rules_for_vm(db, vm.id, SG.INGRESS))
-    egress = _as_wire(rules_for_vm(db, vm.id, SG.EGRESS))
+RuleSets = tuple[list[IpPortAndProto], list[IpPortAndProto]]
+
+
+def command_for(db: Session, vm: VMInstance, nic: Nic,
+                cache: dict[tuple[str, ...], RuleSets] | None = None) -> SecurityGroupRulesCmd:
+    """The NIC's whole rule set as the host gets it (takes the VM's next ``seqNum``). ``cache``: rule
+    sets already computed in this transaction, by group set (a group's members share theirs)."""
+    groups = vm_group_ids(db, vm.id)
+    sets = cache.get(groups) if cache is not None else None
+    if sets is None:
+        sets = (_as_wire(rules_for_groups(db, groups, SG.INGRESS)), _as_wire(rules_for_groups(db, groups, SG.EGRESS)))
+        if cache is not None:
+            cache[groups] = sets
+    ingress, egress = sets
     signature = hashlib.md5(stringify(ingress, egress).encode(), usedforsecurity=False).hexdigest()
     return SecurityGroupRulesCmd(guestIp=nic.ip4_address, vmName=vm.instance_name, guestMac=nic.mac_address,
                                  signature=signature, seqNum=next_seq(db, vm.id), vmId=vm.vm_number,
@@ -156,6 +175,7 @@ class Push:
 def _pushes(db: Session, vm_ids: Iterable[str], starting: dict[str, str] | None = None) -> list[Push]:
     """Commands for the VMs among ``vm_ids`` that run (``starting``: VM id → the host it starts on)."""
     out: list[Push] = []
+    cache: dict[tuple[str, ...], RuleSets] = {}
     for vm_id in dict.fromkeys(vm_ids):
         vm = db.get(VMInstance, vm_id)
         if vm is None or vm.removed is not None:
@@ -165,7 +185,8 @@ def _pushes(db: Session, vm_ids: Iterable[str], starting: dict[str, str] | None 
             host_id = vm.host_id
         if host_id is None:
             continue
-        out.extend(Push(host_id, vm.instance_name, command_for(db, vm, nic)) for nic in SG.vm_sg_nics(db, vm_id))
+        out.extend(Push(host_id, vm.instance_name, command_for(db, vm, nic, cache))
+                   for nic in SG.vm_sg_nics(db, vm_id))
     return out
 
 
@@ -173,10 +194,11 @@ def running_members(db: Session, group_ids: Iterable[str]) -> list[str]:
     ids = list(group_ids)
     if not ids:
         return []
-    return list(db.scalars(select(VMInstance.id).join(SecurityGroupVmMap, SecurityGroupVmMap.vm_id == VMInstance.id)
-                           .where(SecurityGroupVmMap.security_group_id.in_(ids), VMInstance.state == S.RUNNING,
-                                  VMInstance.removed.is_(None))
-                           .order_by(VMInstance.vm_number).distinct()))
+    found = db.scalars(select(VMInstance.id).join(SecurityGroupVmMap, SecurityGroupVmMap.vm_id == VMInstance.id)
+                       .where(SecurityGroupVmMap.security_group_id.in_(ids), VMInstance.state == S.RUNNING,
+                              VMInstance.removed.is_(None))
+                       .order_by(VMInstance.vm_number))
+    return list(dict.fromkeys(found))  # a VM in several of the groups once
 
 
 def _referencing_members(db: Session, group_ids: Sequence[str], exclude: str) -> list[str]:
