@@ -125,6 +125,8 @@ def test_groups_are_created_listed_and_deleted_as_cloudstack(state: ServerState,
     assert {k: web[k] for k in ("name", "description", "account", "domain")} == \
         {"name": "web", "description": "web servers", "account": "alice", "domain": "ROOT"}
     assert web["ingressrule"] == [] and web["egressrule"] == [] and web["virtualmachinecount"] == 0
+    assert [g["name"] for g in user_caller.ok("listSecurityGroups")["securitygroup"]] == ["web"]
+    _vm(user_caller, cloud)
     listed = user_caller.ok("listSecurityGroups")
     assert [g["name"] for g in listed["securitygroup"]] == ["default", "web"], "the default group is made on need"
     default = listed["securitygroup"][0]
@@ -133,8 +135,10 @@ def test_groups_are_created_listed_and_deleted_as_cloudstack(state: ServerState,
     assert user_caller.ok("listSecurityGroups", id=web["id"])["count"] == 1
     assert user_caller.ok("listSecurityGroups", keyword="serv")["securitygroup"][0]["id"] == web["id"]
     assert user_caller.ok("listSecurityGroups", keyword="%") == {}
-    assert "alice" not in {g["account"] for g in admin.ok("listSecurityGroups")["securitygroup"]}
-    assert {g["account"] for g in admin.ok("listSecurityGroups", listall=True)["securitygroup"]} >= {"alice", "admin"}
+    assert "alice" not in {g["account"] for g in admin.ok("listSecurityGroups").get("securitygroup", [])}
+    _group(admin, "ops")
+    assert {g["account"] for g in admin.ok("listSecurityGroups", listall=True)["securitygroup"]} == {"alice", "admin"}
+    assert {g["account"] for g in admin.ok("listSecurityGroups")["securitygroup"]} == {"admin"}
     # an admin acts for an account
     with state.sessions() as db:
         alice = db.scalars(select(Account).where(Account.name == "alice")).one()
@@ -143,13 +147,18 @@ def test_groups_are_created_listed_and_deleted_as_cloudstack(state: ServerState,
     assert user_caller.ok("deleteSecurityGroup", name="db")["success"] is True
     assert user_caller.ok("deleteSecurityGroup", id=web["id"])["success"] is True
     assert [g["name"] for g in user_caller.ok("listSecurityGroups")["securitygroup"]] == ["default"]
+    # naming the default group makes it too (authorizeSecurityGroupIngress securitygroupname=default)
+    shown = _ingress(admin, securitygroupname="default", protocol="tcp", startport=22, endport=22,
+                     cidrlist="0.0.0.0/0")
+    assert shown["name"] == "default" and shown["account"] == "admin"
 
 
 def test_group_refusals_change_nothing(state: ServerState, user_caller: Caller, admin: Caller,
                                        cloud: dict[str, Any]) -> None:
     web = _group(user_caller, "web")
     other = _group(admin, "admins-only")
-    default = user_caller.ok("listSecurityGroups", securitygroupname="default")["securitygroup"][0]
+    _vm(user_caller, cloud, securitygroupnames="web")
+    default = _vm(user_caller, cloud)["securitygroup"][0]
     refused(state, user_caller, "createSecurityGroup", name="web", field="already exists")
     refused(state, user_caller, "createSecurityGroup", name="WEB", field="already exists")
     refused(state, user_caller, "createSecurityGroup", name="default", field="already exists")
@@ -168,8 +177,9 @@ def test_group_refusals_change_nothing(state: ServerState, user_caller: Caller, 
              **{"usersecuritygrouplist[0].account": "alice", "usersecuritygrouplist[0].group": "web"})
     refused(state, user_caller, "deleteSecurityGroup", id=web["id"], code=536, field="allow this group")
     # a group with VMs is in use (536)
-    _vm(user_caller, cloud, securitygroupnames="web")
-    refused(state, user_caller, "deleteSecurityGroup", id=web["id"], code=536)
+    solo = _group(user_caller, "solo")
+    _vm(user_caller, cloud, securitygroupids=solo["id"])
+    refused(state, user_caller, "deleteSecurityGroup", id=solo["id"], code=536, field="in use by virtual machines")
 
 
 # ---------------------------------------------------------------------- rules

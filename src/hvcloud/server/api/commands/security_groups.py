@@ -72,6 +72,8 @@ def _group(ctx: CallContext, args: Args, id_param: str, name_param: str) -> Secu
         raise errors.param_error(f"Invalid {id_param}: give either {id_param} or {name_param}")
     owner = ctx.owner_for(args)
     group = SG.find_group(ctx.db, owner.id, name)
+    if group is None and name.lower() == SG.DEFAULT_GROUP:
+        group = SG.default_group(ctx.db, owner)  # every account has one (made when first needed)
     if group is None:
         raise errors.param_error(f"Invalid {name_param}: Unable to find security group {name[:64]} for account "
                                  f"{owner.name}")
@@ -115,8 +117,6 @@ def delete_security_group(ctx: CallContext, args: Args) -> Result:
 ], response=GROUP_FIELDS)
 def list_security_groups(ctx: CallContext, args: Args) -> Result:
     _no_project(args)
-    if not args.has("account") and not args.has("domainid"):
-        SG.default_group(ctx.db, ctx.account)  # CloudStack has it from the account's creation on
     stmt = select(SecurityGroup)
     owner = ctx.owner_and_domain_filter(SecurityGroup.account_id, SecurityGroup.domain_id, args)
     if owner is not None:
