@@ -1,4 +1,5 @@
-"""An AgentSender whose hosts answer ``SecurityGroupRulesCmd`` as CloudStack's KVM agent does and
+"""An AgentSender whose hosts answer ``SecurityGroupRulesCmd`` as CloudStack's KVM agent does (and
+accept routers, their entries and NIC plugs without keeping them) and
 keep what they were sent: per host, per guest MAC, the newest rule set (an older ``seqNum`` is
 ignored). Hosts can refuse (``result=false`` with a ``SecurityGroupRuleAnswer.reason``) or be
 unreachable for their next N sends. Every command is recorded in order."""
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from hvcloud.server.orchestration.agents import HostNotConnected
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
+from hvcloud.wire import routing as R
 from hvcloud.wire.base import Answer, Command
 from hvcloud.wire.security_groups import FAILURE_CANNOT_BRIDGE_FIREWALL, SecurityGroupRuleAnswer, SecurityGroupRulesCmd
 
@@ -40,6 +42,12 @@ class SgHosts:
             raise HostNotConnected(f"host {host_id} is not connected")
         if isinstance(command, C.StopCommand):
             return A.StopAnswer()
+        if isinstance(command, C.StartCommand):  # a router (user VMs start elsewhere in these tests)
+            return A.StartAnswer(vm=command.vm)
+        if isinstance(command, C.PlugNicCommand):
+            return A.PlugNicAnswer()
+        if isinstance(command, R.NetworkElementCommand):  # the router's DHCP and metadata entries
+            return Answer()
         assert isinstance(command, SecurityGroupRulesCmd), f"unexpected {type(command).__name__}"
         if host_id in self.refusing:
             return SecurityGroupRuleAnswer(result=False, details="bridge firewall is not available on this host",

@@ -28,6 +28,7 @@ from hvcloud.server.orchestration.networks import nics, sg_sync
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 from hvcloud.server.state import ServerState
+from hvcloud.wire import commands as C
 from hvcloud.wire.security_groups import SecurityGroupRulesCmd
 from tests.support.network_setup import build_basic_zone, offering_id
 from tests.support.server_api import Caller, build_zone
@@ -502,3 +503,43 @@ def test_out_of_order_and_repeated_input(state: ServerState, user_caller: Caller
     theirs = _vm(admin, cloud)
     refused(state, user_caller, "listSecurityGroups", virtualmachineid=theirs["id"], field="virtualmachineid")
     assert user_caller.ok("listSecurityGroups", virtualmachineid=_vm(user_caller, cloud)["id"])["count"] == 1
+
+
+def test_shared_networks_with_security_groups_in_an_advanced_zone(state: ServerState, admin: Caller,
+                                                                  user_caller: Caller, hosts: SgHosts,
+                                                                  cloud: dict[str, Any]) -> None:
+    """The other place security groups live: admin-made shared networks of the SG offering. A NIC
+    hot-plugged into one gets the VM's rules at once."""
+    from tests.support.network_setup import add_physical_network
+
+    zone = build_zone(admin, "adv-sg")
+    admin.ok("updateZone", id=zone["zoneid"], allocationstate="Enabled")
+    add_physical_network(admin, zone["zoneid"], name="adv-sg", method="VLAN", vlan="3000-3099")
+    sg_offering = offering_id(admin, "DefaultSharedNetworkOfferingWithSGService")
+    front, back = (admin.ok("createNetwork", name=name, zoneid=zone["zoneid"], networkofferingid=sg_offering,
+                            vlan=str(vlan), gateway=f"10.{vlan % 100}.0.1", netmask="255.255.255.0",
+                            startip=f"10.{vlan % 100}.0.10", endip=f"10.{vlan % 100}.0.50")["network"]["id"]
+                   for name, vlan in (("front", 3010), ("back", 3020)))
+    with state.sessions.begin() as db:
+        db.add(TemplateStoreRef(template_id=cloud["template"], zone_id=zone["zoneid"], download_state="DOWNLOADED",
+                                install_path="template/tmpl/2/1/t.qcow2", size=1 << 30))
+        cluster = db.get(Cluster, zone["clusterid"])
+        assert cluster is not None
+        host = Host(name="adv0", guid="sg-adv0", zone_id=zone["zoneid"], pod_id=zone["podid"], cluster_id=cluster.id,
+                    status="Up", hypervisor="Simulator", url="http://10.0.1.1")
+        db.add(host)
+        db.flush()
+        host_id = host.id
+    web = _group(user_caller, "web")
+    vm = _vm(user_caller, {**cloud, "zoneid": zone["zoneid"]}, networkids=front, securitygroupids=web["id"])
+    assert [g["name"] for g in vm["securitygroup"]] == ["web"]
+    _running(state, vm["id"], host_id)
+    _ingress(user_caller, securitygroupid=web["id"], protocol="tcp", startport=443, endport=443, cidrlist="0.0.0.0/0")
+    assert [c.guestIp for _h, c in hosts.rules_sent()] == [vm["nic"][0]["ipaddress"]]
+    job = user_caller.job("addNicToVirtualMachine", virtualmachineid=vm["id"], networkid=back)
+    assert job["jobstatus"] == 1, job
+    plugged = next(n for n in job["jobresult"]["virtualmachine"]["nic"] if n["networkid"] == back)
+    policy = hosts.policy(host_id, plugged["macaddress"])
+    assert policy is not None and policy.guestIp == plugged["ipaddress"]
+    assert _entries(policy) == [("tcp", 443, 443, ["0.0.0.0/0"])]
+    assert any(isinstance(c, C.PlugNicCommand) and c.nic.isSecurityGroupEnabled for _h, c in hosts.sent)
