@@ -248,11 +248,11 @@ async def push_all(steps: Steps, pushes: Sequence[Push]) -> list[str]:
 
 
 def _vm_plan(db: Session, vm_id: str, host_id: str | None) -> tuple[list[Push], list[Push]]:
+    group_ids = list(vm_group_ids(db, vm_id))
+    if not group_ids:  # the usual VM: one small query
+        return [], []
     vm = db.get(VMInstance, vm_id)
     if vm is None:
-        return [], []
-    group_ids = [g.id for g in SG.groups_of_vm(db, vm_id)]
-    if not group_ids:
         return [], []
     if vm.removed is not None or vm.state in (S.EXPUNGING, S.DESTROYED):
         SG.leave_all(db, vm_id)
