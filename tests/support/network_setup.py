@@ -40,3 +40,30 @@ def offering_id(caller: Caller, name: str) -> str:
     found = caller.ok("listNetworkOfferings", name=name)["networkoffering"]
     assert len(found) == 1
     return str(found[0]["id"])
+
+
+SG_OFFERING = "DefaultSharedNetworkOfferingWithSGService"
+
+
+def build_basic_zone(admin: Caller, name: str = "basic1", *, subnet: str = "192.168.100") -> dict[str, str]:
+    """A ``networktype=Basic`` zone as CloudStack's wizard makes it: pod and cluster, a physical network
+    carrying Guest traffic with the VirtualRouter and SecurityGroupProvider enabled, the zone's one
+    shared guest network (``DefaultSharedNetworkOfferingWithSGService``, untagged), its pod range
+    ``<subnet>.10-.200`` (gateway ``<subnet>.1``), the zone enabled. Returns zoneid, podid, clusterid,
+    networkid and physicalnetworkid."""
+    zone = admin.ok("createZone", name=name, networktype="Basic", dns1="8.8.8.8", internaldns1="10.0.0.1")["zone"]
+    pod = admin.ok("createPod", name=f"{name}-pod", zoneid=zone["id"], gateway="10.3.0.1", netmask="255.255.255.0",
+                   startip="10.3.0.10", endip="10.3.0.50")["pod"]
+    cluster = admin.ok("addCluster", clustername=f"{name}-cl", clustertype="CloudManaged", hypervisor="Simulator",
+                       podid=pod["id"], zoneid=zone["id"])["cluster"][0]
+    pn = add_physical_network(admin, zone["id"], name=f"{name}-pn", method="VLAN", vlan="100-199", public=False)
+    sgp = admin.ok("listNetworkServiceProviders", physicalnetworkid=pn["id"],
+                   name="SecurityGroupProvider")["networkserviceprovider"][0]
+    job_result(admin, "updateNetworkServiceProvider", id=sgp["id"], state="Enabled")
+    network = admin.ok("createNetwork", name="defaultGuestNetwork", displaytext="defaultGuestNetwork",
+                       zoneid=zone["id"], networkofferingid=offering_id(admin, SG_OFFERING))["network"]
+    admin.ok("createVlanIpRange", podid=pod["id"], networkid=network["id"], gateway=f"{subnet}.1",
+             netmask="255.255.255.0", startip=f"{subnet}.10", endip=f"{subnet}.200", forvirtualnetwork=False)
+    admin.ok("updateZone", id=zone["id"], allocationstate="Enabled")
+    return {"zoneid": zone["id"], "podid": pod["id"], "clusterid": cluster["id"], "networkid": network["id"],
+            "physicalnetworkid": pn["id"]}

@@ -123,12 +123,13 @@ class Cloud:
 
 
 def build(server: ServerProcess, agent: AgentProcess, base: Path, db_url: str | None,
-          image_url: str, hypervisor: str = "Simulator", guest_label: str = "cloudbr-guest") -> Cloud:
+          image_url: str, hypervisor: str = "Simulator", guest_label: str = "cloudbr-guest",
+          network_type: str = "Advanced") -> Cloud:
     """Every host ``agent`` serves is added to one cluster (a simulator agent's several hosts, or a
-    libvirt agent's one); ``guest_label`` names the guest bridge."""
+    libvirt agent's one); ``guest_label`` names the guest bridge; ``network_type`` the zone's."""
     cloud = Cloud(server, agent, base, db_url)
     cs = cloud.cs
-    zone = cs.createZone(name=f"vmz-{uuid.uuid4().hex[:8]}", networktype="Advanced", dns1="8.8.8.8",
+    zone = cs.createZone(name=f"vmz-{uuid.uuid4().hex[:8]}", networktype=network_type, dns1="8.8.8.8",
                          internaldns1="10.0.0.1")["zone"]
     pod = cs.createPod(name="pod1", zoneid=zone["id"], gateway="10.1.0.1", netmask="255.255.255.0",
                        startip="10.1.0.10", endip="10.1.0.100")["pod"]

@@ -187,7 +187,7 @@ def test_a_page_of_vms_costs_the_same_statements_for_2_or_40(state: ServerState,
     cloud.add_vms(38)
     large, page = _statements(state, lambda: api("listVirtualMachines", listall="true", page=1, pagesize=500))
     assert page["count"] == 40 and len(page["virtualmachine"]) == 40
-    assert small == large <= 6, f"{small} statements for 2 VMs, {large} for 40"
+    assert small == large <= 7, f"(one of them each VM's security groups) {small} statements for 2 VMs, {large} for 40"
     first, second = page["virtualmachine"][0], page["virtualmachine"][1]
     assert first["name"] == "vm1" and first["hostname"] and first["templatename"] and first["isoname"]
     assert first["diskofferingid"] == cloud.ids["disk"] and first["account"] == "other"

@@ -928,6 +928,60 @@ class DomainRouter(Base):
     host: Mapped[Host | None] = relationship(lazy="select", foreign_keys=[host_id])
 
 
+
+class SecurityGroup(Base):
+    """A security group (``createSecurityGroup``): rules that say who may reach the VMs in it and
+    where they may go. Names are unique per account; each account has one named ``default``."""
+
+    __tablename__ = "security_group"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
+    created: Mapped[datetime] = _created_column()
+    account: Mapped[Account] = relationship(lazy="select")
+
+
+class SecurityGroupRule(Base):
+    """One rule of a group: ``rule_type`` ingress or egress; ``protocol`` tcp, udp, icmp, all or a
+    protocol number; ``start_port``/``end_port`` the port range (icmp: type and code, -1 any; all and
+    numbered protocols: 0/0); the remote side is ``allowed_cidr`` or the members of ``allowed_group_id``."""
+
+    __tablename__ = "security_group_rule"
+    __table_args__ = (Index("ix_security_group_rule_group", "security_group_id", "rule_type"),)
+    id: Mapped[str] = _id_column()
+    security_group_id: Mapped[str] = mapped_column(ForeignKey("security_group.id", ondelete="CASCADE"))
+    rule_type: Mapped[str] = mapped_column(String(16))
+    protocol: Mapped[str] = mapped_column(String(16))
+    start_port: Mapped[int] = mapped_column(Integer)
+    end_port: Mapped[int] = mapped_column(Integer)
+    allowed_cidr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    allowed_group_id: Mapped[str | None] = mapped_column(ForeignKey("security_group.id", ondelete="CASCADE"),
+                                                         nullable=True, index=True)
+    created: Mapped[datetime] = _created_column()
+
+
+class SecurityGroupVmMap(Base):
+    """A VM's membership of a security group (``securitygroupids`` on deploy)."""
+
+    __tablename__ = "security_group_vm_map"
+    security_group_id: Mapped[str] = mapped_column(ForeignKey("security_group.id", ondelete="CASCADE"),
+                                                   primary_key=True)
+    vm_id: Mapped[str] = mapped_column(ForeignKey("vm_instance.id", ondelete="CASCADE"), primary_key=True,
+                                       index=True)
+
+
+class VmRulesetLog(Base):
+    """CloudStack's ``op_vm_ruleset_log``: the last ``seqNum`` given to a VM's rule set, bumped (one
+    atomic UPDATE) for every ``SecurityGroupRulesCmd`` sent, so a host can drop an older one."""
+
+    __tablename__ = "vm_ruleset_log"
+    vm_id: Mapped[str] = mapped_column(ForeignKey("vm_instance.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 def as_dict(obj: Base) -> dict[str, Any]:
     """Column values of a row, for debugging and tests."""
     return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}

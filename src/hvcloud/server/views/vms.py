@@ -25,6 +25,7 @@ from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.user_data import load_details
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.views.fields import compact
+from hvcloud.server.views.security_groups import vm_groups
 
 ROOT_DEVICE_TYPE = "ROOT"
 VIEW_CHUNK = 500
@@ -125,7 +126,8 @@ def vm_views(db: Session, vm_ids: list[str], *, details: bool = True) -> list[di
         rows = {r.id: r for r in db.execute(_VIEW_QUERY.where(VMInstance.id.in_(chunk)))}
         offerings = data_disk_offerings(db, chunk) if details else None
         nics = nic_rows(db, chunk)
-        out.extend(_view(rows[i], offerings, nics.get(i, [])) for i in chunk if i in rows)
+        groups = vm_groups(db, chunk)
+        out.extend(_view(rows[i], offerings, nics.get(i, []), groups.get(i, [])) for i in chunk if i in rows)
     return out
 
 
@@ -142,7 +144,8 @@ def vm_view_becoming(db: Session, vm_id: str, state: str, state_reason: str | No
     if not rows:
         return None
     row = SimpleNamespace(**{**rows[0]._asdict(), "state": state, "state_reason": state_reason})
-    return _view(row, data_disk_offerings(db, [vm_id]), nic_rows(db, [vm_id]).get(vm_id, []))
+    return _view(row, data_disk_offerings(db, [vm_id]), nic_rows(db, [vm_id]).get(vm_id, []),
+                 vm_groups(db, [vm_id]).get(vm_id, []))
 
 
 def _details_text(stored: str | None) -> str | None:
@@ -153,7 +156,8 @@ def _details_text(stored: str | None) -> str | None:
     return "{" + ", ".join(f"{k}={v}" for k, v in details.items()) + "}"
 
 
-def _view(vm: Any, offerings: dict[str, str | None] | None, nics: list[Any]) -> dict[str, Any]:
+def _view(vm: Any, offerings: dict[str, str | None] | None, nics: list[Any],
+          groups: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": vm.id, "name": vm.name, "displayname": vm.display_name, "instancename": vm.instance_name,
         "state": S.shown(vm.state, None if vm.host_id is None else vm.host_status == HOST_UP),
@@ -173,7 +177,7 @@ def _view(vm: Any, offerings: dict[str, str | None] | None, nics: list[Any]) -> 
         "rootdevicetype": ROOT_DEVICE_TYPE, "group": vm.group_name,
         "keypairs": vm.keypairs, "keypair": vm.keypairs, "userdataid": vm.user_data_id,
         "userdataname": vm.userdataname, "userdatadetails": _details_text(vm.user_data_details),
-        "nic": [nic_view(n) for n in nics], "securitygroup": [], "affinitygroup": [], "tags": [],
+        "nic": [nic_view(n) for n in nics], "securitygroup": groups, "affinitygroup": [], "tags": [],
     }
     if vm.state_reason:
         out["details"] = {"statereason": vm.state_reason}

@@ -12,7 +12,7 @@ from hvcloud.server.api.context import CallContext
 from hvcloud.server.api.envelope import CLOUDSTACK_VERSION
 from hvcloud.server.api.registry import REGISTRY, ApiCommand, Args, Param
 from hvcloud.server.api.results import ListResult, RawResult, Result
-from hvcloud.server.db.models import AsyncJob
+from hvcloud.server.db.models import AsyncJob, Zone
 
 command = REGISTRY.command
 
@@ -44,7 +44,9 @@ def list_apis(ctx: CallContext, args: Args) -> Result:
 @command("listCapabilities", "Lists capabilities", admin=False)
 def list_capabilities(ctx: CallContext, args: Args) -> Result:
     capability: dict[str, Any] = {
-        "cloudstackversion": CLOUDSTACK_VERSION, "securitygroupsenabled": False,
+        "cloudstackversion": CLOUDSTACK_VERSION,
+        "securitygroupsenabled": ctx.db.scalar(select(Zone.id).where(Zone.security_groups_enabled.is_(True))
+                                               .limit(1)) is not None,
         "dynamicrolesenabled": False, "userpublictemplateenabled": True, "supportELB": "false",
         "projectinviterequired": False, "allowusercreateprojects": False,
         "customdiskofferingminsize": 1, "customdiskofferingmaxsize": 1024, "kvmsnapshotenabled": True,

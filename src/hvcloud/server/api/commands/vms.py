@@ -34,7 +34,7 @@ from hvcloud.server.db.sequences import SequenceMissing
 from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import vm_credentials as creds
 from hvcloud.server.orchestration.agents import HOST_UP
-from hvcloud.server.orchestration.networks import nics
+from hvcloud.server.orchestration.networks import nics, security_groups
 from hvcloud.server.orchestration.vm import allocation
 from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.orchestration.vm import states as S
@@ -197,6 +197,8 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
     userdata = user_data_of(ctx, args, account)
     pairs = keypairs_of(ctx, args, account)
     nic_requests = _nic_requests(ctx, args, zone, account)
+    groups = security_groups.groups_for_deploy(ctx.db, account, zone, [r.network for r in nic_requests],
+                                               args.list("securitygroupids"), args.list("securitygroupnames"))
     number = next_number(ctx, "vm")
     instance = f"i-{_account_number(ctx, account)}-{number}-{ctx.state.config.instance_name_suffix}"
     name = _name(args, instance)
@@ -216,6 +218,7 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
     password = None
     try:
         vm = allocation.allocate(ctx.db, ctx.state.config, ctx.state.box, ctx.user, new, owner=account)
+        security_groups.join(ctx.db, vm, groups)
         if userdata is not None:
             creds.set_user_data(vm, userdata.content, userdata.source, userdata.details)
         if pairs:
@@ -238,11 +241,6 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
 
 def _nic_requests(ctx: CallContext, args: Args, zone: Zone, account: Account) -> list[nics.NicRequest]:
     """deployVirtualMachine's network parameters, checked (431 naming the parameter)."""
-    if args.list("securitygroupids") or args.list("securitygroupnames"):
-        param = "securitygroupids" if args.list("securitygroupids") else "securitygroupnames"
-        raise errors.param_error(f"Invalid parameter {param}: security groups are not supported in this zone"
-                                 if not zone.security_groups_enabled else
-                                 f"Invalid parameter {param}: security groups are not available yet")
     entries = args.map("iptonetworklist")
     if len(entries) > nics.MAX_NICS:
         raise errors.param_error(f"Invalid parameter iptonetworklist: at most {nics.MAX_NICS} networks")

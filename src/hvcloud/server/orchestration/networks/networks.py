@@ -34,7 +34,7 @@ from hvcloud.server.db.models import (
 from hvcloud.server.errors import INTERNAL_ERROR, PARAM_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import events
-from hvcloud.server.orchestration.networks import physical, ranges, routing
+from hvcloud.server.orchestration.networks import basic_zone, physical, ranges, routing
 from hvcloud.server.orchestration.networks import validation as V
 from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 
@@ -200,14 +200,19 @@ def create_network(db: Session, actor: User, req: NetworkRequest) -> Network:
     if req.zone.network_type == "Basic" and guest_type != "Shared":
         raise errors.param_error(f"Invalid networkofferingid: zone {req.zone.name} is a Basic zone, which has "
                                  f"Shared networks only")
+    basic = req.zone.network_type == "Basic"
+    if basic:
+        basic_zone.check_new_network(db, req.zone)
     if guest_type == "Shared" and not req.caller_is_admin:
         raise errors.param_error("Invalid networkofferingid: only an admin creates Shared networks")
     if req.zone.allocation_state != "Enabled" and not req.caller_is_admin:
         raise errors.permission_denied(f"Cannot perform this operation, zone {req.zone.name} is currently disabled")
     acl = _acl_type(req, guest_type)
     pn = _physical_network(db, req)
-    segment = _segment(db, req, pn, guest_type)
-    addresses = _addresses(req, guest_type)
+    segment = _segment(db, req, pn, guest_type) if not (basic and req.vlan is None) else V.Segment(
+        pn.isolation_methods, None)  # a Basic zone's network is untagged unless given a vlan
+    no_addresses = basic and not any((req.gateway, req.netmask, req.start_ip, req.end_ip))
+    addresses = None if no_addresses else _addresses(req, guest_type)  # Basic: ranges come per pod later
     domain = V.network_domain(req.network_domain) if req.network_domain else None
     if domain is None and guest_type != "L2":
         domain = req.owner.network_domain or req.zone.network_domain or default_network_domain(req.owner)
@@ -215,7 +220,8 @@ def create_network(db: Session, actor: User, req: NetworkRequest) -> Network:
         name=req.name, display_text=req.display_text, zone_id=req.zone.id, physical_network_id=pn.id,
         network_offering_id=offering.id, account_id=req.owner.id,
         domain_id=req.domain_id if acl == "Domain" else req.owner.domain_id, acl_type=acl,
-        subdomain_access=req.subdomain_access if acl == "Domain" else None, guest_type=guest_type,
+        subdomain_access=(True if basic and req.subdomain_access is None else req.subdomain_access)
+        if acl == "Domain" else None, guest_type=guest_type,
         traffic_type="Guest", state="Allocated", broadcast_domain_type=V.BROADCAST_TYPES[pn.isolation_methods],
         specify_vlan=offering.specify_vlan, network_domain=domain, display_network=req.display_network)
     rng: V.IpRange | None = None
@@ -233,6 +239,8 @@ def create_network(db: Session, actor: User, req: NetworkRequest) -> Network:
         ranges.check_no_overlap(db, req.zone.id, rng)
     db.add(network)
     db.flush()
+    if basic:
+        basic_zone.network_created(db, req.zone, network)
     if segment is not None and segment.vnet is not None:
         try:
             with db.begin_nested():

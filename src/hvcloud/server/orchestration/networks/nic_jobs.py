@@ -18,7 +18,7 @@ from hvcloud import logs
 from hvcloud.server.db.models import Host, Nic, VMInstance
 from hvcloud.server.errors import INTERNAL_ERROR, PARAM_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
-from hvcloud.server.orchestration.networks import nics, routing
+from hvcloud.server.orchestration.networks import nics, routing, sg_sync
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 from hvcloud.wire import commands as C
@@ -105,6 +105,10 @@ async def run_add_nic(jctx: JobContext) -> dict[str, Any]:
             await steps.tx(drop_nic, vm_id, nic_id)
             await routing.withdraw_vm(steps, vm_id, [nic_id])
             raise JobFailure(INTERNAL_ERROR, f"Unable to add NIC to VM {name}: {exc.text}") from None
+        try:  # a NIC on a security-group network gets the VM's rules (its address joins its groups' too)
+            await sg_sync.vm_changed(steps, vm_id, host_id)
+        except StepFailed as exc:
+            log.warning("nic_security_groups_failed", vm=name, nic=nic_id, reason=exc.text[:300])
     log.info("nic_added", vm=name, nic=nic_id, plugged=host_id is not None)
     return _result(jctx, vm_id)
 

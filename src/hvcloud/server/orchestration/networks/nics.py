@@ -27,6 +27,7 @@ from hvcloud.server.db.models import (
     utcnow,
 )
 from hvcloud.server.orchestration.networks import addresses, physical
+from hvcloud.server.orchestration.networks.offerings import has_service
 from hvcloud.server.orchestration.vm import wire as vm_wire
 from hvcloud.wire.to import NicTO
 
@@ -347,4 +348,7 @@ def nic_to(db: Session, vm: VMInstance, nic: Nic, hypervisor: str | None) -> Nic
     zone = vm.zone
     dns1, dns2 = (router, None) if router is not None else (network.dns1 or zone.dns1, network.dns2 or zone.dns2)
     label = traffic_label(db, network, hypervisor) or nic.network_label or DEFAULT_LABEL
-    return vm_wire.nic_to(nic, label, uri, broadcast_type(uri), dns1, dns2)
+    to = vm_wire.nic_to(nic, label, uri, broadcast_type(uri), dns1, dns2)
+    if network.offering is not None and has_service(network.offering, "SecurityGroup"):
+        to.isSecurityGroupEnabled = True  # the host filters this NIC (anti-spoofing, default deny)
+    return to

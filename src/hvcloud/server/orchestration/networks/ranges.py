@@ -24,6 +24,7 @@ from hvcloud.server.db.models import (
     utcnow,
 )
 from hvcloud.server.orchestration import events
+from hvcloud.server.orchestration.networks import basic_zone
 from hvcloud.server.orchestration.networks import validation as V
 
 log = logs.get(__name__)
@@ -57,6 +58,8 @@ def add_range(db: Session, actor: User, *, zone: Zone, physical_network: Physica
                                      f"{network.guest_type}")
         if spec.for_virtual_network:
             raise errors.param_error("Invalid forvirtualnetwork: a shared network's range is not a public range")
+        if network.cidr is None or network.gateway is None:
+            basic_zone.adopt_range(network, spec.gateway, spec.netmask)
         assert network.cidr is not None and network.gateway is not None
         net = ipaddress.IPv4Network(network.cidr)
         gateway = spec.gateway or network.gateway

@@ -35,7 +35,7 @@ from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration.agents import HOST_UP
-from hvcloud.server.orchestration.networks import nics, routing
+from hvcloud.server.orchestration.networks import nics, routing, sg_sync
 from hvcloud.server.orchestration.vm import power_sync as P
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.orchestration.vm import wire as vm_wire
@@ -210,11 +210,13 @@ def _book(db: Session, vm: VMInstance, host: Host, plan: _Plan) -> Placed:
 
 
 def _start_reads(db: Session, box: SecretBox, vm_id: str, created: Created | None,
-                 host_id: str) -> tuple[routing.StartPlan, Any]:
-    """The reads before a start, in one transaction: what the VM's routers need and, when every
-    network's router runs already (the usual case), the StartCommand's VirtualMachineTO."""
+                 host_id: str) -> tuple[routing.StartPlan, Any, bool]:
+    """The reads before a start, in one transaction: what the VM's routers need, when every
+    network's router runs already (the usual case) the StartCommand's VirtualMachineTO, and whether
+    the VM is in security groups (then its rules go to the host after the start)."""
     plan = routing.start_plan(db, box, vm_id)
-    return plan, start_vm_to(db, box, vm_id, created, host_id) if plan.ready else None
+    to = start_vm_to(db, box, vm_id, created, host_id) if plan.ready else None
+    return plan, to, bool(sg_sync.vm_group_ids(db, vm_id))
 
 
 def _note_reason(db: Session, vm_id: str, text: str) -> None:
@@ -319,10 +321,12 @@ async def run_start(jctx: JobContext) -> dict[str, Any]:
                     created = await steps.create_volume(host_id, volume_id, name, template, record=not last)
                 if last:
                     unrecorded = created
-            plan, to = await steps.tx(_start_reads, steps.box, vm_id, unrecorded, host_id)
+            plan, to, grouped = await steps.tx(_start_reads, steps.box, vm_id, unrecorded, host_id)
             if not await routing.publish_start(steps, plan, vm_id, host_id):
                 to = None  # a network was implemented or its router restarted: read the NICs again
             await steps.start(host_id, vm_id, created=unrecorded, to=to)
+            if grouped:
+                await sg_sync.vm_changed(steps, vm_id, host_id)
         except StepFailed as exc:
             last_error = exc.text
             log.warning("VM start failed", vm=name, host=host_id, reason=exc.text)
@@ -438,8 +442,10 @@ async def stop_vm(steps: Steps, vm_id: str, forced: bool) -> None:
                 await steps.tx(_stop_failed, vm_id, exc.text)
                 raise JobFailure(INTERNAL_ERROR, f"Unable to stop VM {name}: {exc.text}") from None
             await steps.tx(_stopped, vm_id, f"forced stop; the host did not confirm: {exc.text}")
+            await sg_sync.vm_changed(steps, vm_id)
             return
     await steps.tx(_stopped, vm_id)
+    await sg_sync.vm_changed(steps, vm_id)
 
 
 async def run_stop(jctx: JobContext) -> dict[str, Any]:
@@ -516,6 +522,7 @@ async def expunge_vm(steps: Steps, vm_id: str) -> None:
     # the routers forget the VM while its NICs still name their networks, then the addresses go back
     await routing.withdraw_vm(steps, vm_id)
     await steps.tx(_expunged, vm_id)
+    await sg_sync.vm_changed(steps, vm_id)
 
 
 async def destroy_vm(steps: Steps, vm_id: str) -> None:
