@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("vm.manager", "volumes", "accounts", "template_jobs", "host_jobs", "resources.storage_pools",
-           "vm_credentials", "networks.routers", "networks.networks", "networks.nic_jobs")
+           "vm_credentials", "networks.routers", "networks.networks", "networks.nic_jobs",
+           "networks.rule_jobs")
 
 
 def load() -> None:

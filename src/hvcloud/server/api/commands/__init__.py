@@ -6,7 +6,8 @@ import importlib
 
 MODULES = ("meta", "accounts", "zones", "storage", "catalog", "events", "hosts", "capacity", "templates",
            "offerings", "vms", "volumes", "management",
-           "limits", "keys", "routers", "physical_networks", "networks", "nics")
+           "limits", "keys", "routers", "physical_networks", "networks", "nics", "public_ips", "firewall",
+           "load_balancers")
 
 
 def load() -> None:
