@@ -40,3 +40,13 @@ def offering_id(caller: Caller, name: str) -> str:
     found = caller.ok("listNetworkOfferings", name=name)["networkoffering"]
     assert len(found) == 1
     return str(found[0]["id"])
+
+
+def add_public_range(admin: Caller, zoneid: str, physicalnetworkid: str, *, start: str = "198.51.100.10",
+                     end: str = "198.51.100.40", gateway: str = "198.51.100.1", netmask: str = "255.255.255.0",
+                     vlan: str = "untagged") -> dict[str, Any]:
+    """The zone's public range (``vlan`` object): ``createVlanIpRange forvirtualnetwork=true`` on the
+    physical network that carries Public traffic (``add_physical_network(public=True)``)."""
+    return admin.ok("createVlanIpRange", zoneid=zoneid, physicalnetworkid=physicalnetworkid, vlan=vlan,
+                    gateway=gateway, netmask=netmask, startip=start, endip=end,
+                    forvirtualnetwork=True)["vlan"]  # type: ignore[no-any-return]

@@ -364,13 +364,19 @@ async def replay(steps: Steps, ref: RouterRef, *, exclude_vm: str | None = None)
     """Send the router the entries of every live NIC of its network (idempotent on the router); a
     stopped VM keeps its lease and metadata, as in CloudStack, so it finds them when it starts.
     Then its public side: addresses, source NAT, firewall, forwards, static NAT, load balancers
-    in one aggregated batch (:func:`rule_jobs.replay`)."""
-    from hvcloud.server.orchestration.networks import rule_jobs
-
+    in one aggregated batch (:func:`replay_public`), unless ``exclude_vm``'s entries are still to
+    come (:func:`publish_vm` sends it after them)."""
     commands = await steps.tx(_network_entries, steps.box, ref, exclude_vm)
     if commands:
         log.info("router_replay", router=ref.name, commands=len(commands))
     await send_all(steps, ref, commands)
+    if exclude_vm is None:
+        await replay_public(steps, ref)
+
+
+async def replay_public(steps: Steps, ref: RouterRef) -> None:
+    from hvcloud.server.orchestration.networks import rule_jobs
+
     await rule_jobs.replay(steps, ref)
 
 
@@ -399,6 +405,8 @@ async def publish_vm(steps: Steps, network_id: str, vm_id: str, host_id: str | N
             raise
         ref = await ensure_router(steps, network_id, host_id, exclude_vm=vm_id)
         await send_all(steps, ref, await steps.tx(_vm_entries, steps.box, ref, vm_id))
+    if ref.replayed:
+        await replay_public(steps, ref)
 
 
 async def sync_network(steps: Steps, network_id: str, preferred_host: str | None) -> RouterRef:
