@@ -16,6 +16,7 @@ from hvcloud.server.db.models import (
     Nic,
     ServiceOffering,
     UserData,
+    UserIpAddress,
     VMInstance,
     VMTemplate,
     Volume,
@@ -31,6 +32,9 @@ VIEW_CHUNK = 500
 
 _TEMPLATE = aliased(VMTemplate)
 _ISO = aliased(VMTemplate)
+#: the VM's static NAT address (``publicip``/``publicipid``), as subqueries of the one view query
+_STATIC_NAT = select(UserIpAddress).where(UserIpAddress.vm_id == VMInstance.id, UserIpAddress.one_to_one_nat.is_(True),
+                                          UserIpAddress.removed.is_(None)).order_by(UserIpAddress.allocated).limit(1)
 #: everything a ``virtualmachine`` object shows, as plain columns of one joined query: a page of 500
 #: VMs is one query and no ORM objects (building those cost more than the rest of the request)
 _VIEW_QUERY = (
@@ -46,7 +50,9 @@ _VIEW_QUERY = (
            _TEMPLATE.name.label("templatename"), _TEMPLATE.display_text.label("templatedisplaytext"),
            _TEMPLATE.hypervisor.label("template_hypervisor"), _TEMPLATE.password_enabled,
            _ISO.name.label("isoname"), ServiceOffering.name.label("serviceofferingname"),
-           Account.name.label("account"), Account.domain_id, Domain.name.label("domain"))
+           Account.name.label("account"), Account.domain_id, Domain.name.label("domain"),
+           _STATIC_NAT.with_only_columns(UserIpAddress.public_ip_address).scalar_subquery().label("publicip"),
+           _STATIC_NAT.with_only_columns(UserIpAddress.id).scalar_subquery().label("publicipid"))
     .join(Zone, Zone.id == VMInstance.zone_id)
     .join(ServiceOffering, ServiceOffering.id == VMInstance.service_offering_id)
     .join(Account, Account.id == VMInstance.account_id)
@@ -173,6 +179,7 @@ def _view(vm: Any, offerings: dict[str, str | None] | None, nics: list[Any]) -> 
         "rootdevicetype": ROOT_DEVICE_TYPE, "group": vm.group_name,
         "keypairs": vm.keypairs, "keypair": vm.keypairs, "userdataid": vm.user_data_id,
         "userdataname": vm.userdataname, "userdatadetails": _details_text(vm.user_data_details),
+        "publicip": vm.publicip, "publicipid": vm.publicipid,
         "nic": [nic_view(n) for n in nics], "securitygroup": [], "affinitygroup": [], "tags": [],
     }
     if vm.state_reason:
