@@ -612,3 +612,100 @@ def test_an_expunged_vm_loses_its_forwards_static_nat_and_memberships(world: Wor
         == [vms[1]]
     assert [r["startport"] for r in admin.ok("listFirewallRules")["firewallrule"]] == [80, 443], \
         "the forward's own firewall rule went with it; the others stay"
+
+
+# ---------------------------------------------------------------------------- set up through the API
+
+
+def test_a_zone_set_up_through_the_api_hands_out_public_addresses(admin: Caller) -> None:
+    from tests.support.network_setup import add_physical_network, add_public_range, offering_id
+    from tests.support.server_api import build_zone
+
+    zone = build_zone(admin)
+    pn = add_physical_network(admin, zone["zoneid"])
+    rng = add_public_range(admin, zone["zoneid"], pn["id"], start="198.51.100.10", end="198.51.100.11")
+    assert rng["forvirtualnetwork"] is True
+    offering = offering_id(admin, "DefaultIsolatedNetworkOfferingWithSourceNatService")
+    net = admin.ok("createNetwork", name="web", displaytext="web", zoneid=zone["zoneid"],
+                   networkofferingid=offering)["network"]
+    first = _ok_job(admin, "associateIpAddress", zoneid=zone["zoneid"])["ipaddress"]
+    assert (first["ipaddress"], first["associatednetworkid"], first["vlanname"]) == ("198.51.100.10", net["id"],
+                                                                                     "vlan://untagged")
+    rule = _ok_job(admin, "createFirewallRule", ipaddressid=first["id"], protocol="tcp", startport=22)["firewallrule"]
+    assert rule["state"] == "Active", "no router yet: stored for the network's implementation"
+    status, body = admin.call("deleteVlanIpRange", id=rng["id"])
+    assert status == 431 and "in use" in body["errortext"], body
+    _ok_job(admin, "associateIpAddress", networkid=net["id"])
+    status, body = admin.call("associateIpAddress", networkid=net["id"])
+    assert status == 533, body
+    # releasing gives the address and its rules back; then the range can go
+    for ip in admin.ok("listPublicIpAddresses")["publicipaddress"]:
+        assert _ok_job(admin, "disassociateIpAddress", id=ip["id"]) == {"success": True}
+    assert admin.ok("listFirewallRules") == {}
+    assert admin.ok("deleteVlanIpRange", id=rng["id"]) == {"success": True}
+
+
+@pytest.mark.parametrize("value", ["00000000-0000-0000-0000-000000000000", "not-a-uuid", "-1", "' OR '1'='1",
+                                   "x" * 300])
+def test_unknown_ids_are_431_and_change_nothing(world: World, admin: Caller, value: str) -> None:
+    net, _vms = _implemented(world, vms=1)
+    _associate(world, admin, net)
+    before = _counts(world.state)
+    for command, params in (("disassociateIpAddress", {"id": value}),
+                            ("enableStaticNat", {"ipaddressid": value, "virtualmachineid": value}),
+                            ("disableStaticNat", {"ipaddressid": value}),
+                            ("deletePortForwardingRule", {"id": value}),
+                            ("updatePortForwardingRule", {"id": value, "privateport": 80}),
+                            ("deleteFirewallRule", {"id": value}),
+                            ("deleteEgressFirewallRule", {"id": value}),
+                            ("createEgressFirewallRule", {"networkid": value, "protocol": "tcp"}),
+                            ("deleteLoadBalancerRule", {"id": value}),
+                            ("assignToLoadBalancerRule", {"id": value, "virtualmachineids": value}),
+                            ("listLoadBalancerRuleInstances", {"id": value})):
+        status, body = admin.call(command, **params)
+        assert status == 431, (command, body)
+    assert _counts(world.state) == before
+
+
+@pytest.mark.parametrize("params", [
+    {"state": "Gone"}, {"account": "admin"}, {"page": "1"}, {"pagesize": "100000", "page": "1"},
+    {"domainid": "00000000-0000-0000-0000-000000000000"},
+])
+def test_list_public_ips_bad_input_is_431(world: World, admin: Caller, params: dict[str, str]) -> None:
+    status, body = admin.call("listPublicIpAddresses", **params)
+    assert status == 431, body
+
+
+def test_a_deleted_rule_of_another_kind_is_not_found(world: World, admin: Caller) -> None:
+    net, vms = _implemented(world, vms=1)
+    ip = _associate(world, admin, net)
+    pf = _ok_job(admin, "createPortForwardingRule", ipaddressid=ip["id"], protocol="tcp", publicport=22,
+                 privateport=22, virtualmachineid=vms[0])["portforwardingrule"]
+    before = _counts(world.state)
+    for command in ("deleteFirewallRule", "deleteEgressFirewallRule", "deleteLoadBalancerRule"):
+        status, body = admin.call(command, id=pf["id"])
+        assert status == 431, (command, body)
+    assert _counts(world.state) == before
+
+
+def test_reboot_and_agent_side_loss_send_the_public_side_again(world: World, admin: Caller) -> None:
+    net, vms = _implemented(world, vms=1)
+    ip = _associate(world, admin, net)
+    _ok_job(admin, "createPortForwardingRule", ipaddressid=ip["id"], protocol="tcp", publicport=22, privateport=22,
+            virtualmachineid=vms[0])
+    [router] = world.routers(net)
+    world.agents.sent.clear()
+    assert _job(admin, "rebootRouter", id=router.id)["jobstatus"] == 1
+    names = _sent(world)
+    assert names[0] == "RebootCommand" and "SetPortForwardingRulesCommand" in names
+    # the host forgot the router (rebuilt): the next change finds it gone, and the router is started
+    # again by the next VM start with everything replayed
+    world.agents.routers.clear()
+    _ok_job(admin, "createFirewallRule", ipaddressid=ip["id"], protocol="tcp", startport=443)
+    assert world.routers(net)[0].state == RT.STOPPED
+    world.agents.sent.clear()
+    vm = world.vm(net)
+    asyncio.run(routing.prepare_vm_start(world.steps(), vm, world.hosts[0]))
+    [(_h, fw)] = [(h, c) for h, c in world.agents.of_type(R.SetFirewallRulesCommand)
+                  if c.rules and c.rules[0].trafficType == "Ingress"]
+    assert sorted(r.srcPortRange[0] for r in fw.rules if r.srcPortRange) == [22, 443]
