@@ -709,3 +709,31 @@ def test_reboot_and_agent_side_loss_send_the_public_side_again(world: World, adm
     [(_h, fw)] = [(h, c) for h, c in world.agents.of_type(R.SetFirewallRulesCommand)
                   if c.rules and c.rules[0].trafficType == "Ingress"]
     assert sorted(r.srcPortRange[0] for r in fw.rules if r.srcPortRange) == [22, 443]
+
+
+def test_associate_is_charged_to_the_public_ip_limit(world: World, admin: Caller, user_caller: Caller) -> None:
+    alices, _vms = _implemented(world, vms=1, owner="alice", name="alices", cidr="10.1.2.0/24")
+    domain = admin.ok("listDomains")["domain"][0]["id"]
+    admin.ok("updateResourceLimit", resourcetype=1, max=2, account="alice", domainid=domain)
+    ip = _ok_job(user_caller, "associateIpAddress", networkid=alices)["ipaddress"]  # the source NAT counts too
+    before = _counts(world.state)
+    status, body = user_caller.call("associateIpAddress", networkid=alices)
+    assert status == 535, body
+    assert _counts(world.state) == before
+    [limit] = user_caller.ok("listResourceLimits", resourcetype=1)["resourcelimit"]
+    assert limit["max"] == 2
+    _ok_job(user_caller, "disassociateIpAddress", id=ip["id"])
+    assert _ok_job(user_caller, "associateIpAddress", networkid=alices)["ipaddress"]["ipaddress"] == ip["ipaddress"]
+
+
+def test_an_address_another_server_took_meanwhile_is_skipped(world: World, admin: Caller,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvcloud.server.orchestration.networks import public_ips as IP
+
+    net, _vms = _implemented(world, vms=1)  # holds .10 (source NAT)
+    monkeypatch.setattr(IP, "_held", lambda db, zone_id: set())  # as if this server had read before that
+    ip = _associate(world, admin, net)
+    assert ip["ipaddress"] == "198.51.100.11"
+    with world.state.sessions() as db:
+        keys = list(db.scalars(select(UserIpAddress.ip_key).where(UserIpAddress.ip_key.is_not(None))))
+    assert len(keys) == len(set(keys)) == 2

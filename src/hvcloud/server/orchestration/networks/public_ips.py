@@ -139,9 +139,9 @@ def ensure_source_nat(db: Session, network: Network) -> UserIpAddress | None:
         return None
     account = db.get(Account, network.account_id)
     assert account is not None
-    row = allocate(db, zone_id=network.zone_id, account=account, network=network, source_nat=True)
-    limits.adjust(db, account.id, {RTY.PUBLIC_IP: 1})  # counted, never refused: the VM start needs it
-    return row
+    # counted (before the row exists, as a charge must be), never refused: the VM start needs it
+    limits.adjust(db, account.id, {RTY.PUBLIC_IP: 1})
+    return allocate(db, zone_id=network.zone_id, account=account, network=network, source_nat=True)
 
 
 def network_ips(db: Session, network_id: str) -> list[UserIpAddress]:
