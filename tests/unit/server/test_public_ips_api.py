@@ -466,6 +466,7 @@ def test_static_nat_enable_list_and_disable(world: World, admin: Caller) -> None
     assert listed["vmipaddress"] == "10.1.1.10"
     [rule] = admin.ok("listIpForwardingRules")["ipforwardingrule"]
     assert (rule["ipaddress"], rule["virtualmachineid"], rule["vmguestip"]) == ("198.51.100.11", vms[0], "10.1.1.10")
+    assert (rule["protocol"], rule["startport"], rule["endport"]) == ("all", 1, 65535)
     [vm] = admin.ok("listVirtualMachines", id=vms[0])["virtualmachine"]
     assert (vm["publicip"], vm["publicipid"]) == ("198.51.100.11", ip["id"])
     [other_vm] = admin.ok("listVirtualMachines", id=vms[1])["virtualmachine"]

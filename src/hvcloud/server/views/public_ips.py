@@ -89,8 +89,11 @@ def port_forward_view(db: Session, rule: FirewallRule) -> dict[str, Any]:
 
 
 def ip_forwarding_view(db: Session, ip: UserIpAddress) -> dict[str, Any]:
-    """A static NAT address as ``listIpForwardingRules`` shows it (one-to-one, every protocol)."""
-    return compact({"id": ip.id, "protocol": "all", "ipaddressid": ip.id, "ipaddress": ip.public_ip_address,
+    """A static NAT address as ``listIpForwardingRules`` shows it: one-to-one, every protocol and
+    port (CloudStack lists only ``createIpForwardingRule`` rules here, which are not built; clients
+    such as libcloud read ``startport``/``endport`` of each entry)."""
+    return compact({"id": ip.id, "protocol": "all", "startport": 1, "endport": 65535, "ipaddressid": ip.id,
+                    "ipaddress": ip.public_ip_address,
                     **_vm(db, ip.vm_id), "vmguestip": ip.vm_ip, "state": "Active", "cidrlist": "",
                     "fordisplay": ip.display, "tags": []})
 

@@ -41,8 +41,8 @@ IP_FIELDS = ("id", "ipaddress", "allocated", "zoneid", "zonename", "issourcenat"
              "domainid", "domain", "forvirtualnetwork", "vlanid", "vlanname", "virtualmachineid",
              "virtualmachinename", "virtualmachinedisplayname", "vmipaddress", "associatednetworkid",
              "associatednetworkname", "physicalnetworkid", "state", "issystem", "fordisplay")
-IP_FORWARDING_FIELDS = ("id", "protocol", "ipaddressid", "ipaddress", "virtualmachineid", "virtualmachinename",
-                        "virtualmachinedisplayname", "vmguestip", "state", "cidrlist")
+IP_FORWARDING_FIELDS = ("id", "protocol", "startport", "endport", "ipaddressid", "ipaddress", "virtualmachineid",
+                        "virtualmachinename", "virtualmachinedisplayname", "vmguestip", "state", "cidrlist")
 #: VMs rules may point at
 _RULE_VM_STATES = (VS.RUNNING, VS.STOPPED, VS.STARTING, VS.STOPPING, VS.MIGRATING)
 
