@@ -175,7 +175,7 @@ def test_associate_and_disassociate_an_address(world: World, admin: Caller) -> N
     assert _ok_job(admin, "disassociateIpAddress", id=ip["id"]) == {"success": True}
     [(_h, gone)] = world.agents.of_type(R.IpAssocCommand)
     assert [(t.publicIp, t.add) for t in gone.ipAddresses] == [("198.51.100.11", False)]
-    assert gone.accessDetails[R.NETWORK_PUB_LAST_IP] == "true"
+    assert gone.accessDetails[R.NETWORK_PUB_LAST_IP] == "false", "the source NAT address stays on the VLAN"
     assert admin.ok("listPublicIpAddresses", id=ip["id"]) == {}
     assert _ok_job(admin, "associateIpAddress", networkid=net)["ipaddress"]["ipaddress"] == "198.51.100.11", \
         "a released address is free again"

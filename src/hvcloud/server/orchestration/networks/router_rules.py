@@ -158,8 +158,13 @@ def ip_assoc(db: Session, ref: RouterRef, ips: Sequence[tuple[UserIpAddress, boo
         return None
     router = _router(db, ref)
     tos = [ip_to(db, ip, router, add=add, first=i == 0) for i, (ip, add) in enumerate(ips)]
-    remaining = [ip for ip, add in ips if add]
-    access = {**ref.access, R.NETWORK_PUB_LAST_IP: "true" if not remaining else "false"}
+    # "true" when no address stays on the public VLAN(s) of the command (its NIC may go, as
+    # CloudStack sets network.public.last.ip)
+    vlans = {ip.vlan_id for ip, _add in ips}
+    leaving = {ip.id for ip, add in ips if not add}
+    staying = [ip for ip in IP.network_ips(db, ref.network_id)
+               if ip.vlan_id in vlans and ip.id not in leaving and ip.state != IP.RELEASING]
+    access = {**ref.access, R.NETWORK_PUB_LAST_IP: "false" if staying else "true"}
     return R.IpAssocCommand(ipAddresses=tos, accessDetails=access)
 
 
