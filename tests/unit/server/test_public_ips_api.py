@@ -611,7 +611,7 @@ def test_an_expunged_vm_loses_its_forwards_static_nat_and_memberships(world: Wor
     assert admin.ok("listIpForwardingRules") == {}
     assert [v["id"] for v in admin.ok("listLoadBalancerRuleInstances", id=lb["id"])["loadbalancerruleinstance"]] \
         == [vms[1]]
-    assert [r["startport"] for r in admin.ok("listFirewallRules")["firewallrule"]] == [80, 443], \
+    assert sorted(r["startport"] for r in admin.ok("listFirewallRules")["firewallrule"]) == [80, 443], \
         "the forward's own firewall rule went with it; the others stay"
 
 
@@ -738,3 +738,22 @@ def test_an_address_another_server_took_meanwhile_is_skipped(world: World, admin
     with world.state.sessions() as db:
         keys = list(db.scalars(select(UserIpAddress.ip_key).where(UserIpAddress.ip_key.is_not(None))))
     assert len(keys) == len(set(keys)) == 2
+
+
+def test_a_removed_nic_takes_only_its_own_networks_rules(world: World, admin: Caller) -> None:
+    from hvcloud.server.db.models import Nic
+
+    net, vms = _implemented(world, vms=1)
+    _other, other_vms = _implemented(world, vms=1, name="other", cidr="10.1.2.0/24")
+    ip = _associate(world, admin, net)
+    _ok_job(admin, "createPortForwardingRule", ipaddressid=ip["id"], protocol="tcp", publicport=22, privateport=22,
+            virtualmachineid=vms[0])
+    with world.state.sessions() as db:
+        own = db.scalars(select(Nic.id).where(Nic.vm_id == vms[0])).one()
+        foreign = db.scalars(select(Nic.id).where(Nic.vm_id == other_vms[0])).one()
+    asyncio.run(rule_jobs.forget_vm(world.steps(), vms[0], [foreign]))
+    assert admin.ok("listPortForwardingRules")["count"] == 1, "a NIC of another network: the rule stays"
+    world.agents.sent.clear()
+    asyncio.run(routing.withdraw_vm(world.steps(), vms[0], [own]))
+    assert admin.ok("listPortForwardingRules") == {}
+    assert world.agents.of_type(R.SetPortForwardingRulesCommand)[0][1].rules[0].revoked is True

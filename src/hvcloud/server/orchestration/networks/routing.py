@@ -114,10 +114,9 @@ async def prepare_vm_start(steps: Steps, vm_id: str, host_id: str) -> None:
 
 async def withdraw_vm(steps: Steps, vm_id: str, nic_ids: Sequence[str] | None = None) -> None:
     """After the VM (or the NICs ``nic_ids``) left its networks: withdraw their entries from the
-    routers. Best effort: a router that cannot be reached is corrected on its next restart. A
-    whole VM (expunge) also loses its port forwards, static NAT and load balancer memberships."""
-    if nic_ids is None:
-        await rule_jobs.forget_vm(steps, vm_id)
+    routers. Best effort: a router that cannot be reached is corrected on its next restart. The VM
+    also loses its port forwards, static NAT and load balancer memberships on those networks."""
+    await rule_jobs.forget_vm(steps, vm_id, list(nic_ids) if nic_ids is not None else None)
     for ref, commands in await steps.tx(_withdrawals, vm_id, list(nic_ids) if nic_ids is not None else None):
         try:
             for command in commands:

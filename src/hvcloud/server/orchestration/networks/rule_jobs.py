@@ -26,6 +26,7 @@ from hvcloud.server.db.models import (
     LoadBalancerVmMap,
     LoadBalancingRule,
     Network,
+    Nic,
     PortForwardingRule,
     UserIpAddress,
 )
@@ -163,12 +164,20 @@ def _all_applied(db: Session, network_id: str) -> None:
 # ---------------------------------------------------------------------- a VM leaves
 
 
-def _vm_rules(db: Session, vm_id: str) -> list[tuple[str, RR.Change]]:
-    """Mark what points at the VM for removal, per network: its port forwards (and the firewall
-    rules opened for them) Revoke, its static NAT to disable, its load balancer memberships revoked."""
+def _vm_rules(db: Session, vm_id: str, nic_ids: list[str] | None) -> list[tuple[str, RR.Change]]:
+    """Mark what points at the VM (``nic_ids``: at those NICs' networks) for removal, per network: its
+    port forwards (and the firewall rules opened for them) Revoke, its static NAT to disable, its
+    load balancer memberships revoked."""
+    only: set[str] | None = None
+    if nic_ids is not None:
+        only = {n for n in db.scalars(select(Nic.network_id).where(Nic.id.in_(nic_ids))) if n is not None}
+        if not only:
+            return []
     out: dict[str, RR.Change] = {}
     for rule in db.scalars(select(FirewallRule).join(PortForwardingRule, PortForwardingRule.id == FirewallRule.id)
                            .where(PortForwardingRule.vm_id == vm_id)):
+        if only is not None and rule.network_id not in only:
+            continue
         change = out.setdefault(rule.network_id, RR.Change())
         rule.state = RR.REVOKE
         change.rule_ids.append(rule.id)
@@ -176,22 +185,25 @@ def _vm_rules(db: Session, vm_id: str) -> list[tuple[str, RR.Change]]:
             related.state = RR.REVOKE
             change.rule_ids.append(related.id)
     for ip in db.scalars(select(UserIpAddress).where(UserIpAddress.vm_id == vm_id, UserIpAddress.removed.is_(None))):
-        if ip.network_id is not None:
+        if ip.network_id is not None and (only is None or ip.network_id in only):
             out.setdefault(ip.network_id, RR.Change()).nat_disable[ip.id] = ip.vm_ip or ""
     for member, network_id in db.execute(
             select(LoadBalancerVmMap, FirewallRule.network_id)
             .join(FirewallRule, FirewallRule.id == LoadBalancerVmMap.load_balancer_id)
             .where(LoadBalancerVmMap.vm_id == vm_id)).all():
+        if only is not None and network_id not in only:
+            continue
         member.revoke = True
         out.setdefault(network_id, RR.Change()).lb = True
     return list(out.items())
 
 
-async def forget_vm(steps: Steps, vm_id: str) -> None:
-    """The VM is expunged: its forwards, static NAT and load balancer memberships go (as CloudStack
-    removes them). Best effort towards the routers: the rows go anyway, and a router that could
-    not be told holds only what the database says after its next restart."""
-    for network_id, change in await steps.tx(_vm_rules, vm_id):
+async def forget_vm(steps: Steps, vm_id: str, nic_ids: list[str] | None = None) -> None:
+    """The VM is expunged (or the NICs ``nic_ids`` removed): its forwards, static NAT and load
+    balancer memberships (on those NICs' networks) go, as CloudStack removes them. Best effort
+    towards the routers: the rows go anyway, and a router that could not be told holds only what
+    the database says after its next restart."""
+    for network_id, change in await steps.tx(_vm_rules, vm_id, nic_ids):
         try:
             await apply_change(steps, network_id, change)
         except JobFailure as exc:
