@@ -757,3 +757,21 @@ def test_a_removed_nic_takes_only_its_own_networks_rules(world: World, admin: Ca
     asyncio.run(routing.withdraw_vm(world.steps(), vms[0], [own]))
     assert admin.ok("listPortForwardingRules") == {}
     assert world.agents.of_type(R.SetPortForwardingRulesCommand)[0][1].rules[0].revoked is True
+
+
+def test_allocatedonly_false_lists_the_free_addresses_too(world: World, admin: Caller) -> None:
+    net, _vms = _implemented(world, vms=1)
+    _associate(world, admin, net)
+    listed = admin.ok("listPublicIpAddresses", allocatedonly=False)
+    assert listed["count"] == 11, "the range .10-.20"
+    states = [(i["ipaddress"], i["state"]) for i in listed["publicipaddress"]]
+    assert states[:3] == [("198.51.100.10", "Allocated"), ("198.51.100.11", "Allocated"), ("198.51.100.12", "Free")]
+    free = admin.ok("listPublicIpAddresses", allocatedonly=False, state="Free", page=2, pagesize=4)
+    assert free["count"] == 9 and [i["ipaddress"] for i in free["publicipaddress"]] == \
+        [f"198.51.100.{n}" for n in (16, 17, 18, 19)]
+    assert admin.ok("listPublicIpAddresses", allocatedonly=False, ipaddress="198.51.100.20")["publicipaddress"][0][
+        "state"] == "Free"
+    assert admin.ok("listPublicIpAddresses", allocatedonly=False, issourcenat=True)["count"] == 1
+    assert admin.ok("listPublicIpAddresses", allocatedonly=False, associatednetworkid=net)["count"] == 2
+    status, body = admin.call("listPublicIpAddresses", allocatedonly=False, page=1)
+    assert status == 431, body

@@ -293,6 +293,7 @@ def list_public_ips(ctx: CallContext, args: Args) -> Result:
         if cond is not None:
             stmt = stmt.where(cond)
     state = args.opt_str("state")
+    wanted: str | None = None
     if state is not None:
         wanted = next((s for s in (IP.FREE, *IP.HELD_STATES) if s.lower() == state.strip().lower()), None)
         if wanted is None:
@@ -306,8 +307,88 @@ def list_public_ips(ctx: CallContext, args: Args) -> Result:
     pattern = keyword_pattern(args)
     if pattern is not None:
         stmt = stmt.where(UserIpAddress.public_ip_address.ilike(pattern, escape="\\"))
-    rows, count = ctx.page(stmt.order_by(UserIpAddress.allocated, UserIpAddress.public_ip_address), args)
+    stmt = stmt.order_by(UserIpAddress.allocated, UserIpAddress.public_ip_address)
+    if not args.bool("allocatedonly", True) and _free_possible(args, wanted if state is not None else None):
+        return _with_free(ctx, args, stmt)
+    rows, count = ctx.page(stmt, args)
     return ListResult("publicipaddress", [ip_view(ctx.db, ip) for ip in rows], count)
+
+
+#: free addresses ``allocatedonly=false`` enumerates at most (a hostile /8 range costs no more)
+MAX_FREE_LISTED = 65536
+
+
+def _free_possible(args: Args, state: str | None) -> bool:
+    """Whether free addresses can match the filters (they have no owner, network or NAT)."""
+    if state not in (None, IP.FREE) or args.bool("issourcenat") or args.bool("isstaticnat") \
+            or args.bool("forloadbalancing") or args.opt_bool("fordisplay") is False:
+        return False
+    return not any(args.has(p) for p in ("id", "associatednetworkid", "account", "domainid", "projectid", "vpcid",
+                                         "networkid", "tags"))
+
+
+def _with_free(ctx: CallContext, args: Args, stmt: Any) -> Result:
+    """``allocatedonly=false``: the held addresses and the free ones of the zones' public ranges, by
+    address; free ones have no row, so their ``id`` is derived from zone and address (and names
+    nothing another command takes: ``associateIpAddress ipaddress=`` takes one)."""
+    import ipaddress
+    import uuid
+
+    from hvcloud.server.db.models import VlanIpRange
+
+    state = args.opt_str("state")
+    held = [] if state is not None and state.strip().lower() == "free" else list(ctx.db.scalars(stmt))
+    entries: list[tuple[int, dict[str, Any]]] = [(int(ipaddress.IPv4Address(ip.public_ip_address)),
+                                                  ip_view(ctx.db, ip)) for ip in held]
+    ranges = select(VlanIpRange).where(VlanIpRange.for_virtual_network.is_(True), VlanIpRange.network_id.is_(None),
+                                       VlanIpRange.removed.is_(None))
+    for param, column in (("zoneid", VlanIpRange.zone_id), ("vlanid", VlanIpRange.id),
+                          ("physicalnetworkid", VlanIpRange.physical_network_id)):
+        value = args.opt_str(param)
+        if value is not None:
+            ranges = ranges.where(column == value.lower())
+    taken = set(ctx.db.scalars(select(UserIpAddress.ip_key).where(UserIpAddress.ip_key.is_not(None))))
+    wanted, pattern = args.opt_str("ipaddress"), args.opt_str("keyword")
+    zones = {z.id: z.name for z in ctx.db.scalars(select(Zone))}
+    budget = MAX_FREE_LISTED
+    for rng in ctx.db.scalars(ranges.order_by(VlanIpRange.created, VlanIpRange.id)):
+        for address in IP.range_addresses(rng, budget):
+            budget -= 1
+            if IP.ip_key(rng.zone_id, address) in taken or (wanted is not None and address != wanted.strip()) \
+                    or (pattern and pattern.lower() not in address):
+                continue
+            entries.append((int(ipaddress.IPv4Address(address)), {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"hvcloud:public-ip:{rng.zone_id}/{address}")),
+                "ipaddress": address, "zoneid": rng.zone_id, "zonename": zones.get(rng.zone_id), "state": IP.FREE,
+                "issourcenat": False, "isstaticnat": False, "issystem": False, "forvirtualnetwork": True,
+                "vlanid": rng.id, "vlanname": rng.vlan_tag, "physicalnetworkid": rng.physical_network_id,
+                "fordisplay": True, "isportable": False, "tags": []}))
+        if budget <= 0:
+            break
+    entries.sort(key=lambda e: e[0])
+    views = [v for _n, v in entries]
+    return ListResult("publicipaddress", _page_of(ctx, args, views), len(views))
+
+
+def _page_of(ctx: CallContext, args: Args, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``page``/``pagesize`` over a list, with :meth:`CallContext.page`'s rules."""
+    page, pagesize = args.opt_int("page"), args.opt_int("pagesize")
+    limit = ctx.state.config.max_page_size
+    if pagesize == -1:
+        if page is not None:
+            raise errors.param_error("Can't specify page parameter when pagesize is -1 (Unlimited)")
+        return items
+    if pagesize is None and page is None:
+        return items[:limit]
+    if pagesize is None:
+        raise errors.param_error('"pagesize" parameter is required when "page" is specified')
+    if page is None:
+        raise errors.param_error('"page" parameter is required when "pagesize" is specified')
+    if pagesize > limit:
+        raise errors.param_error(f"Page size can't exceed max allowed page size value: {limit}")
+    if pagesize < 1 or page < 1:
+        raise errors.param_error("page and pagesize must be positive")
+    return items[(page - 1) * pagesize:page * pagesize]
 
 
 # ---------------------------------------------------------------------------- static NAT

@@ -68,13 +68,14 @@ def public_ranges(db: Session, zone_id: str, account_id: str | None = None) -> l
     return list(db.scalars(stmt.order_by(VlanIpRange.created, VlanIpRange.id)))
 
 
-def _addresses(rng: VlanIpRange) -> Iterator[str]:
+def range_addresses(rng: VlanIpRange, limit: int = MAX_CANDIDATES) -> Iterator[str]:
+    """The range's addresses but its gateway, lowest first, at most ``limit``."""
     try:
         first, last = int(ipaddress.IPv4Address(rng.start_ip)), int(ipaddress.IPv4Address(rng.end_ip))
         gateway = rng.gateway
     except ValueError:
         return
-    for value in range(first, min(last, first + MAX_CANDIDATES) + 1):
+    for value in range(first, min(last, first + limit - 1) + 1):
         address = str(ipaddress.IPv4Address(value))
         if address != gateway:
             yield address
@@ -92,7 +93,7 @@ def allocate(db: Session, *, zone_id: str, account: Account, network: Network | 
     ranges = public_ranges(db, zone_id, account.id)
     held = _held(db, zone_id)
     for rng in ranges:
-        for address in _addresses(rng):
+        for address in range_addresses(rng):
             if address in held or (requested is not None and address != requested):
                 continue
             row = UserIpAddress(public_ip_address=address, ip_key=ip_key(zone_id, address), zone_id=zone_id,
