@@ -775,3 +775,39 @@ def test_allocatedonly_false_lists_the_free_addresses_too(world: World, admin: C
     assert admin.ok("listPublicIpAddresses", allocatedonly=False, associatednetworkid=net)["count"] == 2
     status, body = admin.call("listPublicIpAddresses", allocatedonly=False, page=1)
     assert status == 431, body
+
+
+def test_a_rule_deleted_while_its_creation_is_on_the_wire_is_still_withdrawn(world: World, admin: Caller) -> None:
+    """The delete's rows change while the create's batch is being sent: the create's job must not
+    take the revoked rule for applied (nor delete it unsent); the delete's job sends it revoked."""
+    net, vms = _implemented(world, vms=1)
+    ip = _associate(world, admin, net)
+    hosts = world.agents
+    assert isinstance(hosts, FailingHosts)
+    seen: list[str] = []
+
+    def revoke_meanwhile(db: Any) -> None:
+        for rule in db.scalars(select(FirewallRule).where(FirewallRule.purpose == "PortForwarding")):
+            rule.state = "Revoke"
+            seen.append(rule.id)
+
+    original = hosts.send
+
+    async def send(host_id: str, command: Command, wait: float | None = None) -> Answer:
+        answer = await original(host_id, command, wait)
+        if isinstance(command, R.SetPortForwardingRulesCommand) and not seen:
+            world.tx(revoke_meanwhile)
+        return answer
+
+    hosts.send = send  # type: ignore[method-assign]
+    status, body = admin.call("createPortForwardingRule", ipaddressid=ip["id"], protocol="tcp", publicport=22,
+                              privateport=22, virtualmachineid=vms[0], openfirewall=False)
+    assert status == 200, body
+    assert admin.wait(body["jobid"])["jobstatus"] == 1
+    assert seen and admin.ok("listPortForwardingRules")["portforwardingrule"][0]["state"] == "Revoke", \
+        "left for the delete's job"
+    hosts.sent.clear()
+    asyncio.run(rule_jobs.apply_change(world.steps(), net, rule_jobs.RR.Change(rule_ids=seen)))
+    [(_h, gone)] = hosts.of_type(R.SetPortForwardingRulesCommand)
+    assert gone.rules[0].revoked is True
+    assert admin.ok("listPortForwardingRules") == {}

@@ -305,7 +305,7 @@ def full_batch(db: Session, ref: RouterRef) -> list[Command]:
     if not ips:
         return []
     commands: list[Command] = []
-    assoc = ip_assoc(db, ref, [(ip, True) for ip in ips])
+    assoc = ip_assoc(db, ref, [(ip, ip.state != IP.RELEASING) for ip in ips])
     if assoc is not None:
         commands.append(assoc)
     router = _router(db, ref)
@@ -321,10 +321,34 @@ def full_batch(db: Session, ref: RouterRef) -> list[Command]:
                                               else [default_egress_to(network)], accessDetails=access))
     commands.append(R.SetPortForwardingRulesCommand(rules=pf_tos(db, _rules(db, network.id, PORT_FORWARDING)),
                                                     accessDetails=ref.access))
-    nat = [(ip, ip.vm_ip, False) for ip in ips if ip.one_to_one_nat and ip.vm_ip]
+    nat = [(ip, ip.vm_ip, ip.state == IP.RELEASING) for ip in ips if ip.one_to_one_nat and ip.vm_ip]
     commands.append(R.SetStaticNatRulesCommand(rules=static_nat_tos(nat), accessDetails=ref.access))
     commands.append(lb_command(db, ref, network))
     return _aggregated(ref, commands)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a full batch held, row by row, so that only those rows move on once the router has it
+    (a rule added or revoked meanwhile waits for its own job)."""
+
+    rules: dict[str, str]
+    members: dict[int, bool]
+    releasing: list[str]
+
+
+def snapshot(db: Session, network_id: str) -> Snapshot:
+    rules = dict(db.execute(select(FirewallRule.id, FirewallRule.state).where(
+        FirewallRule.network_id == network_id)).all())
+    members = dict(db.execute(select(LoadBalancerVmMap.id, LoadBalancerVmMap.revoke)
+                              .join(FirewallRule, FirewallRule.id == LoadBalancerVmMap.load_balancer_id)
+                              .where(FirewallRule.network_id == network_id)).all())
+    releasing = [ip.id for ip in IP.network_ips(db, network_id) if ip.state == IP.RELEASING]
+    return Snapshot(rules, members, releasing)
+
+
+def full_batch_with_snapshot(db: Session, ref: RouterRef) -> tuple[list[Command], Snapshot]:
+    return full_batch(db, ref), snapshot(db, ref.network_id)
 
 
 def change_batch(db: Session, ref: RouterRef, change: Change) -> list[Command]:

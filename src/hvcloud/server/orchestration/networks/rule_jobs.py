@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hvcloud import logs
@@ -57,29 +57,37 @@ def running_ref(db: Session, network_id: str) -> RT.RouterRef | None:
     return RT.ref_of(db, network, router)
 
 
-def applied(db: Session, network_id: str, change: RR.Change) -> None:
+def applied(db: Session, network_id: str, change: RR.Change, held: RR.Snapshot | None = None) -> None:
     """The router holds the change (or there is no router to hold it yet): Add → Active, revoked
-    rules and members gone, released addresses back to the zone, disabled static NAT cleared."""
-    if change.rule_ids:
-        db.execute(update(FirewallRule).where(FirewallRule.id.in_(change.rule_ids), FirewallRule.state == RR.ADD)
-                   .values(state=RR.ACTIVE).execution_options(synchronize_session=False))
-        revoked = list(db.scalars(select(FirewallRule.id).where(FirewallRule.id.in_(change.rule_ids),
-                                                                FirewallRule.state == RR.REVOKE)))
-        IP.delete_rules(db, revoked)
+    rules and members gone, released addresses back to the zone, disabled static NAT cleared.
+    ``held``: the rows as the batch sent them; a row changed since (a rule deleted while its
+    creation was on its way) is left for its own job."""
+    def unchanged(rule_id: str, state: str) -> bool:
+        return held is None or held.rules.get(rule_id) == state
+
+    rule_ids = list(change.rule_ids)
     if change.lb:
-        lb_ids = select(LoadBalancingRule.id).join(FirewallRule, FirewallRule.id == LoadBalancingRule.id).where(
-            FirewallRule.network_id == network_id)
-        db.execute(update(FirewallRule).where(FirewallRule.id.in_(lb_ids), FirewallRule.state == RR.ADD)
-                   .values(state=RR.ACTIVE).execution_options(synchronize_session=False))
-        revoked_lbs = list(db.scalars(select(FirewallRule.id).where(FirewallRule.id.in_(lb_ids),
-                                                                    FirewallRule.state == RR.REVOKE)))
-        IP.delete_rules(db, revoked_lbs)
-        db.execute(delete(LoadBalancerVmMap).where(LoadBalancerVmMap.load_balancer_id.in_(lb_ids),
-                                                   LoadBalancerVmMap.revoke.is_(True))
-                   .execution_options(synchronize_session=False))
-        db.execute(update(LoadBalancerVmMap).where(LoadBalancerVmMap.load_balancer_id.in_(lb_ids),
-                                                   LoadBalancerVmMap.state == RR.ADD)
-                   .values(state=RR.ACTIVE).execution_options(synchronize_session=False))
+        rule_ids += list(db.scalars(select(LoadBalancingRule.id).join(FirewallRule, FirewallRule.id ==
+                                                                      LoadBalancingRule.id)
+                                    .where(FirewallRule.network_id == network_id)))
+        members = db.execute(select(LoadBalancerVmMap).join(FirewallRule, FirewallRule.id ==
+                                                            LoadBalancerVmMap.load_balancer_id)
+                             .where(FirewallRule.network_id == network_id)).scalars().all()
+        for member in members:
+            if held is not None and held.members.get(member.id) != member.revoke:
+                continue
+            if member.revoke:
+                db.delete(member)
+            elif member.state == RR.ADD:
+                member.state = RR.ACTIVE
+    if rule_ids:
+        states = dict(db.execute(select(FirewallRule.id, FirewallRule.state)
+                                 .where(FirewallRule.id.in_(rule_ids))).all())
+        adds = [r for r, st in states.items() if st == RR.ADD and unchanged(r, st)]
+        if adds:
+            db.execute(update(FirewallRule).where(FirewallRule.id.in_(adds)).values(state=RR.ACTIVE)
+                       .execution_options(synchronize_session=False))
+        IP.delete_rules(db, [r for r, st in states.items() if st == RR.REVOKE and unchanged(r, st)])
     for ip_id in change.nat_disable:
         ip = db.get(UserIpAddress, ip_id)
         if ip is not None and ip.removed is None:
@@ -131,8 +139,9 @@ async def send_batch(steps: Steps, ref: RT.RouterRef, commands: list[Command]) -
 
 async def apply_change(steps: Steps, network_id: str, change: RR.Change) -> None:
     ref = await steps.tx(running_ref, network_id)
+    held: RR.Snapshot | None = None
     if ref is not None:
-        commands = await steps.tx(RR.change_batch, ref, change)
+        commands, held = await steps.tx(_change_with_snapshot, ref, change)
         try:
             await send_batch(steps, ref, commands)
         except StepFailed as exc:
@@ -140,25 +149,28 @@ async def apply_change(steps: Steps, network_id: str, change: RR.Change) -> None
                 await steps.tx(not_applied, change)
                 raise JobFailure(INTERNAL_ERROR, exc.text) from None
             log.warning("rules_router_lost", network=network_id, router=ref.name)
-    await steps.tx(applied, network_id, change)
+            held = None  # the router is gone: what it held no longer matters
+    await steps.tx(applied, network_id, change, held)
+
+
+def _change_with_snapshot(db: Session, ref: RT.RouterRef, change: RR.Change) -> tuple[list[Command], RR.Snapshot]:
+    return RR.change_batch(db, ref, change), RR.snapshot(db, ref.network_id)
 
 
 async def replay(steps: Steps, ref: RT.RouterRef) -> None:
-    """After a router's entries: its network's whole public side in one aggregated batch; then every
-    pending rule is Active and every revoked one gone."""
-    commands = await steps.tx(RR.full_batch, ref)
+    """After a router's entries: its network's whole public side in one aggregated batch; then what
+    the batch held is applied (Add → Active, revoked rows gone, released addresses back)."""
+    commands, held = await steps.tx(RR.full_batch_with_snapshot, ref)
     if not commands:
         return
     log.info("router_public_replay", router=ref.name, commands=len(commands))
     await send_batch(steps, ref, commands)
-    await steps.tx(_all_applied, ref.network_id)
+    await steps.tx(_snapshot_applied, ref.network_id, held)
 
 
-def _all_applied(db: Session, network_id: str) -> None:
-    rule_ids = list(db.scalars(select(FirewallRule.id).where(FirewallRule.network_id == network_id)))
-    ips = list(db.scalars(select(UserIpAddress.id).where(UserIpAddress.network_id == network_id,
-                                                         UserIpAddress.removed.is_(None))))
-    applied(db, network_id, RR.Change(rule_ids=rule_ids, ip_ids=ips, lb=True))
+def _snapshot_applied(db: Session, network_id: str, held: RR.Snapshot) -> None:
+    """Move on exactly the rows the batch held, in the state it held them."""
+    applied(db, network_id, RR.Change(rule_ids=list(held.rules), ip_ids=held.releasing, lb=True), held)
 
 
 # ---------------------------------------------------------------------- a VM leaves
