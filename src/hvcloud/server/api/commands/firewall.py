@@ -4,6 +4,8 @@ queues the job that applies it to the network's router; see :mod:`.public_ips` f
 
 from __future__ import annotations
 
+import ipaddress
+
 from sqlalchemy import select
 
 from hvcloud.server.api import errors
@@ -266,7 +268,6 @@ def create_egress_firewall_rule(ctx: CallContext, args: Args) -> Result:
                                args.opt_int("endport"), args.opt_int("icmptype"), args.opt_int("icmpcode"),
                                args.list("cidrlist"), args.list("destcidrlist"))
     if network.cidr:
-        import ipaddress
         guest = ipaddress.IPv4Network(network.cidr, strict=False)
         for cidr in spec.cidrs:
             if not ipaddress.IPv4Network(cidr).subnet_of(guest):

@@ -10,7 +10,6 @@ from sqlalchemy import or_, select
 from hvcloud.server.api import errors
 from hvcloud.server.api.commands.public_ips import (
     check_firewall_service,
-    mine,
     network_of,
     owned_ip,
     owned_rule,
@@ -184,10 +183,6 @@ def _vm_ids(ctx: CallContext, args: Args) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-class _One(Args):
-    """The arguments of one VM of a list, for :func:`rule_vm`."""
-
-
 @command("assignToLoadBalancerRule", "Assigns virtual machine or a list of virtual machines to a load balancer "
          "rule.", admin=False, isasync=True, params=[
     Param("id", "uuid", required=True, description="the ID of the load balancer rule"),
@@ -200,7 +195,7 @@ def assign_to_load_balancer_rule(ctx: CallContext, args: Args) -> Result:
     network = network_of(ctx, rule.network_id, "id")
     members: list[tuple[str, str]] = []
     for vm_id in _vm_ids(ctx, args):
-        one = _One(args.command, {"virtualmachineid": vm_id})
+        one = Args(args.command, {"virtualmachineid": vm_id})  # one VM of the list, as rule_vm reads it
         vm, guest_ip = rule_vm(ctx, one, network, rule.account_id)
         existing = ctx.db.scalar(select(LoadBalancerVmMap).where(LoadBalancerVmMap.load_balancer_id == rule.id,
                                                                  LoadBalancerVmMap.vm_id == vm.id))
@@ -305,7 +300,6 @@ def update_load_balancer_rule(ctx: CallContext, args: Args) -> Result:
     if display is not None:
         rule.display = display
     ctx.db.flush()
-    mine(ctx, rule.account_id, "rule", rule.id)
     return queue_change(ctx, rule.network_id, RR.Change(lb=True), event="LB.UPDATE",
                         description=f"Updating load balancer rule {rule.id}", resource_type="LoadBalancer",
                         resource_id=rule.id, result_kind="loadbalancer")

@@ -9,6 +9,8 @@ Users see and change their own addresses and rules, admins everyone's (a foreign
 
 from __future__ import annotations
 
+import ipaddress
+import uuid
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
@@ -24,6 +26,7 @@ from hvcloud.server.db.models import (
     Network,
     Nic,
     UserIpAddress,
+    VlanIpRange,
     VMInstance,
     Zone,
 )
@@ -32,6 +35,7 @@ from hvcloud.server.orchestration.networks import public_ips as IP
 from hvcloud.server.orchestration.networks import router_rules as RR
 from hvcloud.server.orchestration.networks import rule_jobs
 from hvcloud.server.orchestration.networks import rules as RULES
+from hvcloud.server.orchestration.networks import validation as V
 from hvcloud.server.orchestration.vm import states as VS
 from hvcloud.server.views.public_ips import ip_forwarding_view, ip_view
 
@@ -182,7 +186,6 @@ def associate_ip(ctx: CallContext, args: Args) -> Result:
         raise errors.param_error(f"Invalid networkid {network.id}: the network belongs to another account")
     requested = args.opt_str("ipaddress")
     if requested is not None:
-        from hvcloud.server.orchestration.networks import validation as V
         requested = str(V.ipv4(requested, "ipaddress"))
     ip = IP.associate(ctx.db, ctx.state.config, zone_id=network.zone_id, account=owner, network=network,
                       requested=requested)
@@ -331,11 +334,6 @@ def _with_free(ctx: CallContext, args: Args, stmt: Any) -> Result:
     """``allocatedonly=false``: the held addresses and the free ones of the zones' public ranges, by
     address; free ones have no row, so their ``id`` is derived from zone and address (and names
     nothing another command takes: ``associateIpAddress ipaddress=`` takes one)."""
-    import ipaddress
-    import uuid
-
-    from hvcloud.server.db.models import VlanIpRange
-
     state = args.opt_str("state")
     held = [] if state is not None and state.strip().lower() == "free" else list(ctx.db.scalars(stmt))
     entries: list[tuple[int, dict[str, Any]]] = [(int(ipaddress.IPv4Address(ip.public_ip_address)),
