@@ -173,11 +173,11 @@ def ip_assoc(db: Session, ref: RouterRef, ips: Sequence[tuple[UserIpAddress, boo
 
 def _cidrs(db: Session, rule_ids: Sequence[str]) -> dict[tuple[str, str], list[str]]:
     out: dict[tuple[str, str], list[str]] = {}
-    if not rule_ids:
-        return out
-    for row in db.scalars(select(FirewallRuleCidr).where(FirewallRuleCidr.rule_id.in_(list(rule_ids)))
-                          .order_by(FirewallRuleCidr.id)):
-        out.setdefault((row.rule_id, row.kind), []).append(row.cidr)
+    ids = list(rule_ids)
+    for start in range(0, len(ids), 500):
+        for row in db.scalars(select(FirewallRuleCidr).where(FirewallRuleCidr.rule_id.in_(ids[start:start + 500]))
+                              .order_by(FirewallRuleCidr.id)):
+            out.setdefault((row.rule_id, row.kind), []).append(row.cidr)
     return out
 
 
@@ -221,6 +221,9 @@ def default_egress_to(network: Network) -> R.FirewallRuleTO:
 
 def pf_tos(db: Session, rules: Sequence[FirewallRule]) -> list[R.PortForwardingRuleTO]:
     cidrs = _cidrs(db, [r.id for r in rules])
+    ids = [r.id for r in rules]
+    for start in range(0, len(ids), 500):  # one query per 500 rules, then ``db.get`` finds them loaded
+        list(db.scalars(select(PortForwardingRule).where(PortForwardingRule.id.in_(ids[start:start + 500]))))
     out: list[R.PortForwardingRuleTO] = []
     for rule in rules:
         pf = db.get(PortForwardingRule, rule.id)

@@ -168,17 +168,25 @@ def check_conflicts(db: Session, *, ip: UserIpAddress | None, network_id: str, p
             continue
         one_is_firewall = (rule.purpose == RR.FIREWALL or purpose == RR.FIREWALL) and \
             (rule.purpose != purpose or rule.protocol != spec.protocol)
+        if one_is_firewall:
+            continue  # firewall rules open forwards and load balancers, they never conflict with them
         both_firewall = rule.purpose == purpose == RR.FIREWALL
-        same_cidrs = both_firewall and (_cidrs_of(db, rule.id) or {RR.ALL_CIDR}) == new_cidrs
-        if spec.protocol == ICMP and rule.protocol == ICMP and both_firewall and same_cidrs \
-                and (rule.icmp_type, rule.icmp_code) == (spec.icmp_type, spec.icmp_code):
-            raise errors.rule_conflict(f"New rule conflicts with existing rule id={rule.id} (icmptype/icmpcode)")
-        if both_firewall and same_cidrs and spec.protocol == ALL and rule.protocol == ALL:
-            raise errors.rule_conflict(f"New rule conflicts with existing rule id={rule.id} (protocol all)")
-        if rule.start_port is None or spec.start is None or one_is_firewall or (both_firewall and not same_cidrs):
-            continue
         end = spec.end if spec.end is not None else spec.start
-        if not _overlap(rule.start_port, rule.end_port or rule.start_port, spec.start, end):
+        overlapping = rule.start_port is not None and spec.start is not None and end is not None and \
+            _overlap(rule.start_port, rule.end_port or rule.start_port, spec.start, end)
+        same_kind = (spec.protocol == ICMP and (rule.icmp_type, rule.icmp_code) == (spec.icmp_type, spec.icmp_code)) \
+            or spec.protocol == ALL
+        if not overlapping and not (both_firewall and same_kind):
+            continue
+        # the CIDRs are read only for the few rules that could conflict (a thousand rules cost one query)
+        same_cidrs = both_firewall and (_cidrs_of(db, rule.id) or {RR.ALL_CIDR}) == new_cidrs
+        if both_firewall and not same_cidrs:
+            continue
+        if both_firewall and spec.protocol == ICMP and same_kind:
+            raise errors.rule_conflict(f"New rule conflicts with existing rule id={rule.id} (icmptype/icmpcode)")
+        if both_firewall and spec.protocol == ALL:
+            raise errors.rule_conflict(f"New rule conflicts with existing rule id={rule.id} (protocol all)")
+        if not overlapping:
             continue
         if rule.purpose == purpose == RR.PORT_FORWARDING and rule.protocol != spec.protocol:
             continue  # a tcp and a udp forward may share ports
