@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -340,9 +340,18 @@ class Snapshot:
     releasing: list[str]
 
 
-def snapshot(db: Session, network_id: str) -> Snapshot:
-    rules = dict(db.execute(select(FirewallRule.id, FirewallRule.state).where(
-        FirewallRule.network_id == network_id)).all())
+def snapshot(db: Session, network_id: str, change: Change | None = None) -> Snapshot:
+    """The rows a batch holds: every rule of the network (a full batch), or ``change``'s rules and,
+    when it touches load balancers, every load balancer rule of the network."""
+    stmt = select(FirewallRule.id, FirewallRule.state).where(FirewallRule.network_id == network_id)
+    if change is not None:
+        conds: list[ColumnElement[bool]] = [FirewallRule.id.in_(change.rule_ids)]
+        if change.lb:
+            conds.append(FirewallRule.purpose == LOAD_BALANCING)
+        stmt = stmt.where(or_(*conds))
+    rules = dict(db.execute(stmt).all())
+    if change is not None and not change.lb:
+        return Snapshot(rules, {}, [])
     members = dict(db.execute(select(LoadBalancerVmMap.id, LoadBalancerVmMap.revoke)
                               .join(FirewallRule, FirewallRule.id == LoadBalancerVmMap.load_balancer_id)
                               .where(FirewallRule.network_id == network_id)).all())

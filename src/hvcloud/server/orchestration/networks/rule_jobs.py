@@ -154,7 +154,7 @@ async def apply_change(steps: Steps, network_id: str, change: RR.Change) -> None
 
 
 def _change_with_snapshot(db: Session, ref: RT.RouterRef, change: RR.Change) -> tuple[list[Command], RR.Snapshot]:
-    return RR.change_batch(db, ref, change), RR.snapshot(db, ref.network_id)
+    return RR.change_batch(db, ref, change), RR.snapshot(db, ref.network_id, change)
 
 
 async def replay(steps: Steps, ref: RT.RouterRef) -> None:

@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from hvcloud.server import errors
@@ -163,6 +163,15 @@ def check_conflicts(db: Session, *, ip: UserIpAddress | None, network_id: str, p
         raise errors.rule_conflict(f"There is 1 to 1 Nat rule specified for the ip address id={ip.id}: static NAT is "
                                    "enabled on it (ipaddressid)")
     new_cidrs = set(spec.cidrs) or {RR.ALL_CIDR}
+    if spec.start is not None:
+        # only rules whose ports overlap, or that have none (icmp, all), can conflict: the database
+        # picks those, so a change costs the same with a thousand rules on the address
+        last = spec.end if spec.end is not None else spec.start
+        stmt = stmt.where(or_(FirewallRule.start_port.is_(None),
+                              and_(FirewallRule.start_port <= last,
+                                   func.coalesce(FirewallRule.end_port, FirewallRule.start_port) >= spec.start)))
+    else:
+        stmt = stmt.where(FirewallRule.protocol == spec.protocol)
     for rule in db.scalars(stmt.order_by(FirewallRule.created)):
         if rule.id == exclude:
             continue
