@@ -469,6 +469,8 @@ def test_static_nat_enable_list_and_disable(world: World, admin: Caller) -> None
     assert (rule["protocol"], rule["startport"], rule["endport"]) == ("all", 1, 65535)
     [vm] = admin.ok("listVirtualMachines", id=vms[0])["virtualmachine"]
     assert (vm["publicip"], vm["publicipid"]) == ("198.51.100.11", ip["id"])
+    assert (vm["nic"][0]["publicip"], vm["nic"][0]["publicipid"]) == ("198.51.100.11", ip["id"])
+    assert admin.ok("listNics", virtualmachineid=vms[0])["nic"][0]["publicip"] == "198.51.100.11"
     [other_vm] = admin.ok("listVirtualMachines", id=vms[1])["virtualmachine"]
     assert "publicip" not in other_vm
     with world.state.sessions() as db:

@@ -63,12 +63,19 @@ _VIEW_QUERY = (
     .outerjoin(UserData, UserData.id == VMInstance.user_data_id))
 
 
+#: the static NAT address pointing at a NIC (its VM on its network): ``nic[].publicip``/``publicipid``
+_NIC_STATIC_NAT = select(UserIpAddress).where(UserIpAddress.vm_id == Nic.vm_id,
+                                              UserIpAddress.network_id == Nic.network_id,
+                                              UserIpAddress.one_to_one_nat.is_(True),
+                                              UserIpAddress.removed.is_(None)).order_by(UserIpAddress.allocated).limit(1)
 #: a NIC as ``nic`` objects show it, with its network's name, type and segment: one query per page
 _NIC_QUERY = (
     select(Nic.id, Nic.vm_id, Nic.network_id, Nic.device_id, Nic.mac_address, Nic.ip4_address, Nic.netmask,
            Nic.gateway, Nic.broadcast_uri, Nic.isolation_uri, Nic.is_default, Nic.network_label,
            Network.name.label("network_name"), Network.guest_type, Network.traffic_type,
-           Network.broadcast_uri.label("network_uri"))
+           Network.broadcast_uri.label("network_uri"),
+           _NIC_STATIC_NAT.with_only_columns(UserIpAddress.public_ip_address).scalar_subquery().label("publicip"),
+           _NIC_STATIC_NAT.with_only_columns(UserIpAddress.id).scalar_subquery().label("publicipid"))
     .outerjoin(Network, Network.id == Nic.network_id)
     .where(Nic.removed.is_(None))
     .order_by(Nic.vm_id, Nic.device_id))
@@ -90,7 +97,8 @@ def nic_view(nic: Any) -> dict[str, Any]:
                     "macaddress": nic.mac_address, "isdefault": nic.is_default,
                     "traffictype": nic.traffic_type or "Guest", "type": nic.guest_type, "broadcasturi": uri,
                     "isolationuri": nic.isolation_uri or uri, "deviceid": str(nic.device_id),
-                    "virtualmachineid": nic.vm_id, "secondaryip": []})
+                    "virtualmachineid": nic.vm_id, "secondaryip": [], "publicip": getattr(nic, "publicip", None),
+                    "publicipid": getattr(nic, "publicipid", None)})
 
 
 def nic_rows(db: Session, vm_ids: list[str]) -> dict[str, list[Any]]:
