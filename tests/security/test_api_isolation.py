@@ -23,7 +23,7 @@ from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.state import ServerState
 from tests.fuzz.api_fuzz import db_fingerprint, settle
-from tests.support.network_setup import add_physical_network
+from tests.support.network_setup import add_physical_network, add_public_range
 from tests.support.server_api import Caller, keys_of
 
 with warnings.catch_warnings():
@@ -100,6 +100,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "networkoffering"][0]["id"]
         bob_network = w.ok(admin, "createNetwork", name="bobs-private-net", zoneid=zone["zone"]["id"],
                            networkofferingid=snat, account="bobby", domainid=root)["network"]
+        pn = w.ok(admin, "listPhysicalNetworks", zoneid=zone["zone"]["id"])["physicalnetwork"][0]
+        add_public_range(Caller(http, admin.apikey, admin.secret), zone["zone"]["id"], pn["id"])
+        bob_ip = w.ok(admin, "associateIpAddress", networkid=bob_network["id"])
+        assert settle(state.engine)
+        bob_rule = w.ok(bob, "createFirewallRule", ipaddressid=bob_ip["id"], protocol="tcp", startport="22")
+        assert settle(state.engine)
+        bob_address = w.ok(bob, "listPublicIpAddresses", id=bob_ip["id"])["publicipaddress"][0]["ipaddress"]
         admin_me = w.ok(admin, "listUsers", username="admin")["user"][0]
         bob_events = [e["id"] for e in w.ok(bob, "listEvents").get("event", [])]
         admin_events = [e["id"] for e in w.ok(admin, "listEvents").get("event", [])]
@@ -107,11 +114,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w.foreign_ids = {"bob-account": bob_acc["id"], "bob-user": bob_user, "admin-account": admin_me["accountid"],
                          "admin-user": admin_me["id"], "admin-job": job, "bob-event": bob_events[0],
                          "bob-template": template["id"], "bob-network": bob_network["id"],
-                         "admin-event": admin_events[0]}
+                         "admin-event": admin_events[0], "bob-public-ip": bob_ip["id"],
+                         "bob-firewall-rule": bob_rule["id"]}
         w.foreign_private = {**w.foreign_ids, "bob-apikey": bob.apikey, "bob-secret": bob.secret,
                              "admin-apikey": admin.apikey, "admin-secret": admin.secret,
                              "bob-name": "bobby", "bob-firstname": "Bobby-the-private",
-                             "bob-template-name": "bobs-private-template", "bob-network-name": "bobs-private-net"}
+                             "bob-template-name": "bobs-private-template", "bob-network-name": "bobs-private-net",
+                             "bob-public-address": bob_address}
         yield w
     state.close()
 

@@ -67,3 +67,13 @@ def build_basic_zone(admin: Caller, name: str = "basic1", *, subnet: str = "192.
     admin.ok("updateZone", id=zone["id"], allocationstate="Enabled")
     return {"zoneid": zone["id"], "podid": pod["id"], "clusterid": cluster["id"], "networkid": network["id"],
             "physicalnetworkid": pn["id"]}
+
+
+def add_public_range(admin: Caller, zoneid: str, physicalnetworkid: str, *, start: str = "198.51.100.10",
+                     end: str = "198.51.100.40", gateway: str = "198.51.100.1", netmask: str = "255.255.255.0",
+                     vlan: str = "untagged") -> dict[str, Any]:
+    """The zone's public range (``vlan`` object): ``createVlanIpRange forvirtualnetwork=true`` on the
+    physical network that carries Public traffic (``add_physical_network(public=True)``)."""
+    return admin.ok("createVlanIpRange", zoneid=zoneid, physicalnetworkid=physicalnetworkid, vlan=vlan,
+                    gateway=gateway, netmask=netmask, startip=start, endip=end,
+                    forvirtualnetwork=True)["vlan"]  # type: ignore[no-any-return]

@@ -29,6 +29,7 @@ from hvcloud.server.db.models import (
     Pod,
     ServiceOffering,
     User,
+    VlanIpRange,
     VMInstance,
     Zone,
 )
@@ -191,6 +192,35 @@ class World:
             net = db.get(Network, network_id)
             assert net is not None
             return net
+
+    def public_range(self, start: str = "198.51.100.10", end: str = "198.51.100.20", *, vlan: str = "untagged",
+                     label: str = "cloudbr-pub") -> str:
+        """Public traffic (bridge ``label``) on the world's physical network and a public range of the zone."""
+        def make(db: Session) -> str:
+            if db.scalar(select(PhysicalNetworkTrafficType.id).where(
+                    PhysicalNetworkTrafficType.physical_network_id == self.pn,
+                    PhysicalNetworkTrafficType.traffic_type == "Public")) is None:
+                db.add(PhysicalNetworkTrafficType(physical_network_id=self.pn, traffic_type="Public",
+                                                  kvm_label=label, hyperv_label="vSwitchPublic"))
+            rng = VlanIpRange(zone_id=self.zone, physical_network_id=self.pn, vlan_tag=vlan, gateway="198.51.100.1",
+                              netmask="255.255.255.0", start_ip=start, end_ip=end, for_virtual_network=True)
+            db.add(rng)
+            db.flush()
+            return rng.id
+        return str(self.tx(make))
+
+    def full_offering(self, *, egress_allow: bool = False) -> str:
+        """An isolated offering with every router service (source/static NAT, forwards, firewall, LB)."""
+        def make(db: Session) -> str:
+            services = {s: ["VirtualRouter"] for s in ("Dhcp", "Dns", "UserData", "SourceNat", "StaticNat",
+                                                        "PortForwarding", "Firewall", "Lb")}
+            row = NetworkOffering(name=f"full-{egress_allow}", display_text="full", guest_ip_type="Isolated",
+                                  state="Enabled", services_json=json.dumps(services),
+                                  egress_default_policy=egress_allow)
+            db.add(row)
+            db.flush()
+            return row.id
+        return str(self.tx(make))
 
     def vnets(self) -> list[tuple[int, str | None]]:
         with self.state.sessions() as db:

@@ -23,6 +23,8 @@ INSUFFICIENT_CAPACITY = 533
 RESOURCE_UNAVAILABLE = 534
 RESOURCE_ALLOCATION = 535
 RESOURCE_IN_USE = 536
+#: ApiErrorCode.NETWORK_RULE_CONFLICT_ERROR (a firewall/NAT/LB rule conflicts with another)
+NETWORK_RULE_CONFLICT = 537
 
 # -- cserrorcode (CSExceptionErrorCode) -------------------------------------------------------------
 CS_RUNTIME = 4250
@@ -32,6 +34,7 @@ CS_PERMISSION_DENIED = 4365
 CS_RESOURCE_ALLOCATION = 4370
 CS_RESOURCE_IN_USE = 4375
 CS_RESOURCE_UNAVAILABLE = 4380
+CS_NETWORK_RULE_CONFLICT = 4360
 CS_SERVER_API = 9999
 
 
@@ -90,3 +93,8 @@ def insufficient_capacity(text: str) -> CloudError:
 def resource_allocation(text: str) -> CloudError:
     """CloudStack's ResourceAllocationException (a resource limit would be exceeded)."""
     return CloudError(RESOURCE_ALLOCATION, text, CS_RESOURCE_ALLOCATION)
+
+
+def rule_conflict(text: str) -> CloudError:
+    """CloudStack's NetworkRuleConflictException (overlapping ports, static NAT against other rules)."""
+    return CloudError(NETWORK_RULE_CONFLICT, text, CS_NETWORK_RULE_CONFLICT)

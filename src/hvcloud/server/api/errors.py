@@ -18,6 +18,7 @@ from hvcloud.server.errors import INSUFFICIENT_CAPACITY as INSUFFICIENT_CAPACITY
 from hvcloud.server.errors import INTERNAL_ERROR as INTERNAL_ERROR
 from hvcloud.server.errors import MALFORMED_PARAMETER as MALFORMED_PARAMETER
 from hvcloud.server.errors import METHOD_NOT_ALLOWED as METHOD_NOT_ALLOWED
+from hvcloud.server.errors import NETWORK_RULE_CONFLICT as NETWORK_RULE_CONFLICT
 from hvcloud.server.errors import PARAM_ERROR as PARAM_ERROR
 from hvcloud.server.errors import RESOURCE_ALLOCATION as RESOURCE_ALLOCATION
 from hvcloud.server.errors import RESOURCE_IN_USE as RESOURCE_IN_USE
@@ -34,6 +35,7 @@ from hvcloud.server.errors import missing_parameter as missing_parameter
 from hvcloud.server.errors import param_error as param_error
 from hvcloud.server.errors import permission_denied as permission_denied
 from hvcloud.server.errors import resource_allocation as resource_allocation
+from hvcloud.server.errors import rule_conflict as rule_conflict
 from hvcloud.server.errors import unavailable as unavailable
 
 CREDENTIALS_TEXT = "unable to verify user credentials and/or request signature"

@@ -982,6 +982,132 @@ class VmRulesetLog(Base):
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class UserIpAddress(Base):
+    """CloudStack's ``user_ip_address``: a public address of the zone's public ranges
+    (``vlan_ip_range`` rows with ``for_virtual_network``) taken by an account for a network. Only taken
+    addresses have a live row: ``ip_key`` (``<zone>/<address>``) is unique while the address is held,
+    so two servers never hand out one address; a released row keeps its history (``removed`` set,
+    ``ip_key`` None). ``state``: Allocating, Allocated, Releasing (Free once removed).
+    ``one_to_one_nat``: static NAT to ``vm_id`` at its guest address ``vm_ip``."""
+
+    __tablename__ = "user_ip_address"
+    __table_args__ = (Index("ix_user_ip_address_network", "network_id", "removed"),
+                      Index("ix_user_ip_address_account", "account_id", "removed"))
+    id: Mapped[str] = _id_column()
+    public_ip_address: Mapped[str] = mapped_column(String(64))
+    ip_key: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)
+    zone_id: Mapped[str] = mapped_column(ForeignKey("zone.id"))
+    vlan_id: Mapped[str] = mapped_column(ForeignKey("vlan_ip_range.id"))
+    physical_network_id: Mapped[str | None] = mapped_column(ForeignKey("physical_network.id"), nullable=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
+    network_id: Mapped[str | None] = mapped_column(ForeignKey("network.id"), nullable=True)
+    source_nat: Mapped[bool] = mapped_column(Boolean, default=False)
+    one_to_one_nat: Mapped[bool] = mapped_column(Boolean, default=False)
+    vm_id: Mapped[str | None] = mapped_column(ForeignKey("vm_instance.id", ondelete="SET NULL"), nullable=True)
+    vm_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    state: Mapped[str] = mapped_column(String(32), default="Allocating")
+    is_system: Mapped[bool] = mapped_column(Boolean, default=False)
+    display: Mapped[bool] = mapped_column(Boolean, default=True)
+    allocated: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    vlan: Mapped[VlanIpRange] = relationship(lazy="select")
+
+
+class FirewallRule(Base):
+    """CloudStack's ``firewall_rules``: every rule on a public address or a network's egress.
+    ``purpose`` Firewall, PortForwarding, StaticNat, LoadBalancing; ``traffic_type`` Ingress or
+    Egress; ``state`` Add (not applied yet), Active, Revoke (being removed from the router).
+    ``related_id``: the port forward or load balancer rule a firewall rule was opened for
+    (``openfirewall``); deleting that rule deletes it too."""
+
+    __tablename__ = "firewall_rules"
+    __table_args__ = (Index("ix_firewall_rules_network", "network_id", "purpose"),
+                      Index("ix_firewall_rules_ip", "ip_address_id", "purpose"))
+    id: Mapped[str] = _id_column()
+    ip_address_id: Mapped[str | None] = mapped_column(ForeignKey("user_ip_address.id"), nullable=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("network.id"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    traffic_type: Mapped[str] = mapped_column(String(32), default="Ingress")
+    protocol: Mapped[str] = mapped_column(String(16))
+    start_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    end_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    icmp_type: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    icmp_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str] = mapped_column(String(32), default="Add")
+    related_id: Mapped[str | None] = mapped_column(ForeignKey("firewall_rules.id", ondelete="SET NULL"),
+                                                   nullable=True)
+    display: Mapped[bool] = mapped_column(Boolean, default=True)
+    created: Mapped[datetime] = _created_column()
+
+
+class FirewallRuleCidr(Base):
+    """CloudStack's ``firewall_rules_cidrs`` (``source``: who may reach an ingress rule) and
+    ``firewall_rules_dcidrs`` (``destination``: where an egress rule lets guests go)."""
+
+    __tablename__ = "firewall_rules_cidrs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule_id: Mapped[str] = mapped_column(ForeignKey("firewall_rules.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="source")
+    cidr: Mapped[str] = mapped_column(String(64))
+
+
+class PortForwardingRule(Base):
+    """``port_forwarding_rules``: the public address and ports of its ``firewall_rules`` row to the
+    VM's guest address ``dest_ip`` and its ports (ranges of equal length)."""
+
+    __tablename__ = "port_forwarding_rules"
+    id: Mapped[str] = mapped_column(ForeignKey("firewall_rules.id", ondelete="CASCADE"), primary_key=True)
+    vm_id: Mapped[str] = mapped_column(ForeignKey("vm_instance.id"), index=True)
+    dest_ip: Mapped[str] = mapped_column(String(64))
+    dest_port_start: Mapped[int] = mapped_column(Integer)
+    dest_port_end: Mapped[int] = mapped_column(Integer)
+
+
+class LoadBalancingRule(Base):
+    """``load_balancing``: the public port of its ``firewall_rules`` row spread over the member VMs'
+    ``default_port_start`` by ``algorithm`` (roundrobin, leastconn, source)."""
+
+    __tablename__ = "load_balancing_rules"
+    id: Mapped[str] = mapped_column(ForeignKey("firewall_rules.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+    algorithm: Mapped[str] = mapped_column(String(32))
+    default_port_start: Mapped[int] = mapped_column(Integer)
+    default_port_end: Mapped[int] = mapped_column(Integer)
+    lb_protocol: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class LoadBalancerVmMap(Base):
+    """``load_balancer_vm_map``: a member VM of a load balancer rule (``revoke``: being removed)."""
+
+    __tablename__ = "load_balancer_vm_map"
+    __table_args__ = (UniqueConstraint("load_balancer_id", "vm_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    load_balancer_id: Mapped[str] = mapped_column(ForeignKey("load_balancing_rules.id", ondelete="CASCADE"),
+                                                  index=True)
+    vm_id: Mapped[str] = mapped_column(ForeignKey("vm_instance.id"), index=True)
+    vm_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    revoke: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(32), default="Add")
+    created: Mapped[datetime] = _created_column()
+
+
+class RouterPublicNic(Base):
+    """The MAC of a router's NIC on a public range (``IpAddressTO.vifMacAddress``): one per router and
+    public VLAN, kept so the router's public NIC keeps its MAC across restarts and replays."""
+
+    __tablename__ = "router_public_nic"
+    __table_args__ = (UniqueConstraint("router_id", "vlan_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    router_id: Mapped[str] = mapped_column(ForeignKey("domain_router.id", ondelete="CASCADE"))
+    vlan_id: Mapped[str] = mapped_column(ForeignKey("vlan_ip_range.id"))
+    mac_address: Mapped[str] = mapped_column(String(17), unique=True)
+
+
 def as_dict(obj: Base) -> dict[str, Any]:
     """Column values of a row, for debugging and tests."""
     return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}

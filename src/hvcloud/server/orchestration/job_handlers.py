@@ -10,7 +10,7 @@ import importlib
 
 MODULES = ("vm.manager", "volumes", "accounts", "template_jobs", "host_jobs", "resources.storage_pools",
            "vm_credentials", "networks.routers", "networks.networks", "networks.nic_jobs",
-           "networks.sg_sync")
+           "networks.sg_sync", "networks.rule_jobs")
 
 
 def load() -> None:

@@ -33,6 +33,7 @@ from hvcloud.server.db.models import (
     ResourceLimit,
     TemplateStoreRef,
     User,
+    UserIpAddress,
     VMInstance,
     VMTemplate,
     Volume,
@@ -115,6 +116,9 @@ def _real(db: Session, resource_type: int, owner: ColumnElement[bool] | None) ->
         R.VOLUME: select(func.count(Volume.id)).where(vol_alive),
         R.PRIMARY_STORAGE: select(func.sum(Volume.size)).where(vol_alive),
         R.TEMPLATE: select(func.count(VMTemplate.id)).where(tpl_alive),
+        R.PUBLIC_IP: select(func.count(UserIpAddress.id)).where(UserIpAddress.removed.is_(None),
+                                                                UserIpAddress.is_system.is_(False),
+                                                                UserIpAddress.account_id == Account.id, owner),
         R.SECONDARY_STORAGE: select(func.sum(TemplateStoreRef.physical_size))
         .where(TemplateStoreRef.template_id == VMTemplate.id, tpl_alive),
     }.get(resource_type)

@@ -16,6 +16,7 @@ from hvcloud.server.db.models import (
     Nic,
     ServiceOffering,
     UserData,
+    UserIpAddress,
     VMInstance,
     VMTemplate,
     Volume,
@@ -32,6 +33,9 @@ VIEW_CHUNK = 500
 
 _TEMPLATE = aliased(VMTemplate)
 _ISO = aliased(VMTemplate)
+#: the VM's static NAT address (``publicip``/``publicipid``), as subqueries of the one view query
+_STATIC_NAT = select(UserIpAddress).where(UserIpAddress.vm_id == VMInstance.id, UserIpAddress.one_to_one_nat.is_(True),
+                                          UserIpAddress.removed.is_(None)).order_by(UserIpAddress.allocated).limit(1)
 #: everything a ``virtualmachine`` object shows, as plain columns of one joined query: a page of 500
 #: VMs is one query and no ORM objects (building those cost more than the rest of the request)
 _VIEW_QUERY = (
@@ -47,7 +51,9 @@ _VIEW_QUERY = (
            _TEMPLATE.name.label("templatename"), _TEMPLATE.display_text.label("templatedisplaytext"),
            _TEMPLATE.hypervisor.label("template_hypervisor"), _TEMPLATE.password_enabled,
            _ISO.name.label("isoname"), ServiceOffering.name.label("serviceofferingname"),
-           Account.name.label("account"), Account.domain_id, Domain.name.label("domain"))
+           Account.name.label("account"), Account.domain_id, Domain.name.label("domain"),
+           _STATIC_NAT.with_only_columns(UserIpAddress.public_ip_address).scalar_subquery().label("publicip"),
+           _STATIC_NAT.with_only_columns(UserIpAddress.id).scalar_subquery().label("publicipid"))
     .join(Zone, Zone.id == VMInstance.zone_id)
     .join(ServiceOffering, ServiceOffering.id == VMInstance.service_offering_id)
     .join(Account, Account.id == VMInstance.account_id)
@@ -58,12 +64,19 @@ _VIEW_QUERY = (
     .outerjoin(UserData, UserData.id == VMInstance.user_data_id))
 
 
+#: the static NAT address pointing at a NIC (its VM on its network): ``nic[].publicip``/``publicipid``
+_NIC_STATIC_NAT = select(UserIpAddress).where(UserIpAddress.vm_id == Nic.vm_id,
+                                              UserIpAddress.network_id == Nic.network_id,
+                                              UserIpAddress.one_to_one_nat.is_(True),
+                                              UserIpAddress.removed.is_(None)).order_by(UserIpAddress.allocated).limit(1)
 #: a NIC as ``nic`` objects show it, with its network's name, type and segment: one query per page
 _NIC_QUERY = (
     select(Nic.id, Nic.vm_id, Nic.network_id, Nic.device_id, Nic.mac_address, Nic.ip4_address, Nic.netmask,
            Nic.gateway, Nic.broadcast_uri, Nic.isolation_uri, Nic.is_default, Nic.network_label,
            Network.name.label("network_name"), Network.guest_type, Network.traffic_type,
-           Network.broadcast_uri.label("network_uri"))
+           Network.broadcast_uri.label("network_uri"),
+           _NIC_STATIC_NAT.with_only_columns(UserIpAddress.public_ip_address).scalar_subquery().label("publicip"),
+           _NIC_STATIC_NAT.with_only_columns(UserIpAddress.id).scalar_subquery().label("publicipid"))
     .outerjoin(Network, Network.id == Nic.network_id)
     .where(Nic.removed.is_(None))
     .order_by(Nic.vm_id, Nic.device_id))
@@ -85,7 +98,8 @@ def nic_view(nic: Any) -> dict[str, Any]:
                     "macaddress": nic.mac_address, "isdefault": nic.is_default,
                     "traffictype": nic.traffic_type or "Guest", "type": nic.guest_type, "broadcasturi": uri,
                     "isolationuri": nic.isolation_uri or uri, "deviceid": str(nic.device_id),
-                    "virtualmachineid": nic.vm_id, "secondaryip": []})
+                    "virtualmachineid": nic.vm_id, "secondaryip": [], "publicip": getattr(nic, "publicip", None),
+                    "publicipid": getattr(nic, "publicipid", None)})
 
 
 def nic_rows(db: Session, vm_ids: list[str]) -> dict[str, list[Any]]:
@@ -177,6 +191,7 @@ def _view(vm: Any, offerings: dict[str, str | None] | None, nics: list[Any],
         "rootdevicetype": ROOT_DEVICE_TYPE, "group": vm.group_name,
         "keypairs": vm.keypairs, "keypair": vm.keypairs, "userdataid": vm.user_data_id,
         "userdataname": vm.userdataname, "userdatadetails": _details_text(vm.user_data_details),
+        "publicip": vm.publicip, "publicipid": vm.publicipid,
         "nic": [nic_view(n) for n in nics], "securitygroup": groups, "affinitygroup": [], "tags": [],
     }
     if vm.state_reason:

@@ -34,7 +34,7 @@ from hvcloud.server.db.models import (
 from hvcloud.server.errors import INTERNAL_ERROR, PARAM_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import events
-from hvcloud.server.orchestration.networks import basic_zone, physical, ranges, routing
+from hvcloud.server.orchestration.networks import basic_zone, physical, public_ips, ranges, routing
 from hvcloud.server.orchestration.networks import validation as V
 from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 
@@ -326,6 +326,7 @@ def _release(db: Session, network_id: str) -> dict[str, Any] | None:
         raise JobFailure(PARAM_ERROR, f"Network {network.name} got {count} VM NIC(s) while being deleted")
     for vnet in db.scalars(select(GuestVnet).where(GuestVnet.network_id == network_id)):
         db.delete(vnet)
+    public_ips.release_network(db, network_id)
     now = utcnow()
     for rng in db.scalars(select(VlanIpRange).where(VlanIpRange.network_id == network_id,
                                                     VlanIpRange.removed.is_(None))):

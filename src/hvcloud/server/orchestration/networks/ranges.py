@@ -19,6 +19,7 @@ from hvcloud.server.db.models import (
     PhysicalNetwork,
     Pod,
     User,
+    UserIpAddress,
     VlanIpRange,
     Zone,
     utcnow,
@@ -109,7 +110,11 @@ def add_range(db: Session, actor: User, *, zone: Zone, physical_network: Physica
 
 
 def addresses_in_use(db: Session, row: VlanIpRange) -> list[str]:
-    """Addresses of the range held by live NICs or routers of its network."""
+    """Addresses of the range held by live NICs or routers of its network, or (a public range) by
+    accounts' public addresses."""
+    if row.for_virtual_network and row.network_id is None:
+        return sorted(db.scalars(select(UserIpAddress.public_ip_address).where(UserIpAddress.vlan_id == row.id,
+                                                                               UserIpAddress.removed.is_(None))))
     if row.network_id is None:
         return []
     first, last = int(ipaddress.IPv4Address(row.start_ip)), int(ipaddress.IPv4Address(row.end_ip))

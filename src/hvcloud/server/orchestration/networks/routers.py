@@ -33,6 +33,7 @@ from hvcloud.server.errors import INTERNAL_ERROR, PARAM_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.networks import implement as N
+from hvcloud.server.orchestration.networks import public_ips as IP
 from hvcloud.server.orchestration.networks.vm_data import pending_password, vm_data_triples
 from hvcloud.server.orchestration.vm import states as VS
 from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
@@ -204,6 +205,7 @@ def _claim(db: Session, network_id: str, preferred_host: str | None, avoid: list
         raise StepFailed(f"no Up host of zone {network.zone_id} can run the router of network {network.name}"
                          + (f" (tried {', '.join(avoid)})" if avoid else ""), host_fault=False)
     N.take_segment(db, network)
+    IP.ensure_source_nat(db, network)
     if router is None:
         assert number is not None
         router = DomainRouter(name=f"r-{number}-{suffix}", vm_number=number, network_id=network.id,
@@ -360,11 +362,22 @@ async def send_all(steps: Steps, ref: RouterRef, commands: Sequence[Command]) ->
 
 async def replay(steps: Steps, ref: RouterRef, *, exclude_vm: str | None = None) -> None:
     """Send the router the entries of every live NIC of its network (idempotent on the router); a
-    stopped VM keeps its lease and metadata, as in CloudStack, so it finds them when it starts."""
+    stopped VM keeps its lease and metadata, as in CloudStack, so it finds them when it starts.
+    Then its public side: addresses, source NAT, firewall, forwards, static NAT, load balancers
+    in one aggregated batch (:func:`replay_public`), unless ``exclude_vm``'s entries are still to
+    come (:func:`publish_vm` sends it after them)."""
     commands = await steps.tx(_network_entries, steps.box, ref, exclude_vm)
     if commands:
         log.info("router_replay", router=ref.name, commands=len(commands))
     await send_all(steps, ref, commands)
+    if exclude_vm is None:
+        await replay_public(steps, ref)
+
+
+async def replay_public(steps: Steps, ref: RouterRef) -> None:
+    from hvcloud.server.orchestration.networks import rule_jobs
+
+    await rule_jobs.replay(steps, ref)
 
 
 def router_lost(db: Session, ref: RouterRef, exc: StepFailed) -> bool:
@@ -392,6 +405,8 @@ async def publish_vm(steps: Steps, network_id: str, vm_id: str, host_id: str | N
             raise
         ref = await ensure_router(steps, network_id, host_id, exclude_vm=vm_id)
         await send_all(steps, ref, await steps.tx(_vm_entries, steps.box, ref, vm_id))
+    if ref.replayed:
+        await replay_public(steps, ref)
 
 
 async def sync_network(steps: Steps, network_id: str, preferred_host: str | None) -> RouterRef:
@@ -559,6 +574,7 @@ def _finish_shutdown(db: Session, network_id: str) -> bool:
     if router is not None and router.state != STOPPED:
         return False  # a start took the router back
     N.release_segment(db, network)
+    IP.release_source_nat(db, network)
     network.state, network.idle_since = N.ALLOCATED, None
     log.info("network_shut_down", network=network_id)
     return True

@@ -22,6 +22,7 @@ from hvcloud.server.db.models import Host, Network, Nic, VMInstance
 from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.networks import implement as N
 from hvcloud.server.orchestration.networks import routers as RT
+from hvcloud.server.orchestration.networks import rule_jobs
 from hvcloud.server.orchestration.networks.vm_data import password_delivered, pending_password, vm_data_triples
 from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
 from hvcloud.wire import routing as R
@@ -134,7 +135,9 @@ async def publish_start(steps: Steps, plan: StartPlan, vm_id: str, host_id: str)
 
 async def withdraw_vm(steps: Steps, vm_id: str, nic_ids: Sequence[str] | None = None) -> None:
     """After the VM (or the NICs ``nic_ids``) left its networks: withdraw their entries from the
-    routers. Best effort: a router that cannot be reached is corrected on its next restart."""
+    routers. Best effort: a router that cannot be reached is corrected on its next restart. The VM
+    also loses its port forwards, static NAT and load balancer memberships on those networks."""
+    await rule_jobs.forget_vm(steps, vm_id, list(nic_ids) if nic_ids is not None else None)
     for ref, commands in await steps.tx(_withdrawals, vm_id, list(nic_ids) if nic_ids is not None else None):
         try:
             for command in commands:

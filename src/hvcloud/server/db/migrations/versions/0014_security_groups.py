@@ -1,7 +1,7 @@
 """security groups: security_group, security_group_rule, security_group_vm_map, vm_ruleset_log
 
 Revision ID: 0014_security_groups
-Revises: 0012_vm_nic_columns
+Revises: 0013_public_ips_rules
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0014_security_groups'
-down_revision = '0012_vm_nic_columns'
+down_revision = '0013_public_ips_rules'
 branch_labels = None
 depends_on = None
 
