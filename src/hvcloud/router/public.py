@@ -384,7 +384,7 @@ def merge(spec: RouterSpec, old: PublicBook, change: RuleChange) -> tuple[Public
         if book.firewall.pop(rule_id(rid, f"remove_firewall[{i}]"), None) is not None:
             touched.firewall.add(rid)
 
-    sources = [a for a in change.addresses if a.source_nat]
+    sources = {a.ip for a in change.addresses if a.source_nat}
     if len(sources) > 1:
         raise _bad("addresses", f"{len(sources)} source NAT addresses in one change; a router has one")
     for i, a in enumerate(change.addresses):
@@ -464,9 +464,10 @@ def combine(first: RuleChange, then: RuleChange) -> RuleChange:
     one). :func:`merge` applies removals before additions, so an addition in ``first`` that
     ``then`` removes (or whose address ``then`` releases) is dropped here instead."""
     released = set(then.release)
+    readded = {a.ip for a in then.addresses}  # IpAssoc then SetSourceNat of one address: the later wins
     rm_pf, rm_st, rm_fw = set(then.remove_port_forwards), set(then.remove_static_nats), set(then.remove_firewall)
     return RuleChange(
-        addresses=tuple(a for a in first.addresses if a.ip not in released) + then.addresses,
+        addresses=tuple(a for a in first.addresses if a.ip not in released and a.ip not in readded) + then.addresses,
         release=first.release + then.release,
         port_forwards=tuple(f for f in first.port_forwards
                             if f.rule_id not in rm_pf and f.public_ip not in released) + then.port_forwards,

@@ -106,7 +106,7 @@ def test_concurrent_deploys_never_share_an_address(server: tuple[ServerProcess, 
 
 
 @pytest.mark.postgres
-def test_migration_0012_runs_down_and_up_on_postgresql() -> None:
+def test_migrations_since_0012_run_down_and_up_on_postgresql() -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
@@ -115,7 +115,7 @@ def test_migration_0012_runs_down_and_up_on_postgresql() -> None:
         try:
             migrate.upgrade(engine)
             cfg = migrate._config()
-            for step, target in ((command.downgrade, "-1"), (command.upgrade, "head")):
+            for step, target in ((command.downgrade, "0011_keys_userdata"), (command.upgrade, "head")):
                 with engine.begin() as conn:
                     cfg.attributes["connection"] = conn
                     step(cfg, target)

@@ -179,6 +179,17 @@ def test_combine_keeps_order_semantics() -> None:
     assert book.firewall["2"].protocol == "tcp"
 
 
+def test_an_address_associated_and_made_source_nat_in_one_batch_is_one_source_nat_address() -> None:
+    # the server's first batch: IpAssocCommand (sourceNat) then SetSourceNatCommand of the same address
+    first = RuleChange(addresses=(pub("192.0.2.20", True), pub("192.0.2.21")))
+    both = combine(first, RuleChange(addresses=(pub("192.0.2.20", True),)))
+    book, _ = merge(SPEC, PublicBook(), both)
+    assert [a.ip for a in book.addresses.values() if a.source_nat] == ["192.0.2.20"]
+    assert set(book.addresses) == {"192.0.2.20", "192.0.2.21"}
+    # two different source NAT addresses in one change stay refused
+    refused(PublicBook(), RuleChange(addresses=(pub("192.0.2.20", True), pub("192.0.2.21", True))), "addresses")
+
+
 # --------------------------------------------------------------------------- nftables text
 
 

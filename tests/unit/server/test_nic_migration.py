@@ -44,7 +44,7 @@ def test_downgrade_restores_the_columns_from_the_nic_table_and_upgrade_drops_the
     vms = [admin.job("deployVirtualMachine", serviceofferingid=offering, templateid=template, zoneid=ids["zoneid"],
                      startvm="false")["jobresult"]["virtualmachine"] for _ in range(2)]
     nics = {vm["id"]: vm["nic"][0] for vm in vms}
-    _alembic(state, command.downgrade, "-1")
+    _alembic(state, command.downgrade, "0011_keys_userdata")  # below 0012_vm_nic_columns
     eng = db_engine.make_engine(state.config.db_url)
     try:
         with eng.connect() as conn:
