@@ -12,16 +12,20 @@ import hashlib
 import ipaddress
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from hvcloud import logs
 from hvcloud.network.bridges import NetworkError, Runner, run_ip
 from hvcloud.router.api import RouterError, RouterSpec
 
 NETNS_DIR = Path("/run/netns")
 PORT = "eth0"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+log = logs.get(__name__)
 
 
 def _digest(name: str) -> str:
@@ -174,10 +178,12 @@ class PublicPlumbing:
         for addr in have:
             if addr not in addresses:
                 self._ip("-n", ns, "addr", "del", str(addr), "dev", PUBLIC_PORT)
-        for addr in addresses:
-            if addr not in have:
-                self._ip("-n", ns, "addr", "add", str(addr), "dev", PUBLIC_PORT)
+        added = [addr for addr in addresses if addr not in have]
+        for addr in added:
+            self._ip("-n", ns, "addr", "add", str(addr), "dev", PUBLIC_PORT)
         self._ip("-n", ns, "route", "replace", "default", "via", gateway, "dev", PUBLIC_PORT)
+        for addr in added:
+            announce(ns, PUBLIC_PORT, str(addr.ip))
 
     def addresses(self, ns: str) -> list[ipaddress.IPv4Interface]:
         out = self._ip("-n", ns, "-j", "-4", "addr", "show", "dev", PUBLIC_PORT)
@@ -192,6 +198,25 @@ class PublicPlumbing:
         veth = public_veth_name(router)
         if self._link(veth) is not None:
             self._ip("link", "del", "dev", veth)
+
+
+def announce(ns: str, port: str, ip: str) -> None:
+    """A gratuitous ARP for ``ip`` from ``port`` (as CloudStack's router sends when it takes an
+    address): neighbours that cached another MAC for it (the router this one replaced, after a
+    ``restartNetwork cleanup=true``) switch at once instead of after their cache times out. Best
+    effort: without arping the neighbours learn it on their next ARP."""
+    arping = shutil.which("arping")
+    args = [arping, "-U", "-c", "1", "-I", port, "-s", ip, ip] if arping else None
+    busybox = shutil.which("busybox")
+    if args is None and busybox is not None:
+        args = [busybox, "arping", "-U", "-c", "1", "-I", port, "-s", ip, ip]
+    if args is None:
+        log.info("router_garp_skipped", reason="no arping", ip=ip)
+        return
+    proc = subprocess.run(["ip", "netns", "exec", ns, *args], capture_output=True, text=True,  # noqa: S603
+                          timeout=10, check=False)
+    if proc.returncode != 0:
+        log.info("router_garp_failed", ip=ip, detail=(proc.stderr or proc.stdout)[-300:])
 
 
 def _sysctl(ns: str, key: str, value: str) -> None:

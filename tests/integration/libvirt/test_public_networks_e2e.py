@@ -49,8 +49,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, libvirt_ok: None, guest: gue
         cs = cloud.cs
         isolated = cs.listNetworkOfferings(
             name="DefaultIsolatedNetworkOfferingWithSourceNatService")["networkoffering"][0]
+        assert isolated["egressdefaultpolicy"] is False  # CloudStack's default offering: egress denied
         net = cs.createNetwork(name="web", displaytext="web", networkofferingid=isolated["id"],
                                zoneid=cloud.zone["id"])["network"]
+        # the guests may reach the outside's web server, nothing else
+        cs.createEgressFirewallRule(networkid=net["id"], protocol="tcp", startport=OUTSIDE_PORT, endport=OUTSIDE_PORT,
+                                    destcidrlist=f"{PUBLIC_GATEWAY}/32")
         yield World(cloud, outside, net, {})
 
 
