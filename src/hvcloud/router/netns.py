@@ -45,7 +45,10 @@ def veth_name(router: str) -> str:
     return f"vr{_digest(router)[:12]}"
 
 
-class Plumbing:
+class _Veths:
+    """What both of a router's ports are made of: a veth whose ``port`` end sits in the router's
+    namespace with ``mac`` and whose host end joins ``bridge``; each step checks what is there first."""
+
     def __init__(self, runner: Runner = run_ip) -> None:
         self._run = runner
 
@@ -54,9 +57,6 @@ class Plumbing:
             return self._run(list(args))
         except NetworkError as exc:
             raise RouterError(str(exc)) from exc
-
-    def namespace_exists(self, ns: str) -> bool:
-        return (NETNS_DIR / ns).exists()
 
     def _link(self, name: str, ns: str | None = None) -> dict[str, Any] | None:
         prefix = ["-n", ns] if ns else []
@@ -67,26 +67,45 @@ class Plumbing:
         data = json.loads(out or "[]")
         return data[0] if data else None
 
+    def _veth_into(self, ns: str, veth: str, port: str, bridge: str, mac: str) -> None:
+        host = self._link(veth)
+        if host is None or self._link(port, ns) is None:
+            if host is not None:
+                self._ip("link", "del", "dev", veth)
+            if self._link(port, ns) is not None:
+                self._ip("-n", ns, "link", "del", "dev", port)
+            self._ip("link", "add", veth, "type", "veth", "peer", "name", port, "netns", ns)
+            host = self._link(veth)
+        if host is None or host.get("master") != bridge:
+            self._ip("link", "set", "dev", veth, "master", bridge)
+        self._ip("link", "set", "dev", veth, "up")
+        found = self._link(port, ns) or {}
+        if str(found.get("address", "")).lower() != mac:
+            self._ip("-n", ns, "link", "set", "dev", port, "down")
+            self._ip("-n", ns, "link", "set", "dev", port, "address", mac)
+
+    def _addresses(self, ns: str, port: str) -> list[ipaddress.IPv4Interface]:
+        out = self._ip("-n", ns, "-j", "-4", "addr", "show", "dev", port)
+        found = []
+        for link in json.loads(out or "[]"):
+            for info in link.get("addr_info", []):
+                if info.get("family") == "inet":
+                    found.append(ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}"))
+        return found
+
+
+class Plumbing(_Veths):
+    """The router's namespace and its guest port ``eth0`` (the network's gateway address)."""
+
+    def namespace_exists(self, ns: str) -> bool:
+        return (NETNS_DIR / ns).exists()
+
     def ensure(self, spec: RouterSpec, bridge: str) -> None:
         ns, veth = namespace_name(spec.name), veth_name(spec.name)
         if not self.namespace_exists(ns):
             self._ip("netns", "add", ns)
         self._ip("-n", ns, "link", "set", "dev", "lo", "up")
-        host = self._link(veth)
-        if host is None or self._link(PORT, ns) is None:
-            if host is not None:
-                self._ip("link", "del", "dev", veth)
-            if self._link(PORT, ns) is not None:
-                self._ip("-n", ns, "link", "del", "dev", PORT)
-            self._ip("link", "add", veth, "type", "veth", "peer", "name", PORT, "netns", ns)
-            host = self._link(veth)
-        if host is None or host.get("master") != bridge:
-            self._ip("link", "set", "dev", veth, "master", bridge)
-        self._ip("link", "set", "dev", veth, "up")
-        port = self._link(PORT, ns) or {}
-        if str(port.get("address", "")).lower() != spec.mac:
-            self._ip("-n", ns, "link", "set", "dev", PORT, "down")
-            self._ip("-n", ns, "link", "set", "dev", PORT, "address", spec.mac)
+        self._veth_into(ns, veth, PORT, bridge, spec.mac)
         want = ipaddress.IPv4Interface(f"{spec.address}/{spec.prefix}")
         have = self.addresses(ns)
         for addr in have:
@@ -97,13 +116,7 @@ class Plumbing:
         self._ip("-n", ns, "link", "set", "dev", PORT, "up")
 
     def addresses(self, ns: str) -> list[ipaddress.IPv4Interface]:
-        out = self._ip("-n", ns, "-j", "-4", "addr", "show", "dev", PORT)
-        found = []
-        for link in json.loads(out or "[]"):
-            for info in link.get("addr_info", []):
-                if info.get("family") == "inet":
-                    found.append(ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}"))
-        return found
+        return self._addresses(ns, PORT)
 
     def remove(self, router: str) -> None:
         ns, veth = namespace_name(router), veth_name(router)
@@ -126,47 +139,15 @@ def public_veth_name(router: str) -> str:
     return f"vp{_digest(router)[:12]}"
 
 
-class PublicPlumbing:
+class PublicPlumbing(_Veths):
     """The router's public interface ``eth1``: a veth into the Public traffic label's bridge,
     carrying every public address the router holds and its default route. Built only when the
-    router holds an address; each step checks what is there first."""
-
-    def __init__(self, runner: Runner = run_ip) -> None:
-        self._run = runner
-
-    def _ip(self, *args: str) -> str:
-        try:
-            return self._run(list(args))
-        except NetworkError as exc:
-            raise RouterError(str(exc)) from exc
-
-    def _link(self, name: str, ns: str | None = None) -> dict[str, Any] | None:
-        prefix = ["-n", ns] if ns else []
-        try:
-            out = self._run([*prefix, "-j", "link", "show", "dev", name])
-        except NetworkError:
-            return None
-        data = json.loads(out or "[]")
-        return data[0] if data else None
+    router holds an address."""
 
     def ensure(self, router: str, bridge: str, mac: str, addresses: list[ipaddress.IPv4Interface],
                gateway: str) -> None:
-        ns, veth = namespace_name(router), public_veth_name(router)
-        host = self._link(veth)
-        if host is None or self._link(PUBLIC_PORT, ns) is None:
-            if host is not None:
-                self._ip("link", "del", "dev", veth)
-            if self._link(PUBLIC_PORT, ns) is not None:
-                self._ip("-n", ns, "link", "del", "dev", PUBLIC_PORT)
-            self._ip("link", "add", veth, "type", "veth", "peer", "name", PUBLIC_PORT, "netns", ns)
-            host = self._link(veth)
-        if host is None or host.get("master") != bridge:
-            self._ip("link", "set", "dev", veth, "master", bridge)
-        self._ip("link", "set", "dev", veth, "up")
-        port = self._link(PUBLIC_PORT, ns) or {}
-        if str(port.get("address", "")).lower() != mac:
-            self._ip("-n", ns, "link", "set", "dev", PUBLIC_PORT, "down")
-            self._ip("-n", ns, "link", "set", "dev", PUBLIC_PORT, "address", mac)
+        ns = namespace_name(router)
+        self._veth_into(ns, public_veth_name(router), PUBLIC_PORT, bridge, mac)
         self._ip("-n", ns, "link", "set", "dev", PUBLIC_PORT, "up")
         self.set_addresses(router, addresses, gateway)
         _sysctl(ns, "net.ipv4.ip_forward", "1")
@@ -186,13 +167,7 @@ class PublicPlumbing:
             announce(ns, PUBLIC_PORT, str(addr.ip))
 
     def addresses(self, ns: str) -> list[ipaddress.IPv4Interface]:
-        out = self._ip("-n", ns, "-j", "-4", "addr", "show", "dev", PUBLIC_PORT)
-        found = []
-        for link in json.loads(out or "[]"):
-            for info in link.get("addr_info", []):
-                if info.get("family") == "inet":
-                    found.append(ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}"))
-        return found
+        return self._addresses(ns, PUBLIC_PORT)
 
     def remove(self, router: str) -> None:
         veth = public_veth_name(router)

@@ -122,6 +122,18 @@ def live_router(db: Session, network_id: str) -> DomainRouter | None:
                       .order_by(DomainRouter.created.desc(), DomainRouter.vm_number.desc())).first()
 
 
+def running_ref(db: Session, network_id: str) -> RouterRef | None:
+    """The network's router if it runs on an Up host (where commands can go now)."""
+    network = db.get(Network, network_id)
+    router = live_router(db, network_id) if network is not None else None
+    if network is None or router is None or router.state != RUNNING or router.host_id is None:
+        return None
+    host = db.get(Host, router.host_id)
+    if host is None or host.status != HOST_UP:
+        return None
+    return ref_of(db, network, router)
+
+
 def can_run_routers(host: Host | None, avoid: Collection[str]) -> bool:
     return host is not None and host.status == HOST_UP and host.resource_state == "Enabled" \
         and host.id not in avoid and host.hypervisor.lower() not in NO_ROUTER_HYPERVISORS

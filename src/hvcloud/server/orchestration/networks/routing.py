@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from hvcloud import logs
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import Host, Network, Nic, VMInstance
-from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.networks import implement as N
 from hvcloud.server.orchestration.networks import routers as RT
 from hvcloud.server.orchestration.networks import rule_jobs
@@ -41,18 +40,6 @@ def _routed_networks(db: Session, vm_id: str) -> list[str]:
         if network is not None and network.id not in out and N.needs_router(network):
             out.append(network.id)
     return out
-
-
-def _running_router(db: Session, network_id: str) -> RT.RouterRef | None:
-    """The network's router if it runs on an Up host (where commands can go now)."""
-    network = db.get(Network, network_id)
-    router = RT.live_router(db, network_id) if network is not None else None
-    if network is None or router is None or router.state != RT.RUNNING or router.host_id is None:
-        return None
-    host = db.get(Host, router.host_id)
-    if host is None or host.status != HOST_UP:
-        return None
-    return RT.ref_of(db, network, router)
 
 
 @dataclass(frozen=True)
@@ -176,7 +163,7 @@ def _withdrawals(db: Session, vm_id: str, nic_ids: list[str] | None) -> list[tup
     vm = db.get(VMInstance, vm_id)
     out: list[tuple[RT.RouterRef, list[Command]]] = []
     for nic in db.scalars(stmt.order_by(Nic.device_id)):
-        ref = _running_router(db, nic.network_id or "")
+        ref = RT.running_ref(db, nic.network_id or "")
         if ref is None:
             continue
         name = vm.name if vm is not None else None
@@ -196,7 +183,7 @@ def _refreshes(db: Session, box: SecretBox, vm_id: str) -> list[tuple[RT.RouterR
     out: list[tuple[RT.RouterRef, list[Command]]] = []
     for nic in db.scalars(select(Nic).where(Nic.vm_id == vm_id, Nic.removed.is_(None), Nic.network_id.is_not(None))
                           .order_by(Nic.device_id)):
-        ref = _running_router(db, nic.network_id or "")
+        ref = RT.running_ref(db, nic.network_id or "")
         if ref is None or not nic.ip4_address:
             continue
         commands: list[Command] = [R.VmDataCommand(vmIpAddress=nic.ip4_address, vmName=vm.name,

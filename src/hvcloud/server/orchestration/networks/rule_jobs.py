@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from hvcloud import logs
 from hvcloud.server.db.models import (
     FirewallRule,
-    Host,
     LoadBalancerVmMap,
     LoadBalancingRule,
     Network,
@@ -32,7 +31,6 @@ from hvcloud.server.db.models import (
 )
 from hvcloud.server.errors import INTERNAL_ERROR, PARAM_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
-from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.networks import public_ips as IP
 from hvcloud.server.orchestration.networks import router_rules as RR
 from hvcloud.server.orchestration.networks import routers as RT
@@ -43,18 +41,6 @@ from hvcloud.wire.base import Command
 log = logs.get(__name__)
 
 JOB_APPLY = "network.rules.apply"
-
-
-def running_ref(db: Session, network_id: str) -> RT.RouterRef | None:
-    """The network's router if it runs on an Up host (where a change can go now)."""
-    network = db.get(Network, network_id)
-    router = RT.live_router(db, network_id) if network is not None else None
-    if network is None or router is None or router.state != RT.RUNNING or router.host_id is None:
-        return None
-    host = db.get(Host, router.host_id)
-    if host is None or host.status != HOST_UP:
-        return None
-    return RT.ref_of(db, network, router)
 
 
 def applied(db: Session, network_id: str, change: RR.Change, held: RR.Snapshot | None = None) -> None:
@@ -138,7 +124,7 @@ async def send_batch(steps: Steps, ref: RT.RouterRef, commands: list[Command]) -
 
 
 async def apply_change(steps: Steps, network_id: str, change: RR.Change) -> None:
-    ref = await steps.tx(running_ref, network_id)
+    ref = await steps.tx(RT.running_ref, network_id)
     held: RR.Snapshot | None = None
     if ref is not None:
         commands, held = await steps.tx(_change_with_snapshot, ref, change)
