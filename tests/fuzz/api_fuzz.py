@@ -407,6 +407,19 @@ def send(client: httpx.Client, url: str, case: ApiCase, keys: Keys) -> httpx.Res
     return client.get(f"{url}?{urlencode(pairs)}")
 
 
+def run(engine: Engine, client: httpx.Client, url: str, keys: Keys, chosen: Iterable[ApiCase]) -> Tally:
+    """Send each case and judge its answer and what it wrote (the database settled before each
+    case, its fingerprint compared after)."""
+    tally = Tally()
+    for case in chosen:
+        settle(engine)
+        before = db_fingerprint(engine)
+        r = send(client, url, case, keys)
+        judge(case, r.status_code, r.headers.get("content-type", ""), r.content, before, db_fingerprint(engine),
+              tally)
+    return tally
+
+
 def call(client: httpx.Client, url: str, keys: tuple[str, str], command: str, /, **params: str) -> dict[str, Any]:
     """One well-formed signed call that must succeed (fixture set-up)."""
     pairs = [("apiKey", keys[0]), ("command", command), ("response", "json"), *params.items()]

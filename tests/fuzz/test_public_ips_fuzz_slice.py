@@ -4,17 +4,11 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from hvcloud.server.api.commands import firewall, load_balancers, public_ips
-from hvcloud.server.config import ServerConfig
 from hvcloud.server.state import ServerState
 from tests.fuzz import api_fuzz
 from tests.support.server_api import keys_of
-from tests.support.server_in_process import in_process_server
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -23,13 +17,6 @@ with warnings.catch_warnings():
 URL = "/client/api"
 PUBLIC_COMMANDS = sorted(c.name for c in api_fuzz.REGISTRY.all()
                          if c.handler.__module__ in (public_ips.__name__, firewall.__name__, load_balancers.__name__))
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[ServerState, TestClient]]:
-    with in_process_server(ServerConfig.build(tmp_path / "data", settings={"api.throttling.enabled": "false"})) \
-            as (state, admin):
-        yield state, admin.http
 
 
 def test_public_ip_and_rule_commands_under_fuzz(server: tuple[ServerState, TestClient]) -> None:
@@ -52,13 +39,7 @@ def test_public_ip_and_rule_commands_under_fuzz(server: tuple[ServerState, TestC
                        algorithm="roundrobin", publicport="80", privateport="80")
     api_fuzz.settle(state.engine)
     fx.ids += [ip, rule["id"], lb["id"], bob_net]
-    tally = api_fuzz.Tally()
-    for case in api_fuzz.cases(20261216, 300, fx, only=PUBLIC_COMMANDS):
-        api_fuzz.settle(state.engine)
-        before = api_fuzz.db_fingerprint(state.engine)
-        r = api_fuzz.send(client, URL, case, keys)
-        api_fuzz.judge(case, r.status_code, r.headers.get("content-type", ""), r.content, before,
-                       api_fuzz.db_fingerprint(state.engine), tally)
+    tally = api_fuzz.run(state.engine, client, URL, keys, api_fuzz.cases(20261216, 300, fx, only=PUBLIC_COMMANDS))
     assert tally.failures == []
     assert tally.total == 300
     assert tally.counts.get("ok", 0) > 0 and tally.counts.get("error-431", 0) > 0
