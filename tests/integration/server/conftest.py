@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from hvcloud.server.db.engine import default_sqlite_url
 from tests.support.postgres import fresh_pg_database
 from tests.support.server_process import ServerProcess
 
@@ -35,3 +37,21 @@ def server(request: pytest.FixtureRequest,
     proc = ServerProcess(data_dir, db_url)
     yield proc
     proc.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def two_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
+    """``server run --processes 2`` (API throttling off) on a fresh SQLite file or PostgreSQL
+    database, and that database's URL: for the tests of what holds under concurrent calls."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    args = ["--processes", "2", "--setting", "api.throttling.enabled=false"]
+    if request.param == "sqlite":
+        proc = ServerProcess(data_dir, None, args)
+        yield proc, default_sqlite_url(data_dir)
+        proc.stop()
+        return
+    with fresh_pg_database() as url:
+        proc = ServerProcess(data_dir, url, args)
+        yield proc, url
+        proc.stop()

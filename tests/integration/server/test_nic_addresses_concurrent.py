@@ -5,9 +5,7 @@ and a full range refuses the rest with 533. Also: migration 0012 runs down and u
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hvcloud.server.db import migrate
-from hvcloud.server.db.engine import default_sqlite_url, make_engine
+from hvcloud.server.db.engine import make_engine
 from hvcloud.server.db.models import Account, Base, Nic
 from tests.integration.server.test_resource_limits_concurrent import _template, call, ok
 from tests.support import guest_networks as G
@@ -27,22 +25,6 @@ from tests.support.server_process import ServerProcess
 RANGE = 10
 ATTEMPTS = 24
 SAME_IP_ATTEMPTS = 8
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    args = ["--processes", "2", "--setting", "api.throttling.enabled=false"]
-    if request.param == "sqlite":
-        proc = ServerProcess(data_dir, None, args)
-        yield proc, default_sqlite_url(data_dir)
-        proc.stop()
-        return
-    with fresh_pg_database() as url:
-        proc = ServerProcess(data_dir, url, args)
-        yield proc, url
-        proc.stop()
 
 
 def _networks(db_url: str, zone_id: str) -> dict[str, str]:
@@ -71,8 +53,8 @@ def _held(db_url: str, network_id: str) -> list[str]:
         engine.dispose()
 
 
-def test_concurrent_deploys_never_share_an_address(server: tuple[ServerProcess, str]) -> None:
-    proc, db_url = server
+def test_concurrent_deploys_never_share_an_address(two_servers: tuple[ServerProcess, str]) -> None:
+    proc, db_url = two_servers
     admin = proc.keys["apikey"], proc.keys["secretkey"]
     with httpx.Client(timeout=60) as client:
         zone = ok(client, proc, admin, "createZone", name="z", networktype="Advanced", dns1="8.8.8.8",

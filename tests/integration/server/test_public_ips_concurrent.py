@@ -5,42 +5,22 @@ the same moment is refused, and an exhausted zone refuses the rest with 533."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hvcloud.server.db.engine import default_sqlite_url, make_engine
+from hvcloud.server.db.engine import make_engine
 from hvcloud.server.db.models import UserIpAddress
 from tests.support.network_setup import add_physical_network, add_public_range, offering_id
-from tests.support.postgres import fresh_pg_database
 from tests.support.server_api import Caller, build_zone
 from tests.support.server_process import ServerProcess
 
 RANGE = 10
 ATTEMPTS = 24
 SAME_IP_ATTEMPTS = 8
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    args = ["--processes", "2", "--setting", "api.throttling.enabled=false"]
-    if request.param == "sqlite":
-        proc = ServerProcess(data_dir, None, args)
-        yield proc, default_sqlite_url(data_dir)
-        proc.stop()
-        return
-    with fresh_pg_database() as url:
-        proc = ServerProcess(data_dir, url, args)
-        yield proc, url
-        proc.stop()
 
 
 def _caller(proc: ServerProcess) -> Caller:
@@ -57,8 +37,8 @@ def _held(db_url: str) -> list[str]:
         engine.dispose()
 
 
-def test_concurrent_associations_never_share_an_address(server: tuple[ServerProcess, str]) -> None:
-    proc, db_url = server
+def test_concurrent_associations_never_share_an_address(two_servers: tuple[ServerProcess, str]) -> None:
+    proc, db_url = two_servers
     admin = _caller(proc)
     zone = build_zone(admin)
     pn = add_physical_network(admin, zone["zoneid"])

@@ -4,41 +4,21 @@ the allocating transaction, under the count row's lock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import pytest
 from sqlalchemy.orm import Session
 
 from hvcloud.server.api.signature import compute_signature
-from hvcloud.server.db.engine import default_sqlite_url, make_engine
+from hvcloud.server.db.engine import make_engine
 from hvcloud.server.db.models import Account, TemplateStoreRef, VMTemplate
-from tests.support.postgres import fresh_pg_database
 from tests.support.server_process import ServerProcess
 
 LIMIT = 5
 ATTEMPTS = 24
 Keys = tuple[str, str]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    args = ["--processes", "2", "--setting", "api.throttling.enabled=false"]
-    if request.param == "sqlite":
-        proc = ServerProcess(data_dir, None, args)
-        yield proc, default_sqlite_url(data_dir)
-        proc.stop()
-        return
-    with fresh_pg_database() as url:
-        proc = ServerProcess(data_dir, url, args)
-        yield proc, url
-        proc.stop()
 
 
 def call(client: httpx.Client, server: ServerProcess, keys: Keys, command: str,
@@ -73,8 +53,8 @@ def _template(db_url: str, zone_id: str) -> str:
         engine.dispose()
 
 
-def test_concurrent_deploys_stop_exactly_at_the_instance_limit(server: tuple[ServerProcess, str]) -> None:
-    proc, db_url = server
+def test_concurrent_deploys_stop_exactly_at_the_instance_limit(two_servers: tuple[ServerProcess, str]) -> None:
+    proc, db_url = two_servers
     admin = proc.keys["apikey"], proc.keys["secretkey"]
     with httpx.Client(timeout=60) as client:
         zone = ok(client, proc, admin, "createZone", name="z", networktype="Advanced", dns1="8.8.8.8",
