@@ -269,6 +269,20 @@ class ConsoleEndpoint:
 
 
 @dataclass(frozen=True)
+class Thumbnail:
+    """A VM's screen: ``png`` bytes of ``width`` x ``height`` pixels."""
+
+    png: bytes
+    width: int
+    height: int
+
+
+#: bounds of a requested thumbnail (both sides), checked by the agent and the API
+THUMBNAIL_MIN_SIDE = 16
+THUMBNAIL_MAX_SIDE = 1920
+
+
+@dataclass(frozen=True)
 class SnapshotInfo:
     name: str
     created_at: float
@@ -428,6 +442,12 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def console(self, name: str) -> ConsoleEndpoint:
         """Where the VM's console listens."""
+
+    def screenshot(self, name: str, width: int, height: int) -> Thumbnail:
+        """The running VM's screen as a PNG scaled to fit ``width`` x ``height`` (aspect kept).
+        Raises ``InvalidVmState`` when the VM does not run. Drivers without it raise
+        ``NotSupported`` (capability ``thumbnail``)."""
+        raise NotSupported(f"the {self.name} driver cannot take screenshots")
 
     # ---------------------------------------------------------------- stats
 

@@ -101,6 +101,17 @@ class GetVncPortAnswer(Answer):
     port: JInt = -1
 
 
+@answer
+class GetVmThumbnailAnswer(Answer):
+    """``image``: the PNG, base64; ``width``/``height``: its real size."""
+
+    FQCN: ClassVar[str] = "org.hvcloud.agent.api.GetVmThumbnailAnswer"
+
+    image: str | None = None
+    width: JInt = 0
+    height: JInt = 0
+
+
 class NicDetails(WireModel):
     macAddress: str
     vlanid: str

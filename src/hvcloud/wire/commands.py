@@ -85,6 +85,19 @@ class GetVncPortCommand(Command):
 
 
 @command
+class GetVmThumbnailCommand(Command):
+    """hvcloud's own command (CloudStack has none): the VM's screen as a PNG scaled to fit
+    ``width`` x ``height`` (aspect kept, so one side may come out smaller). Answered by
+    ``GetVmThumbnailAnswer``; the stock Java server never sends it."""
+
+    FQCN: ClassVar[str] = "org.hvcloud.agent.api.GetVmThumbnailCommand"
+
+    vmName: str
+    width: JInt = 320
+    height: JInt = 240
+
+
+@command
 class GetVmConfigCommand(Command):
     FQCN: ClassVar[str] = "com.cloud.agent.api.GetVmConfigCommand"
 

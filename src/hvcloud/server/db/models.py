@@ -1108,6 +1108,44 @@ class RouterPublicNic(Base):
     mac_address: Mapped[str] = mapped_column(String(17), unique=True)
 
 
+
+class ConsoleProxy(Base):
+    """``console_proxy``: a running console proxy (``hvcloud console-proxy run``). It registers its
+    public ``url`` and beats ``last_seen``; the server hands out consoles on a live proxy with the
+    fewest ``active_sessions``."""
+
+    __tablename__ = "console_proxy"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    name: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(String(1024))
+    active_sessions: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = _created_column()
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False, index=True)
+
+
+class ConsoleSession(Base):
+    """``console_session``: one console token the server granted. The proxy that first presents
+    ``token_id`` claims it (sets ``used``) in one UPDATE, so a token opens one console, whichever
+    proxy sees it; ``closed``/``close_reason`` and the byte counts are written when it ends."""
+
+    __tablename__ = "console_session"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    token_id: Mapped[str] = mapped_column(String(64), unique=True)
+    vm_id: Mapped[str] = mapped_column(ForeignKey("vm_instance.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    protocol: Mapped[str] = mapped_column(String(8))
+    client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created: Mapped[datetime] = _created_column()
+    expires: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+    used: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    proxy_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    proxy_client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    closed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    close_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    bytes_to_client: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_from_client: Mapped[int] = mapped_column(BigInteger, default=0)
+
 def as_dict(obj: Base) -> dict[str, Any]:
     """Column values of a row, for debugging and tests."""
     return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}
