@@ -40,6 +40,10 @@ class ConsoleGrant:
     ``rdp`` (Hyper-V: ``host``:``port`` is the host's VMConnect listener and ``instance_id`` the VM
     GUID, sent as the RDP pre-connection blob). ``extra`` is CloudStack's optional extra validation
     token: when set, the client must present the same value again to the proxy.
+
+    The proxy's URLs (``console_proxy.app``): ``GET /console?token=T[&extra=E]`` the noVNC page,
+    ``GET /websockify?token=T[&extra=E]`` the WebSocket (subprotocol ``binary``) bridged to the VNC
+    server, ``GET /rdp?token=T`` the ``.rdp`` file of an ``rdp`` grant, ``/novnc/…`` noVNC's files.
     """
 
     token_id: str
@@ -53,6 +57,10 @@ class ConsoleGrant:
     expires: float
     instance_id: str | None = None
     extra: str | None = None
+    #: the VM's VNC password, read from the database by the server; the proxy answers the VNC
+    #: server's challenge with it and offers the browser no authentication, so the password never
+    #: reaches the client and the proxy needs neither the server's secret key nor the VM's row
+    vnc_password: str | None = None
 
 
 class TokenSigner:
