@@ -13,8 +13,8 @@ from sqlalchemy import select
 from hvcloud.console_proxy.tokens import TOKEN_PURPOSE, TokenSigner
 from hvcloud.server.db.models import ConsoleProxy, ConsoleSession
 from hvcloud.server.state import ServerState
+from tests.support.console_api import HOST_IP, FakeAgents, add_proxy, make_cloud, png_of, running_vm
 from tests.support.server_api import Caller
-from tests.unit.server.consoles_support import HOST_IP, FakeAgents, add_proxy, make_cloud, png_of, running_vm
 
 PROXY = "http://proxy.example.test:8443"
 URL = "/client/console"

@@ -1,7 +1,7 @@
 """createConsoleEndpoint and getVirtualMachineThumbnail: the endpoint's shape, the token and its
 ``console_session`` row, who may ask, the states and hosts that refuse, proxy choice, the extra
 validation token, Hyper-V's RDP consoles, and hostile input. The agent is a stand-in for the
-AgentManager's protocol (``consoles_support.FakeAgents``); no process starts here."""
+AgentManager's protocol (``tests.support.console_api.FakeAgents``); no process starts here."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from hvcloud.server.orchestration.agents import HostNotConnected
 from hvcloud.server.state import ServerState
 from hvcloud.wire.answers import GetVmThumbnailAnswer, GetVncPortAnswer
 from hvcloud.wire.commands import GetVmThumbnailCommand, GetVncPortCommand
+from tests.support.console_api import HOST_IP, VNC_PORT, FakeAgents, add_proxy, make_cloud, png_of, running_vm
 from tests.support.server_api import Caller
-from tests.unit.server.consoles_support import HOST_IP, VNC_PORT, FakeAgents, add_proxy, make_cloud, png_of, running_vm
 
 PROXY = "https://proxy1.example.test:8443"
 
