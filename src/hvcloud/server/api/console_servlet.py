@@ -94,6 +94,7 @@ def serve(state: ServerState, params: RequestParams, cookies: dict[str, str], cl
             width = _side(params.get("w"), thumbnails.DEFAULT_WIDTH)
             height = _side(params.get("h"), thumbnails.DEFAULT_HEIGHT)
             shot = thumbnails.thumbnail(db, state.agents, user, vm_id, width, height)
+            db.commit()  # the session's last_seen
             return _Reply(200, png=shot.png)
     except CloudError as exc:
         return _of_error(exc)
