@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from hvcloud.server import access_log
 from hvcloud.server.api import commands
+from hvcloud.server.api.console_servlet import make_console_handler
 from hvcloud.server.api.endpoint import make_handler
 from hvcloud.server.api.registry import REGISTRY
 from hvcloud.server.api.uploads import make_upload_handler
@@ -81,5 +82,6 @@ def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
     upload = make_upload_handler(state)
     return Starlette(routes=[Route("/client/api", handler, methods=["GET", "POST"]),
                              Route("/client/api/", handler, methods=["GET", "POST"]),
+                             Route("/client/console", make_console_handler(state), methods=["GET"]),
                              Route("/upload/template/{ref_id}", upload, methods=["POST"])],
                      lifespan=lifespan)

@@ -88,6 +88,18 @@ class ServerConfig:
     vm_userdata_max_length: int = 32768
     #: CloudStack's ``vm.password.length``: generated guest passwords
     vm_password_length: int = 6
+    #: ``consoleproxy.url``: a fixed base URL of the console proxies (a load balancer in front of
+    #: them); when unset, consoles go to the live ``console_proxy`` row with the fewest sessions
+    console_proxy_url: str | None = None
+    #: ``consoleproxy.heartbeat.interval``: how often proxies beat ``console_proxy.last_seen``; a
+    #: proxy silent for three intervals gets no new consoles
+    console_proxy_heartbeat_seconds: float = 15.0
+    #: ``consoleproxy.token.ttl``: how long a console token (and its ``console_session`` row) may
+    #: wait to be opened at a proxy
+    console_token_ttl_seconds: float = 60.0
+    #: CloudStack's ``consoleproxy.extra.security.validation.enabled``: createConsoleEndpoint
+    #: requires ``token``, which the client must present again to the proxy
+    console_extra_validation: bool = False
 
     @classmethod
     def build(cls, data_dir: Path, db_url: str | None = None, listen: str = DEFAULT_LISTEN,
@@ -151,16 +163,19 @@ SETTINGS: dict[str, tuple[str, type[float] | type[int], float]] = {
     "vm.password.length": ("vm_password_length", int, 6),
     "network.gc.interval": ("network_gc_interval_seconds", float, 0.05),
     "network.gc.wait": ("network_gc_wait_seconds", float, 0.0),
+    "consoleproxy.heartbeat.interval": ("console_proxy_heartbeat_seconds", float, 0.05),
+    "consoleproxy.token.ttl": ("console_token_ttl_seconds", float, 1.0),
 }
 
 #: upper bounds of numeric settings, where CloudStack has one
-SETTING_MAXIMA: dict[str, float] = {"vm.userdata.max.length": 1048576}
+SETTING_MAXIMA: dict[str, float] = {"vm.userdata.max.length": 1048576, "consoleproxy.token.ttl": 3600}
 
 #: boolean settings (``true``/``false``): name → config field
 BOOL_SETTINGS: dict[str, str] = {
     "api.signature.version3.required": "signature_v3_required",
     "user.password.change.regenerate.keys": "regenerate_keys_on_password_change",
     "api.throttling.enabled": "api_throttling_enabled",
+    "consoleproxy.extra.security.validation.enabled": "console_extra_validation",
 }
 
 
@@ -168,6 +183,8 @@ BOOL_SETTINGS: dict[str, str] = {
 TEXT_SETTINGS: dict[str, tuple[str, str]] = {
     "instance.name": ("instance_name_suffix", r"[A-Za-z0-9]{1,32}"),
     "host.maintenance.local.storage.strategy": ("maintenance_strategy", r"Error|ForceStop"),
+    # an http(s) base URL without query, fragment, blanks or quotes (it is put into console URLs)
+    "consoleproxy.url": ("console_proxy_url", r"https?://[A-Za-z0-9.\-\[\]:]{1,255}(/[A-Za-z0-9._~%/\-]{0,512})?"),
 }
 
 

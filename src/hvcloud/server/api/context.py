@@ -29,6 +29,8 @@ class CallContext:
     queued_jobs: int = 0
     #: the request's HTTP method: some limits differ for GET and POST (user data, as in CloudStack)
     http_method: str = "GET"
+    #: the client's address (behind a trusted proxy: the forwarded one); console sessions record it
+    client_address: str | None = None
 
     @property
     def account(self) -> Account:

@@ -86,7 +86,7 @@ def _authenticate(state: ServerState, db: Any, params: RequestParams, cookies: d
 
 
 def process(state: ServerState, registry: Registry, method: str, params: RequestParams,
-            cookies: dict[str, str]) -> Outcome:
+            cookies: dict[str, str], client_address: str | None = None) -> Outcome:
     """Run one API call synchronously (called in a worker thread)."""
     command_name = params.get("command")
     try:
@@ -118,7 +118,8 @@ def process(state: ServerState, registry: Registry, method: str, params: Request
                 raise errors.param_error(f"Received value for parameter {bad[:64]} contains control "
                                          "characters, which are not allowed")
             args = bind(command, params)
-            ctx = CallContext(state=state, db=db, user=user, command=command.name, http_method=method)
+            ctx = CallContext(state=state, db=db, user=user, command=command.name, http_method=method,
+                              client_address=client_address)
             try:
                 result = command.handler(ctx, args)
                 db.commit()
@@ -189,7 +190,8 @@ async def _run(state: ServerState, registry: Registry, throttle: auth.LoginThrot
     """Run the call in a worker thread; a ``login`` first waits out its client address's pause and
     its outcome feeds the next one."""
     if params.get("command") != "login":
-        return await run_in_threadpool(process, state, registry, request.method, params, dict(request.cookies))
+        return await run_in_threadpool(process, state, registry, request.method, params, dict(request.cookies),
+                                       request.client.host if request.client else None)
     source = auth.LoginThrottle.source_key(request.client.host if request.client else "")
     wait = throttle.wait(source)
     if wait > 0:

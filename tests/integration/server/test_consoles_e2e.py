@@ -1,0 +1,86 @@
+"""createConsoleEndpoint end to end: ``hvcloud server run`` and one simulator agent process, the
+real ``cs`` client. The server asks the VM's host for its console (GetVncPortCommand over the agent
+wire), and the token it answers opens, under the key derived from the server's ``secret.key``, to a
+grant naming the simulated VM's VNC address, port and password; the ``console_session`` row is
+there for a proxy to claim."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from cs import CloudStackApiException
+from sqlalchemy import select
+
+from hvcloud.console_proxy.tokens import TOKEN_PURPOSE, TokenSigner
+from hvcloud.server.db.crypto import SecretBox
+from hvcloud.server.db.models import ConsoleProxy, ConsoleSession, VMInstance
+from hvcloud.storage import qemu_img
+from tests.support.agent_process import AgentProcess
+from tests.support.image_server import serve_images
+from tests.support.server_process import ServerProcess
+from tests.support.vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build
+
+PROXY = "http://127.0.0.1:18443"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    base = tmp_path_factory.mktemp("consoles")
+    (base / "server" / "data").mkdir(parents=True)
+    (base / "agent").mkdir()
+    (base / "images").mkdir()
+    qemu_img.create(str(base / "images" / "tiny.qcow2"), "qcow2", TEMPLATE_BYTES)
+    with serve_images(base / "images") as images:
+        agent = AgentProcess(base / "agent" / "data", hosts=1).start()
+        server = ServerProcess(base / "server" / "data", None, SETTINGS)
+        try:
+            yield build(server, agent, base, None, images.url("tiny.qcow2"))
+        finally:
+            server.stop()
+            agent.stop()
+
+
+def _simulated_vm(agent_dir: Path, instance_name: str) -> dict[str, object]:
+    # one simulated host keeps its state in the data directory, several in hosts/<n>/
+    for state in [*agent_dir.glob("vms.json"), *(agent_dir / "hosts").glob("*/vms.json")]:
+        found = json.loads(state.read_text()).get("vms", {}).get(instance_name)
+        if found is not None:
+            return dict(found)
+    raise AssertionError(f"no simulated host has VM {instance_name}")
+
+
+def test_console_endpoint_through_the_agent(cloud: Cloud) -> None:
+    cs = cloud.cs
+    offering = cs.createServiceOffering(name="con", displaytext="con", cpunumber=1, cpuspeed=500,
+                                        memory=256)["serviceoffering"]["id"]
+    vm = cs.deployVirtualMachine(serviceofferingid=offering, templateid=cloud.template["id"],
+                                 zoneid=cloud.zone["id"])["virtualmachine"]
+    assert vm["state"] == "Running"
+    with pytest.raises(CloudStackApiException):
+        cs.createConsoleEndpoint(virtualmachineid="0b7e3c3e-0000-4000-8000-000000000000")
+    refused = cs.createConsoleEndpoint(virtualmachineid=vm["id"])["consoleendpoint"]
+    assert refused["success"] is False and "No console proxy" in refused["details"]
+
+    with cloud.sessions().begin() as db:
+        db.add(ConsoleProxy(name="p1", url=PROXY))
+    endpoint = cs.createConsoleEndpoint(virtualmachineid=vm["id"])["consoleendpoint"]
+    assert endpoint["success"] is True and endpoint["url"].startswith(PROXY + "/console?token=")
+    assert endpoint["websocket"]["path"] == "/websockify" and endpoint["websocket"]["port"] == "18443"
+    token = parse_qs(urlsplit(endpoint["url"]).query)["token"][0]
+    assert token == endpoint["websocket"]["token"]
+
+    box = SecretBox.from_data_dir(cloud.server.data_dir)
+    grant = TokenSigner(box.derive_key(TOKEN_PURPOSE)).open(token)
+    with cloud.sessions()() as db:
+        row = db.get(VMInstance, vm["id"])
+        assert row is not None and row.vnc_password_enc is not None
+        instance_name, password = row.instance_name, box.decrypt(row.vnc_password_enc)
+        [session] = db.scalars(select(ConsoleSession)).all()
+    simulated = _simulated_vm(cloud.agent.data_dir, instance_name)
+    assert (grant.vm_id, grant.protocol, grant.port) == (vm["id"], "vnc", simulated["console_port"])
+    assert grant.host == cloud.hosts[0]["ipaddress"] and grant.vnc_password == password
+    assert session.token_id == grant.token_id and session.used is None and session.vm_id == vm["id"]
