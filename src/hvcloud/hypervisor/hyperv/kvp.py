@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hvcloud import logs
+from hvcloud.hypervisor import thumbnails
 from hvcloud.hypervisor.driver import (
     DriverError,
     InvalidVmState,
@@ -17,7 +18,6 @@ from hvcloud.hypervisor.driver import (
     Thumbnail,
     VmState,
 )
-from hvcloud.hypervisor import thumbnails
 from hvcloud.hypervisor.hyperv import cimxml, jobs, rgb565
 from hvcloud.hypervisor.hyperv.connection import WmiObject
 from hvcloud.hypervisor.hyperv.networking import mac_colons

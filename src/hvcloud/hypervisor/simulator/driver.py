@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from hvcloud.atomic_file import load_json, save_json
 from hvcloud.hosttypes import HostNic, PoolStats
+from hvcloud.hypervisor import thumbnails
 from hvcloud.hypervisor.driver import (
     ConsoleEndpoint,
     DeviceNotFound,
@@ -49,7 +50,6 @@ from hvcloud.hypervisor.driver import (
     vm_spec_from_dict,
     vm_spec_to_dict,
 )
-from hvcloud.hypervisor import thumbnails
 from hvcloud.hypervisor.simulator import screen
 from hvcloud.hypervisor.simulator.vnc_server import VncHub, shared_hub
 from hvcloud.network.security_groups import NicPolicy
