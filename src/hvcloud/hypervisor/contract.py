@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from hvcloud.hypervisor.driver import (
     DeviceNotFound,
-    InvalidVmState,
     DiskSpec,
     Driver,
+    InvalidVmState,
     NicSpec,
     PowerState,
     VmAlreadyExists,
