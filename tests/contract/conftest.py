@@ -47,7 +47,8 @@ def _local_files(tmp_path: Path) -> tuple[Callable[[str], DiskFile], Callable[[s
 def _simulator(tmp_path: Path, prefix: str) -> Iterator[tuple[Driver, ContractEnv]]:
     from hvcloud.hypervisor.simulator.driver import HostProfile, SimulatorDriver
 
-    drv = SimulatorDriver(tmp_path / "sim", HostProfile(address="10.0.0.5"), fsync=False)
+    # a loopback address: the simulator's consoles are real listeners on the host's address
+    drv = SimulatorDriver(tmp_path / "sim", HostProfile(address="127.0.0.5"), fsync=False)
     make, exists = _local_files(tmp_path)
     yield drv, ContractEnv(drv, prefix, "cloudbr0", make, exists,
                            drv.console_protocol, drv.host_capabilities())

@@ -76,6 +76,10 @@ def test_console(env: ContractEnv) -> None:
     run(contract.check_console, env)
 
 
+def test_screenshot(env: ContractEnv) -> None:
+    run(contract.check_screenshot, env)
+
+
 def test_undefine_keeps_disks(env: ContractEnv) -> None:
     run(contract.check_undefine_keeps_disks, env)
 

@@ -19,6 +19,7 @@ from hvcloud.hypervisor.driver import (
     DeviceNotFound,
     DiskSpec,
     Driver,
+    InvalidVmState,
     NicSpec,
     PowerState,
     VmAlreadyExists,
@@ -277,6 +278,38 @@ def check_console(env: ContractEnv) -> None:
         assert isinstance(ep.port, int) and 0 < ep.port < 65536, ep
 
 
+def _png_size(data: bytes) -> tuple[int, int]:
+    """The size in a PNG's header (signature, then IHDR first), checked without decoding."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
+    assert data[12:16] == b"IHDR", data[12:16]
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def check_screenshot(env: ContractEnv) -> None:
+    """A running VM's screen is a PNG that fits the box asked for, touching it on one side; a
+    stopped VM has none (InvalidVmState)."""
+    env.require("thumbnail")
+    with vm(env) as name:
+        try:
+            env.driver.screenshot(name, 160, 120)
+        except InvalidVmState:
+            pass
+        else:
+            raise AssertionError("screenshot of a stopped VM did not raise InvalidVmState")
+        env.driver.start_vm(name)
+        for width, height in ((160, 120), (300, 100), (64, 200)):
+            thumb = env.driver.screenshot(name, width, height)
+            assert _png_size(thumb.png) == (thumb.width, thumb.height), (thumb.width, thumb.height)
+            assert 1 <= thumb.width <= width and 1 <= thumb.height <= height, (thumb.width, thumb.height)
+            assert thumb.width == width or thumb.height == height, (thumb.width, thumb.height, width, height)
+        env.driver.stop_vm(name, STOP_TIMEOUT, force=True)
+        try:
+            env.driver.screenshot(name, 160, 120)
+        except InvalidVmState:
+            return
+        raise AssertionError("screenshot of a VM stopped again did not raise InvalidVmState")
+
+
 def check_undefine_keeps_disks(env: ContractEnv) -> None:
     disk = env.make_disk(env.name())
     s = env.spec(disks=(DiskSpec(slot=0, path=disk.path, format=disk.format, boot=True),))  # type: ignore[arg-type]
@@ -307,5 +340,6 @@ CHECKS: tuple[Callable[[ContractEnv], None], ...] = (
     check_nic_hotplug,
     check_vxlan_nic,
     check_console,
+    check_screenshot,
     check_undefine_keeps_disks,
 )

@@ -56,6 +56,12 @@ SCRIPT_MARKER = "HVCLOUD-SCRIPT"
 SCRIPT_DONE_MARKER = "HVCLOUD-SCRIPT-DONE"
 #: ``HVCLOUD-HTTPD port=80 ip=<address>``: the guest's HTTP server runs (after the lease)
 HTTPD_MARKER = "HVCLOUD-HTTPD"
+#: written in a box on the VGA console (``/dev/tty0``) at boot, with the guest's hostname, so that a
+#: screenshot or a VNC session shows a known picture (the serial console stays ``/dev/console``)
+CONSOLE_MARKER = "HVCLOUD-CONSOLE"
+#: the box's rows on the VGA text screen (from the top) and its width in characters
+CONSOLE_BOX_ROWS = 8
+CONSOLE_BOX_COLUMNS = 64
 #: the guest's HTTP server: ``/`` is ``<hostname> <address>`` (so a load balancer test can tell
 #: backends apart), ``/cgi-bin/stream?mb=N`` streams N MiB of zeros (at most :data:`STREAM_MAX_MB`)
 HTTPD_PORT = 80
@@ -74,7 +80,7 @@ META_ALWAYS_B64 = ("public-keys", "user-data")
 #: CloudStack's password server port on the router, and the header its guest script sends
 PASSWORD_PORT = 8080
 PASSWORD_HEADER = "DomU_Request"
-BUILDER_VERSION = "4"
+BUILDER_VERSION = "5"
 DISK_SIZE = 64 * 1024 * 1024
 #: modules the guest needs (with their dependencies): virtio PCI transport, disks, network, and the
 #: ACPI power button (so a graceful shutdown request powers the guest off)
@@ -95,6 +101,14 @@ chmod 755 /etc/acpi/PWRF/00000080
 mkdir -p /var/log /var/run
 acpid -c /etc/acpi -l /tmp/acpid.log -p /tmp/acpid.pid
 echo {BOOT_MARKER} > /dev/ttyS0
+if [ -c /dev/tty0 ]; then
+  bar=$(printf '%{CONSOLE_BOX_COLUMNS}s' '' | tr ' ' '#')
+  {{
+    printf '\\033[2J\\033[H%s\\n' "$bar"
+    for i in 1 2 3 4 5 6; do printf '## %-{CONSOLE_BOX_COLUMNS - 6}s ##\\n' "{CONSOLE_MARKER} $(hostname)"; done
+    printf '%s\\n' "$bar"
+  }} > /dev/tty0 2>/dev/null
+fi
 ip link set lo up
 if ip link set eth0 up 2>/dev/null; then
   echo "{NET_MARKER} eth0 up $(cat /sys/class/net/eth0/address)" > /dev/ttyS0

@@ -35,6 +35,8 @@ def raw(name: str) -> bytes:
     ("DestroyCommand", C.DestroyCommand.FQCN),
     ("CreateCommand", C.CreateCommand.FQCN),
     ("ResizeVolumeCommand", C.ResizeVolumeCommand.FQCN),
+    ("GetVncPortCommand", C.GetVncPortCommand.FQCN),
+    ("GetVmThumbnailCommand", C.GetVmThumbnailCommand.FQCN),
 ])
 def test_reference_samples_round_trip_exactly(name: str, fqcn: str) -> None:
     """Every sample decodes and re-encodes to the same JSON: Java names, wrappers, unknown keys."""

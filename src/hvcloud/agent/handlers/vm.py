@@ -1,4 +1,4 @@
-"""VM commands: start, stop, reboot, state, stats, console and migration."""
+"""VM commands: start, stop, reboot, state, stats and migration (consoles: :mod:`.console`)."""
 
 from __future__ import annotations
 
@@ -107,14 +107,6 @@ def vm_stats(ctx: HostContext, cmd: C.GetVmStatsCommand) -> Answer:
                              diskWriteKBs=s.disk_write_kb, diskReadIOs=s.disk_read_iops,
                              diskWriteIOs=s.disk_write_iops, memoryKBs=s.memory_kb, numCPUs=s.num_cpus)
         for name, s in stats.items()})
-
-
-@handles(C.GetVncPortCommand, A.GetVncPortAnswer, vm=lambda c: c.name)
-def vnc_port(ctx: HostContext, cmd: C.GetVncPortCommand) -> Answer:
-    endpoint = ctx.driver.console(cmd.name)
-    if endpoint.protocol == "rdp":
-        return A.GetVncPortAnswer(address=f"instanceId={endpoint.instance_id}", port=-9)
-    return A.GetVncPortAnswer(address=endpoint.host, port=endpoint.port)
 
 
 @handles(C.MigrateCommand, A.MigrateAnswer, vm=lambda c: c.vmName)

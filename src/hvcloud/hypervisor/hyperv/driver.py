@@ -33,6 +33,7 @@ from hvcloud.hypervisor.driver import (
     NicInfo,
     NicSpec,
     SnapshotInfo,
+    Thumbnail,
     VmInfo,
     VmSpec,
     VmStats,
@@ -57,7 +58,7 @@ class HyperVDriver(Driver):
     name = "hyperv"
     capabilities = {"vlan": None, "vxlan": VXLAN_REFUSED,
                     "nic_hotplug": "generation 1 VMs take NICs only while off (plug_nic into a stopped VM works)",
-                    "security_groups": None}
+                    "security_groups": None, "thumbnail": None}
     console_protocol = "rdp"
 
     def __init__(self, conn: WmiConnection, cimv2: WmiConnection, *,
@@ -232,5 +233,5 @@ class HyperVDriver(Driver):
     def integration_services(self, name: str) -> list[IntegrationService]:
         return self._kvp.integration_services(name)
 
-    def thumbnail_png(self, name: str, width: int = 160, height: int = 120) -> bytes:
-        return self._kvp.thumbnail_png(name, width, height)
+    def screenshot(self, name: str, width: int, height: int) -> Thumbnail:
+        return self._kvp.screenshot(name, width, height)

@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from hvcloud import logs
+from hvcloud.hypervisor import thumbnails
 from hvcloud.hypervisor.driver import (
     DriverError,
     InvalidVmState,
     NotSupported,
+    Thumbnail,
     VmState,
 )
-from hvcloud.hypervisor.hyperv import cimxml, jobs, png
+from hvcloud.hypervisor.hyperv import cimxml, jobs, rgb565
 from hvcloud.hypervisor.hyperv.connection import WmiObject
 from hvcloud.hypervisor.hyperv.networking import mac_colons
 from hvcloud.hypervisor.hyperv.session import Part
@@ -26,6 +28,8 @@ log = logs.get(__name__)
 USERDATA_KVP = "cloudstack-vm-userdata"
 USER_DATA_KVP = "hvcloud-user-data"
 KVP_NAME_MAX, KVP_DATA_MAX, KVP_ITEMS_MAX = 256, 1024, 1024
+#: the largest thumbnail Hyper-V renders (GetVirtualSystemThumbnailImage)
+THUMBNAIL_LIMIT = (1024, 768)
 
 _IC_STATUS = {2: "OK", 3: "Degraded", 6: "Error", 7: "Non-Recoverable Error", 12: "No Contact",
               13: "Lost Communication"}
@@ -157,20 +161,23 @@ class KvpOps(Part):
                                               status=_IC_STATUS.get(int(status[0]), "Unknown")))
         return out
 
-    def thumbnail_png(self, name: str, width: int = 160, height: int = 120) -> bytes:
-        """Hyper-V extra: a PNG of the VM's screen (running VMs only)."""
-        if not (1 <= width <= 1024 and 1 <= height <= 768):
-            raise DriverError("thumbnail size must be within 1024x768")
+    def screenshot(self, name: str, width: int, height: int) -> Thumbnail:
+        """The running VM's screen through ``GetVirtualSystemThumbnailImage``. Hyper-V stretches the
+        screen to the size asked and renders at most 1024x768, so the 4:3 size that fits
+        ``width`` x ``height`` is asked for (1024x768 when that is larger, then scaled up)."""
+        thumbnails.check_size(width, height)
+        want = thumbnails.fit(4, 3, width, height)
+        ask = want if want[0] <= THUMBNAIL_LIMIT[0] and want[1] <= THUMBNAIL_LIMIT[1] else THUMBNAIL_LIMIT
         vm = self._vm(name)
         if self._state(vm) != VmState.RUNNING:
             raise InvalidVmState(f"{name} is not running")
         out = self._conn.invoke(self._vsms(), "GetVirtualSystemThumbnailImage",
-                                TargetSystem=self._vssd(vm).path, WidthPixels=width,
-                                HeightPixels=height)
+                                TargetSystem=self._vssd(vm).path, WidthPixels=ask[0],
+                                HeightPixels=ask[1])
         jobs.check(self._conn, out, f"thumbnail of {name}", self._policy())
         data = bytes(out.get("ImageData") or [])
         try:
-            return png.rgb565_to_png(data, width, height)
+            image = rgb565.to_image(data, *ask)
         except ValueError as exc:
             raise DriverError(f"bad thumbnail from Hyper-V: {exc}") from exc
-
+        return thumbnails.to_thumbnail(image, width, height)

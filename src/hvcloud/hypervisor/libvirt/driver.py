@@ -23,6 +23,7 @@ import libvirt
 from hvcloud import logs
 from hvcloud.host_errors import HostError
 from hvcloud.hosttypes import PoolStats
+from hvcloud.hypervisor import thumbnails
 from hvcloud.hypervisor.driver import (
     ConsoleEndpoint,
     DeviceNotFound,
@@ -40,6 +41,7 @@ from hvcloud.hypervisor.driver import (
     NotSupported,
     SnapshotInfo,
     SnapshotNotFound,
+    Thumbnail,
     VmAlreadyExists,
     VmInfo,
     VmNotFound,
@@ -80,6 +82,9 @@ EventCallback = Callable[[str, VmState], None]
 _POLL = 0.2
 #: a graceful stop presses the ACPI power button again this often until the guest is off
 SHUTDOWN_RETRY_SECONDS = 5.0
+#: a screenshot is read in chunks of this size, and refused beyond the limit (a 4096x2160 PPM is 26 MiB)
+SCREENSHOT_CHUNK = 256 * 1024
+SCREENSHOT_MAX_BYTES = 64 * 1024 * 1024
 
 
 def _quiet_libvirt_errors(_ctx: Any, _err: Any) -> None:
@@ -127,7 +132,8 @@ _EVENT_STATE = {
 
 class LibvirtDriver(Driver):
     name = "libvirt"
-    capabilities = {"vlan": None, "vxlan": None, "nic_hotplug": None, "security_groups": None}
+    capabilities = {"vlan": None, "vxlan": None, "nic_hotplug": None, "security_groups": None,
+                    "thumbnail": None}
     console_protocol = "vnc"
 
     def __init__(self, config: LibvirtConfig | None = None, *,
@@ -775,6 +781,29 @@ class LibvirtDriver(Driver):
             raise DeviceNotFound(f"{name} has no VNC console")
         return ConsoleEndpoint(protocol="vnc", host=facts.vnc_listen or self.settings.vnc_listen,
                                port=facts.vnc_port, password=facts.vnc_password)
+
+    def screenshot(self, name: str, width: int, height: int) -> Thumbnail:
+        """``virDomainScreenshot`` of the first screen into a stream (QEMU writes PPM, or PNG on newer
+        versions: Pillow reads either), read whole but at most :data:`SCREENSHOT_MAX_BYTES`."""
+        thumbnails.check_size(width, height)
+        dom = self._dom(name)
+        if not dom.isActive():
+            raise InvalidVmState(f"{name} is not running; it has no screen")
+        data = bytearray()
+        with self._libvirt_call(f"screenshot of {name}"):
+            stream = self.conn.newStream(0)
+            try:
+                dom.screenshot(stream, 0, 0)
+                while chunk := stream.recv(SCREENSHOT_CHUNK):
+                    data += chunk
+                    if len(data) > SCREENSHOT_MAX_BYTES:
+                        raise DriverError(f"the screenshot of {name} is larger than {SCREENSHOT_MAX_BYTES} bytes")
+                stream.finish()
+            except BaseException:
+                with suppress(libvirt.libvirtError):
+                    stream.abort()
+                raise
+        return thumbnails.to_thumbnail(thumbnails.decode(bytes(data)), width, height)
 
     # ---------------------------------------------------------------- stats
 

@@ -5,6 +5,11 @@ change), so a restarted agent finds every VM as it was, as a real hypervisor wou
 enforced (a VM never starts beyond the host's memory), transitions follow the real drivers'
 rules, and every simulated host of one process shares a :class:`SimulatedCluster` so that
 migration between them works.
+
+Consoles are real: :meth:`SimulatorDriver.console` opens a small VNC server for a running VM on the
+host's address (:mod:`.vnc_server`, one event loop per process) the first time it is asked, and
+stopping, saving, migrating or undefining the VM closes it. The screen it serves and the thumbnail
+(:meth:`SimulatorDriver.screenshot`) are one drawing (:mod:`.screen`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any, Literal
 
 from hvcloud.atomic_file import load_json, save_json
 from hvcloud.hosttypes import HostNic, PoolStats
+from hvcloud.hypervisor import thumbnails
 from hvcloud.hypervisor.driver import (
     ConsoleEndpoint,
     DeviceNotFound,
@@ -34,6 +40,7 @@ from hvcloud.hypervisor.driver import (
     NicSpec,
     SnapshotInfo,
     SnapshotNotFound,
+    Thumbnail,
     VmAlreadyExists,
     VmInfo,
     VmNotFound,
@@ -43,6 +50,8 @@ from hvcloud.hypervisor.driver import (
     vm_spec_from_dict,
     vm_spec_to_dict,
 )
+from hvcloud.hypervisor.simulator import screen
+from hvcloud.hypervisor.simulator.vnc_server import VncHub, shared_hub
 from hvcloud.network.security_groups import NicPolicy
 from hvcloud.network.sg_policy import check_policy
 
@@ -94,16 +103,17 @@ class _Vm:
     state: VmState
     started_at: float | None = None
     snapshots: list[dict[str, Any]] | None = None
-    console_port: int = 0
 
 
 class SimulatorDriver(Driver):
     name = "simulator"
-    capabilities = {"vlan": None, "vxlan": None, "nic_hotplug": None, "security_groups": None}
+    capabilities = {"vlan": None, "vxlan": None, "nic_hotplug": None, "security_groups": None,
+                    "thumbnail": None}
     console_protocol = "vnc"
 
     def __init__(self, state_dir: Path, profile: HostProfile,
-                 cluster: SimulatedCluster | None = None, *, fsync: bool = True) -> None:
+                 cluster: SimulatedCluster | None = None, *, fsync: bool = True,
+                 vnc: VncHub | None = None) -> None:
         self.state_dir = state_dir
         self.profile = profile
         self.cluster = cluster or SimulatedCluster()
@@ -114,6 +124,8 @@ class SimulatorDriver(Driver):
         #: security-group policies in force, by (VM, MAC); in memory only, as a real host's
         #: rules die with the host's ruleset (the server resends them at VM start)
         self._policies: dict[tuple[str, str], NicPolicy] = {}
+        #: where the VMs' consoles are served (the process's hub unless a test brings its own)
+        self._vnc = vnc or shared_hub()
         self._load()
         self.cluster.register(self)
 
@@ -127,14 +139,12 @@ class SimulatorDriver(Driver):
                 state=VmState(rec["state"]),
                 started_at=rec.get("started_at"),
                 snapshots=rec.get("snapshots") or [],
-                console_port=int(rec.get("console_port", 0)),
             )
 
     def _save(self) -> None:
         data = {"vms": {
             name: {"spec": vm_spec_to_dict(vm.spec), "state": vm.state.value,
-                   "started_at": vm.started_at, "snapshots": vm.snapshots or [],
-                   "console_port": vm.console_port}
+                   "started_at": vm.started_at, "snapshots": vm.snapshots or []}
             for name, vm in self._vms.items()}}
         save_json(self._file, data, fsync=self._fsync)
 
@@ -198,9 +208,7 @@ class SimulatorDriver(Driver):
         with self._lock:
             if spec.name in self._vms:
                 raise VmAlreadyExists(spec.name)
-            port = 5900 + next(i for i in range(len(self._vms) + 1)
-                               if 5900 + i not in {v.console_port for v in self._vms.values()})
-            vm = _Vm(spec=spec, state=VmState.STOPPED, snapshots=[], console_port=port)
+            vm = _Vm(spec=spec, state=VmState.STOPPED, snapshots=[])
             self._vms[spec.name] = vm
             self._save()
             return self._info(vm)
@@ -232,6 +240,7 @@ class SimulatorDriver(Driver):
             vm.started_at = None
             self._sg_forget(name)
             self._save()
+        self._close_console(name)
 
     def reboot_vm(self, name: str, hard: bool = False) -> None:
         with self._lock:
@@ -246,6 +255,7 @@ class SimulatorDriver(Driver):
             self._sg_forget(name)
             if self._vms.pop(name, None) is not None:
                 self._save()
+        self._close_console(name)
 
     def _transition(self, name: str, allowed: set[VmState], target: VmState, verb: str) -> None:
         with self._lock:
@@ -265,6 +275,7 @@ class SimulatorDriver(Driver):
 
     def save_vm(self, name: str) -> None:
         self._transition(name, {VmState.RUNNING, VmState.PAUSED}, VmState.SAVED, "save")
+        self._close_console(name)
 
     def restore_vm(self, name: str) -> None:
         self._transition(name, {VmState.SAVED}, VmState.RUNNING, "restore")
@@ -394,11 +405,43 @@ class SimulatorDriver(Driver):
                     return NicInfo.of(new)
             raise DeviceNotFound(f"VM {name} has no NIC with MAC {mac}")
 
-    def console(self, name: str) -> ConsoleEndpoint:
+    # ---------------------------------------------------------------- console and screen
+
+    def _console_key(self, name: str) -> str:
+        return f"{self.profile.address}/{name}"
+
+    def _close_console(self, name: str) -> None:
+        self._vnc.close(self._console_key(name))
+
+    def _screen_of(self, name: str) -> tuple[str, VmState]:
+        """The VM's VNC password and state when it shows a screen (running or paused), else
+        InvalidVmState."""
         with self._lock:
             vm = self._vm(name)
-            return ConsoleEndpoint(protocol="vnc", host=self.profile.address, port=vm.console_port,
-                                   password=vm.spec.vnc_password)
+            if vm.state not in (VmState.RUNNING, VmState.PAUSED):
+                raise InvalidVmState(f"{name} is {vm.state.value}; only a running VM has a screen")
+            return vm.spec.vnc_password or "", vm.state
+
+    def console(self, name: str) -> ConsoleEndpoint:
+        """The VM's VNC server, opened on the host's address on first use (InvalidVmState unless the
+        VM runs or is paused)."""
+        password, state = self._screen_of(name)
+        port = self._vnc.open(self._console_key(name), self.profile.address, password or None,
+                              lambda: screen.Frame.of(screen.draw(name, state.value), name))
+        return ConsoleEndpoint(protocol="vnc", host=self.profile.address, port=port,
+                               password=password or None)
+
+    def screenshot(self, name: str, width: int, height: int) -> Thumbnail:
+        thumbnails.check_size(width, height)
+        _password, state = self._screen_of(name)
+        return thumbnails.to_thumbnail(screen.draw(name, state.value), width, height)
+
+    def close(self) -> None:
+        """Close this host's consoles (the hub and its thread stay for the process's other hosts)."""
+        prefix = self._console_key("")
+        for key in self._vnc.open_consoles():
+            if key.startswith(prefix):
+                self._vnc.close(key)
 
     # ---------------------------------------------------------------- stats
 
@@ -462,6 +505,8 @@ class SimulatorDriver(Driver):
             for s in vm.snapshots or []:
                 s["current"] = s["name"] == snapshot
             self._save()
+        if vm.state != VmState.RUNNING:
+            self._close_console(name)
 
     def delete_snapshot(self, name: str, snapshot: str) -> None:
         with self._lock:
@@ -493,6 +538,7 @@ class SimulatorDriver(Driver):
             del self._vms[name]
             self._sg_forget(name)
             self._save()
+        self._close_console(name)
 
     def receive_vm(self, spec: VmSpec, state: VmState) -> None:
         """The target half of a migration between simulated hosts."""

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-import struct
-import zlib
+import io
 
 import pytest
+from PIL import Image
 
+from hvcloud.host_errors import InvalidRequest
 from hvcloud.hypervisor.driver import (
     DeviceNotFound,
     DiskSpec,
@@ -174,31 +175,43 @@ def test_kvp_round_trip_and_guest_data(driver: HyperVDriver, model: HyperVModel)
     assert services["Heartbeat"] == "OK"
 
 
-def _decode_png(data: bytes) -> tuple[int, int, bytes]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, {}
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
-        assert zlib.crc32(kind + body) & 0xFFFFFFFF == crc
-        chunks[kind] = body
-        pos += 12 + length
-    width, height = struct.unpack(">II", chunks[b"IHDR"][:8])
-    return width, height, zlib.decompress(chunks[b"IDAT"])
-
-
-def test_thumbnail_png(driver: HyperVDriver) -> None:
+def test_screenshot(driver: HyperVDriver, model: HyperVModel) -> None:
     driver.define_vm(spec())
     with pytest.raises(InvalidVmState):
-        driver.thumbnail_png("i-2-17-VM")
+        driver.screenshot("i-2-17-VM", 160, 120)
     driver.start_vm("i-2-17-VM")
-    width, height, raw = _decode_png(driver.thumbnail_png("i-2-17-VM", 32, 16))
-    assert (width, height) == (32, 16)
-    row = 1 + 32 * 3
-    last_row_last_pixel = raw[15 * row + 1 + 31 * 3: 15 * row + 1 + 32 * 3]
-    assert last_row_last_pixel[0] == 255 and last_row_last_pixel[1] == 255  # r and g at maximum
-    assert raw[1:4] == bytes([0, 0, 0x0A << 3 | 0x0A >> 2])
+    # the fake draws red growing left to right and green top to bottom, blue fixed at 0x0A (5 bits)
+    thumb = driver.screenshot("i-2-17-VM", 32, 24)
+    image = Image.open(io.BytesIO(thumb.png))
+    assert (thumb.width, thumb.height) == image.size == (32, 24)
+    assert image.getpixel((31, 23))[:2] == (255, 255)  # r and g at maximum
+    assert image.getpixel((0, 0)) == (0, 0, 0x0A << 3 | 0x0A >> 2)
+    # a box that is not 4:3 gets the 4:3 picture that fits it
+    assert (driver.screenshot("i-2-17-VM", 200, 100).width, driver.screenshot("i-2-17-VM", 200, 100).height) \
+        == (133, 100)
+    # more than Hyper-V renders: it is asked for 1024x768 and the picture is scaled up
+    big = driver.screenshot("i-2-17-VM", 1600, 1200)
+    assert (big.width, big.height) == Image.open(io.BytesIO(big.png)).size == (1600, 1200)
+    with pytest.raises(InvalidRequest):
+        driver.screenshot("i-2-17-VM", 0, 120)
+
+
+def test_the_fake_refuses_thumbnails_hyperv_refuses(driver: HyperVDriver, model: HyperVModel) -> None:
+    driver.define_vm(spec())
+    driver.start_vm("i-2-17-VM")
+    conn = model.connection(schema.V2)
+    vsms = conn.query("Msvm_VirtualSystemManagementService")[0]
+    vm = conn.query("Msvm_ComputerSystem", {"ElementName": "i-2-17-VM"})[0]
+    vssd = conn.associators(vm, assoc_class="Msvm_SettingsDefineState",
+                            result_class="Msvm_VirtualSystemSettingData")[0]
+    for w, h in ((1025, 768), (1024, 769), (0, 10)):
+        out = conn.invoke(vsms, "GetVirtualSystemThumbnailImage", TargetSystem=vssd.path,
+                          WidthPixels=w, HeightPixels=h)
+        assert out["ReturnValue"] != 0, (w, h)
+    driver.stop_vm("i-2-17-VM", timeout=30, force=True)
+    out = conn.invoke(vsms, "GetVirtualSystemThumbnailImage", TargetSystem=vssd.path,
+                      WidthPixels=64, HeightPixels=48)
+    assert out["ReturnValue"] != 0
 
 
 def test_export_import_and_migration(driver: HyperVDriver, model: HyperVModel) -> None:

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from hvcloud.hypervisor.driver import PowerState, VmState, power_state_of
-from hvcloud.hypervisor.hyperv import cimxml, jobs, png, wql
+from hvcloud.hypervisor.hyperv import cimxml, jobs, rgb565, wql
 from hvcloud.hypervisor.hyperv.errors import (
     HyperVInvalidState,
     HyperVJobCancelled,
@@ -95,13 +95,12 @@ def test_enabled_state_mapping_follows_the_reference(value: int | None, state: V
     assert power_state_of(vm_state_of(value)) == power
 
 
-def test_png_rejects_wrong_sizes() -> None:
+def test_rgb565_rejects_wrong_sizes() -> None:
     with pytest.raises(ValueError):
-        png.rgb565_to_png(b"\x00" * 7, 2, 2)
+        rgb565.to_image(b"\x00" * 7, 2, 2)
     with pytest.raises(ValueError):
-        png.rgb565_to_png(b"", 0, 0)
-    white = png.rgb565_to_rgb888(b"\xff\xff", 1, 1)
-    assert white == b"\xff\xff\xff"
+        rgb565.to_image(b"", 0, 0)
+    assert rgb565.to_image(b"\xff\xff", 1, 1).tobytes() == b"\xff\xff\xff"
 
 
 def test_kvp_parsing_survives_hostile_guests() -> None:
