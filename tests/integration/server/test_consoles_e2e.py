@@ -6,9 +6,7 @@ there for a proxy to claim."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,6 +19,7 @@ from hvcloud.server.db.models import ConsoleProxy, ConsoleSession, VMInstance
 from hvcloud.storage import qemu_img
 from tests.support.agent_process import AgentProcess
 from tests.support.image_server import serve_images
+from tests.support.rfb_socket import Rfb
 from tests.support.server_process import ServerProcess
 from tests.support.vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build
 
@@ -42,15 +41,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         finally:
             server.stop()
             agent.stop()
-
-
-def _simulated_vm(agent_dir: Path, instance_name: str) -> dict[str, object]:
-    # one simulated host keeps its state in the data directory, several in hosts/<n>/
-    for state in [*agent_dir.glob("vms.json"), *(agent_dir / "hosts").glob("*/vms.json")]:
-        found = json.loads(state.read_text()).get("vms", {}).get(instance_name)
-        if found is not None:
-            return dict(found)
-    raise AssertionError(f"no simulated host has VM {instance_name}")
 
 
 def test_console_endpoint_through_the_agent(cloud: Cloud) -> None:
@@ -80,7 +70,14 @@ def test_console_endpoint_through_the_agent(cloud: Cloud) -> None:
         assert row is not None and row.vnc_password_enc is not None
         instance_name, password = row.instance_name, box.decrypt(row.vnc_password_enc)
         [session] = db.scalars(select(ConsoleSession)).all()
-    simulated = _simulated_vm(cloud.agent.data_dir, instance_name)
-    assert (grant.vm_id, grant.protocol, grant.port) == (vm["id"], "vnc", simulated["console_port"])
+    assert (grant.vm_id, grant.protocol, grant.vm_name) == (vm["id"], "vnc", instance_name)
+    # the grant names the simulated VM's live VNC server, which takes the VM's password
+    rfb = Rfb(grant.port, grant.host)
+    try:
+        assert rfb.login(password) == 0
+        width, height, _pf, _name = rfb.init()
+        assert (width, height) == (640, 480)
+    finally:
+        rfb.close()
     assert grant.host == cloud.hosts[0]["ipaddress"] and grant.vnc_password == password
     assert session.token_id == grant.token_id and session.used is None and session.vm_id == vm["id"]
