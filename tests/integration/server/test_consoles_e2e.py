@@ -6,11 +6,14 @@ there for a proxy to claim."""
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from cs import CloudStackApiException
+from PIL import Image
 from sqlalchemy import select
 
 from hvcloud.console_proxy.tokens import TOKEN_PURPOSE, TokenSigner
@@ -81,3 +84,10 @@ def test_console_endpoint_through_the_agent(cloud: Cloud) -> None:
         rfb.close()
     assert grant.host == cloud.hosts[0]["ipaddress"] and grant.vnc_password == password
     assert session.token_id == grant.token_id and session.used is None and session.vm_id == vm["id"]
+
+    # the thumbnail comes from the agent's GetVmThumbnailCommand: the simulator's drawn 4:3 screen
+    shot = cs.getVirtualMachineThumbnail(virtualmachineid=vm["id"], width=200, height=200)["thumbnail"]
+    assert (shot["virtualmachineid"], shot["mimetype"]) == (vm["id"], "image/png")
+    image = Image.open(io.BytesIO(base64.b64decode(shot["image"])))
+    assert image.format == "PNG" and image.size == (200, 150) == (shot["width"], shot["height"])
+    assert len(set(image.convert("RGB").getdata())) > 2
