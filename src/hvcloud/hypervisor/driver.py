@@ -245,6 +245,9 @@ class HostInfo:
     arch: str = "x86_64"
     nics: tuple[HostNic, ...] = ()
     dom0_min_memory_bytes: int = 0
+    #: where the host's own console listener takes VM consoles (Hyper-V: VMConnect's RDP port from
+    #: the terminal-service settings); None where each VM has its own (VNC)
+    console_port: int | None = None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,8 @@ def test_startup_echoes_identity_and_adds_hardware_and_local_pool(agent: AgentHa
     assert len(routing["privateMacAddress"]) == 12 and routing["privateMacAddress"].isupper()
     assert routing["gatewayIpAddress"] == routing["privateMacAddress"]
     assert routing["hostDetails"]["com.cloud.network.Networks.RouterPrivateIpStrategy"] == "HostLocal"
+    # VNC consoles are per VM: only a host with a VMConnect listener (Hyper-V) reports rdp.server.port
+    assert "rdp.server.port" not in routing["hostDetails"]
     storage = out[1]["com.cloud.agent.api.StartupStorageCommand"]
     assert storage["guid"] == sent["guid"] and storage["dataCenter"] == "1"
     assert storage["poolInfo"]["uuid"] == sent["guid"]

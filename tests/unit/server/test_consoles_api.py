@@ -251,6 +251,12 @@ def test_hyperv_console_is_an_rdp_url(state: ServerState, user_caller: Caller, c
     assert _sessions(state)[0].protocol == "rdp"
     agents.vnc = GetVncPortAnswer(address="instanceId=", port=-9)
     assert _endpoint(user_caller, vm_id)["success"] is False
+    # a host that reported its VMConnect port (rdp.server.port at connect) gets consoles there
+    with state.sessions.begin() as db:
+        db.get(Host, db.get(VMInstance, vm_id).host_id).console_port = 12179
+    agents.vnc = GetVncPortAnswer(address=f"instanceId={guid}", port=-9)
+    grant = TokenSigner(state.box.derive_key(TOKEN_PURPOSE)).open(_token_of(_endpoint(user_caller, vm_id)["url"]))
+    assert grant.port == 12179
 
 
 def test_old_unused_sessions_are_pruned(state: ServerState, user_caller: Caller, cloud: dict[str, Any],

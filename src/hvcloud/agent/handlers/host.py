@@ -63,8 +63,9 @@ def startup(ctx: HostContext, objs: list[WireModel]) -> list[WireModel]:
     details["product_version"] = info.hypervisor_version
     details["hvcloud.driver"] = ctx.driver.name
     details["host.arch"] = info.arch
-    if ctx.driver.name == "hyperv":
-        details["rdp.server.port"] = 2179
+    if info.console_port is not None:
+        # CloudStack's Hyper-V agent reports VMConnect's port here; the server keeps it per host
+        details["rdp.server.port"] = info.console_port
     cmd.hostDetails = details
     if not cmd.hypervisorType:
         cmd.hypervisorType = info.hypervisor_type

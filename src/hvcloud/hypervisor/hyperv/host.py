@@ -48,7 +48,7 @@ class HostOps(Part):
             cpus=sum(int(c["NumberOfCores"]) for c in cpus),
             cpu_mhz=int(cpus[0]["MaxClockSpeed"]),
             memory_bytes=int(os_[0]["TotalVisibleMemorySize"]) * 1024, nics=nics,
-            dom0_min_memory_bytes=self._dom0_min)
+            dom0_min_memory_bytes=self._dom0_min, console_port=self._console_port())
 
     def host_stats(self) -> HostStats:
         os_ = self._cimv2.query("Win32_OperatingSystem")[0]

@@ -243,6 +243,8 @@ class Host(Base):
     network_write_kbs: Mapped[float | None] = mapped_column(Float, nullable=True)
     stats_updated: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: CPU MHz and memory bytes held by the VMs placed here (see orchestration.planner)
+    #: a Hyper-V host's VMConnect (RDP) port, from ``rdp.server.port`` in its startup details
+    console_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cpu_allocated: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     memory_allocated: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     #: the management server whose AgentManager pings this host; its lease is that server's heartbeat

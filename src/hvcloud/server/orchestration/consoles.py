@@ -9,9 +9,9 @@ token is first presented (setting ``used`` and its own ``proxy_id``), so the tok
 
 Hyper-V hosts answer ``address="instanceId=<vm guid>"`` and ``port=-9`` (CloudStack's Hyper-V agent
 wire); the console is then the host's VMConnect RDP listener. GetVncPortAnswer carries no port for
-it and the server keeps no host details, so the grant names :data:`RDP_PORT` (2179, VMConnect's
-default). The agent's StartupRoutingCommand reports ``rdp.server.port`` in its host details
-(CloudStack reads the port from that host detail).
+it: the agent reports VMConnect's port (the host's terminal-service settings) as ``rdp.server.port``
+in its StartupRoutingCommand details, as CloudStack's does, and the server keeps it in
+``host.console_port``; :data:`RDP_PORT` (2179, VMConnect's default) only for a host that never said.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def endpoint_of(answer: GetVncPortAnswer, host: Host) -> tuple[str, str, int, st
         instance_id = address[len(HYPERV_ADDRESS_PREFIX):] if address.startswith(HYPERV_ADDRESS_PREFIX) else ""
         if not instance_id or len(instance_id) > 64:
             raise errors.unavailable(f"Host {host.name} gave no VM instance id for the RDP console")
-        return "rdp", host_address(host), RDP_PORT, instance_id
+        return "rdp", host_address(host), host.console_port or RDP_PORT, instance_id
     if not 0 < answer.port < 65536:
         raise errors.unavailable(f"Host {host.name} reports no console port for the VM")
     return "vnc", host_address(host) if _unspecified(address) else address, answer.port, None

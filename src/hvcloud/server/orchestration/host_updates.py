@@ -56,6 +56,7 @@ def record_connect(db: Session, host: Host, result: ConnectResult, now: datetime
     host.cpu_number, host.cpu_sockets = facts.cpus, facts.cpu_sockets
     host.cpu_speed, host.memory_total = facts.speed_mhz, facts.memory_bytes
     host.hypervisor_version, host.capabilities = facts.hypervisor_version, facts.caps
+    host.console_port = _port(facts.details.get("rdp.server.port"))
     if host.cert_fingerprint is None and result.fingerprint:
         host.cert_fingerprint = result.fingerprint
     host.last_pinged = now
@@ -115,3 +116,12 @@ def record_failure(db: Session, host: Host, error: AgentError, failures: int, no
     status = status_after_failure(host.status, error, failures, silent, timings)
     set_status(db, host, status, str(error), now)
     return status
+
+
+def _port(value: object) -> int | None:
+    """A TCP port an agent reported, or None when it is absent or not one."""
+    try:
+        port = int(str(value))
+    except ValueError:
+        return None
+    return port if 0 < port < 65536 else None

@@ -72,6 +72,8 @@ def test_console_port_comes_from_the_terminal_service_settings(driver: HyperVDri
     driver.define_vm(spec())
     model.terminal_settings.props["ListenerPort"] = 12179
     assert driver.console("i-2-17-VM").port == 12179
+    # and the host reports it, for the agent's rdp.server.port host detail
+    assert driver.host_info().console_port == 12179
 
 
 def test_kvp_classes_have_their_documented_parents() -> None:

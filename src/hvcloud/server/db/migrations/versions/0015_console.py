@@ -1,4 +1,4 @@
-"""consoles: console_proxy, console_session
+"""consoles: console_proxy, console_session, host.console_port
 
 Revision ID: 0015_console
 Revises: 0014_security_groups
@@ -16,6 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('host', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('console_port', sa.Integer(), nullable=True))
     op.create_table(
         'console_proxy',
         sa.Column('id', sa.String(length=36), nullable=False),
@@ -66,3 +68,5 @@ def downgrade() -> None:
     with op.batch_alter_table('console_proxy', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_console_proxy_last_seen'))
     op.drop_table('console_proxy')
+    with op.batch_alter_table('host', schema=None) as batch_op:
+        batch_op.drop_column('console_port')
