@@ -4,6 +4,7 @@ can read its counters), or a real ``hvcloud console-proxy run`` process (``Proxy
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import ssl
 import subprocess
@@ -32,6 +33,12 @@ def urls(base: str, token: str, extra: str | None = None) -> dict[str, str]:
     ws_base = "ws" + base[len("http"):]
     return {"console": f"{base}/console?{query}", "websockify": f"{ws_base}/websockify?{query}",
             "rdp": f"{base}/rdp?{query}"}
+
+
+def proxy_config(key: bytes, db_url: str, **changes: Any) -> ProxyConfig:
+    """A proxy on a free port of 127.0.0.1 with a short heartbeat, and ``changes``."""
+    base = ProxyConfig(token_key=key, db_url=db_url, listen_port=0, name="test-proxy", heartbeat_seconds=0.5)
+    return dataclasses.replace(base, **changes)
 
 
 class ProxyThread:
@@ -104,7 +111,7 @@ class ProxyProcess:
         self.log_path = workdir / f"console-proxy-{self.port}.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
-        verify: ssl.SSLContext | bool = False if tls else True
+        verify: ssl.SSLContext | bool = not tls
 
         def healthy() -> bool:
             if self.proc.poll() is not None:

@@ -179,9 +179,9 @@ async def _handshake(channel: _WsChannel | _TcpChannel, password: str | None) ->
 
 
 async def open_ws(url: str, ssl_context: ssl.SSLContext | bool | None = None,
-                  headers: dict[str, str] | None = None, timeout: float = 30.0) -> RfbClient:
+                  headers: dict[str, str] | None = None, handshake_seconds: float = 30.0) -> RfbClient:
     """Connect to a proxy's ``/websockify?token=…`` URL; raises ConsoleRefused with both reasons."""
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout))
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=handshake_seconds))
     try:
         kwargs: dict[str, Any] = {"protocols": ("binary",), "max_msg_size": 0, "headers": headers or {}}
         if ssl_context is not None:
@@ -192,7 +192,7 @@ async def open_ws(url: str, ssl_context: ssl.SSLContext | bool | None = None,
         raise
     channel = _WsChannel(ws, session)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(handshake_seconds):
             return RfbClient(channel, await _handshake(channel, None))
     except ConsoleRefused as exc:
         code, reason = await _close_of(channel)
@@ -217,12 +217,12 @@ async def _close_of(channel: _WsChannel) -> tuple[int | None, str | None]:
     return None, None
 
 
-async def open_tcp(host: str, port: int, password: str | None, timeout: float = 30.0) -> RfbClient:
+async def open_tcp(host: str, port: int, password: str | None, handshake_seconds: float = 30.0) -> RfbClient:
     """Straight to a VNC server (the benches' baseline)."""
     reader, writer = await asyncio.open_connection(host, port)
     channel = _TcpChannel(reader, writer)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(handshake_seconds):
             return RfbClient(channel, await _handshake(channel, password))
     except BaseException:
         await channel.close()

@@ -26,7 +26,7 @@ def run(
     max_sessions: int = typer.Option(500, min=1, help="consoles served at once"),
     max_frame_bytes: int = typer.Option(256 * 1024, min=1024, help="largest WebSocket message from a client"),
     idle_timeout: float = typer.Option(3600.0, min=1.0, help="seconds without traffic before a console closes"),
-    send_timeout: float = typer.Option(30.0, min=0.1, help="seconds a client may take to read a frame"),
+    send_timeout: float = typer.Option(10.0, min=0.1, help="seconds a client may take to read a frame"),
     heartbeat: float = typer.Option(15.0, min=0.1, help="seconds between WebSocket pings and database beats"),
     log_level: str = typer.Option("info", help="log level"),
 ) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSMessage, WSMsgType, web
 
 from hvcloud import logs
 from hvcloud.console_proxy import page, rfb
@@ -129,10 +129,8 @@ class WsStream:
                 self.received += len(msg.data)
             elif msg.type is WSMsgType.TEXT:
                 raise _Closed(CLOSE_UNSUPPORTED, "binary messages only")
-            elif msg.type is WSMsgType.ERROR and self.ws.close_code == CLOSE_TOO_BIG:
-                raise _Closed(CLOSE_TOO_BIG, "message too large")
             else:
-                raise _Closed(CLOSE_NORMAL, "client closed")
+                raise _Closed(*_client_end(msg))
         data = bytes(self.buffer[:n])
         del self.buffer[:n]
         return data
@@ -140,6 +138,18 @@ class WsStream:
     async def write(self, data: bytes) -> None:
         await self.ws.send_bytes(data)
         self.sent += len(data)
+
+
+def _client_end(msg: WSMessage) -> tuple[int, str]:
+    """Why the client's side ended: a close, an oversized message, unanswered pings, a lost link."""
+    if msg.type is WSMsgType.CLOSE:
+        return CLOSE_NORMAL, "client closed"
+    if msg.type is WSMsgType.ERROR:
+        if isinstance(msg.data, WebSocketError) and msg.data.code == CLOSE_TOO_BIG:
+            return CLOSE_TOO_BIG, "message too large"
+        if isinstance(msg.data, TimeoutError):
+            return CLOSE_SLOW, "client does not answer"
+    return CLOSE_NORMAL, "client connection lost"
 
 
 class _Closed(Exception):
@@ -333,12 +343,19 @@ async def _refuse(state: ProxyState, ws: web.WebSocketResponse, client: WsStream
 
 
 async def _close(ws: web.WebSocketResponse, code: int, reason: str, request: web.Request | None = None) -> None:
-    """Close with ``code`` and ``reason``; the connection of a client that does not read or answer
-    the close within a short wait is aborted (its unsent bytes dropped, nothing left behind)."""
-    if not ws.closed:
-        with contextlib.suppress(Exception):
+    """Close with ``code`` and ``reason``. A client too slow to read is cut off at once (its unsent
+    bytes dropped), as is one that does not take the close frame within a short wait."""
+    if not ws.closed and code != CLOSE_SLOW:
+        try:
             await asyncio.wait_for(ws.close(code=code, message=reason.encode()[:MAX_CLOSE_REASON]), 3.0)
             return
+        except asyncio.CancelledError:
+            # aiohttp's writer hands a send cancelled earlier (a timed-out frame) on to the next one
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+        except Exception:  # the connection is cut below
+            pass
     if request is not None and request.transport is not None:
         request.transport.abort()
 
@@ -364,10 +381,8 @@ async def _relay(con: Console, vnc: rfb.TcpStream, cfg: ProxyConfig) -> tuple[in
                     return CLOSE_NORMAL, rfb.VNC_CLOSED
             elif msg.type is WSMsgType.TEXT:
                 return CLOSE_UNSUPPORTED, "binary messages only"
-            elif msg.type is WSMsgType.ERROR and con.ws.close_code == CLOSE_TOO_BIG:
-                return CLOSE_TOO_BIG, "message too large"
             else:
-                return CLOSE_NORMAL, "client closed"
+                return _client_end(msg)
 
     async def downstream() -> tuple[int, str]:
         while True:

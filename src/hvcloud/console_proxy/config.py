@@ -44,7 +44,7 @@ class ProxyConfig:
     handshake_timeout_seconds: float = 15.0
     vnc_connect_timeout_seconds: float = 5.0
     #: a client that does not take a frame within this long is closed ("client too slow")
-    send_timeout_seconds: float = 30.0
+    send_timeout_seconds: float = 10.0
     #: WebSocket pings, and the ``console_proxy`` row's ``last_seen``/``active_sessions`` beat
     heartbeat_seconds: float = 15.0
     max_sessions: int = 500

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import signal
 import socket
 
@@ -44,7 +45,8 @@ class ProxyService:
         if not novnc_present(self.config.novnc_dir):
             log.warning("console_proxy.no_novnc", novnc_dir=str(self.config.novnc_dir))
         ssl_context = self.config.ssl_context()
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=5.0,
+                                     logger=_http_logger())
         await self._runner.setup()
         family = socket.AF_INET6 if ":" in self.config.listen_host else socket.AF_INET
         sock = socket.create_server((self.config.listen_host, self.config.listen_port), family=family)
@@ -77,6 +79,28 @@ class ProxyService:
         await self.store.unregister()
         self.store.dispose()
         log.info("console_proxy.stopped", proxy=self.store.proxy_id)
+
+
+class _NoTraceback(logging.Filter):
+    """aiohttp logs a malformed request (a TLS hello on a plain port, a bad request line) with its
+    traceback; one line is enough, and a traceback's frames could hold request data."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(error).__name__}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _http_logger() -> logging.Logger:
+    logger = logging.getLogger("hvcloud.console_proxy.http")
+    if not any(isinstance(f, _NoTraceback) for f in logger.filters):
+        logger.addFilter(_NoTraceback())
+    return logger
 
 
 async def serve(config: ProxyConfig, ready: asyncio.Event | None = None) -> None:
