@@ -57,9 +57,14 @@ def run(
         config.ssl_context()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    from sqlalchemy.exc import SQLAlchemyError
+
     logs.configure(log_level)
     try:
         asyncio.run(serve(config))
     except OSError as exc:
         typer.echo(f"cannot serve the console proxy on {listen}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except SQLAlchemyError as exc:
+        typer.echo(f"cannot register the console proxy in the database: {type(exc).__name__}", err=True)
         raise typer.Exit(1) from None

@@ -45,19 +45,19 @@ class ProxyService:
         if not novnc_present(self.config.novnc_dir):
             log.warning("console_proxy.no_novnc", novnc_dir=str(self.config.novnc_dir))
         ssl_context = self.config.ssl_context()
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=5.0,
-                                     logger=_http_logger())
-        await self._runner.setup()
         family = socket.AF_INET6 if ":" in self.config.listen_host else socket.AF_INET
         sock = socket.create_server((self.config.listen_host, self.config.listen_port), family=family)
         self.port = int(sock.getsockname()[1])
-        await web.SockSite(self._runner, sock, ssl_context=ssl_context).start()
         self.store.url = self.url
         try:
-            await self.store.register()
+            await self.store.register()  # before serving: a proxy that answers is in the table
         except SQLAlchemyError:
-            await self._runner.cleanup()
+            sock.close()
             raise
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=5.0,
+                                     logger=_http_logger())
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock, ssl_context=ssl_context).start()
         self._beat = asyncio.create_task(self._heartbeat())
         log.info("console_proxy.started", url=self.store.url, proxy=self.store.proxy_id,
                  tls=ssl_context is not None)
@@ -105,12 +105,12 @@ def _http_logger() -> logging.Logger:
 
 async def serve(config: ProxyConfig, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT."""
-    service = ProxyService(config)
-    await service.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    service = ProxyService(config)
+    await service.start()
     if ready is not None:
         ready.set()
     try:
