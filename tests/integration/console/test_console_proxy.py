@@ -414,3 +414,31 @@ def test_no_token_reaches_the_log(world: ConsoleWorld, vnc: VncServer, proxy: Pr
     assert vnc.password is not None and vnc.password not in logged
 
 
+
+
+def test_a_database_that_does_not_answer_refuses_consoles_without_a_crash(world: ConsoleWorld, vnc: VncServer,
+                                                                         vm: str) -> None:
+    from hvcloud.server.db.engine import make_engine, make_session_factory
+
+    with ProxyThread(proxy_config(world.key, world.db_url, name="no-db", heartbeat_seconds=0.2)) as p:
+        assert p.service is not None
+        store = p.service.store
+        good = store._sessions
+        # nothing listens on port 1: every statement fails at connect
+        dead = make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/none?connect_timeout=2")
+        store._sessions = make_session_factory(dead)
+        try:
+            token, grant = world.grant(vm, vnc.host, vnc.port, vnc.password)
+            assert_refused(p.urls(token)["websockify"], "the console database is unavailable", 1011)
+            beats = p.service.beats
+            wait_for("two beats against the dead database", lambda: p.service is not None
+                     and p.service.beats >= beats + 2)
+            rdp, _ = world.grant(vm, "192.0.2.1", 2179, protocol="rdp", instance_id="i")
+            answer = httpx.get(p.urls(rdp)["rdp"])
+            assert answer.status_code == 503 and answer.text.strip() == "the console database is unavailable"
+        finally:
+            store._sessions = good
+            dead.dispose()
+        # back: the token was never claimed, so it still opens its console
+        asyncio.run(rfb_client.first_update(p.urls(token)["websockify"]))
+        assert (world.session(grant.token_id) or {})["used"] is not None
