@@ -6,6 +6,7 @@ import typer
 
 from hvcloud import __version__
 from hvcloud.cli import agent as agent_cli
+from hvcloud.cli import console_proxy as console_proxy_cli
 from hvcloud.cli import demo as demo_cli
 from hvcloud.cli import disk as disk_cli
 from hvcloud.cli import guest as guest_cli
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(agent_cli.app, name="agent")
+app.add_typer(console_proxy_cli.app, name="console-proxy")
 app.add_typer(disk_cli.app, name="disk")
 app.add_typer(guest_cli.app, name="guest")
 app.add_typer(server_cli.app, name="server")

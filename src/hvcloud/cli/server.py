@@ -102,3 +102,25 @@ def admin_keys(
             typer.echo(json.dumps({"apikey": admin.api_key, "secretkey": secret}))
     finally:
         state.close()
+
+
+@app.command("console-key")
+def console_key(
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="the server's data directory"),
+    out: Path = typer.Option(..., "--out", help="file to write the key to (mode 0600)"),
+) -> None:
+    """Write the console token key (derived from secret.key) as hex, for a console proxy on its own
+    machine (``hvcloud console-proxy run --key-file``): it can open console tokens, nothing else."""
+    import os
+
+    from hvcloud.console_proxy.config import key_from_data_dir
+
+    try:
+        key = key_from_data_dir(data_dir)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+    os.chmod(out, 0o600)
+    typer.echo(f"console key written to {out}", err=True)
