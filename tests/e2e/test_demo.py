@@ -67,17 +67,19 @@ def libvirt_demo() -> Iterator[str]:
 
 
 def test_demo_deploys_vms_on_simulated_hosts(tmp_path: Path) -> None:
-    port = free_port()
+    port, console_port = free_port(), free_port()
     done = demo("--exit", "--driver", "simulator", "--data-dir", str(tmp_path / "demo"), "--listen",
-                f"127.0.0.1:{port}", "--hosts", "2", "--vms", "3")
+                f"127.0.0.1:{port}", "--hosts", "2", "--vms", "3", "--console-listen", f"127.0.0.1:{console_port}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "driver: simulator, 2 simulated host(s)" in done.stdout
     rows = vm_rows(done.stdout)
     assert len(rows) == 3 and all("Running" in r for r in rows), done.stdout
     assert f"http://127.0.0.1:{port}/client/api" in done.stdout
+    # the demo's console proxy registered and the server handed out a console on it
+    assert f"http://127.0.0.1:{console_port}/console?token=" in done.stdout, done.stdout
     assert (tmp_path / "demo" / "server" / "hvcloud.db").exists()
     again = demo("--exit", "--data-dir", str(tmp_path / "demo"), "--listen", f"127.0.0.1:{port}", "--hosts", "2",
-                 "--vms", "1")
+                 "--vms", "1", "--console-listen", f"127.0.0.1:{free_port()}")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "holds a simulator cloud; reusing it" in again.stdout, "auto keeps the data directory's driver"
     assert "host 127." not in again.stdout, "a second run reuses the hosts it added"
@@ -90,7 +92,8 @@ def test_demo_deploys_vms_on_simulated_hosts(tmp_path: Path) -> None:
 def test_scripts_run_falls_back_to_the_simulator_and_says_why(tmp_path: Path) -> None:
     port = free_port()
     done = run_script("--exit", "--data-dir", str(tmp_path / "demo"), "--listen", f"127.0.0.1:{port}",
-                      "--libvirt-uri", "qemu+unix:///system?socket=/nonexistent/libvirt-sock")
+                      "--libvirt-uri", "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
+                      "--console-listen", f"127.0.0.1:{free_port()}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "libvirt is not usable here (libvirtd does not answer at qemu+unix:///system" in done.stdout
     assert "falling back to the simulator" in done.stdout and "driver: simulator, 3 simulated host(s)" in done.stdout
@@ -109,15 +112,16 @@ def test_explicit_libvirt_that_cannot_run_is_an_error(tmp_path: Path) -> None:
 
 @pytest.mark.libvirt
 def test_scripts_run_boots_the_guest_on_libvirt(tmp_path: Path, libvirt_demo: str) -> None:
-    port = free_port()
+    port, console_port = free_port(), free_port()
     done = run_script("--exit", "--data-dir", str(tmp_path / "demo"), "--listen", f"127.0.0.1:{port}",
-                      "--instance-suffix", libvirt_demo)
+                      "--instance-suffix", libvirt_demo, "--console-listen", f"127.0.0.1:{console_port}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "driver: libvirt at qemu:///system" in done.stdout and "falling back" not in done.stdout
     rows = vm_rows(done.stdout, libvirt_demo)
     assert len(rows) == 1 and "Running" in rows[0], done.stdout
     name = f"i-2-1-{libvirt_demo}"
     assert f"guest {name} booted: {guest_image.BOOT_MARKER} on its serial console" in done.stdout
+    assert f"http://127.0.0.1:{console_port}/console?token=" in done.stdout, done.stdout
     assert guest_image.BOOT_MARKER in (tmp_path / "demo" / "agent" / "console" / f"{name}.log").read_text()
     # on the demo's isolated network: the table's address is the one the guest leased from the router
     assert "demo-net" in rows[0], done.stdout

@@ -154,6 +154,8 @@ def demo(
                                    help="VMs to deploy (default 3 simulated, 1 on libvirt)"),
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="server, agent and image state"),
     listen: str = typer.Option("127.0.0.1:8080", help="HOST:PORT of the management server's API"),
+    console_listen: str = typer.Option("127.0.0.1:6080", help="HOST:PORT of the console proxy (noVNC in the "
+                                                              "browser)"),
     bridge: str | None = typer.Option(None, help="libvirt: the Linux bridge guest NICs join (default virbr0, "
                                                  "else an isolated hvdemo0 made for the demo)"),
     libvirt_uri: str = typer.Option("qemu:///system", help="libvirt: the daemon to use"),
@@ -218,6 +220,14 @@ def demo(
                 _wait_http(endpoint, server)
                 for addr in addresses:
                     _wait_http(f"https://{addr}:{agent_port}/api/HypervResource", agent, verify=False)
+            # the console proxy reads the server's database (migrated once the server answers)
+            proxy = Child("console-proxy", [sys.executable, "-m", "hvcloud.cli.main", "console-proxy", "run",
+                                            "--listen", console_listen, "--public-url", f"http://{console_listen}",
+                                            "--data-dir", str(data_dir / "server"), "--log-level", "warning"],
+                          data_dir / "logs" / "console-proxy.log")
+            children.append(proxy)
+            with console.status("starting the console proxy"):
+                _wait_http(f"http://{console_listen}/healthz", proxy)
             keys = json.loads(subprocess.check_output(  # noqa: S603
                 [sys.executable, "-m", "hvcloud.cli.main", "server", "admin-keys", "--data-dir",
                  str(data_dir / "server")]))
@@ -225,6 +235,7 @@ def demo(
             deployed = _build(api, host.driver, addresses, agent_port, user, password, data_dir,
                               f"http://127.0.0.1:{image_port}/{host.template.name}", count, host.bridge)
             _report(endpoint, keys, deployed, data_dir)
+            _report_console(api, deployed)
             if host.driver == "libvirt":
                 _watch_boot(deployed, data_dir / "agent" / "console", children)
             if exit_after:
@@ -437,3 +448,17 @@ def _report(endpoint: str, keys: dict[str, str], deployed: list[dict[str, Any]],
              f"  [cyan]cmk set url {endpoint}; cmk set apikey {key}; cmk set secretkey {secret}; cmk sync[/cyan]"]
     for line in lines:
         console.print(line, soft_wrap=True)
+
+
+def _report_console(api: ApiClient, deployed: list[dict[str, Any]]) -> None:
+    """A console URL for the first VM (one use, short-lived: createConsoleEndpoint gives more)."""
+    if not deployed:
+        return
+    vm = deployed[0]
+    found = api.call("createConsoleEndpoint", virtualmachineid=vm["id"]).get("consoleendpoint", {})
+    if found.get("success"):
+        console.print(f"Console of {vm['name']} (open within a minute, once): [bold]{found['url']}[/bold]",
+                      soft_wrap=True)
+        console.print(f"  more: [cyan]cs createConsoleEndpoint virtualmachineid={vm['id']}[/cyan]", soft_wrap=True)
+    else:
+        console.print(f"[yellow]no console for {vm['name']}: {found.get('details', 'no answer')}[/yellow]")
