@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.agent_harness import AgentHarness
+from tests.support.browser import Browser, browser_missing, chrome
 
 
 @pytest.fixture
@@ -24,3 +25,14 @@ def s3_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """Debian's chromium, headless, through Selenium; screenshots go to ``<basetemp>/artifacts``
+    (or ``$HVCLOUD_TEST_ARTIFACTS``). Skips where chromium or chromedriver is missing."""
+    reason = browser_missing()
+    if reason:
+        pytest.skip(reason)
+    with chrome(tmp_path_factory.getbasetemp() / "artifacts") as b:
+        yield b

@@ -238,3 +238,16 @@ async def first_update(url: str, ssl_context: ssl.SSLContext | bool | None = Non
             return client.init, await client.read_update()
     finally:
         await client.close()
+
+
+async def until_closed(client: RfbClient) -> ConsoleClosed:
+    """Read (and drop) what the proxy sends until it closes the console (30 s at most); how it
+    closed it."""
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                await client.channel.read(1 << 20)
+    except ConsoleClosed as exc:
+        return exc
+    finally:
+        await client.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from hvcloud.server.db.engine import default_sqlite_url, make_engine, make_session_factory
 from hvcloud.server.db.models import Host, StoragePool, VMInstance, Volume
 from hvcloud.server.orchestration import planner
+from hvcloud.storage import qemu_img
 from tests.support.agent_process import AgentProcess
+from tests.support.image_server import ImageServer, serve_images
 from tests.support.server_process import ServerProcess
 from tests.support.wait import wait_for
 
@@ -162,3 +166,26 @@ def job_result(cs: CloudStack, jobid: str, timeout: float = 120) -> dict[str, An
         job = cs.queryAsyncJobResult(jobid=jobid, fetch_result=False)
         return job if job["jobstatus"] != 0 else None
     return dict(wait_for(f"job {jobid}", done, timeout))
+
+
+@contextmanager
+def simulator_cloud(base: Path, hosts: int = 1, db_url: str | None = None,
+                    **build_args: Any) -> Iterator[tuple[Cloud, ImageServer]]:
+    """A server process and a simulator agent process serving ``hosts`` hosts, built into one zone
+    (``build``) with a tiny template; and the loopback image server, which serves whatever else the
+    caller writes into ``base / "images"``. Both processes are stopped afterwards (the cloud's server
+    as it is then: a test may have restarted it)."""
+    (base / "server" / "data").mkdir(parents=True)
+    (base / "agent").mkdir()
+    (base / "images").mkdir()
+    qemu_img.create(str(base / "images" / "tiny.qcow2"), "qcow2", TEMPLATE_BYTES)
+    with serve_images(base / "images") as images:
+        agent = AgentProcess(base / "agent" / "data", hosts=hosts).start()
+        server = ServerProcess(base / "server" / "data", db_url, SETTINGS)
+        cloud: Cloud | None = None
+        try:
+            cloud = build(server, agent, base, db_url, images.url("tiny.qcow2"), **build_args)
+            yield cloud, images
+        finally:
+            (cloud.server if cloud else server).stop()
+            agent.stop()

@@ -3,11 +3,7 @@ bridge, to a real QEMU VNC server; and a refusal shown to the user."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from tests.support.browser import Browser, browser_missing, chrome
+from tests.support.browser import Browser
 from tests.support.console_proxy import ProxyThread
 from tests.support.console_world import ConsoleWorld
 from tests.support.vnc_servers import VncServer
@@ -22,15 +18,6 @@ const seen = new Set();
 for (let i = 0; i < data.length; i += 4 * 97) { seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]); }
 return seen.size;
 """
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    reason = browser_missing()
-    if reason:
-        pytest.skip(reason)
-    with chrome(tmp_path_factory.getbasetemp() / "artifacts") as b:
-        yield b
 
 
 def test_the_console_page_shows_the_vms_screen(world: ConsoleWorld, vnc: VncServer, proxy: ProxyThread,

@@ -62,15 +62,8 @@ def test_sigterm_closes_open_consoles_with_a_reason(world: ConsoleWorld, vnc: Vn
 
     async def scenario() -> rfb_client.ConsoleClosed:
         client = await rfb_client.open_ws(proc.urls(token)["websockify"])
-        try:
-            proc.proc.terminate()
-            async with asyncio.timeout(30):
-                while True:
-                    await client.channel.read(1 << 20)
-        except rfb_client.ConsoleClosed as exc:
-            return exc
-        finally:
-            await client.close()
+        proc.proc.terminate()
+        return await rfb_client.until_closed(client)
 
     try:
         closed = asyncio.run(scenario())

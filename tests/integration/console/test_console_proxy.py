@@ -185,15 +185,8 @@ def relay(url: str, action: Callable[[rfb_client.RfbClient], Awaitable[None]]) -
     """Open a console, do ``action``, and return how the proxy closed it."""
     async def scenario() -> rfb_client.ConsoleClosed:
         client = await rfb_client.open_ws(url)
-        try:
-            await action(client)
-            async with asyncio.timeout(30):
-                while True:
-                    await client.channel.read(1 << 20)
-        except rfb_client.ConsoleClosed as exc:
-            return exc
-        finally:
-            await client.close()
+        await action(client)
+        return await rfb_client.until_closed(client)
 
     return asyncio.run(scenario())
 
@@ -370,15 +363,8 @@ def test_shutting_down_closes_consoles_with_a_reason(world: ConsoleWorld, vnc: V
 
     async def scenario() -> rfb_client.ConsoleClosed:
         client = await rfb_client.open_ws(box.urls(token)["websockify"])
-        try:
-            await asyncio.to_thread(box.__exit__, None, None, None)
-            async with asyncio.timeout(30):
-                while True:
-                    await client.channel.read(1 << 20)
-        except rfb_client.ConsoleClosed as exc:
-            return exc
-        finally:
-            await client.close()
+        await asyncio.to_thread(box.__exit__, None, None, None)
+        return await rfb_client.until_closed(client)
 
     closed = asyncio.run(scenario())
     assert (closed.close_code, closed.close_reason) == (1001, "proxy shutting down")

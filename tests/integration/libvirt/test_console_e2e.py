@@ -22,7 +22,7 @@ from hvcloud.console_proxy.tokens import TOKEN_PURPOSE, TokenSigner
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.storage import guest_image
 from tests.integration.libvirt.test_libvirt_driver import BOOT_TIMEOUT, console
-from tests.support.browser import Browser, browser_missing, chrome
+from tests.support.browser import Browser
 from tests.support.console_proxy import ProxyProcess
 from tests.support.libvirt_cloud import LibvirtCloud, libvirt_cloud
 from tests.support.rfb_client import ConsoleRefused, first_update
@@ -151,15 +151,6 @@ def test_the_thumbnail_is_the_guests_screen(world: ConsoleCloud) -> None:
     assert image.size[0] <= 320 and image.size[1] <= 240 and (image.size[0] == 320 or image.size[1] == 240)
     # the guest's boxed HVCLOUD-CONSOLE lines: light text on a dark screen
     assert 0.005 < light_share(png) < 0.5
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    reason = browser_missing()
-    if reason:
-        pytest.skip(reason)
-    with chrome(tmp_path_factory.getbasetemp() / "artifacts") as b:
-        yield b
 
 
 def test_the_console_url_shows_the_guest_in_a_browser(world: ConsoleCloud, browser: Browser) -> None:

@@ -14,12 +14,8 @@ from sqlalchemy import select
 import hvcloud.agent.handlers  # noqa: F401  (fills the dispatch table)
 from hvcloud.agent.dispatch import HANDLERS
 from hvcloud.server.db.models import VmRulesetLog
-from hvcloud.storage import qemu_img
 from hvcloud.wire.security_groups import SecurityGroupRulesCmd
-from tests.support.agent_process import AgentProcess
-from tests.support.image_server import serve_images
-from tests.support.server_process import ServerProcess
-from tests.support.vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build, job_result
+from tests.support.vm_stack import Cloud, job_result, simulator_cloud
 
 HOSTS = 2
 LABEL = "cloudbr-guest"
@@ -30,19 +26,9 @@ pytestmark = pytest.mark.skipif(SecurityGroupRulesCmd.FQCN not in HANDLERS,
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    base = tmp_path_factory.mktemp("basic")
-    (base / "server" / "data").mkdir(parents=True)
-    (base / "agent").mkdir()
-    (base / "images").mkdir()
-    qemu_img.create(str(base / "images" / "tiny.qcow2"), "qcow2", TEMPLATE_BYTES)
-    with serve_images(base / "images") as images:
-        agent = AgentProcess(base / "agent" / "data", hosts=HOSTS).start()
-        server = ServerProcess(base / "server" / "data", None, SETTINGS)
-        try:
-            yield build(server, agent, base, None, images.url("tiny.qcow2"), guest_label=LABEL, network_type="Basic")
-        finally:
-            server.stop()
-            agent.stop()
+    with simulator_cloud(tmp_path_factory.mktemp("basic"), HOSTS, guest_label=LABEL,
+                         network_type="Basic") as (made, _images):
+        yield made
 
 
 def _job(cloud: Cloud, answer: dict[str, Any]) -> dict[str, Any]:

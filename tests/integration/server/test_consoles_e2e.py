@@ -19,31 +19,16 @@ from sqlalchemy import select
 from hvcloud.console_proxy.tokens import TOKEN_PURPOSE, TokenSigner
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import ConsoleProxy, ConsoleSession, VMInstance
-from hvcloud.storage import qemu_img
-from tests.support.agent_process import AgentProcess
-from tests.support.image_server import serve_images
 from tests.support.rfb_socket import Rfb
-from tests.support.server_process import ServerProcess
-from tests.support.vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build
+from tests.support.vm_stack import Cloud, simulator_cloud
 
 PROXY = "http://127.0.0.1:18443"
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    base = tmp_path_factory.mktemp("consoles")
-    (base / "server" / "data").mkdir(parents=True)
-    (base / "agent").mkdir()
-    (base / "images").mkdir()
-    qemu_img.create(str(base / "images" / "tiny.qcow2"), "qcow2", TEMPLATE_BYTES)
-    with serve_images(base / "images") as images:
-        agent = AgentProcess(base / "agent" / "data", hosts=1).start()
-        server = ServerProcess(base / "server" / "data", None, SETTINGS)
-        try:
-            yield build(server, agent, base, None, images.url("tiny.qcow2"))
-        finally:
-            server.stop()
-            agent.stop()
+    with simulator_cloud(tmp_path_factory.mktemp("consoles")) as (made, _images):
+        yield made
 
 
 def test_console_endpoint_through_the_agent(cloud: Cloud) -> None:

@@ -12,31 +12,16 @@ from typing import Any
 import pytest
 
 from hvcloud.server.db.models import Account
-from hvcloud.storage import qemu_img
 from tests.support import guest_networks as G
-from tests.support.agent_process import AgentProcess
-from tests.support.image_server import serve_images
-from tests.support.server_process import ServerProcess
-from tests.support.vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build
+from tests.support.vm_stack import Cloud, simulator_cloud
 
 HOSTS = 2
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    base = tmp_path_factory.mktemp("nics")
-    (base / "server" / "data").mkdir(parents=True)
-    (base / "agent").mkdir()
-    (base / "images").mkdir()
-    qemu_img.create(str(base / "images" / "tiny.qcow2"), "qcow2", TEMPLATE_BYTES)
-    with serve_images(base / "images") as images:
-        agent = AgentProcess(base / "agent" / "data", hosts=HOSTS).start()
-        server = ServerProcess(base / "server" / "data", None, SETTINGS)
-        try:
-            yield build(server, agent, base, None, images.url("tiny.qcow2"))
-        finally:
-            server.stop()
-            agent.stop()
+    with simulator_cloud(tmp_path_factory.mktemp("nics"), HOSTS) as (made, _images):
+        yield made
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,7 @@ import pytest
 from cs import CloudStack, CloudStackApiException
 
 from hvcloud.storage import qemu_img
-from tests.support.agent_process import AgentProcess
-from tests.support.image_server import serve_images
-from tests.support.server_process import ServerProcess
-from tests.support.vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build, job_result
+from tests.support.vm_stack import TEMPLATE_BYTES, Cloud, job_result, simulator_cloud
 from tests.support.wait import wait_for
 
 HOSTS = 2
@@ -38,22 +35,11 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """The cloud, and the URL of a second image a tenant can register."""
     db_url = request.getfixturevalue("module_pg_database") if request.param == "postgresql" else None
     base = tmp_path_factory.mktemp(f"acctdel-{request.param}")
-    (base / "server" / "data").mkdir(parents=True)
-    (base / "agent").mkdir()
-    (base / "images").mkdir()
-    qemu_img.create(str(base / "images" / "tiny.qcow2"), "qcow2", TEMPLATE_BYTES)
-    qemu_img.create(str(base / "images" / "own.qcow2"), "qcow2", TEMPLATE_BYTES)
-    with serve_images(base / "images") as images:
+    with simulator_cloud(base, HOSTS, db_url) as (cloud, images):
+        qemu_img.create(str(base / "images" / "own.qcow2"), "qcow2", TEMPLATE_BYTES)
         IMAGES["url"] = images.url("")
-        agent = AgentProcess(base / "agent" / "data", hosts=HOSTS).start()
-        server = ServerProcess(base / "server" / "data", db_url, SETTINGS)
-        try:
-            cloud = build(server, agent, base, db_url, images.url("tiny.qcow2"))
-            cloud.cs.updateTemplatePermissions(id=cloud.template["id"], ispublic=True)
-            yield cloud, images.url("own.qcow2")
-        finally:
-            server.stop()
-            agent.stop()
+        cloud.cs.updateTemplatePermissions(id=cloud.template["id"], ispublic=True)
+        yield cloud, images.url("own.qcow2")
 
 
 def _tenant(cloud: Cloud, name: str) -> tuple[dict[str, Any], CloudStack, dict[str, str]]:

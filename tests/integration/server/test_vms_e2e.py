@@ -15,12 +15,8 @@ import pytest
 from cs import CloudStack, CloudStackApiException
 
 from hvcloud.server.db.models import TemplatePoolRef
-from hvcloud.storage import qemu_img
 from tests.integration.server.fault_scenarios import server_killed_mid_deploy
-from tests.support.agent_process import AgentProcess
-from tests.support.image_server import serve_images
-from tests.support.server_process import ServerProcess
-from tests.support.vm_stack import SETTINGS, TEMPLATE_BYTES, Cloud, build, job_result
+from tests.support.vm_stack import Cloud, job_result, simulator_cloud
 from tests.support.wait import wait_for
 
 HOSTS = 4
@@ -30,27 +26,15 @@ HOSTS = 4
 def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     db_url = request.getfixturevalue("module_pg_database") if request.param == "postgresql" else None
     base = tmp_path_factory.mktemp(f"vms-{request.param}")
-    (base / "server" / "data").mkdir(parents=True)
-    (base / "agent").mkdir()
-    (base / "images").mkdir()
-    qemu_img.create(str(base / "images" / "tiny.qcow2"), "qcow2", TEMPLATE_BYTES)
-    iso = bytearray(0x9000)
-    iso[0x8001:0x8006] = b"CD001"
-    (base / "images" / "tools.iso").write_bytes(bytes(iso))
-    with serve_images(base / "images") as images:
-        agent = AgentProcess(base / "agent" / "data", hosts=HOSTS).start()
-        server = ServerProcess(base / "server" / "data", db_url, SETTINGS)
-        stack = None
-        try:
-            stack = build(server, agent, base, db_url, images.url("tiny.qcow2"))
-            stack.iso = stack.cs.registerIso(name="tools", displaytext="tools", url=images.url("tools.iso"),
-                                             zoneid=stack.zone["id"], ispublic=True)["iso"][0]
-            wait_for("the ISO download", lambda: stack.cs.listIsos(isofilter="all", id=stack.iso["id"])
-                     ["iso"][0]["isready"])
-            yield stack
-        finally:
-            (stack.server if stack else server).stop()
-            agent.stop()
+    with simulator_cloud(base, HOSTS, db_url) as (stack, images):
+        iso = bytearray(0x9000)
+        iso[0x8001:0x8006] = b"CD001"
+        (base / "images" / "tools.iso").write_bytes(bytes(iso))
+        stack.iso = stack.cs.registerIso(name="tools", displaytext="tools", url=images.url("tools.iso"),
+                                         zoneid=stack.zone["id"], ispublic=True)["iso"][0]
+        wait_for("the ISO download", lambda: stack.cs.listIsos(isofilter="all", id=stack.iso["id"])
+                 ["iso"][0]["isready"])
+        yield stack
 
 
 def _offering(cs: CloudStack, name: str, **kw: Any) -> str:

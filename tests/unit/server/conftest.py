@@ -14,6 +14,7 @@ import pytest
 from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.state import ServerState
+from tests.support.console_api import FakeAgents
 from tests.support.server_api import Caller, keys_of
 
 with warnings.catch_warnings():
@@ -49,3 +50,12 @@ def user_caller(admin: Caller) -> Caller:
                        lastname="A", accounttype=0)["account"]
     keys = admin.ok("registerUserKeys", id=account["user"][0]["id"])["userkeys"]
     return Caller(admin.http, keys["apikey"], keys["secretkey"])
+
+
+@pytest.fixture
+def agents(state: ServerState, http: TestClient) -> Iterator[FakeAgents]:
+    """The server's agents replaced by a stand-in that answers console and thumbnail commands."""
+    fake = FakeAgents(state.config)
+    state.agents = fake  # type: ignore[assignment]
+    yield fake
+    state.agents = None

@@ -4,7 +4,6 @@ exists."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,14 +17,6 @@ from tests.support.server_api import Caller
 
 PROXY = "http://proxy.example.test:8443"
 URL = "/client/console"
-
-
-@pytest.fixture
-def agents(state: ServerState, http: Any) -> Iterator[FakeAgents]:
-    fake = FakeAgents(state.config)
-    state.agents = fake  # type: ignore[assignment]
-    yield fake
-    state.agents = None
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ AgentManager's protocol (``tests.support.console_api.FakeAgents``); no process s
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -25,14 +24,6 @@ from tests.support.console_api import HOST_IP, VNC_PORT, FakeAgents, add_proxy, 
 from tests.support.server_api import Caller
 
 PROXY = "https://proxy1.example.test:8443"
-
-
-@pytest.fixture
-def agents(state: ServerState, http: Any) -> Iterator[FakeAgents]:
-    fake = FakeAgents(state.config)
-    state.agents = fake  # type: ignore[assignment]
-    yield fake
-    state.agents = None
 
 
 @pytest.fixture
