@@ -63,8 +63,9 @@ def configure(level: str = "info", json_output: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # the stream is looked up per line and loggers are not cached, so that a later configure()
+        # (a test's, another command's) takes effect for loggers bound before it
+        logger_factory=_stderr_logger,
     )
 
 

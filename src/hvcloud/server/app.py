@@ -23,6 +23,7 @@ from hvcloud.server.orchestration.agent_manager import AgentManager
 from hvcloud.server.orchestration.networks import network_gc
 from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.state import ServerState
+from hvcloud.server.web.assets import AssetRoutes
 
 
 def load_plugins(names: tuple[str, ...]) -> None:
@@ -80,8 +81,13 @@ def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
                 await manager.stop()
 
     upload = make_upload_handler(state)
+    ui = AssetRoutes()
     return Starlette(routes=[Route("/client/api", handler, methods=["GET", "POST"]),
                              Route("/client/api/", handler, methods=["GET", "POST"]),
                              Route("/client/console", make_console_handler(state), methods=["GET"]),
-                             Route("/upload/template/{ref_id}", upload, methods=["POST"])],
+                             Route("/upload/template/{ref_id}", upload, methods=["POST"]),
+                             Route("/", ui.index, methods=["GET"]),
+                             Route("/client", ui.index, methods=["GET"]),
+                             Route("/client/", ui.index, methods=["GET"]),
+                             Route("/ui/{path:path}", ui.file, methods=["GET"])],
                      lifespan=lifespan)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hvcloud import logs
 from hvcloud.console_proxy.tokens import TokenSigner
 from tests.support import rfb_client
 from tests.support.console_proxy import ProxyThread, proxy_config
@@ -374,6 +375,7 @@ def test_shutting_down_closes_consoles_with_a_reason(world: ConsoleWorld, vnc: V
 
 def test_no_token_reaches_the_log(world: ConsoleWorld, vnc: VncServer, proxy: ProxyThread, vm: str,
                                   capfd: pytest.CaptureFixture[str]) -> None:
+    logs.configure("info", json_output=True)  # whatever an earlier test set, the proxy logs its sessions
     tokens = []
     token, grant = world.grant(vm, vnc.host, vnc.port, vnc.password)
     tokens.append(token)

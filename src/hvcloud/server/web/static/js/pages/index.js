@@ -1,0 +1,2 @@
+// Every page module registers its routes when imported; one line per module.
+import "./dashboard.js";
