@@ -177,8 +177,13 @@ class Ui:
         """Press the dialog's ``label`` button and wait for the dialog to close (errors stay in it)."""
         dialog = self.dialog()
         self.click(label, within=dialog)
-        wait_for("the dialog to close", lambda: not dialog.is_displayed() or self.dialog_error(dialog),
-                 timeout=180, interval=0.2)
+
+        def closed() -> bool:
+            try:
+                return not dialog.is_displayed()
+            except Exception:  # closed dialogs leave the document (a stale element)
+                return True
+        wait_for("the dialog to close", lambda: closed() or self.dialog_error(dialog), timeout=180, interval=0.2)
 
     def dialog_error(self, dialog: Any = None) -> str | None:
         try:
