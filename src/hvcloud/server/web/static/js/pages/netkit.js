@@ -24,7 +24,7 @@ export function hasService(network, service) {
 
 /** The VMs with a NIC on `networkId`, each with that NIC's address as `netip`. */
 export async function vmsOn(networkId) {
-  const vms = await api.all("listVirtualMachines", "virtualmachine", scope());
+  const vms = await api.all("listVirtualMachines", "virtualmachine", scope({details: "min"}));
   const out = [];
   for (const vm of vms) {
     const nic = (vm.nic || []).find((n) => n.networkid === networkId);
