@@ -1,2 +1,6 @@
 // Every page module registers its routes when imported; one line per module.
 import "./dashboard.js";
+import "./infra.js";
+import "./capacity.js";
+import "./accounts.js";
+import "./offerings.js";
