@@ -35,8 +35,8 @@ export function level(percent) {
 export function barChart({title, desc, bars}) {
   const id = `chart${++chartIds}`;
   const rowH = 34;
-  const labelW = 170;
-  const barW = 420;
+  const labelW = 150;
+  const barW = 360;
   const width = labelW + barW + 70;
   const height = Math.max(1, bars.length) * rowH + 8;
   const svg = s("svg", {viewBox: `0 0 ${width} ${height}`, role: "img", "aria-labelledby": `${id}-t ${id}-d`,
@@ -79,7 +79,7 @@ export function lineChart({title, desc, series, empty}) {
   const width = 660;
   const height = 220;
   const left = 40;
-  const right = 120;
+  const right = 150;
   const top = 10;
   const bottom = 30;
   const times = series.flatMap((x) => x.points.map((p) => p[0].getTime()));
