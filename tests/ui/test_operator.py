@@ -30,7 +30,8 @@ def new_agent(tmp_path_factory: pytest.TempPathFactory, cloud: UiCloud) -> Itera
 
 
 def _no_console_errors(ui: Ui) -> None:
-    severe = [e for e in ui.browser.console_log() if e.get("level") == "SEVERE"]
+    # script errors only: an API refusal also logs its HTTP status, and refused_calls() covers those
+    severe = [e for e in ui.browser.console_log() if e.get("level") == "SEVERE" and e.get("source") != "network"]
     assert not severe, severe
 
 
@@ -101,6 +102,10 @@ def test_admin_builds_a_zone_and_runs_its_host(admin_ui: Ui, cloud: UiCloud, new
     ui.fill("Cluster", "cl-ui (Simulator)")
     ui.fill("Agent URL", new_agent.url())
     ui.fill("Agent username", new_agent.username)
+    ui.fill("Agent password", "not-the-agent-password")
+    ui.submit("Add host")  # the API's refusal stays in the dialog, which stays open
+    assert ui.dialog_error()
+    ui.screenshot("add-host-refused")
     ui.fill("Agent password", new_agent.password)
     ui.screenshot("add-host")
     _submit(ui, "Add host")
@@ -115,6 +120,8 @@ def test_admin_builds_a_zone_and_runs_its_host(admin_ui: Ui, cloud: UiCloud, new
     assert [s["name"] for s in stores] == ["img-ui"]
     for tab in ("Clusters", "Hosts", "Primary storage", "Image stores"):
         ui.click(tab, within=ui.driver.find_element("css selector", "[role=tablist]"))
+        ui.settled()
+    ui.row("img-ui")
     ui.screenshot("zone-detail")
 
     # the host shows Up; maintenance and back
@@ -149,14 +156,14 @@ def test_admin_builds_a_zone_and_runs_its_host(admin_ui: Ui, cloud: UiCloud, new
     assert capacity[1]["capacitytotal"] > 0
     assert shown["CPU"] == f"{float(capacity[1]['percentused']):.1f}%"
     assert shown["Memory"] == f"{float(capacity[0]['percentused']):.1f}%"
-    assert "Public IPs" in shown and "Secondary" in shown and "Primary used" in shown
+    assert {"Public IPs", "Secondary storage", "Primary storage", "Primary allocated"} <= set(shown)
     assert "The server keeps no capacity history" in ui.text()
     ui.screenshot("capacity")
     for page in ("storage", "imagestores", "routers", "alerts"):
         ui.go(page)
         ui.screenshot(page)
 
-    assert ui.refused_calls() == []
+    assert [c["command"] for c in ui.refused_calls()] == ["addHost"]  # the wrong password, above
     _no_console_errors(ui)
 
 

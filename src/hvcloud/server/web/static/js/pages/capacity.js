@@ -16,7 +16,7 @@ const mhz = (n) => (Number(n) >= 1000 ? `${(Number(n) / 1000).toFixed(1)} GHz` :
 const count = (n) => String(Number(n) || 0);
 
 // listCapacity's types (CloudStack's numbers) and how to show them
-const TYPES = [[1, "CPU", mhz], [0, "Memory", bytes], [2, "Primary used", bytes],
+const TYPES = [[1, "CPU", mhz], [0, "Memory", bytes], [2, "Primary storage", bytes],
                [3, "Primary allocated", bytes], [9, "Local storage", bytes]];
 
 /** Every zone's bars: [{zone, bars: [{label, used, total, format}]}]. */
@@ -32,7 +32,7 @@ async function measure() {
       else if (type !== 9) bars.push({label, used: 0, total: 0, format});
     }
     const own = stores.filter((s) => s.zoneid === zone.id || !s.zoneid);
-    bars.push({label: "Secondary", format: bytes,
+    bars.push({label: "Secondary storage", format: bytes,
                used: own.reduce((n, s) => n + (Number(s.disksizeused) || 0), 0),
                total: own.reduce((n, s) => n + (Number(s.disksizetotal) || 0), 0)});
     const [all, taken] = await Promise.all([
