@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException
+
 from tests.support.browser import Browser
 from tests.support.image_server import ImageServer
 from tests.support.vm_stack import Cloud, simulator_cloud
@@ -177,11 +179,10 @@ class Ui:
         """Press the dialog's ``label`` button and wait for the dialog to close (errors stay in it)."""
         dialog = self.dialog()
         self.click(label, within=dialog)
-
         def closed() -> bool:
             try:
                 return not dialog.is_displayed()
-            except Exception:  # closed dialogs leave the document (a stale element)
+            except StaleElementReferenceException:  # the UI removes a dialog once it closes
                 return True
         wait_for("the dialog to close", lambda: closed() or self.dialog_error(dialog), timeout=180, interval=0.2)
 

@@ -299,13 +299,14 @@ def test_hosts_listing_update_maintenance_delete(admin: Caller, state: ServerSta
     with state.sessions.begin() as db:
         host = Host(name="h1", zone_id=ids["zoneid"], pod_id=ids["podid"], cluster_id=ids["clusterid"],
                     hypervisor="Simulator", url="https://10.0.0.7:8250", status="Up", cpu_number=4,
-                    cpu_speed=2000, memory_total=8 << 30)
+                    cpu_speed=2000, memory_total=8 << 30, cpu_allocated=2000, memory_allocated=2 << 30)
         db.add(host)
         db.flush()
         host_id = host.id
         raise_alert(db, ALERT_TYPE_HOST, "Host h1 is down", zone_id=ids["zoneid"])
     listed = admin.ok("listHosts", zoneid=ids["zoneid"])["host"][0]
-    assert listed["state"] == "Up" and listed["memorytotal"] == 8 << 30 and listed["cpuallocated"] == "0%"
+    assert listed["state"] == "Up" and listed["memorytotal"] == 8 << 30 and listed["cpuallocated"] == "25.00%"
+    assert listed["memoryallocated"] == 2 << 30 and listed["cpuwithoverprovisioning"] == "8000"
     assert admin.ok("updateHost", id=host_id, allocationstate="Disable",
             hosttags="a,b")["host"]["hosttags"] == "a,b"
     assert admin.call("updateHost", id=host_id, allocationstate="Sideways")[0] == 431

@@ -19,8 +19,11 @@ export function current() {
   return {name: decodeURIComponent(name || ""), arg: rest.length ? decodeURIComponent(rest.join("/")) : null};
 }
 
+/** Show a page; going to the page already shown renders it afresh (after a change it made). */
 export function go(name, arg) {
-  location.hash = `#/${encodeURIComponent(name)}${arg ? "/" + encodeURIComponent(arg) : ""}`;
+  const hash = `#/${encodeURIComponent(name)}${arg ? "/" + encodeURIComponent(arg) : ""}`;
+  if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
+  else location.hash = hash;
 }
 
 export function link(name, text, arg) {

@@ -37,7 +37,8 @@ export async function run(label, fn, done) {
 
 // ---------------------------------------------------------------- dialogs
 
-function modal(title, body, buttons) {
+/** A modal dialog (title, body node, buttons); removed from the page when it closes. */
+export function modal(title, body, buttons) {
   const dialog = h("dialog", {class: "modal", "aria-label": title},
                    h("h2", {}, title), body, h("div", {class: "buttons"}, buttons));
   document.body.append(dialog);
@@ -59,18 +60,33 @@ export function confirmDialog(text, okLabel = "OK") {
 
 let fieldIds = 0;
 
-async function fieldControl(field) {
+/** (Re)fill a select from field.options: a list, or a function of the form's current values. */
+async function fillSelect(control, field, values) {
+  const before = control.value;
+  let options = [];
+  try {
+    options = typeof field.options === "function" ? await field.options(values || {}) : (field.options || []);
+  } catch (err) {
+    options = [];
+    control.title = `Could not load the choices: ${err.message}`;
+  }
+  clear(control);
+  if (!field.required) control.append(h("option", {value: ""}, field.placeholder || "—"));
+  for (const opt of options) {
+    const o = typeof opt === "object" ? opt : {value: opt, label: opt};
+    control.append(h("option", {value: o.value}, o.label));
+  }
+  const keep = [...control.options].some((o) => o.value === before) ? before : undefined;
+  const wanted = keep ?? (typeof field.value === "function" ? field.value(values || {}) : field.value);
+  if (wanted !== undefined && [...control.options].some((o) => o.value === String(wanted))) control.value = String(wanted);
+}
+
+async function fieldControl(field, values) {
   const id = `f${++fieldIds}`;
   let control;
   if (field.type === "select") {
     control = h("select", {id, name: field.name, required: field.required});
-    if (!field.required) control.append(h("option", {value: ""}, field.placeholder || "—"));
-    const options = typeof field.options === "function" ? await field.options() : (field.options || []);
-    for (const opt of options) {
-      const o = typeof opt === "object" ? opt : {value: opt, label: opt};
-      control.append(h("option", {value: o.value}, o.label));
-    }
-    if (field.value !== undefined) control.value = field.value;
+    await fillSelect(control, field, values);
   } else if (field.type === "textarea") {
     control = h("textarea", {id, name: field.name, required: field.required, rows: field.rows || 4}, field.value ?? "");
   } else if (field.type === "checkbox") {
@@ -95,17 +111,49 @@ function valueOf(field, control) {
 
 /**
  * A form in a modal dialog. fields: [{name, label, type, required, options, value, help}].
+ * A select's options may be a function of the values so far (options(values)); with
+ * dependsOn: ["zoneid", …] it is refilled when those fields change (pickers that cascade). A field
+ * with showIf(values) shows (and is sent) only while that holds.
  * onSubmit(values, {progress}) may throw: the error is shown in the dialog and it stays open.
  */
 export async function formDialog({title, fields, submitLabel = "OK", onSubmit, intro}) {
   const controls = [];
+  const rows = new Map();
   const form = h("form", {method: "dialog", class: "form"});
   if (intro) form.append(h("p", {class: "intro"}, intro));
+  const current = () => {
+    const values = {};
+    for (const [field, control] of controls) {
+      if (!control.disabled) values[field.name] = valueOf(field, control);
+    }
+    return values;
+  };
+  const applyShowIf = () => {
+    for (const [field, control] of controls) {
+      if (!field.showIf) continue;
+      const shown = !!field.showIf(current());
+      rows.get(field.name).hidden = !shown;
+      control.disabled = !shown;
+    }
+  };
   for (const field of fields) {
-    const {row, control} = await fieldControl(field);
+    const {row, control} = await fieldControl(field, current());
     controls.push([field, control]);
+    rows.set(field.name, row);
     form.append(row);
   }
+  for (const [field, control] of controls) {
+    for (const dep of field.dependsOn || []) {
+      const source = controls.find(([f]) => f.name === dep);
+      if (!source) continue;
+      source[1].addEventListener("change", async () => {
+        await fillSelect(control, field, current());
+        control.dispatchEvent(new Event("change", {bubbles: true}));
+      });
+    }
+    control.addEventListener("change", applyShowIf);
+  }
+  applyShowIf();
   const error = h("p", {class: "form-error", role: "alert", hidden: true});
   const progress = h("p", {class: "form-progress", hidden: true});
   const submit = h("button", {type: "submit", class: "primary"}, submitLabel);
@@ -119,8 +167,7 @@ export async function formDialog({title, fields, submitLabel = "OK", onSubmit, i
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       if (!form.reportValidity()) return;
-      const values = {};
-      for (const [field, control] of controls) values[field.name] = valueOf(field, control);
+      const values = current();
       error.hidden = true;
       submit.disabled = true;
       progress.hidden = false;

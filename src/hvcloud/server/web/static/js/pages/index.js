@@ -3,3 +3,7 @@ import "./dashboard.js";
 import "./networks.js";
 import "./publicips.js";
 import "./securitygroups.js";
+import "./infra.js";
+import "./capacity.js";
+import "./accounts.js";
+import "./offerings.js";
