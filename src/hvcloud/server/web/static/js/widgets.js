@@ -94,17 +94,41 @@ function valueOf(field, control) {
 }
 
 /**
- * A form in a modal dialog. fields: [{name, label, type, required, options, value, help}].
+ * A form in a modal dialog. fields: [{name, label, type, required, options, value, help, visible}]
+ * (visible(values) → boolean: the field shows only then; hidden fields give undefined).
  * onSubmit(values, {progress}) may throw: the error is shown in the dialog and it stays open.
  */
 export async function formDialog({title, fields, submitLabel = "OK", onSubmit, intro}) {
   const controls = [];
+  const rows = new Map();
   const form = h("form", {method: "dialog", class: "form"});
   if (intro) form.append(h("p", {class: "intro"}, intro));
   for (const field of fields) {
     const {row, control} = await fieldControl(field);
     controls.push([field, control]);
+    rows.set(field, row);
     form.append(row);
+  }
+  // field.visible(values): show the field only when it answers true (a hidden field is disabled, so
+  // neither its `required` nor its value counts)
+  const shown = (field) => !field.visible || field.visible(current());
+  function current() {
+    const values = {};
+    for (const [field, control] of controls) values[field.name] = valueOf(field, control);
+    return values;
+  }
+  function refresh() {
+    for (const [field, control] of controls) {
+      if (!field.visible) continue;
+      const on = !!field.visible(current());
+      rows.get(field).hidden = !on;
+      control.disabled = !on;
+    }
+  }
+  if (fields.some((f) => f.visible)) {
+    form.addEventListener("change", refresh);
+    form.addEventListener("input", refresh);
+    refresh();
   }
   const error = h("p", {class: "form-error", role: "alert", hidden: true});
   const progress = h("p", {class: "form-progress", hidden: true});
@@ -120,7 +144,7 @@ export async function formDialog({title, fields, submitLabel = "OK", onSubmit, i
       ev.preventDefault();
       if (!form.reportValidity()) return;
       const values = {};
-      for (const [field, control] of controls) values[field.name] = valueOf(field, control);
+      for (const [field, control] of controls) values[field.name] = shown(field) ? valueOf(field, control) : undefined;
       error.hidden = true;
       submit.disabled = true;
       progress.hidden = false;
