@@ -175,10 +175,17 @@ class Ui:
 
     def submit(self, label: str) -> None:
         """Press the dialog's ``label`` button and wait for the dialog to close (errors stay in it)."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
         dialog = self.dialog()
         self.click(label, within=dialog)
-        wait_for("the dialog to close", lambda: not dialog.is_displayed() or self.dialog_error(dialog),
-                 timeout=180, interval=0.2)
+
+        def closed_or_error() -> bool:
+            try:
+                return not dialog.is_displayed() or bool(self.dialog_error(dialog))
+            except StaleElementReferenceException:  # closed dialogs leave the document
+                return True
+        wait_for("the dialog to close", closed_or_error, timeout=180, interval=0.2)
 
     def dialog_error(self, dialog: Any = None) -> str | None:
         try:
