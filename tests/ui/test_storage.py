@@ -151,6 +151,8 @@ def test_iso_registered_by_url(tui: Ui, cloud: UiCloud) -> None:
     (cloud.cloud.base / "images" / "rescue.iso").write_bytes(bytes(iso))
     ui.go("isos")
     ui.click("Register from URL")
+    # featuring is for operators: a tenant's form does not offer it
+    assert "Featured" not in ui.dialog().text
     ui.fill("Name", "rescue")
     ui.fill("URL", cloud.images.url("rescue.iso"))
     ui.submit("Register")
@@ -215,5 +217,26 @@ def test_events_and_jobs_show_the_actions(tui: Ui) -> None:
     ui.row("attachVolume")
     assert "Succeeded" in ui.row("attachVolume").text
     ui.screenshot("jobs")
+    assert ui.refused_calls() == []
+    _no_console_errors(ui)
+
+
+def test_admin_sees_every_account(admin_ui: Ui, tenant: Tenant) -> None:
+    ui = admin_ui
+    ui.go("volumes")
+    assert "web1" in ui.row(tenant.username).text  # the tenant's VM's disk, with its account
+    ui.go("templates")
+    ui.fill("Show", "All (every account)")
+    ui.settled()
+    assert tenant.username in ui.row("uploaded").text
+    ui.click("Register from URL")
+    assert "Featured" in ui.dialog().text
+    ui.click("Cancel")
+    ui.go("sshkeys")
+    assert tenant.username in ui.row("laptop").text
+    ui.go("events")
+    ui.row(tenant.username)
+    ui.go("jobs")
+    ui.row("uploadTemplate")
     assert ui.refused_calls() == []
     _no_console_errors(ui)
