@@ -26,10 +26,10 @@ route("events", {
         {label: "Level", render: level},
         {label: "Type", field: "type"},
         {label: "Description", field: "description"},
-        {label: "Account", field: "account"},
+        admin ? {label: "Account", field: "account"} : null,
         {label: "User", field: "username"},
         {label: "Created", render: (e) => when(e.created)},
-      ],
+      ].filter(Boolean),
       empty: "No events yet: they appear as you and the cloud act on your resources.",
     });
     select.addEventListener("change", () => lister.reload());
