@@ -179,6 +179,7 @@ class Ui:
         """Press the dialog's ``label`` button and wait for the dialog to close (errors stay in it)."""
         dialog = self.dialog()
         self.click(label, within=dialog)
+
         def closed() -> bool:
             try:
                 return not dialog.is_displayed()
@@ -190,7 +191,7 @@ class Ui:
         try:
             scope = dialog or self.dialog()
             errors = [e.text for e in scope.find_elements("css selector", ".form-error") if e.is_displayed()]
-        except Exception:  # the dialog closed meanwhile
+        except StaleElementReferenceException:  # the dialog closed meanwhile
             return None
         return errors[0] if errors else None
 

@@ -7,3 +7,7 @@ import "./infra.js";
 import "./capacity.js";
 import "./accounts.js";
 import "./offerings.js";
+import "./volumes.js";
+import "./templates.js";
+import "./sshkeys.js";
+import "./activity.js";
