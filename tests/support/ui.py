@@ -188,9 +188,14 @@ class Ui:
         wait_for("the dialog to close", lambda: closed() or self.dialog_error(dialog), timeout=180, interval=0.2)
 
     def dialog_error(self, dialog: Any = None) -> str | None:
+        """The error shown in ``dialog`` (or the open one); None when there is none or no dialog."""
         try:
-            scope = dialog or self.dialog()
-            errors = [e.text for e in scope.find_elements("css selector", ".form-error") if e.is_displayed()]
+            if dialog is None:
+                shown = self.driver.find_elements("css selector", "dialog[open]")
+                if not shown:
+                    return None
+                dialog = shown[-1]
+            errors = [e.text for e in dialog.find_elements("css selector", ".form-error") if e.is_displayed()]
         except StaleElementReferenceException:  # the dialog closed meanwhile
             return None
         return errors[0] if errors else None
