@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException
+
 from tests.support.browser import Browser
 from tests.support.image_server import ImageServer
 from tests.support.vm_stack import Cloud, simulator_cloud
@@ -177,8 +179,13 @@ class Ui:
         """Press the dialog's ``label`` button and wait for the dialog to close (errors stay in it)."""
         dialog = self.dialog()
         self.click(label, within=dialog)
-        wait_for("the dialog to close", lambda: not dialog.is_displayed() or self.dialog_error(dialog),
-                 timeout=180, interval=0.2)
+
+        def closed() -> bool:
+            try:
+                return not dialog.is_displayed()
+            except StaleElementReferenceException:  # a closed dialog is removed from the page
+                return True
+        wait_for("the dialog to close", lambda: closed() or self.dialog_error(dialog), timeout=180, interval=0.2)
 
     def dialog_error(self, dialog: Any = None) -> str | None:
         try:

@@ -2,7 +2,7 @@
 // actions a VM's state allows. Only the public API; admins see every account's instances.
 
 import * as api from "../api.js";
-import {badge, bytes, clear, h, when} from "../dom.js";
+import {append, badge, bytes, clear, h, when} from "../dom.js";
 import {go, link, route} from "../router.js";
 import {confirmDialog, details, formDialog, header, listView, run, toast} from "../widgets.js";
 
@@ -279,13 +279,13 @@ route("instance", {
         ["Created", when(vm.created)], ["ID", vm.id],
       ];
       const volumes = h("div", {}, h("p", {class: "loading"}, "Loading…"));
-      clear(view).append(
+      append(clear(view), [
         h("p", {class: "crumbs"}, link("instances", "Instances"), " › ", vm.name),
         header(vm.displayname || vm.name, buttons),
         details(rows),
         h("h2", {}, "Network interfaces"), nicTable(vm),
         h("h2", {}, "Volumes"), volumes,
-        vm.state === "Running" ? [h("h2", {}, "Screen"), thumbnail(vm)] : null);
+        vm.state === "Running" ? [h("h2", {}, "Screen"), thumbnail(vm)] : null]);
       volumeTable(vm).then((table) => clear(volumes).append(table));
     };
     await draw();
