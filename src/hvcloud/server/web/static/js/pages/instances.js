@@ -266,7 +266,7 @@ route("instance", {
       const rows = [
         ["State", badge(vm.state)],
         vm.details && vm.details.statereason ? ["State reason", vm.details.statereason] : null,
-        ["Name", vm.name], ["Display name", vm.displayname], ["Instance name", vm.instancename],
+        ["Name", vm.name], ["Display name", vm.displayname], vm.instancename ? ["Instance name", vm.instancename] : null,
         ["IP addresses", addresses(vm) || "–"], vm.publicip ? ["Public IP", vm.publicip] : null,
         ["Zone", vm.zonename], ["Template", vm.templatename || "–"], vm.isoname ? ["ISO", vm.isoname] : null,
         ["Compute offering", vm.serviceofferingname],
