@@ -90,7 +90,7 @@ async function console_(vm) {
 }
 
 async function scale(vm) {
-  const offerings = (await api.all("listServiceOfferings", "serviceoffering")).filter((o) => o.id !== vm.serviceofferingid);
+  const offerings = (await api.all("listServiceOfferings", "serviceoffering", {virtualmachineid: vm.id})).filter((o) => o.id !== vm.serviceofferingid);
   if (!offerings.length) { toast("There is no other compute offering to change to.", "info"); return null; }
   const values = await formDialog({
     title: `Change the offering of ${vm.name}`, submitLabel: "Change",
