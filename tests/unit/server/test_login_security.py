@@ -415,3 +415,41 @@ def test_over_plain_http_the_session_cookies_are_not_secure(admin: Caller, user_
                                                 "response": "json"})
     cookies = resp.headers.get_list("set-cookie")
     assert len(cookies) == 2 and not any("secure" in c.lower() for c in cookies), cookies
+
+
+# --- sessions' last_seen ---------------------------------------------------------------------------
+
+def test_a_session_call_runs_its_command_outside_the_touch_of_last_seen(
+        admin: Caller, user_caller: Caller, state: ServerState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session's call writes last_seen in its own transaction (and only once it is stale): the web
+    UI's first deploy for a new account takes the account's number from ``db.sequences`` on another
+    connection, which waited out SQLite's write lock on its own request (a 530) before."""
+    from hvcloud.server.api.registry import REGISTRY
+    from hvcloud.server.db.models import LoginSession
+
+    key = login(admin.http, "alice", PASSWORD)[1]["sessionkey"]
+    with state.sessions.begin() as db:
+        row = db.scalar(select(LoginSession).where(LoginSession.key_hash == auth._key_hash(key)))
+        assert row is not None
+        row.last_seen -= timedelta(minutes=2)
+        stale = row.last_seen
+    taken: list[int] = []
+    original = REGISTRY.get("listZones")
+    assert original is not None
+
+    def handler(ctx: Any, args: Any) -> Any:
+        ctx.db.scalar(select(User).limit(1))  # a query first (it flushes what the session has pending)
+        taken.append(ctx.state.sequences.next("account"))  # another connection's write
+        return original.handler(ctx, args)
+
+    monkeypatch.setitem(REGISTRY._commands, "listZones", replace(original, handler=handler))
+    monkeypatch.setattr("hvcloud.server.db.engine.SQLITE_BUSY_SECONDS", 1.0)
+    assert session_works(admin.http, key)
+    assert len(taken) == 1
+    with state.sessions() as db:
+        touched = db.scalar(select(LoginSession.last_seen).where(LoginSession.key_hash == auth._key_hash(key)))
+    assert touched is not None and touched > stale
+    # fresh: the next call does not write it again
+    assert session_works(admin.http, key)
+    with state.sessions() as db:
+        assert db.scalar(select(LoginSession.last_seen).where(LoginSession.key_hash == auth._key_hash(key))) == touched

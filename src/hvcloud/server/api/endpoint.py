@@ -106,6 +106,11 @@ def process(state: ServerState, registry: Registry, method: str, params: Request
             except errors.ApiError:
                 db.commit()
                 raise
+            if db.dirty:
+                # a session's last_seen, in its own short transaction: a command that writes would
+                # otherwise hold SQLite's write lock from its first statement, and one that takes a
+                # number from ``db.sequences`` (another connection) would wait on itself
+                db.commit()
             if user.account.account_type != ACCOUNT_TYPE_ADMIN:
                 state.rate_limiter.check(user.account_id)
             if command is None:

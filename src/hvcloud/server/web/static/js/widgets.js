@@ -193,15 +193,24 @@ export async function formDialog({title, fields, submitLabel = "OK", onSubmit, i
  * A paged list of an API list command in `container`.
  *   command, key: the list command and its response key; params(): extra parameters;
  *   columns: [{label, field | render(row)}]; actions(row): [{label, run, danger}] per row;
- *   toolbar: [{label, run}]; pageSize (20); refreshMs (poll while shown); search (keyword box);
+ *   toolbar: [{label, run}]; pageSize (20); pageSizes ([20, 50, 100, 500]; false: no choice — the
+ *   choice is kept per command in localStorage); refreshMs (poll while shown); search (keyword box);
  *   empty: text when there is nothing.
  * Returns {reload}.
  */
 export function listView(container, spec) {
-  const pageSize = spec.pageSize || 20;
+  const sizes = spec.pageSizes === false ? null : (spec.pageSizes || [20, 50, 100, 500]);
+  const sizeKey = `hvcloud.pagesize.${spec.command}`;
+  let pageSize = spec.pageSize || 20;
+  if (sizes) {
+    const kept = Number(localStorage.getItem(sizeKey));
+    if (sizes.includes(kept)) pageSize = kept;
+  }
   let page = 1;
   let keyword = "";
   let timer = null;
+  let serial = 0;       // answers to older requests than the newest are dropped
+  let shown = null;     // what the table shows now: a quiet refresh with the same rows does nothing
   const status = h("p", {class: "list-status", role: "status"});
   const table = h("table", {class: "list"});
   const pager = h("nav", {class: "pager", "aria-label": "Pages"});
@@ -216,6 +225,18 @@ export function listView(container, spec) {
     tools.append(box);
   }
   tools.append(h("button", {type: "button", class: "ghost", "aria-label": "Refresh", onclick: () => reload()}, "Refresh"));
+  if (sizes) {
+    const select = h("select", {class: "page-size", "aria-label": "Rows per page"},
+                     sizes.map((n) => h("option", {value: String(n)}, `${n} per page`)));
+    select.value = String(pageSize);
+    select.addEventListener("change", () => {
+      pageSize = Number(select.value);
+      localStorage.setItem(sizeKey, String(pageSize));
+      page = 1;
+      reload();
+    });
+    tools.append(select);
+  }
   append(clear(container), [tools, status, table, pager]);
 
   function cell(column, row) {
@@ -225,6 +246,9 @@ export function listView(container, spec) {
   }
 
   function render(items, count) {
+    // keep the keyboard where it was: the focused row button is found again by row id and label
+    const focused = table.contains(document.activeElement) ? document.activeElement : null;
+    const again = focused && focused.closest("tr") ? [focused.closest("tr").dataset.id, focused.textContent] : null;
     clear(table);
     const head = h("tr", {}, spec.columns.map((c) => h("th", {scope: "col"}, c.label)));
     if (spec.actions) head.append(h("th", {scope: "col"}, h("span", {class: "sr"}, "Actions")));
@@ -241,6 +265,11 @@ export function listView(container, spec) {
       body.append(tr);
     }
     table.append(body);
+    if (again) {
+      const target = [...body.querySelectorAll("tr")].find((tr) => tr.dataset.id === again[0]);
+      const control = target && [...target.querySelectorAll("a, button")].find((b) => b.textContent === again[1]);
+      if (control) control.focus({preventScroll: true});
+    }
     status.textContent = count ? `${count} in all` : (spec.empty || "Nothing here yet.");
     status.className = count ? "list-status" : "list-status empty";
     clear(pager);
@@ -254,14 +283,21 @@ export function listView(container, spec) {
   }
 
   async function reload(quiet = false) {
-    if (!container.isConnected && timer) { clearInterval(timer); return; }
+    if (!container.isConnected && timer) { clearInterval(timer); timer = null; return; }
+    const mine = ++serial;
     if (!quiet) { status.textContent = "Loading…"; status.className = "list-status loading"; }
     try {
       const params = {...(spec.params ? spec.params() : {}), page, pagesize: pageSize};
       if (keyword) params.keyword = keyword;
       const {items, count} = await api.list(spec.command, spec.key, params);
+      if (mine !== serial) return;
+      const signature = JSON.stringify([page, pageSize, count, items]);
+      if (quiet && signature === shown) return;
+      shown = signature;
       render(items, count);
     } catch (err) {
+      if (mine !== serial) return;
+      shown = null;
       status.textContent = `Could not load: ${err.message}`;
       status.className = "list-status error";
     }

@@ -11,3 +11,5 @@ import "./volumes.js";
 import "./templates.js";
 import "./sshkeys.js";
 import "./activity.js";
+import "./instances.js";
+import "./deploy.js";
