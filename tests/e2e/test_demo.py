@@ -75,6 +75,7 @@ def test_demo_deploys_vms_on_simulated_hosts(tmp_path: Path) -> None:
     rows = vm_rows(done.stdout)
     assert len(rows) == 3 and all("Running" in r for r in rows), done.stdout
     assert f"http://127.0.0.1:{port}/client/api" in done.stdout
+    assert f"Web UI:     http://127.0.0.1:{port}/ (user admin" in done.stdout, done.stdout
     # the demo's console proxy registered and the server handed out a console on it
     assert f"http://127.0.0.1:{console_port}/console?token=" in done.stdout, done.stdout
     assert (tmp_path / "demo" / "server" / "hvcloud.db").exists()

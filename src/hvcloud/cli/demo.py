@@ -439,7 +439,9 @@ def _report(endpoint: str, keys: dict[str, str], deployed: list[dict[str, Any]],
         console.width = max(console.width, 120)
     console.print(table)
     key, secret = keys["apikey"], keys["secretkey"]
-    lines = [f"API:        [bold]{endpoint}[/bold]", f"API key:    {key}", f"Secret key: {secret}",
+    ui = endpoint.rsplit("/client/api", 1)[0] + "/"
+    lines = [f"Web UI:     [bold]{ui}[/bold] (user admin, password in {data_dir / 'server' / 'admin-password'})",
+             f"API:        [bold]{endpoint}[/bold]", f"API key:    {key}", f"Secret key: {secret}",
              f"Logs:       {data_dir / 'logs'}",
              "With cs (pip install cs):",
              f"  [cyan]export CLOUDSTACK_ENDPOINT={endpoint} CLOUDSTACK_KEY={key} CLOUDSTACK_SECRET={secret}[/cyan]",
