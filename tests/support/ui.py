@@ -8,12 +8,14 @@ simulator agent, a zone with a template) plus the admin's password for the login
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cs import CloudStack
 from selenium.common.exceptions import StaleElementReferenceException
 
 from tests.support.browser import Browser
@@ -31,6 +33,18 @@ def _xpath_literal(text: str) -> str:
     return "concat(" + ", \"'\", ".join(f"'{part}'" for part in text.split("'")) + ")"
 
 
+#: the password of every tenant ``UiCloud.tenant`` makes
+TENANT_PASSWORD = "pw-Tenant-1"
+
+
+@dataclass
+class Tenant:
+    """A user account: its name (also the user's), and a signed API client as that user."""
+
+    name: str
+    cs: CloudStack
+
+
 @dataclass
 class UiCloud:
     cloud: Cloud
@@ -40,6 +54,18 @@ class UiCloud:
     @property
     def base_url(self) -> str:
         return self.cloud.server.endpoint.rsplit("/client/api", 1)[0]
+
+    def tenant(self, prefix: str = "t") -> Tenant:
+        """A new user account (made by the admin through the API) whose user logs in as
+        ``name`` with :data:`TENANT_PASSWORD`."""
+        name = f"{prefix}{uuid.uuid4().hex[:8]}"
+        account = self.cloud.cs.createAccount(username=name, password=TENANT_PASSWORD, firstname="T",
+                                              lastname="Enant", email=f"{name}@example.org",
+                                              accounttype=0)["account"]
+        keys = self.cloud.cs.registerUserKeys(id=account["user"][0]["id"])["userkeys"]
+        return Tenant(name, CloudStack(endpoint=self.cloud.server.endpoint, key=keys["apikey"],
+                                       secret=keys["secretkey"], fetch_result=True, timeout=120,
+                                       poll_interval=0.2))
 
 
 @contextmanager

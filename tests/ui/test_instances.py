@@ -5,17 +5,16 @@ columns; an API refusal is shown. The operator sees every account's instances wi
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.support.console_proxy import ProxyProcess
-from tests.support.ui import Ui, UiCloud
+from tests.support.ui import TENANT_PASSWORD, Ui, UiCloud
 from tests.support.wait import wait_for
 
-PASSWORD = "pw-Tenant-1"
+PASSWORD = TENANT_PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +36,7 @@ def offering(cloud: UiCloud) -> dict[str, Any]:
 
 
 def _tenant(cloud: UiCloud) -> str:
-    name = f"t{uuid.uuid4().hex[:8]}"
-    cloud.cloud.cs.createAccount(username=name, password=PASSWORD, firstname="T", lastname="N",
-                                 email=f"{name}@example.org", accounttype=0)
-    return name
+    return cloud.tenant().name
 
 
 def _state(cloud: UiCloud, vm_id: str) -> str:

@@ -6,15 +6,14 @@ and Public traffic and a public range through the API, as the zone wizard would.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 import pytest
 from cs import CloudStack
 
-from tests.support.ui import Ui, UiCloud
+from tests.support.ui import TENANT_PASSWORD, Ui, UiCloud
 
-PASSWORD = "tenant-pass-1"
+PASSWORD = TENANT_PASSWORD
 
 
 @dataclass
@@ -42,12 +41,8 @@ def net(cloud: UiCloud) -> Net:
                          gateway="198.51.100.1", netmask="255.255.255.0", startip="198.51.100.10",
                          endip="198.51.100.40")
     cs.updateTemplatePermissions(id=cloud.cloud.template["id"], ispublic=True)
-    name = f"net{uuid.uuid4().hex[:6]}"
-    account = cs.createAccount(username=name, password=PASSWORD, firstname="Net", lastname="Tenant",
-                               email=f"{name}@example.org", accounttype=0)["account"]
-    keys = cs.registerUserKeys(id=account["user"][0]["id"])["userkeys"]
-    client = CloudStack(endpoint=cloud.cloud.server.endpoint, key=keys["apikey"], secret=keys["secretkey"],
-                        fetch_result=True, timeout=120, poll_interval=0.2)
+    made = cloud.tenant("net")
+    name, client = made.name, made.cs
     offering = cs.listNetworkOfferings(name="DefaultIsolatedNetworkOfferingWithSourceNatService")["networkoffering"][0]
     service = cs.createServiceOffering(name="ui-net", displaytext="ui-net", cpunumber=1, cpuspeed=500,
                                        memory=256)["serviceoffering"]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.agent_process import AgentProcess
-from tests.support.ui import Ui, UiCloud
+from tests.support.ui import TENANT_PASSWORD, Ui, UiCloud
 from tests.support.wait import wait_for
 
 ADMIN_ONLY = {"listHosts", "listZones", "listCapacity", "listPods", "listClusters", "listStoragePools",
@@ -226,10 +226,8 @@ def test_admin_manages_accounts_users_and_offerings(admin_ui: Ui, cloud: UiCloud
 
 
 def test_a_tenant_never_sees_operator_pages(ui: Ui, cloud: UiCloud) -> None:
-    name = f"ten{uuid.uuid4().hex[:6]}"
-    cloud.cloud.cs.createAccount(username=name, password="Tenant-pass-1", firstname="T", lastname="N",
-                                 accounttype=0)
-    ui.login(name, "Tenant-pass-1")
+    name = cloud.tenant("ten").name
+    ui.login(name, TENANT_PASSWORD)
     menu = str(ui.browser.js("return document.querySelector('nav.menu').innerText;"))
     for section in ("Infrastructure", "Accounts", "Offerings"):
         assert section.upper() not in menu.upper()

@@ -5,7 +5,6 @@ events and jobs those actions left."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +14,10 @@ import pytest
 from cs import CloudStack
 
 from hvcloud.storage import qemu_img
-from tests.support.ui import Ui, UiCloud
+from tests.support.ui import TENANT_PASSWORD, Ui, UiCloud
 from tests.support.wait import wait_for
 
-PASSWORD = "pw-Storage-1"
+PASSWORD = TENANT_PASSWORD
 
 
 @dataclass
@@ -31,12 +30,8 @@ class Tenant:
 @pytest.fixture(scope="module")
 def tenant(cloud: UiCloud) -> Iterator[Tenant]:
     cs = cloud.cloud.cs
-    name = f"st-{uuid.uuid4().hex[:6]}"
-    account = cs.createAccount(username=name, password=PASSWORD, firstname="Sam", lastname="Tenant",
-                               email=f"{name}@example.org", accounttype=0)["account"]
-    keys = cs.registerUserKeys(id=account["user"][0]["id"])["userkeys"]
-    client = CloudStack(endpoint=cloud.cloud.server.endpoint, key=keys["apikey"], secret=keys["secretkey"],
-                        fetch_result=True, timeout=120, poll_interval=0.2)
+    made = cloud.tenant("st")
+    name, client = made.name, made.cs
     cs.updateTemplatePermissions(id=cloud.cloud.template["id"], ispublic=True)
     cs.createDiskOffering(name="custom", displaytext="custom size", customized=True)
     cs.createDiskOffering(name="small", displaytext="2 GB", disksize=2)
