@@ -33,3 +33,34 @@ def test_an_ended_session_returns_to_the_login_page(ui: Ui, cloud: UiCloud) -> N
     ui.go("dashboard", logged_in=False)
     ui.wait_text("Your session has ended; please log in again.")
     assert ui.driver.find_elements("id", "login-username")
+
+
+def test_the_keyboard_alone_logs_in_opens_a_page_and_a_dialog(ui: Ui, cloud: UiCloud) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    ui.open()
+    if ui.driver.find_elements("id", "logout"):
+        ui.logout()
+    ui.browser.wait_js("the login page", "document.activeElement && document.activeElement.id === 'login-username'")
+    active = ui.driver.switch_to.active_element
+    active.send_keys("admin", Keys.TAB)
+    ui.driver.switch_to.active_element.send_keys(cloud.admin_password, Keys.ENTER)
+    ui.browser.wait_js("the dashboard", "document.getElementById('logout') !== null")
+    # Tab from the page's start reaches the menu's links; Enter follows one
+    ui.browser.js("document.activeElement && document.activeElement.blur(); document.body.focus();")
+    for _ in range(40):
+        ui.driver.switch_to.active_element.send_keys(Keys.TAB)
+        if ui.browser.js("return document.activeElement.textContent.trim();") == "Zones":
+            break
+    else:
+        raise AssertionError("Tab never reached the menu's Zones link")
+    ui.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    ui.browser.wait_js("the zones page", "location.hash === '#/zones'")
+    ui.settled()
+    # a dialog opened from the keyboard takes the focus and Escape closes it
+    button = ui.driver.find_element("xpath", "//main//button[normalize-space(.)='Add zone']")
+    button.send_keys(Keys.ENTER)
+    ui.browser.wait_js("the dialog", "document.querySelector('dialog[open]') !== null")
+    assert ui.browser.js("return document.querySelector('dialog[open]').contains(document.activeElement);")
+    ui.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+    ui.browser.wait_js("the dialog to close", "document.querySelector('dialog[open]') === null")
