@@ -64,3 +64,18 @@ def test_the_keyboard_alone_logs_in_opens_a_page_and_a_dialog(ui: Ui, cloud: UiC
     assert ui.browser.js("return document.querySelector('dialog[open]').contains(document.activeElement);")
     ui.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
     ui.browser.wait_js("the dialog to close", "document.querySelector('dialog[open]') === null")
+
+
+def test_a_tablet_width_folds_the_menu_and_nothing_overflows(ui: Ui, cloud: UiCloud) -> None:
+    ui.login("admin", cloud.admin_password)
+    size = ui.driver.get_window_size()
+    try:
+        ui.driver.set_window_size(800, 1100)
+        for page in ("instances", "hosts", "capacity", "publicips"):
+            ui.go(page)
+            # below 900 px the menu is a bar above the page, and no page is wider than the window
+            assert ui.browser.js("return getComputedStyle(document.querySelector('.menu')).display;") == "flex"
+            assert ui.browser.js("return document.documentElement.scrollWidth <= window.innerWidth + 1;"), page
+        ui.screenshot("tablet")
+    finally:
+        ui.driver.set_window_size(size["width"], size["height"])

@@ -237,7 +237,7 @@ export function listView(container, spec) {
     });
     tools.append(select);
   }
-  append(clear(container), [tools, status, table, pager]);
+  append(clear(container), [tools, status, h("div", {class: "table-wrap"}, table), pager]);
 
   function cell(column, row) {
     if (column.render) return column.render(row);
@@ -272,6 +272,7 @@ export function listView(container, spec) {
     }
     status.textContent = count ? `${count} in all` : (spec.empty || "Nothing here yet.");
     status.className = count ? "list-status" : "list-status empty";
+    table.hidden = !count;  // an empty list says so, without a header over nothing
     clear(pager);
     const pages = Math.max(1, Math.ceil(count / pageSize));
     if (pages > 1) {
