@@ -118,6 +118,15 @@ def test_a_tenant_deploys_stops_starts_opens_the_console_and_destroys(
         ui.driver.switch_to.window(main)
     assert ui.browser.js("return window.hvNoReload === true;")  # the list changed states in place
 
+    # where the browser blocks the window, the page offers the console as a link instead
+    ui.browser.js("window.open = () => null;")
+    ui.click("Console", within=ui.row("web1"))
+    offered = ui.dialog().find_element("link text", "Open the console")
+    assert offered.get_attribute("href").startswith(f"{proxy.base}/console?token=")
+    assert offered.get_attribute("rel") == "noopener noreferrer"
+    ui.click("Close")
+    ui.browser.wait_js("the dialog to close", "document.querySelector('dialog[open]') === null")
+
     # an API refusal is shown: the reboot confirmation is open while the VM stops behind the page's back
     ui.go("instance", vm_id)
     ui.wait_text("Network interfaces")

@@ -4,7 +4,7 @@
 import * as api from "../api.js";
 import {append, badge, bytes, clear, h, when} from "../dom.js";
 import {go, link, route} from "../router.js";
-import {confirmDialog, details, formDialog, header, listView, run, toast} from "../widgets.js";
+import {confirmDialog, details, formDialog, header, listView, modal, run, toast} from "../widgets.js";
 
 const TRANSITIONAL = new Set(["Starting", "Stopping", "Migrating", "Expunging"]);
 
@@ -84,9 +84,19 @@ async function console_(vm) {
     if (String(endpoint.success) !== "true" || !endpoint.url) {
       throw new Error(endpoint.details || "no console is available");
     }
-    window.open(endpoint.url, "_blank", "noopener");
+    // a window without an opener; where the browser blocks it, a link the user can follow instead
+    const opened = window.open("", "_blank");
+    if (opened) {
+      opened.opener = null;
+      opened.location.href = endpoint.url;
+    } else {
+      const dialog = modal(`Console of ${vm.name}`, h("p", {}, "The browser did not open a new window. ",
+        h("a", {href: endpoint.url, target: "_blank", rel: "noopener noreferrer", onclick: () => dialog.close()},
+          "Open the console"), " (the link works once, within a minute)."),
+        [h("button", {type: "button", onclick: () => dialog.close()}, "Close")]);
+    }
     return endpoint;
-  }, `Console of ${vm.name} opened in a new window`);
+  }, `Console of ${vm.name} opened`);
 }
 
 async function scale(vm) {
