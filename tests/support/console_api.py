@@ -11,16 +11,12 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from PIL import Image
-from sqlalchemy import select
 
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import (
-    Account,
     ConsoleProxy,
     Host,
-    TemplateStoreRef,
     VMInstance,
-    VMTemplate,
     utcnow,
 )
 from hvcloud.server.orchestration.agents import HOST_UP
@@ -28,7 +24,7 @@ from hvcloud.server.state import ServerState
 from hvcloud.wire.answers import GetVmThumbnailAnswer, GetVncPortAnswer
 from hvcloud.wire.base import Answer, Command
 from hvcloud.wire.commands import GetVmThumbnailCommand, GetVncPortCommand
-from tests.support.server_api import Caller, build_zone
+from tests.support.server_api import Caller, build_zone, ready_template
 
 T = TypeVar("T")
 HOST_IP = "10.1.0.5"
@@ -81,13 +77,7 @@ class FakeAgents:
 def make_cloud(state: ServerState, admin: Caller) -> dict[str, Any]:
     ids = build_zone(admin)
     with state.sessions.begin() as db:
-        owner = db.scalars(select(Account).where(Account.name == "admin")).one()
-        template = VMTemplate(name="plain", display_text="plain", format="QCOW2", hypervisor="Simulator",
-                              account_id=owner.id, is_public=True)
-        db.add(template)
-        db.flush()
-        db.add(TemplateStoreRef(template_id=template.id, zone_id=ids["zoneid"], download_state="DOWNLOADED",
-                                install_path="template/tmpl/2/1/t.qcow2", size=1 << 30))
+        template = ready_template(db, ids["zoneid"], "plain")
         host = Host(name="h1", guid="g1", zone_id=ids["zoneid"], pod_id=ids["podid"], cluster_id=ids["clusterid"],
                     status=HOST_UP, hypervisor="Simulator", url=f"http://{HOST_IP}", private_ip=HOST_IP,
                     cpu_number=4, cpu_speed=1000, memory_total=8 << 30)

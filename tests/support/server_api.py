@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from hvcloud.server.api.signature import compute_signature
-from hvcloud.server.db.models import User
+from hvcloud.server.db.models import Account, TemplateStoreRef, User, VMTemplate
 from hvcloud.server.state import ServerState
 
 with warnings.catch_warnings():
@@ -78,3 +79,16 @@ def build_zone(admin: Caller, name: str = "zone1") -> dict[str, str]:
     cluster = admin.ok("addCluster", clustername="cl1", clustertype="CloudManaged", hypervisor="Simulator",
                        podid=pod["id"], zoneid=zone["id"])["cluster"][0]
     return {"zoneid": zone["id"], "podid": pod["id"], "clusterid": cluster["id"]}
+
+
+def ready_template(db: Session, zone_id: str, name: str = "ready") -> VMTemplate:
+    """A public QCOW2 template of the admin account, already downloaded to ``zone_id``'s image store
+    (written straight to the database: no download to wait for)."""
+    owner = db.scalars(select(Account).where(Account.name == "admin")).one()
+    template = VMTemplate(name=name, display_text=name, format="QCOW2", hypervisor="Simulator",
+                          account_id=owner.id, is_public=True)
+    db.add(template)
+    db.flush()
+    db.add(TemplateStoreRef(template_id=template.id, zone_id=zone_id, download_state="DOWNLOADED",
+                            install_path="template/tmpl/2/1/t.qcow2", size=1 << 30))
+    return template

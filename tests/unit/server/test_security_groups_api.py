@@ -31,7 +31,7 @@ from hvcloud.server.state import ServerState
 from hvcloud.wire import commands as C
 from hvcloud.wire.security_groups import SecurityGroupRulesCmd
 from tests.support.network_setup import build_basic_zone, offering_id
-from tests.support.server_api import Caller, build_zone
+from tests.support.server_api import Caller, build_zone, ready_template
 from tests.support.sg_hosts import SgHosts
 from tests.unit.server.network_checks import refused
 
@@ -48,13 +48,7 @@ def hosts(state: ServerState, http: TestClient) -> SgHosts:
 def cloud(state: ServerState, admin: Caller, user_caller: Caller, hosts: SgHosts) -> dict[str, Any]:
     ids = build_basic_zone(admin)
     with state.sessions.begin() as db:
-        owner = db.scalars(select(Account).where(Account.name == "admin")).one()
-        template = VMTemplate(name="ready", display_text="ready", format="QCOW2", hypervisor="Simulator",
-                              account_id=owner.id, is_public=True)
-        db.add(template)
-        db.flush()
-        db.add(TemplateStoreRef(template_id=template.id, zone_id=ids["zoneid"], download_state="DOWNLOADED",
-                                install_path="template/tmpl/2/1/t.qcow2", size=1 << 30))
+        template = ready_template(db, ids["zoneid"])
         cluster = db.get(Cluster, ids["clusterid"])
         assert cluster is not None
         host_ids = []
