@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: bounds of a requested VM thumbnail (both sides): the API, the agent and the drivers check the same
+THUMBNAIL_MIN_SIDE = 16
+THUMBNAIL_MAX_SIDE = 1920
+
 
 @dataclass(frozen=True)
 class HostNic:

@@ -280,9 +280,6 @@ class Thumbnail:
     height: int
 
 
-#: bounds of a requested thumbnail (both sides), checked by the agent and the API
-THUMBNAIL_MIN_SIDE = 16
-THUMBNAIL_MAX_SIDE = 1920
 
 
 @dataclass(frozen=True)

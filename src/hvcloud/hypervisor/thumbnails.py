@@ -8,7 +8,8 @@ import io
 from PIL import Image
 
 from hvcloud.host_errors import InvalidRequest
-from hvcloud.hypervisor.driver import THUMBNAIL_MAX_SIDE, THUMBNAIL_MIN_SIDE, DriverError, Thumbnail
+from hvcloud.hosttypes import THUMBNAIL_MAX_SIDE, THUMBNAIL_MIN_SIDE
+from hvcloud.hypervisor.driver import DriverError, Thumbnail
 
 #: the largest screen decoded (pixels): a hypervisor's screenshot of a sane guest is far smaller,
 #: and Pillow's own decompression-bomb limit is a warning only

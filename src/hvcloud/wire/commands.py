@@ -88,9 +88,8 @@ class GetVncPortCommand(Command):
 class GetVmThumbnailCommand(Command):
     """hvcloud's own command (CloudStack has none): the VM's screen as a PNG scaled to fit
     ``width`` x ``height`` (aspect kept, so one side may come out smaller). Answered by
-    ``GetVmThumbnailAnswer``; the stock Java server never sends it. Each side is 16..1920
-    (``hypervisor.driver.THUMBNAIL_MIN_SIDE``/``MAX_SIDE``, repeated in
-    ``server.orchestration.thumbnails``, which checks them before sending)."""
+    ``GetVmThumbnailAnswer``; the stock Java server never sends it. Each side is within
+    ``hosttypes.THUMBNAIL_MIN_SIDE``..``THUMBNAIL_MAX_SIDE`` (the server checks before sending)."""
 
     FQCN: ClassVar[str] = "org.hvcloud.agent.api.GetVmThumbnailCommand"
 

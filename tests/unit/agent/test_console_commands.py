@@ -14,7 +14,8 @@ from PIL import Image
 
 from hvcloud.agent.context import HostContext
 from hvcloud.agent.handlers import console
-from hvcloud.hypervisor.driver import THUMBNAIL_MAX_SIDE, ConsoleEndpoint
+from hvcloud.hosttypes import THUMBNAIL_MAX_SIDE
+from hvcloud.hypervisor.driver import ConsoleEndpoint
 from hvcloud.storage.simulated import SimulatedStorage
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C

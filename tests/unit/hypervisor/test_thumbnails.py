@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from hvcloud.host_errors import InvalidRequest
+from hvcloud.hosttypes import THUMBNAIL_MAX_SIDE, THUMBNAIL_MIN_SIDE
 from hvcloud.hypervisor import thumbnails
-from hvcloud.hypervisor.driver import THUMBNAIL_MAX_SIDE, THUMBNAIL_MIN_SIDE, DriverError, InvalidVmState, VmSpec
+from hvcloud.hypervisor.driver import DriverError, InvalidVmState, VmSpec
 from hvcloud.hypervisor.hyperv import rgb565
 from hvcloud.hypervisor.simulator import screen
 from hvcloud.hypervisor.simulator.driver import HostProfile, SimulatorDriver

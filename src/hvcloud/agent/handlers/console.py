@@ -7,7 +7,7 @@ import base64
 from hvcloud.agent.context import HostContext
 from hvcloud.agent.dispatch import handles
 from hvcloud.host_errors import InvalidRequest
-from hvcloud.hypervisor.driver import THUMBNAIL_MAX_SIDE, THUMBNAIL_MIN_SIDE
+from hvcloud.hypervisor import thumbnails
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 from hvcloud.wire.base import Answer
@@ -40,9 +40,7 @@ def vnc_port(ctx: HostContext, cmd: C.GetVncPortCommand) -> Answer:
 @handles(C.GetVmThumbnailCommand, A.GetVmThumbnailAnswer, vm=lambda c: c.vmName)
 def vm_thumbnail(ctx: HostContext, cmd: C.GetVmThumbnailCommand) -> Answer:
     """The VM's screen as a PNG scaled to fit ``width`` x ``height``, base64, with its real size."""
-    for side, value in (("width", cmd.width), ("height", cmd.height)):
-        if not THUMBNAIL_MIN_SIDE <= value <= THUMBNAIL_MAX_SIDE:
-            raise InvalidRequest(f"thumbnail {side} {value} is not within {THUMBNAIL_MIN_SIDE}..{THUMBNAIL_MAX_SIDE}")
+    thumbnails.check_size(cmd.width, cmd.height)
     if not cmd.vmName:
         raise InvalidRequest("GetVmThumbnailCommand needs vmName")
     thumb = ctx.driver.screenshot(cmd.vmName, cmd.width, cmd.height)

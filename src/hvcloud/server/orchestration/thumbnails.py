@@ -1,8 +1,8 @@
 """VM thumbnails: a running VM's screen as a PNG, through the agent's ``GetVmThumbnailCommand``.
 
-Same access rules as a console (:mod:`hvcloud.server.orchestration.consoles`). The size bounds
-repeat ``hvcloud.hypervisor.driver.THUMBNAIL_MIN_SIDE``/``THUMBNAIL_MAX_SIDE`` (the server imports
-no host package), so a request the driver would refuse is refused here with a 431 instead.
+Same access rules as a console (:mod:`hvcloud.server.orchestration.consoles`). The size bounds are
+the drivers' own (``hvcloud.hosttypes``), so a request the driver would refuse is refused here with a
+431 instead.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from hvcloud import logs
+from hvcloud.hosttypes import THUMBNAIL_MAX_SIDE, THUMBNAIL_MIN_SIDE
 from hvcloud.server import errors
 from hvcloud.server.db.models import User
 from hvcloud.server.orchestration.consoles import ask_agent, running_host, visible_vm
@@ -26,13 +27,11 @@ if TYPE_CHECKING:
 
 log = logs.get(__name__)
 
-THUMBNAIL_MIN_SIDE = 16
-THUMBNAIL_MAX_SIDE = 1920
 DEFAULT_WIDTH = 320
 DEFAULT_HEIGHT = 240
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: a PNG of at most 1920x1920 RGBA pixels, uncompressed, plus headroom: anything larger is not ours
-MAX_PNG_BYTES = 1920 * 1920 * 4 + 65536
+MAX_PNG_BYTES = THUMBNAIL_MAX_SIDE * THUMBNAIL_MAX_SIDE * 4 + 65536
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hvcloud.hosttypes import THUMBNAIL_MAX_SIDE, THUMBNAIL_MIN_SIDE
 from hvcloud.server.api.context import CallContext
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ObjectResult, Result
@@ -55,7 +56,7 @@ def create_console_endpoint(ctx: CallContext, args: Args) -> Result:
          admin=False, params=[
              Param("virtualmachineid", "uuid", required=True, description="ID of the VM"),
              Param("width", "integer", description=f"the largest width in pixels (default "
-                   f"{thumbnails.DEFAULT_WIDTH}, {thumbnails.THUMBNAIL_MIN_SIDE}..{thumbnails.THUMBNAIL_MAX_SIDE})"),
+                   f"{thumbnails.DEFAULT_WIDTH}, {THUMBNAIL_MIN_SIDE}..{THUMBNAIL_MAX_SIDE})"),
              Param("height", "integer", description=f"the largest height in pixels (default "
                    f"{thumbnails.DEFAULT_HEIGHT}); the aspect ratio is kept"),
          ], response=("virtualmachineid", "width", "height", "mimetype", "image"))
