@@ -23,6 +23,7 @@ from hvcloud.server.api.params import RequestParams
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN
 from hvcloud.server.errors import CloudError
 from hvcloud.server.orchestration import consoles, thumbnails
+from hvcloud.server.orchestration.vm.access import visible_vm
 from hvcloud.server.orchestration.vm.states import InvalidState
 from hvcloud.server.state import ServerState
 
@@ -83,7 +84,7 @@ def serve(state: ServerState, params: RequestParams, cookies: dict[str, str], cl
             if not vm_id:
                 return _text(400, "vm is required")
             try:
-                consoles.visible_vm(db, user, vm_id)
+                visible_vm(db, user, vm_id)
             except CloudError:
                 return _text(404, "No such virtual machine")
             if cmd == "access":

@@ -33,9 +33,9 @@ from hvcloud.server import errors
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import SecretBox, SecretDecryptError
 from hvcloud.server.db.models import ConsoleProxy, ConsoleSession, Host, User, VMInstance, utcnow
-from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN
 from hvcloud.server.orchestration.agents import HOST_UP, AgentError
 from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm.access import visible_vm
 from hvcloud.wire.answers import GetVncPortAnswer
 from hvcloud.wire.base import Answer, Command
 from hvcloud.wire.commands import GetVncPortCommand
@@ -87,19 +87,6 @@ class ConsoleAccess:
     def websocket_port(self) -> str:
         parts = urlsplit(self.proxy_url)
         return str(parts.port or (443 if parts.scheme == "https" else 80))
-
-
-def is_root_admin(user: User) -> bool:
-    return user.account.account_type == ACCOUNT_TYPE_ADMIN
-
-
-def visible_vm(db: Session, caller: User, vm_id: str, param: str = "virtualmachineid") -> VMInstance:
-    """The VM ``vm_id`` if ``caller`` may use it (its account's, or any for a root admin); else the
-    431 CloudStack answers for an entity that does not exist, whether or not it does."""
-    vm = db.get(VMInstance, vm_id) if vm_id and len(vm_id) <= 64 else None
-    if vm is None or vm.removed is not None or (not is_root_admin(caller) and vm.account_id != caller.account_id):
-        raise errors.entity_not_found(param, vm_id[:64])
-    return vm
 
 
 def running_host(vm: VMInstance, what: str) -> Host:

@@ -18,7 +18,8 @@ from hvcloud import logs
 from hvcloud.hosttypes import THUMBNAIL_MAX_SIDE, THUMBNAIL_MIN_SIDE
 from hvcloud.server import errors
 from hvcloud.server.db.models import User
-from hvcloud.server.orchestration.consoles import ask_agent, running_host, visible_vm
+from hvcloud.server.orchestration.consoles import ask_agent, running_host
+from hvcloud.server.orchestration.vm.access import visible_vm
 from hvcloud.wire.answers import GetVmThumbnailAnswer
 from hvcloud.wire.commands import GetVmThumbnailCommand
 

@@ -17,6 +17,7 @@ from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ObjectResult, Result
 from hvcloud.server.errors import CloudError
 from hvcloud.server.orchestration import consoles, thumbnails
+from hvcloud.server.orchestration.vm.access import visible_vm
 
 command = REGISTRY.command
 
@@ -42,7 +43,7 @@ def endpoint_body(access: consoles.ConsoleAccess) -> dict[str, Any]:
 ], response=("success", "details", "url", "websocket"))
 def create_console_endpoint(ctx: CallContext, args: Args) -> Result:
     vm_id, extra = args.str("virtualmachineid"), args.opt_str("token")
-    consoles.visible_vm(ctx.db, ctx.user, vm_id)  # a VM the caller may not see is an error, not a detail
+    visible_vm(ctx.db, ctx.user, vm_id)  # a VM the caller may not see is an error, not a detail
     consoles.check_extra(ctx.state.config, extra)
     try:
         access = consoles.grant_console(ctx.db, ctx.state.config, ctx.state.box, ctx.state.agents, ctx.user,

@@ -38,6 +38,7 @@ from hvcloud.server.orchestration.networks import nics, security_groups
 from hvcloud.server.orchestration.vm import allocation
 from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.orchestration.vm.access import visible_vm
 from hvcloud.server.views.vms import vm_view, vm_views
 
 command = REGISTRY.command
@@ -60,10 +61,7 @@ def _job(ctx: CallContext, handler: str, vm: VMInstance, params: dict[str, Any] 
 
 
 def owned_vm(ctx: CallContext, args: Args, name: str = "id") -> VMInstance:
-    vm = ctx.require(args, VMInstance, name)
-    if vm.removed is not None or (not ctx.is_admin and vm.account_id != ctx.account.id):
-        raise errors.entity_not_found(name, vm.id)
-    return vm
+    return visible_vm(ctx.db, ctx.user, args.str(name), name)
 
 
 def _check(operation: str, vm: VMInstance) -> None:
