@@ -1148,6 +1148,28 @@ class ConsoleSession(Base):
     bytes_to_client: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_from_client: Mapped[int] = mapped_column(BigInteger, default=0)
 
+
+class ResourceTag(Base):
+    """CloudStack's ``resource_tags``: a user's key/value label on one resource. ``resource_type`` is
+    CloudStack's name (``UserVm``, ``Volume``...), ``resource_id`` the resource's id (its uuid, as
+    every hvcloud id); ``account_id``/``domain_id`` are the resource's owner, who sees the tag. The
+    rows go with their resource (:mod:`hvcloud.server.orchestration.resource_tags`)."""
+
+    __tablename__ = "resource_tag"
+    __table_args__ = (UniqueConstraint("resource_type", "resource_id", "key", name="uq_resource_tag_key"),
+                      Index("ix_resource_tag_type_key_value", "resource_type", "key", "value"),
+                      Index("ix_resource_tag_account", "account_id", "created"))
+    id: Mapped[str] = _id_column()
+    key: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(String(255))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str] = mapped_column(String(36))
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
+    customer: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created: Mapped[datetime] = _created_column()
+
+
 def as_dict(obj: Base) -> dict[str, Any]:
     """Column values of a row, for debugging and tests."""
     return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}

@@ -41,6 +41,7 @@ from hvcloud.server.db.models import (
 from hvcloud.server.errors import INTERNAL_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import events, vm_credentials
+from hvcloud.server.orchestration import resource_tags as tags
 from hvcloud.server.orchestration import templates as tpl
 from hvcloud.server.orchestration.transaction_jobs import transaction_job
 from hvcloud.server.orchestration.vm import manager as vms
@@ -80,6 +81,7 @@ def remove_account(db: Session, account: Account) -> None:
     account.state = ACCOUNT_REMOVED
     account.removed = account.removed or utcnow()
     vm_credentials.forget_account(db, account.id)
+    tags.forget_account(db, account.id)
 
 
 # -- domains, accounts and users --------------------------------------------------------------------

@@ -20,6 +20,7 @@ from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import Account, ImageStore, TemplateStoreRef, VMTemplate, Zone, utcnow
 from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.orchestration import resource_tags as tags
 from hvcloud.server.orchestration.image_store_io import StoreAccessError, open_store
 from hvcloud.storage.errors import ChecksumMismatch, DownloadError, ImageError, StoreError, UnsafeUrl
 from hvcloud.storage.http_fetch import download
@@ -257,3 +258,4 @@ def delete_template(sessions: sessionmaker[Session], settings: StoreSettings, te
         if template is not None and left is None and template.removed is None:
             limits.release(db, template.account_id, {R.TEMPLATE: 1})
             template.removed = utcnow()
+            tags.forget(db, (tags.TEMPLATE, tags.ISO), [template_id])

@@ -29,6 +29,7 @@ from hvcloud.server.errors import INTERNAL_ERROR, PARAM_ERROR, RESOURCE_UNAVAILA
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import events, planner
 from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.orchestration import resource_tags as tags
 from hvcloud.server.orchestration.agents import AgentError
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.orchestration.vm import wire as vm_wire
@@ -71,6 +72,7 @@ def delete_volume(db: Session, actor: User, volume: Volume, *, agents: AgentServ
         limits.release(db, volume.account_id, limits.volume_deltas(volume.size))
         planner.release_pool(db, volume)
         volume.state, volume.removed = S.VOL_EXPUNGED, utcnow()
+        tags.forget(db, tags.VOLUME, [volume.id])
         return
     if agents is None:
         raise errors.unavailable("The agent manager is not running on this management server")

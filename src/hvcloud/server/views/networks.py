@@ -7,7 +7,7 @@ import ipaddress
 import json
 from typing import Any
 
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import object_session, selectinload
 from sqlalchemy.sql.base import ExecutableOption
 
 from hvcloud.server.db.models import (
@@ -20,7 +20,9 @@ from hvcloud.server.db.models import (
     VlanIpRange,
     Zone,
 )
+from hvcloud.server.orchestration.resource_tags import NETWORK
 from hvcloud.server.views.fields import compact
+from hvcloud.server.views.tags import tags_of
 
 #: what :func:`network_view` reads of a network's relationships, loaded for a whole page at once
 NETWORK_VIEW_LOADS: tuple[ExecutableOption, ...] = (
@@ -96,9 +98,10 @@ def network_offering_view(o: NetworkOffering) -> dict[str, Any]:
     })
 
 
-def network_view(n: Network) -> dict[str, Any]:
+def network_view(n: Network, tags: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The full ``network`` object; ``vlan`` and ``broadcasturi`` are for root admins (the API drops
-    them for other callers, api.visibility)."""
+    them for other callers, api.visibility). ``tags``: the network's, when a list loaded those of its
+    whole page."""
     offering = n.offering
     zone = n.zone
     details = json.loads(offering.details_json or "{}")
@@ -124,6 +127,7 @@ def network_view(n: Network) -> dict[str, Any]:
         "physicalnetworkid": n.physical_network_id, "restartrequired": n.restart_required,
         "specifyipranges": offering.specify_ip_ranges, "canusefordeploy": n.removed is None,
         "ispersistent": bool(details.get("ispersistent", False)), "redundantrouter": False,
-        "strechedl2subnet": False, "displaynetwork": n.display_network, "created": n.created, "tags": [],
+        "strechedl2subnet": False, "displaynetwork": n.display_network, "created": n.created,
+        "tags": tags if tags is not None else tags_of(object_session(n), NETWORK, n.id),
         "hasannotations": False,
     })

@@ -22,7 +22,11 @@ from hvcloud.server.db.models import (
     VMInstance,
     Zone,
 )
+from hvcloud.server.orchestration import resource_tags as T
 from hvcloud.server.views.fields import compact
+from hvcloud.server.views.tags import tags_of
+
+Tags = list[dict[str, Any]] | None
 
 
 def _owner(db: Session, account_id: str) -> dict[str, Any]:
@@ -46,7 +50,8 @@ def _cidrs(db: Session, rule_id: str, kind: str = "source") -> str | None:
     return ",".join(values) if values else None
 
 
-def ip_view(db: Session, ip: UserIpAddress) -> dict[str, Any]:
+def ip_view(db: Session, ip: UserIpAddress, tags: Tags = None) -> dict[str, Any]:
+    """``tags`` (here and in the rule views): the object's, when a list loaded those of its page."""
     zone = db.get(Zone, ip.zone_id)
     rng = db.get(VlanIpRange, ip.vlan_id)
     network = db.get(Network, ip.network_id) if ip.network_id else None
@@ -57,14 +62,15 @@ def ip_view(db: Session, ip: UserIpAddress) -> dict[str, Any]:
         "vlanname": rng.vlan_tag if rng else None, "physicalnetworkid": ip.physical_network_id,
         "associatednetworkid": ip.network_id, "associatednetworkname": network.name if network else None,
         "state": "Free" if ip.removed is not None else ip.state, "fordisplay": ip.display,
-        "isportable": False, "tags": [], **_owner(db, ip.account_id)}
+        "isportable": False, "tags": tags if tags is not None else tags_of(db, T.PUBLIC_IP, ip.id),
+        **_owner(db, ip.account_id)}
     if ip.one_to_one_nat:
         out.update(_vm(db, ip.vm_id))
         out["vmipaddress"] = ip.vm_ip
     return compact(out)
 
 
-def firewall_rule_view(db: Session, rule: FirewallRule) -> dict[str, Any]:
+def firewall_rule_view(db: Session, rule: FirewallRule, tags: Tags = None) -> dict[str, Any]:
     ip = db.get(UserIpAddress, rule.ip_address_id) if rule.ip_address_id else None
     return compact({"id": rule.id, "protocol": rule.protocol, "startport": rule.start_port,
                     "endport": rule.end_port, "ipaddressid": rule.ip_address_id,
@@ -73,10 +79,10 @@ def firewall_rule_view(db: Session, rule: FirewallRule) -> dict[str, Any]:
                                                                             else "0.0.0.0/0"),
                     "destcidrlist": _cidrs(db, rule.id, "destination"), "icmptype": rule.icmp_type,
                     "icmpcode": rule.icmp_code, "traffictype": rule.traffic_type, "fordisplay": rule.display,
-                    "tags": []})
+                    "tags": tags if tags is not None else tags_of(db, T.FIREWALL_RULE, rule.id)})
 
 
-def port_forward_view(db: Session, rule: FirewallRule) -> dict[str, Any]:
+def port_forward_view(db: Session, rule: FirewallRule, tags: Tags = None) -> dict[str, Any]:
     pf = db.get(PortForwardingRule, rule.id)
     ip = db.get(UserIpAddress, rule.ip_address_id) if rule.ip_address_id else None
     return compact({"id": rule.id, "privateport": str(pf.dest_port_start) if pf else None,
@@ -85,7 +91,8 @@ def port_forward_view(db: Session, rule: FirewallRule) -> dict[str, Any]:
                     **_vm(db, pf.vm_id if pf else None), "vmguestip": pf.dest_ip if pf else None,
                     "ipaddressid": rule.ip_address_id, "ipaddress": ip.public_ip_address if ip else None,
                     "state": rule.state, "cidrlist": _cidrs(db, rule.id) or "", "networkid": rule.network_id,
-                    "fordisplay": rule.display, "tags": []})
+                    "fordisplay": rule.display,
+                    "tags": tags if tags is not None else tags_of(db, T.PORT_FORWARDING_RULE, rule.id)})
 
 
 def ip_forwarding_view(db: Session, ip: UserIpAddress) -> dict[str, Any]:
@@ -98,7 +105,7 @@ def ip_forwarding_view(db: Session, ip: UserIpAddress) -> dict[str, Any]:
                     "fordisplay": ip.display, "tags": []})
 
 
-def load_balancer_view(db: Session, rule: FirewallRule) -> dict[str, Any]:
+def load_balancer_view(db: Session, rule: FirewallRule, tags: Tags = None) -> dict[str, Any]:
     lb = db.get(LoadBalancingRule, rule.id)
     ip = db.get(UserIpAddress, rule.ip_address_id) if rule.ip_address_id else None
     zone = db.get(Zone, ip.zone_id) if ip else None
@@ -109,7 +116,8 @@ def load_balancer_view(db: Session, rule: FirewallRule) -> dict[str, Any]:
                     "cidrlist": _cidrs(db, rule.id) or "", "state": rule.state,
                     "zoneid": ip.zone_id if ip else None, "zonename": zone.name if zone else None,
                     "protocol": (lb.lb_protocol if lb else None) or rule.protocol, "fordisplay": rule.display,
-                    "tags": [], **_owner(db, rule.account_id)})
+                    "tags": tags if tags is not None else tags_of(db, T.LOAD_BALANCER, rule.id),
+                    **_owner(db, rule.account_id)})
 
 
 def render(db: Session, kind: str, object_id: str) -> dict[str, Any] | None:

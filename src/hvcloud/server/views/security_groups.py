@@ -17,7 +17,9 @@ from hvcloud.server.db.models import (
     SecurityGroupVmMap,
     VMInstance,
 )
+from hvcloud.server.orchestration.resource_tags import SECURITY_GROUP
 from hvcloud.server.views.fields import compact
+from hvcloud.server.views.tags import tag_map
 
 #: how many groups one batch of queries renders
 CHUNK = 500
@@ -66,6 +68,7 @@ def group_views(db: Session, groups: Sequence[SecurityGroup], *, only_rules: Seq
                                                 VMInstance.removed.is_(None))
                                          .order_by(VMInstance.created, VMInstance.id)):
                 vms.setdefault(gid, []).append(vm_id)
+        tags = tag_map(db, SECURITY_GROUP, ids)
         for group in chunk:
             own = [r for r in rules if r.security_group_id == group.id]
             account, domain = owners.get(group.account_id, ("", ""))
@@ -76,7 +79,7 @@ def group_views(db: Session, groups: Sequence[SecurityGroup], *, only_rules: Seq
                                 if r.rule_type == "ingress"],
                 "egressrule": [rule_view(r, allowed.get(r.allowed_group_id or "")) for r in own
                                if r.rule_type == "egress"],
-                "tags": [],
+                "tags": tags.get(group.id, []),
             }
             if members:
                 view["virtualmachinecount"] = len(vms.get(group.id, []))

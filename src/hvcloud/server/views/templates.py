@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy.orm import object_session
+
 from hvcloud.server.db.models import AsyncJob, TemplateStoreRef
 from hvcloud.server.orchestration import templates as tpl
+from hvcloud.server.orchestration.resource_tags import ISO, TEMPLATE
 from hvcloud.server.views.fields import compact
+from hvcloud.server.views.tags import tags_of
 
 STATUS_TEXT = {tpl.DOWNLOADED: "Download Complete", tpl.NOT_DOWNLOADED: "Not Downloaded",
                tpl.NOT_UPLOADED: "Not Uploaded", tpl.UPLOAD_IN_PROGRESS: "Upload in progress"}
 
-def template_view(ref: TemplateStoreRef, pending_job: AsyncJob | None = None, *, full: bool = True) -> dict[str, Any]:
+def template_view(ref: TemplateStoreRef, pending_job: AsyncJob | None = None, *, full: bool = True,
+                  tags: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """``full``: the viewer owns the template or is an admin. Others (a public template's users) see
-    neither its source URL (which may carry a token in its query) nor why its download failed."""
+    neither its source URL (which may carry a token in its query) nor why its download failed.
+    ``tags``: the template's, when a list loaded those of its whole page."""
     t = ref.template
     if ref.download_state == tpl.DOWNLOAD_IN_PROGRESS:
         status = f"{ref.download_percent}% Downloaded"
@@ -35,7 +41,8 @@ def template_view(ref: TemplateStoreRef, pending_job: AsyncJob | None = None, *,
         "templatetype": t.template_type, "hypervisor": t.hypervisor, "isextractable": t.is_extractable,
         "checksum": t.checksum, "sshkeyenabled": t.sshkey_enabled, "isdynamicallyscalable": False,
         "directdownload": False, "deployasis": False, "requireshvm": t.requires_hvm, "bits": t.bits,
-        "bootable": t.bootable, "templatetag": t.template_tag, "details": details, "tags": [],
+        "bootable": t.bootable, "templatetag": t.template_tag, "details": details,
+        "tags": tags if tags is not None else tags_of(object_session(t), ISO if t.is_iso else TEMPLATE, t.id),
         "url": t.url if full else None,
     }
     if pending_job is not None:

@@ -23,10 +23,12 @@ from hvcloud.server.db.models import (
     Zone,
 )
 from hvcloud.server.orchestration.agents import HOST_UP
+from hvcloud.server.orchestration.resource_tags import USER_VM
 from hvcloud.server.orchestration.user_data import load_details
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.views.fields import compact
 from hvcloud.server.views.security_groups import vm_groups
+from hvcloud.server.views.tags import tag_map
 
 ROOT_DEVICE_TYPE = "ROOT"
 VIEW_CHUNK = 500
@@ -133,7 +135,7 @@ def data_disk_offerings(db: Session, vm_ids: list[str]) -> dict[str, str | None]
 
 
 def vm_views(db: Session, vm_ids: list[str], *, details: bool = True) -> list[dict[str, Any]]:
-    """The ``virtualmachine`` objects of ``vm_ids``, in that order: three queries per 500 VMs."""
+    """The ``virtualmachine`` objects of ``vm_ids``, in that order: five queries per 500 VMs."""
     out: list[dict[str, Any]] = []
     for start in range(0, len(vm_ids), VIEW_CHUNK):
         chunk = vm_ids[start:start + VIEW_CHUNK]
@@ -141,7 +143,9 @@ def vm_views(db: Session, vm_ids: list[str], *, details: bool = True) -> list[di
         offerings = data_disk_offerings(db, chunk) if details else None
         nics = nic_rows(db, chunk)
         groups = vm_groups(db, chunk)
-        out.extend(_view(rows[i], offerings, nics.get(i, []), groups.get(i, [])) for i in chunk if i in rows)
+        tags = tag_map(db, USER_VM, chunk)
+        out.extend(_view(rows[i], offerings, nics.get(i, []), groups.get(i, []), tags.get(i, []))
+                   for i in chunk if i in rows)
     return out
 
 
@@ -159,7 +163,7 @@ def vm_view_becoming(db: Session, vm_id: str, state: str, state_reason: str | No
         return None
     row = SimpleNamespace(**{**rows[0]._asdict(), "state": state, "state_reason": state_reason})
     return _view(row, data_disk_offerings(db, [vm_id]), nic_rows(db, [vm_id]).get(vm_id, []),
-                 vm_groups(db, [vm_id]).get(vm_id, []))
+                 vm_groups(db, [vm_id]).get(vm_id, []), tag_map(db, USER_VM, [vm_id]).get(vm_id, []))
 
 
 def _details_text(stored: str | None) -> str | None:
@@ -171,7 +175,7 @@ def _details_text(stored: str | None) -> str | None:
 
 
 def _view(vm: Any, offerings: dict[str, str | None] | None, nics: list[Any],
-          groups: list[dict[str, Any]]) -> dict[str, Any]:
+          groups: list[dict[str, Any]], tags: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": vm.id, "name": vm.name, "displayname": vm.display_name, "instancename": vm.instance_name,
         "state": S.shown(vm.state, None if vm.host_id is None else vm.host_status == HOST_UP),
@@ -192,7 +196,7 @@ def _view(vm: Any, offerings: dict[str, str | None] | None, nics: list[Any],
         "keypairs": vm.keypairs, "keypair": vm.keypairs, "userdataid": vm.user_data_id,
         "userdataname": vm.userdataname, "userdatadetails": _details_text(vm.user_data_details),
         "publicip": vm.publicip, "publicipid": vm.publicipid,
-        "nic": [nic_view(n) for n in nics], "securitygroup": groups, "affinitygroup": [], "tags": [],
+        "nic": [nic_view(n) for n in nics], "securitygroup": groups, "affinitygroup": [], "tags": tags,
     }
     if vm.state_reason:
         out["details"] = {"statereason": vm.state_reason}

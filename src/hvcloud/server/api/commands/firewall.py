@@ -21,18 +21,21 @@ from hvcloud.server.api.commands.public_ips import (
 from hvcloud.server.api.context import CallContext
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, Result
+from hvcloud.server.api.tag_filter import tag_conditions
 from hvcloud.server.db.models import FirewallRule, Network, PortForwardingRule
+from hvcloud.server.orchestration import resource_tags as T
 from hvcloud.server.orchestration.networks import router_rules as RR
 from hvcloud.server.orchestration.networks import rules as RULES
 from hvcloud.server.views.public_ips import firewall_rule_view, port_forward_view
+from hvcloud.server.views.tags import TagMap, tag_map
 
 command = REGISTRY.command
 
 PF_FIELDS = ("id", "privateport", "privateendport", "protocol", "publicport", "publicendport", "virtualmachineid",
              "virtualmachinename", "virtualmachinedisplayname", "ipaddressid", "ipaddress", "state", "cidrlist",
-             "vmguestip", "networkid", "fordisplay")
+             "vmguestip", "networkid", "fordisplay", "tags")
 FW_FIELDS = ("id", "protocol", "startport", "endport", "ipaddressid", "ipaddress", "networkid", "state",
-             "cidrlist", "destcidrlist", "icmptype", "icmpcode", "fordisplay")
+             "cidrlist", "destcidrlist", "icmptype", "icmpcode", "fordisplay", "tags")
 _LIST_OWNER = (Param("account", description="list resources by account. Must be used with the domainId parameter."),
                Param("domainid", "uuid", description="list only resources belonging to the domain specified"),
                Param("isrecursive", "boolean", description="with domainid: the domain's sub-domains too"),
@@ -41,13 +44,17 @@ _LIST_OWNER = (Param("account", description="list resources by account. Must be 
                Param("tags", "map", description="List resources by tags (key/value pairs)"))
 
 
-def _list(ctx: CallContext, args: Args, purpose: str, traffic: str) -> tuple[list[FirewallRule], int]:
+def _list(ctx: CallContext, args: Args, purpose: str, traffic: str) -> tuple[list[FirewallRule], int, TagMap]:
+    """A page of rules and their tags."""
+    resource_type = T.PORT_FORWARDING_RULE if purpose == RR.PORT_FORWARDING else T.FIREWALL_RULE
     stmt = select(FirewallRule).where(FirewallRule.purpose == purpose, FirewallRule.traffic_type == traffic)
     owner = ctx.owner_and_domain_filter(FirewallRule.account_id, FirewallRule.domain_id, args)
     if owner is not None:
         stmt = stmt.where(owner)
-    if args.has("projectid") or args.map("tags"):
-        stmt = stmt.where(FirewallRule.id.is_(None))  # no projects, no tags here
+    if args.has("projectid"):
+        stmt = stmt.where(FirewallRule.id.is_(None))  # no projects here
+    for cond in tag_conditions(args, resource_type, FirewallRule.id):
+        stmt = stmt.where(cond)
     for param, column in (("id", FirewallRule.id), ("ipaddressid", FirewallRule.ip_address_id),
                           ("networkid", FirewallRule.network_id)):
         value = args.opt_str(param)
@@ -56,7 +63,8 @@ def _list(ctx: CallContext, args: Args, purpose: str, traffic: str) -> tuple[lis
     display = args.opt_bool("fordisplay")
     if display is not None:
         stmt = stmt.where(FirewallRule.display.is_(display))
-    return ctx.page(stmt.order_by(FirewallRule.created, FirewallRule.id), args)
+    rows, count = ctx.page(stmt.order_by(FirewallRule.created, FirewallRule.id), args)
+    return rows, count, tag_map(ctx.db, resource_type, [r.id for r in rows])
 
 
 # ---------------------------------------------------------------------------- port forwarding
@@ -125,8 +133,8 @@ def create_port_forwarding_rule(ctx: CallContext, args: Args) -> Result:
     *_LIST_OWNER,
 ], response=PF_FIELDS)
 def list_port_forwarding_rules(ctx: CallContext, args: Args) -> Result:
-    rows, count = _list(ctx, args, RR.PORT_FORWARDING, RR.INGRESS)
-    return ListResult("portforwardingrule", [port_forward_view(ctx.db, r) for r in rows], count)
+    rows, count, tags = _list(ctx, args, RR.PORT_FORWARDING, RR.INGRESS)
+    return ListResult("portforwardingrule", [port_forward_view(ctx.db, r, tags.get(r.id, [])) for r in rows], count)
 
 
 @command("updatePortForwardingRule", "Updates a port forwarding rule. Only the private port and the virtual "
@@ -236,8 +244,8 @@ def create_firewall_rule(ctx: CallContext, args: Args) -> Result:
     *_LIST_OWNER,
 ], response=FW_FIELDS)
 def list_firewall_rules(ctx: CallContext, args: Args) -> Result:
-    rows, count = _list(ctx, args, RR.FIREWALL, RR.INGRESS)
-    return ListResult("firewallrule", [firewall_rule_view(ctx.db, r) for r in rows], count)
+    rows, count, tags = _list(ctx, args, RR.FIREWALL, RR.INGRESS)
+    return ListResult("firewallrule", [firewall_rule_view(ctx.db, r, tags.get(r.id, [])) for r in rows], count)
 
 
 @command("deleteFirewallRule", "Deletes a firewall rule", admin=False, isasync=True, params=[
@@ -289,8 +297,8 @@ def create_egress_firewall_rule(ctx: CallContext, args: Args) -> Result:
     *_LIST_OWNER,
 ], response=FW_FIELDS)
 def list_egress_firewall_rules(ctx: CallContext, args: Args) -> Result:
-    rows, count = _list(ctx, args, RR.FIREWALL, RR.EGRESS)
-    return ListResult("firewallrule", [firewall_rule_view(ctx.db, r) for r in rows], count)
+    rows, count, tags = _list(ctx, args, RR.FIREWALL, RR.EGRESS)
+    return ListResult("firewallrule", [firewall_rule_view(ctx.db, r, tags.get(r.id, [])) for r in rows], count)
 
 
 @command("deleteEgressFirewallRule", "Deletes an egress firewall rule", admin=False, isasync=True, params=[

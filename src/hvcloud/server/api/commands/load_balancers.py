@@ -19,17 +19,20 @@ from hvcloud.server.api.commands.public_ips import (
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, Result
+from hvcloud.server.api.tag_filter import tag_conditions
 from hvcloud.server.db.models import FirewallRule, LoadBalancerVmMap, LoadBalancingRule, UserIpAddress
+from hvcloud.server.orchestration import resource_tags as T
 from hvcloud.server.orchestration.networks import router_rules as RR
 from hvcloud.server.orchestration.networks import rules as RULES
 from hvcloud.server.views.public_ips import load_balancer_view
+from hvcloud.server.views.tags import tag_map
 from hvcloud.server.views.vms import vm_views
 
 command = REGISTRY.command
 
 LB_FIELDS = ("id", "name", "description", "publicipid", "publicip", "publicport", "privateport", "algorithm",
              "networkid", "cidrlist", "account", "domainid", "domain", "state", "zoneid", "zonename", "protocol",
-             "fordisplay")
+             "fordisplay", "tags")
 #: VMs one assign/remove call may name
 MAX_VMS = 100
 _LB_PROTOCOLS = ("tcp", "udp", "tcp-proxy")
@@ -137,8 +140,10 @@ def list_load_balancer_rules(ctx: CallContext, args: Args) -> Result:
     owner = ctx.owner_and_domain_filter(FirewallRule.account_id, FirewallRule.domain_id, args)
     if owner is not None:
         stmt = stmt.where(owner)
-    if args.has("projectid") or args.map("tags"):
+    if args.has("projectid"):
         stmt = stmt.where(FirewallRule.id.is_(None))
+    for cond in tag_conditions(args, T.LOAD_BALANCER, FirewallRule.id):
+        stmt = stmt.where(cond)
     for param, column in (("id", FirewallRule.id), ("publicipid", FirewallRule.ip_address_id),
                           ("networkid", FirewallRule.network_id)):
         value = args.opt_str(param)
@@ -163,7 +168,8 @@ def list_load_balancer_rules(ctx: CallContext, args: Args) -> Result:
         stmt = stmt.where(or_(LoadBalancingRule.name.ilike(pattern, escape="\\"),
                               LoadBalancingRule.description.ilike(pattern, escape="\\")))
     rows, count = ctx.page(stmt.order_by(FirewallRule.created, FirewallRule.id), args)
-    return ListResult("loadbalancerrule", [load_balancer_view(ctx.db, r) for r in rows], count)
+    tags = tag_map(ctx.db, T.LOAD_BALANCER, [r.id for r in rows])
+    return ListResult("loadbalancerrule", [load_balancer_view(ctx.db, r, tags.get(r.id, [])) for r in rows], count)
 
 
 def _vm_ids(ctx: CallContext, args: Args) -> list[str]:

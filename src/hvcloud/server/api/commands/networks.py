@@ -11,6 +11,7 @@ from hvcloud.server.api.asyncjobs import run_inline, submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
+from hvcloud.server.api.tag_filter import tag_conditions
 from hvcloud.server.db.models import (
     Account,
     Domain,
@@ -20,16 +21,18 @@ from hvcloud.server.db.models import (
     ServiceOffering,
     Zone,
 )
+from hvcloud.server.orchestration import resource_tags as T
 from hvcloud.server.orchestration.networks import networks, offerings
 from hvcloud.server.orchestration.networks.physical import state_name
 from hvcloud.server.views.networks import NETWORK_VIEW_LOADS, network_offering_view, network_view
+from hvcloud.server.views.tags import tag_map
 
 command = REGISTRY.command
 
 OFFERING_FIELDS = ("id", "name", "displaytext", "traffictype", "isdefault", "specifyvlan", "conservemode",
                    "specifyipranges", "availability", "state", "guestiptype", "service", "forvpc")
 NETWORK_FIELDS = ("id", "name", "displaytext", "broadcastdomaintype", "traffictype", "gateway", "netmask", "cidr",
-                  "zoneid", "networkofferingid", "state", "type", "acltype", "service", "networkdomain")
+                  "zoneid", "networkofferingid", "state", "type", "acltype", "service", "networkdomain", "tags")
 MAX_MAP_ENTRIES = 64
 
 
@@ -382,7 +385,7 @@ def list_networks(ctx: CallContext, args: Args) -> Result:
     stmt = select(Network).join(NetworkOffering, NetworkOffering.id == Network.network_offering_id).where(
         Network.removed.is_(None))
     empty = args.bool("issystem") or args.bool("forvpc") or args.has("vpcid") or args.has("projectid") \
-        or bool(args.map("tags")) or args.opt_bool("canusefordeploy") is False
+        or args.opt_bool("canusefordeploy") is False
     if empty:
         stmt = stmt.where(false())
     account_name = args.opt_str("account")
@@ -430,14 +433,15 @@ def list_networks(ctx: CallContext, args: Args) -> Result:
             stmt = stmt.where(cond)
     if not ctx.is_admin:
         stmt = stmt.where(Network.display_network.is_(True))
-    for cond in _services_filter(args):
+    for cond in (*_services_filter(args), *tag_conditions(args, T.NETWORK, Network.id)):
         stmt = stmt.where(cond)
     pattern = keyword_pattern(args)
     if pattern:
         stmt = stmt.where(or_(Network.name.ilike(pattern, escape="\\"),
                               Network.display_text.ilike(pattern, escape="\\")))
     rows, count = ctx.page(stmt.order_by(Network.created, Network.id).options(*NETWORK_VIEW_LOADS), args)
-    return ListResult("network", [network_view(n) for n in rows], count)
+    tags = tag_map(ctx.db, T.NETWORK, [n.id for n in rows])
+    return ListResult("network", [network_view(n, tags.get(n.id, [])) for n in rows], count)
 
 
 @command("updateNetwork", "Updates a network", admin=False, isasync=True, params=[

@@ -20,6 +20,7 @@ from hvcloud.server.api.asyncjobs import submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import AsyncResult, ListResult, Result, SuccessResult
+from hvcloud.server.api.tag_filter import tag_conditions
 from hvcloud.server.db.models import (
     FirewallRule,
     LoadBalancerVmMap,
@@ -30,6 +31,7 @@ from hvcloud.server.db.models import (
     VMInstance,
     Zone,
 )
+from hvcloud.server.orchestration import resource_tags as T
 from hvcloud.server.orchestration.networks import implement as N
 from hvcloud.server.orchestration.networks import public_ips as IP
 from hvcloud.server.orchestration.networks import router_rules as RR
@@ -38,13 +40,14 @@ from hvcloud.server.orchestration.networks import rules as RULES
 from hvcloud.server.orchestration.networks import validation as V
 from hvcloud.server.orchestration.vm import states as VS
 from hvcloud.server.views.public_ips import ip_forwarding_view, ip_view
+from hvcloud.server.views.tags import tag_map
 
 command = REGISTRY.command
 
 IP_FIELDS = ("id", "ipaddress", "allocated", "zoneid", "zonename", "issourcenat", "isstaticnat", "account",
              "domainid", "domain", "forvirtualnetwork", "vlanid", "vlanname", "virtualmachineid",
              "virtualmachinename", "virtualmachinedisplayname", "vmipaddress", "associatednetworkid",
-             "associatednetworkname", "physicalnetworkid", "state", "issystem", "fordisplay")
+             "associatednetworkname", "physicalnetworkid", "state", "issystem", "fordisplay", "tags")
 IP_FORWARDING_FIELDS = ("id", "protocol", "startport", "endport", "ipaddressid", "ipaddress", "virtualmachineid",
                         "virtualmachinename", "virtualmachinedisplayname", "vmguestip", "state", "cidrlist")
 #: VMs rules may point at
@@ -278,9 +281,10 @@ def list_public_ips(ctx: CallContext, args: Args) -> Result:
     owner = ctx.owner_and_domain_filter(UserIpAddress.account_id, UserIpAddress.domain_id, args)
     if owner is not None:
         stmt = stmt.where(owner)
-    if args.has("projectid") or args.has("vpcid") or args.map("tags") or args.opt_bool("forvirtualnetwork") is False \
+    if args.has("projectid") or args.has("vpcid") or args.opt_bool("forvirtualnetwork") is False \
             or args.bool("issystem") or args.has("networkid"):
         stmt = stmt.where(UserIpAddress.id.is_(None))  # none of those exist here
+    stmt = stmt.where(*tag_conditions(args, T.PUBLIC_IP, UserIpAddress.id))
     for param, column in (("id", UserIpAddress.id), ("zoneid", UserIpAddress.zone_id),
                           ("associatednetworkid", UserIpAddress.network_id), ("vlanid", UserIpAddress.vlan_id),
                           ("physicalnetworkid", UserIpAddress.physical_network_id)):
@@ -314,7 +318,8 @@ def list_public_ips(ctx: CallContext, args: Args) -> Result:
     if not args.bool("allocatedonly", True) and _free_possible(args, wanted if state is not None else None):
         return _with_free(ctx, args, stmt)
     rows, count = ctx.page(stmt, args)
-    return ListResult("publicipaddress", [ip_view(ctx.db, ip) for ip in rows], count)
+    tags = tag_map(ctx.db, T.PUBLIC_IP, [ip.id for ip in rows])
+    return ListResult("publicipaddress", [ip_view(ctx.db, ip, tags.get(ip.id, [])) for ip in rows], count)
 
 
 #: free addresses ``allocatedonly=false`` enumerates at most (a hostile /8 range costs no more)

@@ -14,7 +14,9 @@ from hvcloud.server.api.asyncjobs import submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
+from hvcloud.server.api.tag_filter import tag_conditions
 from hvcloud.server.db.models import SecurityGroup, SecurityGroupRule, SecurityGroupVmMap, VMInstance
+from hvcloud.server.orchestration import resource_tags as T
 from hvcloud.server.orchestration.networks import security_groups as SG
 from hvcloud.server.orchestration.networks import sg_sync
 from hvcloud.server.views.security_groups import group_view, group_views
@@ -134,8 +136,8 @@ def list_security_groups(ctx: CallContext, args: Args) -> Result:
             raise errors.entity_not_found("virtualmachineid", vm_id)
         stmt = stmt.where(SecurityGroup.id.in_(select(SecurityGroupVmMap.security_group_id)
                                                .where(SecurityGroupVmMap.vm_id == vm_id)))
-    if args.map("tags"):
-        return ListResult("securitygroup", [], 0)  # no resource tags on security groups yet
+    for cond in tag_conditions(args, T.SECURITY_GROUP, SecurityGroup.id):
+        stmt = stmt.where(cond)
     pattern = keyword_pattern(args)
     if pattern is not None:
         stmt = stmt.where(or_(SecurityGroup.name.ilike(pattern, escape="\\"),

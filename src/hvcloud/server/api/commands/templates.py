@@ -24,12 +24,15 @@ from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.params import map_as_key_values
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Result, SuccessResult
+from hvcloud.server.api.tag_filter import tag_conditions
 from hvcloud.server.db.models import AsyncJob, OsType, TemplateStoreRef, VMTemplate, Zone
 from hvcloud.server.jobs import store as job_store
+from hvcloud.server.orchestration import resource_tags as T
 from hvcloud.server.orchestration import template_jobs
 from hvcloud.server.orchestration import templates as tpl
 from hvcloud.server.orchestration.catalog import HYPERVISORS
 from hvcloud.server.views.fields import format_date
+from hvcloud.server.views.tags import tag_map
 from hvcloud.server.views.templates import template_view
 from hvcloud.storage.errors import StoreError, UnsafeUrl
 from hvcloud.storage.transfer import parse_checksum
@@ -40,7 +43,7 @@ command = REGISTRY.command
 TEMPLATE_FORMATS = ("QCOW2", "RAW", "VHD", "VHDX")
 FILTERS = ("featured", "self", "selfexecutable", "sharedexecutable", "executable", "community", "all")
 TEMPLATE_FIELDS = ("id", "name", "displaytext", "zoneid", "zonename", "isready", "status", "format",
-                   "hypervisor", "ostypeid", "size", "ispublic", "isfeatured", "templatetype", "checksum")
+                   "hypervisor", "ostypeid", "size", "ispublic", "isfeatured", "templatetype", "checksum", "tags")
 UPLOAD_PURPOSE = "template-upload"
 
 
@@ -214,6 +217,8 @@ def _filtered(ctx: CallContext, args: Args, filter_name: str, *, is_iso: bool) -
     isready = args.opt_bool("isready")
     if isready is not None:
         stmt = stmt.where(ready if isready else TemplateStoreRef.download_state != tpl.DOWNLOADED)
+    for cond in tag_conditions(args, T.ISO if is_iso else T.TEMPLATE, VMTemplate.id):
+        stmt = stmt.where(cond)
     pattern = keyword_pattern(args)
     if pattern:
         stmt = stmt.where(VMTemplate.name.ilike(pattern, escape="\\"))
@@ -236,8 +241,9 @@ def _pending_jobs(db: Session, template_ids: list[str]) -> dict[str, AsyncJob]:
 def _list(ctx: CallContext, args: Args, filter_name: str, *, is_iso: bool) -> Result:
     rows, count = ctx.page(_filtered(ctx, args, filter_name, is_iso=is_iso), args)
     pending = _pending_jobs(ctx.db, [r.template_id for r in rows])
-    views = [template_view(r, pending.get(r.template_id),
-                           full=ctx.is_admin or r.template.account_id == ctx.account.id) for r in rows]
+    tags = tag_map(ctx.db, T.ISO if is_iso else T.TEMPLATE, [r.template_id for r in rows])
+    views = [template_view(r, pending.get(r.template_id), full=ctx.is_admin or r.template.account_id == ctx.account.id,
+                           tags=tags.get(r.template_id, [])) for r in rows]
     return ListResult("iso" if is_iso else "template", views, count)
 
 
@@ -247,6 +253,7 @@ LIST_COMMON = [
     Param("zoneid", "uuid", description="list templates by zoneId"),
     Param("isready", "boolean", description="list only ready (or only not ready) templates"),
     Param("showunique", "boolean", description="one row per template instead of per zone"),
+    Param("tags", "map", description="List resources by tags (key/value pairs)"),
 ]
 
 

@@ -19,6 +19,7 @@ from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.params import map_as_key_values
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result
+from hvcloud.server.api.tag_filter import tag_conditions
 from hvcloud.server.api.vm_access import KEYPAIR_PARAMS, USERDATA_PARAMS, keypairs_of, user_data_of
 from hvcloud.server.db.models import (
     Account,
@@ -32,6 +33,7 @@ from hvcloud.server.db.models import (
 )
 from hvcloud.server.db.sequences import SequenceMissing
 from hvcloud.server.orchestration import planner
+from hvcloud.server.orchestration import resource_tags as T
 from hvcloud.server.orchestration import vm_credentials as creds
 from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.networks import nics, security_groups
@@ -44,7 +46,7 @@ from hvcloud.server.views.vms import vm_view, vm_views
 command = REGISTRY.command
 
 VM_FIELDS = ("id", "name", "displayname", "state", "zoneid", "hostid", "templateid", "serviceofferingid",
-             "cpunumber", "memory", "instancename", "nic")
+             "cpunumber", "memory", "instancename", "nic", "tags")
 GiB = 1024**3
 DEFAULT_CPU_SPEED = 500
 DEFAULT_NETWORK_LABEL = "guest"
@@ -343,6 +345,7 @@ def recover_vm(ctx: CallContext, args: Args) -> Result:
     Param("templateid", "uuid", description="list by template"),
     Param("serviceofferingid", "uuid", description="list by service offering"),
     Param("details", "list", description="comma separated list of details: all, min, nics, stats, ..."),
+    Param("tags", "map", description="List resources by tags (key/value pairs)"),
 ], response=VM_FIELDS)
 def list_vms(ctx: CallContext, args: Args) -> Result:
     stmt = select(VMInstance.id).where(VMInstance.removed.is_(None))
@@ -361,6 +364,8 @@ def list_vms(ctx: CallContext, args: Args) -> Result:
     state = args.opt_str("state")
     if state is not None:
         stmt = stmt.where(_shown_state_is(state.replace("%", "").replace("_", "")))
+    for cond in tag_conditions(args, T.USER_VM, VMInstance.id):
+        stmt = stmt.where(cond)
     pattern = keyword_pattern(args)
     if pattern is not None:
         stmt = stmt.where(or_(VMInstance.name.ilike(pattern, escape="\\"),

@@ -10,15 +10,18 @@ from hvcloud.server.api.commands.vms import GiB, owned_vm
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
+from hvcloud.server.api.tag_filter import tag_conditions
 from hvcloud.server.db.models import DiskOffering, VMInstance, Volume, Zone, utcnow
+from hvcloud.server.orchestration import resource_tags as T
 from hvcloud.server.orchestration import volumes
 from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.views.tags import tag_map
 from hvcloud.server.views.volumes import VOLUME_VIEW_LOADS, volume_view
 
 command = REGISTRY.command
 
 VOLUME_FIELDS = ("id", "name", "type", "state", "size", "zoneid", "virtualmachineid", "deviceid", "attached",
-                 "diskofferingid", "storageid")
+                 "diskofferingid", "storageid", "tags")
 MAX_GB = 64 * 1024
 
 
@@ -209,6 +212,7 @@ def delete_volume(ctx: CallContext, args: Args) -> Result:
     Param("zoneid", "uuid", description="the ID of the availability zone"),
     Param("storageid", "uuid", description="the ID of the storage pool"),
     Param("state", description="state of the volume"),
+    Param("tags", "map", description="List resources by tags (key/value pairs)"),
 ], response=VOLUME_FIELDS)
 def list_volumes(ctx: CallContext, args: Args) -> Result:
     stmt = select(Volume).where(Volume.removed.is_(None))
@@ -223,8 +227,11 @@ def list_volumes(ctx: CallContext, args: Args) -> Result:
     kind = args.opt_str("type")
     if kind is not None:
         stmt = stmt.where(Volume.volume_type == kind.upper())
+    for cond in tag_conditions(args, T.VOLUME, Volume.id):
+        stmt = stmt.where(cond)
     pattern = keyword_pattern(args)
     if pattern is not None:
         stmt = stmt.where(or_(Volume.name.ilike(pattern, escape="\\")))
     rows, count = ctx.page(stmt.order_by(Volume.created, Volume.name).options(*VOLUME_VIEW_LOADS), args)
-    return ListResult("volume", [volume_view(v) for v in rows], count)
+    tags = tag_map(ctx.db, T.VOLUME, [v.id for v in rows])
+    return ListResult("volume", [volume_view(v, tags.get(v.id, [])) for v in rows], count)

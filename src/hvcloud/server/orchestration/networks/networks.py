@@ -34,6 +34,7 @@ from hvcloud.server.db.models import (
 from hvcloud.server.errors import INTERNAL_ERROR, PARAM_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import events
+from hvcloud.server.orchestration import resource_tags as tags
 from hvcloud.server.orchestration.networks import basic_zone, physical, public_ips, ranges, routing
 from hvcloud.server.orchestration.networks import validation as V
 from hvcloud.server.orchestration.vm.steps import StepFailed, Steps
@@ -334,6 +335,7 @@ def _release(db: Session, network_id: str) -> dict[str, Any] | None:
     network.state = "Destroy"
     network.removed = now
     network.vnet = None
+    tags.forget(db, tags.NETWORK, [network_id])
     log.info("network_deleted", id=network_id)
     return None
 

@@ -34,6 +34,7 @@ from hvcloud.server.db.models import (
     utcnow,
 )
 from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.orchestration import resource_tags as tags
 from hvcloud.server.orchestration.networks import implement as N
 
 log = logs.get(__name__)
@@ -157,6 +158,8 @@ def delete_rules(db: Session, rule_ids: list[str]) -> None:
     """Remove rule rows and everything hanging off them."""
     if not rule_ids:
         return
+    tags.forget(db, tags.RULE_TYPES, select(FirewallRule.id).where(or_(FirewallRule.id.in_(rule_ids),
+                                                                       FirewallRule.related_id.in_(rule_ids))))
     db.execute(delete(LoadBalancerVmMap).where(LoadBalancerVmMap.load_balancer_id.in_(rule_ids))
                .execution_options(synchronize_session=False))
     for model in (LoadBalancingRule, PortForwardingRule):
@@ -175,6 +178,7 @@ def release(db: Session, ip: UserIpAddress) -> None:
     if ip.removed is None:
         limits.release(db, ip.account_id, {RTY.PUBLIC_IP: 1})
     ip.state, ip.ip_key, ip.removed = FREE, None, utcnow()
+    tags.forget(db, tags.PUBLIC_IP, [ip.id])
     ip.one_to_one_nat, ip.vm_id, ip.vm_ip = False, None, None
     log.info("public_ip_released", ip=ip.public_ip_address, network=ip.network_id)
 

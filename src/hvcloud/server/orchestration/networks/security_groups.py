@@ -34,6 +34,7 @@ from hvcloud.server.db.models import (
     utcnow,
 )
 from hvcloud.server.orchestration import events
+from hvcloud.server.orchestration import resource_tags as tags
 from hvcloud.server.orchestration.networks.offerings import has_service
 
 log = logs.get(__name__)
@@ -113,6 +114,7 @@ def delete_group(db: Session, actor: User, group: SecurityGroup) -> None:
     db.execute(delete(SecurityGroupRule).where(or_(SecurityGroupRule.security_group_id == group.id,
                                                    SecurityGroupRule.allowed_group_id == group.id)))
     db.execute(delete(SecurityGroupVmMap).where(SecurityGroupVmMap.security_group_id == group.id))
+    tags.forget(db, tags.SECURITY_GROUP, [group.id])
     db.delete(group)
     db.flush()
     events.record(db, actor, "SG.DELETE", f"deleting security group {group.name}", resource_type="SecurityGroup",

@@ -34,6 +34,7 @@ from hvcloud.server.errors import INSUFFICIENT_CAPACITY, INTERNAL_ERROR, PARAM_E
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.orchestration import resource_tags as tags
 from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.networks import nics, routing, sg_sync
 from hvcloud.server.orchestration.vm import power_sync as P
@@ -510,6 +511,7 @@ def _expunged(db: Session, vm_id: str) -> None:
         vm.host_id = None
         vm.removed = vm.removed or utcnow()
         nics.release_vm_nics(db, vm_id)
+        tags.forget(db, tags.USER_VM, [vm_id])
 
 
 async def expunge_vm(steps: Steps, vm_id: str) -> None:

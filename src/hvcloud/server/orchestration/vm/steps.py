@@ -37,6 +37,7 @@ from hvcloud.server.db.models import (
 )
 from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.orchestration import resource_tags as tags
 from hvcloud.server.orchestration.agents import HOST_UP, AgentError
 from hvcloud.server.orchestration.agents.protocol import AgentSender
 from hvcloud.server.orchestration.vm import states as S
@@ -289,6 +290,7 @@ def _expunge_volume_row(db: Session, volume_id: str) -> None:
     planner.release_pool(db, volume)
     volume.state, volume.vm_id, volume.device_id, volume.attached = S.VOL_EXPUNGED, None, None, None
     volume.removed = volume.removed or utcnow()
+    tags.forget(db, tags.VOLUME, [volume_id])
 
 
 def retire_volume(db: Session, volume_id: str) -> None:
