@@ -133,10 +133,15 @@ def owners(db: Session, resource_type: str, resource_ids: Sequence[str]) -> dict
     return {rid: (account_id, domain_id) for rid, account_id, domain_id in rows}
 
 
+def _distinct(resource_ids: Sequence[str]) -> list[str]:
+    """The ids named, each once (ids are lower case)."""
+    return list(dict.fromkeys(i.strip().lower() for i in resource_ids if i.strip()))
+
+
 def _resources(db: Session, caller: Caller, resource_type: str, resource_ids: Sequence[str],
                action: str) -> dict[str, tuple[str, str]]:
     """The owners of every resource named, each checked to exist and be the caller's to change."""
-    wanted = list(dict.fromkeys(i.strip().lower() for i in resource_ids if i.strip()))
+    wanted = _distinct(resource_ids)
     if not wanted:
         raise errors.param_error("Unable to execute API command due to missing parameter resourceids")
     found = owners(db, resource_type, wanted)
@@ -170,7 +175,7 @@ def create_tags(db: Session, caller: Caller, resource_type: str, resource_ids: S
         check_tag(key, value)
     if customer is not None and len(customer) > MAX_CUSTOMER:
         raise errors.param_error(f"Invalid customer: longer than {MAX_CUSTOMER} characters")
-    if len(resource_ids) * len(tags) > MAX_TAGS_PER_CALL:
+    if len(_distinct(resource_ids)) * len(tags) > MAX_TAGS_PER_CALL:
         raise errors.param_error(f"Invalid tags: at most {MAX_TAGS_PER_CALL} tags (resources x keys) in one call")
     resources = _resources(db, caller, resource_type, resource_ids, "create")
     taken = db.execute(select(ResourceTag.key, ResourceTag.resource_id).where(
@@ -201,7 +206,7 @@ def delete_tags(db: Session, caller: Caller, resource_type: str, resource_ids: S
     """Remove the resources' tags: all of them, or those with the given keys (and values where
     given), compared without regard to case as CloudStack does. Returns how many went; the caller
     must be allowed to change each one's owner (531 otherwise)."""
-    wanted = list(dict.fromkeys(i.strip().lower() for i in resource_ids if i.strip()))
+    wanted = _distinct(resource_ids)
     if not wanted:
         raise errors.param_error("Unable to execute API command deletetags due to missing parameter resourceids")
     stmt = select(ResourceTag).where(ResourceTag.resource_type == resource_type, ResourceTag.resource_id.in_(wanted))
