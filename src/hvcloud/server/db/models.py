@@ -1157,8 +1157,9 @@ class ResourceTag(Base):
 
     __tablename__ = "resource_tag"
     __table_args__ = (UniqueConstraint("resource_type", "resource_id", "key", name="uq_resource_tag_key"),
-                      Index("ix_resource_tag_type_key_value", "resource_type", "key", "value"),
-                      Index("ix_resource_tag_account", "account_id", "created"))
+                      Index("ix_resource_tag_type_key_value", "resource_type", "key", "value", "resource_id"),
+                      Index("ix_resource_tag_account", "account_id", "created", "id"),
+                      Index("ix_resource_tag_created", "created", "id"))
     id: Mapped[str] = _id_column()
     key: Mapped[str] = mapped_column(String(255))
     value: Mapped[str] = mapped_column(String(255))

@@ -33,12 +33,15 @@ def upgrade() -> None:
         sa.UniqueConstraint('resource_type', 'resource_id', 'key', name='uq_resource_tag_key'),
     )
     with op.batch_alter_table('resource_tag', schema=None) as batch_op:
-        batch_op.create_index('ix_resource_tag_type_key_value', ['resource_type', 'key', 'value'], unique=False)
-        batch_op.create_index('ix_resource_tag_account', ['account_id', 'created'], unique=False)
+        batch_op.create_index('ix_resource_tag_type_key_value', ['resource_type', 'key', 'value', 'resource_id'],
+                              unique=False)
+        batch_op.create_index('ix_resource_tag_account', ['account_id', 'created', 'id'], unique=False)
+        batch_op.create_index('ix_resource_tag_created', ['created', 'id'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('resource_tag', schema=None) as batch_op:
+        batch_op.drop_index('ix_resource_tag_created')
         batch_op.drop_index('ix_resource_tag_account')
         batch_op.drop_index('ix_resource_tag_type_key_value')
     op.drop_table('resource_tag')
