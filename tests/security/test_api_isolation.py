@@ -150,6 +150,11 @@ def _leaks(world: World, text: str, sent: dict[str, str] | None = None) -> list[
 
 #: user commands that take no id and act on the caller's own account only
 CALLER_ONLY = ("getApiLimit",)
+#: user commands that name their objects in a list of ids (the resource tags), and the resource type
+#: of each foreign object (others are tried as the type they are not: still refused)
+ID_LIST_COMMANDS = {"createTags": "resourceids", "deleteTags": "resourceids"}
+TAG_TYPES = {"bob-template": "Template", "bob-network": "Network", "bob-public-ip": "PublicIpAddress",
+             "bob-firewall-rule": "FirewallRule"}
 
 
 def classify(cmd: ApiCommand) -> str:
@@ -234,6 +239,9 @@ def test_user_actions_refuse_another_accounts_ids(world: World, name: str) -> No
         _, text, _ = world.call(world.alice, name, _fill(cmd.params, {}))
         assert _leaks(world, text) == [] and db_fingerprint(world.state.engine) == before
         return
+    if name in ID_LIST_COMMANDS:
+        _refuses_foreign_id_lists(world, name, ID_LIST_COMMANDS[name])
+        return
     assert uuid_params, f"{name} takes no id; decide how to test its isolation"
     for p in uuid_params:
         for what, value in world.foreign_ids.items():
@@ -243,6 +251,25 @@ def test_user_actions_refuse_another_accounts_ids(world: World, name: str) -> No
             assert status != 200, f"{name} {p.name}={what} was accepted: {text[:300]}"
             assert _leaks(world, text, {p.name: value}) == [], f"{name} shows {_leaks(world, text)}"
             assert db_fingerprint(world.state.engine) == before, f"{name} {p.name}={what} changed the database"
+
+
+def _refuses_foreign_id_lists(world: World, name: str, param: str) -> None:
+    """createTags/deleteTags naming another account's objects (tagged by the admin, so that deleting
+    has something to find): refused, nothing leaked or changed; listTags does not show those tags."""
+    for what, type_name in TAG_TYPES.items():
+        world.ok(world.admin, "createTags", resourcetype=type_name, resourceids=world.foreign_ids[what],
+                 **{"tags[0].key": f"owner-{name}", "tags[0].value": "bob-private-tag"})
+    for what, value in world.foreign_ids.items():
+        settle(world.state.engine)
+        before = db_fingerprint(world.state.engine)
+        params = [(param, value), ("resourcetype", TAG_TYPES.get(what, "UserVm")), ("tags[0].key", "k"),
+                  ("tags[0].value", "v")]
+        status, text, _ = world.call(world.alice, name, params if name == "createTags" else params[:2])
+        assert status != 200, f"{name} {param}={what} was accepted: {text[:300]}"
+        assert _leaks(world, text, {param: value}) == [] and "bob-private-tag" not in text, text
+        assert db_fingerprint(world.state.engine) == before, f"{name} {param}={what} changed the database"
+    _, text, _ = world.call(world.alice, "listTags", [("listall", "true")])
+    assert "bob-private-tag" not in text and _leaks(world, text) == []
 
 
 def test_user_can_still_act_on_its_own_resources(world: World) -> None:

@@ -84,6 +84,10 @@ def test_tag_lifecycle_on_vms(state: ServerState, admin: Caller, cloud: dict[str
     assert admin.ok("listTags", key="team", value="blue")["count"] == 2
     assert admin.ok("listTags", resourcetype="uservm", key="env")["count"] == 2
     assert admin.ok("listTags", resourcetype="Volume") == {}
+    status, body = admin.call("listTags", resourcetype="Planet")
+    assert status == 431 and body["errortext"] == "Invalid resource type Planet"
+    events = admin.ok("listEvents", type="CREATE_TAGS")["event"]
+    assert events and events[0]["type"] == "CREATE_TAGS"
     assert admin.ok("listTags", keyword="lu")["count"] == 2 and admin.ok("listTags", keyword="%") == {}
     page = admin.ok("listTags", page="2", pagesize="3")
     assert page["count"] == 4 and len(page["tag"]) == 1
