@@ -206,9 +206,9 @@ def parse_value(name: str, raw: str) -> Any:
     except ValueError:
         raise ValueError(f"setting {name} must be a number, got {raw[:64]!r}") from None
     if not value >= setting.minimum or not math.isfinite(value):
-        raise ValueError(f"setting {name} must be a finite number >= {setting.minimum:g}, got {raw[:64]!r}")
+        raise ValueError(f"setting {name} must be a finite number >= {render(setting.minimum)}, got {raw[:64]!r}")
     if setting.maximum is not None and value > setting.maximum:
-        raise ValueError(f"setting {name} must be at most {setting.maximum:g}, got {raw[:64]!r}")
+        raise ValueError(f"setting {name} must be at most {render(setting.maximum)}, got {raw[:64]!r}")
     return value
 
 

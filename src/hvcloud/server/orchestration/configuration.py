@@ -122,13 +122,13 @@ def remove(db: Session, name: str, scope: str, scope_id: str) -> None:
 
 def stored_globals(db: Session) -> dict[str, str]:
     return {name: value for name, value in db.execute(select(ConfigurationValue.name, ConfigurationValue.value)
-                                                      .where(ConfigurationValue.scope == GLOBAL)).tuples()}
+                                                      .where(ConfigurationValue.scope == GLOBAL))}
 
 
 def stored_in_scope(db: Session, scope: str, scope_id: str) -> dict[str, str]:
     return {name: value for name, value in db.execute(
         select(ConfigurationValue.name, ConfigurationValue.value)
-        .where(ConfigurationValue.scope == scope, ConfigurationValue.scope_id == scope_id)).tuples()}
+        .where(ConfigurationValue.scope == scope, ConfigurationValue.scope_id == scope_id))}
 
 
 @dataclass(frozen=True)
