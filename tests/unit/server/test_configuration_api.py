@@ -221,7 +221,8 @@ def test_a_scope_the_setting_does_not_allow_is_refused(admin: Caller, state: Ser
     for params in ({"zoneid": zone["zoneid"]}, {"clusterid": zone["clusterid"]},
                    {"domainid": admin.ok("listDomains")["domain"][0]["id"]}):
         status, body = admin.call("updateConfiguration", name="vm.userdata.max.length", value="10", **params)
-        assert status == 431 and body["errortext"] == "Invalid scope id provided for the parameter vm.userdata.max.length"
+        assert status == 431
+        assert body["errortext"] == "Invalid scope id provided for the parameter vm.userdata.max.length"
     status, body = admin.call("updateConfiguration", name="max.domain.cpus", value="10",
                               accountid=_account_id(admin))
     assert status == 431 and "Invalid scope id" in body["errortext"]
