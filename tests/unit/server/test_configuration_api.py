@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,13 +14,22 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import ConfigurationValue, ConfigurationVersion, Domain
+from hvcloud.server.orchestration import configuration
+from hvcloud.server.orchestration.agent_manager import AgentManager
 from hvcloud.server.setting_catalog import CATALOG
 from hvcloud.server.state import ServerState
 from hvcloud.storage.errors import UnsafeUrl
 from hvcloud.storage.url_rules import check_address
+from tests.support.postgres import fresh_pg_database
 from tests.support.server_api import Caller, build_zone
+from tests.support.wait import wait_for
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 
 def _one(caller: Caller, name: str, **scope: str) -> dict[str, Any]:
@@ -319,8 +329,6 @@ def test_command_line_values_are_the_default_and_stored_values_win(tmp_path: Pat
     try:
         assert first.config.vm_password_length == 10
         with first.sessions.begin() as db:
-            from hvcloud.server.orchestration import configuration
-
             configuration.store(db, "vm.password.length", "14", "global", "")
         first.refresh_settings()
         assert first.config.vm_password_length == 14
@@ -361,3 +369,55 @@ def test_a_stored_value_a_newer_rule_refuses_is_skipped(admin: Caller, state: Se
     assert "retired.setting" not in {c["name"] for c in admin.ok("listConfigurations", pagesize=-1)["configuration"]}
     with state.sessions() as db:
         assert db.scalar(select(func.count()).select_from(ConfigurationValue)) == 2
+
+
+# ------------------------------------------------------------------------------------------------ reload
+
+def test_a_running_server_picks_up_a_change_within_its_poll(tmp_path: Path) -> None:
+    """The background watch (``settings_poll_seconds``) applies what another server stored."""
+    base = replace(ServerConfig.build(tmp_path / "data", settings={"api.throttling.enabled": "false"}),
+                   manage_agents=False, settings_poll_seconds=0.05)
+    running, writer = ServerState.open(base), ServerState.open(base)
+    try:
+        with TestClient(create_app(running, run_jobs=False)):
+            with writer.sessions.begin() as db:
+                configuration.store(db, "consoleproxy.url", "https://consoles.example.test", "global", "")
+            wait_for("the running server to apply consoleproxy.url",
+                     lambda: running.config.console_proxy_url == "https://consoles.example.test" or None, timeout=30)
+    finally:
+        running.close()
+        writer.close()
+
+
+def test_the_agent_manager_follows_dynamic_settings(state: ServerState) -> None:
+    manager = AgentManager(state.config, state.sessions, state.box)
+    state.on_settings_change.append(manager.reconfigure)
+    with state.sessions.begin() as db:
+        configuration.store(db, "ping.interval", "2", "global", "")
+        configuration.store(db, "ping.timeout", "4", "global", "")
+        configuration.store(db, "agent.concurrency", "3", "global", "")
+    assert state.refresh_settings() is True
+    pinger, writer = manager._pinger, manager._writer
+    assert manager.config.ping_interval_seconds == pinger.config.ping_interval_seconds == 2
+    assert writer.timings.down_after_seconds == 8
+    assert pinger.config.agent_concurrency == 64  # static: applies on restart
+
+
+@pytest.mark.postgres
+def test_two_servers_on_postgresql_share_settings(tmp_path: Path) -> None:
+    with fresh_pg_database() as url:
+        base = replace(ServerConfig.build(tmp_path / "data", db_url=url), manage_agents=False)
+        first, second = ServerState.open(base), ServerState.open(replace(base, data_dir=tmp_path / "other"))
+        try:
+            with first.sessions.begin() as db:
+                configuration.store(db, "max.account.cpus", "9", "account", "acc-1")
+                configuration.store(db, "vm.password.length", "20", "global", "")
+            assert second.refresh_settings() is True
+            assert second.config.vm_password_length == 20
+            assert second.config.scoped_value("max.account.cpus", "account", "acc-1") == "9"
+            with first.sessions.begin() as db:
+                configuration.remove(db, "vm.password.length", "global", "")
+            assert second.refresh_settings() is True and second.config.vm_password_length == 6
+        finally:
+            first.close()
+            second.close()
