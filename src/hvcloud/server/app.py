@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from hvcloud import logs
 from hvcloud.server import access_log
 from hvcloud.server.api import commands
 from hvcloud.server.api.console_servlet import make_console_handler
@@ -25,11 +26,26 @@ from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.state import ServerState
 from hvcloud.server.web.assets import AssetRoutes
 
+log = logs.get(__name__)
+
 
 def load_plugins(names: tuple[str, ...]) -> None:
     """Import extra modules that register API commands or job handlers (``--plugin``)."""
     for name in names:
         importlib.import_module(name)
+
+
+async def watch_settings(state: ServerState) -> None:
+    """Apply settings another server changed: every ``settings_poll_seconds`` one read of
+    ``configuration_version`` (the rows only when it moved), never on the API's path."""
+    while True:
+        await asyncio.sleep(state.config.settings_poll_seconds)
+        try:
+            await asyncio.to_thread(state.refresh_settings)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reloading the settings failed")
 
 
 def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
@@ -49,9 +65,10 @@ def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
             # without the job engine nothing heartbeats this server, so it holds no host leases
             manager = AgentManager(config, state.sessions, state.box,
                                    server_id=state.server_id if run_jobs else None)
-            manager.on_power_change.append(vms.power_listener(state.sessions, config.power_report_grace_seconds))
-            background.append(asyncio.create_task(vms.power_sweep_loop(
-                state.sessions, config.ping_interval_seconds, config.power_report_grace_seconds)))
+            manager.on_power_change.append(vms.power_listener(
+                state.sessions, lambda: state.config.power_report_grace_seconds))
+            background.append(asyncio.create_task(vms.power_sweep_loop(state.sessions, lambda: (
+                state.config.ping_interval_seconds, state.config.power_report_grace_seconds))))
             background.append(asyncio.create_task(storage_cleanup.cleanup_loop(
                 state.sessions, manager, state.box, config.ping_interval_seconds)))
             background.append(asyncio.create_task(network_gc.gc_loop(
@@ -59,6 +76,7 @@ def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
                 config.network_gc_wait_seconds)))
             await manager.start()
             state.agents = manager
+            state.on_settings_change.append(manager.reconfigure)
         if run_jobs:
             engine = JobEngine(state, state.server_id, EngineSettings(
                 workers=config.job_workers, poll_seconds=config.job_poll_seconds,
@@ -66,9 +84,12 @@ def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
                 expire_seconds=config.job_expire_minutes * 60), agents=manager)
             state.jobs = engine
             await engine.start()
+        background.append(asyncio.create_task(watch_settings(state), name="settings-watch"))
         try:
             yield
         finally:
+            if manager is not None:
+                state.on_settings_change.remove(manager.reconfigure)
             if engine is not None:
                 await engine.stop()
                 state.jobs = None

@@ -1148,6 +1148,30 @@ class ConsoleSession(Base):
     bytes_to_client: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_from_client: Mapped[int] = mapped_column(BigInteger, default=0)
 
+class ConfigurationValue(Base):
+    """``configuration_value``: a setting changed through ``updateConfiguration``. A ``global`` row
+    (``scope_id`` empty) overrides the command-line/built-in value; a row of another scope (zone,
+    cluster, account, domain) overrides the global value there, where the setting allows that scope."""
+
+    __tablename__ = "configuration_value"
+    __table_args__ = (UniqueConstraint("name", "scope", "scope_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    scope: Mapped[str] = mapped_column(String(16))
+    scope_id: Mapped[str] = mapped_column(String(36), default="")
+    value: Mapped[str] = mapped_column(Text)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class ConfigurationVersion(Base):
+    """``configuration_version``: one row, bumped with every change of ``configuration_value``, so each
+    server finds out with one cheap read whether it must reload the settings."""
+
+    __tablename__ = "configuration_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 def as_dict(obj: Base) -> dict[str, Any]:
     """Column values of a row, for debugging and tests."""
     return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}
