@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from hvcloud.server.db.default_roles import default_role_id
+from hvcloud.server.db.default_roles import USER_ROLE_ID, default_role_id
 
 
 def new_id() -> str:
@@ -105,14 +105,17 @@ class Account(Base):
     number: Mapped[int | None] = mapped_column(Integer, unique=True, nullable=True)
     state: Mapped[str] = mapped_column(String(32), default="enabled")
     network_domain: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    #: the account's role (CloudStack's dynamic roles); a row given none gets its type's default role
-    role_id: Mapped[str] = mapped_column(ForeignKey("role.id"), index=True, default=default_role_id)
+    #: the account's role (CloudStack's dynamic roles); a row given none gets its type's default role.
+    #: No foreign key: adding one would rebuild ``account`` on SQLite, which every table references;
+    #: roles are never deleted (``removed`` is set), so the reference cannot dangle.
+    role_id: Mapped[str] = mapped_column(String(36), index=True, default=default_role_id,
+                                         server_default=USER_ROLE_ID)
     created: Mapped[datetime] = _created_column()
     removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     domain: Mapped[Domain] = relationship(lazy="joined")
     #: joined: every API call checks the caller's role, and its ``version`` tells whether the rules this
     #: process compiled are current, without a query of its own
-    role: Mapped[Role] = relationship(lazy="joined")
+    role: Mapped[Role] = relationship(lazy="joined", primaryjoin="foreign(Account.role_id) == Role.id")
     users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.created",
                                              primaryjoin="and_(User.account_id == Account.id, "
                                                          "User.removed.is_(None))", viewonly=True)

@@ -61,21 +61,16 @@ def upgrade() -> None:
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)  # naive UTC, as UTCDateTime stores it
     op.bulk_insert(role, [{"id": i, "name": n, "role_type": t, "description": d, "is_default": True, "version": 0,
                            "created": now} for i, n, t, d in _ROLES])
-    with op.batch_alter_table('account', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('role_id', sa.String(length=36), nullable=True))
+    # plain ALTER TABLEs (no batch): rebuilding ``account`` on SQLite would touch every table that
+    # references it; the new column needs no foreign key (roles are never deleted)
+    op.add_column('account', sa.Column('role_id', sa.String(length=36), server_default=_USER, nullable=False))
     op.execute(sa.text("UPDATE account SET role_id = :admin WHERE account_type = 1").bindparams(admin=_ROOT_ADMIN))
-    op.execute(sa.text("UPDATE account SET role_id = :user WHERE role_id IS NULL").bindparams(user=_USER))
-    with op.batch_alter_table('account', schema=None) as batch_op:
-        batch_op.alter_column('role_id', existing_type=sa.String(length=36), nullable=False)
-        batch_op.create_index(batch_op.f('ix_account_role_id'), ['role_id'], unique=False)
-        batch_op.create_foreign_key('fk_account_role_id', 'role', ['role_id'], ['id'])
+    op.create_index(op.f('ix_account_role_id'), 'account', ['role_id'], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('account', schema=None) as batch_op:
-        batch_op.drop_constraint('fk_account_role_id', type_='foreignkey')
-        batch_op.drop_index(batch_op.f('ix_account_role_id'))
-        batch_op.drop_column('role_id')
+    op.drop_index(op.f('ix_account_role_id'), table_name='account')
+    op.execute(sa.text("ALTER TABLE account DROP COLUMN role_id"))  # native on SQLite >= 3.35 and PostgreSQL
     with op.batch_alter_table('role_permission', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_role_permission_role_id'))
     op.drop_table('role_permission')
