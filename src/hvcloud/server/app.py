@@ -19,7 +19,7 @@ from hvcloud.server.api.endpoint import make_handler
 from hvcloud.server.api.registry import REGISTRY
 from hvcloud.server.api.uploads import make_upload_handler
 from hvcloud.server.jobs.engine import EngineSettings, JobEngine
-from hvcloud.server.orchestration import job_handlers, storage_cleanup
+from hvcloud.server.orchestration import job_handlers, roles, storage_cleanup
 from hvcloud.server.orchestration.agent_manager import AgentManager
 from hvcloud.server.orchestration.networks import network_gc
 from hvcloud.server.orchestration.vm import manager as vms
@@ -52,6 +52,7 @@ def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
     commands.load()
     job_handlers.load()
     load_plugins(state.config.plugins)
+    roles.write_default_rules(state.sessions, [c.name for c in REGISTRY.all() if not c.admin_only])
     access_log.install()
     handler = make_handler(state, REGISTRY)
     config = state.config

@@ -21,6 +21,7 @@ from hvcloud.server.db.engine import make_engine, make_session_factory
 from hvcloud.server.db.seed import seed
 from hvcloud.server.db.sequences import Sequences
 from hvcloud.server.orchestration import configuration
+from hvcloud.server.orchestration.role_rules import RoleRules
 
 if TYPE_CHECKING:
     from hvcloud.server.jobs.engine import JobEngine
@@ -40,6 +41,8 @@ class ServerState:
     sequences: Sequences = field(init=False)
     #: the per-account API rate limit (``api.throttling.*``), counted in this process
     rate_limiter: ApiRateLimiter = field(init=False)
+    #: the custom roles' rules as this process compiled them (``orchestration.role_rules``)
+    roles: RoleRules = field(init=False)
     jobs: JobEngine | None = None
     #: set while the app runs (its lifespan starts and stops the manager)
     agents: AgentService | None = None
@@ -80,6 +83,7 @@ class ServerState:
         self.settings_at_start = self.settings = configuration.Snapshot(version=-1)
         self.on_settings_change = []
         self._settings_lock = threading.Lock()
+        self.roles = RoleRules()
         cfg = self.config
         self.rate_limiter = ApiRateLimiter(enabled=cfg.api_throttling_enabled, interval=cfg.api_throttling_interval,
                                            maximum=cfg.api_throttling_max, cache_size=cfg.api_throttling_cachesize)
