@@ -37,7 +37,8 @@ def run(
     max_pending_per_source: int = typer.Option(64, help="connections one address may hold while still "
                                                "sending a request"),
     setting: list[str] = typer.Option([], "--setting", help="NAME=VALUE of a CloudStack-named setting: "
-                                      "ping.interval, ping.timeout, host.stats.interval, wait, … (repeatable)"),
+                                      "ping.interval, ping.timeout, host.stats.interval, wait, … (repeatable); "
+                                      "a value stored with updateConfiguration wins over it"),
     tls_cert: Path | None = typer.Option(None, "--tls-cert", help="serve HTTPS with this PEM certificate "
                                          "(chain); needs --tls-key"),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="the PEM private key of --tls-cert"),

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from hvcloud import logs
 from hvcloud.server import access_log
 from hvcloud.server.api import commands
 from hvcloud.server.api.console_servlet import make_console_handler
@@ -18,12 +19,14 @@ from hvcloud.server.api.endpoint import make_handler
 from hvcloud.server.api.registry import REGISTRY
 from hvcloud.server.api.uploads import make_upload_handler
 from hvcloud.server.jobs.engine import EngineSettings, JobEngine
-from hvcloud.server.orchestration import job_handlers, storage_cleanup
+from hvcloud.server.orchestration import job_handlers, roles, storage_cleanup
 from hvcloud.server.orchestration.agent_manager import AgentManager
 from hvcloud.server.orchestration.networks import network_gc
 from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.state import ServerState
 from hvcloud.server.web.assets import AssetRoutes
+
+log = logs.get(__name__)
 
 
 def load_plugins(names: tuple[str, ...]) -> None:
@@ -32,10 +35,24 @@ def load_plugins(names: tuple[str, ...]) -> None:
         importlib.import_module(name)
 
 
+async def watch_settings(state: ServerState) -> None:
+    """Apply settings another server changed: every ``settings_poll_seconds`` one read of
+    ``configuration_version`` (the rows only when it moved), never on the API's path."""
+    while True:
+        await asyncio.sleep(state.config.settings_poll_seconds)
+        try:
+            await asyncio.to_thread(state.refresh_settings)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reloading the settings failed")
+
+
 def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
     commands.load()
     job_handlers.load()
     load_plugins(state.config.plugins)
+    roles.write_default_rules(state.sessions, [c.name for c in REGISTRY.all() if not c.admin_only])
     access_log.install()
     handler = make_handler(state, REGISTRY)
     config = state.config
@@ -49,9 +66,10 @@ def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
             # without the job engine nothing heartbeats this server, so it holds no host leases
             manager = AgentManager(config, state.sessions, state.box,
                                    server_id=state.server_id if run_jobs else None)
-            manager.on_power_change.append(vms.power_listener(state.sessions, config.power_report_grace_seconds))
-            background.append(asyncio.create_task(vms.power_sweep_loop(
-                state.sessions, config.ping_interval_seconds, config.power_report_grace_seconds)))
+            manager.on_power_change.append(vms.power_listener(
+                state.sessions, lambda: state.config.power_report_grace_seconds))
+            background.append(asyncio.create_task(vms.power_sweep_loop(state.sessions, lambda: (
+                state.config.ping_interval_seconds, state.config.power_report_grace_seconds))))
             background.append(asyncio.create_task(storage_cleanup.cleanup_loop(
                 state.sessions, manager, state.box, config.ping_interval_seconds)))
             background.append(asyncio.create_task(network_gc.gc_loop(
@@ -59,6 +77,7 @@ def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
                 config.network_gc_wait_seconds)))
             await manager.start()
             state.agents = manager
+            state.on_settings_change.append(manager.reconfigure)
         if run_jobs:
             engine = JobEngine(state, state.server_id, EngineSettings(
                 workers=config.job_workers, poll_seconds=config.job_poll_seconds,
@@ -66,9 +85,12 @@ def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
                 expire_seconds=config.job_expire_minutes * 60), agents=manager)
             state.jobs = engine
             await engine.start()
+        background.append(asyncio.create_task(watch_settings(state), name="settings-watch"))
         try:
             yield
         finally:
+            if manager is not None:
+                state.on_settings_change.remove(manager.reconfigure)
             if engine is not None:
                 await engine.stop()
                 state.jobs = None

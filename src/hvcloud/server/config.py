@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hvcloud import logs
 from hvcloud.http_guard import ConnectionLimits
 from hvcloud.server.db.engine import default_sqlite_url
-from hvcloud.server.resource_types import LIMIT_SETTINGS
+from hvcloud.server.setting_catalog import CATALOG, parse_cidr_list, parse_value
+from hvcloud.storage.url_rules import UrlPolicy
+
+log = logs.get(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DB_URL_FILE = "db-url"
@@ -100,6 +104,13 @@ class ServerConfig:
     #: CloudStack's ``consoleproxy.extra.security.validation.enabled``: createConsoleEndpoint
     #: requires ``token``, which the client must present again to the proxy
     console_extra_validation: bool = False
+    #: CloudStack's ``secstorage.allowed.internal.sites``: comma-separated CIDRs whose private or
+    #: loopback addresses templates may be downloaded from (besides ``--allow-private-downloads``)
+    download_allowed_sites: str | None = None
+    #: how often each server checks the database for changed settings (one small query)
+    settings_poll_seconds: float = 5.0
+    #: values stored for a scope: (setting name, scope, scope id) → value (see ``scoped_value``)
+    scoped: Mapping[tuple[str, str, str], str] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def build(cls, data_dir: Path, db_url: str | None = None, listen: str = DEFAULT_LISTEN,
@@ -116,6 +127,17 @@ class ServerConfig:
         host = self.listen_host if self.listen_host not in ("0.0.0.0", "::") else "127.0.0.1"
         scheme = "https" if self.tls_cert is not None else "http"
         return f"{scheme}://{host}:{self.listen_port}"
+
+    @property
+    def download_policy(self) -> UrlPolicy:
+        """Which source addresses image downloads may use."""
+        return UrlPolicy(allow_private=self.download_allow_private, allow_loopback=self.download_allow_loopback,
+                         allowed_networks=parse_cidr_list(self.download_allowed_sites))
+
+    def scoped_value(self, name: str, scope: str, scope_id: str) -> str | None:
+        """The value stored for ``name`` at ``scope``/``scope_id``, if any (no database access: the
+        scoped rows are loaded with the settings)."""
+        return self.scoped.get((name, scope, scope_id))
 
     @property
     def host_down_after_seconds(self) -> float:
@@ -144,84 +166,42 @@ class ServerConfig:
         return 2 * self.ping_interval_seconds
 
 
-#: CloudStack's global setting names accepted by ``--setting NAME=VALUE``, with their config fields
-SETTINGS: dict[str, tuple[str, type[float] | type[int], float]] = {
-    "ping.interval": ("ping_interval_seconds", float, 0.05),
-    "ping.timeout": ("ping_timeout_multiplier", float, 1.0),
-    "host.ping.retry.count": ("ping_retry_count", int, 0),
-    "host.stats.interval": ("host_stats_interval_seconds", float, 0.05),
-    "agent.concurrency": ("agent_concurrency", int, 1),
-    "wait": ("command_wait_seconds", float, 1.0),
-    "agent.connect.timeout": ("agent_connect_timeout_seconds", float, 0.1),
-    "job.expire.minutes": ("job_expire_minutes", float, 0.001),
-    "incorrect.login.attempts.allowed": ("incorrect_login_attempts_allowed", int, 0),
-    "api.signature.expires.window": ("signature_expires_window_seconds", float, 1.0),
-    "api.throttling.interval": ("api_throttling_interval", int, 1),
-    "api.throttling.max": ("api_throttling_max", int, 1),
-    "api.throttling.cachesize": ("api_throttling_cachesize", int, 1),
-    "vm.userdata.max.length": ("vm_userdata_max_length", int, 1),
-    "vm.password.length": ("vm_password_length", int, 6),
-    "network.gc.interval": ("network_gc_interval_seconds", float, 0.05),
-    "network.gc.wait": ("network_gc_wait_seconds", float, 0.0),
-    "consoleproxy.heartbeat.interval": ("console_proxy_heartbeat_seconds", float, 0.05),
-    "consoleproxy.token.ttl": ("console_token_ttl_seconds", float, 1.0),
-}
-
-#: upper bounds of numeric settings, where CloudStack has one
-SETTING_MAXIMA: dict[str, float] = {"vm.userdata.max.length": 1048576, "consoleproxy.token.ttl": 3600}
-
-#: boolean settings (``true``/``false``): name → config field
-BOOL_SETTINGS: dict[str, str] = {
-    "api.signature.version3.required": "signature_v3_required",
-    "user.password.change.regenerate.keys": "regenerate_keys_on_password_change",
-    "api.throttling.enabled": "api_throttling_enabled",
-    "consoleproxy.extra.security.validation.enabled": "console_extra_validation",
-}
-
-
-#: text settings: name → (config field, the pattern a value must match)
-TEXT_SETTINGS: dict[str, tuple[str, str]] = {
-    "instance.name": ("instance_name_suffix", r"[A-Za-z0-9]{1,32}"),
-    "host.maintenance.local.storage.strategy": ("maintenance_strategy", r"Error|ForceStop"),
-    # an http(s) base URL without query, fragment, blanks or quotes (it is put into console URLs)
-    "consoleproxy.url": ("console_proxy_url", r"https?://[A-Za-z0-9.\-\[\]:]{1,255}(/[A-Za-z0-9._~%/\-]{0,512})?"),
-}
-
-
-def parse_settings(settings: dict[str, str]) -> dict[str, Any]:
-    """Turn ``{"ping.interval": "0.5"}`` into config fields; unknown names and bad values raise."""
+def parse_settings(settings: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``{"ping.interval": "0.5"}`` into config fields (rules in :mod:`hvcloud.server.setting_catalog`);
+    unknown names and bad values raise ValueError naming the setting."""
     out: dict[str, Any] = {}
     for name, raw in settings.items():
-        if name in LIMIT_SETTINGS:
-            if not re.fullmatch(r"-1|[0-9]{1,15}", raw):
-                raise ValueError(f"setting {name} must be -1 (unlimited) or a whole number >= 0, got {raw!r}")
-            out["limit_defaults"] = (*out.get("limit_defaults", ()), (name, int(raw)))
-            continue
-        if name in BOOL_SETTINGS:
-            if raw.lower() not in ("true", "false"):
-                raise ValueError(f"setting {name} must be true or false, got {raw!r}")
-            out[BOOL_SETTINGS[name]] = raw.lower() == "true"
-            continue
-        if name in TEXT_SETTINGS:
-            field_name, pattern = TEXT_SETTINGS[name]
-            if not re.fullmatch(pattern, raw):
-                raise ValueError(f"setting {name} must match {pattern}, got {raw!r}")
-            out[field_name] = raw
-            continue
-        if name not in SETTINGS:
-            known = sorted([*SETTINGS, *TEXT_SETTINGS, *BOOL_SETTINGS, *LIMIT_SETTINGS])
-            raise ValueError(f"unknown setting {name!r}; known: {', '.join(known)}")
-        field_name, kind, minimum = SETTINGS[name]
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ValueError(f"setting {name} must be a number, got {raw!r}") from None
-        if not value >= minimum or value != value or value == float("inf"):
-            raise ValueError(f"setting {name} must be a finite number >= {minimum}, got {raw!r}")
-        if name in SETTING_MAXIMA and value > SETTING_MAXIMA[name]:
-            raise ValueError(f"setting {name} must be at most {SETTING_MAXIMA[name]:g}, got {raw!r}")
-        out[field_name] = value
+        value = parse_value(name, raw)
+        field_name = CATALOG[name].field
+        if field_name == "limit_defaults":
+            out["limit_defaults"] = (*out.get("limit_defaults", ()), (name, value))
+        else:
+            out[field_name] = value
     return out
+
+
+def overlay(config: ServerConfig, values: Mapping[str, str], names: Iterable[str] | None = None) -> ServerConfig:
+    """``config`` with the settings ``names`` (default: all in ``values``) taken from ``values`` (stored
+    global rows, already validated), or from ``config`` where ``values`` has none. A stored value that
+    no longer parses (a rule got stricter) is skipped with a log line rather than stopping the server."""
+    wanted = list(values) if names is None else list(names)
+    changes: dict[str, Any] = {}
+    limits = dict(config.limit_defaults)
+    for name in wanted:
+        if name not in values or name not in CATALOG:
+            continue
+        try:
+            value = parse_value(name, values[name])
+        except ValueError as exc:
+            log.warning("stored setting ignored", setting=name, error=str(exc))
+            continue
+        if CATALOG[name].field == "limit_defaults":
+            limits[name] = value
+        else:
+            changes[CATALOG[name].field] = value
+    if limits != dict(config.limit_defaults):
+        changes["limit_defaults"] = tuple(sorted(limits.items()))
+    return replace(config, **changes) if changes else config
 
 
 def check_tls(cert: Path | None, key: Path | None) -> None:

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,24 @@ STOP_GRACE_SECONDS = 30.0
 #: a child that ran this long before dying is restarted at once; sooner, the pause doubles
 HEALTHY_SECONDS = 60.0
 MAX_RESTART_PAUSE = 30.0
+
+#: the interpreter's thread switch interval in a server process (seconds; CPython's default is
+#: 0.005). A thread holding the database's write lock gives up the GIL inside every SQLite statement
+#: and then waits for it until the running thread's interval ends: with API and job threads busy,
+#: a transaction of six writes held the lock (and every other writer, of every server process) for
+#: tens of milliseconds instead of one. ``HVCLOUD_SWITCH_INTERVAL`` overrides it (benchmarks compare).
+SWITCH_INTERVAL = 0.0005
+
+
+def switch_interval() -> float:
+    raw = os.environ.get("HVCLOUD_SWITCH_INTERVAL", "")
+    try:
+        value = float(raw) if raw else SWITCH_INTERVAL
+    except ValueError:
+        raise ValueError(f"HVCLOUD_SWITCH_INTERVAL must be a number of seconds, got {raw!r}") from None
+    if not 0.0001 <= value <= 0.1:
+        raise ValueError(f"HVCLOUD_SWITCH_INTERVAL must be between 0.0001 and 0.1 s, got {raw!r}")
+    return value
 
 
 def check_shareable(config: ServerConfig) -> None:
@@ -65,6 +84,7 @@ def serve(config: ServerConfig, worker: int, log_level: str, sock: socket.socket
     from hvcloud.server.state import ServerState
 
     logs.configure(log_level)  # structured lines at the operator's level, as the agent's
+    sys.setswitchinterval(switch_interval())
     state = ServerState.open(config, worker=worker)
     if sock is not None:
         threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()

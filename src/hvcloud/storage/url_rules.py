@@ -18,12 +18,15 @@ from hvcloud.storage.errors import UnsafeUrl
 
 MAX_URL_LENGTH = 2048
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
 class UrlPolicy:
     allow_private: bool = False
     allow_loopback: bool = False
+    #: private or loopback networks allowed one by one (CloudStack's ``secstorage.allowed.internal.sites``)
+    allowed_networks: tuple[IPNetwork, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ def check_address(addr: IPAddress, policy: UrlPolicy) -> None:
     if kind == "loopback" and policy.allow_loopback:
         return
     if kind == "private" and policy.allow_private:
+        return
+    plain = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped else addr
+    if kind in ("private", "loopback") and any(plain in net for net in policy.allowed_networks):
         return
     raise UnsafeUrl(f"downloads from {kind} addresses ({addr}) are not allowed by the download settings")
 

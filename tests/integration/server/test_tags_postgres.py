@@ -1,4 +1,4 @@
-"""Resource tags on PostgreSQL: migration ``0016_tags`` builds exactly the models on both backends and
+"""Resource tags on PostgreSQL: migration ``0018_tags`` builds exactly the models on both backends and
 goes down and up again, and the tag API (create, filters, duplicates, delete, cleanup on expunge)
 behaves on PostgreSQL as on SQLite."""
 
@@ -57,7 +57,7 @@ def test_tags_migration_down_and_up(engine: Engine) -> None:
     migrate.upgrade(engine)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-    _alembic(engine, "downgrade", "0015_console")
+    _alembic(engine, "downgrade", "0017_roles")
     assert "resource_tag" not in inspect(engine).get_table_names()
     _alembic(engine, "upgrade", "head")
     with engine.connect() as conn:

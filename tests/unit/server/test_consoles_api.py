@@ -198,7 +198,7 @@ def test_fixed_proxy_url_setting(state: ServerState, user_caller: Caller, cloud:
     assert endpoint["websocket"]["port"] == "443"
 
 
-@pytest.mark.parametrize("value", ["ftp://x", "https://a b", "https://x/?q=1", "https://x/\"", "", "https://"])
+@pytest.mark.parametrize("value", ["ftp://x", "https://a b", "https://x/?q=1", "https://x/\"", "https://"])
 def test_bad_console_settings_are_refused(value: str) -> None:
     with pytest.raises(ValueError):
         parse_settings({"consoleproxy.url": value})
@@ -206,6 +206,11 @@ def test_bad_console_settings_are_refused(value: str) -> None:
         parse_settings({"consoleproxy.token.ttl": "7200"})
     with pytest.raises(ValueError):
         parse_settings({"consoleproxy.extra.security.validation.enabled": "yes"})
+
+
+def test_an_empty_console_url_unsets_it() -> None:
+    """(so that ``updateConfiguration name=consoleproxy.url value=`` goes back to the proxy rows)"""
+    assert parse_settings({"consoleproxy.url": ""}) == {"console_proxy_url": None}
 
 
 def test_extra_validation_token(state: ServerState, user_caller: Caller, cloud: dict[str, Any],

@@ -57,3 +57,14 @@ def test_several_processes_refuse_an_in_memory_database(tmp_path: Path, url: str
 @pytest.mark.parametrize("url", [None, "postgresql://u@127.0.0.1/x"])
 def test_several_processes_accept_a_file_or_a_server(tmp_path: Path, url: str | None) -> None:
     processes.check_shareable(ServerConfig.build(tmp_path, url))
+
+
+def test_switch_interval_defaults_short_and_refuses_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HVCLOUD_SWITCH_INTERVAL", raising=False)
+    assert processes.switch_interval() == processes.SWITCH_INTERVAL < 0.005  # below CPython's default
+    monkeypatch.setenv("HVCLOUD_SWITCH_INTERVAL", "0.005")
+    assert processes.switch_interval() == 0.005
+    for bad in ("fast", "0", "-1", "nan", "1e9", "0.00001"):
+        monkeypatch.setenv("HVCLOUD_SWITCH_INTERVAL", bad)
+        with pytest.raises(ValueError, match="HVCLOUD_SWITCH_INTERVAL"):
+            processes.switch_interval()

@@ -119,6 +119,19 @@ class CallContext:
 
     def page(self, stmt: Select[R], args: Args) -> tuple[list[R], int]:
         """Apply ``page``/``pagesize`` with CloudStack's rules; return the page and the total count."""
+        limit, offset = self._window(args)
+        count = self.db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+        if limit != -1:
+            stmt = stmt.limit(limit).offset(offset)
+        return list(self.db.scalars(stmt).unique()), count
+
+    def page_list(self, items: list[R], args: Args) -> tuple[list[R], int]:
+        """:meth:`page` of a list built in memory."""
+        limit, offset = self._window(args)
+        return (items if limit == -1 else items[offset:offset + limit]), len(items)
+
+    def _window(self, args: Args) -> tuple[int, int]:
+        """``(limit, offset)`` of ``page``/``pagesize`` (limit -1: all)."""
         page, pagesize = args.opt_int("page"), args.opt_int("pagesize")
         limit = self.state.config.max_page_size
         offset = 0
@@ -136,10 +149,7 @@ class CallContext:
             if pagesize < 1 or page < 1:
                 raise errors.param_error("page and pagesize must be positive")
             limit, offset = pagesize, (page - 1) * pagesize
-        count = self.db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-        if limit != -1:
-            stmt = stmt.limit(limit).offset(offset)
-        return list(self.db.scalars(stmt).unique()), count
+        return limit, offset
 
     def event(self, event_type: str, description: str, *, resource_type: str | None = None,
               resource_id: str | None = None, level: str = "INFO") -> None:

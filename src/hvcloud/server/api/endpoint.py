@@ -115,9 +115,12 @@ def process(state: ServerState, registry: Registry, method: str, params: Request
                 state.rate_limiter.check(user.account_id)
             if command is None:
                 raise errors.unauthorized(errors.NOT_AVAILABLE_TEXT, generic_envelope=True)
-            admin = user.account.account_type == 1
+            admin = user.account.account_type == ACCOUNT_TYPE_ADMIN
             if command.admin_only and not admin:
+                # whatever its role's rules say: admin commands trust their caller to be a root admin
                 raise errors.unauthorized(errors.NOT_AVAILABLE_TEXT)
+            if not state.roles.allows(db, user.account.role, command.name, admin_only=command.admin_only):
+                raise errors.not_available_for(command.name, user.account.name)
             bad = params.has_control_characters()
             if bad is not None:
                 raise errors.param_error(f"Received value for parameter {bad[:64]} contains control "

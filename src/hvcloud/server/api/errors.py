@@ -47,3 +47,9 @@ ApiError = CloudError
 
 def unauthorized(text: str = CREDENTIALS_TEXT, *, generic_envelope: bool = False) -> ApiError:
     return ApiError(UNAUTHORIZED, text, None, generic_envelope=generic_envelope)
+
+
+def not_available_for(command: str, account: str) -> ApiError:
+    """The caller's role does not allow the command (CloudStack's dynamic role checker)."""
+    return ApiError(UNSUPPORTED_ACTION, f"The API [{command}] does not exist or is not available for the account "
+                    f"{account}.")

@@ -45,6 +45,13 @@ class ApiRateLimiter:
         self._windows: OrderedDict[str, _Window] = OrderedDict()
         self._lock = threading.Lock()
 
+    def reconfigure(self, *, enabled: bool, interval: int, maximum: int, cache_size: int) -> None:
+        """New ``api.throttling.*`` values: open windows keep their end, new ones use ``interval``."""
+        with self._lock:
+            self.enabled, self.interval, self.maximum, self.cache_size = enabled, interval, maximum, cache_size
+            while len(self._windows) > self.cache_size:
+                self._windows.popitem(last=False)
+
     def _window(self, account_id: str, now: float) -> _Window:
         """The account's current window (a new one when none is open); the caller holds the lock."""
         window = self._windows.get(account_id)

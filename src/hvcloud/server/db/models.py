@@ -36,6 +36,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from hvcloud.server.db.default_roles import USER_ROLE_ID, default_role_id
+
 
 def new_id() -> str:
     return str(uuid.uuid4())
@@ -103,9 +105,17 @@ class Account(Base):
     number: Mapped[int | None] = mapped_column(Integer, unique=True, nullable=True)
     state: Mapped[str] = mapped_column(String(32), default="enabled")
     network_domain: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: the account's role (CloudStack's dynamic roles); a row given none gets its type's default role.
+    #: No foreign key: adding one would rebuild ``account`` on SQLite, which every table references;
+    #: roles are never deleted (``removed`` is set), so the reference cannot dangle.
+    role_id: Mapped[str] = mapped_column(String(36), index=True, default=default_role_id,
+                                         server_default=USER_ROLE_ID)
     created: Mapped[datetime] = _created_column()
     removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     domain: Mapped[Domain] = relationship(lazy="joined")
+    #: joined: every API call checks the caller's role, and its ``version`` tells whether the rules this
+    #: process compiled are current, without a query of its own
+    role: Mapped[Role] = relationship(lazy="joined", primaryjoin="foreign(Account.role_id) == Role.id")
     users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.created",
                                              primaryjoin="and_(User.account_id == Account.id, "
                                                          "User.removed.is_(None))", viewonly=True)
@@ -1147,6 +1157,61 @@ class ConsoleSession(Base):
     close_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
     bytes_to_client: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_from_client: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ConfigurationValue(Base):
+    """``configuration_value``: a setting changed through ``updateConfiguration``. A ``global`` row
+    (``scope_id`` empty) overrides the command-line/built-in value; a row of another scope (zone,
+    cluster, account, domain) overrides the global value there, where the setting allows that scope."""
+
+    __tablename__ = "configuration_value"
+    __table_args__ = (UniqueConstraint("name", "scope", "scope_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    scope: Mapped[str] = mapped_column(String(16))
+    scope_id: Mapped[str] = mapped_column(String(36), default="")
+    value: Mapped[str] = mapped_column(Text)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class ConfigurationVersion(Base):
+    """``configuration_version``: one row, bumped with every change of ``configuration_value``, so each
+    server finds out with one cheap read whether it must reload the settings."""
+
+    __tablename__ = "configuration_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Role(Base):
+    """``role``: CloudStack's dynamic role. ``version`` grows with every change to the role or its
+    rules (in the same transaction): each server process keeps the rules it compiled with the version
+    it read, and the role row comes joined with the caller's account on every call."""
+
+    __tablename__ = "role"
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    role_type: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RolePermission(Base):
+    """``role_permission``: one rule of a role (an API name, or a pattern with ``*``), allow or deny;
+    the first rule in ``sort_order`` that matches a command decides."""
+
+    __tablename__ = "role_permission"
+    __table_args__ = (UniqueConstraint("role_id", "rule"),)
+    id: Mapped[str] = _id_column()
+    role_id: Mapped[str] = mapped_column(ForeignKey("role.id", ondelete="CASCADE"), index=True)
+    rule: Mapped[str] = mapped_column(String(255))
+    permission: Mapped[str] = mapped_column(String(8))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = _created_column()
 
 
 class ResourceTag(Base):

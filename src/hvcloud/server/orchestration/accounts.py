@@ -117,12 +117,15 @@ def add_user(db: Session, account: Account, new: NewUser) -> User:
 
 
 def create_account(db: Session, actor: User, domain: Domain, name: str, account_type: int,
-                   network_domain: str | None, first_user: NewUser) -> Account:
+                   network_domain: str | None, first_user: NewUser, *, role_id: str | None = None) -> Account:
+    """A new account and its first user; ``role_id`` None: the account type's default role."""
     exists = db.scalar(select(Account.id).where(Account.domain_id == domain.id, Account.name == name,
                                                 Account.removed.is_(None)))
     if exists is not None:
         raise errors.param_error(f"The specified account: {name} already exists")
     account = Account(name=name, domain_id=domain.id, account_type=account_type, network_domain=network_domain)
+    if role_id is not None:
+        account.role_id = role_id
     db.add(account)
     db.flush()
     add_user(db, account, first_user)

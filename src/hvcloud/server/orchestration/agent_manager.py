@@ -41,7 +41,7 @@ from hvcloud.server.orchestration.agents.links import HostRow, Links
 from hvcloud.server.orchestration.agents.ownership import Ownership
 from hvcloud.server.orchestration.agents.pings import Pinger
 from hvcloud.server.orchestration.agents.remote import RemoteHosts
-from hvcloud.server.orchestration.agents.scope import Scope
+from hvcloud.server.orchestration.agents.scope import LiveConfig, Scope
 from hvcloud.server.orchestration.agents.sending import tracked
 from hvcloud.server.orchestration.agents.stats import ManagerStats
 from hvcloud.server.orchestration.agents.sync_bridge import SyncBridge
@@ -63,13 +63,13 @@ T = TypeVar("T")
 class AgentManager:
     def __init__(self, config: ServerConfig, sessions: sessionmaker[Session], box: SecretBox, *,
                  server_id: str | None = None) -> None:
-        self.config = config
+        self._live = LiveConfig(config)
         self.sessions = sessions
         self.box = box
         #: this server's id in ``management_server``; None drives every host (no leases)
         self.server_id = server_id
         self.stats = ManagerStats()
-        scope = Scope(config, sessions, box, server_id, self.stats)
+        scope = Scope(self._live, sessions, box, server_id, self.stats)
         self._links = Links(scope)
         self._remote = RemoteHosts(scope, self._links)
         self._writer = OutcomeWriter(scope, self._links)
@@ -78,6 +78,15 @@ class AgentManager:
         self._bridge = SyncBridge()
         self._tasks: list[asyncio.Task[None]] = []
         self.on_power_change: list[Callable[[list[power_sync.PowerChange]], None]] = self._writer.on_power_change
+
+    @property
+    def config(self) -> ServerConfig:
+        return self._live.config
+
+    def reconfigure(self, config: ServerConfig) -> None:
+        """Use new settings (a dynamic setting changed): ping interval, timeouts and retries apply
+        from the parts' next read; the semaphore (``agent.concurrency``) is sized at start."""
+        self._live.config = config
 
     # ------------------------------------------------------------------ lifecycle
 

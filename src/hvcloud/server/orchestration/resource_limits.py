@@ -45,10 +45,19 @@ from hvcloud.server.orchestration import events
 ROOT_PATH = "ROOT"
 
 
-def default_limit(config: ServerConfig, kind: str, resource_type: int) -> int:
-    """The ``max.<kind>.*`` setting in counting units (storage settings are GiB, counts are bytes)."""
+def default_limit(config: ServerConfig, kind: str, resource_type: int, *, account: Account | None = None,
+                  domain_id: str | None = None) -> int:
+    """The ``max.<kind>.*`` setting in counting units (storage settings are GiB, counts are bytes):
+    the value stored for ``account`` (``max.account.*`` only), else for its domain or ``domain_id``,
+    else the global one (``updateConfiguration`` with accountid/domainid, or none)."""
     name = f"max.{kind}.{R.SETTING_SUFFIX[resource_type]}"
-    value = dict(config.limit_defaults).get(name)
+    scoped = None
+    if account is not None:
+        scoped = config.scoped_value(name, "account", account.id)
+        domain_id = account.domain_id
+    if scoped is None and domain_id is not None:
+        scoped = config.scoped_value(name, "domain", domain_id)
+    value = int(scoped) if scoped is not None else dict(config.limit_defaults).get(name)
     if value is None:
         value = (R.ACCOUNT_DEFAULTS if kind == "account" else R.DOMAIN_DEFAULTS)[resource_type]
     return value if value == R.UNLIMITED else value * R.setting_unit(resource_type)
@@ -64,7 +73,7 @@ def account_limit(db: Session, config: ServerConfig, account: Account, resource_
     if account.account_type == ACCOUNT_TYPE_ADMIN:
         return R.UNLIMITED
     found = _explicit(db, resource_type, account_id=account.id)
-    return found if found is not None else default_limit(config, "account", resource_type)
+    return found if found is not None else default_limit(config, "account", resource_type, account=account)
 
 
 def account_limits(db: Session, config: ServerConfig, account: Account, types: Iterable[int]) -> dict[int, int]:
@@ -74,7 +83,7 @@ def account_limits(db: Session, config: ServerConfig, account: Account, types: I
         return {t: R.UNLIMITED for t in wanted}
     explicit: dict[int, int] = dict(db.execute(select(ResourceLimit.resource_type, ResourceLimit.max).where(  # type: ignore[arg-type]
         ResourceLimit.account_id == account.id, ResourceLimit.resource_type.in_(wanted))).all()) if wanted else {}
-    return {t: explicit[t] if t in explicit else default_limit(config, "account", t) for t in wanted}
+    return {t: explicit[t] if t in explicit else default_limit(config, "account", t, account=account) for t in wanted}
 
 
 def domain_path(db: Session, domain: Domain) -> list[Domain]:
@@ -97,7 +106,8 @@ def domain_limit(db: Session, config: ServerConfig, domain: Domain, resource_typ
         found = _explicit(db, resource_type, domain_id=node.id)
         if found is not None:
             return found
-    return R.UNLIMITED if domain.parent_id is None else default_limit(config, "domain", resource_type)
+    return R.UNLIMITED if domain.parent_id is None else default_limit(config, "domain", resource_type,
+                                                                      domain_id=domain.id)
 
 
 # ------------------------------------------------------------------------------------------ counting
@@ -332,7 +342,8 @@ def account_usage(db: Session, config: ServerConfig, accounts: list[Account]) ->
             if account.account_type == ACCOUNT_TYPE_ADMIN:
                 limit = R.UNLIMITED
             else:
-                limit = explicit.get((account.id, resource_type), default_limit(config, "account", resource_type))
+                limit = explicit.get((account.id, resource_type),
+                                     default_limit(config, "account", resource_type, account=account))
             total = counts.get((account.id, resource_type))
             if total is None:
                 total = recount_account(db, account.id, resource_type)

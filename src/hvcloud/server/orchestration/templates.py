@@ -27,7 +27,6 @@ from hvcloud.storage.http_fetch import download
 from hvcloud.storage.image_check import check_template
 from hvcloud.storage.limits import DownloadLimits
 from hvcloud.storage.transfer import parse_checksum, verify_file
-from hvcloud.storage.url_rules import UrlPolicy
 
 NOT_DOWNLOADED = "NOT_DOWNLOADED"
 DOWNLOAD_IN_PROGRESS = "DOWNLOAD_IN_PROGRESS"
@@ -174,7 +173,7 @@ def download_template(sessions: sessionmaker[Session], settings: StoreSettings, 
         url, checksum = ref.template.url or "", ref.template.checksum
     set_state(sessions, ref_id, DOWNLOAD_IN_PROGRESS, percent=0)
     staged = staging_file(settings, ref_id)
-    policy = UrlPolicy(allow_private=config.download_allow_private, allow_loopback=config.download_allow_loopback)
+    policy = config.download_policy
     limits = DownloadLimits(max_bytes=config.template_max_bytes, connect_timeout=config.download_connect_timeout,
                             read_timeout=config.download_read_timeout)
     last = [-1]

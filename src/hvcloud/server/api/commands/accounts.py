@@ -11,15 +11,16 @@ from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Result, SuccessResult
 from hvcloud.server.db.crypto import hash_password, new_api_key, verify_password
 from hvcloud.server.db.models import Account, Domain, User
-from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_USER, ADMIN_USERNAME
+from hvcloud.server.db.seed import ADMIN_USERNAME
 from hvcloud.server.orchestration import accounts as account_manager
 from hvcloud.server.orchestration import resource_limits as limits
+from hvcloud.server.orchestration import roles
 from hvcloud.server.views.accounts import account_view, domain_view, user_view
 
 command = REGISTRY.command
 
 USER_FIELDS = ("id", "username", "account", "accounttype", "state", "apikey")
-ACCOUNT_FIELDS = ("id", "name", "accounttype", "domainid", "state", "user")
+ACCOUNT_FIELDS = ("id", "name", "accounttype", "roleid", "rolename", "roletype", "domainid", "state", "user")
 _USER_PARAMS = [
     Param("username", required=True, description="Unique username"),
     Param("password", required=True, description="Clear text password"),
@@ -61,20 +62,20 @@ def _visible_user(ctx: CallContext, user_id: str, name: str = "id") -> User:
 
 @command("createAccount", "Creates an account", params=[
     *_USER_PARAMS,
-    Param("accounttype", "short", description="Type of the account: 0 user, 1 root admin"),
+    Param("accounttype", "short", description="Type of the account: 0 user, 1 root admin; with roleid, "
+          "the role's type decides it"),
+    Param("roleid", "uuid", description="Creates the account under the specified role (of type User or "
+          "Admin); by default the account type's default role"),
     Param("account", description="Name of the account; defaults to the username"),
     Param("domainid", "uuid", description="Domain the account is created in"),
     Param("networkdomain", description="Network domain for the account's networks"),
 ], response=ACCOUNT_FIELDS)
 def create_account(ctx: CallContext, args: Args) -> Result:
-    account_type = args.opt_int("accounttype")
-    account_type = ACCOUNT_TYPE_USER if account_type is None else account_type
-    if account_type not in (ACCOUNT_TYPE_USER, ACCOUNT_TYPE_ADMIN):
-        raise errors.param_error("accounttype must be 0 (user) or 1 (root admin)")
+    role_id, account_type = roles.role_for_account(ctx.db, args.opt_str("roleid"), args.opt_int("accounttype"))
     domain = _domain(ctx, args)
     name = args.opt_str("account") or args.str("username")
     account = account_manager.create_account(ctx.db, ctx.user, domain, name, account_type,
-                                             args.opt_str("networkdomain"), _new_user(ctx, args))
+                                             args.opt_str("networkdomain"), _new_user(ctx, args), role_id=role_id)
     return ObjectResult("account", account_view(account))
 
 

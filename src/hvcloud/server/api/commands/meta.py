@@ -30,7 +30,9 @@ def _api_view(cmd: ApiCommand) -> dict[str, Any]:
 @command("listApis", "Lists all available APIs and their parameters", admin=False,
          params=[Param("name", description="API name")])
 def list_apis(ctx: CallContext, args: Args) -> Result:
-    apis = [c for c in REGISTRY.all() if ctx.is_admin or not c.admin_only]
+    role = ctx.account.role
+    apis = [c for c in REGISTRY.all() if (ctx.is_admin or not c.admin_only)
+            and ctx.state.roles.allows(ctx.db, role, c.name, admin_only=c.admin_only)]
     name = args.opt_str("name")
     if name is not None:
         apis = [c for c in apis if c.name == name]
@@ -47,7 +49,7 @@ def list_capabilities(ctx: CallContext, args: Args) -> Result:
         "cloudstackversion": CLOUDSTACK_VERSION,
         "securitygroupsenabled": ctx.db.scalar(select(Zone.id).where(Zone.security_groups_enabled.is_(True))
                                                .limit(1)) is not None,
-        "dynamicrolesenabled": False, "userpublictemplateenabled": True, "supportELB": "false",
+        "dynamicrolesenabled": True, "userpublictemplateenabled": True, "supportELB": "false",
         "projectinviterequired": False, "allowusercreateprojects": False,
         "customdiskofferingminsize": 1, "customdiskofferingmaxsize": 1024, "kvmsnapshotenabled": True,
         "allowuserviewdestroyedvm": True, "allowuserexpungerecovervm": True,

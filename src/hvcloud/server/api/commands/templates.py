@@ -36,7 +36,7 @@ from hvcloud.server.views.tags import tag_map
 from hvcloud.server.views.templates import template_view
 from hvcloud.storage.errors import StoreError, UnsafeUrl
 from hvcloud.storage.transfer import parse_checksum
-from hvcloud.storage.url_rules import UrlPolicy, check_address, parse_url
+from hvcloud.storage.url_rules import check_address, parse_url
 
 command = REGISTRY.command
 
@@ -62,7 +62,7 @@ def _check_url(ctx: CallContext, url: str) -> None:
         return
     config = ctx.state.config
     try:
-        check_address(literal, UrlPolicy(config.download_allow_private, config.download_allow_loopback))
+        check_address(literal, config.download_policy)
     except UnsafeUrl as exc:
         raise errors.param_error(f"Invalid URL: {exc}") from None
 

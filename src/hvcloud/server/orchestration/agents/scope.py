@@ -11,22 +11,39 @@ from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.orchestration.agents.stats import ManagerStats
 
 
+class LiveConfig:
+    """The settings the parts read: replaced as a whole when a dynamic setting changes
+    (``AgentManager.reconfigure``), so every part sees the new values from its next read."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+
+
 @dataclass(frozen=True)
 class Scope:
-    config: ServerConfig
+    live: LiveConfig
     sessions: sessionmaker[Session]
     box: SecretBox
     #: this server's id in ``management_server``; None drives every host (no leases)
     server_id: str | None
     stats: ManagerStats
 
+    @property
+    def config(self) -> ServerConfig:
+        return self.live.config
+
 
 class Part:
     """Base of the manager's parts: the scope's fields as attributes."""
 
     def __init__(self, scope: Scope) -> None:
-        self.config = scope.config
+        self._live = scope.live
         self.sessions = scope.sessions
         self.box = scope.box
         self.server_id = scope.server_id
         self.stats = scope.stats
+
+    @property
+    def config(self) -> ServerConfig:
+        """The current settings (dynamic ones change while the manager runs)."""
+        return self._live.config

@@ -42,9 +42,13 @@ class OutcomeWriter(Part):
     def __init__(self, scope: Scope, links: Links) -> None:
         super().__init__(scope)
         self.links = links
-        self.timings = Timings(self.config.host_down_after_seconds, self.config.ping_retry_count)
         self.on_power_change: list[Callable[[list[power_sync.PowerChange]], None]] = []
         self.queue: asyncio.Queue[Outcome] = asyncio.Queue()
+
+    @property
+    def timings(self) -> Timings:
+        """From the current settings (``ping.interval`` x ``ping.timeout``, ``host.ping.retry.count``)."""
+        return Timings(self.config.host_down_after_seconds, self.config.ping_retry_count)
 
     def reset(self) -> None:
         """A new queue for the loop being started."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -661,23 +661,25 @@ def sweep_unreported(db: Session, grace_seconds: float) -> int:
     return moved
 
 
-async def power_sweep_loop(sessions: sessionmaker[Session], interval: float, grace_seconds: float) -> None:
-    def once() -> None:
+async def power_sweep_loop(sessions: sessionmaker[Session], timing: Callable[[], tuple[float, float]]) -> None:
+    """Every ping interval, :func:`sweep_unreported`; ``timing`` gives the current (interval, grace)
+    (both follow ``ping.interval``, which may change while the server runs)."""
+    def once(grace_seconds: float) -> None:
         with sessions.begin() as db:
             sweep_unreported(db, grace_seconds)
 
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(timing()[0])
         try:
-            await asyncio.to_thread(once)
+            await asyncio.to_thread(once, timing()[1])
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("VM power sweep failed")
 
 
-def power_listener(sessions: sessionmaker[Session], grace_seconds: float) -> Any:
+def power_listener(sessions: sessionmaker[Session], grace_seconds: Callable[[], float]) -> Any:
     def listener(changes: list[P.PowerChange]) -> None:
         with sessions.begin() as db:
-            apply_power_changes(db, changes, grace_seconds)
+            apply_power_changes(db, changes, grace_seconds())
     return listener

@@ -1,7 +1,7 @@
 """resource tags: resource_tag
 
-Revision ID: 0016_tags
-Revises: 0015_console
+Revision ID: 0018_tags
+Revises: 0017_roles
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0016_tags'
-down_revision = '0015_console'
+revision = '0018_tags'
+down_revision = '0017_roles'
 branch_labels = None
 depends_on = None
 
