@@ -7,39 +7,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hvcloud.server.db import engine as db_engine
 from hvcloud.server.db import migrate
 from hvcloud.server.db.models import Account, Base, Domain, SSHKeyPair, UserData
-from tests.support.postgres import fresh_pg_database
+from tests.support.migrations import BACKENDS, alembic, empty_engine
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = db_engine.make_engine(f"sqlite:///{tmp_path / 'keys.db'}")
+    with empty_engine(request.param, tmp_path) as eng:
         yield eng
-        eng.dispose()
-        return
-    with fresh_pg_database() as url:
-        eng = db_engine.make_engine(url)
-        yield eng
-        eng.dispose()
-
-
-def _alembic(engine: Engine, action: str, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(migrate.MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, action)(cfg, revision)
 
 
 def test_keys_migration_down_and_up(engine: Engine) -> None:
@@ -48,12 +30,12 @@ def test_keys_migration_down_and_up(engine: Engine) -> None:
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
 
-    _alembic(engine, "downgrade", "0010_networks")
+    alembic(engine, "downgrade", "0010_networks")
     tables = set(inspect(engine).get_table_names())
     assert not tables & {"ssh_keypair", "user_data"}
     assert not {c["name"] for c in inspect(engine).get_columns("vm_instance")} & {"keypairs", "password_enc"}
 
-    _alembic(engine, "upgrade", "head")
+    alembic(engine, "upgrade", "head")
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
 

@@ -7,42 +7,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from hvcloud.server.db import engine as db_engine
-from hvcloud.server.db import migrate
 from hvcloud.server.db.default_roles import DEFAULT_ROLES, ROOT_ADMIN_ROLE_ID, USER_ROLE_ID
 from hvcloud.server.db.models import Base
-from tests.support.postgres import fresh_pg_database
+from tests.support.migrations import BACKENDS, alembic, empty_engine
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = db_engine.make_engine(f"sqlite:///{tmp_path / 'roles.db'}")
+    with empty_engine(request.param, tmp_path) as eng:
         yield eng
-        eng.dispose()
-        return
-    with fresh_pg_database() as url:
-        eng = db_engine.make_engine(url)
-        yield eng
-        eng.dispose()
-
-
-def _alembic(engine: Engine, action: str, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(migrate.MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, action)(cfg, revision)
 
 
 def test_existing_accounts_get_their_default_role(engine: Engine) -> None:
-    _alembic(engine, "upgrade", "0016_configuration")
+    alembic(engine, "upgrade", "0016_configuration")
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO domain (id, name, path, level, created) "
                           "VALUES ('d', 'ROOT', 'ROOT', 0, CURRENT_TIMESTAMP)"))
@@ -50,7 +31,7 @@ def test_existing_accounts_get_their_default_role(engine: Engine) -> None:
             conn.execute(text("INSERT INTO account (id, name, domain_id, account_type, state, created) "
                               "VALUES (:id, :id, 'd', :t, 'enabled', CURRENT_TIMESTAMP)"),
                          {"id": account_id, "t": account_type})
-    _alembic(engine, "upgrade", "head")
+    alembic(engine, "upgrade", "head")
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         assert {r[0]: r[1] for r in conn.execute(text("SELECT id, role_id FROM account"))} == {
@@ -59,10 +40,10 @@ def test_existing_accounts_get_their_default_role(engine: Engine) -> None:
         assert sorted((r[0], r[1], r[2], bool(r[3])) for r in roles) == sorted(
             (i, n, t, True) for i, n, t, _ in DEFAULT_ROLES)
 
-    _alembic(engine, "downgrade", "0016_configuration")
+    alembic(engine, "downgrade", "0016_configuration")
     assert not set(inspect(engine).get_table_names()) & {"role", "role_permission"}
     assert "role_id" not in {c["name"] for c in inspect(engine).get_columns("account")}
-    _alembic(engine, "upgrade", "head")
+    alembic(engine, "upgrade", "head")
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         assert conn.execute(text("SELECT count(*) FROM account WHERE role_id IS NULL")).scalar() == 0

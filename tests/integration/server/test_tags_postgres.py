@@ -11,18 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 
 from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
-from hvcloud.server.db import engine as db_engine
 from hvcloud.server.db import migrate
 from hvcloud.server.db.models import Base, ResourceTag
 from hvcloud.server.state import ServerState
+from tests.support.migrations import BACKENDS, alembic, empty_engine
 from tests.support.postgres import fresh_pg_database
 from tests.support.server_api import Caller, build_zone, keys_of, ready_template
 from tests.unit.server.test_tags_api import _create, _pairs, _tags, _vm
@@ -32,34 +30,19 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = db_engine.make_engine(f"sqlite:///{tmp_path / 'tags.db'}")
+    with empty_engine(request.param, tmp_path) as eng:
         yield eng
-        eng.dispose()
-        return
-    with fresh_pg_database() as url:
-        eng = db_engine.make_engine(url)
-        yield eng
-        eng.dispose()
-
-
-def _alembic(engine: Engine, action: str, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(migrate.MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, action)(cfg, revision)
 
 
 def test_tags_migration_down_and_up(engine: Engine) -> None:
     migrate.upgrade(engine)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-    _alembic(engine, "downgrade", "0017_roles")
+    alembic(engine, "downgrade", "0017_roles")
     assert "resource_tag" not in inspect(engine).get_table_names()
-    _alembic(engine, "upgrade", "head")
+    alembic(engine, "upgrade", "head")
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
 
