@@ -65,15 +65,18 @@ def _check_scope(setting: Setting, scope: str) -> None:
 def _entry(ctx: CallContext, setting: Setting, scope: str, scope_id: str) -> conf.Entry:
     """The setting as it stands after a change (read back from the database, not this server's
     cached copy, so that the answer shows the change even for a static setting)."""
+    return next(e for e in _entries(ctx, scope, scope_id) if e.setting.name == setting.name)
+
+
+def _entries(ctx: CallContext, scope: str, scope_id: str) -> list[conf.Entry]:
+    """Every setting as it stands in ``scope`` (read from the database)."""
     state = ctx.state
     stored = conf.stored_globals(ctx.db)
     if scope == GLOBAL:
-        entries = conf.global_entries(state.config, state.base_config, stored)
-    else:
-        entries = conf.scope_entries(state.config, state.base_config, stored, scope, scope_id,
-                                     conf.stored_in_scope(ctx.db, scope, scope_id),
-                                     _account_domain_values(ctx, scope, scope_id))
-    return next(e for e in entries if e.setting.name == setting.name)
+        return list(conf.global_entries(state.config, state.base_config, stored))
+    return list(conf.scope_entries(state.config, state.base_config, stored, scope, scope_id,
+                                   conf.stored_in_scope(ctx.db, scope, scope_id),
+                                   _account_domain_values(ctx, scope, scope_id)))
 
 
 def _account_domain_values(ctx: CallContext, scope: str, scope_id: str) -> dict[str, str] | None:
@@ -97,14 +100,7 @@ def _applied(ctx: CallContext) -> None:
 ], response=FIELDS)
 def list_configurations(ctx: CallContext, args: Args) -> Result:
     scope, scope_id = _scope(ctx, args)
-    state = ctx.state
-    stored = conf.stored_globals(ctx.db)
-    if scope == GLOBAL:
-        entries = conf.global_entries(state.config, state.base_config, stored)
-    else:
-        entries = conf.scope_entries(state.config, state.base_config, stored, scope, scope_id,
-                                     conf.stored_in_scope(ctx.db, scope, scope_id),
-                                     _account_domain_values(ctx, scope, scope_id))
+    entries = _entries(ctx, scope, scope_id)
     category = args.opt_str("category")
     if category is not None:
         entries = [e for e in entries if e.setting.category.lower() == category.lower()]
