@@ -17,22 +17,17 @@ import json
 import statistics
 import tempfile
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select
-from tests.support.server_api import Caller, build_zone, keys_of, ready_template
+from tests.support.server_api import Caller, build_zone, ready_template
+from tests.support.server_in_process import in_process_server
 
-from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import Account, ResourceTag, ServiceOffering, User, VMInstance, new_id
 from hvcloud.server.state import ServerState
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 BATCH = 2000
 #: the tag keys, and how many distinct values each cycles through (``env`` and ``team``: 1 VM in 20
@@ -89,29 +84,24 @@ def run(vms: int, tags: int, rounds: int) -> dict[str, Any]:
     out: dict[str, Any] = {"vms": vms, "tags_per_vm": tags}
     with tempfile.TemporaryDirectory(prefix="tags-bench-") as tmp:
         config = ServerConfig.build(Path(tmp) / "data", settings={"api.throttling.enabled": "false"})
-        state = ServerState.open(replace(config, manage_agents=False))
-        try:
-            with TestClient(create_app(state)) as http:
-                admin = Caller(http, *keys_of(state, "admin"))
-                zone = build_zone(admin)["zoneid"]
-                started = time.perf_counter()
-                _fill(state, zone, vms, tags)
-                out["fill_s"] = round(time.perf_counter() - started, 2)
-                last_page = max(1, (vms * tags + 499) // 500 // 2)
-                filter_tags = {"tags[0].key": "env", "tags[0].value": "e0", "tags[1].key": "team",
-                               "tags[1].value": "t0"}
-                for label, params in (
-                        ("listTags", {"command": "listTags", "listall": "true", "page": "1", "pagesize": "500"}),
-                        ("listTags_deep_page", {"command": "listTags", "listall": "true", "page": str(last_page),
-                                                "pagesize": "500"}),
-                        ("listVirtualMachines_tag_filter", {"command": "listVirtualMachines", "listall": "true",
-                                                            "page": "1", "pagesize": "500", **filter_tags}),
-                        ("listVirtualMachines_baseline", {"command": "listVirtualMachines", "listall": "true",
-                                                          "page": "1", "pagesize": "500"})):
-                    p50, p95, rows = _percentiles(admin, params, rounds)
-                    out[label] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "rows": rows}
-        finally:
-            state.close()
+        with in_process_server(replace(config, manage_agents=False)) as (state, admin):
+            zone = build_zone(admin)["zoneid"]
+            started = time.perf_counter()
+            _fill(state, zone, vms, tags)
+            out["fill_s"] = round(time.perf_counter() - started, 2)
+            last_page = max(1, (vms * tags + 499) // 500 // 2)
+            filter_tags = {"tags[0].key": "env", "tags[0].value": "e0", "tags[1].key": "team",
+                           "tags[1].value": "t0"}
+            for label, params in (
+                    ("listTags", {"command": "listTags", "listall": "true", "page": "1", "pagesize": "500"}),
+                    ("listTags_deep_page", {"command": "listTags", "listall": "true", "page": str(last_page),
+                                            "pagesize": "500"}),
+                    ("listVirtualMachines_tag_filter", {"command": "listVirtualMachines", "listall": "true",
+                                                        "page": "1", "pagesize": "500", **filter_tags}),
+                    ("listVirtualMachines_baseline", {"command": "listVirtualMachines", "listall": "true",
+                                                      "page": "1", "pagesize": "500"})):
+                p50, p95, rows = _percentiles(admin, params, rounds)
+                out[label] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "rows": rows}
     return out
 
 

@@ -4,7 +4,6 @@ behaves on PostgreSQL as on SQLite."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,19 +14,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 
-from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.db import migrate
 from hvcloud.server.db.models import Base, ResourceTag
 from hvcloud.server.state import ServerState
 from tests.support.migrations import BACKENDS, alembic, empty_engine
 from tests.support.postgres import fresh_pg_database
-from tests.support.server_api import Caller, build_zone, keys_of, ready_template
+from tests.support.server_api import Caller, build_zone, ready_template
+from tests.support.server_in_process import in_process_server
 from tests.unit.server.test_tags_api import _create, _pairs, _tags, _vm
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 
 @pytest.fixture(params=BACKENDS)
@@ -51,12 +46,8 @@ def test_tags_migration_down_and_up(engine: Engine) -> None:
 def pg_admin(tmp_path: Path) -> Iterator[tuple[ServerState, Caller]]:
     with fresh_pg_database() as url:
         config = ServerConfig.build(tmp_path / "data", url, settings={"api.throttling.enabled": "false"})
-        state = ServerState.open(replace(config, manage_agents=False))
-        try:
-            with TestClient(create_app(state)) as http:
-                yield state, Caller(http, *keys_of(state, "admin"))
-        finally:
-            state.close()
+        with in_process_server(replace(config, manage_agents=False)) as server:
+            yield server
 
 
 def test_the_tag_api_on_postgresql(pg_admin: tuple[ServerState, Caller]) -> None:
