@@ -252,6 +252,15 @@ def start_server(base: Path, count: int, db_url: str | None, ping_seconds: float
         "--setting", "ping.timeout=100"])
 
 
+def keep_logs(base: Path, server: ServerProcess | None, agent: AgentProcess) -> None:
+    """A failed run's server and agent logs, copied out of its temporary directory (which goes)."""
+    kept = Path(tempfile.mkdtemp(prefix="server_scale-failed-"))
+    for log in [agent.log_path, *([server.log_path] if server is not None else [])]:
+        with contextlib.suppress(OSError):
+            shutil.copy(log, kept / log.name)
+    progress(f"the run failed; its server and agent logs are in {kept}")
+
+
 def descendants(pid: int) -> list[int]:
     """``pid``'s children, grandchildren …, oldest first."""
     out: list[int] = []
@@ -385,6 +394,9 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
             steady_ms = steady_latencies(api, ping_seconds, listall)
             for client in apis:
                 client.close()
+        except BaseException:
+            keep_logs(base, server, agent)
+            raise
         finally:
             if server is not None:
                 server.stop()

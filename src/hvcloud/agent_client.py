@@ -25,7 +25,8 @@ from hvcloud.wire.commands import HOST_VM_STATE_REPORT, STARTUP
 API_PREFIX = "/api/HypervResource/"
 #: idle connections are kept this long: past the server's 60 s ping interval (so a host's pings and
 #: commands reuse one TLS connection instead of paying a handshake each time) and short of the
-#: agent's 75 s keep-alive (so the agent never closes a connection the client is about to reuse)
+#: agent's keep-alive, ``http_guard.KEEP_ALIVE_SECONDS`` (so the agent never closes a connection the
+#: client is about to reuse)
 KEEPALIVE_SECONDS = 70.0
 
 

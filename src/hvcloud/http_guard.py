@@ -35,6 +35,13 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PEER_KEY = "hvcloud.peer"
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_MAX_PENDING_PER_SOURCE = 64
+#: how long an idle keep-alive connection stays open. Longer than the idle expiry of the clients that
+#: talk to us (httpx 5 s, aiohttp 15 s, our agent client 70 s): a listener that closes a connection a
+#: client has just chosen to reuse receives that client's next request unread, and closing a socket
+#: with unread data resets it, so the client gets "connection reset" for a request nobody handled.
+#: uvicorn's default (5 s) equals httpx's, and a busy event loop widened that race enough to kill a
+#: benchmark's deploy POSTs (seen in ``bench/server_scale.py``).
+KEEP_ALIVE_SECONDS = 75
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 33\r\n"
          b"connection: close\r\n\r\ntoo many pending connections here")
 
@@ -91,7 +98,7 @@ def uvicorn_options(limits: ConnectionLimits) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.Config`` that apply ``limits``."""
     trusted = [str(n) for n in limits.trusted_proxies]
     return {"http": guarded_protocol(limits), "proxy_headers": bool(trusted),
-            "forwarded_allow_ips": trusted}
+            "forwarded_allow_ips": trusted, "timeout_keep_alive": KEEP_ALIVE_SECONDS}
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:

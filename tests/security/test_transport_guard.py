@@ -221,3 +221,47 @@ def test_pending_connections_per_source_are_capped(agent: AgentProcess) -> None:
             return (await c.send(C.ReadyCommand())).result
 
     assert asyncio.run(one())
+
+
+# --------------------------------------------------------------------------- keep-alive
+
+
+def test_the_listeners_keep_idle_connections_longer_than_their_clients_do() -> None:
+    """A listener that closes an idle connection while its client reuses it resets the client's request
+    (closing with unread data sends RST): both listeners outlast httpx's idle expiry (the CLI's and the
+    tests' client, 5 s) and the agent client's (the server's connections to agents)."""
+    from hvcloud import http_guard
+    from hvcloud.agent_client import KEEPALIVE_SECONDS
+    from hvcloud.server.config import ServerConfig
+
+    options = http_guard.uvicorn_options(ServerConfig.build(Path("unused")).connection_limits)
+    assert options["timeout_keep_alive"] == http_guard.KEEP_ALIVE_SECONDS
+    httpx_expiry = httpx.Limits().keepalive_expiry
+    assert httpx_expiry is not None
+    assert httpx_expiry < http_guard.KEEP_ALIVE_SECONDS
+    assert http_guard.KEEP_ALIVE_SECONDS > KEEPALIVE_SECONDS
+
+
+def test_the_server_keeps_an_idle_connection_past_a_clients_expiry(tmp_path: Path) -> None:
+    """The same socket answers again after six idle seconds (uvicorn's own default closed it at five,
+    which is exactly when httpx still reuses it)."""
+    import http.client
+
+    data = tmp_path / "data"
+    data.mkdir()
+    server = ServerProcess(data, None, [])
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=HANG)
+        answers = []
+        for pause in (0.0, 6.0):
+            time.sleep(pause)
+            conn.request("GET", "/client/api?command=listZones&response=json")
+            sock = conn.sock
+            response = conn.getresponse()
+            response.read()
+            answers.append((response.status, sock))
+        conn.close()
+    finally:
+        server.stop()
+    assert [status for status, _ in answers] == [401, 401]  # no credentials: refused, but answered
+    assert answers[0][1] is answers[1][1]  # on the connection kept open, not a new one

@@ -97,7 +97,7 @@ def run_agent(config: AgentConfig) -> None:
         if config.auth == "mtls":
             ssl_kwargs.update(ssl_cert_reqs=ssl.CERT_REQUIRED, ssl_ca_certs=str(config.client_ca))
         log.info("tls", certificate=str(cert), sha256=fingerprint(Path(cert)))
-    uv = uvicorn.Config(agent.app, log_level="warning", access_log=False, timeout_keep_alive=75,
+    uv = uvicorn.Config(agent.app, log_level="warning", access_log=False,
                         lifespan="on", server_header=False,
                         **http_guard.uvicorn_options(config.connection_limits()),
                         **ssl_kwargs)  # type: ignore[arg-type]
