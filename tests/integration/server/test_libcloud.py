@@ -166,6 +166,8 @@ def test_node_lifecycle(cloud: Cloud, lc: Any, network: CloudStackNetwork, node:
     assert api["instancename"] in cloud.running_on_agent()
     routers = cloud.cs.listRouters(networkid=network.id, listall=True)["router"]
     assert [r["state"] for r in routers] == ["Running"], "the network's router runs on a simulated host"
+    nat = cloud.cs.listPublicIpAddresses(associatednetworkid=network.id, issourcenat=True)["publicipaddress"]
+    assert routers[0]["publicip"] == nat[0]["ipaddress"] and nat[0]["ipaddress"].startswith(f"{PUBLIC}.")
 
     assert node.id in {n.id for n in lc.list_nodes()}
     assert lc.reboot_node(node) is True

@@ -116,6 +116,9 @@ def test_implementing_a_network_takes_a_source_nat_address_and_sends_the_public_
                                                 "198.51.100.1", "255.255.255.0", "cloudbr-pub", "Public")
     assert to.vifMacAddress and to.vifMacAddress != router.guest_mac
     assert assoc.accessDetails[R.ROUTER_NAME] == router.name
+    [listed] = admin.ok("listRouters", networkid=net)["router"]
+    assert listed["publicip"] == "198.51.100.10", "a router's publicip is its network's source NAT address"
+    assert admin.ok("listRouters", id=router.id)["router"][0]["publicip"] == "198.51.100.10"
     [(_h, egress)] = [(h, c) for h, c in world.agents.of_type(R.SetFirewallRulesCommand)
                       if c.rules and c.rules[0].trafficType == "Egress"]
     assert egress.rules[0].protocol == "all" and egress.rules[0].defaultEgressPolicy is False
