@@ -110,7 +110,7 @@ def test_key_pair_lifecycle(admin: Caller) -> None:
         status, body = admin.call("registerSSHKeyPair", name="bad", publickey=material)
         assert status == 431, body
 
-    assert admin.ok("deleteSSHKeyPair", name="k1") == {"success": True}
+    assert admin.ok("deleteSSHKeyPair", name="k1") == {"success": "true"}
     status, body = admin.call("deleteSSHKeyPair", name="k1")
     assert status == 431 and "does not exist for account admin" in body["errortext"]
     assert admin.ok("listSSHKeyPairs")["count"] == 1
@@ -136,7 +136,7 @@ def test_key_pairs_are_private_to_their_account(admin: Caller, user_caller: Call
     assert user_caller.call("deleteSSHKeyPair", name="x", account="admin", domainid=domain)[0] == 531
     assert user_caller.call("listSSHKeyPairs", domainid="0b7e3c3e-0000-4000-8000-000000000000")[0] == 531
     # the user's delete of the admin's name deletes its own key only
-    assert user_caller.ok("deleteSSHKeyPair", name="shared-name") == {"success": True}
+    assert user_caller.ok("deleteSSHKeyPair", name="shared-name") == {"success": "true"}
     assert admin.ok("listSSHKeyPairs")["count"] == 1
 
     # an admin creates and deletes a key pair for another account
@@ -144,7 +144,7 @@ def test_key_pairs_are_private_to_their_account(admin: Caller, user_caller: Call
     assert made["account"] == "alice"
     assert user_caller.ok("listSSHKeyPairs", name="for-alice")["count"] == 1
     assert admin.call("createSSHKeyPair", name="x", account="alice")[0] == 431
-    assert admin.ok("deleteSSHKeyPair", name="for-alice", account="alice", domainid=domain)["success"] is True
+    assert admin.ok("deleteSSHKeyPair", name="for-alice", account="alice", domainid=domain)["success"] == "true"
     assert admin.call("createSSHKeyPair", name="x", projectid="0b7e3c3e-0000-4000-8000-000000000000")[0] == 431
 
 
@@ -182,7 +182,7 @@ def test_registered_user_data(admin: Caller, user_caller: Caller) -> None:
                      method="POST")
     assert resp.status_code == 431 and "configurable max length : 32768" in resp.text
 
-    assert admin.ok("deleteUserData", id=row["id"]) == {"success": True}
+    assert admin.ok("deleteUserData", id=row["id"]) == {"success": "true"}
     assert admin.call("deleteUserData", id=row["id"])[0] == 431
 
 
@@ -235,7 +235,7 @@ def test_deploy_with_keys_and_user_data(state: ServerState, admin: Caller, user_
     new = _b64(b"#!/bin/sh\necho hi\n")
     updated = user_caller.ok("updateVirtualMachine", id=vm["id"], userdata=new)["virtualmachine"]
     assert updated["userdata"] == new and "userdataid" not in updated and "userdatadetails" not in updated
-    assert user_caller.ok("deleteUserData", id=data["id"]) == {"success": True}
+    assert user_caller.ok("deleteUserData", id=data["id"]) == {"success": "true"}
     assert user_caller.call("updateVirtualMachine", id=vm["id"], userdataid=foreign["id"])[0] == 431
     assert admin.ok("getVirtualMachineUserData", virtualmachineid=vm["id"])["virtualmachineuserdata"]["userdata"] == new
     assert user_caller.call("getVirtualMachineUserData", virtualmachineid=_deployed(admin, cloud)["id"])[0] == 431

@@ -151,6 +151,6 @@ def test_create_update_delete(state: ServerState, admin: Caller, user_caller: Ca
     network = admin.ok("createNetwork", name="uses", zoneid=ids["zoneid"], networkofferingid=made["id"])["network"]
     refused(state, admin, "deleteNetworkOffering", field="used", id=made["id"])
     admin.job("deleteNetwork", id=network["id"])
-    assert admin.ok("deleteNetworkOffering", id=made["id"]) == {"success": True}
+    assert admin.ok("deleteNetworkOffering", id=made["id"]) == {"success": "true"}
     refused(state, admin, "deleteNetworkOffering", field="id", id=made["id"])
     assert admin.ok("listNetworkOfferings", id=made["id"]) == {}

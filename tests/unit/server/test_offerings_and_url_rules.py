@@ -26,7 +26,7 @@ def test_offerings_lifecycle(admin: Caller, user_caller: Caller) -> None:
     assert admin.ok("updateServiceOffering", id=so["id"], name="bigger")["serviceoffering"]["name"] == "bigger"
     assert user_caller.ok("listServiceOfferings", name="bigger")["count"] == 1
     assert user_caller.call("createServiceOffering", name="x", cpunumber=1, memory=512)[0] == 401
-    assert admin.ok("deleteServiceOffering", id=so["id"])["success"] is True
+    assert admin.ok("deleteServiceOffering", id=so["id"])["success"] == "true"
     assert admin.ok("listServiceOfferings", id=so["id"]) == {}
     assert admin.call("updateServiceOffering", id=so["id"], name="again")[0] == 431
     disk = admin.ok("createDiskOffering", name="d10", displaytext="10 GB", disksize=10, tags="ssd")["diskoffering"]
@@ -35,7 +35,7 @@ def test_offerings_lifecycle(admin: Caller, user_caller: Caller) -> None:
     hidden = admin.ok("createDiskOffering", name="hidden", disksize=1, displayoffering=False)["diskoffering"]
     assert user_caller.ok("listDiskOfferings", id=hidden["id"]) == {}
     assert admin.ok("listDiskOfferings", id=hidden["id"])["count"] == 1
-    assert admin.ok("deleteDiskOffering", id=disk["id"])["success"] is True
+    assert admin.ok("deleteDiskOffering", id=disk["id"])["success"] == "true"
 
 
 @pytest.mark.parametrize("text", ["{SHA-256}", "{SHA-256}" + "g" * 64, "{MD5}" + "0" * 31, "0" * 33,

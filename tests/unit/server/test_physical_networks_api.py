@@ -229,7 +229,7 @@ def test_public_ranges(state: ServerState, admin: Caller, zone: dict[str, str], 
     refused(state, admin, "createVlanIpRange", field="zoneid", startip="203.0.113.90")
     listed = admin.ok("listVlanIpRanges", zoneid=zone["zoneid"], forvirtualnetwork="true", vlan="20")
     assert listed["count"] == 1 and listed["vlaniprange"][0]["id"] == made["id"]
-    assert admin.ok("deleteVlanIpRange", id=made["id"]) == {"success": True}
+    assert admin.ok("deleteVlanIpRange", id=made["id"]) == {"success": "true"}
     assert admin.ok("listVlanIpRanges", zoneid=zone["zoneid"]) == {}
     refused(state, admin, "deleteVlanIpRange", field="id", id=made["id"])
 
@@ -267,7 +267,7 @@ def test_shared_network_ranges(state: ServerState, admin: Caller, zone: dict[str
     # an address of the range held by a NIC: the range stays
     hold_address(state, admin, zone, shared["id"], "192.168.10.120")
     refused(state, admin, "deleteVlanIpRange", field="in use", id=more["id"])
-    assert admin.ok("deleteVlanIpRange", id=first[0]["id"]) == {"success": True}
+    assert admin.ok("deleteVlanIpRange", id=first[0]["id"]) == {"success": "true"}
 
 
 def test_deleted_network_gives_back_its_segment_and_ranges(state: ServerState, admin: Caller,

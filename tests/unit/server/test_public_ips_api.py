@@ -116,6 +116,9 @@ def test_implementing_a_network_takes_a_source_nat_address_and_sends_the_public_
                                                 "198.51.100.1", "255.255.255.0", "cloudbr-pub", "Public")
     assert to.vifMacAddress and to.vifMacAddress != router.guest_mac
     assert assoc.accessDetails[R.ROUTER_NAME] == router.name
+    [listed] = admin.ok("listRouters", networkid=net)["router"]
+    assert listed["publicip"] == "198.51.100.10", "a router's publicip is its network's source NAT address"
+    assert admin.ok("listRouters", id=router.id)["router"][0]["publicip"] == "198.51.100.10"
     [(_h, egress)] = [(h, c) for h, c in world.agents.of_type(R.SetFirewallRulesCommand)
                       if c.rules and c.rules[0].trafficType == "Egress"]
     assert egress.rules[0].protocol == "all" and egress.rules[0].defaultEgressPolicy is False
@@ -459,7 +462,7 @@ def test_static_nat_enable_list_and_disable(world: World, admin: Caller) -> None
     status, body = admin.call("enableStaticNat", ipaddressid=source["id"], virtualmachineid=vms[0])
     assert status == 431 and "source nat" in body["errortext"], body
     world.agents.sent.clear()
-    assert admin.ok("enableStaticNat", ipaddressid=ip["id"], virtualmachineid=vms[0]) == {"success": True}
+    assert admin.ok("enableStaticNat", ipaddressid=ip["id"], virtualmachineid=vms[0]) == {"success": "true"}
     # the change is applied by a job; the next call waits for it through the network's queue
     listed = admin.ok("listPublicIpAddresses", id=ip["id"])["publicipaddress"][0]
     assert listed["isstaticnat"] is True and listed["virtualmachineid"] == vms[0]
@@ -645,7 +648,7 @@ def test_a_zone_set_up_through_the_api_hands_out_public_addresses(admin: Caller)
     for ip in admin.ok("listPublicIpAddresses")["publicipaddress"]:
         assert _ok_job(admin, "disassociateIpAddress", id=ip["id"]) == {"success": True}
     assert admin.ok("listFirewallRules") == {}
-    assert admin.ok("deleteVlanIpRange", id=rng["id"]) == {"success": True}
+    assert admin.ok("deleteVlanIpRange", id=rng["id"]) == {"success": "true"}
 
 
 @pytest.mark.parametrize("value", ["00000000-0000-0000-0000-000000000000", "not-a-uuid", "-1", "' OR '1'='1",

@@ -97,7 +97,7 @@ def test_deleted_volumes_give_their_share_back(admin: Caller, user_caller: Calle
     first = user_caller.job("createVolume", diskofferingid=custom, size=5, zoneid=cloud["zoneid"])
     volume = first["jobresult"]["volume"]
     assert user_caller.call("createVolume", diskofferingid=custom, size=5, zoneid=cloud["zoneid"])[0] == 535
-    assert user_caller.ok("deleteVolume", id=volume["id"])["success"] is True
+    assert user_caller.ok("deleteVolume", id=volume["id"])["success"] == "true"
     assert user_caller.call("createVolume", diskofferingid=custom, size=5, zoneid=cloud["zoneid"])[0] == 200
 
 
@@ -214,7 +214,7 @@ def test_stored_counts_match_the_real_rows_after_a_lifecycle(state: ServerState,
     volumes = [user_caller.job("createVolume", diskofferingid=custom, size=3, zoneid=cloud["zoneid"])
                ["jobresult"]["volume"] for _ in range(3)]
     assert user_caller.job("resizeVolume", id=volumes[0]["id"], size=7)["jobstatus"] == 1
-    assert user_caller.ok("deleteVolume", id=volumes[1]["id"])["success"] is True
+    assert user_caller.ok("deleteVolume", id=volumes[1]["id"])["success"] == "true"
     assert user_caller.job("destroyVirtualMachine", id=vms[0]["id"], expunge="true")["jobstatus"] == 1
     medium = admin.ok("listServiceOfferings", name="Medium Instance")["serviceoffering"][0]["id"]
     assert user_caller.job("scaleVirtualMachine", id=vms[1]["id"], serviceofferingid=medium)["jobstatus"] == 1

@@ -139,8 +139,8 @@ def test_groups_are_created_listed_and_deleted_as_cloudstack(state: ServerState,
         alice = db.scalars(select(Account).where(Account.name == "alice")).one()
     made = _group(admin, "db", account="alice", domainid=alice.domain_id)
     assert made["account"] == "alice"
-    assert user_caller.ok("deleteSecurityGroup", name="db")["success"] is True
-    assert user_caller.ok("deleteSecurityGroup", id=web["id"])["success"] is True
+    assert user_caller.ok("deleteSecurityGroup", name="db")["success"] == "true"
+    assert user_caller.ok("deleteSecurityGroup", id=web["id"])["success"] == "true"
     assert [g["name"] for g in user_caller.ok("listSecurityGroups")["securitygroup"]] == ["default"]
     # naming the default group makes it too (authorizeSecurityGroupIngress securitygroupname=default)
     shown = _ingress(admin, securitygroupname="default", protocol="tcp", startport=22, endport=22,

@@ -63,7 +63,7 @@ def test_object_success_and_list_create_shapes(admin: Caller) -> None:
     status, body = admin.call("addCluster", clustername="cl2", clustertype="CloudManaged", hypervisor="KVM",
                               podid=ids["podid"], zoneid=ids["zoneid"])
     assert status == 200 and body["count"] == 1 and body["cluster"][0]["hypervisortype"] == "KVM"
-    assert admin.ok("deleteCluster", id=body["cluster"][0]["id"]) == {"success": True}
+    assert admin.ok("deleteCluster", id=body["cluster"][0]["id"]) == {"success": "true"}
     pod = admin.ok("listPods", id=ids["podid"])["pod"][0]
     assert pod["startip"] == ["10.1.0.10"] and pod["endip"] == ["10.1.0.50"]
 
@@ -321,7 +321,7 @@ def test_hosts_listing_update_maintenance_delete(admin: Caller, state: ServerSta
     assert alerts["alert"][0]["type"] == ALERT_TYPE_HOST
     admin.ok("archiveAlerts", ids=alerts["alert"][0]["id"])
     assert admin.ok("listAlerts") == {}
-    assert admin.ok("deleteHost", id=host_id, forced=True) == {"success": True}
+    assert admin.ok("deleteHost", id=host_id, forced=True) == {"success": "true"}
 
 
 def test_catalog(admin: Caller, user_caller: Caller) -> None:

@@ -279,8 +279,8 @@ def test_tags_go_with_their_resources(state: ServerState, admin: Caller, user_ca
         assert _create(admin, kind, [rid], a="1", b="2")["jobstatus"] == 1
 
     assert admin.job("destroyVirtualMachine", id=vm, expunge="true")["jobstatus"] == 1
-    assert admin.ok("deleteVolume", id=data["id"]) == {"success": True}
-    assert admin.ok("deleteSecurityGroup", id=group) == {"success": True}
+    assert admin.ok("deleteVolume", id=data["id"]) == {"success": "true"}
+    assert admin.ok("deleteSecurityGroup", id=group) == {"success": "true"}
     assert {r[1] for r in _rows(state)} == {kept}
 
     # a removed account's tags go with it

@@ -207,7 +207,7 @@ def test_user_visibility_and_permissions(admin: Caller, web: ImageServer, tmp_pa
     # another account's template answers like one that does not exist (431), public or not
     assert user.call("deleteTemplate", id=private["id"])[0] == 431
     assert user.call("updateTemplate", id=public["id"], name="mine")[0] == 431
-    assert admin.ok("updateTemplatePermissions", id=private["id"], ispublic=True)["success"] is True
+    assert admin.ok("updateTemplatePermissions", id=private["id"], ispublic=True)["success"] == "true"
     assert user.ok("listTemplates", templatefilter="community")["template"][0]["id"] == private["id"]
 
 

@@ -136,5 +136,5 @@ def test_volume_rules_without_hosts(admin: Caller, cloud: dict[str, Any]) -> Non
     assert resized["volume"]["size"] == 9 << 30
     detached = admin.job("detachVolume", virtualmachineid=vm["id"], deviceid="1")["jobresult"]["volume"]
     assert "virtualmachineid" not in detached
-    assert admin.ok("deleteVolume", id=volume["id"])["success"] is True
+    assert admin.ok("deleteVolume", id=volume["id"])["success"] == "true"
     assert admin.call("deleteVolume", id=volume["id"])[0] == 431

@@ -46,7 +46,7 @@ def run_inline(ctx: CallContext, result_or_error: Result | CloudError, *,
         body: dict[str, Any] = store.error_body(result_or_error.code, result_or_error.text)
         code: int | None = result_or_error.code
     else:
-        body, code = body_of(result_or_error), None
+        body, code = body_of(result_or_error, in_job=True), None
     job = store.record_finished(ctx.db, account_id=ctx.account.id, user_id=ctx.user.id, command=ctx.command,
                                 body=body, error_code=code, instance_type=instance_type,
                                 instance_id=instance_id)

@@ -42,7 +42,12 @@ class AsyncResult:
 Result = ListResult | ObjectResult | SuccessResult | RawResult | AsyncResult
 
 
-def body_of(result: Result) -> dict[str, Any]:
+def body_of(result: Result, *, in_job: bool = False) -> dict[str, Any]:
+    """The body inside ``<command>response`` (or a job's ``jobresult`` when ``in_job``).
+
+    CloudStack writes a synchronous command's success as the string ``"true"`` and a job's as the
+    JSON boolean ``true``; clients rely on it (libcloud's ``deleteSSHKeyPair`` compares with
+    ``"true"``, go-cloudstack converts the string)."""
     if isinstance(result, ListResult):
         if result.count == 0:
             return {}
@@ -52,7 +57,7 @@ def body_of(result: Result) -> dict[str, Any]:
     if isinstance(result, ObjectResult):
         return {result.object_name: result.item}
     if isinstance(result, SuccessResult):
-        body: dict[str, Any] = {"success": True}
+        body: dict[str, Any] = {"success": True if in_job else "true"}
         if result.displaytext is not None:
             body["displaytext"] = result.displaytext
         return body

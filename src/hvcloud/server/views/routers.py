@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hvcloud.server.db.models import Account, Domain, DomainRouter, Host, Network, Zone
+from hvcloud.server.db.models import Account, Domain, DomainRouter, Host, Network, UserIpAddress, Zone
 from hvcloud.server.views.fields import compact
 
 ROUTER_TEMPLATE = "SystemVM Template (hvcloud router)"
@@ -23,8 +23,16 @@ def _netmask(cidr: str | None) -> str | None:
         return None
 
 
+def _source_nat(db: Session, network_ids: list[str]) -> dict[str, str]:
+    """The source NAT address of each network that holds one: its router's ``publicip``."""
+    rows = db.execute(select(UserIpAddress.network_id, UserIpAddress.public_ip_address)
+                      .where(UserIpAddress.network_id.in_(network_ids), UserIpAddress.source_nat.is_(True),
+                             UserIpAddress.removed.is_(None))).all()
+    return {str(net): str(address) for net, address in rows}
+
+
 def _view(router: DomainRouter, network: Network | None, zone: Zone | None, host: Host | None,
-          account: Account | None, domain: Domain | None) -> dict[str, Any]:
+          account: Account | None, domain: Domain | None, source_nat: str | None = None) -> dict[str, Any]:
     netmask = _netmask(network.cidr if network is not None else None)
     guest_type = network.guest_type if network is not None else None
     nic = compact({
@@ -45,7 +53,7 @@ def _view(router: DomainRouter, network: Network | None, zone: Zone | None, host
         "account": account.name if account else None, "domainid": router.domain_id,
         "domain": domain.name if domain else None, "created": router.created, "role": router.role,
         "redundantstate": router.redundant_state, "requiresupgrade": False, "version": router.version,
-        "isredundantrouter": False, "templatename": ROUTER_TEMPLATE, "publicip": router.public_ip,
+        "isredundantrouter": False, "templatename": ROUTER_TEMPLATE, "publicip": router.public_ip or source_nat,
         "vpcid": None, "nic": [nic],
     })
 
@@ -55,7 +63,7 @@ def router_view(db: Session, router: DomainRouter) -> dict[str, Any]:
     account = db.get(Account, router.account_id)
     return _view(router, network, db.get(Zone, router.zone_id),
                  db.get(Host, router.host_id) if router.host_id else None, account,
-                 db.get(Domain, router.domain_id))
+                 db.get(Domain, router.domain_id), _source_nat(db, [router.network_id]).get(router.network_id))
 
 
 def router_views(db: Session, ids: list[str]) -> list[dict[str, Any]]:
@@ -69,5 +77,6 @@ def router_views(db: Session, ids: list[str]) -> list[dict[str, Any]]:
                       .join(Domain, Domain.id == DomainRouter.domain_id)
                       .outerjoin(Host, Host.id == DomainRouter.host_id)
                       .where(DomainRouter.id.in_(ids))).all()
-    by_id = {r[0].id: _view(*r) for r in rows}
+    nat = _source_nat(db, sorted({r[0].network_id for r in rows}))
+    by_id = {r[0].id: _view(*r, source_nat=nat.get(r[0].network_id)) for r in rows}
     return [by_id[i] for i in ids if i in by_id]
