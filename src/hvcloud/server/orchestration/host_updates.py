@@ -117,7 +117,7 @@ def record_vm_stats(db: Session, host_id: str, stats: dict[str, VmStatsEntry], n
     names = list(stats)
     vms = dict(db.execute(select(VMInstance.instance_name, VMInstance.id)
                           .where(VMInstance.host_id == host_id, VMInstance.instance_name.in_(names),
-                                 VMInstance.removed.is_(None))).tuples().all())
+                                 VMInstance.removed.is_(None))).all())
     if not vms:
         return
     rows = {r.vm_id: r for r in db.scalars(select(VmStats).where(VmStats.vm_id.in_(list(vms.values()))))}

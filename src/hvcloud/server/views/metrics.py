@@ -20,6 +20,7 @@ from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import Cluster, Host, VMInstance, VmStats
 from hvcloud.server.orchestration import capacity
 from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.views.fields import format_date
 
 GiB = 1024.0**3
 #: CloudStack's out-of-band management power state of a host without out-of-band management
@@ -68,7 +69,7 @@ def add_vm_metrics(db: Session, items: list[dict[str, Any]]) -> None:
             item["diskiopstotal"] = int(row.disk_read_ios) + int(row.disk_write_ios)
         if row.memory_kbs is not None:
             item["memorykbs"] = int(row.memory_kbs)
-        item["lastupdated"] = row.collected
+        item["lastupdated"] = format_date(row.collected)
 
 
 def _vm_stats(db: Session, vm_ids: list[str]) -> dict[str, VmStats]:
