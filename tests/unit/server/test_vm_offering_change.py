@@ -159,6 +159,8 @@ def test_states_other_than_stopped(state: ServerState, admin: Caller, cloud: dic
                       memory=256)["serviceoffering"]["id"]
     status, body = admin.call("scaleVirtualMachine", id=vm["id"], serviceofferingid=custom)
     assert status == 431 and body["errortext"].startswith("Only scaling up the vm is supported")
+    status, body = admin.call("scaleVirtualMachine", id=vm["id"], serviceofferingid=_offering(admin, "Small Instance"))
+    assert status == 431 and body["errortext"].startswith("Only scaling up the vm is supported")  # the same size
     status, body = admin.call("scaleVirtualMachine", id=vm["id"], serviceofferingid=medium)
     assert (status, body["errortext"]) == (531, "Dynamically scaling virtual machines is disabled for this zone, "
                                                 "please contact your admin")

@@ -457,7 +457,7 @@ def _change_offering(ctx: CallContext, args: Args, *, live: bool) -> VMInstance:
         raise errors.entity_not_found("serviceofferingid", offering.id)
     if vm.state != S.STOPPED and not (live and vm.state == S.RUNNING):
         raise allocation.not_stopped(vm)
-    if offering.id == vm.service_offering_id and not offering.customized:
+    if vm.state == S.STOPPED and offering.id == vm.service_offering_id and not offering.customized:
         raise errors.param_error(f"Not upgrading vm {vm.instance_name} since it already has the requested service "
                                  f"offering ({offering.name})")
     cpus, speed, memory = _custom(args, offering)
