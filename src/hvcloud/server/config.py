@@ -49,6 +49,14 @@ class ServerConfig:
     ping_timeout_multiplier: float = 2.5
     ping_retry_count: int = 0
     host_stats_interval_seconds: float = 60.0
+    #: CloudStack's ``vm.stats.interval`` (seconds here): GetVmStatsCommand per host; 0 turns it off
+    vm_stats_interval_seconds: float = 60.0
+    #: CloudStack's cluster.{cpu,memory}.allocated.capacity.{notification,disable}threshold (fractions):
+    #: the threshold flags of listHostsMetrics and listZonesMetrics (global values only)
+    cpu_notification_threshold: float = 0.75
+    memory_notification_threshold: float = 0.75
+    cpu_disable_threshold: float = 0.85
+    memory_disable_threshold: float = 0.85
     agent_concurrency: int = 64
     command_wait_seconds: float = 1800.0
     agent_connect_timeout_seconds: float = 10.0

@@ -101,6 +101,13 @@ _DEFINITIONS: list[Setting] = [
          "Failed pings of an Up host before it is marked Alert", dynamic=True, component="AgentManager"),
     _num("host.stats.interval", "host_stats_interval_seconds", "float", 0.05, "Advanced",
          "Interval (seconds) between host statistics requests", dynamic=True, component="AgentManager"),
+    _num("vm.stats.interval", "vm_stats_interval_seconds", "float", 0, "Advanced",
+         "Interval (seconds) between requests for the statistics of the VMs running on a host; 0 turns "
+         "the collection off", dynamic=True, component="AgentManager"),
+    *(_num(f"cluster.{kind}.allocated.capacity.{level}threshold", f"{kind}_{level}_threshold", "float", 0, "Alert",
+           f"Fraction of {kind} capacity (used or allocated) above which listHostsMetrics and listZonesMetrics "
+           f"flag the {level} threshold as exceeded", maximum=1, dynamic=True, component="AlertManager")
+      for kind in ("cpu", "memory") for level in ("notification", "disable")),
     _num("agent.concurrency", "agent_concurrency", "int", 1, "Advanced",
          "Hosts each server visits at once in a ping round", component="AgentManager"),
     _num("wait", "command_wait_seconds", "float", 1.0, "Advanced",

@@ -1236,6 +1236,26 @@ class ResourceTag(Base):
     created: Mapped[datetime] = _created_column()
 
 
+
+class VmStats(Base):
+    """``vm_stats``: the last statistics a VM's host reported for it (GetVmStatsCommand, every
+    ``vm.stats.interval``), one row per VM, replaced on each collection and deleted with the VM.
+    Counters are the driver's: KiB and I/O operations since the VM started, CPU in percent."""
+
+    __tablename__ = "vm_stats"
+    vm_id: Mapped[str] = mapped_column(ForeignKey("vm_instance.id", ondelete="CASCADE"), primary_key=True)
+    host_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    cpu_used_percent: Mapped[float] = mapped_column(Float, default=0.0)
+    network_read_kbs: Mapped[float] = mapped_column(Float, default=0.0)
+    network_write_kbs: Mapped[float] = mapped_column(Float, default=0.0)
+    disk_read_kbs: Mapped[float | None] = mapped_column(Float, nullable=True)
+    disk_write_kbs: Mapped[float | None] = mapped_column(Float, nullable=True)
+    disk_read_ios: Mapped[float | None] = mapped_column(Float, nullable=True)
+    disk_write_ios: Mapped[float | None] = mapped_column(Float, nullable=True)
+    memory_kbs: Mapped[float | None] = mapped_column(Float, nullable=True)
+    collected: Mapped[datetime] = _created_column()
+
+
 def as_dict(obj: Base) -> dict[str, Any]:
     """Column values of a row, for debugging and tests."""
     return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hvcloud.server.db.models import Host, StoragePool
+from hvcloud.server.db.models import Host, StoragePool, VMInstance, VmStats
 from hvcloud.server.orchestration.agents import (
     HOST_ALERT,
     HOST_DISCONNECTED,
@@ -19,7 +20,7 @@ from hvcloud.server.orchestration.alerts import ALERT_TYPE_HOST, raise_alert
 from hvcloud.server.orchestration.discovery import ConnectResult
 from hvcloud.server.orchestration.host_status import Timings, status_after_failure
 from hvcloud.server.orchestration.vm import power_sync
-from hvcloud.wire.answers import HostStatsEntry
+from hvcloud.wire.answers import HostStatsEntry, VmStatsEntry
 
 LOCAL_POOL_SCOPE = "HOST"
 LOCAL_POOL_TYPE = "Filesystem"
@@ -107,6 +108,42 @@ def record_ping(db: Session, host: Host, now: datetime, stats: HostStatsEntry | 
         host.network_read_kbs, host.network_write_kbs = stats.networkReadKBs, stats.networkWriteKBs
         host.stats_updated = now
     set_status(db, host, HOST_UP, None, now)
+
+
+def record_vm_stats(db: Session, host_id: str, stats: dict[str, VmStatsEntry], now: datetime) -> None:
+    """Replace the ``vm_stats`` rows of the VMs the host reported on: only VMs placed on that host
+    (a name the host reports for another host's VM, or a router's, is ignored); two queries and
+    the changed rows, whatever the number of VMs."""
+    names = list(stats)
+    vms = dict(db.execute(select(VMInstance.instance_name, VMInstance.id)
+                          .where(VMInstance.host_id == host_id, VMInstance.instance_name.in_(names),
+                                 VMInstance.removed.is_(None))).all())
+    if not vms:
+        return
+    rows = {r.vm_id: r for r in db.scalars(select(VmStats).where(VmStats.vm_id.in_(list(vms.values()))))}
+    for name, vm_id in vms.items():
+        entry = stats[name]
+        row = rows.get(vm_id)
+        if row is None:
+            row = VmStats(vm_id=vm_id)
+            db.add(row)
+        row.host_id, row.collected = host_id, now
+        row.cpu_used_percent = round(_finite(entry.cpuUtilization, 0.0, 100.0), 2)
+        row.network_read_kbs = _finite(entry.networkReadKBs)
+        row.network_write_kbs = _finite(entry.networkWriteKBs)
+        row.disk_read_kbs, row.disk_write_kbs = _maybe(entry.diskReadKBs), _maybe(entry.diskWriteKBs)
+        row.disk_read_ios, row.disk_write_ios = _maybe(entry.diskReadIOs), _maybe(entry.diskWriteIOs)
+        row.memory_kbs = _maybe(entry.memoryKBs)
+
+
+def _finite(value: float, low: float = 0.0, high: float = 1e18) -> float:
+    """A reported number made safe to store and show: NaN and infinities become ``low``, the rest is
+    clamped (an agent's answer is input like any other)."""
+    return min(max(value, low), high) if math.isfinite(value) else low
+
+
+def _maybe(value: float | None) -> float | None:
+    return None if value is None else _finite(value)
 
 
 def record_failure(db: Session, host: Host, error: AgentError, failures: int, now: datetime,

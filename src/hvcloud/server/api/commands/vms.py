@@ -418,27 +418,60 @@ def update_vm(ctx: CallContext, args: Args) -> Result:
     return ObjectResult("virtualmachine", vm_view(ctx.db, vm))
 
 
-@command("scaleVirtualMachine", "Scales the virtual machine to a new service offering (when stopped).",
-         admin=False, isasync=True, params=[
+OFFERING_PARAMS = (
     Param("id", "uuid", required=True, description="The ID of the virtual machine"),
     Param("serviceofferingid", "uuid", required=True, description="the ID of the service offering"),
     Param("details", "map", description="cpuNumber, cpuSpeed, memory for custom offerings"),
+)
+
+
+@command("scaleVirtualMachine", "Scales the virtual machine to a new service offering (when stopped).",
+         admin=False, isasync=True, params=[
+    *OFFERING_PARAMS,
     Param("cpunumber", "integer", description="vCPUs of a custom service offering"),
     Param("cpuspeed", "integer", description="CPU MHz of a custom service offering"),
     Param("memory", "integer", description="memory (MB) of a custom service offering"),
 ], response=VM_FIELDS)
 def scale_vm(ctx: CallContext, args: Args) -> Result:
+    vm = _change_offering(ctx, args, live=True)
+    return run_inline(ctx, ObjectResult("virtualmachine", vm_view(ctx.db, vm)), instance_type="VirtualMachine",
+                      instance_id=vm.id)
+
+
+@command("changeServiceForVirtualMachine", "Changes the service offering for a virtual machine. The virtual "
+         "machine must be in a \"Stopped\" state for this command to take effect.", admin=False,
+         params=OFFERING_PARAMS, response=VM_FIELDS)
+def change_service(ctx: CallContext, args: Args) -> Result:
+    return ObjectResult("virtualmachine", vm_view(ctx.db, _change_offering(ctx, args, live=False)))
+
+
+def _change_offering(ctx: CallContext, args: Args, *, live: bool) -> VMInstance:
+    """The one implementation of scaleVirtualMachine and changeServiceForVirtualMachine.
+
+    A Running VM (``live``: scaleVirtualMachine) gets CloudStack's answers in CloudStack's order: 431
+    when the new offering is not larger in every respect, then 531 because dynamic scaling is off —
+    no driver here can change a running VM's CPUs and memory, so VMs are never ``isdynamicallyscalable``."""
     vm = owned_vm(ctx, args)
-    if vm.state != S.STOPPED:
-        raise errors.param_error(f"Unable to scale VM {vm.instance_name}: it is {vm.state}; only Stopped VMs "
-                                 "can be scaled (live scaling is not supported)")
     offering = ctx.require(args, ServiceOffering, "serviceofferingid")
     if offering.removed is not None or offering.is_system:
         raise errors.entity_not_found("serviceofferingid", offering.id)
+    if vm.state != S.STOPPED and not (live and vm.state == S.RUNNING):
+        raise allocation.not_stopped(vm)
+    if vm.state == S.STOPPED and offering.id == vm.service_offering_id and not offering.customized:
+        raise errors.param_error(f"Not upgrading vm {vm.instance_name} since it already has the requested service "
+                                 f"offering ({offering.name})")
     cpus, speed, memory = _custom(args, offering)
+    if vm.state == S.RUNNING:
+        if (speed < vm.cpu_speed or memory < vm.memory or cpus < vm.cpu_number
+                or (speed, memory, cpus) == (vm.cpu_speed, vm.memory, vm.cpu_number)):
+            raise errors.param_error(
+                f"Only scaling up the vm is supported, new service offering(speed={speed},cpu={cpus},memory=,{memory})"
+                " should have at least one value(cpu/ram) greater than old value and no resource value less than "
+                f"older(speed={vm.cpu_speed},cpu={vm.cpu_number},memory=,{vm.memory})")
+        raise errors.permission_denied("Dynamically scaling virtual machines is disabled for this zone, please "
+                                       "contact your admin")
     allocation.scale(ctx.db, ctx.state.config, ctx.user, vm, offering, cpus=cpus, speed=speed, memory=memory)
-    return run_inline(ctx, ObjectResult("virtualmachine", vm_view(ctx.db, vm)), instance_type="VirtualMachine",
-                      instance_id=vm.id)
+    return vm
 
 
 def _iso_job(ctx: CallContext, vm: VMInstance, attach: bool) -> Result:

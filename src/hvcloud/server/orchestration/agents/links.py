@@ -58,6 +58,7 @@ class HostLink:
     connected: bool = False
     failures: int = 0
     last_stats: float = float("-inf")
+    last_vm_stats: float = float("-inf")
     last_report: dict[str, str] | None = None
     report_pending: bool = False
     task: asyncio.Task[None] | None = None

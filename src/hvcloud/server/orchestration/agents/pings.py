@@ -1,7 +1,9 @@
 """The ping loop: every ``ping.interval`` one visit per host this server drives, bounded by a
 semaphore (``agent.concurrency``). A visit runs the connect sequence for a host that is new or came
 back (its first ping follows at once and is written with it), else pings: HostVmStateReport, then
-PingRoutingCommand carrying the report, and every ``host.stats.interval`` a GetHostStatsCommand.
+PingRoutingCommand carrying the report, every ``host.stats.interval`` a GetHostStatsCommand and every
+``vm.stats.interval`` a GetVmStatsCommand for the VMs the report found running (at most
+:data:`MAX_VM_STATS`).
 Its :class:`~hvcloud.server.orchestration.agents.writer.Outcome` goes to the writer."""
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ from hvcloud.server.orchestration.agents.pools import shared_pools
 from hvcloud.server.orchestration.agents.scope import Part, Scope
 from hvcloud.server.orchestration.agents.writer import Outcome, OutcomeWriter
 from hvcloud.server.orchestration.discovery import ConnectRequest
+from hvcloud.server.orchestration.vm.power_sync import POWER_ON
 from hvcloud.wire import answers as A
 from hvcloud.wire import commands as C
 
 log = logs.get(__name__)
+
+#: the most VMs one GetVmStatsCommand asks about (a host running more gets the first ones, by name)
+MAX_VM_STATS = 1000
 
 
 class Pinger(Part):
@@ -89,11 +95,13 @@ class Pinger(Part):
                 # without its VMs' power states (which the power sweep would take for missing)
                 report, stats = await self._ping(link)
                 self.stats.pings += 1
-                return Outcome(link, "connected", result=result, report=report, stats=stats, taken=taken)
+                return Outcome(link, "connected", result=result, report=report, stats=stats, taken=taken,
+                               vm_stats=await self._vm_stats(link, report))
             report, stats = await self._ping(link)
             link.failures = 0
             self.stats.pings += 1
-            return Outcome(link, "pinged", report=report, stats=stats, taken=taken)
+            return Outcome(link, "pinged", report=report, stats=stats, taken=taken,
+                           vm_stats=await self._vm_stats(link, report))
         except AgentError as exc:
             error: AgentError = exc
         except Exception as exc:
@@ -125,6 +133,28 @@ class Pinger(Part):
             except AgentError as exc:
                 log.warning("host stats failed", host=link.host_id, reason=str(exc))
         return report, stats
+
+    async def _vm_stats(self, link: HostLink, report: dict[str, str]) -> dict[str, A.VmStatsEntry] | None:
+        """The running VMs' statistics when ``vm.stats.interval`` has passed (0: never); a failure is
+        logged and tried again at the next interval, it never fails the ping."""
+        interval = self.config.vm_stats_interval_seconds
+        if interval <= 0 or time.monotonic() - link.last_vm_stats < interval:
+            return None
+        link.last_vm_stats = time.monotonic()
+        names = sorted(name for name, state in report.items() if state == POWER_ON)[:MAX_VM_STATS]
+        if not names:
+            return None
+        try:
+            got = await guarded(link.client.send(C.GetVmStatsCommand(
+                vmNames=names, hostGuid=link.guid, hostName=link.host_id, contextMap={})),
+                self.config.ping_request_timeout_seconds, "GetVmStatsCommand")
+        except AgentError as exc:
+            log.warning("vm stats failed", host=link.host_id, reason=str(exc))
+            return None
+        if not got.result or not isinstance(got, A.GetVmStatsAnswer):
+            return None
+        self.stats.vm_stats += 1
+        return {name: entry for name, entry in got.vmStatsMap.items() if name in report}
 
     def _connect_request(self, host_id: str) -> ConnectRequest | None:
         with self.sessions() as db:

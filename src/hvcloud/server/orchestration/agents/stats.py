@@ -8,6 +8,8 @@ from dataclasses import dataclass
 @dataclass
 class ManagerStats:
     pings: int = 0
+    #: GetVmStatsCommand answers collected
+    vm_stats: int = 0
     connects: int = 0
     failures: int = 0
     batches: int = 0

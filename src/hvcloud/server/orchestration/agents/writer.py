@@ -33,6 +33,8 @@ class Outcome:
     result: ConnectResult | None = None
     report: dict[str, str] | None = None
     stats: A.HostStatsEntry | None = None
+    #: the running VMs' statistics by instance name, when this visit collected them
+    vm_stats: dict[str, A.VmStatsEntry] | None = None
     error: AgentError | None = None
     #: when the visit began, i.e. before the VM state report was requested
     taken: datetime | None = None
@@ -92,6 +94,8 @@ class OutcomeWriter(Part):
                     host_updates.record_connect(db, host, o.result, now)
                 if o.kind == "pinged" or (o.kind == "connected" and o.report is not None):
                     host_updates.record_ping(db, host, now, o.stats, o.taken)
+                    if o.vm_stats:
+                        host_updates.record_vm_stats(db, host.id, o.vm_stats, now)
                     if o.report is not None and (o.report != o.link.last_report or o.link.report_pending):
                         res = power_sync.apply_report(db, host.id, o.report, now, grace, o.taken)
                         changes.extend(res.changes)

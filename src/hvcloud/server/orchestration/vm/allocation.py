@@ -10,8 +10,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hvcloud.server import resource_types as R
 from hvcloud.server.config import ServerConfig
@@ -27,7 +28,8 @@ from hvcloud.server.db.models import (
     new_id,
     utcnow,
 )
-from hvcloud.server.orchestration import events
+from hvcloud.server.errors import CloudError, param_error
+from hvcloud.server.orchestration import events, planner
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration.networks import nics
 from hvcloud.server.orchestration.networks.nics import NicRequest
@@ -113,10 +115,33 @@ def recover(db: Session, actor: User, vm: VMInstance) -> None:
 
 def scale(db: Session, config: ServerConfig, actor: User, vm: VMInstance, offering: ServiceOffering, *, cpus: int,
           speed: int, memory: int) -> None:
-    """A stopped VM's new service offering, the difference charged to (or released from) its owner."""
+    """A stopped VM's new service offering (scaleVirtualMachine, changeServiceForVirtualMachine), the
+    difference charged to (or released from) its owner.
+
+    A stopped VM holds no host capacity (``planner``); a booking left by an interrupted start is given
+    back first, at the size it was booked with. The new size is then written by one UPDATE conditional
+    on the VM still being Stopped and holding nothing, so a start booking a host at the same moment
+    cannot leave the host counting the old size while its release later subtracts the new one."""
+    if vm.state != S.STOPPED:
+        raise not_stopped(vm)
+    planner.release_host(db, vm)
     limits.charge(db, config, vm.account, {R.CPU: cpus - vm.cpu_number, R.MEMORY: memory - vm.memory})
-    vm.cpu_number, vm.cpu_speed, vm.memory = cpus, speed, memory
-    vm.service_offering_id = offering.id
-    vm.service_offering = offering
+    changed = db.execute(update(VMInstance)
+                         .where(VMInstance.id == vm.id, VMInstance.state == S.STOPPED,
+                                VMInstance.capacity_host_id.is_(None))
+                         .values(cpu_number=cpus, cpu_speed=speed, memory=memory, service_offering_id=offering.id)
+                         .execution_options(synchronize_session=False))
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        db.refresh(vm)
+        raise not_stopped(vm)
+    for attr, value in (("cpu_number", cpus), ("cpu_speed", speed), ("memory", memory),
+                        ("service_offering_id", offering.id), ("service_offering", offering)):
+        set_committed_value(vm, attr, value)
     events.record(db, actor, "VM.UPGRADE", f"Scaling VM {vm.instance_name}", resource_type="VirtualMachine",
                   resource_id=vm.id)
+
+
+def not_stopped(vm: VMInstance) -> CloudError:
+    """CloudStack's answer to a change of offering of a VM that is not Stopped."""
+    return param_error(f"Unable to upgrade virtual machine {vm.instance_name} in state {vm.state}; "
+                       "make sure the virtual machine is stopped")
