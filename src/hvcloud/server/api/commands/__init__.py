@@ -7,7 +7,8 @@ import importlib
 MODULES = ("meta", "accounts", "zones", "storage", "catalog", "events", "hosts", "capacity", "templates",
            "offerings", "vms", "volumes", "management",
            "limits", "keys", "routers", "physical_networks", "networks", "nics",
-           "security_groups", "public_ips", "firewall", "load_balancers", "consoles", "configuration", "roles", "tags")
+           "security_groups", "public_ips", "firewall", "load_balancers", "consoles", "configuration", "roles", "tags",
+           "affinity_groups", "instance_groups")
 
 
 def load() -> None:
