@@ -571,9 +571,9 @@ class VMInstance(Base):
     state_reason: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     state_changed: Mapped[datetime] = _created_column()
     user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
-    #: the VM's instance group (``group``/``groupid``), gone with the group
-    group_id: Mapped[str | None] = mapped_column(ForeignKey("instance_group.id", ondelete="SET NULL"), nullable=True,
-                                                 index=True)
+    #: the VM's instance group (``group``/``groupid``); deleting the group clears it. No foreign key: adding
+    #: one would rebuild vm_instance on SQLite, whose DROP runs the ON DELETE actions of every reference
+    group_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     #: how many affinity groups the VM is in (``affinity_group_vm_map``), kept with the map in the same
     #: transactions: placement and the VM's view read the map only for VMs in some group
     affinity_group_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -64,15 +64,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('affinity_group_id', 'vm_id'),
     )
     op.create_index('ix_affinity_group_vm_map_vm_id', 'affinity_group_vm_map', ['vm_id'])
-    with op.batch_alter_table('vm_instance', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('group_id', sa.String(length=36), nullable=True))
-        batch_op.add_column(sa.Column('affinity_group_count', sa.Integer(), server_default='0', nullable=False))
-        batch_op.create_index('ix_vm_instance_group_id', ['group_id'], unique=False)
-        batch_op.create_foreign_key('fk_vm_instance_group_id_instance_group', 'instance_group', ['group_id'],
-                                    ['id'], ondelete='SET NULL')
+    # plain ALTER TABLEs (no batch): rebuilding vm_instance on SQLite would run the ON DELETE actions
+    # of the tables that reference it when foreign keys are on
+    op.add_column('vm_instance', sa.Column('group_id', sa.String(length=36), nullable=True))
+    op.add_column('vm_instance', sa.Column('affinity_group_count', sa.Integer(), server_default='0',
+                                           nullable=False))
+    op.create_index('ix_vm_instance_group_id', 'vm_instance', ['group_id'], unique=False)
     _groups_from_names()
-    with op.batch_alter_table('vm_instance', schema=None) as batch_op:
-        batch_op.drop_column('group_name')
+    op.drop_column('vm_instance', 'group_name')
 
 
 def _groups_from_names() -> None:
@@ -91,16 +90,13 @@ def _groups_from_names() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('vm_instance', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('group_name', sa.String(length=255), nullable=True))
+    op.add_column('vm_instance', sa.Column('group_name', sa.String(length=255), nullable=True))
     conn = op.get_bind()
     conn.execute(_VM.update().values(group_name=sa.select(_GROUP.c.name).where(_GROUP.c.id == _VM.c.group_id)
                                      .scalar_subquery()))
-    with op.batch_alter_table('vm_instance', schema=None) as batch_op:
-        batch_op.drop_constraint('fk_vm_instance_group_id_instance_group', type_='foreignkey')
-        batch_op.drop_index('ix_vm_instance_group_id')
-        batch_op.drop_column('affinity_group_count')
-        batch_op.drop_column('group_id')
+    op.drop_index('ix_vm_instance_group_id', table_name='vm_instance')
+    op.drop_column('vm_instance', 'affinity_group_count')
+    op.drop_column('vm_instance', 'group_id')
     op.drop_index('ix_affinity_group_vm_map_vm_id', table_name='affinity_group_vm_map')
     op.drop_table('affinity_group_vm_map')
     op.drop_index('ix_affinity_group_account_created', table_name='affinity_group')
