@@ -1,19 +1,31 @@
 """Migration ``0019_affinity`` on SQLite and PostgreSQL: the VMs' group names become instance groups
 (one per account and name) that the VMs point at, it builds exactly the models, and it goes down to
-``0018_tags`` (the names back on the VMs) and up again."""
+``0018_tags`` (the names back on the VMs) and up again; and the affinity and instance group API on
+PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, inspect, text
 
+from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.models import Base
+from hvcloud.server.errors import INSUFFICIENT_CAPACITY
+from hvcloud.server.jobs.handlers import JobFailure
+from hvcloud.server.orchestration.vm import manager as vms
+from hvcloud.server.state import ServerState
 from tests.support.migrations import BACKENDS, alembic, empty_engine
+from tests.support.postgres import fresh_pg_database
+from tests.support.server_api import Caller, build_zone, ready_template
+from tests.support.server_in_process import in_process_server
+from tests.unit.server.test_affinity_groups_api import _hosts, _place, _vm
 
 
 @pytest.fixture(params=BACKENDS)
@@ -71,3 +83,39 @@ def test_group_names_become_instance_groups_and_back(engine: Engine) -> None:
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         assert conn.execute(text("SELECT count(*) FROM instance_group")).scalar() == 2
+
+
+@pytest.fixture
+def pg_admin(tmp_path: Path) -> Iterator[tuple[ServerState, Caller]]:
+    with fresh_pg_database() as url:
+        config = ServerConfig.build(tmp_path / "data", url, settings={"api.throttling.enabled": "false"})
+        with in_process_server(replace(config, manage_agents=False)) as server:
+            yield server
+
+
+def test_affinity_and_instance_groups_on_postgresql(pg_admin: tuple[ServerState, Caller]) -> None:
+    """The API on PostgreSQL: a group made by a deploy's ``group`` name (INSERT … ON CONFLICT), the
+    groups' FOR UPDATE read in placement, membership changes and the deletes."""
+    state, admin = pg_admin
+    ids = build_zone(admin)
+    with state.sessions.begin() as db:
+        template = ready_template(db, ids["zoneid"]).id
+    offering = admin.ok("listServiceOfferings", name="Small Instance")["serviceoffering"][0]["id"]
+    cloud: dict[str, Any] = {**ids, "template": template, "offering": offering}
+    hosts = _hosts(state, cloud, 2)
+    spread = admin.wait(admin.ok("createAffinityGroup", name="spread", type="host anti-affinity")["jobid"])
+    group_id = spread["jobresult"]["affinitygroup"]["id"]
+    members = [_vm(admin, cloud, f"s{i}", affinitygroupids=group_id, group="web") for i in range(3)]
+    assert {vm["group"] for vm in members} == {"web"} and len({vm["groupid"] for vm in members}) == 1
+    assert admin.ok("listInstanceGroups")["count"] == 1
+    assert {_place(state, members[0]["id"]), _place(state, members[1]["id"])} == set(hosts)
+    with state.sessions.begin() as db, pytest.raises(JobFailure) as failed:
+        vms._place_and_prepare(db, state.box, members[2]["id"], [], True)
+    assert failed.value.code == INSUFFICIENT_CAPACITY and "anti-affinity group spread" in failed.value.text
+    assert admin.job("updateVMAffinityGroup", id=members[2]["id"])["jobstatus"] == 1
+    assert _place(state, members[2]["id"]) in hosts
+    assert admin.ok("listVirtualMachines", affinitygroupid=group_id)["count"] == 2
+    assert admin.job("deleteAffinityGroup", id=group_id)["jobstatus"] == 1
+    assert admin.ok("listVirtualMachines", affinitygroupid=group_id) == {}
+    assert admin.ok("deleteInstanceGroup", id=members[0]["groupid"])["success"] is True
+    assert all("groupid" not in vm for vm in admin.ok("listVirtualMachines")["virtualmachine"])
