@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from hvcloud.server.db.models import AffinityGroupVmMap, Host, StoragePool, VMInstance
 from hvcloud.server.errors import INSUFFICIENT_CAPACITY
 from hvcloud.server.jobs.handlers import JobFailure
+from hvcloud.server.orchestration import affinity_groups as AG
 from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.state import ServerState
@@ -291,3 +292,39 @@ def test_a_vm_in_no_group_is_placed_as_before(admin: Caller, state: ServerState,
     assert _place(state, vm["id"]) in hosts
     with state.sessions() as db:
         assert db.scalar(select(VMInstance.affinity_group_count).where(VMInstance.id == vm["id"])) == 0
+
+
+def test_placement_checks_the_groups_again_once_it_has_booked_a_host(admin: Caller, state: ServerState,
+                                                                     cloud: dict[str, Any],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A concurrent placement of another member committed between this placement's reads and its
+    booking (simulated: the first read of the groups sees nothing): the booked host is given back."""
+    hosts = _hosts(state, cloud, 2)
+    group = _create(admin, "spread")
+    first = _vm(admin, cloud, "r1", affinitygroupids=group["id"])
+    taken = _place(state, first["id"])
+    with state.sessions.begin() as db:
+        other = db.get(Host, next(h for h in hosts if h != taken))
+        assert other is not None
+        other.status = "Down"
+        before = db.get(Host, taken)
+        assert before is not None
+        allocated = before.memory_allocated
+    second = _vm(admin, cloud, "r2", affinitygroupids=group["id"])
+    real = AG.placement
+    calls: list[str] = []
+
+    def stale(db: Any, vm: VMInstance) -> AG.Placement | None:
+        calls.append(vm.id)
+        return AG.Placement(frozenset(), None, "stale") if len(calls) == 1 else real(db, vm)
+
+    monkeypatch.setattr(AG, "placement", stale)
+    with state.sessions.begin() as db, pytest.raises(JobFailure) as failed:
+        vms._place_and_prepare(db, state.box, second["id"], [], True)
+    assert failed.value.code == INSUFFICIENT_CAPACITY and len(calls) == 2
+    with state.sessions() as db:
+        vm = db.get(VMInstance, second["id"])
+        host = db.get(Host, taken)
+        assert vm is not None and vm.capacity_host_id is None
+        assert host is not None and host.memory_allocated == allocated
+        assert not AG.allows(db, vm, taken)

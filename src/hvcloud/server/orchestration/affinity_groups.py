@@ -174,3 +174,11 @@ def placement(db: Session, vm: VMInstance) -> Placement | None:
             reasons.append(f"host affinity group {g.name} allows only {len(hosts)} host(s)")
     return Placement(frozenset(avoid), None if within is None else frozenset(within),
                      "; ".join(reasons) or "no constraint")
+
+
+def allows(db: Session, vm: VMInstance, host_id: str) -> bool:
+    """Whether the VM's groups allow ``host_id`` as the database holds them now: placement checks again
+    once it has booked the host. On SQLite the booking holds the write lock, so a concurrent
+    placement of another member has committed before this read (or waits for this one)."""
+    rules = placement(db, vm)
+    return rules is None or (host_id not in rules.avoid and (rules.within is None or host_id in rules.within))

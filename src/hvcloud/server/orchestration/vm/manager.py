@@ -154,8 +154,12 @@ def _place_and_prepare(db: Session, box: SecretBox, vm_id: str, avoid: list[str]
                                       within=rules.within if rules else None)
         for host, pool in options:
             plan = _plan(db, box, vm, host, pool, volumes, root)
-            if booked is not None or planner.reserve_host(db, vm, host, need):
+            if booked is not None:
                 break
+            if planner.reserve_host(db, vm, host, need):
+                if rules is None or affinity.allows(db, vm, host.id):
+                    break
+                planner.release_host(db, vm)  # a member of one of its groups was placed meanwhile
         else:
             raise JobFailure(INSUFFICIENT_CAPACITY,
                              planner.no_room(vm, need, avoid, rules.reason if rules else None).text)
