@@ -246,6 +246,58 @@ def test_concurrent_deploys_keep_capacity_exact(cloud: Cloud) -> None:
     cloud.capacity_matches_recount()
 
 
+def test_affinity_groups_place_vms_on_real_hosts(cloud: Cloud) -> None:
+    """Anti-affinity: one member per host, the next refused with 533 (deploy and start); affinity: every
+    member on the first one's host, also after a stop and start; concurrent deploys of one
+    anti-affinity group never share a host."""
+    cs = cloud.cs
+    spread = cs.createAffinityGroup(name="spread", type="host anti-affinity")["affinitygroup"]
+    members = [_deploy(cloud, affinitygroupids=spread["id"]) for _ in range(HOSTS)]
+    assert {v["hostid"] for v in members} == {h["id"] for h in cloud.hosts}
+    assert all(v["affinitygroup"][0]["id"] == spread["id"] for v in members)
+    with pytest.raises(CloudStackApiException) as exc:
+        _deploy(cloud, affinitygroupnames="spread")
+    assert exc.value.error["errorcode"] == 533 and "anti-affinity group spread" in exc.value.error["errortext"]
+    cs.stopVirtualMachine(id=members[0]["id"])
+    loose = _deploy(cloud, startvm=False, affinitygroupids=spread["id"])
+    assert cs.startVirtualMachine(id=loose["id"])["virtualmachine"]["hostid"] == members[0]["hostid"]
+    with pytest.raises(CloudStackApiException) as exc:
+        cs.startVirtualMachine(id=members[0]["id"])
+    assert exc.value.error["errorcode"] == 533
+    _destroy_all(cloud)
+
+    together = cs.createAffinityGroup(name="together", type="host affinity")["affinitygroup"]
+    first = _deploy(cloud, affinitygroupids=together["id"])
+    others = [_deploy(cloud, affinitygroupids=together["id"]) for _ in range(3)]
+    assert {v["hostid"] for v in others} == {first["hostid"]}
+    cs.stopVirtualMachine(id=others[0]["id"])
+    assert cs.startVirtualMachine(id=others[0]["id"])["virtualmachine"]["hostid"] == first["hostid"]
+    _destroy_all(cloud)
+
+    jobs: list[str] = []
+    lock = threading.Lock()
+
+    def submit() -> None:
+        own = CloudStack(endpoint=cs.endpoint, key=cs.key, secret=cs.secret, timeout=60)
+        job = own.deployVirtualMachine(serviceofferingid=_small(own), templateid=cloud.template["id"],
+                                       zoneid=cloud.zone["id"], affinitygroupids=spread["id"])
+        with lock:
+            jobs.append(job["jobid"])
+
+    threads = [threading.Thread(target=submit) for _ in range(HOSTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results = [job_result(cs, j) for j in jobs]
+    placed = [r["jobresult"]["virtualmachine"]["hostid"] for r in results if r["jobstatus"] == 1]
+    assert len(placed) == len(set(placed)), "two members of an anti-affinity group share a host"
+    _destroy_all(cloud)
+    cs.deleteAffinityGroup(id=spread["id"])
+    cs.deleteAffinityGroup(id=together["id"])
+    cloud.capacity_matches_recount()
+
+
 def test_volumes_on_running_and_stopped_vms(cloud: Cloud) -> None:
     cs = cloud.cs
     disk = cs.listDiskOfferings(name="Small")["diskoffering"][0]

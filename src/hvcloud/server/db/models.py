@@ -571,7 +571,12 @@ class VMInstance(Base):
     state_reason: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     state_changed: Mapped[datetime] = _created_column()
     user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
-    group_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: the VM's instance group (``group``/``groupid``); deleting the group clears it. No foreign key: adding
+    #: one would rebuild vm_instance on SQLite, whose DROP runs the ON DELETE actions of every reference
+    group_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    #: how many affinity groups the VM is in (``affinity_group_vm_map``), kept with the map in the same
+    #: transactions: placement and the VM's view read the map only for VMs in some group
+    affinity_group_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     ha_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     display_vm: Mapped[bool] = mapped_column(Boolean, default=True)
     vnc_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -1254,6 +1259,46 @@ class VmStats(Base):
     disk_write_ios: Mapped[float | None] = mapped_column(Float, nullable=True)
     memory_kbs: Mapped[float | None] = mapped_column(Float, nullable=True)
     collected: Mapped[datetime] = _created_column()
+
+
+class InstanceGroup(Base):
+    """CloudStack's ``instance_group``: a named set of an account's VMs (``createInstanceGroup``, or the
+    ``group`` name of deployVirtualMachine/updateVirtualMachine); names are unique per account."""
+
+    __tablename__ = "instance_group"
+    __table_args__ = (UniqueConstraint("account_id", "name"),
+                      Index("ix_instance_group_account_created", "account_id", "created", "id"))
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
+    created: Mapped[datetime] = _created_column()
+
+
+class AffinityGroup(Base):
+    """CloudStack's ``affinity_group``: ``type`` is ``host affinity`` (the members share a host) or
+    ``host anti-affinity`` (each member on a host of its own); names are unique per account."""
+
+    __tablename__ = "affinity_group"
+    __table_args__ = (UniqueConstraint("account_id", "name"),
+                      Index("ix_affinity_group_account_created", "account_id", "created", "id"))
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    group_type: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
+    created: Mapped[datetime] = _created_column()
+
+
+class AffinityGroupVmMap(Base):
+    """A VM's membership of an affinity group; ``vm_instance.affinity_group_count`` counts its rows."""
+
+    __tablename__ = "affinity_group_vm_map"
+    affinity_group_id: Mapped[str] = mapped_column(ForeignKey("affinity_group.id", ondelete="CASCADE"),
+                                                   primary_key=True)
+    vm_id: Mapped[str] = mapped_column(ForeignKey("vm_instance.id", ondelete="CASCADE"), primary_key=True,
+                                       index=True)
 
 
 def as_dict(obj: Base) -> dict[str, Any]:

@@ -145,10 +145,10 @@ def _factor_exprs(key: FactorKey) -> tuple[ColumnElement[float], ColumnElement[f
 
 @functools.lru_cache(maxsize=256)
 def candidate_statement(factors: FactorKey, limit: int | None, only: bool, hypervisor: bool,
-                        avoid: bool) -> Select[Host]:
+                        avoid: bool, within: bool = False) -> Select[Host]:
     """The candidate query of one shape, built once: placements run it with bound values
     (``zone_id``, ``cpu_need``, ``memory_need`` and, as the shape asks, ``only``, ``hypervisor``,
-    ``seen``) instead of building its expression tree every time."""
+    ``seen``, ``within``) instead of building its expression tree every time."""
     cpu_f, mem_f = _factor_exprs(factors)
     cpu_cap = func.coalesce(Host.cpu_number, 0) * func.coalesce(Host.cpu_speed, 0) * cpu_f
     mem_cap = func.coalesce(Host.memory_total, 0) * mem_f
@@ -165,16 +165,23 @@ def candidate_statement(factors: FactorKey, limit: int | None, only: bool, hyper
         stmt = stmt.where(func.lower(Host.hypervisor) == bindparam("hypervisor"))
     if avoid:
         stmt = stmt.where(Host.id.not_in(bindparam("seen", expanding=True)))
+    if within:
+        stmt = stmt.where(Host.id.in_(bindparam("within", expanding=True)))
     return stmt.limit(limit) if limit is not None else stmt
 
 
 def candidate_hosts(db: Session, zone_id: str, need: Need, *, hypervisor: str | None = None,
-                    only: str | None = None, avoid: Iterable[str] = ()) -> Iterator[Host]:
+                    only: str | None = None, avoid: Iterable[str] = (),
+                    within: Iterable[str] | None = None) -> Iterator[Host]:
     """Up, enabled hosts in enabled clusters and pods of the zone with the tags and the free CPU and
-    memory, most free memory first (ties at random, so concurrent deploys spread).
+    memory, most free memory first (ties at random, so concurrent deploys spread); none of ``avoid``
+    and, when ``within`` is given, only those (a VM's affinity groups).
 
     The database filters and orders them, and hands over a few at a time: the first batch nearly
     always takes the VM, so a placement reads a handful of host rows whatever the zone's size."""
+    allowed = None if within is None else list(within)
+    if allowed is not None and not allowed:
+        return
     zone = db.get(Zone, zone_id)
     if zone is None:
         return
@@ -185,9 +192,11 @@ def candidate_hosts(db: Session, zone_id: str, need: Need, *, hypervisor: str | 
         values["only"] = only
     if hypervisor:
         values["hypervisor"] = hypervisor.lower()
+    if allowed is not None:
+        values["within"] = allowed
     seen = set(avoid)
     for limit in (CANDIDATE_BATCH, None):
-        stmt = candidate_statement(factors, limit, only is not None, bool(hypervisor), bool(seen))
+        stmt = candidate_statement(factors, limit, only is not None, bool(hypervisor), bool(seen), allowed is not None)
         batch = list(db.scalars(stmt, {**values, "seen": list(seen)} if seen else values))
         for host in batch:
             seen.add(host.id)
@@ -325,19 +334,20 @@ def release_pool(db: Session, volume: Volume) -> None:
 
 
 def fitting(db: Session, vm: VMInstance, need: Need, *, avoid: Iterable[str] = (), root_size: int = 0,
-            hypervisor: str | None = None,
-            volumes: list[Volume] | None = None) -> Iterator[tuple[Host, StoragePool | None]]:
+            hypervisor: str | None = None, volumes: list[Volume] | None = None,
+            within: Iterable[str] | None = None) -> Iterator[tuple[Host, StoragePool | None]]:
     """Hosts with room for ``vm`` as the database reads now, best first, each with the pool for its
     root volume (the one it has when Ready, else the host's first pool with room); nothing is booked
     (:func:`reserve_host` books, and may still find a host full). ``volumes``: the VM's live volumes
-    when the caller has read them already."""
+    when the caller has read them already; ``within``: only these hosts (affinity)."""
     if volumes is None:
         root = db.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.volume_type == "ROOT",
                                                Volume.removed.is_(None))).first()
     else:
         root = next((v for v in volumes if v.volume_type == "ROOT"), None)
     existing_pool = root.pool if root is not None and root.pool_id is not None and root.state == "Ready" else None
-    for host in candidate_hosts(db, vm.zone_id, need, hypervisor=hypervisor, only=vm.requested_host_id, avoid=avoid):
+    for host in candidate_hosts(db, vm.zone_id, need, hypervisor=hypervisor, only=vm.requested_host_id, avoid=avoid,
+                                within=within):
         if existing_pool is not None:
             if host_sees_pool(host, existing_pool):
                 yield host, existing_pool
@@ -348,11 +358,13 @@ def fitting(db: Session, vm: VMInstance, need: Need, *, avoid: Iterable[str] = (
             yield host, pools[0]
 
 
-def no_room(vm: VMInstance, need: Need, avoid: Iterable[str] = ()) -> PlacementError:
+def no_room(vm: VMInstance, need: Need, avoid: Iterable[str] = (), affinity: str | None = None) -> PlacementError:
+    """``avoid``: hosts that failed this start; ``affinity``: what the VM's affinity groups allow."""
     where = f"host {vm.requested_host_id}" if vm.requested_host_id else "the zone"
     tags = f" with host tags {','.join(need.host_tags)}" if need.host_tags else ""
+    rules = f" that satisfies its affinity groups ({affinity})" if affinity else ""
     return PlacementError(
-        f"Unable to create a deployment for VM {vm.instance_name}: no host in {where}{tags} has "
+        f"Unable to create a deployment for VM {vm.instance_name}: no host in {where}{tags}{rules} has "
         f"{need.cpu_mhz} MHz of CPU and {need.memory_bytes // MiB} MiB of memory free and a usable "
         f"primary storage pool" + (f" (avoided {len(set(avoid))} host(s) that failed)" if avoid else ""))
 

@@ -12,6 +12,7 @@ from hvcloud.server.db.models import (
     Account,
     Domain,
     Host,
+    InstanceGroup,
     Network,
     Nic,
     ServiceOffering,
@@ -26,6 +27,7 @@ from hvcloud.server.orchestration.agents import HOST_UP
 from hvcloud.server.orchestration.resource_tags import USER_VM
 from hvcloud.server.orchestration.user_data import load_details
 from hvcloud.server.orchestration.vm import states as S
+from hvcloud.server.views.affinity_groups import vm_affinity_groups
 from hvcloud.server.views.fields import compact
 from hvcloud.server.views.security_groups import vm_groups
 from hvcloud.server.views.tags import tag_map
@@ -45,8 +47,9 @@ _VIEW_QUERY = (
            VMInstance.state_reason, VMInstance.zone_id, VMInstance.host_id, VMInstance.template_id,
            VMInstance.iso_id, VMInstance.service_offering_id, VMInstance.cpu_number, VMInstance.cpu_speed,
            VMInstance.memory, VMInstance.account_id, VMInstance.user_id, VMInstance.created, VMInstance.ha_enabled,
-           VMInstance.display_vm, VMInstance.os_type_id, VMInstance.group_name, VMInstance.user_data,
+           VMInstance.display_vm, VMInstance.os_type_id, VMInstance.group_id, VMInstance.user_data,
            VMInstance.keypairs, VMInstance.user_data_id, VMInstance.user_data_details,
+           VMInstance.affinity_group_count, InstanceGroup.name.label("groupname"),
            UserData.name.label("userdataname"),
            Zone.name.label("zonename"), Host.name.label("hostname"), Host.hypervisor.label("host_hypervisor"),
            Host.status.label("host_status"),
@@ -63,7 +66,8 @@ _VIEW_QUERY = (
     .outerjoin(Host, Host.id == VMInstance.host_id)
     .outerjoin(_TEMPLATE, _TEMPLATE.id == VMInstance.template_id)
     .outerjoin(_ISO, _ISO.id == VMInstance.iso_id)
-    .outerjoin(UserData, UserData.id == VMInstance.user_data_id))
+    .outerjoin(UserData, UserData.id == VMInstance.user_data_id)
+    .outerjoin(InstanceGroup, InstanceGroup.id == VMInstance.group_id))
 
 
 #: the static NAT address pointing at a NIC (its VM on its network): ``nic[].publicip``/``publicipid``
@@ -144,7 +148,9 @@ def vm_views(db: Session, vm_ids: list[str], *, details: bool = True) -> list[di
         nics = nic_rows(db, chunk)
         groups = vm_groups(db, chunk)
         tags = tag_map(db, USER_VM, chunk)
-        out.extend(_view(rows[i], offerings, nics.get(i, []), groups.get(i, []), tags.get(i, []))
+        affinity = vm_affinity_groups(db, [i for i, r in rows.items() if r.affinity_group_count])
+        out.extend(_view(rows[i], offerings, nics.get(i, []), groups.get(i, []), tags.get(i, []),
+                         affinity.get(i, []))
                    for i in chunk if i in rows)
     return out
 
@@ -162,8 +168,10 @@ def vm_view_becoming(db: Session, vm_id: str, state: str, state_reason: str | No
     if not rows:
         return None
     row = SimpleNamespace(**{**rows[0]._asdict(), "state": state, "state_reason": state_reason})
+    affinity = vm_affinity_groups(db, [vm_id] if row.affinity_group_count else [])
     return _view(row, data_disk_offerings(db, [vm_id]), nic_rows(db, [vm_id]).get(vm_id, []),
-                 vm_groups(db, [vm_id]).get(vm_id, []), tag_map(db, USER_VM, [vm_id]).get(vm_id, []))
+                 vm_groups(db, [vm_id]).get(vm_id, []), tag_map(db, USER_VM, [vm_id]).get(vm_id, []),
+                 affinity.get(vm_id, []))
 
 
 def _details_text(stored: str | None) -> str | None:
@@ -175,7 +183,8 @@ def _details_text(stored: str | None) -> str | None:
 
 
 def _view(vm: Any, offerings: dict[str, str | None] | None, nics: list[Any],
-          groups: list[dict[str, Any]], tags: list[dict[str, Any]]) -> dict[str, Any]:
+          groups: list[dict[str, Any]], tags: list[dict[str, Any]],
+          affinity: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": vm.id, "name": vm.name, "displayname": vm.display_name, "instancename": vm.instance_name,
         "state": S.shown(vm.state, None if vm.host_id is None else vm.host_status == HOST_UP),
@@ -192,11 +201,11 @@ def _view(vm: Any, offerings: dict[str, str | None] | None, nics: list[Any],
         "haenable": vm.ha_enabled, "passwordenabled": bool(vm.password_enabled),
         "displayvm": vm.display_vm, "isdynamicallyscalable": False,
         "guestosid": vm.os_type_id, "ostypeid": vm.os_type_id, "rootdeviceid": 0,
-        "rootdevicetype": ROOT_DEVICE_TYPE, "group": vm.group_name,
+        "rootdevicetype": ROOT_DEVICE_TYPE, "group": vm.groupname, "groupid": vm.group_id,
         "keypairs": vm.keypairs, "keypair": vm.keypairs, "userdataid": vm.user_data_id,
         "userdataname": vm.userdataname, "userdatadetails": _details_text(vm.user_data_details),
         "publicip": vm.publicip, "publicipid": vm.publicipid,
-        "nic": [nic_view(n) for n in nics], "securitygroup": groups, "affinitygroup": [], "tags": tags,
+        "nic": [nic_view(n) for n in nics], "securitygroup": groups, "affinitygroup": affinity, "tags": tags,
     }
     if vm.state_reason:
         out["details"] = {"statereason": vm.state_reason}

@@ -8,7 +8,7 @@ MODULES = ("meta", "accounts", "zones", "storage", "catalog", "events", "hosts",
            "offerings", "vms", "volumes", "management",
            "limits", "keys", "routers", "physical_networks", "networks", "nics",
            "security_groups", "public_ips", "firewall", "load_balancers", "consoles", "configuration", "roles", "tags",
-           "metrics")
+           "affinity_groups", "instance_groups", "metrics")
 
 
 def load() -> None:

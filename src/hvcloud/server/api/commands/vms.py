@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import run_inline, submit_job
+from hvcloud.server.api.commands.affinity_groups import VM_GROUP_PARAMS
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.params import map_as_key_values
 from hvcloud.server.api.registry import REGISTRY, Args, Param
@@ -23,6 +24,7 @@ from hvcloud.server.api.tag_filter import tag_conditions
 from hvcloud.server.api.vm_access import KEYPAIR_PARAMS, USERDATA_PARAMS, keypairs_of, user_data_of
 from hvcloud.server.db.models import (
     Account,
+    AffinityGroupVmMap,
     DiskOffering,
     Host,
     ServiceOffering,
@@ -32,7 +34,8 @@ from hvcloud.server.db.models import (
     Zone,
 )
 from hvcloud.server.db.sequences import SequenceMissing
-from hvcloud.server.orchestration import planner
+from hvcloud.server.orchestration import affinity_groups as AG
+from hvcloud.server.orchestration import instance_groups, planner
 from hvcloud.server.orchestration import resource_tags as T
 from hvcloud.server.orchestration import vm_credentials as creds
 from hvcloud.server.orchestration.agents import HOST_UP
@@ -164,6 +167,7 @@ def _name(args: Args, default: str) -> str:
     Param("securitygroupnames", "list", description="security group names (zones with security groups only)"),
     Param("account", description="an optional account for the virtual machine; must be used with domainid"),
     Param("domainid", "uuid", description="an optional domain ID for the virtual machine; with account"),
+    *VM_GROUP_PARAMS,
 ], response=VM_FIELDS)
 def deploy_vm(ctx: CallContext, args: Args) -> Result:
     zone = ctx.require(args, Zone, "zoneid")
@@ -199,6 +203,7 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
     nic_requests = _nic_requests(ctx, args, zone, account)
     groups = security_groups.groups_for_deploy(ctx.db, account, zone, [r.network for r in nic_requests],
                                                args.list("securitygroupids"), args.list("securitygroupnames"))
+    affinity = AG.resolve(ctx.db, account, args.list("affinitygroupids"), args.list("affinitygroupnames"))
     number = next_number(ctx, "vm")
     instance = f"i-{_account_number(ctx, account)}-{number}-{ctx.state.config.instance_name_suffix}"
     name = _name(args, instance)
@@ -214,7 +219,7 @@ def deploy_vm(ctx: CallContext, args: Args) -> Result:
         speed=speed, memory=memory, user_data=userdata.content if userdata else None, group=args.opt_str("group"),
         network_label=label, nics=nic_requests, root_size=root_size,
         root_offering_id=disk_offering.id if image.is_iso and disk_offering and root_gb is None else None,
-        disk_offering=disk_offering, data_size=data_size)
+        disk_offering=disk_offering, data_size=data_size, affinity_groups=affinity)
     password = None
     try:
         vm = allocation.allocate(ctx.db, ctx.state.config, ctx.state.box, ctx.user, new, owner=account)
@@ -344,6 +349,8 @@ def recover_vm(ctx: CallContext, args: Args) -> Result:
     Param("hostid", "uuid", description="the host ID"),
     Param("templateid", "uuid", description="list by template"),
     Param("serviceofferingid", "uuid", description="list by service offering"),
+    Param("groupid", "uuid", description="the group ID"),
+    Param("affinitygroupid", "uuid", description="list vms by affinity group"),
     Param("details", "list", description="comma separated list of details: all, min, nics, stats, ..."),
     Param("tags", "map", description="List resources by tags (key/value pairs)"),
 ], response=VM_FIELDS)
@@ -354,10 +361,14 @@ def list_vms(ctx: CallContext, args: Args) -> Result:
         stmt = stmt.where(owner)
     for param, column in (("id", VMInstance.id), ("name", VMInstance.name), ("zoneid", VMInstance.zone_id),
                           ("hostid", VMInstance.host_id), ("templateid", VMInstance.template_id),
-                          ("serviceofferingid", VMInstance.service_offering_id)):
+                          ("serviceofferingid", VMInstance.service_offering_id), ("groupid", VMInstance.group_id)):
         value = args.opt_str(param)
         if value is not None:
             stmt = stmt.where(column == value)
+    affinity_group = args.opt_str("affinitygroupid")
+    if affinity_group is not None:
+        stmt = stmt.where(VMInstance.id.in_(select(AffinityGroupVmMap.vm_id)
+                                            .where(AffinityGroupVmMap.affinity_group_id == affinity_group)))
     ids = args.list("ids")
     if ids:
         stmt = stmt.where(VMInstance.id.in_(ids[:500]))
@@ -406,7 +417,7 @@ def update_vm(ctx: CallContext, args: Args) -> Result:
     if args.has("displayname"):
         vm.display_name = args.str("displayname")
     if args.has("group"):
-        vm.group_name = args.opt_str("group") or None
+        instance_groups.set_vm_group(ctx.db, vm, vm.account, args.opt_str("group"))
     if args.opt_bool("haenable") is not None:
         vm.ha_enabled = args.bool("haenable")
     if args.opt_bool("displayvm") is not None:

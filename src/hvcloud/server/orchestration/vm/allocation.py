@@ -19,6 +19,7 @@ from hvcloud.server.config import ServerConfig
 from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import (
     Account,
+    AffinityGroup,
     DiskOffering,
     ServiceOffering,
     User,
@@ -29,7 +30,7 @@ from hvcloud.server.db.models import (
     utcnow,
 )
 from hvcloud.server.errors import CloudError, param_error
-from hvcloud.server.orchestration import events, planner
+from hvcloud.server.orchestration import affinity_groups, events, instance_groups, planner
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration.networks import nics
 from hvcloud.server.orchestration.networks.nics import NicRequest
@@ -55,6 +56,7 @@ class NewVm:
     speed: int
     memory: int
     user_data: str | None
+    #: the instance group's name (made if the owner has none of that name)
     group: str | None
     #: the legacy NIC's bridge/switch (zones without guest networks)
     network_label: str
@@ -64,6 +66,8 @@ class NewVm:
     root_offering_id: str | None
     disk_offering: DiskOffering | None
     data_size: int | None
+    #: the affinity groups the VM joins (``affinity_groups.resolve``)
+    affinity_groups: Sequence[AffinityGroup] = ()
 
 
 def allocate(db: Session, config: ServerConfig, box: SecretBox, actor: User, new: NewVm,
@@ -77,7 +81,7 @@ def allocate(db: Session, config: ServerConfig, box: SecretBox, actor: User, new
                     requested_host_id=new.host_id, template_id=None if image.is_iso else image.id,
                     iso_id=image.id if image.is_iso else None, service_offering_id=offering.id,
                     os_type_id=image.os_type_id, cpu_number=new.cpus, cpu_speed=new.speed, memory=new.memory,
-                    state=S.STOPPED, user_data=new.user_data, group_name=new.group,
+                    state=S.STOPPED, user_data=new.user_data,
                     ha_enabled=offering.offer_ha, vnc_password_enc=box.encrypt(secrets.token_urlsafe(6)))
     if image.is_iso:
         root = Volume(name=f"ROOT-{number}", account_id=account_id, zone_id=new.zone_id, vm_id=vm.id,
@@ -99,6 +103,10 @@ def allocate(db: Session, config: ServerConfig, box: SecretBox, actor: User, new
                   {**limits.vm_deltas(vm), **limits.volume_deltas(sum(v.size for v in volumes), len(volumes))})
     db.add_all([vm, *volumes])
     nics.create_nics(db, vm, nic_plan, new.network_label)
+    if new.group:
+        instance_groups.set_vm_group(db, vm, owner, new.group)
+    if new.affinity_groups:
+        affinity_groups.set_vm_groups(db, vm, new.affinity_groups)
     events.record(db, actor, "VM.CREATE", f"Creating VM {new.instance_name}", resource_type="VirtualMachine",
                   resource_id=vm.id)
     return vm

@@ -32,6 +32,7 @@ from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import AsyncJob, Host, StoragePool, VMInstance, VmPowerReport, Volume, utcnow
 from hvcloud.server.errors import INSUFFICIENT_CAPACITY, INTERNAL_ERROR, PARAM_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
+from hvcloud.server.orchestration import affinity_groups as affinity
 from hvcloud.server.orchestration import planner
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import resource_tags as tags
@@ -143,17 +144,25 @@ def _place_and_prepare(db: Session, box: SecretBox, vm_id: str, avoid: list[str]
         root = next((v for v in volumes if v.volume_type == "ROOT"), None)
         root_ready = root is not None and root.state == S.VOL_READY
         need = planner.Need.of(vm)
+        rules = None
         if booked is not None:
             options: Iterable[tuple[Host, StoragePool | None]] = [(booked, root.pool if root is not None else None)]
         else:
-            options = planner.fitting(db, vm, need, avoid=avoid, root_size=0 if root is None or root_ready
-                                      else root.size, volumes=volumes)
+            rules = affinity.placement(db, vm)
+            options = planner.fitting(db, vm, need, avoid=[*avoid, *rules.avoid] if rules else avoid,
+                                      root_size=0 if root is None or root_ready else root.size, volumes=volumes,
+                                      within=rules.within if rules else None)
         for host, pool in options:
             plan = _plan(db, box, vm, host, pool, volumes, root)
-            if booked is not None or planner.reserve_host(db, vm, host, need):
+            if booked is not None:
                 break
+            if planner.reserve_host(db, vm, host, need):
+                if rules is None or affinity.allows(db, vm, host.id):
+                    break
+                planner.release_host(db, vm)  # a member of one of its groups was placed meanwhile
         else:
-            raise JobFailure(INSUFFICIENT_CAPACITY, planner.no_room(vm, need, avoid).text)
+            raise JobFailure(INSUFFICIENT_CAPACITY,
+                             planner.no_room(vm, need, avoid, rules.reason if rules else None).text)
         placed = _book(db, vm, host, plan)
     if jctx is not None:
         jctx.progress_in(db, 20, f"placed on host {host.name}")
@@ -512,6 +521,8 @@ def _expunged(db: Session, vm_id: str) -> None:
         vm.removed = vm.removed or utcnow()
         nics.release_vm_nics(db, vm_id)
         tags.forget(db, tags.USER_VM, [vm_id])
+        if vm.affinity_group_count:
+            affinity.leave_all(db, vm_id)
 
 
 async def expunge_vm(steps: Steps, vm_id: str) -> None:
