@@ -120,8 +120,7 @@ def _ready_in_zone(ctx: CallContext, template: VMTemplate, zone: Zone) -> Templa
 
 
 def _visible_template(ctx: CallContext, template: VMTemplate, name: str) -> None:
-    if template.removed is not None or (not ctx.is_admin and not template.is_public
-                                        and template.account_id != ctx.account.id):
+    if template.removed is not None or not (template.is_public or ctx.may_act_for(template.account_id)):
         raise errors.entity_not_found(name, template.id)
 
 

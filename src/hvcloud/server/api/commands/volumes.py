@@ -27,7 +27,7 @@ MAX_GB = 64 * 1024
 
 def owned_volume(ctx: CallContext, args: Args, name: str = "id") -> Volume:
     volume = ctx.require(args, Volume, name)
-    if volume.removed is not None or (not ctx.is_admin and volume.account_id != ctx.account.id):
+    if volume.removed is not None or not ctx.may_act_for(volume.account_id):
         raise errors.entity_not_found(name, volume.id)
     return volume
 
