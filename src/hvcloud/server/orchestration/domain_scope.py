@@ -38,6 +38,11 @@ def in_domain_subtree(column: Any, domain: Domain) -> Any:
     return column.in_(subtree_domain_ids(domain))
 
 
+def domain_of_account(account_column: Any) -> Any:
+    """The domain id of the account in ``account_column``, for rows that hold no domain id of their own."""
+    return select(Account.domain_id).where(Account.id == account_column).scalar_subquery()
+
+
 def is_root_admin(user: User) -> bool:
     return user.account.account_type == ACCOUNT_TYPE_ADMIN
 

@@ -119,7 +119,7 @@ def parent_names(db: Session, domains: list[Domain]) -> dict[str, str]:
     ids = {d.parent_id for d in domains if d.parent_id is not None}
     if not ids:
         return {}
-    return {i: n for i, n in db.execute(select(Domain.id, Domain.name).where(Domain.id.in_(ids))).tuples()}
+    return {row.id: row.name for row in db.execute(select(Domain.id, Domain.name).where(Domain.id.in_(ids)))}
 
 
 # -- deleteDomain ------------------------------------------------------------------------------------
