@@ -104,7 +104,7 @@ def test_hostile_domain_input(state: ServerState, admin: Caller) -> None:
     for _ in range(3):
         deep = _domain(admin, "y" * 255, deep)["id"]
     status, body = admin.call("createDomain", name="y" * 255, parentdomainid=deep)
-    assert status == 431 and "exceed 1024" in body["errortext"]
+    assert status == 431 and "exceed 960" in body["errortext"]
     with state.sessions() as db:
         assert len(list(db.scalars(select(Domain)))) == 7
 

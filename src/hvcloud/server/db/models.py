@@ -76,21 +76,15 @@ class Base(DeclarativeBase):
     pass
 
 
-#: rows that are still live: removed domains, accounts and users stay as tombstones (events and jobs
-#: name them), and their names may be taken again, so names are unique among live rows only
-_LIVE = "removed IS NULL"
-
-
 class Domain(Base):
-    """A domain: ``path`` is ``ROOT/<name>/<name>…`` (unique among live domains, so sibling names
-    are unique), ``level`` its depth (ROOT 0). ``deleteDomain`` sets ``removed`` (the row stays)."""
+    """A domain: ``path`` is ``ROOT/<name>/<name>…`` (unique, so sibling names are unique), ``level``
+    its depth (ROOT 0). ``deleteDomain`` sets ``removed`` and appends ``#removed:<id>`` to the path
+    (the row stays, and the name may be taken again)."""
 
     __tablename__ = "domain"
-    __table_args__ = (Index("uq_domain_live_path", "path", unique=True,
-                            sqlite_where=text(_LIVE), postgresql_where=text(_LIVE)),)
     id: Mapped[str] = _id_column()
     name: Mapped[str] = mapped_column(String(255))
-    path: Mapped[str] = mapped_column(String(1024))
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("domain.id"), nullable=True, index=True)
     level: Mapped[int] = mapped_column(Integer, default=0)
     #: CloudStack's Active, or Inactive while a deleteDomain job works on it
@@ -98,6 +92,11 @@ class Domain(Base):
     network_domain: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created: Mapped[datetime] = _created_column()
     removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+#: rows that are still live: removed accounts and users stay as tombstones (events and jobs name them),
+#: and their names may be taken again, so names are unique among live rows only
+_LIVE = "removed IS NULL"
 
 
 class Account(Base):

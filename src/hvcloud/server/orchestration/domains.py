@@ -28,8 +28,10 @@ log = logs.get(__name__)
 
 JOB_DELETE = "domain.delete"
 ACTIVE, INACTIVE = "Active", "Inactive"
-#: the ``path`` column's size: a domain whose path would be longer cannot be created
-MAX_PATH = 1024
+#: the longest path of a live domain: the ``path`` column's 1024 characters less room for the
+#: ``#removed:<id>`` suffix a removed domain's path gets
+MAX_PATH = 1024 - 64
+REMOVED_SUFFIX = "#removed:"
 
 
 def root(db: Session) -> Domain:
@@ -139,7 +141,10 @@ def _remove_empty(db: Session, actor_id: str, domain_id: str) -> dict[str, Any]:
 
 
 def _tombstone(db: Session, actor_id: str, domain: Domain) -> None:
+    """Remove ``domain``: the row stays, its path made unique so that the name may be used again."""
     domain.state, domain.removed = INACTIVE, domain.removed or utcnow()
+    if REMOVED_SUFFIX not in domain.path:
+        domain.path = f"{domain.path}{REMOVED_SUFFIX}{domain.id}"
     actor = db.get(User, actor_id)
     if actor is not None:
         events.record(db, actor, "DOMAIN.DELETE", f"Deleting domain {domain.name}", resource_type="Domain",
@@ -153,9 +158,9 @@ def _remove_subtree(db: Session, actor_id: str, domain_id: str) -> list[str]:
     domain = db.get(Domain, domain_id)
     if domain is None:
         return []
-    subtree = list(db.scalars(select(Domain).where(
-        (Domain.id == domain.id) | Domain.path.startswith(domain.path + "/", autoescape=True))
-        .where(Domain.removed.is_(None) | (Domain.id == domain.id)).order_by(Domain.level.desc())))
+    subtree = [domain, *db.scalars(select(Domain).where(Domain.id.in_(
+        domain_scope.subtree_domain_ids(domain, strict=True))))]
+    subtree.sort(key=lambda d: -d.level)
     ids = [d.id for d in subtree]
     owned = list(db.scalars(select(Account).where(Account.domain_id.in_(ids)).order_by(Account.created)))
     for account in owned:
