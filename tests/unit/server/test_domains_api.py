@@ -271,3 +271,30 @@ def test_users_cannot_manage_domains(admin: Caller, user_caller: Caller, tree: d
     assert _names(user_caller.ok("listDomains", listall=True)) == {"ROOT"}
     assert user_caller.call("listDomains", id=tree["team"]["id"])[0] == 531
     assert user_caller.call("listVirtualMachines", domainid=tree["team"]["id"])[0] == 531
+
+
+def test_domain_admin_lists_and_cleans_up_its_subtree(admin: Caller, tree: dict[str, Any],
+                                                      cloud: dict[str, Any]) -> None:
+    boss: Caller = tree["boss"]
+    team, other = tree["team"], tree["other"]
+    _account(boss, "worker", team["id"])
+    _account(admin, "outsider", other["id"])
+    root_in_team = _account(admin, "rooty", team["id"], accounttype=1)
+    for name, domain in (("worker", team), ("outsider", other)):
+        admin.ok("createSSHKeyPair", name=f"{name}-key", account=name, domainid=domain["id"])
+    keys = {k["name"] for k in boss.ok("listSSHKeyPairs", listall=True)["sshkeypair"]}
+    assert keys == {"worker-key"}
+    assert boss.call("listSSHKeyPairs", account="outsider", domainid=other["id"])[0] == 531
+    # a root admin account inside the subtree stays out of the domain admin's reach
+    assert boss.call("disableAccount", id=root_in_team["id"], lock=True)[0] == 531
+    assert boss.call("deleteUser", id=root_in_team["user"][0]["id"])[0] == 531
+    assert admin.job("deleteAccount", id=root_in_team["id"])["jobstatus"] == 1
+
+    worker_vm = _vm(boss, cloud, "w-vm", account="worker", domainid=team["id"])
+    job = boss.job("deleteDomain", id=team["id"], cleanup=True)
+    assert (job["jobstatus"], job["jobresult"]) == (1, {"success": True})
+    assert _names(boss.ok("listDomains", listall=True)) == {"dept"}
+    assert "virtualmachine" not in boss.ok("listVirtualMachines", listall=True)
+    assert worker_vm not in {v["id"] for v in admin.ok("listVirtualMachines", listall=True).get("virtualmachine", [])}
+    assert {a["name"] for a in boss.ok("listAccounts")["account"]} == {"boss"}
+    assert admin.ok("listAccounts", name="outsider")["count"] == 1

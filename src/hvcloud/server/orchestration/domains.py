@@ -153,16 +153,18 @@ def _tombstone(db: Session, actor_id: str, domain: Domain) -> None:
 
 def _remove_subtree(db: Session, actor_id: str, domain_id: str) -> list[str]:
     """deleteDomain with cleanup, its database part: every account of the subtree removed (as
-    deleteAccount removes one) and every domain of it, deepest first. Returns the accounts' ids
-    (those removed now and earlier, whose resources the job then cleans up)."""
-    domain = db.get(Domain, domain_id)
-    if domain is None:
-        return []
-    subtree = [domain, *db.scalars(select(Domain).where(Domain.id.in_(
-        domain_scope.subtree_domain_ids(domain, strict=True))))]
-    subtree.sort(key=lambda d: -d.level)
-    ids = [d.id for d in subtree]
-    owned = list(db.scalars(select(Account).where(Account.domain_id.in_(ids)).order_by(Account.created)))
+    deleteAccount removes one) and every domain of it. Returns the accounts' ids (those removed now
+    and earlier, whose resources the job then cleans up). The subtree is followed by ``parent_id``,
+    not by path, so that a job resumed after this committed finds the same accounts again."""
+    subtree: list[Domain] = []
+    level = [d for d in (db.get(Domain, domain_id),) if d is not None]
+    while level:
+        subtree += level
+        seen = {d.id for d in subtree}
+        level = [d for d in db.scalars(select(Domain).where(Domain.parent_id.in_([d.id for d in level])))
+                 if d.id not in seen]
+    owned = list(db.scalars(select(Account).where(Account.domain_id.in_([d.id for d in subtree]))
+                            .order_by(Account.created)))
     for account in owned:
         if account.removed is None:
             accounts.remove_account(db, account)
