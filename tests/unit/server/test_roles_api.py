@@ -334,14 +334,18 @@ def test_create_account_with_a_role(admin: Caller, state: ServerState) -> None:
                                                                                          "Admin")
     assert admin.ok("createAccount", username="erin", accounttype=1, **base)["account"]["roleid"] == ROOT_ADMIN_ROLE_ID
     assert admin.ok("createAccount", username="fred", **base)["account"]["roleid"] == USER_ROLE_ID
+    made = admin.ok("createAccount", username="hank", roleid=domain_role["id"], **base)["account"]
+    assert (made["accounttype"], made["roletype"]) == (2, "DomainAdmin")
+    made = admin.ok("createAccount", username="ivan", accounttype=2, **base)["account"]
+    assert (made["accounttype"], made["roleid"]) == (2, DOMAIN_ADMIN_ROLE_ID)
     with state.sessions() as db:
         accounts = db.scalar(select(func.count()).select_from(Account))
     for params, text in (({"roleid": admin_role["id"], "accounttype": 0}, "does not match accounttype"),
-                         ({"roleid": domain_role["id"]}, "not supported"),
                          ({"roleid": RESOURCE_ADMIN_ROLE_ID}, "not supported"),
                          ({"roleid": "8f1c7c4e-0000-4000-8000-000000000000"}, "roleid"),
                          ({"roleid": "1"}, "roleid"),
-                         ({"accounttype": 2}, "accounttype")):
+                         ({"roleid": domain_role["id"], "accounttype": 0}, "does not match accounttype"),
+                         ({"accounttype": 3}, "accounttype")):
         status, body = admin.call("createAccount", username="gina", **base, **params)
         assert status == 431 and text in body["errortext"], (params, body)
     with state.sessions() as db:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session, lazyload
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.registry import Args
 from hvcloud.server.db.models import Account, Base, Domain, User
-from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN
-from hvcloud.server.orchestration import events
+from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_DOMAIN_ADMIN
+from hvcloud.server.orchestration import domain_scope, events
 from hvcloud.server.state import ServerState
 
 T = TypeVar("T", bound=Base)
@@ -38,7 +38,44 @@ class CallContext:
 
     @property
     def is_admin(self) -> bool:
+        """A root admin (domain admins are not: see :attr:`is_domain_admin`)."""
         return self.user.account.account_type == ACCOUNT_TYPE_ADMIN
+
+    @property
+    def is_domain_admin(self) -> bool:
+        """A domain admin: an administrator of its domain's subtree only."""
+        return self.user.account.account_type == ACCOUNT_TYPE_DOMAIN_ADMIN
+
+    def may_act_for(self, account_id: str) -> bool:
+        """Whether the caller may see and act on what ``account_id`` owns (its own; root admins any;
+        domain admins those of their subtree): the one ownership check of single resources."""
+        return domain_scope.may_act_for(self.db, self.user, account_id)
+
+    def check_domain(self, domain: Domain) -> Domain:
+        """``domain`` if the caller administers it (root admin, or domain admin of it or an ancestor);
+        else CloudStack's 531."""
+        if not domain_scope.may_manage_domain(self.user, domain):
+            raise errors.permission_denied(f"Account {self.account.name} does not have permission to operate "
+                                           f"within domain id={domain.id}")
+        return domain
+
+    def manages_domain_id(self, domain_id: str | None) -> bool:
+        """Whether the caller administers the domain ``domain_id`` (see :meth:`check_domain`)."""
+        if self.is_admin:
+            return True
+        domain = self.db.get(Domain, domain_id) if domain_id is not None and self.is_domain_admin else None
+        return domain is not None and domain_scope.may_manage_domain(self.user, domain)
+
+    def domain(self, value: str, name: str = "domainid") -> Domain:
+        """A live domain by id, or the 431 of an entity that does not exist (removed ones included)."""
+        domain = self.get(Domain, name, value)
+        if domain.removed is not None:
+            raise errors.entity_not_found(name, value)
+        return domain
+
+    def optional_domain(self, args: Args, name: str = "domainid") -> Domain | None:
+        value = args.opt_str(name)
+        return None if value is None else self.domain(value, name)
 
     def get(self, model: type[T], name: str, value: str, *, lazy: bool = False) -> T:
         """Fetch a row by id or fail with CloudStack's 431 "entity does not exist". ``lazy``: load
@@ -58,17 +95,22 @@ class CallContext:
         return None if value is None else self.get(model, name, value)
 
     def owner_filter(self, column: Any, args: Args) -> ColumnElement[bool] | None:
-        """Restrict to the caller's account unless an admin asked for ``listall``."""
-        if self.is_admin and args.bool("listall"):
-            return None
+        """Restrict to the caller's account unless an admin asked for ``listall`` (a domain admin:
+        then to the accounts of its subtree)."""
+        if args.bool("listall"):
+            if self.is_admin:
+                return None
+            if self.is_domain_admin:
+                return column.in_(domain_scope.subtree_account_ids(self.account.domain))  # type: ignore[no-any-return]
         return column == self.account.id  # type: ignore[no-any-return]
 
     def owner_and_domain_filter(self, account_column: Any, domain_column: Any,
                                 args: Args) -> ColumnElement[bool] | None:
         """CloudStack's list visibility for rows with an owner account and domain: a user sees its
         own; an admin its own unless ``listall``, or those of ``account`` (a name, with ``domainid``),
-        or of the domain ``domainid`` (and its sub-domains with ``isrecursive``)."""
-        if not self.is_admin:
+        or of the domain ``domainid`` (and its sub-domains with ``isrecursive``). A domain admin is
+        an admin of its subtree: ``domainid`` outside it is a 531, ``listall`` means its subtree."""
+        if not self.is_admin and not self.is_domain_admin:
             if args.has("account") or args.has("domainid"):
                 domain_id = args.opt_str("domainid")
                 if domain_id is not None and domain_id != self.account.domain_id:
@@ -77,7 +119,9 @@ class CallContext:
                 if name is not None and name != self.account.name:
                     raise errors.permission_denied(f"Caller cannot access account {name[:64]}")
             return account_column == self.account.id  # type: ignore[no-any-return]
-        domain = self.optional(args, Domain, "domainid")
+        domain = self.optional_domain(args)
+        if domain is not None:
+            self.check_domain(domain)
         name = args.opt_str("account")
         if name is not None:
             if domain is None:
@@ -89,32 +133,35 @@ class CallContext:
             return account_column == account.id  # type: ignore[no-any-return]
         if domain is not None:
             if args.bool("isrecursive"):
-                subdomains = select(Domain.id).where(or_(Domain.id == domain.id, Domain.path.startswith(
-                    domain.path + "/", autoescape=True)))
-                return domain_column.in_(subdomains)  # type: ignore[no-any-return]
+                return domain_scope.in_domain_subtree(domain_column, domain)  # type: ignore[no-any-return]
             return domain_column == domain.id  # type: ignore[no-any-return]
         if args.bool("listall"):
-            return None
+            if self.is_admin:
+                return None
+            return domain_scope.in_domain_subtree(domain_column, self.account.domain)  # type: ignore[no-any-return]
         return account_column == self.account.id  # type: ignore[no-any-return]
 
     def owner_for(self, args: Args) -> Account:
-        """The account a create/delete acts for: the caller's own, or (admins only) ``account`` in
-        ``domainid``, as CloudStack's ``finalizeOwner``."""
+        """The account a create/delete acts for: the caller's own, or (admins only: a domain admin
+        within its subtree) ``account`` in ``domainid``, as CloudStack's ``finalizeOwner``."""
         name = args.opt_str("account")
         domain_id = args.opt_str("domainid")
         if name is None and domain_id is None:
             return self.account
         if name is None or domain_id is None:
             raise errors.param_error("Give both account and domainid to act for another account")
-        domain = self.get(Domain, "domainid", domain_id)
-        if not self.is_admin:
+        domain = self.domain(domain_id)
+        if not self.is_admin and not self.is_domain_admin:
             if domain.id != self.account.domain_id or name != self.account.name:
                 raise errors.permission_denied(f"Caller cannot act for account {name[:64]} in domain {domain.id}")
             return self.account
+        self.check_domain(domain)
         account = self.db.scalar(select(Account).where(Account.domain_id == domain.id, Account.name == name,
                                                        Account.removed.is_(None)))
         if account is None:
             raise errors.param_error(f"Unable to find account by name {name[:64]} in domain {domain.id}")
+        if not self.may_act_for(account.id):
+            raise errors.permission_denied(f"Caller cannot act for account {name[:64]} in domain {domain.id}")
         return account
 
     def page(self, stmt: Select[R], args: Args) -> tuple[list[R], int]:

@@ -116,10 +116,11 @@ def process(state: ServerState, registry: Registry, method: str, params: Request
             if command is None:
                 raise errors.unauthorized(errors.NOT_AVAILABLE_TEXT, generic_envelope=True)
             admin = user.account.account_type == ACCOUNT_TYPE_ADMIN
-            if command.admin_only and not admin:
+            if not command.open_to(user.account.account_type):
                 # whatever its role's rules say: admin commands trust their caller to be a root admin
+                # (or, for those open to them, a domain admin the handler keeps to its subtree)
                 raise errors.unauthorized(errors.NOT_AVAILABLE_TEXT)
-            if not state.roles.allows(db, user.account.role, command.name, admin_only=command.admin_only):
+            if not state.roles.allows(db, user.account.role, command.name, admin_only=command.root_only):
                 raise errors.not_available_for(command.name, user.account.name)
             bad = params.has_control_characters()
             if bad is not None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.params import ParamType, RequestParams, convert
+from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_DOMAIN_ADMIN
 
 if TYPE_CHECKING:
     from hvcloud.server.api.context import CallContext
@@ -48,6 +49,18 @@ class ApiCommand:
     admin_only: bool
     isasync: bool
     response: tuple[str, ...]
+    #: an admin command domain admins may call too (the handler keeps them to their subtree)
+    domain_admin: bool = False
+
+    @property
+    def root_only(self) -> bool:
+        """For root admins only: what the default roles other than Root Admin never allow."""
+        return self.admin_only and not self.domain_admin
+
+    def open_to(self, account_type: int) -> bool:
+        """Whether callers of ``account_type`` may call it at all (their role's rules still apply)."""
+        return (not self.admin_only or account_type == ACCOUNT_TYPE_ADMIN
+                or (self.domain_admin and account_type == ACCOUNT_TYPE_DOMAIN_ADMIN))
 
     @property
     def response_name(self) -> str:
@@ -105,8 +118,9 @@ class Registry:
 
     def command(self, name: str, description: str, *, params: tuple[Param, ...] | list[Param] = (),
                 admin: bool = True, isasync: bool = False, listall: bool = False,
-                response: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
-        """Register ``name``; list commands (``list*``) get keyword/page/pagesize automatically."""
+                response: tuple[str, ...] = (), domain_admin: bool = False) -> Callable[[Handler], Handler]:
+        """Register ``name``; list commands (``list*``) get keyword/page/pagesize automatically.
+        ``admin``: root admins only, unless ``domain_admin`` opens it to domain admins as well."""
         all_params = tuple(params)
         if name.startswith("list"):
             all_params += LIST_PARAMS
@@ -117,7 +131,7 @@ class Registry:
             if name in self._commands:
                 raise ValueError(f"command {name} registered twice")
             self._commands[name] = ApiCommand(name, description, handler, all_params, admin, isasync,
-                                              response)
+                                              response, domain_admin)
             return handler
 
         return register

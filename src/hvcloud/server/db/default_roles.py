@@ -31,8 +31,8 @@ DEFAULT_ROLES: tuple[tuple[str, str, str, str], ...] = (
 #: CloudStack's account type of each role type (0 user, 1 root admin, 2 domain admin, 3 resource admin)
 ACCOUNT_TYPE_OF_ROLE_TYPE = {ROLE_TYPE_USER: 0, ROLE_TYPE_ADMIN: 1, ROLE_TYPE_DOMAIN_ADMIN: 2,
                              ROLE_TYPE_RESOURCE_ADMIN: 3}
-#: the default role of each account type hvcloud has (0 user, 1 root admin)
-DEFAULT_ROLE_OF_ACCOUNT_TYPE = {0: USER_ROLE_ID, 1: ROOT_ADMIN_ROLE_ID}
+#: the default role of each account type hvcloud has (0 user, 1 root admin, 2 domain admin)
+DEFAULT_ROLE_OF_ACCOUNT_TYPE = {0: USER_ROLE_ID, 1: ROOT_ADMIN_ROLE_ID, 2: DOMAIN_ADMIN_ROLE_ID}
 
 
 def default_role_id(context: Any) -> str:

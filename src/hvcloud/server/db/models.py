@@ -77,13 +77,21 @@ class Base(DeclarativeBase):
 
 
 class Domain(Base):
+    """A domain: ``path`` is ``ROOT/<name>/<name>…`` (unique, so sibling names are unique), ``level``
+    its depth (ROOT 0). ``deleteDomain`` sets ``removed`` and appends ``#removed:<id>`` to the path
+    (the row stays, and the name may be taken again)."""
+
     __tablename__ = "domain"
     id: Mapped[str] = _id_column()
     name: Mapped[str] = mapped_column(String(255))
     path: Mapped[str] = mapped_column(String(1024), unique=True)
-    parent_id: Mapped[str | None] = mapped_column(ForeignKey("domain.id"), nullable=True)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("domain.id"), nullable=True, index=True)
     level: Mapped[int] = mapped_column(Integer, default=0)
+    #: CloudStack's Active, or Inactive while a deleteDomain job works on it
+    state: Mapped[str] = mapped_column(String(32), default="Active", server_default="Active")
+    network_domain: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 #: rows that are still live: removed accounts and users stay as tombstones (events and jobs name them),

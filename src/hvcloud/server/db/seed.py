@@ -27,6 +27,8 @@ ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD_FILE = "admin-password"
 ACCOUNT_TYPE_USER = 0
 ACCOUNT_TYPE_ADMIN = 1
+#: CloudStack's DOMAIN_ADMIN: an administrator of its domain's subtree
+ACCOUNT_TYPE_DOMAIN_ADMIN = 2
 
 GUEST_OS: dict[str, list[str]] = {
     "CentOS": ["CentOS 7", "CentOS 8"],

@@ -243,9 +243,14 @@ async def _clean_template(jctx: JobContext, steps: Steps, template_id: str) -> N
 
 
 async def run_delete(jctx: JobContext) -> dict[str, Any]:
+    await clean_up(jctx, str(jctx.params["id"]))
+    return {"success": True}
+
+
+async def clean_up(jctx: JobContext, account_id: str) -> None:
     """The cleanup of a removed account: VMs first (their expunge detaches data disks), then the
-    detached volumes, then templates. Every object is tried; failures are reported together."""
-    account_id = str(jctx.params["id"])
+    detached volumes, then templates. Every object is tried; failures are reported together
+    (a JobFailure). deleteAccount's job, and deleteDomain's (cleanup=true) for each account."""
     steps = Steps(jctx.sessions, jctx.agents, jctx.state.box)
     failures: list[str] = []
 
@@ -270,7 +275,6 @@ async def run_delete(jctx: JobContext) -> dict[str, Any]:
                          "deleteAccount again to retry: " + "; ".join(failures)[:800])
     log.info("account cleaned up", account_id=account_id, vms=len(vm_ids), volumes=len(volume_ids),
              templates=len(template_ids))
-    return {"success": True}
 
 
 register(JOB_DELETE, run_delete, resumable=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("vm.manager", "volumes", "accounts", "template_jobs", "host_jobs", "resources.storage_pools",
+MODULES = ("vm.manager", "volumes", "accounts", "domains", "template_jobs", "host_jobs", "resources.storage_pools",
            "vm_credentials", "networks.routers", "networks.networks", "networks.nic_jobs",
            "networks.sg_sync", "networks.rule_jobs")
 

@@ -32,7 +32,7 @@ from hvcloud.server.db.models import (
     VMTemplate,
     Volume,
 )
-from hvcloud.server.orchestration import events
+from hvcloud.server.orchestration import domain_scope, events
 from hvcloud.wire import routing as R
 
 log = logs.get("hvcloud.server.tags")
@@ -112,7 +112,8 @@ def taggable_type(name: str) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who asks: root admins may tag any resource, others only their account's."""
+    """Who asks: root admins may tag any resource, domain admins those of their subtree's accounts,
+    others only their account's."""
 
     user: User
     is_admin: bool
@@ -148,7 +149,7 @@ def _resources(db: Session, caller: Caller, resource_type: str, resource_ids: Se
     for rid in wanted:
         if rid not in found:
             raise _not_found(rid, resource_type)
-        if not caller.is_admin and found[rid][0] != caller.user.account_id:
+        if not caller.is_admin and not domain_scope.may_act_for(db, caller.user, found[rid][0]):
             raise errors.permission_denied(f"Account '{caller.user.account.name}' doesn't have permissions to "
                                            f"{action} tags for resource '{rid}'")
     return {rid: found[rid] for rid in wanted}
@@ -217,7 +218,7 @@ def delete_tags(db: Session, caller: Caller, resource_type: str, resource_ids: S
             for key, value in tags.items())))
     rows = list(db.scalars(stmt))
     for row in rows:
-        if not caller.is_admin and row.account_id != caller.user.account_id:
+        if not caller.is_admin and not domain_scope.may_act_for(db, caller.user, row.account_id):
             raise errors.permission_denied(f"Account '{caller.user.account.name}' doesn't have permissions to "
                                            f"delete tags for resource '{row.resource_id}'")
     if not rows:

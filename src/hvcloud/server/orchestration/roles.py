@@ -70,13 +70,13 @@ def role_for_account(db: Session, role_id: str | None, account_type: int | None)
     if role_id is None:
         account_type = 0 if account_type is None else account_type
         if account_type not in ASSIGNABLE_ACCOUNT_TYPES:
-            raise errors.param_error("accounttype must be 0 (user) or 1 (root admin)")
+            raise errors.param_error("accounttype must be 0 (user), 1 (root admin) or 2 (domain admin)")
         return DEFAULT_ROLE_OF_ACCOUNT_TYPE[account_type], account_type
     role = live_role(db, role_id, "roleid")
     role_account_type = ACCOUNT_TYPE_OF_ROLE_TYPE[role.role_type]
     if role_account_type not in ASSIGNABLE_ACCOUNT_TYPES:
         raise errors.param_error(f"Accounts of role type {role.role_type} are not supported; give a role of "
-                                 "type User or Admin")
+                                 "type User, DomainAdmin or Admin")
     if account_type is not None and account_type != role_account_type:
         raise errors.param_error(f"The role type {role.role_type} of roleid does not match accounttype {account_type}")
     return role.id, role_account_type

@@ -9,9 +9,10 @@ from hvcloud.server.db.models import Account, Domain, User
 from hvcloud.server.views.fields import compact
 
 
-def domain_view(d: Domain) -> dict[str, Any]:
+def domain_view(d: Domain, *, parent_name: str | None = None, has_child: bool = False) -> dict[str, Any]:
     return compact({"id": d.id, "name": d.name, "path": d.path, "level": d.level,
-                    "parentdomainid": d.parent_id, "haschild": False, "created": d.created})
+                    "parentdomainid": d.parent_id, "parentdomainname": parent_name, "haschild": has_child,
+                    "networkdomain": d.network_domain, "state": d.state, "created": d.created})
 
 
 def user_view(u: User, *, with_keys: bool = False, box: SecretBox | None = None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("meta", "accounts", "zones", "storage", "catalog", "events", "hosts", "capacity", "templates",
+MODULES = ("meta", "accounts", "domains", "zones", "storage", "catalog", "events", "hosts", "capacity", "templates",
            "offerings", "vms", "volumes", "management",
            "limits", "keys", "routers", "physical_networks", "networks", "nics",
            "security_groups", "public_ips", "firewall", "load_balancers", "consoles", "configuration", "roles", "tags",

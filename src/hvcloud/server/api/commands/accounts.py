@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import or_, select
 
 from hvcloud.server.api import errors
@@ -11,11 +13,11 @@ from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Result, SuccessResult
 from hvcloud.server.db.crypto import hash_password, new_api_key, verify_password
 from hvcloud.server.db.models import Account, Domain, User
-from hvcloud.server.db.seed import ADMIN_USERNAME
+from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ADMIN_USERNAME
 from hvcloud.server.orchestration import accounts as account_manager
+from hvcloud.server.orchestration import domain_scope, roles
 from hvcloud.server.orchestration import resource_limits as limits
-from hvcloud.server.orchestration import roles
-from hvcloud.server.views.accounts import account_view, domain_view, user_view
+from hvcloud.server.views.accounts import account_view, user_view
 
 command = REGISTRY.command
 
@@ -32,13 +34,31 @@ _USER_PARAMS = [
 
 
 def _domain(ctx: CallContext, args: Args) -> Domain:
-    domain = ctx.optional(args, Domain, "domainid")
+    """``domainid`` (by default the caller's domain, as CloudStack), which the caller must administer."""
+    return ctx.check_domain(ctx.optional_domain(args) or ctx.account.domain)
+
+
+def _managed(ctx: CallContext, account: Account) -> Account:
+    """An account the caller may manage: any for a root admin, those of its subtree (root admins'
+    excepted) for a domain admin; CloudStack's 531 otherwise."""
+    if not ctx.may_act_for(account.id):
+        raise errors.permission_denied(f"Account {ctx.account.name} does not have permission to operate with "
+                                       f"account {account.id}")
+    return account
+
+
+def _scope_accounts(ctx: CallContext, args: Args, domain_column: Any) -> Any:
+    """What listAccounts/listUsers show an admin: None (all) for a root admin without ``domainid``;
+    else the domain ``domainid`` (with ``isrecursive``: its subtree), which the caller must
+    administer; a domain admin by default its subtree."""
+    domain = ctx.optional_domain(args)
     if domain is not None:
-        return domain
-    root = ctx.db.scalar(select(Domain).where(Domain.path == "ROOT"))
-    if root is None:
-        raise errors.internal("ROOT domain missing")
-    return root
+        ctx.check_domain(domain)
+        return (domain_scope.in_domain_subtree(domain_column, domain) if args.bool("isrecursive")
+                else domain_column == domain.id)
+    if ctx.is_domain_admin:
+        return domain_scope.in_domain_subtree(domain_column, ctx.account.domain)
+    return None
 
 
 def _new_user(ctx: CallContext, args: Args) -> account_manager.NewUser:
@@ -55,17 +75,17 @@ def _is_default_account(account: Account) -> bool:
 
 def _visible_user(ctx: CallContext, user_id: str, name: str = "id") -> User:
     user = account_manager.live_user(ctx.db, user_id, name)
-    if not ctx.is_admin and user.account_id != ctx.account.id:
+    if not ctx.may_act_for(user.account_id):
         raise errors.entity_not_found(name, user_id)
     return user
 
 
-@command("createAccount", "Creates an account", params=[
+@command("createAccount", "Creates an account", domain_admin=True, params=[
     *_USER_PARAMS,
-    Param("accounttype", "short", description="Type of the account: 0 user, 1 root admin; with roleid, "
-          "the role's type decides it"),
-    Param("roleid", "uuid", description="Creates the account under the specified role (of type User or "
-          "Admin); by default the account type's default role"),
+    Param("accounttype", "short", description="Type of the account: 0 user, 1 root admin, 2 domain admin; "
+          "with roleid, the role's type decides it"),
+    Param("roleid", "uuid", description="Creates the account under the specified role (of type User, "
+          "DomainAdmin or Admin); by default the account type's default role"),
     Param("account", description="Name of the account; defaults to the username"),
     Param("domainid", "uuid", description="Domain the account is created in"),
     Param("networkdomain", description="Network domain for the account's networks"),
@@ -73,6 +93,8 @@ def _visible_user(ctx: CallContext, user_id: str, name: str = "id") -> User:
 def create_account(ctx: CallContext, args: Args) -> Result:
     role_id, account_type = roles.role_for_account(ctx.db, args.opt_str("roleid"), args.opt_int("accounttype"))
     domain = _domain(ctx, args)
+    if account_type == ACCOUNT_TYPE_ADMIN and not ctx.is_admin:
+        raise errors.permission_denied(f"Account {ctx.account.name} cannot create root admin accounts")
     name = args.opt_str("account") or args.str("username")
     account = account_manager.create_account(ctx.db, ctx.user, domain, name, account_type,
                                              args.opt_str("networkdomain"), _new_user(ctx, args), role_id=role_id)
@@ -86,13 +108,17 @@ def create_account(ctx: CallContext, args: Args) -> Result:
              Param("accounttype", "integer", description="List accounts by account type"),
              Param("state", description="List accounts by state"),
              Param("domainid", "uuid", description="List only resources belonging to the domain specified"),
+             Param("isrecursive", "boolean", description="with domainid: its sub-domains' accounts too"),
          ], response=ACCOUNT_FIELDS)
 def list_accounts(ctx: CallContext, args: Args) -> Result:
     stmt = select(Account).where(Account.removed.is_(None)).order_by(Account.created)
-    if not ctx.is_admin:
+    if not ctx.is_admin and not ctx.is_domain_admin:
         stmt = stmt.where(Account.id == ctx.account.id)
-    for param, column in (("id", Account.id), ("name", Account.name), ("domainid", Account.domain_id),
-                          ("state", Account.state)):
+    else:
+        scope = _scope_accounts(ctx, args, Account.domain_id)
+        if scope is not None:
+            stmt = stmt.where(scope)
+    for param, column in (("id", Account.id), ("name", Account.name), ("state", Account.state)):
         value = args.opt_str(param)
         if value is not None:
             stmt = stmt.where(column == value)
@@ -106,33 +132,34 @@ def list_accounts(ctx: CallContext, args: Args) -> Result:
     return ListResult("account", [{**account_view(a), **usage[a.id]} for a in rows], count)
 
 
-@command("disableAccount", "Disables an account", isasync=True, params=[
+@command("disableAccount", "Disables an account", isasync=True, domain_admin=True, params=[
     Param("id", "uuid", required=True, description="Account id"),
     Param("lock", "boolean", required=True, description="If true, only lock the account; else disable it"),
 ], response=ACCOUNT_FIELDS)
 def disable_account(ctx: CallContext, args: Args) -> Result:
-    account = account_manager.live_account(ctx.db, args.str("id"))
+    account = _managed(ctx, account_manager.live_account(ctx.db, args.str("id")))
     if account.id == ctx.account.id:
         raise errors.param_error("An account cannot disable itself")
     return submit_job(ctx, account_manager.JOB_DISABLE_ACCOUNT, {"id": account.id, "lock": args.bool("lock")},
                       instance_type="Account", instance_id=account.id)
 
 
-@command("enableAccount", "Enables an account", params=[
+@command("enableAccount", "Enables an account", domain_admin=True, params=[
     Param("id", "uuid", required=True, description="Account id")], response=ACCOUNT_FIELDS)
 def enable_account(ctx: CallContext, args: Args) -> Result:
+    _managed(ctx, account_manager.live_account(ctx.db, args.str("id")))
     return ObjectResult("account", account_view(
         account_manager.set_account_state(ctx.db, ctx.user, args.str("id"), "enabled")))
 
 
-@command("deleteAccount", "Deletes an account and all its users", isasync=True, params=[
+@command("deleteAccount", "Deletes an account and all its users", isasync=True, domain_admin=True, params=[
     Param("id", "uuid", required=True, description="Account id")])
 def delete_account(ctx: CallContext, args: Args) -> Result:
     """CloudStack's rules: never the caller's own account nor the default (admin) account. The account
     and its users are removed at once (keys and sessions end with this call); the job then destroys
     what the account owns. An account already removed answers success, and its job retries any
     cleanup left unfinished."""
-    account = ctx.require(args, Account, "id")
+    account = _managed(ctx, ctx.require(args, Account, "id"))
     if account.id == ctx.account.id:
         raise errors.param_error(f"Deletion of your own account is not allowed. To delete account {account.name} "
                                  f"(ID: {account.id}), ask another user with permission to do so")
@@ -146,7 +173,7 @@ def delete_account(ctx: CallContext, args: Args) -> Result:
                       instance_id=account.id)
 
 
-@command("createUser", "Creates a user for an account that already exists", params=[
+@command("createUser", "Creates a user for an account that already exists", domain_admin=True, params=[
     *_USER_PARAMS,
     Param("account", required=True, description="Account the user belongs to"),
     Param("domainid", "uuid", description="Domain of the account"),
@@ -157,7 +184,7 @@ def create_user(ctx: CallContext, args: Args) -> Result:
                                                   Account.name == args.str("account")))
     if account is None:
         raise errors.param_error(f"Unable to find account {args.str('account')[:64]} in domain {domain.path}")
-    user = account_manager.create_user(ctx.db, ctx.user, account, _new_user(ctx, args))
+    user = account_manager.create_user(ctx.db, ctx.user, _managed(ctx, account), _new_user(ctx, args))
     return ObjectResult("user", user_view(user))
 
 
@@ -168,14 +195,19 @@ def create_user(ctx: CallContext, args: Args) -> Result:
     Param("accounttype", "integer", description="List users by account type"),
     Param("state", description="List users by state"),
     Param("domainid", "uuid", description="List users of this domain"),
+    Param("isrecursive", "boolean", description="with domainid: its sub-domains' users too"),
 ], response=USER_FIELDS)
 def list_users(ctx: CallContext, args: Args) -> Result:
     stmt = (select(User).join(Account, User.account_id == Account.id).where(User.removed.is_(None))
             .order_by(User.created))
-    if not ctx.is_admin:
+    if not ctx.is_admin and not ctx.is_domain_admin:
         stmt = stmt.where(User.account_id == ctx.account.id)
+    else:
+        scope = _scope_accounts(ctx, args, Account.domain_id)
+        if scope is not None:
+            stmt = stmt.where(scope)
     for param, column in (("id", User.id), ("username", User.username), ("account", Account.name),
-                          ("state", User.state), ("domainid", Account.domain_id)):
+                          ("state", User.state)):
         value = args.opt_str(param)
         if value is not None:
             stmt = stmt.where(column == value)
@@ -215,7 +247,7 @@ def update_user(ctx: CallContext, args: Args) -> Result:
     if password is not None:
         if password == "":
             raise errors.param_error("Password cannot be empty")
-        if not ctx.is_admin:
+        if not ctx.is_admin and (user.account_id == ctx.account.id or not ctx.is_domain_admin):
             current = args.opt_str("currentpassword")
             if current is None or not verify_password(current, user.password_hash):
                 raise errors.param_error("Current password is incorrect")
@@ -244,33 +276,41 @@ def _password_changed(ctx: CallContext, user: User) -> None:
         _new_keys(ctx, user)
 
 
-@command("disableUser", "Disables a user account", isasync=True, params=[
+def _managed_user(ctx: CallContext, args: Args) -> User:
+    user = account_manager.live_user(ctx.db, args.str("id"))
+    _managed(ctx, user.account)
+    return user
+
+
+@command("disableUser", "Disables a user account", isasync=True, domain_admin=True, params=[
     Param("id", "uuid", required=True, description="User id")], response=USER_FIELDS)
 def disable_user(ctx: CallContext, args: Args) -> Result:
-    user = account_manager.live_user(ctx.db, args.str("id"))
+    user = _managed_user(ctx, args)
     if user.id == ctx.user.id:
         raise errors.param_error("A user cannot disable or lock itself")
     return submit_job(ctx, account_manager.JOB_DISABLE_USER, {"id": user.id}, instance_type="User", instance_id=user.id)
 
 
-@command("enableUser", "Enables a user account", params=[
+@command("enableUser", "Enables a user account", domain_admin=True, params=[
     Param("id", "uuid", required=True, description="User id")], response=USER_FIELDS)
 def enable_user(ctx: CallContext, args: Args) -> Result:
+    _managed_user(ctx, args)
     return ObjectResult("user", user_view(account_manager.set_user_state(ctx.db, ctx.user, args.str("id"), "enabled")))
 
 
-@command("lockUser", "Locks a user account", params=[
+@command("lockUser", "Locks a user account", domain_admin=True, params=[
     Param("id", "uuid", required=True, description="User id")], response=USER_FIELDS)
 def lock_user(ctx: CallContext, args: Args) -> Result:
+    _managed_user(ctx, args)
     return ObjectResult("user", user_view(account_manager.set_user_state(ctx.db, ctx.user, args.str("id"), "locked")))
 
 
-@command("deleteUser", "Deletes a user for an account", params=[
+@command("deleteUser", "Deletes a user for an account", domain_admin=True, params=[
     Param("id", "uuid", required=True, description="User id")])
 def delete_user(ctx: CallContext, args: Args) -> Result:
     """CloudStack's rules: never the default admin user nor the caller itself; the last user of an
     account may go (the account stays). The user's keys and sessions end with this call."""
-    user = account_manager.live_user(ctx.db, args.str("id"))
+    user = _managed_user(ctx, args)
     if user.username == ADMIN_USERNAME and _is_default_account(user.account):
         raise errors.param_error("The user is default and can't be (re)moved")
     if user.id == ctx.user.id:
@@ -310,23 +350,3 @@ def get_user_keys(ctx: CallContext, args: Args) -> Result:
     if user.api_key is None:
         return RawResult({})
     return ObjectResult("userkeys", _keys_view(ctx, user))
-
-
-@command("listDomains", "Lists domains and provides detailed information for listed domains", admin=False,
-         listall=True, params=[
-             Param("id", "uuid", description="List domain by domain ID"),
-             Param("name", description="List domain by domain name"),
-             Param("level", "integer", description="List domains by domain level"),
-         ], response=("id", "name", "path", "level"))
-def list_domains(ctx: CallContext, args: Args) -> Result:
-    stmt = select(Domain).order_by(Domain.path)
-    if not ctx.is_admin:
-        stmt = stmt.where(Domain.id == ctx.account.domain_id)
-    for param, column in (("id", Domain.id), ("name", Domain.name)):
-        value = args.opt_str(param)
-        if value is not None:
-            stmt = stmt.where(column == value)
-    if args.opt_int("level") is not None:
-        stmt = stmt.where(Domain.level == args.opt_int("level"))
-    rows, count = ctx.page(stmt, args)
-    return ListResult("domain", [domain_view(d) for d in rows], count)

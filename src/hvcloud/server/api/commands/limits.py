@@ -74,7 +74,7 @@ def _owner(ctx: CallContext, args: Args) -> tuple[Account | None, Domain | None]
     with ``domainid``), else the domain ``domainid``, else their own account."""
     if not ctx.is_admin:
         return ctx.account, None
-    domain = ctx.optional(args, Domain, "domainid")
+    domain = ctx.optional_domain(args)
     name = args.opt_str("account")
     if name is None:
         return (None, domain) if domain is not None else (ctx.account, None)

@@ -31,8 +31,8 @@ def _api_view(cmd: ApiCommand) -> dict[str, Any]:
          params=[Param("name", description="API name")])
 def list_apis(ctx: CallContext, args: Args) -> Result:
     role = ctx.account.role
-    apis = [c for c in REGISTRY.all() if (ctx.is_admin or not c.admin_only)
-            and ctx.state.roles.allows(ctx.db, role, c.name, admin_only=c.admin_only)]
+    apis = [c for c in REGISTRY.all() if c.open_to(ctx.account.account_type)
+            and ctx.state.roles.allows(ctx.db, role, c.name, admin_only=c.root_only)]
     name = args.opt_str("name")
     if name is not None:
         apis = [c for c in apis if c.name == name]
@@ -64,7 +64,7 @@ def list_capabilities(ctx: CallContext, args: Args) -> Result:
 
 def _visible_job(ctx: CallContext, job_id: str) -> AsyncJob:
     job = ctx.db.get(AsyncJob, job_id)
-    if job is None or (not ctx.is_admin and job.account_id != ctx.account.id):
+    if job is None or not ctx.may_act_for(job.account_id):
         raise errors.entity_not_found("jobid", job_id)
     return job
 

@@ -21,6 +21,7 @@ from hvcloud.server.db.models import (
     ServiceOffering,
     Zone,
 )
+from hvcloud.server.orchestration import domain_scope
 from hvcloud.server.orchestration import resource_tags as T
 from hvcloud.server.orchestration.networks import networks, offerings
 from hvcloud.server.orchestration.networks.physical import state_name
@@ -268,8 +269,8 @@ def _can_see(ctx: CallContext, network: Network) -> bool:
     if ctx.is_admin:
         return True
     if network.acl_type == "Account":
-        return network.account_id == ctx.account.id
-    if network.domain_id == ctx.account.domain_id:
+        return ctx.may_act_for(network.account_id)
+    if network.domain_id == ctx.account.domain_id or ctx.manages_domain_id(network.domain_id):
         return True
     return bool(network.subdomain_access) and network.domain_id in _domain_chain(ctx, ctx.account.domain_id)
 
@@ -282,9 +283,11 @@ def _visible_network(ctx: CallContext, args: Args, name: str) -> Network:
 
 
 def _owned_network(ctx: CallContext, args: Args, name: str = "id") -> Network:
-    """A network the caller may change: its own account's, or any for an admin."""
+    """A network the caller may change: its own account's, or any for an admin (a domain admin: those
+    of its subtree)."""
     network = _visible_network(ctx, args, name)
-    if not ctx.is_admin and (network.acl_type != "Account" or network.account_id != ctx.account.id):
+    if not (ctx.manages_domain_id(network.domain_id) if network.acl_type != "Account"
+            else ctx.may_act_for(network.account_id)):
         raise errors.permission_denied(f"Account {ctx.account.name} does not have permission to operate on network "
                                        f"{network.name}")
     return network
@@ -294,7 +297,7 @@ def _owner(ctx: CallContext, args: Args) -> Account:
     """Whose network: ``account`` + ``domainid`` for an admin, else the caller's account."""
     if args.has("projectid"):
         raise errors.param_error("Invalid projectid: projects are not supported")
-    name, domain = args.opt_str("account"), ctx.optional(args, Domain, "domainid")
+    name, domain = args.opt_str("account"), ctx.optional_domain(args)
     if name is None:
         return ctx.account
     if domain is None:
@@ -303,7 +306,7 @@ def _owner(ctx: CallContext, args: Args) -> Account:
                                                   Account.removed.is_(None)))
     if account is None:
         raise errors.param_error(f"Invalid account {name[:64]}: no such account in domain {domain.id}")
-    if not ctx.is_admin and account.id != ctx.account.id:
+    if not ctx.may_act_for(account.id):
         raise errors.permission_denied(f"Account {ctx.account.name} cannot act for account {account.name}")
     return account
 
@@ -336,7 +339,7 @@ def create_network(ctx: CallContext, args: Args) -> Result:
     offering = live_offering(ctx, args, "networkofferingid")
     zone = ctx.require(args, Zone, "zoneid")
     owner = _owner(ctx, args)
-    domain = ctx.optional(args, Domain, "domainid")
+    domain = ctx.optional_domain(args)
     display = args.opt_bool("displaynetwork")
     if display is not None and not ctx.is_admin:
         raise errors.param_error("Invalid displaynetwork: only an admin sets it")
@@ -350,7 +353,7 @@ def create_network(ctx: CallContext, args: Args) -> Result:
         network_domain=args.opt_str("networkdomain"),
         physical_network=ctx.optional(args, PhysicalNetwork, "physicalnetworkid"),
         subdomain_access=args.opt_bool("subdomainaccess"), display_network=True if display is None else display)
-    if domain is not None and not ctx.is_admin and domain.id != ctx.account.domain_id:
+    if domain is not None and domain.id != ctx.account.domain_id and not ctx.manages_domain_id(domain.id):
         raise errors.permission_denied(f"Account {ctx.account.name} cannot create networks in domain {domain.name}")
     network = networks.create_network(ctx.db, ctx.user, req)
     return ObjectResult("network", network_view(network))
@@ -389,8 +392,15 @@ def list_networks(ctx: CallContext, args: Args) -> Result:
     if empty:
         stmt = stmt.where(false())
     account_name = args.opt_str("account")
-    domain = ctx.optional(args, Domain, "domainid")
-    if not ctx.is_admin:
+    domain = ctx.optional_domain(args)
+    if ctx.is_domain_admin:
+        stmt = stmt.where(or_(_user_scope(ctx), Network.domain_id.in_(
+            domain_scope.subtree_domain_ids(ctx.account.domain)) if args.bool("listall") or domain is not None
+            else false()))
+        if domain is not None and not ctx.manages_domain_id(domain.id) \
+                and domain.id not in _domain_chain(ctx, ctx.account.domain_id):
+            raise errors.permission_denied(f"Account {ctx.account.name} cannot list networks of domain {domain.name}")
+    elif not ctx.is_admin:
         stmt = stmt.where(_user_scope(ctx))
         if domain is not None and domain.id not in _domain_chain(ctx, ctx.account.domain_id):
             raise errors.permission_denied(f"Account {ctx.account.name} cannot list networks of domain {domain.name}")

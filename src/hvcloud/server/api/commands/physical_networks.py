@@ -17,7 +17,6 @@ from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.db.models import (
     Account,
-    Domain,
     Network,
     NetworkServiceProvider,
     PhysicalNetwork,
@@ -95,7 +94,7 @@ def create_physical_network(ctx: CallContext, args: Args) -> Result:
         raise errors.param_error(f"Invalid broadcastdomainrange {bdr[:16]}: expected ZONE or POD")
     if zone.network_type == "Advanced" and bdr != "ZONE":
         raise errors.param_error("Invalid broadcastdomainrange: an Advanced zone supports ZONE only")
-    domain = ctx.optional(args, Domain, "domainid")
+    domain = ctx.optional_domain(args)
     spec = physical.PhysicalNetworkSpec(name=args.str("name"), isolation_method=method, vnet_ranges=vnet_ranges,
                                         broadcast_domain_range=bdr, network_speed=args.opt_str("networkspeed"),
                                         tags=_tags(args), domain_id=domain.id if domain else None)
@@ -294,7 +293,7 @@ def _range_owner(ctx: CallContext, args: Args) -> Account | None:
     name = args.opt_str("account")
     if name is None:
         return None
-    domain = ctx.optional(args, Domain, "domainid")
+    domain = ctx.optional_domain(args)
     if domain is None:
         raise errors.param_error("Invalid domainid: give domainid with account")
     account = ctx.db.scalar(select(Account).where(Account.domain_id == domain.id, Account.name == name,

@@ -58,7 +58,7 @@ _RULE_VM_STATES = (VS.RUNNING, VS.STOPPED, VS.STARTING, VS.STOPPING, VS.MIGRATIN
 
 
 def mine(ctx: CallContext, account_id: str, what: str, object_id: str) -> None:
-    if not ctx.is_admin and account_id != ctx.account.id:
+    if not ctx.may_act_for(account_id):
         raise errors.permission_denied(f"Account {ctx.account.name} does not have permission to operate with "
                                        f"{what} {object_id}")
 

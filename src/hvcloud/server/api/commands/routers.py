@@ -17,7 +17,7 @@ from hvcloud.server.api.asyncjobs import submit_job
 from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, Result
-from hvcloud.server.db.models import Account, Domain, DomainRouter, Network
+from hvcloud.server.db.models import Account, DomainRouter, Network
 from hvcloud.server.orchestration.networks import implement as N
 from hvcloud.server.orchestration.networks import routers as RT
 from hvcloud.server.views.routers import router_views
@@ -61,7 +61,7 @@ def _job(ctx: CallContext, handler: str, router: DomainRouter, params: dict[str,
 ], response=ROUTER_FIELDS)
 def list_routers(ctx: CallContext, args: Args) -> Result:
     stmt = select(DomainRouter.id).where(DomainRouter.removed.is_(None))
-    domain = ctx.optional(args, Domain, "domainid")
+    domain = ctx.optional_domain(args)
     account_name = args.opt_str("account")
     if account_name is not None:
         if domain is None:
@@ -136,7 +136,7 @@ def destroy_router(ctx: CallContext, args: Args) -> Result:
 ], response=("success",))
 def restart_network(ctx: CallContext, args: Args) -> Result:
     network = ctx.require(args, Network, "id")
-    if network.removed is not None or (not ctx.is_admin and network.account_id != ctx.account.id):
+    if network.removed is not None or not ctx.may_act_for(network.account_id):
         raise errors.entity_not_found("id", network.id)
     if network.state not in _RESTARTABLE:
         raise errors.param_error("Network is not in the right state to be restarted. Correct states are: "

@@ -56,7 +56,7 @@ def _no_project(args: Args) -> None:
 
 def _group_by_id(ctx: CallContext, group_id: str, param: str) -> SecurityGroup:
     group = ctx.get(SecurityGroup, param, group_id)
-    if not ctx.is_admin and group.account_id != ctx.account.id:
+    if not ctx.may_act_for(group.account_id):
         raise errors.entity_not_found(param, group_id)
     return group
 
@@ -132,7 +132,7 @@ def list_security_groups(ctx: CallContext, args: Args) -> Result:
     vm_id = args.opt_str("virtualmachineid")
     if vm_id is not None:
         vm = ctx.db.get(VMInstance, vm_id)
-        if vm is None or vm.removed is not None or (not ctx.is_admin and vm.account_id != ctx.account.id):
+        if vm is None or vm.removed is not None or not ctx.may_act_for(vm.account_id):
             raise errors.entity_not_found("virtualmachineid", vm_id)
         stmt = stmt.where(SecurityGroup.id.in_(select(SecurityGroupVmMap.security_group_id)
                                                .where(SecurityGroupVmMap.vm_id == vm_id)))
@@ -185,7 +185,7 @@ def _revoke(ctx: CallContext, args: Args, rule_type: str) -> Result:
     if rule is None:
         raise errors.param_error(f"Invalid id: Unable to find security rule with id {args.str('id')}")
     group = ctx.get(SecurityGroup, "id", rule.security_group_id)
-    if not ctx.is_admin and group.account_id != ctx.account.id:
+    if not ctx.may_act_for(group.account_id):
         raise errors.param_error(f"Invalid id: Unable to find security rule with id {rule.id}")
     SG.revoke(ctx.db, ctx.user, rule, rule_type)
     return submit_job(ctx, sg_sync.JOB_APPLY, {"group_ids": [group.id]}, instance_type="SecurityGroup",

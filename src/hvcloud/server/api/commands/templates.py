@@ -282,7 +282,7 @@ def _owned(ctx: CallContext, args: Args, *, is_iso: bool, name: str = "id") -> V
     gets the same answer as an id that does not exist, so the answer does not tell them apart."""
     template = ctx.require(args, VMTemplate, name)
     if (template.removed is not None or template.is_iso != is_iso
-            or (not ctx.is_admin and template.account_id != ctx.account.id)):
+            or not ctx.may_act_for(template.account_id)):
         raise errors.entity_not_found(name, template.id)
     return template
 

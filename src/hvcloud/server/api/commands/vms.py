@@ -35,7 +35,7 @@ from hvcloud.server.db.models import (
 )
 from hvcloud.server.db.sequences import SequenceMissing
 from hvcloud.server.orchestration import affinity_groups as AG
-from hvcloud.server.orchestration import instance_groups, planner
+from hvcloud.server.orchestration import domain_scope, instance_groups, planner
 from hvcloud.server.orchestration import resource_tags as T
 from hvcloud.server.orchestration import vm_credentials as creds
 from hvcloud.server.orchestration.agents import HOST_UP
@@ -123,8 +123,7 @@ def _ready_in_zone(ctx: CallContext, template: VMTemplate, zone: Zone) -> Templa
 
 
 def _visible_template(ctx: CallContext, template: VMTemplate, name: str) -> None:
-    if template.removed is not None or (not ctx.is_admin and not template.is_public
-                                        and template.account_id != ctx.account.id):
+    if template.removed is not None or not (template.is_public or ctx.may_act_for(template.account_id)):
         raise errors.entity_not_found(name, template.id)
 
 
@@ -353,10 +352,14 @@ def recover_vm(ctx: CallContext, args: Args) -> Result:
     Param("affinitygroupid", "uuid", description="list vms by affinity group"),
     Param("details", "list", description="comma separated list of details: all, min, nics, stats, ..."),
     Param("tags", "map", description="List resources by tags (key/value pairs)"),
+    Param("account", description="list resources by account; must be used with the domainId parameter"),
+    Param("domainid", "uuid", description="list only resources belonging to the domain specified"),
+    Param("isrecursive", "boolean", description="with domainid: also the sub-domains' resources"),
 ], response=VM_FIELDS)
 def list_vms(ctx: CallContext, args: Args) -> Result:
     stmt = select(VMInstance.id).where(VMInstance.removed.is_(None))
-    owner = ctx.owner_filter(VMInstance.account_id, args)
+    owner = ctx.owner_and_domain_filter(VMInstance.account_id, domain_scope.domain_of_account(VMInstance.account_id),
+                                        args)
     if owner is not None:
         stmt = stmt.where(owner)
     for param, column in (("id", VMInstance.id), ("name", VMInstance.name), ("zoneid", VMInstance.zone_id),

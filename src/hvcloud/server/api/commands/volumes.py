@@ -12,8 +12,8 @@ from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.api.tag_filter import tag_conditions
 from hvcloud.server.db.models import DiskOffering, VMInstance, Volume, Zone, utcnow
+from hvcloud.server.orchestration import domain_scope, volumes
 from hvcloud.server.orchestration import resource_tags as T
-from hvcloud.server.orchestration import volumes
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.views.tags import tag_map
 from hvcloud.server.views.volumes import VOLUME_VIEW_LOADS, volume_view
@@ -27,7 +27,7 @@ MAX_GB = 64 * 1024
 
 def owned_volume(ctx: CallContext, args: Args, name: str = "id") -> Volume:
     volume = ctx.require(args, Volume, name)
-    if volume.removed is not None or (not ctx.is_admin and volume.account_id != ctx.account.id):
+    if volume.removed is not None or not ctx.may_act_for(volume.account_id):
         raise errors.entity_not_found(name, volume.id)
     return volume
 
@@ -213,10 +213,13 @@ def delete_volume(ctx: CallContext, args: Args) -> Result:
     Param("storageid", "uuid", description="the ID of the storage pool"),
     Param("state", description="state of the volume"),
     Param("tags", "map", description="List resources by tags (key/value pairs)"),
+    Param("account", description="list resources by account; must be used with the domainId parameter"),
+    Param("domainid", "uuid", description="list only resources belonging to the domain specified"),
+    Param("isrecursive", "boolean", description="with domainid: also the sub-domains' resources"),
 ], response=VOLUME_FIELDS)
 def list_volumes(ctx: CallContext, args: Args) -> Result:
     stmt = select(Volume).where(Volume.removed.is_(None))
-    owner = ctx.owner_filter(Volume.account_id, args)
+    owner = ctx.owner_and_domain_filter(Volume.account_id, domain_scope.domain_of_account(Volume.account_id), args)
     if owner is not None:
         stmt = stmt.where(owner)
     for param, column in (("id", Volume.id), ("name", Volume.name), ("virtualmachineid", Volume.vm_id),
