@@ -204,6 +204,12 @@ class CallContext:
                       resource_id=resource_id, level=level)
 
 
+def no_project(args: Args) -> None:
+    """Projects do not exist yet: a ``projectid`` names nothing (431), as an unknown one would."""
+    if args.has("projectid"):
+        raise errors.entity_not_found("projectid", args.str("projectid"))
+
+
 def keyword_pattern(args: Args) -> str | None:
     keyword = args.opt_str("keyword")
     if not keyword:

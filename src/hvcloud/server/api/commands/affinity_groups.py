@@ -12,8 +12,8 @@ from sqlalchemy import or_, select
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import run_inline
-from hvcloud.server.api.context import CallContext, keyword_pattern
-from hvcloud.server.api.registry import REGISTRY, Args, Param
+from hvcloud.server.api.context import CallContext, keyword_pattern, no_project
+from hvcloud.server.api.registry import LIST_OWNER_PARAMS, OWNER_PARAMS, REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.db.models import AffinityGroup, AffinityGroupVmMap, VMInstance
 from hvcloud.server.orchestration import affinity_groups as AG
@@ -24,11 +24,6 @@ from hvcloud.server.views.vms import vm_view
 command = REGISTRY.command
 
 GROUP_FIELDS = ("id", "name", "description", "type", "account", "domainid", "domain", "virtualmachineIds")
-OWNER_PARAMS = (
-    Param("account", description="an account for the affinity group. Must be used with domainId."),
-    Param("domainid", "uuid", description="domainId of the account owning the affinity group"),
-    Param("projectid", "uuid", description="the project of the affinity group (projects are not supported)"),
-)
 VM_GROUP_PARAMS = (
     Param("affinitygroupids", "list", length=8192, description="comma separated list of affinity groups id that "
           "are going to be applied to the virtual machine. Mutually exclusive with affinitygroupnames parameter"),
@@ -36,10 +31,6 @@ VM_GROUP_PARAMS = (
           "that are going to be applied to the virtual machine. Mutually exclusive with affinitygroupids parameter"),
 )
 
-
-def _no_project(args: Args) -> None:
-    if args.has("projectid"):
-        raise errors.entity_not_found("projectid", args.str("projectid"))
 
 
 def _group(ctx: CallContext, args: Args) -> AffinityGroup:
@@ -71,7 +62,7 @@ def _group(ctx: CallContext, args: Args) -> AffinityGroup:
     *OWNER_PARAMS,
 ], response=GROUP_FIELDS)
 def create_affinity_group(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     owner = ctx.owner_for(args)
     group = AG.create_group(ctx.db, ctx.user, owner, args.str("name"), args.str("type"), args.opt_str("description"))
     return run_inline(ctx, ObjectResult("affinitygroup", group_views(ctx.db, [group.id])[0]),
@@ -84,7 +75,7 @@ def create_affinity_group(ctx: CallContext, args: Args) -> Result:
     *OWNER_PARAMS,
 ])
 def delete_affinity_group(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     group = _group(ctx, args)
     AG.delete_group(ctx.db, ctx.user, group)
     return run_inline(ctx, SuccessResult(), instance_type="AffinityGroup", instance_id=group.id)
@@ -95,14 +86,10 @@ def delete_affinity_group(ctx: CallContext, args: Args) -> Result:
     Param("name", description="lists affinity groups by name"),
     Param("type", length=64, description="lists affinity groups by type"),
     Param("virtualmachineid", "uuid", description="lists affinity groups by virtual machine ID"),
-    Param("account", description="list resources by account. Must be used with the domainId parameter."),
-    Param("domainid", "uuid", description="list only resources belonging to the domain specified"),
-    Param("isrecursive", "boolean", description="defaults to false, but if true, lists all resources from the "
-          "parent specified by the domainId till leaves."),
-    Param("projectid", "uuid", description="list objects by project (projects are not supported)"),
+    *LIST_OWNER_PARAMS,
 ], response=GROUP_FIELDS)
 def list_affinity_groups(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     stmt = select(AffinityGroup.id)
     owner = ctx.owner_and_domain_filter(AffinityGroup.account_id, AffinityGroup.domain_id, args)
     if owner is not None:

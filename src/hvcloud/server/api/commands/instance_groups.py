@@ -10,8 +10,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from hvcloud.server.api import errors
-from hvcloud.server.api.context import CallContext, keyword_pattern
-from hvcloud.server.api.registry import REGISTRY, Args, Param
+from hvcloud.server.api.context import CallContext, keyword_pattern, no_project
+from hvcloud.server.api.registry import LIST_OWNER_PARAMS, REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.db.models import InstanceGroup
 from hvcloud.server.orchestration import instance_groups as IG
@@ -21,10 +21,6 @@ command = REGISTRY.command
 
 GROUP_FIELDS = ("id", "name", "created", "account", "domainid", "domain")
 
-
-def _no_project(args: Args) -> None:
-    if args.has("projectid"):
-        raise errors.entity_not_found("projectid", args.str("projectid"))
 
 
 def _visible_group(ctx: CallContext, args: Args) -> InstanceGroup:
@@ -45,7 +41,7 @@ def _visible_group(ctx: CallContext, args: Args) -> InstanceGroup:
     Param("projectid", "uuid", description="The project of the instance group (projects are not supported)"),
 ], response=GROUP_FIELDS)
 def create_instance_group(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     owner = ctx.owner_for(args)
     group = IG.create_group(ctx.db, ctx.user, owner, args.str("name"))
     return ObjectResult("instancegroup", group_view(ctx.db, group))
@@ -75,14 +71,10 @@ def delete_instance_group(ctx: CallContext, args: Args) -> Result:
 @command("listInstanceGroups", "Lists vm groups", admin=False, listall=True, params=[
     Param("id", "uuid", description="list instance groups by ID"),
     Param("name", description="list instance groups by name"),
-    Param("account", description="list resources by account. Must be used with the domainId parameter."),
-    Param("domainid", "uuid", description="list only resources belonging to the domain specified"),
-    Param("isrecursive", "boolean", description="defaults to false, but if true, lists all resources from the "
-          "parent specified by the domainId till leaves."),
-    Param("projectid", "uuid", description="list objects by project (projects are not supported)"),
+    *LIST_OWNER_PARAMS,
 ], response=GROUP_FIELDS)
 def list_instance_groups(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     stmt = select(InstanceGroup.id)
     owner = ctx.owner_and_domain_filter(InstanceGroup.account_id, InstanceGroup.domain_id, args)
     if owner is not None:

@@ -12,8 +12,8 @@ from sqlalchemy import or_, select
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import submit_job
 from hvcloud.server.api.commands.vms import owned_vm
-from hvcloud.server.api.context import CallContext, keyword_pattern
-from hvcloud.server.api.registry import REGISTRY, Args, Param
+from hvcloud.server.api.context import CallContext, keyword_pattern, no_project
+from hvcloud.server.api.registry import LIST_OWNER_PARAMS, OWNER_PARAMS, REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.api.vm_access import USERDATA_LENGTH, keypair_names, keypairs_of
 from hvcloud.server.db.models import SSHKeyPair, UserData
@@ -29,23 +29,7 @@ KEYPAIR_FIELDS = ("id", "name", "fingerprint", "account", "domainid", "domain", 
 USERDATA_FIELDS = ("id", "name", "account", "accountid", "domainid", "domain", "userdata", "params")
 MAX_NAME = 255
 
-OWNER_PARAMS = (
-    Param("account", description="an optional account; must be used with domainId"),
-    Param("domainid", "uuid", description="an optional domainId; if the account parameter is used, domainId "
-          "must also be used"),
-    Param("projectid", "uuid", description="an optional project (projects are not supported)"),
-)
-LIST_OWNER_PARAMS = (
-    Param("account", description="list resources by account; must be used with the domainId parameter"),
-    Param("domainid", "uuid", description="list only resources belonging to the domain specified"),
-    Param("isrecursive", "boolean", description="with domainid: also the sub-domains' resources"),
-    Param("projectid", "uuid", description="list objects by project (projects are not supported)"),
-)
 
-
-def _no_project(args: Args) -> None:
-    if args.has("projectid"):
-        raise errors.entity_not_found("projectid", args.str("projectid"))
 
 
 def _name(args: Args, what: str) -> str:
@@ -62,7 +46,7 @@ def _name(args: Args, what: str) -> str:
     Param("name", required=True, length=MAX_NAME, description="Name of the keypair"), *OWNER_PARAMS,
 ], response=KEYPAIR_FIELDS)
 def create_keypair(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     owner = ctx.owner_for(args)
     pair, private = creds.create_keypair(ctx.db, ctx.user, owner, _name(args, "key pair"))
     return ObjectResult("keypair", keypair_view(pair, private))
@@ -75,7 +59,7 @@ def create_keypair(ctx: CallContext, args: Args) -> Result:
     *OWNER_PARAMS,
 ], response=KEYPAIR_FIELDS)
 def register_keypair(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     owner = ctx.owner_for(args)
     pair = creds.register_keypair(ctx.db, ctx.user, owner, _name(args, "key pair"), args.str("publickey"))
     return ObjectResult("keypair", keypair_view(pair))
@@ -88,7 +72,7 @@ def register_keypair(ctx: CallContext, args: Args) -> Result:
     *LIST_OWNER_PARAMS,
 ], response=KEYPAIR_FIELDS)
 def list_keypairs(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     stmt = select(SSHKeyPair)
     owner = ctx.owner_and_domain_filter(SSHKeyPair.account_id, SSHKeyPair.domain_id, args)
     if owner is not None:
@@ -110,7 +94,7 @@ def list_keypairs(ctx: CallContext, args: Args) -> Result:
     Param("name", required=True, length=MAX_NAME, description="Name of the keypair"), *OWNER_PARAMS,
 ])
 def delete_keypair(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     creds.delete_keypair(ctx.db, ctx.user, ctx.owner_for(args), args.str("name"))
     return SuccessResult()
 
@@ -126,7 +110,7 @@ def delete_keypair(ctx: CallContext, args: Args) -> Result:
     *OWNER_PARAMS,
 ], response=USERDATA_FIELDS)
 def register_user_data(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     params = U.parse_params(args.opt_str("params"))
     owner = ctx.owner_for(args)
     content = U.validate(args.str("userdata"), method=ctx.http_method,
@@ -141,7 +125,7 @@ def register_user_data(ctx: CallContext, args: Args) -> Result:
     *LIST_OWNER_PARAMS,
 ], response=USERDATA_FIELDS)
 def list_user_data(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     stmt = select(UserData)
     owner = ctx.owner_and_domain_filter(UserData.account_id, UserData.domain_id, args)
     if owner is not None:
@@ -161,7 +145,7 @@ def list_user_data(ctx: CallContext, args: Args) -> Result:
     Param("id", "uuid", required=True, description="the ID of the Userdata"), *OWNER_PARAMS,
 ])
 def delete_user_data(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     owner = ctx.owner_for(args) if args.has("account") or args.has("domainid") or not ctx.is_admin else None
     row = ctx.require(args, UserData, "id")
     if owner is not None and row.account_id != owner.id:
@@ -186,7 +170,7 @@ def _vm_job(ctx: CallContext, handler: str, vm_id: str, params: dict[str, object
     *OWNER_PARAMS,
 ])
 def reset_ssh_key(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     vm = owned_vm(ctx, args)
     if vm.state in (S.ERROR, S.EXPUNGING, S.DESTROYED):
         raise errors.param_error("Vm with specified id is not in the right state")

@@ -11,8 +11,8 @@ from sqlalchemy import or_, select
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import submit_job
-from hvcloud.server.api.context import CallContext, keyword_pattern
-from hvcloud.server.api.registry import REGISTRY, Args, Param
+from hvcloud.server.api.context import CallContext, keyword_pattern, no_project
+from hvcloud.server.api.registry import LIST_OWNER_PARAMS, OWNER_PARAMS, REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.api.tag_filter import tag_conditions
 from hvcloud.server.db.models import SecurityGroup, SecurityGroupRule, SecurityGroupVmMap, VMInstance
@@ -25,12 +25,6 @@ command = REGISTRY.command
 
 GROUP_FIELDS = ("id", "name", "description", "account", "domainid", "domain", "ingressrule", "egressrule", "tags",
                 "virtualmachinecount", "virtualmachineids")
-OWNER_PARAMS = (
-    Param("account", description="an optional account for the security group. Must be used with domainId."),
-    Param("domainid", "uuid", description="an optional domainId for the security group. If the account parameter "
-          "is used, domainId must also be used."),
-    Param("projectid", "uuid", description="the project of the security group (projects are not supported)"),
-)
 RULE_PARAMS = (
     Param("securitygroupid", "uuid", description="The ID of the security group. Mutually exclusive with "
           "securityGroupName parameter"),
@@ -48,10 +42,6 @@ RULE_PARAMS = (
     *OWNER_PARAMS,
 )
 
-
-def _no_project(args: Args) -> None:
-    if args.has("projectid"):
-        raise errors.entity_not_found("projectid", args.str("projectid"))
 
 
 def _group_by_id(ctx: CallContext, group_id: str, param: str) -> SecurityGroup:
@@ -88,7 +78,7 @@ def _group(ctx: CallContext, args: Args, id_param: str, name_param: str) -> Secu
     *OWNER_PARAMS,
 ], response=GROUP_FIELDS)
 def create_security_group(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     owner = ctx.owner_for(args)
     group = SG.create_group(ctx.db, ctx.user, owner, args.str("name"), args.opt_str("description"))
     return ObjectResult("securitygroup", group_view(ctx.db, group))
@@ -100,7 +90,7 @@ def create_security_group(ctx: CallContext, args: Args) -> Result:
     *OWNER_PARAMS,
 ])
 def delete_security_group(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     group = _group(ctx, args, "id", "name")
     SG.delete_group(ctx.db, ctx.user, group)
     return SuccessResult()
@@ -110,15 +100,11 @@ def delete_security_group(ctx: CallContext, args: Args) -> Result:
     Param("id", "uuid", description="list the security group by the id provided"),
     Param("securitygroupname", description="lists security groups by name"),
     Param("virtualmachineid", "uuid", description="lists security groups by virtual machine id"),
-    Param("account", description="list resources by account. Must be used with the domainId parameter."),
-    Param("domainid", "uuid", description="list only resources belonging to the domain specified"),
-    Param("isrecursive", "boolean", description="defaults to false, but if true, lists all resources from the "
-          "parent specified by the domainId till leaves."),
-    Param("projectid", "uuid", description="list objects by project (projects are not supported)"),
+    *LIST_OWNER_PARAMS,
     Param("tags", "map", description="List resources by tags (key/value pairs)"),
 ], response=GROUP_FIELDS)
 def list_security_groups(ctx: CallContext, args: Args) -> Result:
-    _no_project(args)
+    no_project(args)
     stmt = select(SecurityGroup)
     owner = ctx.owner_and_domain_filter(SecurityGroup.account_id, SecurityGroup.domain_id, args)
     if owner is not None:
@@ -160,7 +146,7 @@ def _rule_spec(args: Args) -> SG.RuleSpec:
 
 
 def _authorize(ctx: CallContext, args: Args, rule_type: str) -> Result:
-    _no_project(args)
+    no_project(args)
     group = _group(ctx, args, "securitygroupid", "securitygroupname")
     rules = SG.authorize(ctx.db, ctx.user, group, rule_type, _rule_spec(args))
     view = group_view(ctx.db, group, only_rules=[r.id for r in rules])
