@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from hvcloud.server.db.models import Host, StoragePool, VMInstance, VmStats
@@ -112,28 +112,32 @@ def record_ping(db: Session, host: Host, now: datetime, stats: HostStatsEntry | 
 
 def record_vm_stats(db: Session, host_id: str, stats: dict[str, VmStatsEntry], now: datetime) -> None:
     """Replace the ``vm_stats`` rows of the VMs the host reported on: only VMs placed on that host
-    (a name the host reports for another host's VM, or a router's, is ignored); two queries and
-    the changed rows, whatever the number of VMs."""
+    (a name the host reports for another host's VM, or a router's, is ignored); two queries and one
+    bulk INSERT and one bulk UPDATE, whatever the number of VMs (every running VM's row changes on
+    every collection, so this runs for 10,000 rows a minute in a large zone: no ORM objects)."""
     names = list(stats)
     vms = dict(db.execute(select(VMInstance.instance_name, VMInstance.id)
                           .where(VMInstance.host_id == host_id, VMInstance.instance_name.in_(names),
                                  VMInstance.removed.is_(None))).all())
     if not vms:
         return
-    rows = {r.vm_id: r for r in db.scalars(select(VmStats).where(VmStats.vm_id.in_(list(vms.values()))))}
-    for name, vm_id in vms.items():
-        entry = stats[name]
-        row = rows.get(vm_id)
-        if row is None:
-            row = VmStats(vm_id=vm_id)
-            db.add(row)
-        row.host_id, row.collected = host_id, now
-        row.cpu_used_percent = round(_finite(entry.cpuUtilization, 0.0, 100.0), 2)
-        row.network_read_kbs = _finite(entry.networkReadKBs)
-        row.network_write_kbs = _finite(entry.networkWriteKBs)
-        row.disk_read_kbs, row.disk_write_kbs = _maybe(entry.diskReadKBs), _maybe(entry.diskWriteKBs)
-        row.disk_read_ios, row.disk_write_ios = _maybe(entry.diskReadIOs), _maybe(entry.diskWriteIOs)
-        row.memory_kbs = _maybe(entry.memoryKBs)
+    existing = set(db.scalars(select(VmStats.vm_id).where(VmStats.vm_id.in_(list(vms.values())))))
+    rows = [_stats_row(vm_id, host_id, stats[name], now) for name, vm_id in vms.items()]
+    added = [r for r in rows if r["vm_id"] not in existing]
+    changed = [r for r in rows if r["vm_id"] in existing]
+    if added:
+        db.execute(insert(VmStats), added)
+    if changed:
+        db.execute(update(VmStats), changed)  # by primary key, one executemany
+
+
+def _stats_row(vm_id: str, host_id: str, entry: VmStatsEntry, now: datetime) -> dict[str, object]:
+    return {"vm_id": vm_id, "host_id": host_id, "collected": now,
+            "cpu_used_percent": round(_finite(entry.cpuUtilization, 0.0, 100.0), 2),
+            "network_read_kbs": _finite(entry.networkReadKBs), "network_write_kbs": _finite(entry.networkWriteKBs),
+            "disk_read_kbs": _maybe(entry.diskReadKBs), "disk_write_kbs": _maybe(entry.diskWriteKBs),
+            "disk_read_ios": _maybe(entry.diskReadIOs), "disk_write_ios": _maybe(entry.diskWriteIOs),
+            "memory_kbs": _maybe(entry.memoryKBs)}
 
 
 def _finite(value: float, low: float = 0.0, high: float = 1e18) -> float:
