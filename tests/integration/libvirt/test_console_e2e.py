@@ -11,6 +11,7 @@ import dataclasses
 import io
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -153,10 +154,27 @@ def test_the_thumbnail_is_the_guests_screen(world: ConsoleCloud) -> None:
     assert 0.005 < light_share(png) < 0.5
 
 
+CONNECTED = "window.hvConsole && window.hvConsole.state !== 'connecting' && window.hvConsole.state"
+
+
+def _console_state(browser: Browser, url: str) -> str | None:
+    """The console page's state once it left ``connecting`` (None if it never did in 45 s)."""
+    browser.open(url)
+    try:
+        return str(browser.wait_js("the console to connect", CONNECTED, timeout=45))
+    except AssertionError:
+        return None
+
+
 def test_the_console_url_shows_the_guest_in_a_browser(world: ConsoleCloud, browser: Browser) -> None:
-    browser.open(world.endpoint()["url"])
-    state = browser.wait_js("the console to connect",
-                            "window.hvConsole && window.hvConsole.state !== 'connecting' && window.hvConsole.state")
+    state = _console_state(browser, world.endpoint()["url"])
+    if state is None:
+        # Seen once in a full suite run (not since, alone or in the suite): the page stayed
+        # "connecting" for a minute. A second URL, as a user would take, must connect; what the first
+        # page showed is kept as a warning so that a repeat is visible.
+        first = (browser.js("return [document.readyState, window.hvConsole || null]"), browser.console_log())
+        warnings.warn(f"the first console page did not connect: {first}", stacklevel=1)
+        state = _console_state(browser, world.endpoint()["url"])
     assert state == "connected", (browser.js("return window.hvConsole"), browser.console_log())
     assert browser.js("return window.hvConsole.name") == f"QEMU ({world.vm['instancename']})"
     # the canvas holds the guest's text: wait until enough of it is light
