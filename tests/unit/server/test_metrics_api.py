@@ -64,7 +64,7 @@ def _run(state: ServerState, vm_id: str, host_id: str, vm_state: str = "Running"
 
 def _report(state: ServerState, host_id: str, stats: dict[str, VmStatsEntry]) -> None:
     with state.sessions.begin() as db:
-        host_updates.record_vm_stats(db, host_id, stats, utcnow())
+        host_updates.record_vm_stats(db, [(host_id, stats)], utcnow())
 
 
 ENTRY = VmStatsEntry(cpuUtilization=12.5, networkReadKBs=2048.0, networkWriteKBs=1024.9, diskReadKBs=4096.0,

@@ -110,25 +110,35 @@ def record_ping(db: Session, host: Host, now: datetime, stats: HostStatsEntry | 
     set_status(db, host, HOST_UP, None, now)
 
 
-def record_vm_stats(db: Session, host_id: str, stats: dict[str, VmStatsEntry], now: datetime) -> None:
-    """Replace the ``vm_stats`` rows of the VMs the host reported on: only VMs placed on that host
-    (a name the host reports for another host's VM, or a router's, is ignored); two queries and one
-    bulk INSERT and one bulk UPDATE, whatever the number of VMs (every running VM's row changes on
-    every collection, so this runs for 10,000 rows a minute in a large zone: no ORM objects)."""
-    names = list(stats)
-    vms = dict(db.execute(select(VMInstance.instance_name, VMInstance.id)
-                          .where(VMInstance.host_id == host_id, VMInstance.instance_name.in_(names),
-                                 VMInstance.removed.is_(None))).all())
-    if not vms:
-        return
-    existing = set(db.scalars(select(VmStats.vm_id).where(VmStats.vm_id.in_(list(vms.values())))))
-    rows = [_stats_row(vm_id, host_id, stats[name], now) for name, vm_id in vms.items()]
-    added = [r for r in rows if r["vm_id"] not in existing]
-    changed = [r for r in rows if r["vm_id"] in existing]
-    if added:
-        db.execute(insert(VmStats), added)
-    if changed:
-        db.execute(update(VmStats), changed)  # by primary key, one executemany
+#: VMs per statement when stats are written (bounds the IN lists and each executemany)
+VM_STATS_CHUNK = 500
+
+
+def record_vm_stats(db: Session, reports: list[tuple[str, dict[str, VmStatsEntry]]], now: datetime) -> None:
+    """Replace the ``vm_stats`` rows of the VMs hosts reported on (``reports``: host id and what it
+    reported): only VMs placed on the reporting host (a name a host reports for another host's VM,
+    or a router's, is ignored). All reads come first, then one bulk INSERT and one bulk UPDATE per
+    chunk of VMs: every running VM's row changes on every collection (10,000 rows a minute in a
+    large zone), and on SQLite the write lock is held for the writes only."""
+    rows: list[dict[str, object]] = []
+    existing: set[str] = set()
+    wanted = [(host_id, name, entry) for host_id, stats in reports for name, entry in stats.items()]
+    for start in range(0, len(wanted), VM_STATS_CHUNK):
+        chunk = wanted[start:start + VM_STATS_CHUNK]
+        placed = {(h, n): vm_id for h, n, vm_id in db.execute(
+            select(VMInstance.host_id, VMInstance.instance_name, VMInstance.id)
+            .where(VMInstance.instance_name.in_({n for _, n, _ in chunk}), VMInstance.removed.is_(None)))}
+        found = [(placed[h, n], h, e) for h, n, e in chunk if (h, n) in placed]
+        existing.update(db.scalars(select(VmStats.vm_id).where(VmStats.vm_id.in_([v for v, _, _ in found]))))
+        rows += [_stats_row(vm_id, host_id, entry, now) for vm_id, host_id, entry in found]
+    for start in range(0, len(rows), VM_STATS_CHUNK):
+        chunk_rows = rows[start:start + VM_STATS_CHUNK]
+        added = [r for r in chunk_rows if r["vm_id"] not in existing]
+        changed = [r for r in chunk_rows if r["vm_id"] in existing]
+        if added:
+            db.execute(insert(VmStats), added)
+        if changed:
+            db.execute(update(VmStats), changed)  # by primary key, one executemany
 
 
 def _stats_row(vm_id: str, host_id: str, entry: VmStatsEntry, now: datetime) -> dict[str, object]:

@@ -81,6 +81,7 @@ class OutcomeWriter(Part):
         changes: list[power_sync.PowerChange] = []
         down: list[HostLink] = []
         synced: list[tuple[HostLink, dict[str, str], bool]] = []
+        vm_stats: list[tuple[str, dict[str, A.VmStatsEntry]]] = []
         grace = self.config.power_report_grace_seconds
         with self.sessions.begin() as db:
             now = utcnow()
@@ -95,7 +96,7 @@ class OutcomeWriter(Part):
                 if o.kind == "pinged" or (o.kind == "connected" and o.report is not None):
                     host_updates.record_ping(db, host, now, o.stats, o.taken)
                     if o.vm_stats:
-                        host_updates.record_vm_stats(db, host.id, o.vm_stats, now)
+                        vm_stats.append((host.id, o.vm_stats))
                     if o.report is not None and (o.report != o.link.last_report or o.link.report_pending):
                         res = power_sync.apply_report(db, host.id, o.report, now, grace, o.taken)
                         changes.extend(res.changes)
@@ -104,6 +105,9 @@ class OutcomeWriter(Part):
                     status = host_updates.record_failure(db, host, o.error, o.link.failures, now, self.timings)
                     if status == HOST_DOWN:
                         down.append(o.link)
+        if vm_stats:  # statistics only: a transaction of their own, after the hosts' state
+            with self.sessions.begin() as db:
+                host_updates.record_vm_stats(db, vm_stats, now)
         for link, report, pending in synced:
             link.last_report, link.report_pending = report, pending
         for o in batch:
