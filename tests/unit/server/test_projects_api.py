@@ -333,3 +333,21 @@ def test_domain_admin_reaches_projects_of_its_subtree(admin: Caller, team: dict[
     assert _job_ok(dadmin, "suspendProject", id=inside["id"])["project"]["state"] == "Suspended"
     assert dadmin.call("suspendProject", id=outside["id"])[0] == 531
     assert dadmin.call("listVirtualMachines", projectid=outside["id"])[0] == 531
+
+
+def test_removed_accounts_and_domains_take_their_projects_along(admin: Caller, team: dict[str, Caller]) -> None:
+    alice = team["alice"]
+    pid = _create(alice, "left")["id"]
+    _job_ok(alice, "addAccountToProject", projectid=pid, account="bob")
+    bob_id = admin.ok("listAccounts", name="bob")["account"][0]["id"]
+    assert admin.job("deleteAccount", id=bob_id)["jobstatus"] == 1
+    assert [m["account"] for m in alice.ok("listProjectAccounts", projectid=pid)["projectaccount"]] == ["alice"]
+
+    root = admin.ok("listDomains", name="ROOT")["domain"][0]["id"]
+    sub = admin.ok("createDomain", name="gone", parentdomainid=root)["domain"]["id"]
+    inside = _create(_user(admin, "dave", domainid=sub), "doomed")
+    failed = admin.job("deleteDomain", id=sub)
+    assert failed["jobstatus"] == 2  # the domain holds an account (and the project's)
+    assert admin.job("deleteDomain", id=sub, cleanup="true")["jobstatus"] == 1
+    assert admin.ok("listProjects", listall="true", id=inside["id"]) == {}
+    assert admin.call("listVirtualMachines", projectid=inside["id"])[0] == 431
