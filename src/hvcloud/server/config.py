@@ -75,6 +75,8 @@ class ServerConfig:
     login_failure_delay_max_seconds: float = 4.0
     #: ``user.password.change.regenerate.keys``: a password change also replaces the user's API keys
     regenerate_keys_on_password_change: bool = False
+    #: CloudStack's allow.user.create.projects: whether users (not only admins) may create projects
+    allow_user_create_projects: bool = True
     #: ``api.signature.version3.required``: signed requests must carry ``signatureversion=3`` and an
     #: ``expires`` at most ``api.signature.expires.window`` seconds ahead
     signature_v3_required: bool = False

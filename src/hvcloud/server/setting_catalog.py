@@ -145,6 +145,8 @@ _DEFINITIONS: list[Setting] = [
           "Signed requests must carry signatureversion=3 and an expires"),
     _bool("user.password.change.regenerate.keys", "regenerate_keys_on_password_change", "Advanced",
           "A password change also replaces the user's API keys"),
+    _bool("allow.user.create.projects", "allow_user_create_projects", "Project Defaults",
+          "If regular user can create a project; true by default"),
     Setting("api.throttling.enabled", "api_throttling_enabled", "bool", "Advanced", "Enable/disable Api rate limit",
             dynamic=True, component="ApiRateLimitService"),
     Setting("consoleproxy.extra.security.validation.enabled", "console_extra_validation", "bool", "Console Proxy",

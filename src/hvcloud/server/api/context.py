@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session, lazyload
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.registry import Args
-from hvcloud.server.db.models import Account, Base, Domain, User
+from hvcloud.server.db.models import Account, Base, Domain, Project, User
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_DOMAIN_ADMIN
-from hvcloud.server.orchestration import domain_scope, events
+from hvcloud.server.orchestration import domain_scope, events, projects
 from hvcloud.server.state import ServerState
 
 T = TypeVar("T", bound=Base)
@@ -94,9 +94,26 @@ class CallContext:
         value = args.opt_str(name)
         return None if value is None else self.get(model, name, value)
 
+    def project(self, value: str, name: str = "projectid") -> Project:
+        """A live project by id, or the 431 of an entity that does not exist (removed ones included)."""
+        return projects.live_project(self.db, value, name)
+
+    def project_scope(self, column: Any, args: Args) -> ColumnElement[bool]:
+        """``projectid`` on a list: the rows of that project's account (the caller must be a member, or
+        an admin of its domain: 531 otherwise); ``-1``: of every project the caller may use."""
+        value = args.str("projectid")
+        if value == "-1":
+            return column.in_(projects.visible_project_accounts(self.user))  # type: ignore[no-any-return]
+        project = self.project(value)
+        if not projects.may_use(self.db, self.user, project):
+            raise errors.permission_denied(f"Account {self.account.name} can't access project id={project.id}")
+        return column == project.project_account_id  # type: ignore[no-any-return]
+
     def owner_filter(self, column: Any, args: Args) -> ColumnElement[bool] | None:
         """Restrict to the caller's account unless an admin asked for ``listall`` (a domain admin:
-        then to the accounts of its subtree)."""
+        then to the accounts of its subtree); ``projectid``: to a project's (:meth:`project_scope`)."""
+        if args.has("projectid"):
+            return self.project_scope(column, args)
         if args.bool("listall"):
             if self.is_admin:
                 return None
@@ -109,7 +126,10 @@ class CallContext:
         """CloudStack's list visibility for rows with an owner account and domain: a user sees its
         own; an admin its own unless ``listall``, or those of ``account`` (a name, with ``domainid``),
         or of the domain ``domainid`` (and its sub-domains with ``isrecursive``). A domain admin is
-        an admin of its subtree: ``domainid`` outside it is a 531, ``listall`` means its subtree."""
+        an admin of its subtree: ``domainid`` outside it is a 531, ``listall`` means its subtree.
+        ``projectid`` wins over the others: the project's resources (:meth:`project_scope`)."""
+        if args.has("projectid"):
+            return self.project_scope(account_column, args)
         if not self.is_admin and not self.is_domain_admin:
             if args.has("account") or args.has("domainid"):
                 domain_id = args.opt_str("domainid")
@@ -143,7 +163,12 @@ class CallContext:
 
     def owner_for(self, args: Args) -> Account:
         """The account a create/delete acts for: the caller's own, or (admins only: a domain admin
-        within its subtree) ``account`` in ``domainid``, as CloudStack's ``finalizeOwner``."""
+        within its subtree) ``account`` in ``domainid``, as CloudStack's ``finalizeOwner``; with
+        ``projectid`` the project's account, for its members (and admins of its domain) while the
+        project is Active."""
+        project_id = args.opt_str("projectid")
+        if project_id is not None:
+            return self.project_owner(project_id)
         name = args.opt_str("account")
         domain_id = args.opt_str("domainid")
         if name is None and domain_id is None:
@@ -162,6 +187,19 @@ class CallContext:
             raise errors.param_error(f"Unable to find account by name {name[:64]} in domain {domain.id}")
         if not self.may_act_for(account.id):
             raise errors.permission_denied(f"Caller cannot act for account {name[:64]} in domain {domain.id}")
+        return account
+
+    def project_owner(self, project_id: str) -> Account:
+        """The account of project ``project_id`` to own a new resource (see :meth:`owner_for`)."""
+        project = self.project(project_id)
+        if not projects.may_use(self.db, self.user, project):
+            raise errors.permission_denied(f"Account {self.account.name} is unauthorised to use project "
+                                           f"id={project.id}")
+        if project.state != projects.ACTIVE:
+            raise errors.permission_denied(f"Can't add resources to the project id={project.id} in "
+                                           f"state={project.state} as it's no longer active")
+        account = self.db.get(Account, project.project_account_id)
+        assert account is not None  # a foreign key
         return account
 
     def page(self, stmt: Select[R], args: Args) -> tuple[list[R], int]:
@@ -202,12 +240,6 @@ class CallContext:
               resource_id: str | None = None, level: str = "INFO") -> None:
         events.record(self.db, self.user, event_type, description, resource_type=resource_type,
                       resource_id=resource_id, level=level)
-
-
-def no_project(args: Args) -> None:
-    """Projects do not exist yet: a ``projectid`` names nothing (431), as an unknown one would."""
-    if args.has("projectid"):
-        raise errors.entity_not_found("projectid", args.str("projectid"))
 
 
 def keyword_pattern(args: Args) -> str | None:

@@ -32,19 +32,20 @@ LIST_PARAMS = (
 )
 LISTALL_PARAM = Param("listall", "boolean",
                       description="If true, list all resources the caller may see, not only its own")
-#: who a new resource is for: an admin acting for an account (projects are refused: ``context.no_project``)
+#: who a new resource is for: an admin acting for an account, or a project's member for the project
+#: (``CallContext.owner_for``)
 OWNER_PARAMS = (
     Param("account", description="an optional account; must be used with domainId"),
     Param("domainid", "uuid", description="an optional domainId; if the account parameter is used, domainId "
           "must also be used"),
-    Param("projectid", "uuid", description="an optional project (projects are not supported)"),
+    Param("projectid", "uuid", description="an optional project for the resource"),
 )
 #: whose resources a list shows (``CallContext.owner_and_domain_filter``)
 LIST_OWNER_PARAMS = (
     Param("account", description="list resources by account; must be used with the domainId parameter"),
     Param("domainid", "uuid", description="list only resources belonging to the domain specified"),
     Param("isrecursive", "boolean", description="with domainid: also the sub-domains' resources"),
-    Param("projectid", "uuid", description="list objects by project (projects are not supported)"),
+    Param("projectid", "uuid", description="list objects by project; -1: of all the caller's projects"),
 )
 
 

@@ -1309,6 +1309,39 @@ class AffinityGroupVmMap(Base):
                                        index=True)
 
 
+class Project(Base):
+    """CloudStack's ``projects``: a project of a domain. Its resources belong to its own account
+    (``project_account_id``, account type 5, no users); member accounts act for it
+    (``project_account``). ``state`` is Active, Suspended, or Disabled while deleteProject cleans it
+    up; ``removed`` is set once it is gone (the row stays, the name may be taken again)."""
+
+    __tablename__ = "project"
+    __table_args__ = (Index("uq_project_live_name", "domain_id", "name", unique=True,
+                            sqlite_where=text(_LIVE), postgresql_where=text(_LIVE)),)
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(255))
+    display_text: Mapped[str] = mapped_column(String(255))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domain.id"))
+    project_account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), unique=True)
+    state: Mapped[str] = mapped_column(String(32), default="Active")
+    created: Mapped[datetime] = _created_column()
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    domain: Mapped[Domain] = relationship(lazy="joined")
+
+
+class ProjectAccount(Base):
+    """A member account of a project, ``role`` Admin (may manage the project) or Regular."""
+
+    __tablename__ = "project_account"
+    __table_args__ = (UniqueConstraint("project_id", "account_id", name="uq_project_account"),)
+    id: Mapped[str] = _id_column()
+    project_id: Mapped[str] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
+    role: Mapped[str] = mapped_column(String(32), default="Regular")
+    created: Mapped[datetime] = _created_column()
+    account: Mapped[Account] = relationship(lazy="joined")
+
+
 def as_dict(obj: Base) -> dict[str, Any]:
     """Column values of a row, for debugging and tests."""
     return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}

@@ -29,6 +29,8 @@ ACCOUNT_TYPE_USER = 0
 ACCOUNT_TYPE_ADMIN = 1
 #: CloudStack's DOMAIN_ADMIN: an administrator of its domain's subtree
 ACCOUNT_TYPE_DOMAIN_ADMIN = 2
+#: CloudStack's PROJECT: the account that owns a project's resources (no users; never listed)
+ACCOUNT_TYPE_PROJECT = 5
 
 GUEST_OS: dict[str, list[str]] = {
     "CentOS": ["CentOS 7", "CentOS 8"],

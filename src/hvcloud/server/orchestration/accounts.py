@@ -32,6 +32,7 @@ from hvcloud.server.db.models import (
     AsyncJob,
     Domain,
     LoginSession,
+    ProjectAccount,
     User,
     VMInstance,
     VMTemplate,
@@ -75,13 +76,15 @@ def remove_user(db: Session, user: User) -> None:
 
 
 def remove_account(db: Session, account: Account) -> None:
-    """Tombstone ``account`` and every user of it (idempotent)."""
+    """Tombstone ``account`` and every user of it (idempotent); it leaves the projects it was a member of."""
     for user in db.scalars(select(User).where(User.account_id == account.id, User.removed.is_(None))):
         remove_user(db, user)
     account.state = ACCOUNT_REMOVED
     account.removed = account.removed or utcnow()
     vm_credentials.forget_account(db, account.id)
     tags.forget_account(db, account.id)
+    db.execute(delete(ProjectAccount).where(ProjectAccount.account_id == account.id)
+               .execution_options(synchronize_session=False))
 
 
 # -- domains, accounts and users --------------------------------------------------------------------

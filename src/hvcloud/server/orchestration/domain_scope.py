@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from hvcloud.server.db.models import Account, Domain, User
+from hvcloud.server.db.models import Account, Domain, Project, ProjectAccount, User
 from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_DOMAIN_ADMIN
 
 
@@ -58,13 +58,21 @@ def may_manage_domain(caller: User, domain: Domain) -> bool:
     return is_domain_admin(caller) and in_subtree(caller.account.domain, domain)
 
 
+def is_project_member(db: Session, account_id: str, project_account_id: str) -> bool:
+    """Whether ``account_id`` is a member of the live project whose account is ``project_account_id``."""
+    return db.scalar(select(ProjectAccount.id).join(Project, Project.id == ProjectAccount.project_id)
+                     .where(Project.project_account_id == project_account_id, Project.removed.is_(None),
+                            ProjectAccount.account_id == account_id)) is not None
+
+
 def may_act_for(db: Session, caller: User, account_id: str) -> bool:
     """Whether ``caller`` may see and act on what account ``account_id`` owns: its own account; a
-    root admin any; a domain admin those of its subtree, except root admins' accounts."""
+    root admin any; a domain admin those of its subtree, except root admins' accounts; a member of
+    a project what the project's account owns."""
     if is_root_admin(caller) or account_id == caller.account_id:
         return True
     if not is_domain_admin(caller):
-        return False
+        return is_project_member(db, caller.account_id, account_id)
     owner = db.get(Account, account_id)
     return (owner is not None and owner.account_type != ACCOUNT_TYPE_ADMIN
             and in_subtree(caller.account.domain, owner.domain))

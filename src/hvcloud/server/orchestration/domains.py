@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from hvcloud import logs
 from hvcloud.server import errors
-from hvcloud.server.db.models import Account, Domain, User, utcnow
+from hvcloud.server.db.models import Account, Domain, Project, User, utcnow
 from hvcloud.server.errors import INTERNAL_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import accounts, domain_scope, events
@@ -168,6 +168,9 @@ def _remove_subtree(db: Session, actor_id: str, domain_id: str) -> list[str]:
     for account in owned:
         if account.removed is None:
             accounts.remove_account(db, account)
+    for project in db.scalars(select(Project).where(Project.domain_id.in_([d.id for d in subtree]),
+                                                    Project.removed.is_(None))):
+        project.state, project.removed = "Disabled", utcnow()  # its account was among those removed above
     for d in subtree:
         if d.removed is None:
             _tombstone(db, actor_id, d)

@@ -28,8 +28,8 @@ TagMap = dict[str, list[dict[str, Any]]]
 
 
 def tag_view(row: Any) -> dict[str, Any]:
-    """A row of :data:`TAG_QUERY` as CloudStack's ``tag`` (projects are not supported: no project
-    fields)."""
+    """A row of :data:`TAG_QUERY` as CloudStack's ``tag`` (no ``project``/``projectid`` fields yet: a
+    project's tags name its account)."""
     return compact({"key": row.key, "value": row.value, "resourcetype": row.resource_type,
                     "resourceid": row.resource_id, "account": row.account, "domainid": row.domain_id,
                     "domain": row.domain, "customer": row.customer})

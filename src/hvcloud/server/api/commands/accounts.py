@@ -13,7 +13,7 @@ from hvcloud.server.api.registry import REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, RawResult, Result, SuccessResult
 from hvcloud.server.db.crypto import hash_password, new_api_key, verify_password
 from hvcloud.server.db.models import Account, Domain, User
-from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ADMIN_USERNAME
+from hvcloud.server.db.seed import ACCOUNT_TYPE_ADMIN, ACCOUNT_TYPE_PROJECT, ADMIN_USERNAME
 from hvcloud.server.orchestration import accounts as account_manager
 from hvcloud.server.orchestration import domain_scope, roles
 from hvcloud.server.orchestration import resource_limits as limits
@@ -111,7 +111,8 @@ def create_account(ctx: CallContext, args: Args) -> Result:
              Param("isrecursive", "boolean", description="with domainid: its sub-domains' accounts too"),
          ], response=ACCOUNT_FIELDS)
 def list_accounts(ctx: CallContext, args: Args) -> Result:
-    stmt = select(Account).where(Account.removed.is_(None)).order_by(Account.created)
+    stmt = select(Account).where(Account.removed.is_(None), Account.account_type != ACCOUNT_TYPE_PROJECT
+                                 ).order_by(Account.created)
     if not ctx.is_admin and not ctx.is_domain_admin:
         stmt = stmt.where(Account.id == ctx.account.id)
     else:

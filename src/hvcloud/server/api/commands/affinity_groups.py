@@ -12,7 +12,7 @@ from sqlalchemy import or_, select
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import run_inline
-from hvcloud.server.api.context import CallContext, keyword_pattern, no_project
+from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import LIST_OWNER_PARAMS, OWNER_PARAMS, REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.db.models import AffinityGroup, AffinityGroupVmMap, VMInstance
@@ -39,10 +39,10 @@ def _group(ctx: CallContext, args: Args) -> AffinityGroup:
     if group_id is not None and name is not None:
         raise errors.param_error("Invalid name: id and name are mutually exclusive")
     if group_id is not None:
-        if args.has("account") or args.has("domainid"):
+        if args.has("account") or args.has("domainid") or args.has("projectid"):
             ctx.owner_for(args)  # the caller may act for that account
         group = ctx.db.get(AffinityGroup, group_id)
-        if group is None or (not ctx.is_admin and group.account_id != ctx.account.id):
+        if group is None or not ctx.may_act_for(group.account_id):
             raise errors.param_error(f"Unable to find affinity group {group_id[:64]}")
         return group
     if name is None:
@@ -62,7 +62,6 @@ def _group(ctx: CallContext, args: Args) -> AffinityGroup:
     *OWNER_PARAMS,
 ], response=GROUP_FIELDS)
 def create_affinity_group(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     owner = ctx.owner_for(args)
     group = AG.create_group(ctx.db, ctx.user, owner, args.str("name"), args.str("type"), args.opt_str("description"))
     return run_inline(ctx, ObjectResult("affinitygroup", group_views(ctx.db, [group.id])[0]),
@@ -75,7 +74,6 @@ def create_affinity_group(ctx: CallContext, args: Args) -> Result:
     *OWNER_PARAMS,
 ])
 def delete_affinity_group(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     group = _group(ctx, args)
     AG.delete_group(ctx.db, ctx.user, group)
     return run_inline(ctx, SuccessResult(), instance_type="AffinityGroup", instance_id=group.id)
@@ -89,7 +87,6 @@ def delete_affinity_group(ctx: CallContext, args: Args) -> Result:
     *LIST_OWNER_PARAMS,
 ], response=GROUP_FIELDS)
 def list_affinity_groups(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     stmt = select(AffinityGroup.id)
     owner = ctx.owner_and_domain_filter(AffinityGroup.account_id, AffinityGroup.domain_id, args)
     if owner is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from hvcloud.server.api import errors
-from hvcloud.server.api.context import CallContext, keyword_pattern, no_project
+from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import LIST_OWNER_PARAMS, REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.db.models import InstanceGroup
@@ -28,7 +28,7 @@ def _visible_group(ctx: CallContext, args: Args) -> InstanceGroup:
     did not exist."""
     group_id = args.str("id")
     group = ctx.db.get(InstanceGroup, group_id)
-    if group is None or (not ctx.is_admin and group.account_id != ctx.account.id):
+    if group is None or not ctx.may_act_for(group.account_id):
         raise errors.entity_not_found("id", group_id)
     return group
 
@@ -38,10 +38,9 @@ def _visible_group(ctx: CallContext, args: Args) -> InstanceGroup:
     Param("account", description="the account of the instance group. The account parameter must be used with "
           "the domainId parameter."),
     Param("domainid", "uuid", description="the domain ID of account owning the instance group"),
-    Param("projectid", "uuid", description="The project of the instance group (projects are not supported)"),
+    Param("projectid", "uuid", description="The project of the instance group"),
 ], response=GROUP_FIELDS)
 def create_instance_group(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     owner = ctx.owner_for(args)
     group = IG.create_group(ctx.db, ctx.user, owner, args.str("name"))
     return ObjectResult("instancegroup", group_view(ctx.db, group))
@@ -74,7 +73,6 @@ def delete_instance_group(ctx: CallContext, args: Args) -> Result:
     *LIST_OWNER_PARAMS,
 ], response=GROUP_FIELDS)
 def list_instance_groups(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     stmt = select(InstanceGroup.id)
     owner = ctx.owner_and_domain_filter(InstanceGroup.account_id, InstanceGroup.domain_id, args)
     if owner is not None:

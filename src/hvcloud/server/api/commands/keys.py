@@ -12,7 +12,7 @@ from sqlalchemy import or_, select
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import submit_job
 from hvcloud.server.api.commands.vms import owned_vm
-from hvcloud.server.api.context import CallContext, keyword_pattern, no_project
+from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import LIST_OWNER_PARAMS, OWNER_PARAMS, REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.api.vm_access import USERDATA_LENGTH, keypair_names, keypairs_of
@@ -46,7 +46,6 @@ def _name(args: Args, what: str) -> str:
     Param("name", required=True, length=MAX_NAME, description="Name of the keypair"), *OWNER_PARAMS,
 ], response=KEYPAIR_FIELDS)
 def create_keypair(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     owner = ctx.owner_for(args)
     pair, private = creds.create_keypair(ctx.db, ctx.user, owner, _name(args, "key pair"))
     return ObjectResult("keypair", keypair_view(pair, private))
@@ -59,7 +58,6 @@ def create_keypair(ctx: CallContext, args: Args) -> Result:
     *OWNER_PARAMS,
 ], response=KEYPAIR_FIELDS)
 def register_keypair(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     owner = ctx.owner_for(args)
     pair = creds.register_keypair(ctx.db, ctx.user, owner, _name(args, "key pair"), args.str("publickey"))
     return ObjectResult("keypair", keypair_view(pair))
@@ -72,7 +70,6 @@ def register_keypair(ctx: CallContext, args: Args) -> Result:
     *LIST_OWNER_PARAMS,
 ], response=KEYPAIR_FIELDS)
 def list_keypairs(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     stmt = select(SSHKeyPair)
     owner = ctx.owner_and_domain_filter(SSHKeyPair.account_id, SSHKeyPair.domain_id, args)
     if owner is not None:
@@ -94,7 +91,6 @@ def list_keypairs(ctx: CallContext, args: Args) -> Result:
     Param("name", required=True, length=MAX_NAME, description="Name of the keypair"), *OWNER_PARAMS,
 ])
 def delete_keypair(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     creds.delete_keypair(ctx.db, ctx.user, ctx.owner_for(args), args.str("name"))
     return SuccessResult()
 
@@ -110,7 +106,6 @@ def delete_keypair(ctx: CallContext, args: Args) -> Result:
     *OWNER_PARAMS,
 ], response=USERDATA_FIELDS)
 def register_user_data(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     params = U.parse_params(args.opt_str("params"))
     owner = ctx.owner_for(args)
     content = U.validate(args.str("userdata"), method=ctx.http_method,
@@ -125,7 +120,6 @@ def register_user_data(ctx: CallContext, args: Args) -> Result:
     *LIST_OWNER_PARAMS,
 ], response=USERDATA_FIELDS)
 def list_user_data(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     stmt = select(UserData)
     owner = ctx.owner_and_domain_filter(UserData.account_id, UserData.domain_id, args)
     if owner is not None:
@@ -145,8 +139,8 @@ def list_user_data(ctx: CallContext, args: Args) -> Result:
     Param("id", "uuid", required=True, description="the ID of the Userdata"), *OWNER_PARAMS,
 ])
 def delete_user_data(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
-    owner = ctx.owner_for(args) if args.has("account") or args.has("domainid") or not ctx.is_admin else None
+    acts_for = args.has("account") or args.has("domainid") or args.has("projectid")
+    owner = ctx.owner_for(args) if acts_for or not ctx.is_admin else None
     row = ctx.require(args, UserData, "id")
     if owner is not None and row.account_id != owner.id:
         raise errors.entity_not_found("id", row.id)
@@ -170,7 +164,6 @@ def _vm_job(ctx: CallContext, handler: str, vm_id: str, params: dict[str, object
     *OWNER_PARAMS,
 ])
 def reset_ssh_key(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     vm = owned_vm(ctx, args)
     if vm.state in (S.ERROR, S.EXPUNGING, S.DESTROYED):
         raise errors.param_error("Vm with specified id is not in the right state")
@@ -178,7 +171,7 @@ def reset_ssh_key(ctx: CallContext, args: Args) -> Result:
         raise errors.param_error(f"Vm {vm.instance_name} should be stopped to do SSH Key reset")
     if not keypair_names(args):
         raise errors.param_error("'keypair' or 'keypairs' must be specified")
-    owner = ctx.owner_for(args) if args.has("account") or args.has("domainid") else vm.account
+    owner = ctx.owner_for(args) if args.has("account") or args.has("domainid") or args.has("projectid") else vm.account
     if owner.id != vm.account_id:
         raise errors.param_error(f"The key pairs must belong to the VM's account {vm.account.name}")
     pairs = keypairs_of(ctx, args, owner) or []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import run_inline, submit_job
@@ -296,7 +296,7 @@ def _owned_network(ctx: CallContext, args: Args, name: str = "id") -> Network:
 def _owner(ctx: CallContext, args: Args) -> Account:
     """Whose network: ``account`` + ``domainid`` for an admin, else the caller's account."""
     if args.has("projectid"):
-        raise errors.param_error("Invalid projectid: projects are not supported")
+        return ctx.project_owner(args.str("projectid"))
     name, domain = args.opt_str("account"), ctx.optional_domain(args)
     if name is None:
         return ctx.account
@@ -359,6 +359,36 @@ def create_network(ctx: CallContext, args: Args) -> Result:
     return ObjectResult("network", network_view(network))
 
 
+def _owner_scope(ctx: CallContext, args: Args, stmt: Select[Network]) -> Select[Network]:
+    """listNetworks' visibility without ``projectid``: a user's own and its domains' shared networks;
+    ``account``/``domainid``/``isrecursive``/``listall`` for admins (domain admins in their subtree)."""
+    account_name = args.opt_str("account")
+    domain = ctx.optional_domain(args)
+    if ctx.is_domain_admin:
+        stmt = stmt.where(or_(_user_scope(ctx), Network.domain_id.in_(
+            domain_scope.subtree_domain_ids(ctx.account.domain)) if args.bool("listall") or domain is not None
+            else false()))
+        if domain is not None and not ctx.manages_domain_id(domain.id) \
+                and domain.id not in _domain_chain(ctx, ctx.account.domain_id):
+            raise errors.permission_denied(f"Account {ctx.account.name} cannot list networks of domain {domain.name}")
+    elif not ctx.is_admin:
+        stmt = stmt.where(_user_scope(ctx))
+        if domain is not None and domain.id not in _domain_chain(ctx, ctx.account.domain_id):
+            raise errors.permission_denied(f"Account {ctx.account.name} cannot list networks of domain {domain.name}")
+    if account_name is not None:
+        owner = _owner(ctx, args)
+        stmt = stmt.where(Network.account_id == owner.id, Network.acl_type == "Account")
+    elif domain is not None:
+        if args.bool("isrecursive"):
+            sub = select(Domain.id).where(or_(Domain.id == domain.id, Domain.path.like(f"{domain.path}/%")))
+            stmt = stmt.where(Network.domain_id.in_(sub))
+        else:
+            stmt = stmt.where(Network.domain_id == domain.id)
+    elif ctx.is_admin and not args.bool("listall"):
+        stmt = stmt.where(or_(Network.acl_type == "Domain", Network.account_id == ctx.account.id))
+    return stmt
+
+
 @command("listNetworks", "Lists all available networks.", admin=False, listall=True, params=[
     Param("id", "uuid", description="list networks by ID"),
     Param("ids", "list", length=4096, description="the IDs of the networks"),
@@ -387,34 +417,14 @@ def create_network(ctx: CallContext, args: Args) -> Result:
 def list_networks(ctx: CallContext, args: Args) -> Result:
     stmt = select(Network).join(NetworkOffering, NetworkOffering.id == Network.network_offering_id).where(
         Network.removed.is_(None))
-    empty = args.bool("issystem") or args.bool("forvpc") or args.has("vpcid") or args.has("projectid") \
+    empty = args.bool("issystem") or args.bool("forvpc") or args.has("vpcid") \
         or args.opt_bool("canusefordeploy") is False
     if empty:
         stmt = stmt.where(false())
-    account_name = args.opt_str("account")
-    domain = ctx.optional_domain(args)
-    if ctx.is_domain_admin:
-        stmt = stmt.where(or_(_user_scope(ctx), Network.domain_id.in_(
-            domain_scope.subtree_domain_ids(ctx.account.domain)) if args.bool("listall") or domain is not None
-            else false()))
-        if domain is not None and not ctx.manages_domain_id(domain.id) \
-                and domain.id not in _domain_chain(ctx, ctx.account.domain_id):
-            raise errors.permission_denied(f"Account {ctx.account.name} cannot list networks of domain {domain.name}")
-    elif not ctx.is_admin:
-        stmt = stmt.where(_user_scope(ctx))
-        if domain is not None and domain.id not in _domain_chain(ctx, ctx.account.domain_id):
-            raise errors.permission_denied(f"Account {ctx.account.name} cannot list networks of domain {domain.name}")
-    if account_name is not None:
-        owner = _owner(ctx, args)
-        stmt = stmt.where(Network.account_id == owner.id, Network.acl_type == "Account")
-    elif domain is not None:
-        if args.bool("isrecursive"):
-            sub = select(Domain.id).where(or_(Domain.id == domain.id, Domain.path.like(f"{domain.path}/%")))
-            stmt = stmt.where(Network.domain_id.in_(sub))
-        else:
-            stmt = stmt.where(Network.domain_id == domain.id)
-    elif ctx.is_admin and not args.bool("listall"):
-        stmt = stmt.where(or_(Network.acl_type == "Domain", Network.account_id == ctx.account.id))
+    if args.has("projectid"):
+        stmt = stmt.where(ctx.project_scope(Network.account_id, args), Network.acl_type == "Account")
+    else:
+        stmt = _owner_scope(ctx, args, stmt)
     for param, column in (("id", Network.id), ("name", Network.name), ("zoneid", Network.zone_id),
                           ("physicalnetworkid", Network.physical_network_id),
                           ("networkofferingid", Network.network_offering_id)):

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 
 from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import submit_job
-from hvcloud.server.api.context import CallContext, keyword_pattern, no_project
+from hvcloud.server.api.context import CallContext, keyword_pattern
 from hvcloud.server.api.registry import LIST_OWNER_PARAMS, OWNER_PARAMS, REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.api.tag_filter import tag_conditions
@@ -57,7 +57,7 @@ def _group(ctx: CallContext, args: Args, id_param: str, name_param: str) -> Secu
     if group_id is not None and name is not None:
         raise errors.param_error(f"Invalid {name_param}: {id_param} and {name_param} are mutually exclusive")
     if group_id is not None:
-        if args.has("account") or args.has("domainid"):
+        if args.has("account") or args.has("domainid") or args.has("projectid"):
             ctx.owner_for(args)  # the caller may act for that account
         return _group_by_id(ctx, group_id, id_param)
     if name is None:
@@ -78,7 +78,6 @@ def _group(ctx: CallContext, args: Args, id_param: str, name_param: str) -> Secu
     *OWNER_PARAMS,
 ], response=GROUP_FIELDS)
 def create_security_group(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     owner = ctx.owner_for(args)
     group = SG.create_group(ctx.db, ctx.user, owner, args.str("name"), args.opt_str("description"))
     return ObjectResult("securitygroup", group_view(ctx.db, group))
@@ -90,7 +89,6 @@ def create_security_group(ctx: CallContext, args: Args) -> Result:
     *OWNER_PARAMS,
 ])
 def delete_security_group(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     group = _group(ctx, args, "id", "name")
     SG.delete_group(ctx.db, ctx.user, group)
     return SuccessResult()
@@ -104,7 +102,6 @@ def delete_security_group(ctx: CallContext, args: Args) -> Result:
     Param("tags", "map", description="List resources by tags (key/value pairs)"),
 ], response=GROUP_FIELDS)
 def list_security_groups(ctx: CallContext, args: Args) -> Result:
-    no_project(args)
     stmt = select(SecurityGroup)
     owner = ctx.owner_and_domain_filter(SecurityGroup.account_id, SecurityGroup.domain_id, args)
     if owner is not None:
@@ -146,7 +143,6 @@ def _rule_spec(args: Args) -> SG.RuleSpec:
 
 
 def _authorize(ctx: CallContext, args: Args, rule_type: str) -> Result:
-    no_project(args)
     group = _group(ctx, args, "securitygroupid", "securitygroupname")
     rules = SG.authorize(ctx.db, ctx.user, group, rule_type, _rule_spec(args))
     view = group_view(ctx.db, group, only_rules=[r.id for r in rules])

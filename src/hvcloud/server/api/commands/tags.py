@@ -66,11 +66,9 @@ def delete_tags(ctx: CallContext, args: Args) -> Result:
     Param("account", description="list resources by account. Must be used with the domainId parameter."),
     Param("domainid", "uuid", description="list only resources belonging to the domain specified"),
     Param("isrecursive", "boolean", description="with domainid: the domain's sub-domains too"),
-    Param("projectid", "uuid", description="list objects by project (projects are not supported)"),
+    Param("projectid", "uuid", description="list objects by project; -1: of all the caller's projects"),
 ], response=TAG_FIELDS)
 def list_tags(ctx: CallContext, args: Args) -> Result:
-    if args.has("projectid"):
-        raise errors.entity_not_found("projectid", args.str("projectid"))
     stmt = select(ResourceTag.id)
     owner = ctx.owner_and_domain_filter(ResourceTag.account_id, ResourceTag.domain_id, args)
     if owner is not None:

@@ -166,6 +166,7 @@ def _name(args: Args, default: str) -> str:
     Param("securitygroupnames", "list", description="security group names (zones with security groups only)"),
     Param("account", description="an optional account for the virtual machine; must be used with domainid"),
     Param("domainid", "uuid", description="an optional domain ID for the virtual machine; with account"),
+    Param("projectid", "uuid", description="Deploy VM for the project"),
     *VM_GROUP_PARAMS,
 ], response=VM_FIELDS)
 def deploy_vm(ctx: CallContext, args: Args) -> Result:
@@ -355,6 +356,7 @@ def recover_vm(ctx: CallContext, args: Args) -> Result:
     Param("account", description="list resources by account; must be used with the domainId parameter"),
     Param("domainid", "uuid", description="list only resources belonging to the domain specified"),
     Param("isrecursive", "boolean", description="with domainid: also the sub-domains' resources"),
+    Param("projectid", "uuid", description="list objects by project; -1: of all the caller's projects"),
 ], response=VM_FIELDS)
 def list_vms(ctx: CallContext, args: Args) -> Result:
     stmt = select(VMInstance.id).where(VMInstance.removed.is_(None))

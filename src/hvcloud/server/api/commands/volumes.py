@@ -8,7 +8,7 @@ from hvcloud.server.api import errors
 from hvcloud.server.api.asyncjobs import run_inline, submit_job
 from hvcloud.server.api.commands.vms import GiB, owned_vm
 from hvcloud.server.api.context import CallContext, keyword_pattern
-from hvcloud.server.api.registry import REGISTRY, Args, Param
+from hvcloud.server.api.registry import OWNER_PARAMS, REGISTRY, Args, Param
 from hvcloud.server.api.results import ListResult, ObjectResult, Result, SuccessResult
 from hvcloud.server.api.tag_filter import tag_conditions
 from hvcloud.server.db.models import DiskOffering, VMInstance, Volume, Zone, utcnow
@@ -56,6 +56,7 @@ def _job(ctx: CallContext, handler: str, volume: Volume, params: dict[str, objec
     Param("size", "long", description="size of the volume in GB (customized offerings)"),
     Param("zoneid", "uuid", description="the ID of the availability zone"),
     Param("virtualmachineid", "uuid", description="attach the volume to this VM once created"),
+    *OWNER_PARAMS,
 ], response=VOLUME_FIELDS)
 def create_volume(ctx: CallContext, args: Args) -> Result:
     offering = ctx.optional(args, DiskOffering, "diskofferingid")
@@ -68,7 +69,10 @@ def create_volume(ctx: CallContext, args: Args) -> Result:
     if zone is None:
         raise errors.missing_parameter(ctx.command, "zoneid")
     name = args.opt_str("name") or f"DATA-{utcnow().strftime('%Y%m%d%H%M%S')}"
-    volume = volumes.create_volume(ctx.db, ctx.state.config, ctx.user, ctx.account, zone_id=zone.id, name=name,
+    owner = ctx.owner_for(args)
+    if vm is not None and owner.id != ctx.account.id and vm.account_id != owner.id:
+        raise errors.param_error("The volume and the virtual machine must belong to the same account")
+    volume = volumes.create_volume(ctx.db, ctx.state.config, ctx.user, owner, zone_id=zone.id, name=name,
                                    size=_size(args, offering), offering_id=offering.id)
     if vm is not None:
         _check_attachable(vm)
@@ -216,6 +220,7 @@ def delete_volume(ctx: CallContext, args: Args) -> Result:
     Param("account", description="list resources by account; must be used with the domainId parameter"),
     Param("domainid", "uuid", description="list only resources belonging to the domain specified"),
     Param("isrecursive", "boolean", description="with domainid: also the sub-domains' resources"),
+    Param("projectid", "uuid", description="list objects by project; -1: of all the caller's projects"),
 ], response=VOLUME_FIELDS)
 def list_volumes(ctx: CallContext, args: Args) -> Result:
     stmt = select(Volume).where(Volume.removed.is_(None))
