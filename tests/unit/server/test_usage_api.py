@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from hvcloud.server.db.models import Account, UsageEvent, UsageJob, UsageRecord, VMInstance, VMTemplate, Volume
+from hvcloud.server.db.models import (
+    Account,
+    TemplateStoreRef,
+    UsageEvent,
+    UsageJob,
+    UsageRecord,
+    VMInstance,
+    VMTemplate,
+    Volume,
+)
 from hvcloud.server.orchestration import usage
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.orchestration.vm.manager import set_state
@@ -34,7 +43,6 @@ def cloud(state: ServerState, admin: Caller) -> dict[str, Any]:
                               account_id=owner.id, is_public=True)
         db.add(template)
         db.flush()
-        from hvcloud.server.db.models import TemplateStoreRef
         db.add(TemplateStoreRef(template_id=template.id, zone_id=ids["zoneid"], download_state="DOWNLOADED",
                                 install_path="template/tmpl/2/1/t.qcow2", size=1 << 30))
         template_id = template.id
