@@ -286,8 +286,9 @@ def test_a_deploys_transactions_read_first_and_write_last(state: ServerState,
     with counted(state) as seen:
         job = api("deployVirtualMachine", serviceofferingid=cloud.ids["offering"], templateid=cloud.template,
                   zoneid=cloud.ids["zone"])
-    # the writes: the resource counts of the account and of its domain, then VM, volume, NIC, job and event
-    assert all(is_write(sql) for sql in _writes_last(seen)) and len(_writes_last(seen)) == 7, seen
+    # the writes: the resource counts of the account and of its domain, then VM, volume, NIC, job, event and
+    # usage event
+    assert all(is_write(sql) for sql in _writes_last(seen)) and len(_writes_last(seen)) == 8, seen
     with state.sessions.begin() as db:
         store.claim(db, "s1", 10)
     jctx = JobContext(job_id=job["jobid"], command="deployVirtualMachine", params={}, account_id="", user_id="",
