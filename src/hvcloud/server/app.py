@@ -19,7 +19,7 @@ from hvcloud.server.api.endpoint import make_handler
 from hvcloud.server.api.registry import REGISTRY
 from hvcloud.server.api.uploads import make_upload_handler
 from hvcloud.server.jobs.engine import EngineSettings, JobEngine
-from hvcloud.server.orchestration import job_handlers, roles, storage_cleanup
+from hvcloud.server.orchestration import job_handlers, roles, storage_cleanup, usage
 from hvcloud.server.orchestration.agent_manager import AgentManager
 from hvcloud.server.orchestration.networks import network_gc
 from hvcloud.server.orchestration.vm import manager as vms
@@ -85,6 +85,9 @@ def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
                 expire_seconds=config.job_expire_minutes * 60), agents=manager)
             state.jobs = engine
             await engine.start()
+        if run_jobs:
+            background.append(asyncio.create_task(usage.usage_loop(state.sessions, lambda: (
+                state.config.usage_poll_seconds, state.config.usage_aggregation_minutes)), name="usage"))
         background.append(asyncio.create_task(watch_settings(state), name="settings-watch"))
         try:
             yield

@@ -96,6 +96,10 @@ class ServerConfig:
     #: collector runs, and how long an isolated network stays implemented without an active VM
     network_gc_interval_seconds: float = 600.0
     network_gc_wait_seconds: float = 600.0
+    #: CloudStack's ``usage.stats.job.aggregation.range`` (minutes): the usage records' period
+    usage_aggregation_minutes: int = 1440
+    #: how often each server looks for closed usage periods to aggregate
+    usage_poll_seconds: float = 60.0
     #: ``max.account.*`` / ``max.domain.*`` settings given (name, value); CloudStack's defaults otherwise
     limit_defaults: tuple[tuple[str, int], ...] = ()
     #: CloudStack's ``vm.userdata.max.length``: the longest user data (base64 characters) accepted

@@ -131,6 +131,10 @@ _DEFINITIONS: list[Setting] = [
          maximum=1048576, dynamic=True, component="UserVmManager"),
     _num("vm.password.length", "vm_password_length", "int", 6, "Advanced",
          "Length of the generated guest passwords", dynamic=True, component="UserVmManager"),
+    _num("usage.stats.job.aggregation.range", "usage_aggregation_minutes", "int", 60, "Usage",
+         "The usage aggregation period in minutes (whole hours dividing a day: 60, 120, 180, 240, 360, 480, "
+         "720 or 1440; other values fall back to 60), periods aligned on midnight UTC", maximum=1440,
+         dynamic=True, component="UsageManager"),
     _num("network.gc.interval", "network_gc_interval_seconds", "float", 0.05, "Advanced",
          "Seconds between runs of the network garbage collector", component="NetworkOrchestrationService"),
     _num("network.gc.wait", "network_gc_wait_seconds", "float", 0.0, "Advanced",

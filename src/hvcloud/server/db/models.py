@@ -1342,6 +1342,63 @@ class ProjectAccount(Base):
     account: Mapped[Account] = relationship(lazy="joined")
 
 
+class UsageEvent(Base):
+    """CloudStack's ``usage_event``: a start or an end of something an account is charged for (a VM
+    created, started, stopped, destroyed; a template stored in a zone or deleted there), written in
+    the transaction that made the change. ``seq`` orders events of the same second. Volumes and public
+    addresses need no events: their rows keep ``created``/``removed`` (``allocated``) for ever."""
+
+    __tablename__ = "usage_event"
+    __table_args__ = (Index("ix_usage_event_created", "created", "seq"),)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    created: Mapped[datetime] = _created_column()
+    account_id: Mapped[str] = mapped_column(String(36))
+    zone_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    resource_id: Mapped[str] = mapped_column(String(36), index=True)
+    resource_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    offering_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    template_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class UsageRecord(Base):
+    """One aggregated usage record (CloudStack's ``cloud_usage.cloud_usage``): what one resource cost
+    its account in one aggregation period ``[start_date, end_date)``, in hours (``raw_usage``).
+    Re-aggregating a period deletes its records and writes them again."""
+
+    __tablename__ = "usage_record"
+    __table_args__ = (Index("ix_usage_record_start", "start_date", "usage_type"),
+                      Index("ix_usage_record_account_start", "account_id", "start_date"))
+    id: Mapped[str] = _id_column()
+    account_id: Mapped[str] = mapped_column(String(36))
+    domain_id: Mapped[str] = mapped_column(String(36), index=True)
+    zone_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    usage_type: Mapped[int] = mapped_column(Integer)
+    usage_id: Mapped[str] = mapped_column(String(36))
+    description: Mapped[str] = mapped_column(String(1024))
+    raw_usage: Mapped[float] = mapped_column(Float)
+    vm_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    offering_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    template_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    source_nat: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    start_date: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_date: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UsageJob(Base):
+    """The usage aggregation's progress (one row, ``id`` 1): every period ending at or before
+    ``aggregated_until`` has its records. Read and moved under a row lock in the transaction that
+    writes the records, so a restart or a second server neither skips nor repeats a period."""
+
+    __tablename__ = "usage_job"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    aggregated_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated: Mapped[datetime] = _created_column()
+
+
 def as_dict(obj: Base) -> dict[str, Any]:
     """Column values of a row, for debugging and tests."""
     return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs}

@@ -21,6 +21,7 @@ from hvcloud.server.db.crypto import SecretBox
 from hvcloud.server.db.models import Account, ImageStore, TemplateStoreRef, VMTemplate, Zone, utcnow
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import resource_tags as tags
+from hvcloud.server.orchestration import usage_events
 from hvcloud.server.orchestration.image_store_io import StoreAccessError, open_store
 from hvcloud.storage.errors import ChecksumMismatch, DownloadError, ImageError, StoreError, UnsafeUrl
 from hvcloud.storage.http_fetch import download
@@ -144,6 +145,7 @@ def install_staged(sessions: sessionmaker[Session], settings: StoreSettings, ref
             ref = db.get(TemplateStoreRef, ref_id)
             if ref is not None:
                 _count_stored(db, settings, ref, checked.physical_size or 0)
+                usage_events.template_stored(db, ref.template, ref.zone_id, checked.physical_size or 0)
                 ref.install_path, ref.download_state, ref.download_percent = rel, DOWNLOADED, 100
                 ref.size, ref.physical_size, ref.error_text = checked.virtual_size, checked.physical_size, None
     except errors.CloudError as exc:  # over the owner's secondary storage limit: the copy goes again
@@ -237,6 +239,8 @@ def delete_from_store(sessions: sessionmaker[Session], settings: StoreSettings, 
         ref = db.get(TemplateStoreRef, ref_id)
         if ref is not None:
             limits.release(db, ref.template.account_id, {R.SECONDARY_STORAGE: ref.physical_size or 0})
+            if ref.download_state == DOWNLOADED:
+                usage_events.template_deleted(db, ref.template, ref.zone_id)
             db.delete(ref)
 
 

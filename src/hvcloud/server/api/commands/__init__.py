@@ -8,7 +8,7 @@ MODULES = ("meta", "accounts", "domains", "zones", "storage", "catalog", "events
            "offerings", "vms", "volumes", "management",
            "limits", "keys", "routers", "physical_networks", "networks", "nics",
            "security_groups", "public_ips", "firewall", "load_balancers", "consoles", "configuration", "roles", "tags",
-           "affinity_groups", "instance_groups", "metrics", "projects")
+           "affinity_groups", "instance_groups", "metrics", "projects", "usage")
 
 
 def load() -> None:

@@ -30,7 +30,7 @@ from hvcloud.server.db.models import (
     utcnow,
 )
 from hvcloud.server.errors import CloudError, param_error
-from hvcloud.server.orchestration import affinity_groups, events, instance_groups, planner
+from hvcloud.server.orchestration import affinity_groups, events, instance_groups, planner, usage_events
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration.networks import nics
 from hvcloud.server.orchestration.networks.nics import NicRequest
@@ -107,6 +107,7 @@ def allocate(db: Session, config: ServerConfig, box: SecretBox, actor: User, new
         instance_groups.set_vm_group(db, vm, owner, new.group)
     if new.affinity_groups:
         affinity_groups.set_vm_groups(db, vm, new.affinity_groups)
+    usage_events.vm_created(db, vm)
     events.record(db, actor, "VM.CREATE", f"Creating VM {new.instance_name}", resource_type="VirtualMachine",
                   resource_id=vm.id)
     return vm

@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from hvcloud import logs
 from hvcloud.server.db.crypto import SecretBox
@@ -33,7 +33,7 @@ from hvcloud.server.db.models import AsyncJob, Host, StoragePool, VMInstance, Vm
 from hvcloud.server.errors import INSUFFICIENT_CAPACITY, INTERNAL_ERROR, PARAM_ERROR
 from hvcloud.server.jobs.handlers import JobContext, JobFailure, register
 from hvcloud.server.orchestration import affinity_groups as affinity
-from hvcloud.server.orchestration import planner
+from hvcloud.server.orchestration import planner, usage_events
 from hvcloud.server.orchestration import resource_limits as limits
 from hvcloud.server.orchestration import resource_tags as tags
 from hvcloud.server.orchestration.agents import HOST_UP
@@ -66,8 +66,14 @@ JOB_ISO = "vm.iso"
 
 
 def set_state(vm: VMInstance, state: str, reason: str | None = None) -> None:
+    """The one way a VM's state changes: its usage events go into the same transaction."""
     if vm.state != state:
-        vm.state, vm.state_changed = state, utcnow()
+        db = object_session(vm)
+        if db is None:
+            raise RuntimeError(f"VM {vm.id} changes state outside a session: its usage would be lost")
+        now = utcnow()
+        usage_events.vm_state_changed(db, vm, vm.state, state, now)
+        vm.state, vm.state_changed = state, now
     vm.state_reason = reason
 
 
