@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from hvcloud.server.app import create_app
 from hvcloud.server.config import ServerConfig
 from hvcloud.server.state import ServerState
 from tests.support.console_api import FakeAgents
-from tests.support.server_api import Caller, keys_of
+from tests.support.server_api import Caller, build_zone, keys_of, ready_template
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -59,3 +60,14 @@ def agents(state: ServerState, http: TestClient) -> Iterator[FakeAgents]:
     state.agents = fake  # type: ignore[assignment]
     yield fake
     state.agents = None
+
+
+@pytest.fixture
+def cloud(state: ServerState, admin: Caller) -> dict[str, Any]:
+    """A zone (``build_zone``) with a ready public template and the "Small Instance" offering: what a
+    deploy needs. Modules that need more define a ``cloud`` fixture of their own."""
+    ids = build_zone(admin)
+    with state.sessions.begin() as db:
+        template = ready_template(db, ids["zoneid"]).id
+    offering = admin.ok("listServiceOfferings", name="Small Instance")["serviceoffering"][0]["id"]
+    return {**ids, "template": template, "offering": offering}

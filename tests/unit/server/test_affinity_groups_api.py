@@ -18,19 +18,10 @@ from hvcloud.server.orchestration import affinity_groups as AG
 from hvcloud.server.orchestration.vm import manager as vms
 from hvcloud.server.orchestration.vm import states as S
 from hvcloud.server.state import ServerState
-from tests.support.server_api import Caller, build_zone, ready_template
+from tests.support.server_api import Caller
 
 GiB = 1024**3
 ANTI, AFFINITY = "host anti-affinity", "host affinity"
-
-
-@pytest.fixture
-def cloud(state: ServerState, admin: Caller) -> dict[str, Any]:
-    ids = build_zone(admin)
-    with state.sessions.begin() as db:
-        template = ready_template(db, ids["zoneid"]).id
-    offering = admin.ok("listServiceOfferings", name="Small Instance")["serviceoffering"][0]["id"]
-    return {**ids, "template": template, "offering": offering}
 
 
 def _create(caller: Caller, name: str, kind: str = ANTI, **kw: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from hvcloud.server.db.models import Domain
 from hvcloud.server.state import ServerState
-from tests.support.server_api import Caller, build_zone, ready_template
+from tests.support.server_api import Caller
 
 PW = {"password": "pw-Domains-1", "firstname": "F", "lastname": "L"}
 OTHER_UUID = "8f1c7c4e-0000-4000-8000-000000000000"
@@ -136,15 +136,6 @@ def test_delete_without_cleanup_is_refused_while_the_domain_holds_something(admi
 
     status, body = admin.call("deleteDomain", id=_root(admin))
     assert (status, body["errortext"]) == (531, "Can't delete ROOT domain")
-
-
-@pytest.fixture
-def cloud(state: ServerState, admin: Caller) -> dict[str, Any]:
-    ids = build_zone(admin)
-    with state.sessions.begin() as db:
-        template = ready_template(db, ids["zoneid"]).id
-    offering = admin.ok("listServiceOfferings", name="Small Instance")["serviceoffering"][0]["id"]
-    return {**ids, "template": template, "offering": offering}
 
 
 def _vm(caller: Caller, cloud: dict[str, Any], name: str, **owner: str) -> str:

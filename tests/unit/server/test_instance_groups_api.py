@@ -12,16 +12,7 @@ from sqlalchemy import func, select
 
 from hvcloud.server.db.models import InstanceGroup
 from hvcloud.server.state import ServerState
-from tests.support.server_api import Caller, build_zone, ready_template
-
-
-@pytest.fixture
-def cloud(state: ServerState, admin: Caller) -> dict[str, Any]:
-    ids = build_zone(admin)
-    with state.sessions.begin() as db:
-        template = ready_template(db, ids["zoneid"]).id
-    offering = admin.ok("listServiceOfferings", name="Small Instance")["serviceoffering"][0]["id"]
-    return {**ids, "template": template, "offering": offering}
+from tests.support.server_api import Caller
 
 
 def _vm(caller: Caller, cloud: dict[str, Any], name: str, **kw: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from hvcloud.server.db.models import Account, Project, VMInstance
 from hvcloud.server.state import ServerState
 from tests.support.network_setup import add_physical_network
-from tests.support.server_api import Caller, build_zone, ready_template
+from tests.support.server_api import Caller
 
 PW = {"password": "s3cret-pw", "firstname": "F", "lastname": "L"}
 UNKNOWN = "0b7e3c3e-0000-4000-8000-000000000000"
@@ -29,15 +29,6 @@ def _user(admin: Caller, username: str, **kw: Any) -> Caller:
 @pytest.fixture
 def team(admin: Caller) -> dict[str, Caller]:
     return {"alice": _user(admin, "alice"), "bob": _user(admin, "bob"), "eve": _user(admin, "eve")}
-
-
-@pytest.fixture
-def cloud(state: ServerState, admin: Caller) -> dict[str, Any]:
-    ids = build_zone(admin)
-    with state.sessions.begin() as db:
-        template = ready_template(db, ids["zoneid"]).id
-    offering = admin.ok("listServiceOfferings", name="Small Instance")["serviceoffering"][0]["id"]
-    return {**ids, "template": template, "offering": offering}
 
 
 def _create(caller: Caller, name: str, **kw: Any) -> dict[str, Any]:
