@@ -27,7 +27,7 @@ VMs are the accounts', not the admin's), ``list_vms_count`` says how many VMs th
 (``list_vms_samples_ms``: each call, in order). Progress goes to stderr.
 
 Usage: ``python -m bench.server_scale [--hosts 200] [--vms 1000] [--networks 0] [--servers N]
-[--db sqlite|postgresql|URL] [--ping-interval 60] [--job-workers 64] [--json] [--profile out.txt]
+[--db sqlite|postgresql|URL] [--ping-interval 60] [--job-workers 64] [--api-threads N] [--json] [--profile out.txt]
 [--profile-idle out.txt]``;
 ``--profile`` samples the first server with py-spy during the deploy phase (``--profile-idle``: the
 idle phase) and writes collapsed stacks to the file (threads holding the GIL: where the CPU goes;
@@ -242,12 +242,13 @@ def stop_profiler(proc: subprocess.Popen[bytes]) -> None:
 
 
 def start_server(base: Path, count: int, db_url: str | None, ping_seconds: float,
-                 job_workers: int = 64) -> ServerProcess:
+                 job_workers: int = 64, api_threads: int | None = None) -> ServerProcess:
     """``hvcloud server run --processes count``: the supervisor and its server processes, one address."""
     data = base / "server" / "data"
     data.mkdir(parents=True)
+    threads = ["--api-threads", str(api_threads)] if api_threads is not None else []
     return ServerProcess(data, db_url, [
-        "--allow-loopback-downloads", "--job-workers", str(job_workers), "--processes", str(count),
+        *threads, "--allow-loopback-downloads", "--job-workers", str(job_workers), "--processes", str(count),
         "--setting", f"ping.interval={ping_seconds}", "--setting", "host.stats.interval=600",
         "--setting", "ping.timeout=100"])
 
@@ -305,7 +306,7 @@ def database(db: str, base: Path) -> Iterator[str | None]:
 
 def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, servers: int = 1,
         db: str = "sqlite", job_workers: int = 64, profile_idle: Path | None = None,
-        networks: int = 0) -> dict[str, Any]:
+        networks: int = 0, api_threads: int | None = None) -> dict[str, Any]:
     from tests.support.image_server import serve_images
 
     with tempfile.TemporaryDirectory() as tmp, database(db, Path(tmp)) as url:
@@ -318,7 +319,7 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
         try:
             single = asyncio.run(baseline(agent, 5.0))
             with serve_images(base / "images") as images:
-                server = start_server(base, servers, url, ping_seconds, job_workers)
+                server = start_server(base, servers, url, ping_seconds, job_workers, api_threads)
                 apis = [ApiClient(server.endpoint, server.keys["apikey"], server.keys["secretkey"], timeout=300)
                         for _ in range(CLIENTS)]
                 api = apis[0]
@@ -404,7 +405,8 @@ def run(hosts: int, vms: int, ping_seconds: float, profile: Path | None = None, 
     db_name = url.split(":", 1)[0].split("+", 1)[0] if url else "sqlite"
     return {"hosts": hosts, "vms": vms, "networks": networks, "routers_running": routers_running,
             "servers": servers, "database": db_name,
-            "ping_interval_s": ping_seconds, "job_workers": job_workers, "failed": failed,
+            "ping_interval_s": ping_seconds, "job_workers": job_workers, "api_threads": api_threads or 40,
+            "failed": failed,
             "deploy_seconds": round(deploy_seconds, 2),
             "deploy_vms_per_s": round(vms / deploy_seconds, 2), "api_p95_ms": round(p95(latencies), 1),
             "list_vms_p95_ms": round(p95(list_ms), 1), "list_vms_count": listed,
@@ -436,6 +438,8 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite", help="sqlite (one file, shared by the servers), postgresql "
                                                        "(a fresh database on the local PostgreSQL) or a URL")
     parser.add_argument("--job-workers", type=int, default=64, help="jobs each server runs at once")
+    parser.add_argument("--api-threads", type=int, help="API requests each server handles at once "
+                        "(default: the server's)")
     parser.add_argument("--profile-idle", type=Path, help="the same for the idle (ping) phase")
     args = parser.parse_args()
     if args.servers < 1:
@@ -443,7 +447,7 @@ def main() -> None:
     if args.networks < 0:
         parser.error("--networks must not be negative")
     result = run(args.hosts, args.vms, args.ping_interval, args.profile, args.servers, args.db, args.job_workers,
-                 args.profile_idle, args.networks)
+                 args.profile_idle, args.networks, args.api_threads)
     if args.json:
         print(json.dumps(result))
         return

@@ -19,6 +19,8 @@ def run(
     db: str | None = typer.Option(None, "--db", help="database URL (default: SQLite in the data directory)"),
     log_level: str = typer.Option("info", help="log level of the server and of uvicorn"),
     job_workers: int = typer.Option(8, help="jobs each server process runs at once"),
+    api_threads: int = typer.Option(40, min=1, max=1024, help="API requests each server process handles at "
+                                    "once (the rest wait for a thread)"),
     processes: int = typer.Option(1, min=1, max=64, help="server processes sharing the listen address and "
                                   "the database (one per core uses the machine; each has its own server id)"),
     lease_seconds: float = typer.Option(30.0, help="a server silent this long is dead; its jobs and hosts move"),
@@ -57,7 +59,8 @@ def run(
                                   max_pending_per_source=max_pending_per_source)
         limits.validate()
         config = ServerConfig.build(
-            data_dir, db, listen, settings, job_workers=job_workers, lease_seconds=lease_seconds,
+            data_dir, db, listen, settings, job_workers=job_workers, api_threads=api_threads,
+            lease_seconds=lease_seconds,
             download_allow_private=allow_private_downloads, download_allow_loopback=allow_loopback_downloads,
             template_max_bytes=max_template_bytes, nfs_mount_root=nfs_mount_root, public_url=public_url,
             plugins=tuple(plugin), tls_cert=tls_cert, tls_key=tls_key, connection_limits=limits)

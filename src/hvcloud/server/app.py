@@ -8,6 +8,7 @@ import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -59,6 +60,8 @@ def create_app(state: ServerState, *, run_jobs: bool = True) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # the API's requests run in anyio's worker threads (starlette's run_in_threadpool)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.api_threads
         manager: AgentManager | None = None
         engine: JobEngine | None = None
         background: list[asyncio.Task[None]] = []
